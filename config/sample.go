@@ -1,0 +1,94 @@
+package config
+
+// Sample returns a complete configuration file: every key, set to its
+// default, with a line on why one would change it. Loading it gives exactly
+// Default(); tests hold it to that, so it cannot drift from the code.
+func Sample() string {
+	return `# Parley configuration. Every key is shown at its default; delete the ones
+# you leave alone. PARLEY_* environment variables, where named, override this
+# file. Keys not listed here are an error, so a typo cannot go unnoticed.
+
+# The domain in user IDs (@alice:example.org) and room aliases. It cannot
+# change once users exist. Env: PARLEY_SERVER_NAME.
+server_name: localhost
+
+# Address the HTTP server binds; loopback by default, for use behind a
+# reverse proxy. Env: PARLEY_LISTEN.
+listen: 127.0.0.1:8008
+
+# The URL clients reach this server at, advertised in
+# /.well-known/matrix/client. Empty means http:// + listen (with localhost
+# for 0.0.0.0 or [::]). Env: PARLEY_PUBLIC_BASE_URL.
+public_base_url: ""
+
+# Where the SQLite database, media and the signing key live. Back it up.
+# Env: PARLEY_DATA_DIR.
+data_dir: ./parley-data
+
+# Empty means SQLite at <data_dir>/parley.db; a postgres:// URL (for example
+# postgres://parley:secret@localhost/parley) means PostgreSQL, for larger
+# servers. Env: PARLEY_DATABASE_URL.
+database_url: ""
+
+registration:
+  # Who may create an account: closed (only an admin), open (anyone), or
+  # token (anyone with a registration token). Env: PARLEY_REGISTRATION.
+  mode: closed
+  # Registration tokens accepted in token mode: 1 to 64 of A-Z a-z 0-9 . _ ~ -
+  # Tokens can also be managed at run time.
+  tokens: []
+  # Enables the Synapse-compatible admin registration endpoint for scripts.
+  # Empty means the endpoint is off.
+  shared_secret: ""
+
+media:
+  # Largest upload accepted, in bytes (50 MiB): photos and short videos,
+  # without letting one user fill the disk in a few requests.
+  max_upload_bytes: 52428800
+
+rate_limit:
+  # false turns all request rate limits off.
+  enabled: true
+  # Each signed-in user: tokens regained a second, and bucket size. A
+  # client's startup fires a few dozen requests at once.
+  per_user:
+    per_second: 10
+    burst: 50
+  # Each client address, which is what limits login and registration.
+  # Higher than per_user because users may share an address.
+  per_ip:
+    per_second: 20
+    burst: 100
+  # User IDs never limited, such as bridges and bots.
+  exempt: []
+
+passwords:
+  # Password hashes run at once; further logins wait. 0 means one per CPU
+  # this process may use. Peak memory is concurrency * argon2_memory_kib.
+  concurrency: 0
+  # argon2id cost per hash (OWASP's recommendation: 19 MiB, 2 passes).
+  # Raise both for more resistance to offline guessing, at login latency.
+  argon2_memory_kib: 19456
+  argon2_time: 2
+
+sync:
+  # Longest a /sync long-poll waits, whatever the client asks; keep it under
+  # your reverse proxy's read timeout.
+  max_timeout_ms: 60000
+  # Events per room when the client's filter sets no limit (as Synapse).
+  default_timeline_limit: 10
+
+graph:
+  # Neo4j social-graph store; not used yet. Empty means none.
+  # Env: PARLEY_NEO4J_URL.
+  neo4j_url: ""
+  neo4j_user: ""
+  neo4j_password: ""
+
+log:
+  # debug, info, warn or error. Env: PARLEY_LOG_LEVEL.
+  level: info
+  # text for people, json for log collectors.
+  format: text
+`
+}

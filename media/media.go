@@ -1,0 +1,159 @@
+// Package media owns Parley's media repository: it accepts uploads, stores
+// their bytes content-addressed on the local disk next to a small JSON
+// metadata record per media ID, and serves downloads and image thumbnails over
+// the Matrix content repository API (authenticated /_matrix/client/v1/media/*
+// and the deprecated /_matrix/media/{v3,r0}/*).
+//
+// It must not: decide who may see media beyond the Authenticate hook it is
+// given (rooms, events and access rules belong to the client API); fetch
+// media from other homeservers (there is no federation yet, so remote media is
+// simply not found); write error bodies by hand (every error goes through
+// clientapi/apierr); or handle CORS, which the caller wraps around the router.
+package media
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/parley-im/parley/clientapi/apierr"
+)
+
+// defaultMaxUpload applies when Config.MaxUploadBytes is zero.
+const defaultMaxUpload int64 = 50 << 20
+
+// thumbnailConcurrency caps simultaneous thumbnail generations. Decoding and
+// resampling a large image pins a core and up to a few hundred MB, so a burst
+// of thumbnail requests must queue instead of starving the rest of the server.
+const thumbnailConcurrency = 2
+
+// Config says where and how the repository stores media.
+type Config struct {
+	// Dir is the root for everything the repository writes. File bytes live
+	// at <Dir>/content/<sha[0:2]>/<sha[2:4]>/<sha256hex> so identical uploads
+	// share one file; metadata lives at <Dir>/meta/<mediaID>.json.
+	Dir string
+	// ServerName is this homeserver's name: the authority of the mxc:// URIs
+	// it hands out, and the only server whose media it serves.
+	ServerName string
+	// MaxUploadBytes caps one upload; zero means 50 MiB.
+	MaxUploadBytes int64
+	// Logger receives internal faults, which clients only see as a bare
+	// 500 M_UNKNOWN. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Repo is the media repository. It is safe for concurrent use.
+type Repo struct {
+	store      *store
+	serverName string
+	maxUpload  int64
+	log        *slog.Logger
+	// thumbSem holds one token per running thumbnail generation.
+	thumbSem chan struct{}
+}
+
+// Authenticate is supplied by the client API: it checks the access token and
+// returns the user ID, or an *apierr.Error (M_MISSING_TOKEN/M_UNKNOWN_TOKEN).
+type Authenticate func(r *http.Request) (userID string, err error)
+
+// New opens (creating if needed) the repository rooted at cfg.Dir.
+func New(cfg Config) (*Repo, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("media: Config.Dir is empty")
+	}
+	if cfg.ServerName == "" {
+		return nil, errors.New("media: Config.ServerName is empty")
+	}
+	if cfg.MaxUploadBytes < 0 {
+		return nil, fmt.Errorf("media: Config.MaxUploadBytes is negative (%d)", cfg.MaxUploadBytes)
+	}
+	limit := cfg.MaxUploadBytes
+	if limit == 0 {
+		limit = defaultMaxUpload
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	root, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("media: resolving %q: %w", cfg.Dir, err)
+	}
+	st := &store{root: root}
+	for _, d := range []string{st.contentRoot(), st.metaRoot(), st.tmpRoot(), st.thumbRoot()} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("media: creating %s: %w", d, err)
+		}
+	}
+	return &Repo{
+		store:      st,
+		serverName: cfg.ServerName,
+		maxUpload:  limit,
+		log:        logger,
+		thumbSem:   make(chan struct{}, thumbnailConcurrency),
+	}, nil
+}
+
+// Mount registers the media routes on r. Routes are registered with their
+// full paths (no sub-router) so the caller can mount other /_matrix/client/v1
+// handlers on the same router without chi prefix conflicts.
+func (m *Repo) Mount(r chi.Router, auth Authenticate) {
+	authed := func(h authedHandler) http.HandlerFunc { return m.withAuth(auth, h) }
+	open := withMediaHeaders
+
+	for _, v := range []string{"v3", "r0"} {
+		r.Post("/_matrix/media/"+v+"/upload", authed(m.handleUpload))
+		// Deprecated since v1.11 and still served without a token. The spec
+		// suggests "freezing" them for media uploaded after some date; that
+		// would need a cut-off in Config and is not done yet.
+		r.Get("/_matrix/media/"+v+"/download/{serverName}/{mediaId}", open(m.handleDownload))
+		r.Get("/_matrix/media/"+v+"/download/{serverName}/{mediaId}/{fileName}", open(m.handleDownload))
+		r.Get("/_matrix/media/"+v+"/thumbnail/{serverName}/{mediaId}", open(m.handleThumbnail))
+	}
+	r.Get("/_matrix/media/v3/config", authed(m.handleConfig))
+	r.Get("/_matrix/client/v1/media/config", authed(m.handleConfig))
+	r.Get("/_matrix/client/v1/media/download/{serverName}/{mediaId}", authed(ignoreUser(m.handleDownload)))
+	r.Get("/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName}", authed(ignoreUser(m.handleDownload)))
+	r.Get("/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}", authed(ignoreUser(m.handleThumbnail)))
+}
+
+// authedHandler is a handler that runs only after Authenticate succeeded.
+type authedHandler func(w http.ResponseWriter, r *http.Request, userID string)
+
+// withAuth runs auth first so that an unauthenticated caller learns nothing,
+// not even whether a media ID exists.
+func (m *Repo) withAuth(auth Authenticate, h authedHandler) http.HandlerFunc {
+	return withMediaHeaders(func(w http.ResponseWriter, r *http.Request) {
+		userID, err := auth(r)
+		if err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		h(w, r, userID)
+	})
+}
+
+func ignoreUser(h http.HandlerFunc) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, _ string) { h(w, r) }
+}
+
+// handleConfig answers GET .../media/config.
+func (m *Repo) handleConfig(w http.ResponseWriter, _ *http.Request, _ string) {
+	apierr.WriteJSON(w, http.StatusOK, map[string]int64{"m.upload.size": m.maxUpload})
+}
+
+// fail writes err as a Matrix error. Errors that carry no *apierr.Error are
+// internal faults: the client gets a bare 500 and the detail goes to the log.
+func (m *Repo) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apierr.Error
+	if !errors.As(err, &ae) && r.Context().Err() == nil {
+		m.log.ErrorContext(r.Context(), "media request failed",
+			"method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	apierr.Write(w, err)
+}
