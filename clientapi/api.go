@@ -1,0 +1,284 @@
+// Package clientapi serves the Matrix client-server API (and Parley's own
+// /_parley/client/v1 additions) over HTTP. It owns request parsing,
+// authentication, user-interactive auth, rate limiting and the mapping of
+// errors to Matrix JSON. It holds no state of its own beyond caches: rooms
+// writes, inbox syncs, storage remembers.
+package clientapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/parley-im/parley/accounts/password"
+	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/inbox"
+	"github.com/parley-im/parley/media"
+	"github.com/parley-im/parley/ratelimit"
+	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/storage"
+)
+
+// Config is what the client API needs from the server configuration.
+type Config struct {
+	ServerName    string
+	PublicBaseURL string
+	// RegistrationMode is closed, open or token.
+	RegistrationMode   string
+	RegistrationTokens []string
+	// MaxBodyBytes caps JSON request bodies. Zero means 1 MiB.
+	MaxBodyBytes int64
+	// MaxSyncTimeout caps a /sync long-poll. Zero means 60s.
+	MaxSyncTimeout time.Duration
+	// RateLimit enables per-user and per-IP limits; nil limiters mean none.
+	UserLimiter *ratelimit.Limiter
+	IPLimiter   *ratelimit.Limiter
+	RateExempt  []string
+}
+
+// Deps are the parts the API drives.
+type Deps struct {
+	Store    *storage.Store
+	Rooms    *rooms.Service
+	Notifier *inbox.Notifier
+	Syncer   *inbox.Syncer
+	Presence *inbox.Presence
+	Media    *media.Repo
+	Hasher   *password.Hasher
+	Logger   *slog.Logger
+}
+
+// API is the client-server API.
+type API struct {
+	// Static after New.
+	cfg    Config
+	store  *storage.Store
+	rooms  *rooms.Service
+	n      *inbox.Notifier
+	syncer *inbox.Syncer
+	pres   *inbox.Presence
+	media  *media.Repo
+	hasher *password.Hasher
+	log    *slog.Logger
+	exempt map[string]bool
+
+	tokens *tokenCache
+	uia    *uiaSessions
+}
+
+// New builds the API.
+func New(cfg Config, d Deps) *API {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxSyncTimeout <= 0 {
+		cfg.MaxSyncTimeout = 60 * time.Second
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	exempt := map[string]bool{}
+	for _, u := range cfg.RateExempt {
+		exempt[u] = true
+	}
+	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt,
+		tokens: newTokenCache(100_000), uia: newUIASessions()}
+}
+
+// session is an authenticated request's identity.
+type session struct {
+	UserID   string
+	DeviceID string
+	IsAdmin  bool
+}
+
+// handlerFunc is an authenticated handler: it returns an error instead of
+// writing one, so errors reach the wire in exactly one place.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, s *session) error
+
+// authed wraps h with access-token authentication and the per-user limit.
+func (a *API) authed(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s, err := a.authenticate(r)
+		if err != nil {
+			apierr.Write(w, err)
+			return
+		}
+		if err := a.limitUser(s.UserID); err != nil {
+			apierr.Write(w, err)
+			return
+		}
+		if err := h(w, r, s); err != nil {
+			a.fail(w, r, err)
+		}
+	}
+}
+
+// open wraps an unauthenticated handler.
+func (a *API) open(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.fail(w, r, err)
+		}
+	}
+}
+
+func (a *API) limitUser(userID string) error {
+	if a.cfg.UserLimiter == nil || a.exempt[userID] {
+		return nil
+	}
+	if ok, retry := a.cfg.UserLimiter.Allow(userID, time.Now()); !ok {
+		return apierr.LimitExceeded(retry.Milliseconds() + 1)
+	}
+	return nil
+}
+
+// fail maps domain errors to Matrix errors, and logs internal faults once.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apierr.Error
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, rooms.ErrForbidden):
+		ae = apierr.Forbidden(reason(err))
+	case errors.Is(err, rooms.ErrUnknownRoom):
+		ae = apierr.Forbidden("You are not in this room, or it does not exist")
+	case errors.Is(err, rooms.ErrNotFound), errors.Is(err, storage.ErrNotFound):
+		ae = apierr.NotFound(reason(err))
+	case errors.Is(err, rooms.ErrInvalid):
+		ae = apierr.BadJSON(reason(err))
+	case errors.Is(err, rooms.ErrTooLarge):
+		ae = apierr.TooLarge(reason(err))
+	case errors.Is(err, rooms.ErrBadRoomVersion):
+		ae = apierr.New(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", reason(err))
+	case errors.Is(err, rooms.ErrRoomInUse):
+		ae = apierr.New(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
+	case errors.Is(err, context.Canceled):
+		return // the client went away
+	default:
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = apierr.Unknown("Internal server error")
+	}
+	apierr.Write(w, ae)
+}
+
+// reason is the human-readable part of a wrapped domain error.
+func reason(err error) string {
+	msg := err.Error()
+	for _, sentinel := range []error{rooms.ErrForbidden, rooms.ErrNotFound, rooms.ErrInvalid, rooms.ErrTooLarge, rooms.ErrBadRoomVersion, rooms.ErrUnknownRoom} {
+		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
+	}
+	if msg == "" {
+		return "Forbidden"
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:]
+}
+
+// readJSON decodes a request body into v, enforcing the size limit and
+// telling M_NOT_JSON (not JSON at all) from M_BAD_JSON (wrong shape).
+func (a *API) readJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, a.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return apierr.BadJSON("Could not read request body")
+	}
+	if int64(len(body)) > a.cfg.MaxBodyBytes {
+		return apierr.TooLarge(fmt.Sprintf("Request body is larger than %d bytes", a.cfg.MaxBodyBytes))
+	}
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if !json.Valid(body) {
+		return apierr.NotJSON("Request body is not valid JSON")
+	}
+	if err := checkDepth(body, maxJSONDepth); err != nil {
+		return apierr.BadJSON(err.Error())
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return apierr.BadJSON("Request body has the wrong shape: " + err.Error())
+	}
+	return nil
+}
+
+// readObject reads a body that must be a JSON object and returns it raw.
+func (a *API) readObject(r *http.Request) (json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := a.readJSON(r, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, apierr.BadJSON("Request body must be a JSON object")
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return nil, apierr.BadJSON("Request body must be a JSON object")
+	}
+	return body, nil
+}
+
+const maxJSONDepth = 64
+
+// checkDepth refuses JSON nested deeper than max, before decoding it.
+func checkDepth(body []byte, max int) error {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range body {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return fmt.Errorf("JSON is nested more than %d levels deep", max)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	apierr.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func writeRaw(w http.ResponseWriter, body []byte) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(body)
+	return err
+}
+
+var emptyObject = json.RawMessage(`{}`)
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// param returns a path parameter, percent-decoded (room and event IDs
+// arrive encoded).
+func param(r *http.Request, name string) string {
+	raw := chi.URLParam(r, name)
+	if v, err := url.PathUnescape(raw); err == nil {
+		return v
+	}
+	return raw
+}

@@ -1,0 +1,246 @@
+package clientapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/storage"
+)
+
+// tokenCache keeps resolved access tokens in memory, so an authenticated
+// request (every sync) costs no query. Logout removes entries.
+type tokenCache struct {
+	mu    sync.RWMutex
+	max   int
+	items map[string]session // token hash -> session; guarded by mu
+}
+
+func newTokenCache(max int) *tokenCache {
+	return &tokenCache{max: max, items: map[string]session{}}
+}
+
+func (c *tokenCache) get(hash string) (session, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.items[hash]
+	return s, ok
+}
+
+func (c *tokenCache) put(hash string, s session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.items) >= c.max {
+		for k := range c.items { // drop an arbitrary entry; a miss costs one query
+			delete(c.items, k)
+			break
+		}
+	}
+	c.items[hash] = s
+}
+
+// dropUser forgets every cached token of user, or one device when deviceID is set.
+func (c *tokenCache) dropUser(userID, deviceID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, s := range c.items {
+		if s.UserID == userID && (deviceID == "" || s.DeviceID == deviceID) {
+			delete(c.items, k)
+		}
+	}
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func accessToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		return strings.TrimSpace(h[len("Bearer "):])
+	}
+	return r.URL.Query().Get("access_token")
+}
+
+// authenticate resolves the request's access token.
+func (a *API) authenticate(r *http.Request) (*session, error) {
+	token := accessToken(r)
+	if token == "" {
+		return nil, apierr.MissingToken("Missing access token")
+	}
+	h := hashToken(token)
+	if s, ok := a.tokens.get(h); ok {
+		return &s, nil
+	}
+	d, err := a.store.DeviceByToken(r.Context(), h)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, apierr.UnknownToken("Unknown access token")
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := a.store.GetUser(r.Context(), d.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Deactivated {
+		return nil, apierr.UnknownToken("This account has been deactivated")
+	}
+	s := session{UserID: d.UserID, DeviceID: d.DeviceID, IsAdmin: u.IsAdmin}
+	a.tokens.put(h, s)
+	_ = a.store.TouchDevice(r.Context(), d.UserID, d.DeviceID, time.Now().UnixMilli(), clientIP(r))
+	return &s, nil
+}
+
+// mediaAuth lets the media repository authenticate with our tokens.
+func (a *API) mediaAuth(r *http.Request) (string, error) {
+	s, err := a.authenticate(r)
+	if err != nil {
+		return "", err
+	}
+	if err := a.limitUser(s.UserID); err != nil {
+		return "", err
+	}
+	return s.UserID, nil
+}
+
+func randomToken(n int) string {
+	buf := make([]byte, n)
+	_, _ = rand.Read(buf)
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+// newDevice creates (or re-keys) a device and returns its access token.
+func (a *API) newDevice(ctx context.Context, userID, deviceID, name, ip string) (string, string, error) {
+	if deviceID == "" {
+		deviceID = strings.ToUpper(randomToken(8))[:10]
+	}
+	token := "syt_" + randomToken(32)
+	now := time.Now().UnixMilli()
+	if err := a.store.CreateDevice(ctx, storage.Device{UserID: userID, DeviceID: deviceID, DisplayName: name,
+		TokenHash: hashToken(token), CreatedTS: now, LastSeenTS: now, LastSeenIP: ip}); err != nil {
+		return "", "", err
+	}
+	a.tokens.dropUser(userID, deviceID)
+	return deviceID, token, nil
+}
+
+var localpartRE = regexp.MustCompile(`^[a-z0-9._=\-/+]+$`)
+
+// userIDFor turns a login identifier (localpart or full ID) into a user ID.
+func (a *API) userIDFor(user string) (string, error) {
+	user = strings.TrimSpace(user)
+	if strings.HasPrefix(user, "@") {
+		local, server, ok := strings.Cut(user[1:], ":")
+		if !ok || server != a.cfg.ServerName {
+			return "", apierr.Forbidden("Invalid username or password")
+		}
+		user = local
+	}
+	user = strings.ToLower(user)
+	if !localpartRE.MatchString(user) {
+		return "", apierr.Forbidden("Invalid username or password")
+	}
+	return "@" + user + ":" + a.cfg.ServerName, nil
+}
+
+func (a *API) loginFlows(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, map[string]any{"flows": []map[string]any{{"type": "m.login.password"}}})
+}
+
+type loginRequest struct {
+	Type       string `json:"type"`
+	Identifier struct {
+		Type string `json:"type"`
+		User string `json:"user"`
+	} `json:"identifier"`
+	User                     string `json:"user"` // deprecated form
+	Password                 string `json:"password"`
+	DeviceID                 string `json:"device_id"`
+	InitialDeviceDisplayName string `json:"initial_device_display_name"`
+}
+
+// login checks a password. An unknown user costs the same hashing work as a
+// wrong password, so timing does not reveal which accounts exist.
+func (a *API) login(w http.ResponseWriter, r *http.Request) error {
+	var req loginRequest
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Type != "m.login.password" {
+		return apierr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported login type "+req.Type)
+	}
+	name := req.Identifier.User
+	if name == "" {
+		name = req.User
+	}
+	if req.Identifier.Type != "" && req.Identifier.Type != "m.id.user" {
+		return apierr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported identifier type")
+	}
+	userID, err := a.userIDFor(name)
+	if err != nil {
+		a.hasher.VerifyDummy(r.Context(), req.Password)
+		return err
+	}
+	if err := a.checkPassword(r.Context(), userID, req.Password); err != nil {
+		return err
+	}
+	deviceID, token, err := a.newDevice(r.Context(), userID, req.DeviceID, req.InitialDeviceDisplayName, clientIP(r))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]any{
+		"user_id": userID, "access_token": token, "device_id": deviceID, "home_server": a.cfg.ServerName,
+		"well_known": map[string]any{"m.homeserver": map[string]string{"base_url": a.cfg.PublicBaseURL}},
+	})
+}
+
+// checkPassword verifies a user's password with constant-cost failure.
+func (a *API) checkPassword(ctx context.Context, userID, pw string) error {
+	u, err := a.store.GetUser(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (u.Deactivated || u.PasswordHash == "")) {
+		a.hasher.VerifyDummy(ctx, pw)
+		return apierr.Forbidden("Invalid username or password")
+	}
+	if err != nil {
+		return err
+	}
+	ok, err := a.hasher.Verify(ctx, u.PasswordHash, pw)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return apierr.Forbidden("Invalid username or password")
+	}
+	return nil
+}
+
+func (a *API) logout(w http.ResponseWriter, r *http.Request, s *session) error {
+	if err := a.store.DeleteDevices(r.Context(), s.UserID, []string{s.DeviceID}); err != nil {
+		return err
+	}
+	a.tokens.dropUser(s.UserID, s.DeviceID)
+	return writeJSON(w, emptyObject)
+}
+
+func (a *API) logoutAll(w http.ResponseWriter, r *http.Request, s *session) error {
+	if err := a.store.DeleteDevices(r.Context(), s.UserID, nil); err != nil {
+		return err
+	}
+	a.tokens.dropUser(s.UserID, "")
+	return writeJSON(w, emptyObject)
+}
+
+func (a *API) whoami(w http.ResponseWriter, r *http.Request, s *session) error {
+	return writeJSON(w, map[string]any{"user_id": s.UserID, "device_id": s.DeviceID, "is_guest": false})
+}
+

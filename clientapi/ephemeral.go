@@ -1,0 +1,178 @@
+package clientapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/rooms"
+)
+
+func (a *API) receipt(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		ThreadID string `json:"thread_id"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	typ := param(r, "receiptType")
+	roomID, eventID := param(r, "roomId"), param(r, "eventId")
+	switch typ {
+	case "m.read", "m.read.private":
+		if req.ThreadID == "main" {
+			req.ThreadID = ""
+		}
+		if err := a.rooms.PutReceipt(r.Context(), roomID, s.UserID, typ, eventID, req.ThreadID); err != nil {
+			return err
+		}
+	case "m.fully_read":
+		if err := a.setFullyRead(r, s, roomID, eventID); err != nil {
+			return err
+		}
+	default:
+		return apierr.InvalidParam("Unknown receipt type " + typ)
+	}
+	return writeJSON(w, emptyObject)
+}
+
+func (a *API) setFullyRead(r *http.Request, s *session, roomID, eventID string) error {
+	if _, _, err := a.loadVisibleEvent(r, s, roomID, eventID); err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]string{"event_id": eventID})
+	return a.rooms.PutAccountData(r.Context(), s.UserID, roomID, "m.fully_read", body)
+}
+
+func (a *API) readMarkers(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		FullyRead   string `json:"m.fully_read"`
+		Read        string `json:"m.read"`
+		ReadPrivate string `json:"m.read.private"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	roomID := param(r, "roomId")
+	if req.FullyRead != "" {
+		if err := a.setFullyRead(r, s, roomID, req.FullyRead); err != nil {
+			return err
+		}
+	}
+	for typ, id := range map[string]string{"m.read": req.Read, "m.read.private": req.ReadPrivate} {
+		if id == "" {
+			continue
+		}
+		if err := a.rooms.PutReceipt(r.Context(), roomID, s.UserID, typ, id, ""); err != nil {
+			return err
+		}
+	}
+	return writeJSON(w, emptyObject)
+}
+
+func (a *API) typing(w http.ResponseWriter, r *http.Request, s *session) error {
+	if param(r, "userId") != s.UserID {
+		return apierr.Forbidden("Cannot set typing for other users")
+	}
+	var req struct {
+		Typing  *bool `json:"typing"`
+		Timeout int64 `json:"timeout"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Typing == nil {
+		return apierr.MissingParam("typing is required")
+	}
+	roomID := param(r, "roomId")
+	if m, err := a.store.GetMembership(r.Context(), roomID, s.UserID); err != nil || m.Membership != "join" {
+		return apierr.Forbidden("You are not in this room")
+	}
+	timeout := time.Duration(req.Timeout) * time.Millisecond
+	if timeout <= 0 || timeout > 2*time.Minute {
+		timeout = 30 * time.Second
+	}
+	a.n.SetTyping(roomID, s.UserID, *req.Typing, timeout, time.Now())
+	return writeJSON(w, emptyObject)
+}
+
+func (a *API) getPresence(w http.ResponseWriter, r *http.Request, s *session) error {
+	user := param(r, "userId")
+	if user != s.UserID {
+		ok, err := a.store.SharesRoom(r.Context(), s.UserID, user)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return apierr.Forbidden("You do not share a room with this user")
+		}
+	}
+	state, msg, lastActive, active := a.pres.Get(r.Context(), user)
+	out := map[string]any{"presence": state, "currently_active": active}
+	if !lastActive.IsZero() {
+		out["last_active_ago"] = max(time.Since(lastActive).Milliseconds(), 0)
+	}
+	if msg != "" {
+		out["status_msg"] = msg
+	}
+	return writeJSON(w, out)
+}
+
+func (a *API) putPresence(w http.ResponseWriter, r *http.Request, s *session) error {
+	if param(r, "userId") != s.UserID {
+		return apierr.Forbidden("Cannot set presence of other users")
+	}
+	var req struct {
+		Presence  string `json:"presence"`
+		StatusMsg string `json:"status_msg"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	switch req.Presence {
+	case "online", "offline", "unavailable":
+	default:
+		return apierr.InvalidParam("presence must be online, offline or unavailable")
+	}
+	if len(req.StatusMsg) > 1024 {
+		return apierr.InvalidParam("status_msg is too long")
+	}
+	if err := a.pres.Set(r.Context(), s.UserID, req.Presence, req.StatusMsg, time.Now()); err != nil {
+		return err
+	}
+	return writeJSON(w, emptyObject)
+}
+
+func (a *API) sendToDevice(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		Messages map[string]map[string]json.RawMessage `json:"messages"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	var msgs []rooms.ToDeviceMessage
+	for user, devices := range req.Messages {
+		for device, content := range devices {
+			if len(content) == 0 || content[0] != '{' {
+				return apierr.BadJSON("to-device content must be an object")
+			}
+			if device == "*" {
+				devs, err := a.store.Devices(r.Context(), user)
+				if err != nil {
+					return err
+				}
+				for _, d := range devs {
+					msgs = append(msgs, rooms.ToDeviceMessage{UserID: user, DeviceID: d.DeviceID, Content: content})
+				}
+				continue
+			}
+			msgs = append(msgs, rooms.ToDeviceMessage{UserID: user, DeviceID: device, Content: content})
+		}
+	}
+	err := a.rooms.SendToDevice(r.Context(), s.UserID, s.DeviceID, param(r, "txnId"), param(r, "eventType"), msgs)
+	if err != nil && !errors.Is(err, rooms.ErrForbidden) {
+		return err
+	}
+	return writeJSON(w, emptyObject)
+}

@@ -1,0 +1,331 @@
+package clientapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/inbox"
+	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/storage"
+)
+
+// roomAccess loads the caller's visibility in a room, refusing users who
+// were never in it. An unknown room and a room one was never in answer the
+// same, so room IDs cannot be probed.
+func (a *API) roomAccess(r *http.Request, s *session, roomID string) (*rooms.Visibility, error) {
+	v, err := a.rooms.VisibilityFor(r.Context(), roomID, s.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if !v.EverMember() {
+		return nil, apierr.Forbidden("You are not in this room")
+	}
+	return v, nil
+}
+
+func (a *API) viewer(s *session) rooms.Viewer { return rooms.Viewer{UserID: s.UserID, DeviceID: s.DeviceID} }
+
+func parseLimit(r *http.Request, def, max int) (int, error) {
+	q := r.URL.Query().Get("limit")
+	if q == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil || n < 0 {
+		return 0, apierr.InvalidParam("limit must be a non-negative integer")
+	}
+	if n > max {
+		n = max
+	}
+	return n, nil
+}
+
+func parseRoomToken(s string) (int64, error) {
+	t, err := inbox.ParseToken(s)
+	if err != nil {
+		return 0, apierr.InvalidParam("Invalid pagination token")
+	}
+	return t.Pos, nil
+}
+
+// messages pages a room's history, newest first ("b") or oldest first ("f"),
+// hiding what history visibility hides.
+func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error {
+	roomID := param(r, "roomId")
+	v, err := a.roomAccess(r, s, roomID)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	dir := q.Get("dir")
+	if dir != "b" && dir != "f" {
+		return apierr.InvalidParam("dir must be b or f")
+	}
+	limit, err := parseLimit(r, 10, 1000)
+	if err != nil {
+		return err
+	}
+	var filter inbox.RoomEventFilter
+	if f := q.Get("filter"); f != "" {
+		parsed, err := inbox.ParseFilter([]byte(`{"room":{"timeline":` + f + `}}`))
+		if err != nil {
+			return apierr.BadJSON("Invalid filter")
+		}
+		filter = parsed.Room.Timeline
+		if filter.Limit > 0 && filter.Limit < limit {
+			limit = filter.Limit
+		}
+	}
+	backwards := dir == "b"
+	var from int64
+	if f := q.Get("from"); f != "" {
+		if from, err = parseRoomToken(f); err != nil {
+			return err
+		}
+	} else if backwards {
+		from = a.n.Pos()
+	}
+	var to int64
+	if t := q.Get("to"); t != "" {
+		if to, err = parseRoomToken(t); err != nil {
+			return err
+		}
+	}
+	// A user who left reads only up to their leave.
+	cur, curPos := v.Current()
+	if cur != "join" && backwards && from > curPos {
+		from = curPos
+	}
+	var chunk []storage.Event
+	var end int64
+	cursor := from
+	for tries := 0; tries < 5 && len(chunk) < limit; tries++ {
+		var page []storage.Event
+		if backwards {
+			page, err = a.store.RoomEvents(r.Context(), roomID, cursor+1, to, true, limit)
+		} else {
+			upper := to
+			if cur != "join" && (upper == 0 || upper > curPos) {
+				upper = curPos
+			}
+			page, err = a.store.RoomEvents(r.Context(), roomID, cursor, upper, false, limit)
+		}
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		last := page[len(page)-1].Pos
+		if backwards {
+			cursor, end = last-1, last-1
+		} else {
+			cursor, end = last, last
+		}
+		for _, e := range v.Filter(page) {
+			if filter.Allows(e.Type, e.Sender) && len(chunk) < limit {
+				chunk = append(chunk, e)
+			}
+		}
+		if len(page) < limit {
+			break
+		}
+	}
+	var members []storage.Event
+	if filter.LazyLoadMembers && len(chunk) > 0 {
+		pairs := make([]storage.RoomUser, 0, len(chunk))
+		seen := map[string]bool{}
+		for _, e := range chunk {
+			if !seen[e.Sender] {
+				seen[e.Sender] = true
+				pairs = append(pairs, storage.RoomUser{RoomID: roomID, UserID: e.Sender})
+			}
+		}
+		if members, err = a.store.MemberEvents(r.Context(), pairs); err != nil {
+			return err
+		}
+	}
+	now := time.Now().UnixMilli()
+	w.Header().Set("Content-Type", "application/json")
+	buf := []byte(`{"start":`)
+	buf = strconv.AppendQuote(buf, inbox.RoomToken(from))
+	if len(chunk) > 0 || end != 0 {
+		if end != 0 || len(chunk) > 0 {
+			buf = append(buf, `,"end":`...)
+			buf = strconv.AppendQuote(buf, inbox.RoomToken(end))
+		}
+	}
+	buf = append(buf, `,"chunk":`...)
+	buf = append(buf, rooms.ClientEvents(chunk, now, a.viewer(s))...)
+	buf = append(buf, `,"state":`...)
+	buf = append(buf, rooms.ClientEvents(members, now, a.viewer(s))...)
+	buf = append(buf, '}')
+	return writeRaw(w, buf)
+}
+
+func (a *API) loadVisibleEvent(r *http.Request, s *session, roomID, eventID string) (*rooms.Visibility, storage.Event, error) {
+	v, err := a.roomAccess(r, s, roomID)
+	if err != nil {
+		return nil, storage.Event{}, err
+	}
+	ev, err := a.store.GetEvent(r.Context(), eventID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (ev.RoomID != roomID || !v.CanSee(&ev))) {
+		return nil, storage.Event{}, apierr.NotFound("Event not found")
+	}
+	return v, ev, err
+}
+
+func (a *API) getEvent(w http.ResponseWriter, r *http.Request, s *session) error {
+	_, ev, err := a.loadVisibleEvent(r, s, param(r, "roomId"), param(r, "eventId"))
+	if err != nil {
+		return err
+	}
+	return writeRaw(w, rooms.AppendClientEvent(nil, &ev, time.Now().UnixMilli(), a.viewer(s)))
+}
+
+func (a *API) eventContext(w http.ResponseWriter, r *http.Request, s *session) error {
+	roomID := param(r, "roomId")
+	v, ev, err := a.loadVisibleEvent(r, s, roomID, param(r, "eventId"))
+	if err != nil {
+		return err
+	}
+	limit, err := parseLimit(r, 10, 100)
+	if err != nil {
+		return err
+	}
+	before, err := a.store.RoomEvents(r.Context(), roomID, ev.Pos, 0, true, limit/2+limit%2)
+	if err != nil {
+		return err
+	}
+	after, err := a.store.RoomEvents(r.Context(), roomID, ev.Pos, 0, false, limit/2)
+	if err != nil {
+		return err
+	}
+	before, after = v.Filter(before), v.Filter(after)
+	state, err := a.store.StateAt(r.Context(), roomID, ev.Pos)
+	if err != nil {
+		return err
+	}
+	start, end := ev.Pos-1, ev.Pos
+	if len(before) > 0 {
+		start = before[len(before)-1].Pos - 1
+	}
+	if len(after) > 0 {
+		end = after[len(after)-1].Pos
+	}
+	now := time.Now().UnixMilli()
+	vw := a.viewer(s)
+	buf := []byte(`{"event":`)
+	buf = rooms.AppendClientEvent(buf, &ev, now, vw)
+	buf = append(buf, `,"events_before":`...)
+	buf = append(buf, rooms.ClientEvents(before, now, vw)...)
+	buf = append(buf, `,"events_after":`...)
+	buf = append(buf, rooms.ClientEvents(after, now, vw)...)
+	buf = append(buf, `,"state":`...)
+	buf = append(buf, rooms.ClientEvents(state, now, vw)...)
+	buf = append(buf, `,"start":`...)
+	buf = strconv.AppendQuote(buf, inbox.RoomToken(start))
+	buf = append(buf, `,"end":`...)
+	buf = strconv.AppendQuote(buf, inbox.RoomToken(end))
+	buf = append(buf, '}')
+	return writeRaw(w, buf)
+}
+
+func (a *API) members(w http.ResponseWriter, r *http.Request, s *session) error {
+	roomID := param(r, "roomId")
+	var state []storage.Event
+	var err error
+	if at := r.URL.Query().Get("at"); at != "" {
+		v, err := a.roomAccess(r, s, roomID)
+		if err != nil {
+			return err
+		}
+		pos, err := parseRoomToken(at)
+		if err != nil {
+			return err
+		}
+		if cur, curPos := v.Current(); cur != "join" && pos > curPos {
+			pos = curPos
+		}
+		if state, err = a.store.StateAt(r.Context(), roomID, pos); err != nil {
+			return err
+		}
+	} else if state, err = a.rooms.ReadableState(r.Context(), roomID, s.UserID); err != nil {
+		return err
+	}
+	want, notWant := r.URL.Query().Get("membership"), r.URL.Query().Get("not_membership")
+	var out []storage.Event
+	for _, e := range state {
+		if e.Type != "m.room.member" || (want != "" && e.Membership != want) || (notWant != "" && e.Membership == notWant) {
+			continue
+		}
+		out = append(out, e)
+	}
+	buf := append([]byte(`{"chunk":`), rooms.ClientEvents(out, time.Now().UnixMilli(), a.viewer(s))...)
+	return writeRaw(w, append(buf, '}'))
+}
+
+func (a *API) joinedMembers(w http.ResponseWriter, r *http.Request, s *session) error {
+	state, err := a.rooms.ReadableState(r.Context(), param(r, "roomId"), s.UserID)
+	if err != nil {
+		return err
+	}
+	joined := map[string]map[string]any{}
+	for _, e := range state {
+		if e.Type == "m.room.member" && e.Membership == "join" {
+			m := map[string]any{}
+			if dn := gjson.GetBytes(e.Client, "content.displayname"); dn.Type == gjson.String {
+				m["display_name"] = dn.String()
+			}
+			if av := gjson.GetBytes(e.Client, "content.avatar_url"); av.Type == gjson.String {
+				m["avatar_url"] = av.String()
+			}
+			joined[e.StateKeyOr()] = m
+		}
+	}
+	return writeJSON(w, map[string]any{"joined": joined})
+}
+
+func (a *API) getAllState(w http.ResponseWriter, r *http.Request, s *session) error {
+	state, err := a.rooms.ReadableState(r.Context(), param(r, "roomId"), s.UserID)
+	if err != nil {
+		return err
+	}
+	return writeRaw(w, rooms.ClientEvents(state, time.Now().UnixMilli(), a.viewer(s)))
+}
+
+func (a *API) getState(w http.ResponseWriter, r *http.Request, s *session) error {
+	state, err := a.rooms.ReadableState(r.Context(), param(r, "roomId"), s.UserID)
+	if err != nil {
+		return err
+	}
+	typ, key := param(r, "eventType"), param(r, "stateKey")
+	for _, e := range state {
+		if e.Type == typ && e.StateKeyOr() == key {
+			if r.URL.Query().Get("format") == "event" {
+				return writeRaw(w, rooms.AppendClientEvent(nil, &e, time.Now().UnixMilli(), a.viewer(s)))
+			}
+			return writeRaw(w, []byte(gjson.GetBytes(e.Client, "content").Raw))
+		}
+	}
+	return apierr.NotFound("Event not found")
+}
+
+func (a *API) roomAliases(w http.ResponseWriter, r *http.Request, s *session) error {
+	if _, err := a.rooms.ReadableState(r.Context(), param(r, "roomId"), s.UserID); err != nil {
+		return err
+	}
+	aliases, err := a.store.RoomAliases(r.Context(), param(r, "roomId"))
+	if err != nil {
+		return err
+	}
+	if aliases == nil {
+		aliases = []string{}
+	}
+	return writeJSON(w, map[string]any{"aliases": aliases})
+}

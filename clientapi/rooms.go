@@ -1,0 +1,341 @@
+package clientapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/rooms/pdu"
+	"github.com/parley-im/parley/storage"
+)
+
+type createRoomRequest struct {
+	Visibility                string             `json:"visibility"`
+	RoomAliasName             string             `json:"room_alias_name"`
+	Name                      string             `json:"name"`
+	Topic                     string             `json:"topic"`
+	Invite                    []string           `json:"invite"`
+	RoomVersion               string             `json:"room_version"`
+	CreationContent           json.RawMessage    `json:"creation_content"`
+	InitialState              []rooms.StateEvent `json:"initial_state"`
+	Preset                    string             `json:"preset"`
+	IsDirect                  bool               `json:"is_direct"`
+	PowerLevelContentOverride json.RawMessage    `json:"power_level_content_override"`
+}
+
+func (a *API) profileOf(ctx context.Context, userID string) rooms.Profile {
+	u, err := a.store.GetUser(ctx, userID)
+	if err != nil {
+		return rooms.Profile{}
+	}
+	return rooms.Profile{DisplayName: u.DisplayName, AvatarURL: u.AvatarURL}
+}
+
+func (a *API) createRoom(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req createRoomRequest
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	switch req.Preset {
+	case "", "private_chat", "trusted_private_chat", "public_chat":
+	default:
+		return apierr.BadJSON("Unknown preset " + req.Preset)
+	}
+	if req.Visibility != "" && req.Visibility != "public" && req.Visibility != "private" {
+		return apierr.BadJSON("visibility must be public or private")
+	}
+	if len(req.Name) > 255 || len(req.Topic) > 4096 {
+		return apierr.BadJSON("name or topic is too long")
+	}
+	for _, se := range req.InitialState {
+		if se.Type == "" || len(se.Type) > 255 {
+			return apierr.BadJSON("initial_state events need a type")
+		}
+	}
+	for _, c := range [][]byte{req.CreationContent, req.PowerLevelContentOverride} {
+		if len(c) > 0 && (c[0] != '{') {
+			return apierr.BadJSON("creation_content and power_level_content_override must be objects")
+		}
+	}
+	cr := rooms.CreateRequest{
+		Creator: s.UserID, CreatorProfile: a.profileOf(ctx, s.UserID), RoomVersion: req.RoomVersion,
+		Preset: req.Preset, Public: req.Visibility == "public", Name: req.Name, Topic: req.Topic,
+		IsDirect: req.IsDirect, InitialState: req.InitialState, CreationContent: req.CreationContent,
+		PowerLevelOverride: req.PowerLevelContentOverride, InviteProfiles: map[string]rooms.Profile{},
+	}
+	seen := map[string]bool{s.UserID: true}
+	for _, u := range req.Invite {
+		if !pdu.ValidUserID(u) {
+			return apierr.InvalidParam("Invalid user ID to invite: " + u)
+		}
+		if seen[u] {
+			continue
+		}
+		seen[u] = true
+		if err := a.canInvite(ctx, s.UserID, u); err != nil {
+			return err
+		}
+		cr.Invite = append(cr.Invite, u)
+		cr.InviteProfiles[u] = a.profileOf(ctx, u)
+	}
+	var alias string
+	if req.RoomAliasName != "" {
+		alias = "#" + req.RoomAliasName + ":" + a.cfg.ServerName
+		if strings.ContainsAny(req.RoomAliasName, ":# ") || !pdu.ValidRoomAlias(alias) {
+			return apierr.New(http.StatusBadRequest, "M_INVALID_PARAM", "Invalid room alias name")
+		}
+		if _, _, err := a.store.GetAlias(ctx, alias); err == nil {
+			return apierr.New(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
+		}
+		cr.Alias = alias
+	}
+	roomID, err := a.rooms.CreateRoom(ctx, cr)
+	if err != nil {
+		return err
+	}
+	if alias != "" {
+		if err := a.store.PutAlias(ctx, alias, roomID, s.UserID); errors.Is(err, storage.ErrConflict) {
+			return apierr.New(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
+		} else if err != nil {
+			return err
+		}
+	}
+	if req.IsDirect && len(cr.Invite) > 0 {
+		if err := a.addDirect(ctx, s.UserID, cr.Invite[0], roomID); err != nil {
+			a.log.Warn("update m.direct", "user", s.UserID, "err", err)
+		}
+	}
+	return writeJSON(w, map[string]string{"room_id": roomID})
+}
+
+// addDirect records a DM in the creator's m.direct account data, so every
+// one of their devices finds the same conversation again.
+func (a *API) addDirect(ctx context.Context, userID, peer, roomID string) error {
+	direct := map[string][]string{}
+	if raw, err := a.store.GetAccountData(ctx, userID, "", "m.direct"); err == nil {
+		_ = json.Unmarshal([]byte(raw), &direct)
+	}
+	for _, id := range direct[peer] {
+		if id == roomID {
+			return nil
+		}
+	}
+	direct[peer] = append(direct[peer], roomID)
+	body, err := json.Marshal(direct)
+	if err != nil {
+		return err
+	}
+	return a.rooms.PutAccountData(ctx, userID, "", "m.direct", body)
+}
+
+// canInvite is the hook for relationship policies (blocks, friends-only
+// DMs); the graph package adds them.
+func (a *API) canInvite(ctx context.Context, inviter, invitee string) error {
+	if !strings.HasSuffix(invitee, ":"+a.cfg.ServerName) {
+		return apierr.Forbidden("Federation is not enabled on this server: " + invitee + " is remote")
+	}
+	if _, err := a.store.GetUser(ctx, invitee); errors.Is(err, storage.ErrNotFound) {
+		return apierr.NotFound("Unknown user " + invitee)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// resolveRoom accepts a room ID or a local alias.
+func (a *API) resolveRoom(ctx context.Context, idOrAlias string) (string, error) {
+	if strings.HasPrefix(idOrAlias, "!") {
+		if !pdu.ValidRoomID(idOrAlias) {
+			return "", apierr.InvalidParam("Invalid room ID")
+		}
+		return idOrAlias, nil
+	}
+	if !strings.HasPrefix(idOrAlias, "#") {
+		return "", apierr.InvalidParam("Expected a room ID or alias")
+	}
+	roomID, _, err := a.store.GetAlias(ctx, idOrAlias)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", apierr.NotFound("Room alias not found")
+	}
+	return roomID, err
+}
+
+func (a *API) joinRoomOrAlias(w http.ResponseWriter, r *http.Request, s *session) error {
+	roomID, err := a.resolveRoom(r.Context(), param(r, "roomIdOrAlias"))
+	if err != nil {
+		return err
+	}
+	return a.doJoin(w, r, s, roomID)
+}
+
+func (a *API) joinRoom(w http.ResponseWriter, r *http.Request, s *session) error {
+	return a.doJoin(w, r, s, param(r, "roomId"))
+}
+
+func (a *API) doJoin(w http.ResponseWriter, r *http.Request, s *session, roomID string) error {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	_, err := a.rooms.ChangeMembership(r.Context(), rooms.MembershipRequest{
+		RoomID: roomID, Sender: s.UserID, Target: s.UserID, Membership: "join", Reason: req.Reason,
+		Profile: a.profileOf(r.Context(), s.UserID),
+	})
+	if errors.Is(err, rooms.ErrUnknownRoom) {
+		return apierr.NotFound("No known room " + roomID)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"room_id": roomID})
+}
+
+type targetRequest struct {
+	UserID string `json:"user_id"`
+	Reason string `json:"reason"`
+}
+
+func (a *API) memberChange(w http.ResponseWriter, r *http.Request, s *session, membership string, self bool) error {
+	var req targetRequest
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	target := req.UserID
+	if self {
+		target = s.UserID
+	} else if !pdu.ValidUserID(target) {
+		return apierr.BadJSON("user_id must be a valid user ID")
+	}
+	mr := rooms.MembershipRequest{RoomID: param(r, "roomId"), Sender: s.UserID, Target: target, Membership: membership, Reason: req.Reason}
+	if membership == "invite" {
+		if err := a.canInvite(r.Context(), s.UserID, target); err != nil {
+			return err
+		}
+		mr.Profile = a.profileOf(r.Context(), target)
+	}
+	if _, err := a.rooms.ChangeMembership(r.Context(), mr); err != nil {
+		return err
+	}
+	return writeJSON(w, emptyObject)
+}
+
+func (a *API) invite(w http.ResponseWriter, r *http.Request, s *session) error {
+	return a.memberChange(w, r, s, "invite", false)
+}
+func (a *API) leave(w http.ResponseWriter, r *http.Request, s *session) error {
+	return a.memberChange(w, r, s, "leave", true)
+}
+func (a *API) kick(w http.ResponseWriter, r *http.Request, s *session) error {
+	return a.memberChange(w, r, s, "leave", false)
+}
+func (a *API) ban(w http.ResponseWriter, r *http.Request, s *session) error {
+	return a.memberChange(w, r, s, "ban", false)
+}
+
+func (a *API) unban(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req targetRequest
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	roomID := param(r, "roomId")
+	m, err := a.store.GetMembership(r.Context(), roomID, req.UserID)
+	if err != nil || m.Membership != "ban" {
+		return apierr.Forbidden("That user is not banned")
+	}
+	if _, err := a.rooms.ChangeMembership(r.Context(), rooms.MembershipRequest{RoomID: roomID, Sender: s.UserID, Target: req.UserID, Membership: "leave", Reason: req.Reason}); err != nil {
+		return err
+	}
+	return writeJSON(w, emptyObject)
+}
+
+func (a *API) forget(w http.ResponseWriter, r *http.Request, s *session) error {
+	roomID := param(r, "roomId")
+	m, err := a.store.GetMembership(r.Context(), roomID, s.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return apierr.NotFound("You have never been in this room")
+	}
+	if err != nil {
+		return err
+	}
+	if m.Membership == "join" || m.Membership == "invite" {
+		return apierr.New(http.StatusBadRequest, "M_UNKNOWN", "Leave the room before forgetting it")
+	}
+	if err := a.store.SetForgotten(r.Context(), roomID, s.UserID); err != nil {
+		return err
+	}
+	return writeJSON(w, emptyObject)
+}
+
+func (a *API) joinedRooms(w http.ResponseWriter, r *http.Request, s *session) error {
+	ms, err := a.store.UserMemberships(r.Context(), s.UserID, "join")
+	if err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(ms))
+	for _, m := range ms {
+		ids = append(ids, m.RoomID)
+	}
+	return writeJSON(w, map[string]any{"joined_rooms": ids})
+}
+
+func (a *API) send(w http.ResponseWriter, r *http.Request, s *session) error {
+	content, err := a.readObject(r)
+	if err != nil {
+		return err
+	}
+	typ := param(r, "eventType")
+	if typ == "" || len(typ) > 255 {
+		return apierr.BadJSON("Invalid event type")
+	}
+	id, err := a.rooms.Send(r.Context(), rooms.SendRequest{
+		RoomID: param(r, "roomId"), Sender: s.UserID, DeviceID: s.DeviceID, TxnID: param(r, "txnId"),
+		Type: typ, Content: content,
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"event_id": id})
+}
+
+func (a *API) putState(w http.ResponseWriter, r *http.Request, s *session) error {
+	content, err := a.readObject(r)
+	if err != nil {
+		return err
+	}
+	typ := param(r, "eventType")
+	key := param(r, "stateKey")
+	if typ == "" || len(typ) > 255 || len(key) > 255 {
+		return apierr.BadJSON("Invalid event type or state key")
+	}
+	id, err := a.rooms.Send(r.Context(), rooms.SendRequest{
+		RoomID: param(r, "roomId"), Sender: s.UserID, DeviceID: s.DeviceID, Type: typ, StateKey: &key, Content: content,
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"event_id": id})
+}
+
+func (a *API) redact(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	id, err := a.rooms.Redact(r.Context(), rooms.RedactRequest{
+		RoomID: param(r, "roomId"), Sender: s.UserID, DeviceID: s.DeviceID, TxnID: param(r, "txnId"),
+		EventID: param(r, "eventId"), Reason: req.Reason,
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"event_id": id})
+}

@@ -1,0 +1,105 @@
+package homeserver_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/parley-im/parley/homeserver/hstest"
+)
+
+func TestProfilePresenceMediaDevices(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			room := alice.CreateRoom(map[string]any{"invite": []string{bob.UserID}})
+			bob.Join(room)
+
+			// Profile: set, read back, and carried into the room.
+			alice.MustDo("PUT", "/_matrix/client/v3/profile/"+hstest.Esc(alice.UserID)+"/displayname", map[string]any{"displayname": "Alice A."})
+			if got := bob.MustDo("GET", "/_matrix/client/v3/profile/"+hstest.Esc(alice.UserID), nil).Get("displayname").String(); got != "Alice A." {
+				t.Errorf("displayname = %q, want Alice A.", got)
+			}
+			members := bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/joined_members", nil)
+			if got := members.Get("joined." + strings.ReplaceAll(alice.UserID, ".", `\.`) + ".display_name").String(); got != "Alice A." {
+				t.Errorf("member display name = %q, want Alice A.", got)
+			}
+
+			// Presence: set and seen by a room peer.
+			alice.MustDo("PUT", "/_matrix/client/v3/presence/"+hstest.Esc(alice.UserID)+"/status", map[string]any{"presence": "unavailable", "status_msg": "lunch"})
+			p := bob.MustDo("GET", "/_matrix/client/v3/presence/"+hstest.Esc(alice.UserID)+"/status", nil)
+			if p.Get("presence").String() != "unavailable" || p.Get("status_msg").String() != "lunch" {
+				t.Errorf("presence = %s, want unavailable/lunch", p.Raw)
+			}
+
+			// Media round trip through the authenticated endpoint.
+			png := []byte("\x89PNG\r\n\x1a\nnot really a png")
+			req, _ := http.NewRequest("POST", srv.URL+"/_matrix/media/v3/upload?filename=a.png", bytes.NewReader(png))
+			req.Header.Set("Authorization", "Bearer "+alice.Token)
+			req.Header.Set("Content-Type", "image/png")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			mxc := string(body)
+			i := strings.Index(mxc, "mxc://localhost/")
+			if resp.StatusCode != 200 || i < 0 {
+				t.Fatalf("upload = %d %s", resp.StatusCode, body)
+			}
+			id := strings.TrimSuffix(mxc[i+len("mxc://localhost/"):], `"}`)
+			id = strings.TrimSpace(strings.TrimSuffix(id, "\"}\n"))
+			req, _ = http.NewRequest("GET", srv.URL+"/_matrix/client/v1/media/download/localhost/"+id, nil)
+			req.Header.Set("Authorization", "Bearer "+bob.Token)
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !bytes.Equal(got, png) {
+				t.Errorf("download = %d %q, want the uploaded bytes", resp.StatusCode, got)
+			}
+			if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("nosniff missing")
+			}
+
+			// Devices: a second login shows up; deleting it needs a password.
+			alice2 := srv.Login(t, "alice")
+			if n := len(alice.MustDo("GET", "/_matrix/client/v3/devices", nil).Get("devices").Array()); n != 2 {
+				t.Errorf("devices = %d, want 2", n)
+			}
+			st, res := alice.Do("DELETE", "/_matrix/client/v3/devices/"+alice2.DeviceID, map[string]any{})
+			if st != 401 || !res.Get("session").Exists() {
+				t.Fatalf("delete without auth = %d %s, want a 401 UIA challenge", st, res.Raw)
+			}
+			alice.MustDo("DELETE", "/_matrix/client/v3/devices/"+alice2.DeviceID, map[string]any{"auth": map[string]any{
+				"type": "m.login.password", "session": res.Get("session").String(), "password": "pw-alice",
+				"identifier": map[string]any{"type": "m.id.user", "user": alice.UserID}}})
+			if st, res := alice2.Do("GET", "/_matrix/client/v3/account/whoami", nil); st != 401 || res.Get("errcode").String() != "M_UNKNOWN_TOKEN" {
+				t.Errorf("deleted device's token = %d %s, want 401 M_UNKNOWN_TOKEN", st, res.Raw)
+			}
+
+			// Account data reaches sync; m.direct set by a DM creation.
+			dm := alice.CreateRoom(map[string]any{"is_direct": true, "invite": []string{bob.UserID}, "preset": "trusted_private_chat"})
+			s := alice.Sync("", 0)
+			found := false
+			for _, e := range s.Get("account_data.events").Array() {
+				if e.Get("type").String() == "m.direct" && strings.Contains(e.Get("content").Raw, dm) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("m.direct lacks the DM: %s", s.Get("account_data").Raw)
+			}
+			if !hstest.Room(bob.Sync("", 0), "invite", dm).Exists() {
+				t.Errorf("bob's sync has no invite to the DM")
+			}
+		})
+	}
+}

@@ -1,0 +1,169 @@
+// Package homeserver assembles one Parley server from its configuration:
+// the store, the signing key, the room writer, the sync notifier, the media
+// repository and the HTTP APIs. It owns their lifetimes: New starts them,
+// Shutdown stops them in reverse order and waits for every goroutine.
+package homeserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/parley-im/parley/accounts/password"
+	"github.com/parley-im/parley/clientapi"
+	"github.com/parley-im/parley/config"
+	"github.com/parley-im/parley/inbox"
+	"github.com/parley-im/parley/media"
+	"github.com/parley-im/parley/ratelimit"
+	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/rooms/pdu"
+	"github.com/parley-im/parley/storage"
+)
+
+// Server is a running homeserver.
+type Server struct {
+	// Static after New.
+	cfg      config.Config
+	log      *slog.Logger
+	Store    *storage.Store
+	Key      *pdu.SigningKey
+	Rooms    *rooms.Service
+	Notifier *inbox.Notifier
+	Hasher   *password.Hasher
+	handler  http.Handler
+	cancel   context.CancelFunc
+	bg       sync.WaitGroup
+
+	mu   sync.Mutex
+	http *http.Server // guarded by mu
+}
+
+// New opens the store (migrating it), loads or creates the signing key and
+// starts the background parts. It does not listen yet: see Serve.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	store, err := storage.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
+	if err != nil {
+		return nil, err
+	}
+	key, err := pdu.LoadOrCreateKey(filepath.Join(cfg.DataDir, "signing.key"), cfg.ServerName)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	n, err := inbox.NewNotifier(ctx, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	repo, err := media.New(media.Config{Dir: filepath.Join(cfg.DataDir, "media"), ServerName: cfg.ServerName,
+		MaxUploadBytes: cfg.Media.MaxUploadBytes, Logger: log})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	hasher := password.NewHasher(password.Params{MemoryKiB: cfg.Passwords.Argon2MemoryKiB, Time: cfg.Passwords.Argon2Time,
+		Concurrency: cfg.Passwords.Concurrency})
+	pres := inbox.NewPresence(store, rs, log, 0)
+	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Logger: log,
+		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit})
+
+	apiCfg := clientapi.Config{
+		ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
+		RegistrationMode: cfg.Registration.Mode, RegistrationTokens: cfg.Registration.Tokens,
+		MaxSyncTimeout: time.Duration(cfg.Sync.MaxTimeoutMs) * time.Millisecond,
+		RateExempt:     cfg.RateLimit.Exempt,
+	}
+	var limiters []*ratelimit.Limiter
+	if cfg.RateLimit.Enabled {
+		apiCfg.UserLimiter = ratelimit.New(cfg.RateLimit.PerUser.PerSecond, cfg.RateLimit.PerUser.Burst)
+		apiCfg.IPLimiter = ratelimit.New(cfg.RateLimit.PerIP.PerSecond, cfg.RateLimit.PerIP.Burst)
+		limiters = append(limiters, apiCfg.UserLimiter, apiCfg.IPLimiter)
+	}
+	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
+		Presence: pres, Media: repo, Hasher: hasher, Logger: log})
+
+	bgCtx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher,
+		handler: api.Handler(), cancel: cancel}
+	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
+	s.goBackground(func() { pres.Run(bgCtx) })
+	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })
+	return s, nil
+}
+
+func (s *Server) goBackground(f func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+}
+
+func sweepLimiters(ctx context.Context, ls []*ratelimit.Limiter) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			for _, l := range ls {
+				l.Sweep(now)
+			}
+		}
+	}
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve answers HTTP on ln until Shutdown. It returns nil after a clean stop.
+func (s *Server) Serve(ln net.Listener) error {
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	s.mu.Lock()
+	s.http = srv
+	s.mu.Unlock()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting requests, lets in-flight ones finish (long-polls
+// are cut when ctx ends), stops the writer after its queue drains, and
+// closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.http
+	s.mu.Unlock()
+	var errs []error
+	if srv != nil {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			srv.Close()
+		}
+	}
+	s.cancel()
+	s.bg.Wait()
+	if err := s.Rooms.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.Store.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,94 @@
+package homeserver_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/parley-im/parley/homeserver/hstest"
+)
+
+// TestLongPollWakes: a waiting incremental sync returns with the new event
+// instead of running into its 30 s timeout.
+func TestLongPollWakes(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			room := alice.CreateRoom(map[string]any{"invite": []string{bob.UserID}})
+			bob.Join(room)
+			since := bob.Sync("", 0).Get("next_batch").String()
+
+			got := make(chan gjson.Result, 1)
+			go func() { got <- bob.Sync(since, 30000) }()
+			time.Sleep(50 * time.Millisecond) // let the request start waiting; correctness does not depend on it
+			alice.Send(room, "wake", "wake up")
+			var s gjson.Result
+			select {
+			case s = <-got:
+			case <-time.After(25 * time.Second):
+				t.Fatal("long-poll did not wake")
+			}
+			if b := hstest.Bodies(s, room); len(b) != 1 || b[0] != "wake up" {
+				t.Errorf("woken sync bodies = %v, want [wake up]", b)
+			}
+			// Typing wakes a long-poll too, as ephemeral.
+			since = s.Get("next_batch").String()
+			go func() { got <- bob.Sync(since, 30000) }()
+			alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/typing/"+hstest.Esc(alice.UserID), map[string]any{"typing": true, "timeout": 10000})
+			hstest.Eventually(t, "typing in sync", func() bool {
+				s = <-got
+				for _, e := range hstest.Room(s, "join", room).Get("ephemeral.events").Array() {
+					if e.Get("type").String() == "m.typing" && e.Get("content.user_ids.0").String() == alice.UserID {
+						return true
+					}
+				}
+				next := s.Get("next_batch").String()
+				go func() { got <- bob.Sync(next, 30000) }()
+				return false
+			})
+		})
+	}
+}
+
+// TestIncrementalSyncLimited: a gap larger than the limit returns the newest
+// events, limited, with a prev_batch that pages back to the rest.
+func TestIncrementalSyncLimited(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(map[string]any{"name": "big"})
+	since := alice.Sync("", 0).Get("next_batch").String()
+	for i := 0; i < 25; i++ {
+		alice.Send(room, fmt.Sprint(i), fmt.Sprint("m", i))
+	}
+	alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.topic", map[string]any{"topic": "new topic"})
+	for i := 25; i < 40; i++ {
+		alice.Send(room, fmt.Sprint(i), fmt.Sprint("m", i))
+	}
+	s := alice.MustDo("GET", "/_matrix/client/v3/sync?since="+since+`&filter={"room":{"timeline":{"limit":5}}}`, nil)
+	r := hstest.Room(s, "join", room)
+	if !r.Get("timeline.limited").Bool() {
+		t.Errorf("limited = false, want true")
+	}
+	bodies := hstest.Bodies(s, room)
+	if len(bodies) != 5 || bodies[4] != "m39" {
+		t.Errorf("timeline = %v, want the newest 5 ending at m39", bodies)
+	}
+	foundTopic := false
+	for _, e := range r.Get("state.events").Array() {
+		if e.Get("type").String() == "m.room.topic" && e.Get("content.topic").String() == "new topic" {
+			foundTopic = true
+		}
+	}
+	if !foundTopic {
+		t.Errorf("state of the gap lacks the topic change: %s", r.Get("state").Raw)
+	}
+	prev := r.Get("timeline.prev_batch").String()
+	res := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/messages?dir=b&limit=3&from="+prev, nil)
+	if got := res.Get("chunk.0.content.body").String(); got != "m34" {
+		t.Errorf("first event before prev_batch = %q, want m34", got)
+	}
+}

@@ -1,0 +1,270 @@
+// Package inbox delivers each user's inbox to every one of their devices:
+// it builds /sync responses and wakes long-polls when something that
+// concerns the user commits. It owns the in-memory routing tables (room ->
+// joined users, user -> rooms), the per-room and per-user positions, typing
+// notifications and the presence tracker.
+//
+// inbox never writes the room logs; it only reads them through storage and
+// hears about commits from rooms.
+package inbox
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/storage"
+)
+
+const shardCount = 64
+
+// Notifier routes commits to waiting long-polls. A commit wakes exactly the
+// users it concerns, once per user however many devices or rooms; nothing
+// polls the database on a timer.
+type Notifier struct {
+	// Static after construction.
+	startPos int64 // positions at or below this may predate the in-memory tables
+	seed     maphash.Seed
+
+	pos       atomic.Int64 // committed watermark: every position <= pos is committed
+	typingPos atomic.Int64
+
+	mu          sync.RWMutex // guards the routing tables below; taken before any shard lock
+	roomMembers map[string]map[string]struct{}
+	userRooms   map[string]map[string]struct{}
+	roomPos     map[string]int64
+	userPos     map[string]int64 // latest stream position that concerns the user
+	userTyping  map[string]int64 // latest typing serial that concerns the user
+
+	shards [shardCount]waitShard
+
+	typing *typingTable
+}
+
+type waitShard struct {
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // guarded by mu
+}
+
+// NewNotifier builds the routing tables from the store.
+func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
+	pos, err := store.MaxPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	joined, err := store.AllJoined(ctx)
+	if err != nil {
+		return nil, err
+	}
+	roomPos, err := store.RoomPositions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := &Notifier{
+		startPos:    pos,
+		seed:        maphash.MakeSeed(),
+		roomMembers: map[string]map[string]struct{}{},
+		userRooms:   map[string]map[string]struct{}{},
+		roomPos:     roomPos,
+		userPos:     map[string]int64{},
+		userTyping:  map[string]int64{},
+	}
+	n.pos.Store(pos)
+	for i := range n.shards {
+		n.shards[i].waiters = map[string][]chan struct{}{}
+	}
+	for _, m := range joined {
+		n.addMemberLocked(m.RoomID, m.UserID)
+	}
+	n.typing = newTypingTable()
+	return n, nil
+}
+
+// Pos returns the committed watermark.
+func (n *Notifier) Pos() int64 { return n.pos.Load() }
+
+// TypingPos returns the typing serial.
+func (n *Notifier) TypingPos() int64 { return n.typingPos.Load() }
+
+var _ rooms.CommitListener = (*Notifier)(nil)
+
+// Committed updates the routing tables, publishes the new watermark, and
+// wakes the users the commit concerns. The writer calls it after commit and
+// before acknowledging, in position order.
+func (n *Notifier) Committed(c *rooms.Commit) {
+	n.mu.Lock()
+	for i := range c.Events {
+		ev := &c.Events[i]
+		n.roomPos[ev.RoomID] = ev.Pos
+		if ev.Type == "m.room.member" && ev.StateKey != nil {
+			target := *ev.StateKey
+			if ev.Membership == "join" {
+				n.addMemberLocked(ev.RoomID, target)
+			} else {
+				n.removeMemberLocked(ev.RoomID, target)
+			}
+			n.touchUserLocked(target, ev.Pos)
+		}
+		for u := range n.roomMembers[ev.RoomID] {
+			n.touchUserLocked(u, ev.Pos)
+		}
+	}
+	for _, t := range c.RoomTouches {
+		n.roomPos[t.ID] = t.Pos
+		for u := range n.roomMembers[t.ID] {
+			n.touchUserLocked(u, t.Pos)
+		}
+	}
+	for _, t := range c.UserTouches {
+		n.touchUserLocked(t.ID, t.Pos)
+	}
+	for _, t := range c.PeerTouches {
+		n.touchUserLocked(t.ID, t.Pos)
+		for room := range n.userRooms[t.ID] {
+			for u := range n.roomMembers[room] {
+				n.touchUserLocked(u, t.Pos)
+			}
+		}
+	}
+	n.pos.Store(c.Pos)
+	n.mu.Unlock()
+}
+
+// touchUserLocked records news for u and wakes u's waiting requests.
+func (n *Notifier) touchUserLocked(u string, pos int64) {
+	if n.userPos[u] < pos {
+		n.userPos[u] = pos
+	}
+	n.wake(u)
+}
+
+func (n *Notifier) addMemberLocked(room, user string) {
+	m := n.roomMembers[room]
+	if m == nil {
+		m = map[string]struct{}{}
+		n.roomMembers[room] = m
+	}
+	m[user] = struct{}{}
+	r := n.userRooms[user]
+	if r == nil {
+		r = map[string]struct{}{}
+		n.userRooms[user] = r
+	}
+	r[room] = struct{}{}
+}
+
+func (n *Notifier) removeMemberLocked(room, user string) {
+	delete(n.roomMembers[room], user)
+	delete(n.userRooms[user], room)
+}
+
+func (n *Notifier) shard(user string) *waitShard {
+	return &n.shards[maphash.String(n.seed, user)%shardCount]
+}
+
+// wake closes every channel user's requests wait on.
+func (n *Notifier) wake(user string) {
+	sh := n.shard(user)
+	sh.mu.Lock()
+	chans := sh.waiters[user]
+	if len(chans) > 0 {
+		for _, ch := range chans {
+			close(ch)
+		}
+		delete(sh.waiters, user)
+	}
+	sh.mu.Unlock()
+}
+
+// subscribe returns a channel closed at user's next news.
+func (n *Notifier) subscribe(user string) chan struct{} {
+	ch := make(chan struct{})
+	sh := n.shard(user)
+	sh.mu.Lock()
+	sh.waiters[user] = append(sh.waiters[user], ch)
+	sh.mu.Unlock()
+	return ch
+}
+
+// unsubscribe removes ch if it is still waiting.
+func (n *Notifier) unsubscribe(user string, ch chan struct{}) {
+	sh := n.shard(user)
+	sh.mu.Lock()
+	list := sh.waiters[user]
+	for i, c := range list {
+		if c == ch {
+			list[i] = list[len(list)-1]
+			list = list[:len(list)-1]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(sh.waiters, user)
+	} else {
+		sh.waiters[user] = list
+	}
+	sh.mu.Unlock()
+}
+
+// HasNews reports whether anything concerning user happened after the token.
+func (n *Notifier) HasNews(user string, since Token) bool {
+	if since.Pos < n.startPos || since.toDeviceAcked() < since.Pos {
+		return true // older than the tables, or to-device messages still queued
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.userPos[user] > since.Pos || n.userTyping[user] > since.Typing
+}
+
+// Wait blocks until user has news after since, ctx ends, or the returned
+// channel of timeout fires. It registers before checking, so a commit between
+// the check and the wait is never missed.
+func (n *Notifier) Wait(ctx context.Context, user string, since Token, timeout <-chan struct{}) {
+	ch := n.subscribe(user)
+	if n.HasNews(user, since) {
+		n.unsubscribe(user, ch)
+		return
+	}
+	select {
+	case <-ch:
+	case <-timeout:
+		n.unsubscribe(user, ch)
+	case <-ctx.Done():
+		n.unsubscribe(user, ch)
+	}
+}
+
+// JoinedRooms returns a copy of user's joined rooms with each room's latest
+// position, and the watermark they are consistent with: the tables are
+// updated and the watermark published under one lock, so the snapshot shows
+// exactly the commits up to pos. This is how a sync finds changed rooms
+// without asking the database.
+func (n *Notifier) JoinedRooms(user string) (rooms map[string]int64, pos int64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := make(map[string]int64, len(n.userRooms[user]))
+	for r := range n.userRooms[user] {
+		out[r] = n.roomPos[r]
+	}
+	return out, n.pos.Load()
+}
+
+// RoomMembers returns a room's joined local users.
+func (n *Notifier) RoomMembers(room string) []string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := make([]string, 0, len(n.roomMembers[room]))
+	for u := range n.roomMembers[room] {
+		out = append(out, u)
+	}
+	return out
+}
+
+// JoinedCount returns how many local users are joined to room.
+func (n *Notifier) JoinedCount(room string) int {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return len(n.roomMembers[room])
+}

@@ -1,0 +1,268 @@
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strconv"
+
+	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/storage"
+)
+
+// jsonWriter builds a response by appending: event JSON is stored rendered,
+// so a sync copies bytes instead of decoding and re-encoding events.
+type jsonWriter struct{ buf []byte }
+
+func newJSONWriter(n int) *jsonWriter { return &jsonWriter{buf: make([]byte, 0, n)} }
+
+func (w *jsonWriter) raw(s string) *jsonWriter { w.buf = append(w.buf, s...); return w }
+func (w *jsonWriter) str(s string) *jsonWriter {
+	q, _ := json.Marshal(s)
+	w.buf = append(w.buf, q...)
+	return w
+}
+func (w *jsonWriter) int(n int64) *jsonWriter { w.buf = strconv.AppendInt(w.buf, n, 10); return w }
+func (w *jsonWriter) bytes() []byte           { return w.buf }
+
+func (w *jsonWriter) events(evs []storage.Event, now int64, v rooms.Viewer) *jsonWriter {
+	w.buf = append(w.buf, '[')
+	for i := range evs {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		w.buf = rooms.AppendClientEvent(w.buf, &evs[i], now, v)
+	}
+	w.buf = append(w.buf, ']')
+	return w
+}
+
+func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[string]*roomResp,
+	globalData []storage.AccountData, presence []storage.Presence, toDevice []storage.ToDevice,
+	changed []string, otk map[string]int, fallback []string) []byte {
+	now := s.now().UnixMilli()
+	v := rooms.Viewer{UserID: req.UserID, DeviceID: req.DeviceID}
+	w := newJSONWriter(4096)
+	w.raw(`{"next_batch":`).str(next.String())
+
+	ids := make([]string, 0, len(rms))
+	for id := range rms {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	w.raw(`,"rooms":{`)
+	for si, section := range []string{"join", "invite", "leave"} {
+		if si > 0 {
+			w.raw(",")
+		}
+		w.str(section).raw(":{")
+		first := true
+		for _, id := range ids {
+			r := rms[id]
+			if r.section != section {
+				continue
+			}
+			if !first {
+				w.raw(",")
+			}
+			first = false
+			w.str(id).raw(":")
+			switch section {
+			case "invite":
+				s.renderInvite(w, r)
+			default:
+				s.renderRoom(w, r, now, v)
+			}
+		}
+		w.raw("}")
+	}
+	w.raw("}")
+
+	w.raw(`,"account_data":{"events":[`)
+	for i, a := range globalData {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.raw(`{"type":`).str(a.Type).raw(`,"content":`).raw(a.Content).raw("}")
+	}
+	w.raw("]}")
+
+	w.raw(`,"presence":{"events":[`)
+	n := 0
+	for _, p := range presence {
+		if !req.Filter.Presence.Allows("m.presence", p.UserID) {
+			continue
+		}
+		if n > 0 {
+			w.raw(",")
+		}
+		n++
+		state, msg, lastActive, active := s.presence.Get(ctx, p.UserID)
+		w.raw(`{"type":"m.presence","sender":`).str(p.UserID).raw(`,"content":{"presence":`).str(state)
+		if !lastActive.IsZero() {
+			w.raw(`,"last_active_ago":`).int(max(now-lastActive.UnixMilli(), 0))
+		}
+		w.raw(`,"currently_active":`).raw(strconv.FormatBool(active))
+		if msg != "" {
+			w.raw(`,"status_msg":`).str(msg)
+		}
+		w.raw("}}")
+	}
+	w.raw("]}")
+
+	w.raw(`,"to_device":{"events":[`)
+	for i, m := range toDevice {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.raw(`{"sender":`).str(m.Sender).raw(`,"type":`).str(m.Type).raw(`,"content":`).raw(m.Content).raw("}")
+	}
+	w.raw("]}")
+
+	w.raw(`,"device_lists":{"changed":[`)
+	for i, u := range changed {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.str(u)
+	}
+	w.raw(`],"left":[]}`)
+
+	w.raw(`,"device_one_time_keys_count":{`)
+	algs := make([]string, 0, len(otk))
+	for a := range otk {
+		algs = append(algs, a)
+	}
+	sort.Strings(algs)
+	for i, a := range algs {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.str(a).raw(":").int(int64(otk[a]))
+	}
+	w.raw(`},"device_unused_fallback_key_types":[`)
+	for i, a := range fallback {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.str(a)
+	}
+	w.raw("]}")
+	return w.bytes()
+}
+
+func (s *Syncer) renderRoom(w *jsonWriter, r *roomResp, now int64, v rooms.Viewer) {
+	w.raw(`{"timeline":{"events":`).events(r.timeline, now, v).raw(`,"limited":`).raw(strconv.FormatBool(r.limited))
+	prev := r.since
+	if len(r.timeline) > 0 {
+		prev = r.timeline[0].Pos - 1
+	}
+	w.raw(`,"prev_batch":`).str(RoomToken(prev)).raw("}")
+	w.raw(`,"state":{"events":`).events(r.state, now, v).raw("}")
+	w.raw(`,"account_data":{"events":[`)
+	for i, a := range r.accountDat {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.raw(`{"type":`).str(a.Type).raw(`,"content":`).raw(a.Content).raw("}")
+	}
+	w.raw("]}")
+	if r.section == "join" {
+		w.raw(`,"ephemeral":{"events":[`)
+		n := 0
+		if r.typingSet || r.newlyJoin {
+			w.raw(`{"type":"m.typing","content":{"user_ids":[`)
+			for i, u := range r.typing {
+				if i > 0 {
+					w.raw(",")
+				}
+				w.str(u)
+			}
+			w.raw("]}}")
+			n++
+		}
+		if len(r.receipts) > 0 {
+			if n > 0 {
+				w.raw(",")
+			}
+			renderReceipts(w, r.receipts)
+		}
+		w.raw("]}")
+		if r.unread != nil {
+			w.raw(`,"unread_notifications":{"notification_count":`).int(r.unread.Notifications).
+				raw(`,"highlight_count":`).int(r.unread.Highlights).raw("}")
+		}
+		if r.summary != nil {
+			w.raw(`,"summary":{"m.joined_member_count":`).int(r.summary.Joined).
+				raw(`,"m.invited_member_count":`).int(r.summary.Invited).raw(`,"m.heroes":[`)
+			for i, h := range r.summary.Heroes {
+				if i > 0 {
+					w.raw(",")
+				}
+				w.str(h)
+			}
+			w.raw("]}")
+		}
+	}
+	w.raw("}")
+}
+
+// renderReceipts groups receipts into one m.receipt event.
+func renderReceipts(w *jsonWriter, rs []storage.Receipt) {
+	byEvent := map[string]map[string][]storage.Receipt{}
+	var order []string
+	for _, r := range rs {
+		if byEvent[r.EventID] == nil {
+			byEvent[r.EventID] = map[string][]storage.Receipt{}
+			order = append(order, r.EventID)
+		}
+		byEvent[r.EventID][r.Type] = append(byEvent[r.EventID][r.Type], r)
+	}
+	w.raw(`{"type":"m.receipt","content":{`)
+	for i, ev := range order {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.str(ev).raw(":{")
+		j := 0
+		for typ, list := range byEvent[ev] {
+			if j > 0 {
+				w.raw(",")
+			}
+			j++
+			w.str(typ).raw(":{")
+			for k, r := range list {
+				if k > 0 {
+					w.raw(",")
+				}
+				w.str(r.UserID).raw(`:{"ts":`).int(r.TS)
+				if r.ThreadID != "" {
+					w.raw(`,"thread_id":`).str(r.ThreadID)
+				}
+				w.raw("}")
+			}
+			w.raw("}")
+		}
+		w.raw("}")
+	}
+	w.raw("}}")
+}
+
+func (s *Syncer) renderInvite(w *jsonWriter, r *roomResp) {
+	w.raw(`{"invite_state":{"events":[`)
+	for i, e := range r.state {
+		if i > 0 {
+			w.raw(",")
+		}
+		var ev struct {
+			Content  json.RawMessage `json:"content"`
+			Sender   string          `json:"sender"`
+			StateKey string          `json:"state_key"`
+			Type     string          `json:"type"`
+		}
+		_ = json.Unmarshal(e.Client, &ev)
+		b, _ := json.Marshal(ev)
+		w.buf = append(w.buf, b...)
+	}
+	w.raw("]}}")
+}

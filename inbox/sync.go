@@ -1,0 +1,242 @@
+package inbox
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/parley-im/parley/storage"
+)
+
+// Syncer answers /sync.
+type Syncer struct {
+	// Static after construction.
+	store        *storage.Store
+	n            *Notifier
+	presence     *Presence
+	log          *slog.Logger
+	defaultLimit int
+	now          func() time.Time
+}
+
+// SyncerConfig wires a Syncer.
+type SyncerConfig struct {
+	Store    *storage.Store
+	Notifier *Notifier
+	Presence *Presence
+	Logger   *slog.Logger
+	// DefaultTimelineLimit applies when the filter sets none. Zero means 10.
+	DefaultTimelineLimit int
+}
+
+// NewSyncer builds a Syncer.
+func NewSyncer(cfg SyncerConfig) *Syncer {
+	if cfg.DefaultTimelineLimit <= 0 {
+		cfg.DefaultTimelineLimit = 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, log: cfg.Logger,
+		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now}
+}
+
+// Request is one /sync call.
+type Request struct {
+	UserID, DeviceID string
+	Since            *Token // nil for an initial sync
+	Filter           *Filter
+	FullState        bool
+	Timeout          time.Duration
+	SetPresence      string
+}
+
+// Sync waits for news (an incremental sync with a timeout) and builds the
+// response. A sync that times out with nothing new makes no query at all.
+func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
+	if req.Filter == nil {
+		req.Filter = &Filter{}
+	}
+	if req.SetPresence != "offline" {
+		s.presence.Synced(ctx, req.UserID, req.SetPresence, s.now())
+	}
+	if req.Since != nil && !req.FullState && req.Timeout > 0 && !s.n.HasNews(req.UserID, *req.Since) {
+		timer := time.NewTimer(req.Timeout)
+		timeout := make(chan struct{})
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-timer.C:
+				close(timeout)
+			case <-stop:
+				timer.Stop()
+			}
+		}()
+		s.n.Wait(ctx, req.UserID, *req.Since, timeout)
+		close(stop)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !s.n.HasNews(req.UserID, *req.Since) {
+			return emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice}), nil
+		}
+	}
+	return s.build(ctx, req)
+}
+
+func emptyResponse(t Token) []byte {
+	w := newJSONWriter(128)
+	w.raw(`{"next_batch":`).str(t.String()).raw(`,"rooms":{"join":{},"invite":{},"leave":{}}}`)
+	return w.bytes()
+}
+
+// roomResp gathers one room's parts of a response.
+type roomResp struct {
+	id         string
+	section    string // join, invite, leave
+	newlyJoin  bool   // full state wanted
+	since      int64
+	upto       int64
+	timeline   []storage.Event
+	limited    bool
+	state      []storage.Event
+	typing     []string
+	typingSet  bool
+	receipts   []storage.Receipt
+	accountDat []storage.AccountData
+	unread     *storage.Unread
+	summary    *storage.Summary
+}
+
+func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
+	f := req.Filter
+	limit := f.Room.Timeline.Limit
+	if limit <= 0 {
+		limit = s.defaultLimit
+	}
+	joined, upto := s.n.JoinedRooms(req.UserID)
+	typingUpto := s.n.TypingPos()
+	var since Token
+	initial := req.Since == nil
+	if !initial {
+		since = *req.Since
+	}
+
+	// Which rooms: membership changes from the store, room news from memory.
+	changes, err := s.store.MembershipChanges(ctx, req.UserID, since.Pos, upto)
+	if err != nil {
+		return nil, err
+	}
+	rooms := map[string]*roomResp{}
+	get := func(id, section string) *roomResp {
+		r := rooms[id]
+		if r == nil {
+			r = &roomResp{id: id, section: section, since: since.Pos, upto: upto}
+			rooms[id] = r
+		}
+		return r
+	}
+	for _, m := range changes {
+		if !f.Room.AllowsRoom(m.RoomID) || m.Forgotten {
+			continue
+		}
+		switch m.Membership {
+		case "join":
+			if _, ok := joined[m.RoomID]; ok {
+				r := get(m.RoomID, "join")
+				r.newlyJoin, r.since = true, 0
+			}
+		case "invite":
+			get(m.RoomID, "invite")
+		case "leave", "ban":
+			if _, ok := joined[m.RoomID]; ok {
+				continue
+			}
+			if initial && !f.Room.IncludeLeave {
+				continue
+			}
+			r := get(m.RoomID, "leave")
+			r.upto = m.Pos
+			if initial {
+				r.since = 0
+			}
+		}
+	}
+	for id, pos := range joined {
+		if !f.Room.AllowsRoom(id) {
+			continue
+		}
+		if initial || req.FullState {
+			r := get(id, "join")
+			r.newlyJoin, r.since = true, 0
+		} else if pos > since.Pos {
+			get(id, "join")
+		}
+	}
+	if typing := s.n.TypingIn(keys(joined), since.Typing); len(typing) > 0 {
+		for id, users := range typing {
+			if f.Room.AllowsRoom(id) {
+				r := get(id, "join")
+				r.typing, r.typingSet = users, true
+			}
+		}
+	}
+
+	// Account data first: room account data can add rooms to the response.
+	accountData, err := s.store.AccountDataSince(ctx, req.UserID, since.Pos, upto)
+	if err != nil {
+		return nil, err
+	}
+	var globalData []storage.AccountData
+	for _, a := range accountData {
+		if a.RoomID == "" {
+			if f.AccountData.Allows(a.Type, "") {
+				globalData = append(globalData, a)
+			}
+			continue
+		}
+		if _, ok := joined[a.RoomID]; ok && f.Room.AllowsRoom(a.RoomID) && f.Room.AccountData.Allows(a.Type, "") {
+			r := get(a.RoomID, "join")
+			r.accountDat = append(r.accountDat, a)
+		}
+	}
+
+	if err := s.fillRooms(ctx, req, rooms, limit); err != nil {
+		return nil, err
+	}
+	next := Token{Pos: upto, Typing: typingUpto}
+	toDevice, err := s.store.ToDeviceFor(ctx, req.UserID, req.DeviceID, since.toDeviceAcked(), upto, toDeviceBatch)
+	if err != nil {
+		return nil, err
+	}
+	if len(toDevice) == toDeviceBatch {
+		next.ToDevice = toDevice[len(toDevice)-1].Pos
+	}
+	var presence []storage.Presence
+	var changed []string
+	if !initial {
+		if presence, err = s.store.PresenceSince(ctx, req.UserID, since.Pos, upto); err != nil {
+			return nil, err
+		}
+		if changed, err = s.store.DeviceListChangesSince(ctx, req.UserID, since.Pos, upto); err != nil {
+			return nil, err
+		}
+	}
+	otk, fallback, err := s.store.OneTimeKeyCounts(ctx, req.UserID, req.DeviceID)
+	if err != nil {
+		return nil, err
+	}
+	return s.render(ctx, req, next, rooms, globalData, presence, toDevice, changed, otk, fallback), nil
+}
+
+const toDeviceBatch = 100
+
+func keys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,70 @@
+package inbox
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Token is a sync position: the stream position all persisted streams share,
+// and the typing serial (typing is never persisted). Written "s<pos>_<typing>".
+type Token struct {
+	Pos    int64
+	Typing int64
+	// ToDevice is how far to-device messages were delivered, when a sync
+	// stopped short of Pos because the device had more queued than one
+	// response carries. Zero means "as far as Pos".
+	ToDevice int64
+}
+
+func (t Token) String() string {
+	s := "s" + strconv.FormatInt(t.Pos, 10) + "_" + strconv.FormatInt(t.Typing, 10)
+	if t.ToDevice > 0 && t.ToDevice < t.Pos {
+		s += "_" + strconv.FormatInt(t.ToDevice, 10)
+	}
+	return s
+}
+
+// toDeviceAcked is the to-device position the holder of t has received.
+func (t Token) toDeviceAcked() int64 {
+	if t.ToDevice > 0 && t.ToDevice < t.Pos {
+		return t.ToDevice
+	}
+	return t.Pos
+}
+
+// ParseToken reads a sync token. It accepts room pagination tokens too
+// ("t<pos>"), which carry no typing serial.
+func ParseToken(s string) (Token, error) {
+	if len(s) < 2 || (s[0] != 's' && s[0] != 't') {
+		return Token{}, fmt.Errorf("bad token %q", s)
+	}
+	body := s[1:]
+	var t Token
+	posPart, typingPart, hasTyping := strings.Cut(body, "_")
+	p, err := strconv.ParseInt(posPart, 10, 64)
+	if err != nil || p < 0 {
+		return Token{}, fmt.Errorf("bad token %q", s)
+	}
+	t.Pos = p
+	if hasTyping {
+		typingPart, tdPart, hasTD := strings.Cut(typingPart, "_")
+		ty, err := strconv.ParseInt(typingPart, 10, 64)
+		if err != nil || ty < 0 {
+			return Token{}, fmt.Errorf("bad token %q", s)
+		}
+		t.Typing = ty
+		if hasTD {
+			td, err := strconv.ParseInt(tdPart, 10, 64)
+			if err != nil || td < 0 {
+				return Token{}, fmt.Errorf("bad token %q", s)
+			}
+			t.ToDevice = td
+		}
+	}
+	return t, nil
+}
+
+// RoomToken is a pagination token: a boundary between positions. Paging
+// backwards from "t<n>" returns positions <= n; forwards returns > n.
+func RoomToken(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }

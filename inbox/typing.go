@@ -1,0 +1,123 @@
+package inbox
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+)
+
+// typingTable holds who is typing where. Typing is ephemeral: it lives only
+// in memory and has its own serial in the sync token.
+type typingTable struct {
+	mu         sync.Mutex
+	rooms      map[string]map[string]time.Time // room -> user -> expiry; guarded by mu
+	roomSerial map[string]int64                // room -> serial of its last change; guarded by mu
+}
+
+func newTypingTable() *typingTable {
+	return &typingTable{rooms: map[string]map[string]time.Time{}, roomSerial: map[string]int64{}}
+}
+
+// SetTyping starts or stops user typing in room and wakes the room's members.
+func (n *Notifier) SetTyping(room, user string, typing bool, timeout time.Duration, now time.Time) {
+	t := n.typing
+	t.mu.Lock()
+	users := t.rooms[room]
+	_, was := users[user]
+	if typing {
+		if users == nil {
+			users = map[string]time.Time{}
+			t.rooms[room] = users
+		}
+		users[user] = now.Add(timeout)
+	} else {
+		delete(users, user)
+	}
+	changed := typing != was
+	var serial int64
+	if changed {
+		serial = n.typingPos.Add(1)
+		t.roomSerial[room] = serial
+	}
+	t.mu.Unlock()
+	if changed {
+		n.typingChanged(room, serial)
+	}
+}
+
+func (n *Notifier) typingChanged(room string, serial int64) {
+	n.mu.Lock()
+	for u := range n.roomMembers[room] {
+		if n.userTyping[u] < serial {
+			n.userTyping[u] = serial
+		}
+		n.wake(u)
+	}
+	n.mu.Unlock()
+}
+
+// expireTyping drops typing entries past their timeout.
+func (n *Notifier) expireTyping(now time.Time) {
+	t := n.typing
+	var changed []string
+	t.mu.Lock()
+	for room, users := range t.rooms {
+		for u, exp := range users {
+			if now.After(exp) {
+				delete(users, u)
+				changed = append(changed, room)
+			}
+		}
+		if len(users) == 0 {
+			delete(t.rooms, room)
+		}
+	}
+	serials := make([]int64, len(changed))
+	for i, room := range changed {
+		serials[i] = n.typingPos.Add(1)
+		t.roomSerial[room] = serials[i]
+	}
+	t.mu.Unlock()
+	for i, room := range changed {
+		n.typingChanged(room, serials[i])
+	}
+}
+
+// RunTypingExpiry expires typing notifications every second until ctx ends.
+func (n *Notifier) RunTypingExpiry(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			n.expireTyping(now)
+		}
+	}
+}
+
+// TypingIn returns, for each room whose typing changed after since, the users
+// typing now (sorted).
+func (n *Notifier) TypingIn(rooms []string, since int64) map[string][]string {
+	t := n.typing
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out map[string][]string
+	for _, room := range rooms {
+		if t.roomSerial[room] <= since {
+			continue
+		}
+		users := make([]string, 0, len(t.rooms[room]))
+		for u := range t.rooms[room] {
+			users = append(users, u)
+		}
+		sort.Strings(users)
+		if out == nil {
+			out = map[string][]string{}
+		}
+		out[room] = users
+	}
+	return out
+}

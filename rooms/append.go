@@ -1,0 +1,164 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/pdu"
+	"github.com/parley-im/parley/storage"
+)
+
+// txnKey is a send's idempotency key.
+type txnKey struct{ user, device, txn string }
+
+// appendEvent builds the next event of rs from p, authorises it against the
+// room's current state, and writes it into the batch. Nothing is written
+// when the event is refused.
+func (b *batch) appendEvent(ctx context.Context, rs *roomState, p pdu.Proto, txn *txnKey) (*pdu.Event, int64, error) {
+	p.RoomID = rs.id
+	p.PrevEvents = []string{rs.latest}
+	p.Depth = rs.depth + 1
+	if p.OriginServerTS == 0 {
+		p.OriginServerTS = b.s.cfg.Now().UnixMilli()
+	}
+	auth := map[authrules.StateKey]*pdu.Event{}
+	for _, k := range authrules.Needed(p.Type, p.StateKey, p.Sender, p.Content) {
+		if ev := rs.get(k.Type, k.StateKey); ev != nil {
+			auth[k] = ev
+			p.AuthEvents = append(p.AuthEvents, ev.ID)
+		}
+	}
+	ev, err := pdu.Build(p, rs.version, b.s.cfg.Key)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := authrules.Check(rs.version, ev, auth); err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrForbidden, err)
+	}
+	pos, err := b.write(ctx, rs, ev, txn)
+	return ev, pos, err
+}
+
+// write stores an authorised event and advances the room's cached head and
+// state. From here on every failure poisons the transaction.
+func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *txnKey) (int64, error) {
+	pos := b.nextPos()
+	row := &storage.Event{
+		Pos:      pos,
+		EventID:  ev.ID,
+		RoomID:   rs.id,
+		Type:     ev.Type,
+		StateKey: ev.StateKey,
+		Sender:   ev.Sender,
+		Depth:    ev.Depth,
+		OriginTS: ev.OriginServerTS,
+		Client:   clientJSON(ev),
+	}
+	if ev.Type == "m.room.member" {
+		row.Membership = membershipOf(ev.Content)
+	}
+	var key authrules.StateKey
+	var prev *stateEntry
+	if ev.StateKey != nil {
+		key = authrules.StateKey{Type: ev.Type, StateKey: *ev.StateKey}
+		prev = rs.state[key]
+		if prev != nil {
+			row.Unsigned = prevContentJSON(prev.ev)
+		}
+	}
+	if txn != nil {
+		row.TxnDevice, row.TxnID = txn.device, txn.txn
+	}
+	cls := classify(ev, rs)
+	row.Notify, row.RoomMention = cls.notify, cls.roomMention
+	if err := b.tx.InsertEvent(ctx, row, ev.Raw); err != nil {
+		return 0, dbErr(err)
+	}
+	if len(cls.mentions) > 0 {
+		if err := b.tx.InsertMentions(ctx, rs.id, pos, cls.mentions); err != nil {
+			return 0, dbErr(err)
+		}
+	}
+	if txn != nil {
+		if err := b.tx.InsertTxn(ctx, txn.user, txn.device, txn.txn, ev.ID); err != nil {
+			return 0, dbErr(err)
+		}
+	}
+
+	oldLatest, oldDepth, oldJoined := rs.latest, rs.depth, rs.joined
+	rs.latest, rs.depth = ev.ID, ev.Depth
+	if ev.StateKey != nil {
+		if ev.Type == "m.room.member" {
+			wasJoined := prev != nil && membershipOf(prev.ev.Content) == "join"
+			isJoined := row.Membership == "join"
+			if wasJoined && !isJoined {
+				rs.joined--
+			} else if !wasJoined && isJoined {
+				rs.joined++
+			}
+		}
+		rs.state[key] = &stateEntry{ev: ev, pos: pos}
+	}
+	b.onUndo(func() {
+		rs.latest, rs.depth, rs.joined = oldLatest, oldDepth, oldJoined
+		if ev.StateKey != nil {
+			if prev != nil {
+				rs.state[key] = prev
+			} else {
+				delete(rs.state, key)
+			}
+		}
+	})
+	b.commit.Events = append(b.commit.Events, CommittedEvent{
+		RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: ev.StateKey, Membership: row.Membership, Sender: ev.Sender,
+	})
+	return pos, nil
+}
+
+func membershipOf(content json.RawMessage) string {
+	return gjson.GetBytes(content, "membership").String()
+}
+
+// clientJSON renders the client-server form of an event, without "unsigned":
+// it is stored once and shared by every reader.
+func clientJSON(ev *pdu.Event) []byte {
+	buf := make([]byte, 0, len(ev.Content)+256)
+	buf = append(buf, `{"content":`...)
+	buf = append(buf, ev.Content...)
+	buf = appendField(buf, "event_id", ev.ID)
+	buf = append(buf, `,"origin_server_ts":`...)
+	buf = fmt.Appendf(buf, "%d", ev.OriginServerTS)
+	buf = appendField(buf, "room_id", ev.RoomID)
+	buf = appendField(buf, "sender", ev.Sender)
+	if ev.StateKey != nil {
+		buf = appendField(buf, "state_key", *ev.StateKey)
+	}
+	buf = appendField(buf, "type", ev.Type)
+	if ev.Redacts != "" {
+		buf = appendField(buf, "redacts", ev.Redacts)
+	}
+	return append(buf, '}')
+}
+
+func appendField(buf []byte, name, value string) []byte {
+	buf = append(buf, ',', '"')
+	buf = append(buf, name...)
+	buf = append(buf, '"', ':')
+	q, _ := json.Marshal(value)
+	return append(buf, q...)
+}
+
+// prevContentJSON is the static part of unsigned for a state event that
+// replaces prev: clients show "X changed their name" from it.
+func prevContentJSON(prev *pdu.Event) []byte {
+	buf := make([]byte, 0, len(prev.Content)+128)
+	buf = append(buf, `{"prev_content":`...)
+	buf = append(buf, prev.Content...)
+	buf = appendField(buf, "prev_sender", prev.Sender)
+	buf = appendField(buf, "replaces_state", prev.ID)
+	return append(buf, '}')
+}

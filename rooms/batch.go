@@ -1,0 +1,149 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/pdu"
+	"github.com/parley-im/parley/storage"
+)
+
+// Commit describes what one committed batch changed, for the notifier.
+type Commit struct {
+	// Pos is the highest position the batch assigned: the new watermark.
+	Pos int64
+	// Events are the appended room events, in order.
+	Events []CommittedEvent
+	// RoomTouches are room-level stream changes that are not events (receipts).
+	RoomTouches []Touch
+	// UserTouches wake one user's devices (account data, to-device).
+	UserTouches []Touch
+	// PeerTouches wake everyone who shares a room with the user (presence,
+	// device lists).
+	PeerTouches []Touch
+}
+
+// CommittedEvent is the part of an event the notifier routes on.
+type CommittedEvent struct {
+	RoomID     string
+	Pos        int64
+	Type       string
+	StateKey   *string
+	Membership string
+	Sender     string
+}
+
+// Touch names a room or user and the position that changed it.
+type Touch struct {
+	ID  string
+	Pos int64
+}
+
+// batch is one group commit in progress. It is owned by the writer goroutine.
+type batch struct {
+	s        *Service
+	tx       *storage.WriteTx
+	startPos int64
+	commit   *Commit
+	undo     []func()
+	txns     map[txnKey]string // idempotency keys written by this batch
+}
+
+// nextPos assigns the next stream position.
+func (b *batch) nextPos() int64 {
+	b.s.pos++
+	return b.s.pos
+}
+
+func (b *batch) onUndo(f func()) { b.undo = append(b.undo, f) }
+
+// rollback reverts every memory change of the batch and its positions.
+func (b *batch) rollback() {
+	b.rollbackTo(0)
+	b.s.pos = b.startPos
+}
+
+func (b *batch) rollbackTo(mark int) {
+	for i := len(b.undo) - 1; i >= mark; i-- {
+		b.undo[i]()
+	}
+	b.undo = b.undo[:mark]
+}
+
+// room returns the writer's cached state of a room, loading it on first use.
+func (b *batch) room(ctx context.Context, roomID string) (*roomState, error) {
+	if rs, ok := b.s.rooms[roomID]; ok {
+		return rs, nil
+	}
+	head, err := b.s.store.LoadRoomHead(ctx, roomID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownRoom, roomID)
+	}
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	rs := &roomState{
+		id:      roomID,
+		version: head.Version,
+		creator: head.Creator,
+		latest:  head.LatestEventID,
+		depth:   head.Depth,
+		state:   make(map[authrules.StateKey]*stateEntry, len(head.State)),
+	}
+	for _, se := range head.State {
+		ev, err := pdu.Parse(se.PDU, head.Version)
+		if err != nil {
+			return nil, dbErr(fmt.Errorf("parse state event %s: %w", se.EventID, err))
+		}
+		rs.state[authrules.StateKey{Type: se.Type, StateKey: *se.StateKey}] = &stateEntry{ev: ev, pos: se.Pos}
+		if se.Type == "m.room.member" && se.Membership == "join" {
+			rs.joined++
+		}
+	}
+	b.s.rooms[roomID] = rs
+	return rs, nil
+}
+
+// roomState is the writer's cache of a room: enough to build and authorise
+// the next event without reading the database.
+type roomState struct {
+	id, version, creator string
+	latest               string
+	depth                int64
+	state                map[authrules.StateKey]*stateEntry
+	joined               int
+}
+
+type stateEntry struct {
+	ev  *pdu.Event
+	pos int64
+}
+
+func keyOf(typ, key string) authrules.StateKey { return authrules.StateKey{Type: typ, StateKey: key} }
+
+func (rs *roomState) get(typ, key string) *pdu.Event {
+	if e := rs.state[keyOf(typ, key)]; e != nil {
+		return e.ev
+	}
+	return nil
+}
+
+// membership returns a user's current membership ("" when none).
+func (rs *roomState) membership(userID string) string {
+	ev := rs.get("m.room.member", userID)
+	if ev == nil {
+		return ""
+	}
+	return membershipOf(ev.Content)
+}
+
+func (rs *roomState) powerLevels() authrules.PowerLevels {
+	if ev := rs.get("m.room.power_levels", ""); ev != nil {
+		if pl, err := authrules.ParsePowerLevels(ev.Content); err == nil {
+			return pl
+		}
+	}
+	return authrules.DefaultPowerLevels(rs.creator)
+}

@@ -1,0 +1,130 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/parley-im/parley/storage"
+)
+
+// Non-event streams go through the same writer as events, so every stream
+// shares one position counter and one commit order.
+
+// PutReceipt records a read receipt. A receipt older than the user's current
+// one of the same type is accepted and ignored: read markers only move
+// forward, so unread counts never rise again.
+func (s *Service) PutReceipt(ctx context.Context, roomID, userID, receiptType, eventID, threadID string) error {
+	evs, err := s.store.EventPositions(ctx, []string{eventID})
+	if err != nil {
+		return err
+	}
+	target, ok := evs[eventID]
+	if !ok || target.RoomID != roomID {
+		return fmt.Errorf("%w: event %s", ErrNotFound, eventID)
+	}
+	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+		rs, err := b.room(ctx, roomID)
+		if err != nil {
+			return err
+		}
+		if rs.membership(userID) != "join" {
+			return fmt.Errorf("%w: you are not in this room", ErrForbidden)
+		}
+		if threadID == "" {
+			cur, err := b.tx.ReceiptPos(ctx, roomID, userID, receiptType)
+			if err != nil {
+				return dbErr(err)
+			}
+			if cur >= target.Pos {
+				return nil
+			}
+		}
+		pos := b.nextPos()
+		if err := b.tx.PutReceipt(ctx, storage.Receipt{
+			RoomID: roomID, UserID: userID, Type: receiptType, ThreadID: threadID,
+			EventID: eventID, EventPos: target.Pos, TS: b.s.cfg.Now().UnixMilli(), Pos: pos,
+		}); err != nil {
+			return dbErr(err)
+		}
+		b.commit.RoomTouches = append(b.commit.RoomTouches, Touch{ID: roomID, Pos: pos})
+		return nil
+	})
+}
+
+// PutAccountData stores global (roomID "") or per-room account data.
+func (s *Service) PutAccountData(ctx context.Context, userID, roomID, typ string, content []byte) error {
+	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+		pos := b.nextPos()
+		if err := b.tx.PutAccountData(ctx, userID, roomID, typ, string(content), pos); err != nil {
+			return dbErr(err)
+		}
+		b.commit.UserTouches = append(b.commit.UserTouches, Touch{ID: userID, Pos: pos})
+		return nil
+	})
+}
+
+// ToDeviceMessage is one message for one device.
+type ToDeviceMessage struct {
+	UserID, DeviceID string
+	Content          []byte
+}
+
+// SendToDevice queues messages for devices. With a txnId, a retry is a no-op.
+func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, txnID, typ string, msgs []ToDeviceMessage) error {
+	key := txnKey{sender, senderDevice, "to_device:" + txnID}
+	if txnID != "" {
+		if _, err := s.store.TxnEvent(ctx, key.user, key.device, key.txn); err == nil {
+			return nil
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+	}
+	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+		if txnID != "" {
+			if _, ok, err := b.lookupTxn(ctx, key); err != nil || ok {
+				return err
+			}
+		}
+		for _, m := range msgs {
+			pos := b.nextPos()
+			if err := b.tx.InsertToDevice(ctx, storage.ToDevice{Pos: pos, UserID: m.UserID, DeviceID: m.DeviceID, Sender: sender, Type: typ, Content: string(m.Content)}); err != nil {
+				return dbErr(err)
+			}
+			b.commit.UserTouches = append(b.commit.UserTouches, Touch{ID: m.UserID, Pos: pos})
+		}
+		if txnID != "" {
+			if err := b.tx.InsertTxn(ctx, key.user, key.device, key.txn, ""); err != nil {
+				return dbErr(err)
+			}
+			b.rememberTxn(key, "")
+		}
+		return nil
+	})
+}
+
+// SetPresence stores a presence change and wakes everyone who shares a room
+// with the user.
+func (s *Service) SetPresence(ctx context.Context, p storage.Presence) error {
+	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+		p.Pos = b.nextPos()
+		if err := b.tx.PutPresence(ctx, p); err != nil {
+			return dbErr(err)
+		}
+		b.commit.PeerTouches = append(b.commit.PeerTouches, Touch{ID: p.UserID, Pos: p.Pos})
+		return nil
+	})
+}
+
+// DeviceListChanged records that userID's devices or keys changed, so every
+// peer's sync reports it in device_lists.changed.
+func (s *Service) DeviceListChanged(ctx context.Context, userID string) error {
+	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+		pos := b.nextPos()
+		if err := b.tx.InsertDeviceListChange(ctx, userID, pos); err != nil {
+			return dbErr(err)
+		}
+		b.commit.PeerTouches = append(b.commit.PeerTouches, Touch{ID: userID, Pos: pos})
+		return nil
+	})
+}

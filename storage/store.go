@@ -1,0 +1,252 @@
+// Package storage owns Parley's persistent state: the SQL schema, its
+// migrations and every query. One implementation serves two engines: SQLite
+// (modernc.org/sqlite, the embedded default) and PostgreSQL (pgx). The SQL is
+// written once in a portable dialect, so both pass the same conformance suite
+// (storage/storagetest).
+//
+// Storage never decides anything: auth, ordering and fan-out belong to rooms
+// and inbox. Stream positions are assigned by the single writer in rooms and
+// passed in; the database never invents them.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite"
+)
+
+//go:embed schema/*.sql
+var schemaFS embed.FS
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrConflict is returned when a unique key is already taken.
+var ErrConflict = errors.New("storage: already exists")
+
+// Store is the database. It is safe for concurrent use.
+type Store struct {
+	// Static after Open.
+	read     *sql.DB // readers; for SQLite a pool of read-only connections
+	write    *sql.DB // writers; for SQLite a single connection (SQLite has one writer)
+	postgres bool
+}
+
+// Open connects to the database named by url and migrates it. An empty url
+// means SQLite at sqlitePath.
+func Open(ctx context.Context, url, sqlitePath string) (*Store, error) {
+	var s *Store
+	var err error
+	if url == "" {
+		s, err = openSQLite(sqlitePath)
+	} else if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+		s, err = openPostgres(url)
+	} else {
+		return nil, fmt.Errorf("open store: unsupported database URL scheme in %q", url)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openSQLite(path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite: empty path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	// synchronous=FULL: a commit is on disk before it returns, so an
+	// acknowledged send survives power loss. WAL lets readers run beside the writer.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)&_txlock=immediate"
+	write, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	read, err := sql.Open("sqlite", dsn+"&_pragma=query_only(on)")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
+	if err := write.Ping(); err != nil {
+		write.Close()
+		read.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return &Store{read: read, write: write}, nil
+}
+
+func openPostgres(url string) (*Store, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return &Store{read: db, write: db, postgres: true}, nil
+}
+
+// Close releases the connections.
+func (s *Store) Close() error {
+	err := s.write.Close()
+	if s.read != s.write {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// Engine names the database engine, for logs.
+func (s *Store) Engine() string {
+	if s.postgres {
+		return "postgresql"
+	}
+	return "sqlite"
+}
+
+// migrate applies the embedded schema files whose version is above the
+// recorded one, each in its own transaction.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var current int
+	if err := s.write.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: read version: %w", err)
+	}
+	files, err := fs.Glob(schemaFS, "schema/*.sql")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	sort.Strings(files)
+	for _, name := range files {
+		base := filepath.Base(name)
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migrate: bad schema file name %s", base)
+		}
+		if version <= current {
+			continue
+		}
+		body, err := schemaFS.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if err := s.inTx(ctx, func(tx *sql.Tx) error {
+			for _, stmt := range splitStatements(string(body)) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("%s: %w", base, err)
+				}
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, version)
+			return err
+		}); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// splitStatements cuts a schema file at semicolons that end a line, after
+// dropping comment lines. The schema files keep to that shape.
+func splitStatements(body string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "--") || trimmed == "" {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(trimmed, ";") {
+			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if strings.TrimSpace(cur.String()) != "" {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// inTx runs fn in a write transaction and commits it.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// isUniqueViolation reports whether err is a unique-key conflict on either engine.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || // SQLite
+		strings.Contains(msg, "SQLSTATE 23505") || strings.Contains(msg, "duplicate key value") // PostgreSQL
+}
+
+// placeholders returns "$start,$start+1,...": n numbered parameters for an IN list.
+func placeholders(start, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(start + i))
+	}
+	return b.String()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// queryer is what reads need: a *sql.DB or a *sql.Tx.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}

@@ -1,0 +1,385 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Receipt is a read receipt (m.read or m.read.private).
+type Receipt struct {
+	RoomID   string
+	UserID   string
+	Type     string
+	ThreadID string
+	EventID  string
+	EventPos int64
+	TS       int64
+	Pos      int64
+}
+
+// ToDevice is one queued to-device message.
+type ToDevice struct {
+	Pos      int64
+	UserID   string
+	DeviceID string
+	Sender   string
+	Type     string
+	Content  string
+}
+
+// Presence is a user's stored presence.
+type Presence struct {
+	UserID       string
+	State        string
+	StatusMsg    string
+	LastActiveTS int64
+	Pos          int64
+}
+
+// AccountData is one account-data entry; RoomID is "" for global data.
+type AccountData struct {
+	RoomID  string
+	Type    string
+	Content string
+	Pos     int64
+}
+
+// MaxPosition returns the highest stream position any stream has used, so
+// the writer can continue after a restart.
+func (s *Store) MaxPosition(ctx context.Context) (int64, error) {
+	var max int64
+	for _, table := range []string{"events", "receipts", "account_data", "to_device", "presence", "device_list_changes"} {
+		var m sql.NullInt64
+		if err := s.read.QueryRowContext(ctx, `SELECT MAX(pos) FROM `+table).Scan(&m); err != nil {
+			return 0, fmt.Errorf("max position of %s: %w", table, err)
+		}
+		if m.Valid && m.Int64 > max {
+			max = m.Int64
+		}
+	}
+	return max, nil
+}
+
+// RoomPositions returns each room's latest event or receipt position, to warm
+// the notifier's per-room positions at start.
+func (s *Store) RoomPositions(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, q := range []string{
+		`SELECT room_id, MAX(pos) FROM events GROUP BY room_id`,
+		`SELECT room_id, MAX(pos) FROM receipts GROUP BY room_id`,
+	} {
+		rows, err := s.read.QueryContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("room positions: %w", err)
+		}
+		for rows.Next() {
+			var room string
+			var pos int64
+			if err := rows.Scan(&room, &pos); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if pos > out[room] {
+				out[room] = pos
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// GetAccountData returns one entry's content.
+func (s *Store) GetAccountData(ctx context.Context, userID, roomID, typ string) (string, error) {
+	var c string
+	err := s.read.QueryRowContext(ctx, `SELECT content FROM account_data WHERE user_id = $1 AND room_id = $2 AND type = $3`, userID, roomID, typ).Scan(&c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("get account data: %w", err)
+	}
+	return c, nil
+}
+
+// AccountDataSince returns a user's account data changed after since, up to upto.
+func (s *Store) AccountDataSince(ctx context.Context, userID string, since, upto int64) ([]AccountData, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT room_id, type, content, pos FROM account_data WHERE user_id = $1 AND pos > $2 AND pos <= $3 ORDER BY pos`, userID, since, upto)
+	if err != nil {
+		return nil, fmt.Errorf("account data since: %w", err)
+	}
+	defer rows.Close()
+	var out []AccountData
+	for rows.Next() {
+		var a AccountData
+		if err := rows.Scan(&a.RoomID, &a.Type, &a.Content, &a.Pos); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// ReceiptsSince returns receipts in the given rooms newer than since. Private
+// receipts are returned only for viewer.
+func (s *Store) ReceiptsSince(ctx context.Context, viewer string, roomIDs []string, since, upto int64) ([]Receipt, error) {
+	if len(roomIDs) == 0 {
+		return nil, nil
+	}
+	args := []any{viewer, since, upto}
+	for _, r := range roomIDs {
+		args = append(args, r)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT room_id, user_id, receipt_type, thread_id, event_id, event_pos, ts, pos FROM receipts
+		WHERE pos > $2 AND pos <= $3 AND room_id IN (`+placeholders(4, len(roomIDs))+`)
+		AND (receipt_type <> 'm.read.private' OR user_id = $1) ORDER BY pos`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("receipts since: %w", err)
+	}
+	defer rows.Close()
+	var out []Receipt
+	for rows.Next() {
+		var r Receipt
+		if err := rows.Scan(&r.RoomID, &r.UserID, &r.Type, &r.ThreadID, &r.EventID, &r.EventPos, &r.TS, &r.Pos); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ToDeviceFor returns the device's queued messages up to upto, oldest first,
+// after deleting those the device has acknowledged (pos <= acked) by syncing
+// with a token at or past them.
+func (s *Store) ToDeviceFor(ctx context.Context, userID, deviceID string, acked, upto int64, limit int) ([]ToDevice, error) {
+	if acked > 0 {
+		if _, err := s.write.ExecContext(ctx, `DELETE FROM to_device WHERE user_id = $1 AND device_id = $2 AND pos <= $3`, userID, deviceID, acked); err != nil {
+			return nil, fmt.Errorf("ack to-device: %w", err)
+		}
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT pos, user_id, device_id, sender, type, content FROM to_device
+		WHERE user_id = $1 AND device_id = $2 AND pos > $3 AND pos <= $4 ORDER BY pos LIMIT $5`, userID, deviceID, acked, upto, limit)
+	if err != nil {
+		return nil, fmt.Errorf("to-device: %w", err)
+	}
+	defer rows.Close()
+	var out []ToDevice
+	for rows.Next() {
+		var m ToDevice
+		if err := rows.Scan(&m.Pos, &m.UserID, &m.DeviceID, &m.Sender, &m.Type, &m.Content); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// GetPresence returns a user's stored presence.
+func (s *Store) GetPresence(ctx context.Context, userID string) (Presence, error) {
+	var p Presence
+	err := s.read.QueryRowContext(ctx, `SELECT user_id, state, status_msg, last_active_ts, pos FROM presence WHERE user_id = $1`, userID).
+		Scan(&p.UserID, &p.State, &p.StatusMsg, &p.LastActiveTS, &p.Pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Presence{}, ErrNotFound
+	}
+	if err != nil {
+		return Presence{}, fmt.Errorf("get presence: %w", err)
+	}
+	return p, nil
+}
+
+// PresenceSince returns presence changes after since of users who share a
+// joined room with viewer (and viewer's own).
+func (s *Store) PresenceSince(ctx context.Context, viewer string, since, upto int64) ([]Presence, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.pos FROM presence p
+		WHERE p.pos > $2 AND p.pos <= $3 AND (p.user_id = $1 OR p.user_id IN (
+			SELECT b.user_id FROM memberships a JOIN memberships b ON a.room_id = b.room_id
+			WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join'))
+		ORDER BY p.pos`, viewer, since, upto)
+	if err != nil {
+		return nil, fmt.Errorf("presence since: %w", err)
+	}
+	defer rows.Close()
+	var out []Presence
+	for rows.Next() {
+		var p Presence
+		if err := rows.Scan(&p.UserID, &p.State, &p.StatusMsg, &p.LastActiveTS, &p.Pos); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// DeviceListChangesSince returns users (sharing a room with viewer, or viewer)
+// whose device lists changed after since.
+func (s *Store) DeviceListChangesSince(ctx context.Context, viewer string, since, upto int64) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT d.user_id FROM device_list_changes d
+		WHERE d.pos > $2 AND d.pos <= $3 AND (d.user_id = $1 OR d.user_id IN (
+			SELECT b.user_id FROM memberships a JOIN memberships b ON a.room_id = b.room_id
+			WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join'))`, viewer, since, upto)
+	if err != nil {
+		return nil, fmt.Errorf("device list changes: %w", err)
+	}
+	return collectStrings(rows)
+}
+
+// SharesRoom reports whether two users are joined to a common room.
+func (s *Store) SharesRoom(ctx context.Context, a, b string) (bool, error) {
+	var n int
+	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM memberships x JOIN memberships y ON x.room_id = y.room_id
+		WHERE x.user_id = $1 AND y.user_id = $2 AND x.membership = 'join' AND y.membership IN ('join', 'invite')`, a, b).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("shares room: %w", err)
+	}
+	return n > 0, nil
+}
+
+// RoomBound selects a room's events with Since < pos <= Upto.
+type RoomBound struct {
+	RoomID string
+	Since  int64
+	Upto   int64
+}
+
+// RoomTimelines returns, for every bound, the newest limit events in its
+// range, in log order: one query for all rooms of a sync, however many.
+func (s *Store) RoomTimelines(ctx context.Context, bounds []RoomBound, limit int) ([]Event, error) {
+	if len(bounds) == 0 {
+		return nil, nil
+	}
+	var values strings.Builder
+	args := make([]any, 0, 3*len(bounds)+1)
+	args = append(args, limit)
+	for i, b := range bounds {
+		if i > 0 {
+			values.WriteByte(',')
+		}
+		n := len(args)
+		fmt.Fprintf(&values, "(CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT))", n+1, n+2, n+3)
+		args = append(args, b.RoomID, b.Since, b.Upto)
+	}
+	q := `SELECT ` + eventCols + ` FROM (
+		SELECT e.*, ROW_NUMBER() OVER (PARTITION BY e.room_id ORDER BY e.pos DESC) AS rn
+		FROM events e JOIN (VALUES ` + values.String() + `) AS b
+		ON e.room_id = b.column1 AND e.pos > b.column2 AND e.pos <= b.column3
+		) e WHERE rn <= $1 ORDER BY e.pos`
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("room timelines: %w", err)
+	}
+	return collectEvents(rows, false)
+}
+
+// StateEventsIn returns the state events of each bound's range, oldest first:
+// what a limited timeline skipped over.
+func (s *Store) StateEventsIn(ctx context.Context, bounds []RoomBound) ([]Event, error) {
+	if len(bounds) == 0 {
+		return nil, nil
+	}
+	var values strings.Builder
+	var args []any
+	for i, b := range bounds {
+		if i > 0 {
+			values.WriteByte(',')
+		}
+		n := len(args)
+		fmt.Fprintf(&values, "(CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT))", n+1, n+2, n+3)
+		args = append(args, b.RoomID, b.Since, b.Upto)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM events e JOIN (VALUES `+values.String()+`) AS b
+		ON e.room_id = b.column1 AND e.pos > b.column2 AND e.pos <= b.column3 WHERE e.state_key IS NOT NULL ORDER BY e.pos`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("state events in range: %w", err)
+	}
+	return collectEvents(rows, false)
+}
+
+// CurrentStateOf returns the current state of several rooms in one query.
+func (s *Store) CurrentStateOf(ctx context.Context, roomIDs []string) ([]Event, error) {
+	if len(roomIDs) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(roomIDs))
+	for i, r := range roomIDs {
+		args[i] = r
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM current_state cs JOIN events e ON e.event_id = cs.event_id
+		WHERE cs.room_id IN (`+placeholders(1, len(args))+`) ORDER BY e.pos`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("current state of rooms: %w", err)
+	}
+	return collectEvents(rows, false)
+}
+
+// Unread is a room's notification and highlight counts for one user.
+type Unread struct {
+	Notifications int64
+	Highlights    int64
+}
+
+// UnreadCounts derives each room's counts from positions: the notifying
+// events after the user's newest read receipt, not sent by the user. Nothing
+// is counted at write time, so nothing can drift.
+func (s *Store) UnreadCounts(ctx context.Context, userID string, roomIDs []string, upto int64) (map[string]Unread, error) {
+	out := make(map[string]Unread, len(roomIDs))
+	if len(roomIDs) == 0 {
+		return out, nil
+	}
+	args := []any{userID, upto}
+	for _, r := range roomIDs {
+		args = append(args, r)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT e.room_id,
+			SUM(CASE WHEN e.notify = 1 OR e.room_mention = 1 OR m.pos IS NOT NULL THEN 1 ELSE 0 END),
+			SUM(CASE WHEN e.room_mention = 1 OR m.pos IS NOT NULL THEN 1 ELSE 0 END)
+		FROM events e
+		LEFT JOIN event_mentions m ON m.user_id = $1 AND m.room_id = e.room_id AND m.pos = e.pos
+		WHERE e.room_id IN (`+placeholders(3, len(roomIDs))+`) AND e.pos <= $2 AND e.sender <> $1
+		AND (e.notify = 1 OR e.room_mention = 1 OR m.pos IS NOT NULL)
+		AND e.pos > COALESCE((SELECT MAX(r.event_pos) FROM receipts r
+			WHERE r.room_id = e.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')), 0)
+		GROUP BY e.room_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("unread counts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var room string
+		var u Unread
+		if err := rows.Scan(&room, &u.Notifications, &u.Highlights); err != nil {
+			return nil, err
+		}
+		out[room] = u
+	}
+	return out, rows.Err()
+}
+
+// EventPositions maps event IDs to positions (for receipts and /context).
+func (s *Store) EventPositions(ctx context.Context, eventIDs []string) (map[string]Event, error) {
+	out := map[string]Event{}
+	if len(eventIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(eventIDs))
+	for i, id := range eventIDs {
+		args[i] = id
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM events e WHERE event_id IN (`+placeholders(1, len(args))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("event positions: %w", err)
+	}
+	evs, err := collectEvents(rows, false)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		out[e.EventID] = e
+	}
+	return out, nil
+}

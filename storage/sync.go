@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// MembershipChanges returns the user's memberships whose latest change lies
+// in (since, upto]: the rooms a sync must show as newly joined, invited or left.
+func (s *Store) MembershipChanges(ctx context.Context, userID string, since, upto int64) ([]Membership, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+membershipCols+` FROM memberships WHERE user_id = $1 AND pos > $2 AND pos <= $3 ORDER BY pos`, userID, since, upto)
+	if err != nil {
+		return nil, fmt.Errorf("membership changes: %w", err)
+	}
+	return collectMemberships(rows)
+}
+
+// RoomUser names one user in one room.
+type RoomUser struct{ RoomID, UserID string }
+
+// MemberEvents returns the current m.room.member events of the given users
+// in the given rooms: what lazy-loading sends for a timeline's senders.
+func (s *Store) MemberEvents(ctx context.Context, pairs []RoomUser) ([]Event, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	var values strings.Builder
+	args := make([]any, 0, 2*len(pairs))
+	for i, p := range pairs {
+		if i > 0 {
+			values.WriteByte(',')
+		}
+		fmt.Fprintf(&values, "(CAST($%d AS TEXT), CAST($%d AS TEXT))", len(args)+1, len(args)+2)
+		args = append(args, p.RoomID, p.UserID)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM current_state cs
+		JOIN (VALUES `+values.String()+`) AS b ON cs.room_id = b.column1 AND cs.type = 'm.room.member' AND cs.state_key = b.column2
+		JOIN events e ON e.event_id = cs.event_id ORDER BY e.pos`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("member events: %w", err)
+	}
+	return collectEvents(rows, false)
+}
+
+// Summary is a room summary for sync: member counts and up to five heroes.
+type Summary struct {
+	Joined, Invited int64
+	Heroes          []string
+}
+
+// RoomSummaries returns summaries of rooms as seen by viewer (who is not
+// among the heroes).
+func (s *Store) RoomSummaries(ctx context.Context, viewer string, roomIDs []string) (map[string]*Summary, error) {
+	out := make(map[string]*Summary, len(roomIDs))
+	if len(roomIDs) == 0 {
+		return out, nil
+	}
+	args := []any{viewer}
+	for _, r := range roomIDs {
+		args = append(args, r)
+		out[r] = &Summary{}
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT room_id, user_id, membership, rn, cnt FROM (
+			SELECT room_id, user_id, membership,
+				ROW_NUMBER() OVER (PARTITION BY room_id ORDER BY CASE WHEN user_id = $1 THEN 1 ELSE 0 END, pos) AS rn,
+				COUNT(*) OVER (PARTITION BY room_id, membership) AS cnt
+			FROM memberships WHERE room_id IN (`+placeholders(2, len(roomIDs))+`) AND membership IN ('join', 'invite')
+		) t ORDER BY room_id, rn`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("room summaries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var room, user, membership string
+		var rn, cnt int64
+		if err := rows.Scan(&room, &user, &membership, &rn, &cnt); err != nil {
+			return nil, err
+		}
+		sum := out[room]
+		if membership == "join" {
+			sum.Joined = cnt
+		} else {
+			sum.Invited = cnt
+		}
+		if user != viewer && len(sum.Heroes) < 5 {
+			sum.Heroes = append(sum.Heroes, user)
+		}
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,195 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// WriteTx is the single writer's transaction. The rooms writer puts a whole
+// batch of sends, receipts and other stream writes into one WriteTx and
+// commits it once: group commit. Positions come from the writer.
+type WriteTx struct {
+	tx *sql.Tx
+}
+
+// BeginWrite starts a write transaction.
+func (s *Store) BeginWrite(ctx context.Context) (*WriteTx, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin write: %w", err)
+	}
+	return &WriteTx{tx: tx}, nil
+}
+
+// Commit makes the batch durable. Only after it returns may sends be acknowledged.
+func (w *WriteTx) Commit() error {
+	if err := w.tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback abandons the batch.
+func (w *WriteTx) Rollback() { _ = w.tx.Rollback() }
+
+// InsertRoom creates a room's row.
+func (w *WriteTx) InsertRoom(ctx context.Context, r Room) error {
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO rooms (room_id, room_version, creator, published, created_ts) VALUES ($1,$2,$3,$4,$5)`,
+		r.RoomID, r.Version, r.Creator, boolInt(r.Published), r.CreatedTS)
+	if isUniqueViolation(err) {
+		return ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("insert room: %w", err)
+	}
+	return nil
+}
+
+// SetPublished lists or unlists a room, inside the batch.
+func (w *WriteTx) SetPublished(ctx context.Context, roomID string, published bool) error {
+	_, err := w.tx.ExecContext(ctx, `UPDATE rooms SET published = $2 WHERE room_id = $1`, roomID, boolInt(published))
+	return err
+}
+
+// InsertEvent appends e to its room's log, and keeps current state and
+// memberships in step when e is a state event.
+func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {
+	var sk, membership any
+	if e.StateKey != nil {
+		sk = *e.StateKey
+	}
+	if e.Type == "m.room.member" {
+		membership = e.Membership
+	}
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO events (pos, event_id, room_id, type, state_key, sender, depth, origin_ts, membership,
+			pdu, client, unsigned, txn_device, txn_id, notify, room_mention)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
+		e.Pos, e.EventID, e.RoomID, e.Type, sk, e.Sender, e.Depth, e.OriginTS, membership,
+		string(pdu), string(e.Client), string(e.Unsigned), e.TxnDevice, e.TxnID, boolInt(e.Notify), boolInt(e.RoomMention))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("insert event %s: %w", e.EventID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert event %s: %w", e.EventID, err)
+	}
+	if e.StateKey == nil {
+		return nil
+	}
+	if _, err := w.tx.ExecContext(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, pos) VALUES ($1,$2,$3,$4,$5)
+		ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, pos = excluded.pos`,
+		e.RoomID, e.Type, *e.StateKey, e.EventID, e.Pos); err != nil {
+		return fmt.Errorf("update current state: %w", err)
+	}
+	if e.Type == "m.room.member" {
+		if _, err := w.tx.ExecContext(ctx, `INSERT INTO memberships (room_id, user_id, membership, pos, event_id, sender, forgotten) VALUES ($1,$2,$3,$4,$5,$6,0)
+			ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, pos = excluded.pos,
+				event_id = excluded.event_id, sender = excluded.sender, forgotten = 0`,
+			e.RoomID, *e.StateKey, e.Membership, e.Pos, e.EventID, e.Sender); err != nil {
+			return fmt.Errorf("update membership: %w", err)
+		}
+	}
+	return nil
+}
+
+// InsertMentions records the users an event mentions.
+func (w *WriteTx) InsertMentions(ctx context.Context, roomID string, pos int64, userIDs []string) error {
+	for _, u := range userIDs {
+		if _, err := w.tx.ExecContext(ctx, `INSERT INTO event_mentions (user_id, room_id, pos) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING`, u, roomID, pos); err != nil {
+			return fmt.Errorf("insert mention: %w", err)
+		}
+	}
+	return nil
+}
+
+// InsertTxn records the idempotency key of a send. The primary key makes a
+// second insert of the same key fail, so a duplicate can never commit.
+func (w *WriteTx) InsertTxn(ctx context.Context, userID, deviceID, txnID, eventID string) error {
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO txns (user_id, device_id, txn_id, event_id) VALUES ($1,$2,$3,$4)`, userID, deviceID, txnID, eventID)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("insert txn: %w", ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert txn: %w", err)
+	}
+	return nil
+}
+
+// TxnEvent looks up an idempotency key inside the batch.
+func (w *WriteTx) TxnEvent(ctx context.Context, userID, deviceID, txnID string) (string, error) {
+	return txnEvent(ctx, w.tx, userID, deviceID, txnID)
+}
+
+// Redact replaces an event's stored forms with their redacted versions.
+func (w *WriteTx) Redact(ctx context.Context, eventID string, pdu, client []byte, redactedBy string, unsigned []byte) error {
+	_, err := w.tx.ExecContext(ctx, `UPDATE events SET pdu = $2, client = $3, redacted_by = $4, unsigned = $5, notify = 0, room_mention = 0 WHERE event_id = $1`,
+		eventID, string(pdu), string(client), redactedBy, string(unsigned))
+	if err != nil {
+		return fmt.Errorf("redact %s: %w", eventID, err)
+	}
+	return nil
+}
+
+// PutReceipt stores a user's receipt, replacing the older one of the same kind.
+func (w *WriteTx) PutReceipt(ctx context.Context, r Receipt) error {
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO receipts (room_id, user_id, receipt_type, thread_id, event_id, event_pos, ts, pos)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+		ON CONFLICT (room_id, user_id, receipt_type, thread_id) DO UPDATE SET event_id = excluded.event_id,
+			event_pos = excluded.event_pos, ts = excluded.ts, pos = excluded.pos`,
+		r.RoomID, r.UserID, r.Type, r.ThreadID, r.EventID, r.EventPos, r.TS, r.Pos)
+	if err != nil {
+		return fmt.Errorf("put receipt: %w", err)
+	}
+	return nil
+}
+
+// ReceiptPos returns the event position of a user's receipt of one kind, or 0.
+func (w *WriteTx) ReceiptPos(ctx context.Context, roomID, userID, receiptType string) (int64, error) {
+	var pos int64
+	err := w.tx.QueryRowContext(ctx, `SELECT event_pos FROM receipts WHERE room_id = $1 AND user_id = $2 AND receipt_type = $3 AND thread_id = ''`, roomID, userID, receiptType).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return pos, err
+}
+
+// PutAccountData stores global (roomID "") or per-room account data.
+func (w *WriteTx) PutAccountData(ctx context.Context, userID, roomID, typ, content string, pos int64) error {
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO account_data (user_id, room_id, type, content, pos) VALUES ($1,$2,$3,$4,$5)
+		ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content, pos = excluded.pos`, userID, roomID, typ, content, pos)
+	if err != nil {
+		return fmt.Errorf("put account data: %w", err)
+	}
+	return nil
+}
+
+// InsertToDevice queues one to-device message for one device.
+func (w *WriteTx) InsertToDevice(ctx context.Context, m ToDevice) error {
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO to_device (pos, user_id, device_id, sender, type, content) VALUES ($1,$2,$3,$4,$5,$6)`,
+		m.Pos, m.UserID, m.DeviceID, m.Sender, m.Type, m.Content)
+	if err != nil {
+		return fmt.Errorf("insert to-device: %w", err)
+	}
+	return nil
+}
+
+// PutPresence stores a user's presence.
+func (w *WriteTx) PutPresence(ctx context.Context, p Presence) error {
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO presence (user_id, state, status_msg, last_active_ts, pos) VALUES ($1,$2,$3,$4,$5)
+		ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, status_msg = excluded.status_msg,
+			last_active_ts = excluded.last_active_ts, pos = excluded.pos`, p.UserID, p.State, p.StatusMsg, p.LastActiveTS, p.Pos)
+	if err != nil {
+		return fmt.Errorf("put presence: %w", err)
+	}
+	return nil
+}
+
+// InsertDeviceListChange records that a user's devices or keys changed.
+func (w *WriteTx) InsertDeviceListChange(ctx context.Context, userID string, pos int64) error {
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO device_list_changes (pos, user_id) VALUES ($1,$2)`, pos, userID)
+	if err != nil {
+		return fmt.Errorf("insert device list change: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,377 @@
+// End-to-end tests of Parley with a real Matrix client: matrix-js-sdk 37.5.0.
+//
+// What this proves: an unmodified matrix-js-sdk (the library under Element
+// Web) can, against a `parley serve` started here on a free port with a fresh
+// data dir (SQLite, or PostgreSQL when PARLEY_DATABASE_URL is set):
+//   0. register users through the real UIA dummy flow of /register, log in a
+//      second device with m.login.password, and reach sync state PREPARED;
+//   1. create a DM (is_direct, trusted_private_chat) that the invitee sees as
+//      a DM invite and joins;
+//   2. create a private group with a name and an alias that the invitee joins
+//      by alias;
+//   3. exchange interleaved messages from three devices and see the same
+//      events in the same order on every device (alice1, alice2, bob1, bob2);
+//   4. count unread notifications from the server's sync and clear them with
+//      a read receipt, on both of bob's devices, and show the receipt to alice;
+//   5. show typing notifications to the other user;
+//   6. upload media, download it from the authenticated v1 endpoint byte for
+//      byte, and deliver an m.image message that refers to it.
+// Waits poll the clients' state with a deadline (no fixed sleeps). Each test
+// has a 60 s limit, and the server is killed at the end.
+//
+// Run: cd tests/jsclient && npm ci && PARLEY_BIN=/path/to/parley npm test
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import {
+    RUN_ID,
+    SERVER_NAME,
+    http,
+    httpErrorReport,
+    isRemote,
+    loginDevice,
+    messageEvents,
+    registerUser,
+    sdk,
+    show,
+    startClient,
+    startServer,
+    waitFor,
+} from "./harness.js";
+
+const TEST_TIMEOUT = 60_000;
+const PASSWORD = "correct horse battery staple";
+
+// A 1x1 PNG.
+const PNG = Buffer.from(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+    "base64",
+);
+
+describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "PostgreSQL" : "SQLite"})`, () => {
+    let server;
+    let failed = false;
+    const c = {}; // clients: alice1, alice2, bob1, bob2
+    const users = {}; // alice, bob: { user_id, password }
+    const rooms = {}; // dm, group: room ids
+
+    // Runs a scenario with the per-test limit; skips it if an earlier
+    // scenario that it builds on failed; remembers failures for the report.
+    function scenario(name, needs, fn) {
+        it(name, { timeout: TEST_TIMEOUT }, async (t) => {
+            const missing = needs.filter((n) => !(n in c) && !(n in rooms));
+            if (missing.length) {
+                failed = true;
+                assert.fail(`cannot run: an earlier scenario did not provide ${missing.join(", ")}`);
+            }
+            try {
+                await fn(t);
+            } catch (err) {
+                failed = true;
+                throw err;
+            }
+        });
+    }
+
+    before(async () => {
+        server = await startServer();
+    }, { timeout: TEST_TIMEOUT });
+
+    after(async () => {
+        for (const client of Object.values(c)) client.stopClient();
+        if (!server) return;
+        if (failed) {
+            const errors = httpErrorReport();
+            if (errors) console.error(`# requests that failed (most recent last):\n${errors}`);
+            console.error(`# parley server log (tail) at ${server.baseUrl}:\n${await server.logTail()}`);
+        }
+        await server.stop({ keep: failed });
+    }, { timeout: TEST_TIMEOUT });
+
+    scenario("0. register alice and bob (UIA dummy), log in second devices, first sync", [], async () => {
+        const base = server.baseUrl;
+        const alice = `alice_${RUN_ID}`;
+        const bob = `bob_${RUN_ID}`;
+
+        const a1 = await registerUser(base, alice, PASSWORD, "alice1");
+        assert.equal(a1.user_id, `@${alice}:${SERVER_NAME}`);
+        assert.ok(a1.access_token && a1.device_id, `register response lacks token/device: ${show(a1)}`);
+        const b1 = await registerUser(base, bob, PASSWORD, "bob1");
+        assert.equal(b1.user_id, `@${bob}:${SERVER_NAME}`);
+
+        // The same name again must be refused.
+        const again = await http(base, "POST", "/_matrix/client/v3/register", {
+            json: { username: alice, password: PASSWORD, auth: { type: "m.login.dummy" } },
+        });
+        assert.ok(again.status === 400 || again.status === 401, `re-register status ${again.status}`);
+        if (again.status === 400) assert.equal(again.json?.errcode, "M_USER_IN_USE");
+
+        const a2 = await loginDevice(base, alice, PASSWORD, "alice2");
+        assert.equal(a2.user_id, a1.user_id);
+        assert.notEqual(a2.device_id, a1.device_id, "a second login must create a new device");
+        assert.notEqual(a2.access_token, a1.access_token);
+        const b2 = await loginDevice(base, bob, PASSWORD, "bob2");
+        assert.equal(b2.user_id, b1.user_id);
+
+        // A wrong password is refused with M_FORBIDDEN.
+        const bad = await http(base, "POST", "/_matrix/client/v3/login", {
+            json: { type: "m.login.password", identifier: { type: "m.id.user", user: alice }, password: "nope" },
+        });
+        assert.equal(bad.status, 403, `wrong password: ${bad.status} ${show(bad.json)}`);
+        assert.equal(bad.json?.errcode, "M_FORBIDDEN");
+
+        users.alice = { user_id: a1.user_id };
+        users.bob = { user_id: b1.user_id };
+        const creds = { alice1: a1, alice2: a2, bob1: b1, bob2: b2 };
+        for (const [label, cr] of Object.entries(creds)) {
+            const who = await http(base, "GET", "/_matrix/client/v3/account/whoami", { token: cr.access_token });
+            assert.equal(who.status, 200, `whoami for ${label}: ${who.status} ${show(who.json)}`);
+            assert.equal(who.json.user_id, cr.user_id);
+            assert.equal(who.json.device_id, cr.device_id);
+        }
+        const started = await Promise.all(
+            Object.entries(creds).map(([label, cr]) => startClient(base, label, cr)),
+        );
+        for (const client of started) c[client.label] = client;
+    });
+
+    scenario("1. alice creates a DM with bob; bob sees a DM invite and joins", ["alice1", "alice2", "bob1", "bob2"], async () => {
+        const { room_id: roomId } = await c.alice1.createRoom({
+            is_direct: true,
+            invite: [users.bob.user_id],
+            preset: "trusted_private_chat",
+        });
+        assert.match(roomId, /^!\S+$/);
+
+        const invite = await waitFor("bob1 to see the invite", () => {
+            const room = c.bob1.getRoom(roomId);
+            return room?.getMyMembership() === "invite" && room;
+        });
+        assert.equal(invite.getDMInviter(), users.alice.user_id, "the invite is not marked is_direct");
+
+        await c.bob1.joinRoom(roomId);
+        for (const name of ["alice1", "alice2", "bob1", "bob2"]) {
+            await waitFor(`${name} to see bob joined the DM`, () =>
+                c[name].getRoom(roomId)?.getMember(users.bob.user_id)?.membership === "join",
+            );
+        }
+        const room = c.bob1.getRoom(roomId);
+        assert.equal(room.getMyMembership(), "join");
+        assert.equal(room.getJoinRule(), "invite");
+        // trusted_private_chat: the invitee gets the creator's power level.
+        const pl = room.currentState.getStateEvents("m.room.power_levels", "")?.getContent();
+        assert.equal(pl?.users?.[users.bob.user_id], pl?.users?.[users.alice.user_id], `power levels ${show(pl)}`);
+        assert.deepEqual(
+            room.getJoinedMembers().map((m) => m.userId).sort(),
+            [users.alice.user_id, users.bob.user_id].sort(),
+        );
+        rooms.dm = roomId;
+    });
+
+    scenario("2. alice creates a named group with an alias; bob joins by alias", ["alice1", "bob1", "bob2"], async () => {
+        const aliasLocal = `group_${RUN_ID}`;
+        const alias = `#${aliasLocal}:${SERVER_NAME}`;
+        const name = `Parley group ${RUN_ID}`;
+        const { room_id: roomId } = await c.alice1.createRoom({
+            preset: "private_chat",
+            name,
+            room_alias_name: aliasLocal,
+            invite: [users.bob.user_id],
+        });
+
+        const resolved = await c.bob1.getRoomIdForAlias(alias);
+        assert.equal(resolved.room_id, roomId);
+
+        await waitFor("bob1 to see the group invite", () => c.bob1.getRoom(roomId)?.getMyMembership() === "invite");
+        const joined = await c.bob1.joinRoom(alias);
+        assert.equal(joined.roomId, roomId);
+
+        for (const who of ["alice1", "alice2", "bob1", "bob2"]) {
+            await waitFor(`${who} to see bob joined the group with its name and alias`, () => {
+                const room = c[who].getRoom(roomId);
+                return (
+                    room?.getMember(users.bob.user_id)?.membership === "join" &&
+                    room.name === name &&
+                    room.getCanonicalAlias() === alias
+                );
+            });
+        }
+        assert.equal(c.bob1.getRoom(roomId).getJoinRule(), "invite");
+        rooms.group = roomId;
+    });
+
+    scenario("3. interleaved messages arrive on every device in the same order", ["alice1", "alice2", "bob1", "bob2", "dm", "group"], async () => {
+        // Like a conversation: each sender first sees the previous message
+        // (through its own /sync), then answers. (Without that wait, a
+        // sender's local echo can sit before a message that the server
+        // ordered earlier but that had not reached that client yet.)
+        const senders = ["alice1", "alice2", "bob1"];
+        const sent = {};
+        for (const [key, roomId] of Object.entries(rooms)) {
+            sent[key] = [];
+            for (let i = 0; i < 10; i++) {
+                const from = senders[i % senders.length];
+                const prev = sent[key].at(-1);
+                if (prev) {
+                    await waitFor(`${from} to see ${key} message ${i - 1} before answering`, () =>
+                        c[from].getRoom(roomId)?.findEventById(prev.eventId),
+                    );
+                }
+                const body = `${key} message ${i} from ${from} (${RUN_ID})`;
+                const res = await c[from].sendTextMessage(roomId, body);
+                assert.match(res.event_id, /^\$/);
+                sent[key].push({ body, eventId: res.event_id });
+            }
+        }
+        for (const [key, roomId] of Object.entries(rooms)) {
+            const want = sent[key];
+            for (const who of ["alice1", "alice2", "bob1", "bob2"]) {
+                const got = await waitFor(
+                    `${who} to have all ${want.length} messages of the ${key} room, synced from the server ` +
+                        `(if they arrive late, does the server wake a waiting /sync?)`,
+                    () => {
+                        const evs = messageEvents(c[who], roomId).filter((e) => e.getContent().body?.startsWith(`${key} message `));
+                        return evs.length >= want.length && evs.every(isRemote) && evs;
+                    },
+                );
+                assert.deepEqual(
+                    got.map((e) => e.getContent().body),
+                    want.map((w) => w.body),
+                    `${who}: bodies of the ${key} room out of order`,
+                );
+                assert.deepEqual(
+                    got.map((e) => e.getId()),
+                    want.map((w) => w.eventId),
+                    `${who}: event ids of the ${key} room differ from the send responses`,
+                );
+                for (const [i, e] of got.entries()) {
+                    assert.equal(e.getSender(), c[senders[i % senders.length]].getUserId(), `${who}: sender of ${e.getId()}`);
+                }
+            }
+        }
+    });
+
+    scenario("4. unread counts reach N for bob and clear on both his devices after a read receipt", ["alice1", "bob1", "bob2", "dm"], async () => {
+        const roomId = rooms.dm;
+        const N = 5;
+        const total = (who) => c[who].getRoom(roomId)?.getUnreadNotificationCount("total");
+        const countIs = (who, n) => () => {
+            if (total(who) !== n) throw new Error(`${who}'s getUnreadNotificationCount("total") is ${total(who)}`);
+            return true;
+        };
+        // The count as the server reports it in a fresh /sync for bob1's token
+        // (polled: a server may update counts just after the sync that
+        // carries the event or receipt). The filter differs on each call, as
+        // a server may answer identical initial syncs from a cache.
+        let syncNonce = 0;
+        const serverCount = async () => {
+            const filter = JSON.stringify({
+                presence: { not_types: [`org.parley.test.nonce.${RUN_ID}.${++syncNonce}`] },
+                room: { rooms: [roomId], timeline: { limit: 1 } },
+            });
+            const res = await http(server.baseUrl, "GET", `/_matrix/client/v3/sync?timeout=0&filter=${encodeURIComponent(filter)}`, {
+                token: c.bob1.getAccessToken(),
+            });
+            assert.equal(res.status, 200, `raw /sync: ${res.status}`);
+            return res.json?.rooms?.join?.[roomId]?.unread_notifications?.notification_count;
+        };
+        const serverCountIs = (n) => async () => {
+            const got = await serverCount();
+            if (got !== n) throw new Error(`notification_count is ${got}`);
+            return true;
+        };
+        const lastMessage = (who) => messageEvents(c[who], roomId).filter(isRemote).at(-1);
+
+        // Start from zero: bob reads everything so far.
+        await c.bob1.sendReadReceipt(lastMessage("bob1"));
+        for (const who of ["bob1", "bob2"]) {
+            await waitFor(`${who}: unread count 0 before the test`, countIs(who, 0));
+        }
+
+        const sentIds = [];
+        for (let i = 0; i < N; i++) {
+            const res = await c.alice1.sendTextMessage(roomId, `unread ${i} (${RUN_ID})`);
+            sentIds.push(res.event_id);
+        }
+        for (const who of ["bob1", "bob2"]) {
+            await waitFor(`${who}: unread count ${N}`, countIs(who, N));
+        }
+        await waitFor(`notification_count ${N} in a fresh /sync`, serverCountIs(N));
+
+        const last = await waitFor("bob1 to have alice's last message", () => {
+            const ev = lastMessage("bob1");
+            return ev?.getId() === sentIds.at(-1) && ev;
+        });
+        await c.bob1.sendReadReceipt(last);
+        for (const who of ["bob1", "bob2"]) {
+            await waitFor(`${who}: unread count back to 0 after the receipt`, countIs(who, 0));
+        }
+        await waitFor("notification_count 0 in a fresh /sync after the receipt", serverCountIs(0));
+
+        // Alice sees bob's receipt on her last message.
+        await waitFor("alice1 to see bob's read receipt", () => {
+            const room = c.alice1.getRoom(roomId);
+            const ev = room?.findEventById(sentIds.at(-1));
+            return ev && room.getUsersReadUpTo(ev).includes(users.bob.user_id);
+        });
+    });
+
+    scenario("5. bob sees alice typing, and stop typing", ["alice1", "bob1", "dm"], async () => {
+        const roomId = rooms.dm;
+        const seen = [];
+        const onTyping = (_event, member) => {
+            if (member.roomId === roomId && member.userId === users.alice.user_id) seen.push(member.typing);
+        };
+        c.bob1.on(sdk.RoomMemberEvent.Typing, onTyping);
+        try {
+            await c.alice1.sendTyping(roomId, true, 10000);
+            await waitFor("bob1 to see alice typing", () => c.bob1.getRoom(roomId)?.getMember(users.alice.user_id)?.typing === true);
+            assert.ok(seen.includes(true), "no RoomMember.typing event with typing=true");
+
+            await c.alice1.sendTyping(roomId, false);
+            await waitFor("bob1 to see alice stop typing", () => c.bob1.getRoom(roomId)?.getMember(users.alice.user_id)?.typing === false);
+            assert.equal(seen.at(-1), false);
+        } finally {
+            c.bob1.off(sdk.RoomMemberEvent.Typing, onTyping);
+        }
+    });
+
+    scenario("6. media: upload, authenticated download, m.image message to bob", ["alice1", "bob1", "group"], async () => {
+        const roomId = rooms.group;
+        const up = await c.alice1.uploadContent(PNG, { type: "image/png", name: "dot.png" });
+        const mxc = up?.content_uri;
+        assert.match(mxc ?? "", /^mxc:\/\/[^/]+\/[A-Za-z0-9_-]+$/, `upload response ${show(up)}`);
+        const [, serverName, mediaId] = mxc.match(/^mxc:\/\/([^/]+)\/(.+)$/);
+        assert.equal(serverName, SERVER_NAME);
+
+        const path = `/_matrix/client/v1/media/download/${serverName}/${mediaId}`;
+        const dl = await http(server.baseUrl, "GET", path, { token: c.alice1.getAccessToken() });
+        assert.equal(dl.status, 200, `download: ${dl.status} ${dl.bytes.toString("utf8", 0, 200)}`);
+        assert.ok(dl.bytes.equals(PNG), `downloaded ${dl.bytes.length} bytes differ from the ${PNG.length} uploaded`);
+        assert.match(dl.headers.get("content-type") ?? "", /^image\/png/);
+
+        const anon = await http(server.baseUrl, "GET", path);
+        assert.equal(anon.status, 401, `download without a token: ${anon.status}`);
+        assert.equal(anon.json?.errcode, "M_MISSING_TOKEN");
+
+        const sent = await c.alice1.sendMessage(roomId, {
+            msgtype: "m.image",
+            body: "dot.png",
+            url: mxc,
+            info: { mimetype: "image/png", size: PNG.length, w: 1, h: 1 },
+        });
+        const ev = await waitFor("bob1 to receive the m.image", () =>
+            messageEvents(c.bob1, roomId).find((e) => e.getId() === sent.event_id),
+        );
+        assert.equal(ev.getContent().msgtype, "m.image");
+        assert.equal(ev.getContent().url, mxc);
+
+        // Bob fetches it the way a client renders it: the SDK's authenticated URL.
+        const url = c.bob1.mxcUrlToHttp(ev.getContent().url, undefined, undefined, undefined, false, true, true);
+        assert.ok(url?.includes("/_matrix/client/v1/media/download/"), `SDK media URL ${url}`);
+        const bobDl = await http(server.baseUrl, "GET", url, { token: c.bob1.getAccessToken() });
+        assert.equal(bobDl.status, 200, `bob's download: ${bobDl.status}`);
+        assert.ok(bobDl.bytes.equals(PNG), "bob's download differs from the upload");
+    });
+});
