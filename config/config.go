@@ -90,6 +90,8 @@ type RateLimit struct {
 	// PerIP limits each client address, which is what bounds requests before
 	// sign-in (login, registration). Zero values mean 20 a second with a burst
 	// of 100, twice PerUser since several users may share an address (NAT).
+	// Loopback clients are not limited per address: on one host they are a
+	// reverse proxy speaking for everyone.
 	PerIP Bucket `yaml:"per_ip"`
 	// Exempt lists user IDs never limited, such as bridges and bots. Zero
 	// value means none.

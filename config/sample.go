@@ -55,7 +55,8 @@ rate_limit:
     per_second: 10
     burst: 50
   # Each client address, which is what limits login and registration.
-  # Higher than per_user because users may share an address.
+  # Higher than per_user because users may share an address. Loopback
+  # clients (a reverse proxy on this host) are not limited per address.
   per_ip:
     per_second: 20
     burst: 100
