@@ -243,4 +243,3 @@ func (a *API) logoutAll(w http.ResponseWriter, r *http.Request, s *session) erro
 func (a *API) whoami(w http.ResponseWriter, r *http.Request, s *session) error {
 	return writeJSON(w, map[string]any{"user_id": s.UserID, "device_id": s.DeviceID, "is_guest": false})
 }
-

@@ -28,7 +28,9 @@ func (a *API) roomAccess(r *http.Request, s *session, roomID string) (*rooms.Vis
 	return v, nil
 }
 
-func (a *API) viewer(s *session) rooms.Viewer { return rooms.Viewer{UserID: s.UserID, DeviceID: s.DeviceID} }
+func (a *API) viewer(s *session) rooms.Viewer {
+	return rooms.Viewer{UserID: s.UserID, DeviceID: s.DeviceID}
+}
 
 func parseLimit(r *http.Request, def, max int) (int, error) {
 	q := r.URL.Query().Get("limit")

@@ -103,7 +103,6 @@ func (b *batch) createRoom(ctx context.Context, roomID, version string, req Crea
 	return nil
 }
 
-
 func strPtr(s string) *string { return &s }
 
 func mustJSON(v any) json.RawMessage {
