@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -53,7 +55,7 @@ func FuzzParse(f *testing.F) {
 // accepts must be valid JSON with the same meaning, already canonical
 // (canonicalizing again is a no-op), and buildable and parseable as content.
 func FuzzCanonicalJSON(f *testing.F) {
-	for _, s := range []string{`{}`, `{"b":"2","a":"1"}`, `{"a":"\u65E5\u001F\/"}`, `{"本":2,"日":1}`,
+	for _, s := range []string{`{}`, `{"b":"2","a":"1"}`, `{"a":"\u65E5\u001F\/"}`, `{"本":2,"日":1}`, `["\u000B\u007F\u2028<>&"]`,
 		`{"n":[9007199254740991,-9007199254740991]}`, `{"a":{"b":{"c":[true,false,null,""]}}}`, `{"\u0000":"\\"}`} {
 		f.Add([]byte(s))
 	}
@@ -69,6 +71,9 @@ func FuzzCanonicalJSON(f *testing.F) {
 		again, err := canonicalize(out)
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("canonicalize is not idempotent: %q -> %q -> %q (%v)", in, out, again, err)
+		}
+		if ref := referenceCanonical(t, in); !bytes.Equal(ref, out) {
+			t.Fatalf("canonicalize(%q) = %q, reference encoder says %q", in, out, ref)
 		}
 		var a, b any
 		da, db := json.NewDecoder(bytes.NewReader(in)), json.NewDecoder(bytes.NewReader(out))
@@ -94,6 +99,56 @@ func FuzzCanonicalJSON(f *testing.F) {
 			t.Fatalf("Parse(Build(content %q)) = %v, %v", out, parsed, err)
 		}
 	})
+}
+
+// referenceCanonical is an independent canonical JSON encoder (decode with
+// encoding/json, re-encode with sorted keys) for input canonicalize has
+// already vetted. Both mautrix canonicaljson builds are held to it.
+func referenceCanonical(t *testing.T, in []byte) []byte {
+	d := json.NewDecoder(bytes.NewReader(in))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("reference decoder rejects vetted input %q: %v", in, err)
+	}
+	var enc func(dst []byte, v any) []byte
+	enc = func(dst []byte, v any) []byte {
+		switch v := v.(type) {
+		case map[string]any:
+			keys := make([]string, 0, len(v))
+			for k := range v {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			dst = append(dst, '{')
+			for i, k := range keys {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = append(appendString(dst, k), ':')
+				dst = enc(dst, v[k])
+			}
+			return append(dst, '}')
+		case []any:
+			dst = append(dst, '[')
+			for i, e := range v {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = enc(dst, e)
+			}
+			return append(dst, ']')
+		case string:
+			return appendString(dst, v)
+		case json.Number:
+			return append(dst, v...)
+		case bool:
+			return strconv.AppendBool(dst, v)
+		default:
+			return append(dst, "null"...)
+		}
+	}
+	return enc(nil, v)
 }
 
 // seedProtos covers each event type the redaction algorithm treats specially.

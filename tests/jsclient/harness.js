@@ -72,9 +72,19 @@ function logRequest(entry) {
 export function httpErrorReport(max = 60) {
     return httpLog
         .filter((e) => e.error || e.status >= 400)
+        // the expected first step of registration (UIA)
+        .filter((e) => !(e.status === 401 && e.path.endsWith("/register") && e.body?.includes('"session"')))
         .slice(-max)
         .map((e) => `  [${e.who}] ${e.method} ${e.path} -> ${e.error ?? e.status}${e.body ? " " + e.body : ""}`)
         .join("\n");
+}
+
+/** A one-line summary of requests answered 429 (rate limited), or "". */
+export function rateLimitNote() {
+    const limited = httpLog.filter((e) => e.status === 429);
+    if (!limited.length) return "";
+    const paths = [...new Set(limited.map((e) => `${e.method} ${e.path.split("?")[0]}`))];
+    return `the server answered 429 M_LIMIT_EXCEEDED to ${limited.length} of the last ${httpLog.length} requests: ${paths.join(", ")}`;
 }
 
 function describePath(url) {
@@ -373,8 +383,8 @@ export async function startClient(baseUrl, label, creds, { timeoutMs = 30000 } =
         };
         client.on(sdk.ClientEvent.Sync, onSync);
     });
-    await client.startClient({ initialSyncLimit: 20 });
     try {
+        await client.startClient({ initialSyncLimit: 20 });
         await withTimeout(prepared, timeoutMs, `${label}: first sync (PREPARED)`);
     } catch (err) {
         client.stopClient();

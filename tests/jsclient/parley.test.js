@@ -17,7 +17,7 @@
 //   6. upload media, download it from the authenticated v1 endpoint byte for
 //      byte, and deliver an m.image message that refers to it.
 // Waits poll the clients' state with a deadline (no fixed sleeps). Each test
-// has a 60 s limit, and the server is killed at the end.
+// has a 60 s limit (the whole suite 10 min), and the server is killed at the end.
 //
 // Run: cd tests/jsclient && npm ci && PARLEY_BIN=/path/to/parley npm test
 
@@ -32,6 +32,7 @@ import {
     isRemote,
     loginDevice,
     messageEvents,
+    rateLimitNote,
     registerUser,
     sdk,
     show,
@@ -49,7 +50,7 @@ const PNG = Buffer.from(
     "base64",
 );
 
-describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "PostgreSQL" : "SQLite"})`, () => {
+describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "PostgreSQL" : "SQLite"})`, { timeout: 10 * 60_000 }, () => {
     let server;
     let failed = false;
     const c = {}; // clients: alice1, alice2, bob1, bob2
@@ -81,6 +82,8 @@ describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "Postgr
     after(async () => {
         for (const client of Object.values(c)) client.stopClient();
         if (!server) return;
+        const note = rateLimitNote();
+        if (note) console.error(`# note: ${note}`);
         if (failed) {
             const errors = httpErrorReport();
             if (errors) console.error(`# requests that failed (most recent last):\n${errors}`);
@@ -130,10 +133,14 @@ describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "Postgr
             assert.equal(who.json.user_id, cr.user_id);
             assert.equal(who.json.device_id, cr.device_id);
         }
-        const started = await Promise.all(
+        // Start all four at once; keep every client that started, so that
+        // after() stops it even if another one failed.
+        const started = await Promise.allSettled(
             Object.entries(creds).map(([label, cr]) => startClient(base, label, cr)),
         );
-        for (const client of started) c[client.label] = client;
+        for (const r of started) if (r.status === "fulfilled") c[r.value.label] = r.value;
+        const failures = started.filter((r) => r.status === "rejected").map((r) => r.reason);
+        if (failures.length) throw failures[0];
     });
 
     scenario("1. alice creates a DM with bob; bob sees a DM invite and joins", ["alice1", "alice2", "bob1", "bob2"], async () => {
