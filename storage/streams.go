@@ -253,20 +253,10 @@ func (s *Store) RoomTimelines(ctx context.Context, bounds []RoomBound, limit int
 	if len(bounds) == 0 {
 		return nil, nil
 	}
-	var values strings.Builder
-	args := make([]any, 0, 3*len(bounds)+1)
-	args = append(args, limit)
-	for i, b := range bounds {
-		if i > 0 {
-			values.WriteByte(',')
-		}
-		n := len(args)
-		fmt.Fprintf(&values, "(CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT))", n+1, n+2, n+3)
-		args = append(args, b.RoomID, b.Since, b.Upto)
-	}
+	values, args := boundValues(bounds, []any{limit})
 	q := `SELECT ` + eventCols + ` FROM (
 		SELECT e.*, ROW_NUMBER() OVER (PARTITION BY e.room_id ORDER BY e.pos DESC) AS rn
-		FROM events e JOIN (VALUES ` + values.String() + `) AS b
+		FROM events e JOIN (VALUES ` + values + `) AS b
 		ON e.room_id = b.column1 AND e.pos > b.column2 AND e.pos <= b.column3
 		) e WHERE rn <= $1 ORDER BY e.pos`
 	rows, err := s.read.QueryContext(ctx, q, args...)
@@ -276,14 +266,10 @@ func (s *Store) RoomTimelines(ctx context.Context, bounds []RoomBound, limit int
 	return collectEvents(rows, false)
 }
 
-// StateEventsIn returns the state events of each bound's range, oldest first:
-// what a limited timeline skipped over.
-func (s *Store) StateEventsIn(ctx context.Context, bounds []RoomBound) ([]Event, error) {
-	if len(bounds) == 0 {
-		return nil, nil
-	}
+// boundValues renders bounds as a VALUES list (columns column1..column3 on
+// both engines) with numbered parameters following args.
+func boundValues(bounds []RoomBound, args []any) (string, []any) {
 	var values strings.Builder
-	var args []any
 	for i, b := range bounds {
 		if i > 0 {
 			values.WriteByte(',')
@@ -292,7 +278,17 @@ func (s *Store) StateEventsIn(ctx context.Context, bounds []RoomBound) ([]Event,
 		fmt.Fprintf(&values, "(CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT))", n+1, n+2, n+3)
 		args = append(args, b.RoomID, b.Since, b.Upto)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM events e JOIN (VALUES `+values.String()+`) AS b
+	return values.String(), args
+}
+
+// StateEventsIn returns the state events of each bound's range, oldest first:
+// what a limited timeline skipped over.
+func (s *Store) StateEventsIn(ctx context.Context, bounds []RoomBound) ([]Event, error) {
+	if len(bounds) == 0 {
+		return nil, nil
+	}
+	values, args := boundValues(bounds, nil)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM events e JOIN (VALUES `+values+`) AS b
 		ON e.room_id = b.column1 AND e.pos > b.column2 AND e.pos <= b.column3 WHERE e.state_key IS NOT NULL ORDER BY e.pos`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("state events in range: %w", err)
