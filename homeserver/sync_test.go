@@ -92,3 +92,66 @@ func TestIncrementalSyncLimited(t *testing.T) {
 		t.Errorf("first event before prev_batch = %q, want m34", got)
 	}
 }
+
+// TestSyncStateIsBeforeTimeline: the state section holds the state at the
+// start of the timeline; a change inside the timeline appears only there.
+func TestSyncStateIsBeforeTimeline(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(map[string]any{"name": "old name"})
+	for i := 0; i < 12; i++ {
+		alice.Send(room, fmt.Sprint(i), fmt.Sprint("m", i))
+	}
+	alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.name", map[string]any{"name": "new name"})
+	alice.Send(room, "last", "after rename")
+	s := alice.MustDo("GET", `/_matrix/client/v3/sync?filter={"room":{"timeline":{"limit":5}}}`, nil)
+	r := hstest.Room(s, "join", room)
+	var stateName, timelineName string
+	for _, e := range r.Get("state.events").Array() {
+		if e.Get("type").String() == "m.room.name" {
+			stateName = e.Get("content.name").String()
+		}
+	}
+	for _, e := range r.Get("timeline.events").Array() {
+		if e.Get("type").String() == "m.room.name" {
+			timelineName = e.Get("content.name").String()
+		}
+	}
+	if stateName != "old name" || timelineName != "new name" {
+		t.Errorf("state name %q, timeline name %q; want old name / new name", stateName, timelineName)
+	}
+}
+
+// TestHistoryVisibilityJoined: in a room with history_visibility "joined",
+// a newcomer sees nothing from before their join, in sync or /messages.
+func TestHistoryVisibilityJoined(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := alice.CreateRoom(map[string]any{"preset": "public_chat", "initial_state": []map[string]any{
+		{"type": "m.room.history_visibility", "state_key": "", "content": map[string]any{"history_visibility": "joined"}}}})
+	alice.Send(room, "1", "secret before bob")
+	bob.Join(room)
+	alice.Send(room, "2", "hello bob")
+	if got := hstest.Bodies(bob.Sync("", 0), room); len(got) != 1 || got[0] != "hello bob" {
+		t.Errorf("bob's sync timeline = %v, want [hello bob]", got)
+	}
+	if got := pageAll(t, bob, room); len(got) != 1 || got[0] != "hello bob" {
+		t.Errorf("bob's /messages = %v, want [hello bob]", got)
+	}
+	// With the default "shared", a newcomer sees the history.
+	shared := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+	alice.Send(shared, "3", "visible history")
+	bob.Join(shared)
+	if got := pageAll(t, bob, shared); len(got) != 1 || got[0] != "visible history" {
+		t.Errorf("bob's /messages in a shared room = %v, want [visible history]", got)
+	}
+	// After leaving, bob reads nothing newer than his leave.
+	bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(shared)+"/leave", map[string]any{})
+	alice.Send(shared, "4", "after bob left")
+	for _, b := range pageAll(t, bob, shared) {
+		if b == "after bob left" {
+			t.Errorf("bob reads a message sent after he left")
+		}
+	}
+}

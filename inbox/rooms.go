@@ -3,6 +3,9 @@ package inbox
 import (
 	"context"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -44,10 +47,17 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		}
 	}
 
+	if err := s.applyHistoryVisibility(ctx, req.UserID, rooms); err != nil {
+		return err
+	}
+
 	// State: full state for new rooms and invites, the skipped-over state for
 	// limited incremental rooms.
 	full, err := s.store.CurrentStateOf(ctx, append(append([]string(nil), newIDs...), inviteIDs...))
 	if err != nil {
+		return err
+	}
+	if full, err = s.stateBeforeTimelines(ctx, rooms, full); err != nil {
 		return err
 	}
 	lazy := f.Room.State.LazyLoadMembers
@@ -59,7 +69,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 			}
 			continue
 		}
-		if inTimeline(r, e.EventID) || !f.Room.State.Allows(e.Type, e.Sender) {
+		if !f.Room.State.Allows(e.Type, e.Sender) {
 			continue
 		}
 		if lazy && e.Type == "m.room.member" && e.StateKeyOr() != req.UserID && !sentInTimeline(r, e.StateKeyOr()) {
@@ -171,6 +181,77 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		rooms[id].summary = sum
 	}
 	return nil
+}
+
+// applyHistoryVisibility hides the events of newly joined and left rooms
+// that the user may not see (history_visibility "joined" or "invited"
+// before they were there; anything after they left). Rooms the user stayed
+// joined to throughout need no check. Two queries for all rooms.
+func (s *Syncer) applyHistoryVisibility(ctx context.Context, user string, rms map[string]*roomResp) error {
+	var ids []string
+	for id, r := range rms {
+		if (r.newlyJoin || r.section == "leave") && len(r.timeline) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	members, vis, err := s.store.MembershipHistories(ctx, user, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		r := rms[id]
+		r.timeline = rooms.NewVisibility(user, members[id], vis[id]).Filter(r.timeline)
+	}
+	return nil
+}
+
+// stateBeforeTimelines turns current state into the state at the start of
+// each room's timeline, as the spec's "state" section means: for every key
+// a timeline event changes, the value it replaced (its unsigned
+// replaces_state), or nothing when the key was new. One query in all.
+func (s *Syncer) stateBeforeTimelines(ctx context.Context, rms map[string]*roomResp, current []storage.Event) ([]storage.Event, error) {
+	type key struct{ room, typ, sk string }
+	replaced := map[key]string{} // key -> event ID it had before the timeline ("" = none)
+	var want []string
+	for _, r := range rms {
+		if r.section == "invite" {
+			continue
+		}
+		for _, e := range r.timeline {
+			if e.StateKey == nil {
+				continue
+			}
+			k := key{r.id, e.Type, *e.StateKey}
+			if _, seen := replaced[k]; seen {
+				continue
+			}
+			prev := gjson.GetBytes(e.Unsigned, "replaces_state").String()
+			replaced[k] = prev
+			if prev != "" {
+				want = append(want, prev)
+			}
+		}
+	}
+	if len(replaced) == 0 {
+		return current, nil
+	}
+	prevs, err := s.store.EventPositions(ctx, want)
+	if err != nil {
+		return nil, err
+	}
+	out := current[:0:0]
+	for _, e := range current {
+		k := key{e.RoomID, e.Type, e.StateKeyOr()}
+		prev, changed := replaced[k]
+		if !changed {
+			out = append(out, e)
+			continue
+		}
+		if p, ok := prevs[prev]; ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 func inTimeline(r *roomResp, eventID string) bool {

@@ -29,6 +29,12 @@ func (s *Service) VisibilityFor(ctx context.Context, roomID, userID string) (*Vi
 	return &Visibility{userID: userID, members: members, vis: vis}, nil
 }
 
+// NewVisibility builds a Visibility from already loaded histories (see
+// storage.MembershipHistories), for callers that batch many rooms.
+func NewVisibility(userID string, members, vis []storage.Event) *Visibility {
+	return &Visibility{userID: userID, members: members, vis: vis}
+}
+
 // EverMember reports whether the user has had any membership in the room.
 func (v *Visibility) EverMember() bool { return len(v.members) > 0 }
 

@@ -89,3 +89,42 @@ func (s *Store) RoomSummaries(ctx context.Context, viewer string, roomIDs []stri
 	}
 	return out, rows.Err()
 }
+
+// MembershipHistories is MembershipHistory for many rooms at once: the
+// user's member events and the rooms' history_visibility events, keyed by
+// room, in two queries.
+func (s *Store) MembershipHistories(ctx context.Context, userID string, roomIDs []string) (members, visibility map[string][]Event, err error) {
+	members, visibility = map[string][]Event{}, map[string][]Event{}
+	if len(roomIDs) == 0 {
+		return members, visibility, nil
+	}
+	args := []any{userID}
+	for _, r := range roomIDs {
+		args = append(args, r)
+	}
+	in := placeholders(2, len(roomIDs))
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM events e WHERE e.room_id IN (`+in+`)
+		AND e.type = 'm.room.member' AND e.state_key = $1 ORDER BY e.pos`, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("membership histories: %w", err)
+	}
+	evs, err := collectEvents(rows, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range evs {
+		members[e.RoomID] = append(members[e.RoomID], e)
+	}
+	rows, err = s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM events e WHERE e.room_id IN (`+in+`)
+		AND e.type = 'm.room.history_visibility' AND e.state_key = '' AND $1 <> '' ORDER BY e.pos`, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("visibility histories: %w", err)
+	}
+	if evs, err = collectEvents(rows, false); err != nil {
+		return nil, nil, err
+	}
+	for _, e := range evs {
+		visibility[e.RoomID] = append(visibility[e.RoomID], e)
+	}
+	return members, visibility, nil
+}

@@ -123,7 +123,7 @@ func newState(roomVersion string, ev *pdu.Event, auth map[StateKey]*pdu.Event) (
 		if ae == nil {
 			continue
 		}
-		if ae.Type != key.Type || ae.StateKeyOr("\x00") != key.StateKey {
+		if ae.Type != key.Type || !ae.IsState() || *ae.StateKey != key.StateKey {
 			return nil, deny("auth event %s is %s state %q, not %s state %q", ae.ID, ae.Type, ae.StateKeyOr(""), key.Type, key.StateKey)
 		}
 		if ae.RoomID != ev.RoomID {

@@ -19,8 +19,12 @@ type SigningKey struct {
 	Private    ed25519.PrivateKey
 }
 
-// Public returns the verify key that other servers fetch from /key/v2/server.
+// Public returns the verify key that other servers fetch from
+// /key/v2/server, or nil when the key is unset.
 func (k *SigningKey) Public() ed25519.PublicKey {
+	if k == nil || len(k.Private) != ed25519.PrivateKeySize {
+		return nil
+	}
 	return k.Private.Public().(ed25519.PublicKey)
 }
 
