@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -41,6 +42,18 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 			return err
 		}
 		req.Filter = filter
+	}
+	// Push rules shape the unread counts (muted rooms) and an initial sync
+	// carries the ruleset as m.push_rules account data, as clients expect.
+	doc, err := a.loadPushRules(r.Context(), s.UserID)
+	if err != nil {
+		return err
+	}
+	req.Muted = mutedRoomsIn(doc)
+	if req.Since == nil {
+		if req.PushRules, err = json.Marshal(map[string]any{"global": mergePushRules(s.UserID, doc)}); err != nil {
+			return err
+		}
 	}
 	body, err := a.syncer.Sync(r.Context(), req)
 	if err != nil {

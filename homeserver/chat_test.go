@@ -135,3 +135,34 @@ func TestUnreadCountsClearedByReceipt(t *testing.T) {
 		})
 	}
 }
+
+// TestMutedRoomCountsOnlyMentions: a room muted with a room push rule
+// (actions []) shows no unread count except mentions; the initial sync
+// carries the ruleset.
+func TestMutedRoomCountsOnlyMentions(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := alice.CreateRoom(map[string]any{"invite": []string{bob.UserID}})
+	bob.Join(room)
+	s := bob.Sync("", 0)
+	found := false
+	for _, e := range s.Get("account_data.events").Array() {
+		if e.Get("type").String() == "m.push_rules" && e.Get("content.global.underride").IsArray() {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("initial sync lacks m.push_rules: %s", s.Get("account_data").Raw)
+	}
+	bob.MustDo("PUT", "/_matrix/client/v3/pushrules/global/room/"+hstest.Esc(room), map[string]any{"actions": []any{}})
+	for i := 0; i < 5; i++ {
+		alice.Send(room, fmt.Sprint(i), "chatter")
+	}
+	alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/send/m.room.message/m", map[string]any{
+		"msgtype": "m.text", "body": "bob?", "m.mentions": map[string]any{"user_ids": []string{bob.UserID}}})
+	un := hstest.Room(bob.Sync("", 0), "join", room).Get("unread_notifications")
+	if n, h := un.Get("notification_count").Int(), un.Get("highlight_count").Int(); n != 1 || h != 1 {
+		t.Errorf("muted room unread = %d/%d, want 1/1 (the mention only)", n, h)
+	}
+}

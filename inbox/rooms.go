@@ -171,6 +171,9 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 	for _, id := range joinIDs {
 		u := unread[id]
+		if req.Muted[id] {
+			u.Notifications = u.Highlights
+		}
 		rooms[id].unread = &u
 	}
 	summaries, err := s.store.RoomSummaries(ctx, req.UserID, joinIDs)

@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sort"
 	"time"
@@ -50,6 +51,12 @@ type Request struct {
 	FullState        bool
 	Timeout          time.Duration
 	SetPresence      string
+	// Muted rooms count only highlights: the user's room rule says
+	// dont_notify, but mentions are override rules and still notify.
+	Muted map[string]bool
+	// PushRules is the user's ruleset ({"global": ...}); an initial sync
+	// sends it as m.push_rules account data unless the user stored one.
+	PushRules json.RawMessage
 }
 
 // Sync waits for news (an incremental sync with a timeout) and builds the
@@ -189,7 +196,11 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 		return nil, err
 	}
 	var globalData []storage.AccountData
+	hasPushRules := false
 	for _, a := range accountData {
+		if a.Type == "m.push_rules" && a.RoomID == "" {
+			hasPushRules = true
+		}
 		if a.RoomID == "" {
 			if f.AccountData.Allows(a.Type, "") {
 				globalData = append(globalData, a)
@@ -202,6 +213,9 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 		}
 	}
 
+	if initial && !hasPushRules && len(req.PushRules) > 0 && req.Filter.AccountData.Allows("m.push_rules", "") {
+		globalData = append(globalData, storage.AccountData{Type: "m.push_rules", Content: string(req.PushRules)})
+	}
 	if err := s.fillRooms(ctx, req, rooms, limit); err != nil {
 		return nil, err
 	}
