@@ -155,3 +155,31 @@ func TestHistoryVisibilityJoined(t *testing.T) {
 		}
 	}
 }
+
+// TestIncrementalSyncQueriesDoNotGrowWithRooms: an incremental sync after
+// one message makes the same number of queries for a user in 5 rooms as
+// for a user in 60.
+func TestIncrementalSyncQueriesDoNotGrowWithRooms(t *testing.T) {
+	count := func(rooms int) int64 {
+		srv := hstest.Start(t, hstest.Options{})
+		alice := srv.Register(t, "alice")
+		var ids []string
+		for i := 0; i < rooms; i++ {
+			ids = append(ids, alice.CreateRoom(map[string]any{"name": fmt.Sprint("r", i)}))
+		}
+		since := alice.Sync("", 0).Get("next_batch").String()
+		alice.Send(ids[0], "x", "one new message")
+		before := srv.Srv.Store.Queries()
+		s := alice.Sync(since, 0)
+		n := srv.Srv.Store.Queries() - before
+		if got := hstest.Bodies(s, ids[0]); len(got) != 1 {
+			t.Fatalf("sync bodies = %v, want the one new message", got)
+		}
+		return n
+	}
+	small, large := count(5), count(60)
+	t.Logf("queries per incremental sync: %d (5 rooms), %d (60 rooms)", small, large)
+	if large != small {
+		t.Errorf("queries with 60 rooms = %d, want %d as with 5 rooms", large, small)
+	}
+}

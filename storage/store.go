@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -39,9 +40,44 @@ var ErrConflict = errors.New("storage: already exists")
 // Store is the database. It is safe for concurrent use.
 type Store struct {
 	// Static after Open.
-	read     *sql.DB // readers; for SQLite a pool of read-only connections
-	write    *sql.DB // writers; for SQLite a single connection (SQLite has one writer)
+	read     countedDB // readers; for SQLite a pool of read-only connections
+	write    countedDB // writers; for SQLite a single connection (SQLite has one writer)
 	postgres bool
+
+	queries atomic.Int64 // statements run outside write transactions
+}
+
+// countedDB counts the statements it runs, so tests can prove that a sync's
+// query count does not grow with the number of rooms.
+type countedDB struct {
+	*sql.DB
+	n *atomic.Int64
+}
+
+func (d countedDB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	d.n.Add(1)
+	return d.DB.QueryContext(ctx, q, args...)
+}
+
+func (d countedDB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	d.n.Add(1)
+	return d.DB.QueryRowContext(ctx, q, args...)
+}
+
+func (d countedDB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	d.n.Add(1)
+	return d.DB.ExecContext(ctx, q, args...)
+}
+
+// Queries returns how many statements the store has run outside the
+// writer's transactions since Open.
+func (s *Store) Queries() int64 { return s.queries.Load() }
+
+func newStore(read, write *sql.DB, postgres bool) *Store {
+	s := &Store{postgres: postgres}
+	s.read = countedDB{DB: read, n: &s.queries}
+	s.write = countedDB{DB: write, n: &s.queries}
+	return s
 }
 
 // Open connects to the database named by url and migrates it. An empty url
@@ -95,7 +131,7 @@ func openSQLite(path string) (*Store, error) {
 		read.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return &Store{read: read, write: write}, nil
+	return newStore(read, write, false), nil
 }
 
 func openPostgres(url string) (*Store, error) {
@@ -112,13 +148,13 @@ func openPostgres(url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return &Store{read: db, write: db, postgres: true}, nil
+	return newStore(db, db, true), nil
 }
 
 // Close releases the connections.
 func (s *Store) Close() error {
 	err := s.write.Close()
-	if s.read != s.write {
+	if s.read.DB != s.write.DB {
 		err = errors.Join(err, s.read.Close())
 	}
 	return err
