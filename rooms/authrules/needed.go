@@ -1,6 +1,7 @@
 package authrules
 
 import (
+	"encoding/json"
 	"slices"
 
 	"github.com/parley-im/parley/rooms/pdu"
@@ -16,7 +17,7 @@ type StateKey struct{ Type, StateKey string }
 // target's membership, the join rules when joining, inviting or knocking,
 // the third-party invite a 3PID invite redeems, and the membership of the
 // user who authorised a restricted join. m.room.create has none.
-func Needed(eventType string, stateKey *string, sender string, content []byte) []StateKey {
+func Needed(eventType string, stateKey *string, sender string, content json.RawMessage) []StateKey {
 	if eventType == "m.room.create" {
 		return nil
 	}

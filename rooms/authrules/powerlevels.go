@@ -1,6 +1,7 @@
 package authrules
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/parley-im/parley/rooms/pdu"
@@ -53,7 +54,7 @@ func DefaultPowerLevels(creator string) PowerLevels {
 // rules 9.1 to 9.3: every level an integer, events and notifications
 // objects of integers, users an object of user IDs to integers) and returns
 // it with defaults applied. The error says what is wrong in plain English.
-func ParsePowerLevels(content []byte) (PowerLevels, error) {
+func ParsePowerLevels(content json.RawMessage) (PowerLevels, error) {
 	p := specDefaults()
 	root := gjson.ParseBytes(content)
 	if !root.IsObject() {
