@@ -97,3 +97,31 @@ func TestPowerLevelsAndKick(t *testing.T) {
 		t.Errorf("bob not joined after unban: %s", members.Raw)
 	}
 }
+
+// TestRedactionSurvivesRestart: redacting a state event, then restarting,
+// leaves a room that still loads and accepts sends; the redacted event
+// shows no content.
+func TestRedactionSurvivesRestart(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			srv := hstest.Start(t, hstest.Options{Store: store, DataDir: dir})
+			alice := srv.Register(t, "alice")
+			room := alice.CreateRoom(map[string]any{"topic": "secret topic"})
+			esc := hstest.Esc(room)
+			topic := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+esc+"/state/m.room.topic?format=event", nil).Get("event_id").String()
+			msg := alice.Send(room, "m1", "regret this")
+			for _, id := range []string{topic, msg} {
+				alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+esc+"/redact/"+hstest.Esc(id)+"/r"+id[1:6], map[string]any{"reason": "oops"})
+			}
+			srv.Stop()
+			srv = hstest.Start(t, hstest.Options{Store: store, DataDir: dir})
+			alice = srv.Login(t, "alice")
+			alice.Send(room, "m2", "still works")
+			ev := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+esc+"/event/"+hstest.Esc(msg), nil)
+			if ev.Get("content.body").Exists() || !ev.Get("unsigned.redacted_because").Exists() {
+				t.Errorf("redacted event = %s, want empty content and redacted_because", ev.Raw)
+			}
+		})
+	}
+}
