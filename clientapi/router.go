@@ -3,6 +3,7 @@ package clientapi
 import (
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -13,7 +14,7 @@ import (
 // Handler returns the HTTP handler for every client route.
 func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(a.cors, a.limitIP)
+	r.Use(a.recoverPanics, a.cors, a.limitIP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, apierr.Unrecognized("Unrecognized request"))
 	})
@@ -143,6 +144,23 @@ func (a *API) cors(next http.Handler) http.Handler {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics answers 500 M_UNKNOWN if a handler panics, and logs it, so a
+// bug shows up as one failed request rather than a dropped connection.
+func (a *API) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				a.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				apierr.Write(w, apierr.Unknown("Internal server error"))
+			}
+		}()
 		next.ServeHTTP(w, r)
 	})
 }

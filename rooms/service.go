@@ -194,7 +194,7 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 	results := make([]error, len(jobs))
 	for i, j := range jobs {
 		mark := len(b.undo)
-		err := j.apply(ctx, b)
+		err := safeApply(ctx, j, b)
 		var txErr *txError
 		if errors.As(err, &txErr) {
 			tx.Rollback()
@@ -215,6 +215,17 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 		s.cfg.Listener.Committed(b.commit)
 	}
 	return results, nil
+}
+
+// safeApply runs a job, turning a panic into a transaction failure: a bug
+// triggered by one request must not stop the only writer.
+func safeApply(ctx context.Context, j *job, b *batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &txError{err: fmt.Errorf("write panicked: %v", r)}
+		}
+	}()
+	return j.apply(ctx, b)
 }
 
 // txError marks an error that poisons the whole transaction (a database
