@@ -81,7 +81,12 @@ func TestPowerLevelsAndKick(t *testing.T) {
 	room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
 	bob.Join(room)
 	esc := hstest.Esc(room)
+	since := bob.Sync("", 0).Get("next_batch").String()
 	alice.MustDo("POST", "/_matrix/client/v3/rooms/"+esc+"/kick", map[string]any{"user_id": bob.UserID, "reason": "bye"})
+	left := hstest.Room(bob.Sync(since, 0), "leave", room)
+	if evs := left.Get("timeline.events").Array(); len(evs) == 0 || evs[len(evs)-1].Get("content.membership").String() != "leave" {
+		t.Errorf("kicked user's sync leave section = %s, want the kick as the last event", left.Raw)
+	}
 	if st, _ := bob.Do("PUT", "/_matrix/client/v3/rooms/"+esc+"/send/m.room.message/x", map[string]any{"body": "still here?"}); st != 403 {
 		t.Errorf("kicked user send = %d, want 403", st)
 	}
