@@ -103,3 +103,29 @@ func TestProfilePresenceMediaDevices(t *testing.T) {
 		})
 	}
 }
+
+// TestToDeviceDeliveredOnceToTheRightDevice: a to-device message reaches
+// the named device only, once, and is gone after the device acknowledges it
+// by syncing with the next token.
+func TestToDeviceDeliveredOnceToTheRightDevice(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	bob1 := srv.Register(t, "bob")
+	bob2 := srv.Login(t, "bob")
+	s1, s2 := bob1.Sync("", 0).Get("next_batch").String(), bob2.Sync("", 0).Get("next_batch").String()
+	for i, txn := range []string{"t1", "t1"} { // the retry is a no-op
+		alice.MustDo("PUT", "/_matrix/client/v3/sendToDevice/m.test/"+txn, map[string]any{
+			"messages": map[string]any{bob1.UserID: map[string]any{bob1.DeviceID: map[string]any{"n": i}}}})
+	}
+	got := bob1.Sync(s1, 0)
+	evs := got.Get("to_device.events").Array()
+	if len(evs) != 1 || evs[0].Get("sender").String() != alice.UserID || evs[0].Get("content.n").Int() != 0 {
+		t.Errorf("bob1 to_device = %s, want one message n=0 from alice", got.Get("to_device").Raw)
+	}
+	if again := bob1.Sync(got.Get("next_batch").String(), 0).Get("to_device.events").Array(); len(again) != 0 {
+		t.Errorf("to-device redelivered after ack: %v", again)
+	}
+	if other := bob2.Sync(s2, 0).Get("to_device.events").Array(); len(other) != 0 {
+		t.Errorf("bob2 received bob1's to-device message: %v", other)
+	}
+}

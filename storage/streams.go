@@ -153,30 +153,43 @@ func (s *Store) ReceiptsSince(ctx context.Context, viewer string, roomIDs []stri
 	return out, rows.Err()
 }
 
-// ToDeviceFor returns the device's queued messages up to upto, oldest first,
-// after deleting those the device has acknowledged (pos <= acked) by syncing
-// with a token at or past them.
+// ToDeviceFor returns the device's queued messages after acked, up to
+// upto, oldest first. Messages at or below acked were delivered by an
+// earlier sync whose token the device now presents, so they are deleted;
+// the delete runs only when there is something to delete, so a sync with
+// nothing queued costs one read.
 func (s *Store) ToDeviceFor(ctx context.Context, userID, deviceID string, acked, upto int64, limit int) ([]ToDevice, error) {
-	if acked > 0 {
-		if _, err := s.write.ExecContext(ctx, `DELETE FROM to_device WHERE user_id = $1 AND device_id = $2 AND pos <= $3`, userID, deviceID, acked); err != nil {
-			return nil, fmt.Errorf("ack to-device: %w", err)
-		}
-	}
 	rows, err := s.read.QueryContext(ctx, `SELECT pos, user_id, device_id, sender, type, content FROM to_device
-		WHERE user_id = $1 AND device_id = $2 AND pos > $3 AND pos <= $4 ORDER BY pos LIMIT $5`, userID, deviceID, acked, upto, limit)
+		WHERE user_id = $1 AND device_id = $2 AND pos <= $3 ORDER BY pos LIMIT $4`, userID, deviceID, upto, 2*limit)
 	if err != nil {
 		return nil, fmt.Errorf("to-device: %w", err)
 	}
 	defer rows.Close()
 	var out []ToDevice
+	delivered := false
 	for rows.Next() {
 		var m ToDevice
 		if err := rows.Scan(&m.Pos, &m.UserID, &m.DeviceID, &m.Sender, &m.Type, &m.Content); err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		if m.Pos <= acked {
+			delivered = true
+			continue
+		}
+		if len(out) < limit {
+			out = append(out, m)
+		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if delivered {
+		if _, err := s.write.ExecContext(ctx, `DELETE FROM to_device WHERE user_id = $1 AND device_id = $2 AND pos <= $3`, userID, deviceID, acked); err != nil {
+			return nil, fmt.Errorf("ack to-device: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // GetPresence returns a user's stored presence.
