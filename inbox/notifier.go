@@ -13,6 +13,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
@@ -221,7 +222,7 @@ func (n *Notifier) HasNews(user string, since Token) bool {
 // Wait blocks until user has news after since, ctx ends, or the returned
 // channel of timeout fires. It registers before checking, so a commit between
 // the check and the wait is never missed.
-func (n *Notifier) Wait(ctx context.Context, user string, since Token, timeout <-chan struct{}) {
+func (n *Notifier) Wait(ctx context.Context, user string, since Token, timeout <-chan time.Time) {
 	ch := n.subscribe(user)
 	if n.HasNews(user, since) {
 		n.unsubscribe(user, ch)

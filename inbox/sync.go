@@ -70,18 +70,8 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 	}
 	if req.Since != nil && !req.FullState && req.Timeout > 0 && !s.n.HasNews(req.UserID, *req.Since) {
 		timer := time.NewTimer(req.Timeout)
-		timeout := make(chan struct{})
-		stop := make(chan struct{})
-		go func() {
-			select {
-			case <-timer.C:
-				close(timeout)
-			case <-stop:
-				timer.Stop()
-			}
-		}()
-		s.n.Wait(ctx, req.UserID, *req.Since, timeout)
-		close(stop)
+		s.n.Wait(ctx, req.UserID, *req.Since, timer.C)
+		timer.Stop()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
