@@ -93,13 +93,11 @@ func uiaChallenge(stage, session string, completed []string, failure *apierr.Err
 	if len(completed) > 0 {
 		body["completed"] = completed
 	}
-	e := &apierr.Error{Status: http.StatusUnauthorized, Code: "M_FORBIDDEN", Message: "Additional authentication is required", Extra: body}
+	// The first challenge is flows, params and session only: clients (mautrix
+	// among them) tell a challenge from a refusal by the missing errcode.
+	e := &apierr.Error{Status: http.StatusUnauthorized, Extra: body}
 	if failure != nil {
 		e.Code, e.Message = failure.Code, failure.Message
-	} else {
-		// The first challenge carries no errcode in Synapse, but clients
-		// accept one; keep the body a valid Matrix error.
-		e.Code = "M_UNAUTHORIZED"
 	}
 	return e
 }

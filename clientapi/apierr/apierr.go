@@ -58,8 +58,10 @@ func Write(w http.ResponseWriter, err error) {
 	for k, v := range e.Extra {
 		body[k] = v
 	}
-	body["errcode"] = e.Code
-	body["error"] = e.Message
+	if e.Code != "" { // a first user-interactive-auth challenge carries no errcode
+		body["errcode"] = e.Code
+		body["error"] = e.Message
+	}
 	if e.RetryAfterMs > 0 {
 		body["retry_after_ms"] = e.RetryAfterMs
 		w.Header().Set("Retry-After", strconv.FormatInt((e.RetryAfterMs+999)/1000, 10))
