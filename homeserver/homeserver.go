@@ -151,6 +151,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	srv := s.http
 	s.mu.Unlock()
 	var errs []error
+	s.Notifier.Stop() // answer held long-polls now rather than at their timeout
 	if srv != nil {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)

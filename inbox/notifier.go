@@ -42,6 +42,9 @@ type Notifier struct {
 	shards [shardCount]waitShard
 
 	typing *typingTable
+
+	stopOnce sync.Once
+	stopped  chan struct{} // closed by Stop: every long-poll answers now
 }
 
 type waitShard struct {
@@ -80,6 +83,7 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 		n.addMemberLocked(m.RoomID, m.UserID)
 	}
 	n.typing = newTypingTable()
+	n.stopped = make(chan struct{})
 	return n, nil
 }
 
@@ -234,8 +238,14 @@ func (n *Notifier) Wait(ctx context.Context, user string, since Token, timeout <
 		n.unsubscribe(user, ch)
 	case <-ctx.Done():
 		n.unsubscribe(user, ch)
+	case <-n.stopped:
+		n.unsubscribe(user, ch)
 	}
 }
+
+// Stop makes every waiting and future long-poll answer at once, so a
+// shutting-down server does not hold clients for their whole timeout.
+func (n *Notifier) Stop() { n.stopOnce.Do(func() { close(n.stopped) }) }
 
 // JoinedRooms returns a copy of user's joined rooms with each room's latest
 // position, and the watermark they are consistent with: the tables are
