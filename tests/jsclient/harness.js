@@ -29,11 +29,13 @@ import * as sdk from "matrix-js-sdk";
     for (const m of ["debug", "info", "log", "warn"]) {
         if (levels[m] < min) console[m] = () => {};
     }
-    // A harmless race inside the SDK's MatrixRTC (a state event for a room
-    // it has not stored yet), logged as an error for every new room.
     const consoleError = console.error;
     console.error = (...args) => {
+        // A harmless race inside the SDK's MatrixRTC (a state event for a
+        // room it has not stored yet), logged as an error for every new room.
         if (min > 1 && args.map(String).join(" ").startsWith("[MatrixRTCSessionManager] Got room state event for unknown room")) return;
+        // Errors the SDK logs (with stack and headers) shrink to one line.
+        if (min > 1) args = args.map((a) => (a instanceof Error ? String(a) : a));
         consoleError(...args);
     };
 }
@@ -280,7 +282,7 @@ export async function startServer({ readyTimeoutMs = 30000 } = {}) {
             }
             await new Promise((resolve) => logStream.end(resolve));
             if (keep || process.env.PARLEY_JS_KEEP === "1") {
-                console.error(`# parley server files kept in ${dir}`);
+                console.error(`parley server files kept in ${dir}`);
             } else {
                 await rm(dir, { recursive: true, force: true });
             }

@@ -54,11 +54,12 @@ describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "Postgr
     let server;
     let failed = false;
     const c = {}; // clients: alice1, alice2, bob1, bob2
-    const users = {}; // alice, bob: { user_id, password }
+    const users = {}; // alice, bob: { user_id }
     const rooms = {}; // dm, group: room ids
 
-    // Runs a scenario with the per-test limit; skips it if an earlier
-    // scenario that it builds on failed; remembers failures for the report.
+    // Runs a scenario with the per-test limit; fails it at once, saying why,
+    // if an earlier scenario that it builds on failed; remembers failures so
+    // that after() prints the failed requests and the server log.
     function scenario(name, needs, fn) {
         it(name, { timeout: TEST_TIMEOUT }, async (t) => {
             const missing = needs.filter((n) => !(n in c) && !(n in rooms));
@@ -83,11 +84,11 @@ describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "Postgr
         for (const client of Object.values(c)) client.stopClient();
         if (!server) return;
         const note = rateLimitNote();
-        if (note) console.error(`# note: ${note}`);
+        if (note) console.error(`note: ${note}`);
         if (failed) {
             const errors = httpErrorReport();
-            if (errors) console.error(`# requests that failed (most recent last):\n${errors}`);
-            console.error(`# parley server log (tail) at ${server.baseUrl}:\n${await server.logTail()}`);
+            if (errors) console.error(`requests that failed (most recent last):\n${errors}`);
+            console.error(`parley server log (tail) at ${server.baseUrl}:\n${await server.logTail()}`);
         }
         await server.stop({ keep: failed });
     }, { timeout: TEST_TIMEOUT });
