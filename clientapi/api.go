@@ -1,5 +1,5 @@
-// Package clientapi serves the Matrix client-server API (and Parley's own
-// /_parley/client/v1 additions) over HTTP. It owns request parsing,
+// Package clientapi serves the Matrix client-server API over HTTP; Parley's
+// own /_parley/client/v1 additions will live here too. It owns request parsing,
 // authentication, user-interactive auth, rate limiting and the mapping of
 // errors to Matrix JSON. It holds no state of its own beyond caches: rooms
 // writes, inbox syncs, storage remembers.
@@ -116,6 +116,22 @@ func (a *API) authed(h handlerFunc) http.HandlerFunc {
 			return
 		}
 		if err := a.limitUser(s.UserID); err != nil {
+			apierr.Write(w, err)
+			return
+		}
+		if err := h(w, r, s); err != nil {
+			a.fail(w, r, err)
+		}
+	}
+}
+
+// authedUnlimited authenticates without taking a token from the user's
+// bucket, for /sync: a client keeps one long-poll open per device at all
+// times, and counting it would starve the same user's sends.
+func (a *API) authedUnlimited(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s, err := a.authenticate(r)
+		if err != nil {
 			apierr.Write(w, err)
 			return
 		}

@@ -229,6 +229,9 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request, s *session) error {
 		return err
 	}
 	a.tokens.dropUser(s.UserID, s.DeviceID)
+	if err := a.rooms.DeviceListChanged(r.Context(), s.UserID); err != nil {
+		return err
+	}
 	return writeJSON(w, emptyObject)
 }
 
@@ -237,6 +240,9 @@ func (a *API) logoutAll(w http.ResponseWriter, r *http.Request, s *session) erro
 		return err
 	}
 	a.tokens.dropUser(s.UserID, "")
+	if err := a.rooms.DeviceListChanged(r.Context(), s.UserID); err != nil {
+		return err
+	}
 	return writeJSON(w, emptyObject)
 }
 

@@ -90,9 +90,10 @@ func (a *API) typing(w http.ResponseWriter, r *http.Request, s *session) error {
 		return apierr.Forbidden("You are not in this room")
 	}
 	timeout := time.Duration(req.Timeout) * time.Millisecond
-	if timeout <= 0 || timeout > 2*time.Minute {
+	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	timeout = min(timeout, 2*time.Minute)
 	a.n.SetTyping(roomID, s.UserID, *req.Typing, timeout, time.Now())
 	return writeJSON(w, emptyObject)
 }

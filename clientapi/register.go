@@ -169,6 +169,13 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	if req.Auth == nil || req.Auth.Type == "" {
 		return uiaChallenge(stage, a.uia.create(), nil, nil)
 	}
+	// Check what can fail before a registration token is spent on it.
+	if req.Password == "" {
+		return apierr.MissingParam("A password is required")
+	}
+	if len(req.Password) > 512 {
+		return apierr.New(http.StatusBadRequest, "M_WEAK_PASSWORD", "Password is too long")
+	}
 	if req.Auth.Type != stage {
 		return uiaChallenge(stage, req.Auth.Session, nil, apierr.Forbidden("This server requires "+stage))
 	}
@@ -185,12 +192,6 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	if userID == "" {
 		userID = "@" + strings.ToLower(randomToken(9)) + ":" + a.cfg.ServerName
 		userID = strings.NewReplacer("_", "x").Replace(userID)
-	}
-	if req.Password == "" {
-		return apierr.MissingParam("A password is required")
-	}
-	if len(req.Password) > 512 {
-		return apierr.New(http.StatusBadRequest, "M_WEAK_PASSWORD", "Password is too long")
 	}
 	hash, err := a.hasher.Hash(ctx, req.Password)
 	if err != nil {
@@ -280,6 +281,9 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	if req.NewPassword == "" {
 		return apierr.MissingParam("new_password is required")
+	}
+	if len(req.NewPassword) > 512 {
+		return apierr.New(http.StatusBadRequest, "M_WEAK_PASSWORD", "Password is too long")
 	}
 	hash, err := a.hasher.Hash(r.Context(), req.NewPassword)
 	if err != nil {

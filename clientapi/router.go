@@ -28,6 +28,9 @@ func (a *API) Handler() http.Handler {
 		a.media.Mount(r, a.mediaAuth)
 	}
 
+	r.Get("/_matrix/client/v1/register/m.login.registration_token/validity", a.open(a.registrationTokenValidity))
+	r.Get("/_matrix/client/v1/rooms/{roomId}/relations/{eventId}", a.authed(a.relationsStub))
+	r.Get("/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/*", a.authed(a.relationsStub))
 	for _, prefix := range []string{"/_matrix/client/v3", "/_matrix/client/r0"} {
 		r.Route(prefix, func(r chi.Router) {
 			r.Get("/capabilities", a.authed(a.capabilities))
@@ -48,7 +51,7 @@ func (a *API) Handler() http.Handler {
 			r.Post("/account/password", a.authed(a.changePassword))
 			r.Get("/account/3pid", a.authed(a.threePIDs))
 
-			// Rooms (rooms.go, members.go, messages.go).
+			// Rooms (rooms.go, messages.go).
 			r.Post("/createRoom", a.authed(a.createRoom))
 			r.Post("/join/{roomIdOrAlias}", a.authed(a.joinRoomOrAlias))
 			r.Post("/rooms/{roomId}/join", a.authed(a.joinRoom))
@@ -78,7 +81,7 @@ func (a *API) Handler() http.Handler {
 			r.Get("/rooms/{roomId}/relations/{eventId}/*", a.authed(a.relationsStub))
 
 			// Sync and ephemeral (sync.go, ephemeral.go).
-			r.Get("/sync", a.authed(a.sync))
+			r.Get("/sync", a.authedUnlimited(a.sync)) // long-polls are cheap and clients loop on them
 			r.Post("/user/{userId}/filter", a.authed(a.putFilter))
 			r.Get("/user/{userId}/filter/{filterId}", a.authed(a.getFilter))
 			r.Post("/rooms/{roomId}/receipt/{receiptType}/{eventId}", a.authed(a.receipt))

@@ -59,12 +59,13 @@ type Registration struct {
 	// should not be open to the world before its admin decides so.
 	Mode string `yaml:"mode"`
 	// Tokens are the registration tokens (m.login.registration_token)
-	// accepted in token mode. Tokens can also be managed at run time, so
-	// token mode with none listed is valid. Zero value means none.
+	// accepted in token mode. Tokens stored in the database's
+	// registration_tokens table count too, so token mode with none listed
+	// is valid. Zero value means none.
 	Tokens []string `yaml:"tokens"`
-	// SharedSecret enables the Synapse-compatible admin registration
-	// endpoint, for scripts that create accounts. Zero value means the
-	// endpoint is off.
+	// SharedSecret is reserved for a Synapse-compatible shared-secret
+	// registration endpoint, which Parley does not serve yet: it is read and
+	// validated but unused. Use `parley user add` to create accounts.
 	SharedSecret string `yaml:"shared_secret"`
 }
 

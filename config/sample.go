@@ -35,10 +35,10 @@ registration:
   # token (anyone with a registration token). Env: PARLEY_REGISTRATION.
   mode: closed
   # Registration tokens accepted in token mode: 1 to 64 of A-Z a-z 0-9 . _ ~ -
-  # Tokens can also be managed at run time.
+  # Tokens in the database's registration_tokens table count too.
   tokens: []
-  # Enables the Synapse-compatible admin registration endpoint for scripts.
-  # Empty means the endpoint is off.
+  # Reserved for a shared-secret registration endpoint Parley does not
+  # serve yet; unused. Create accounts with "parley user add".
   shared_secret: ""
 
 media:

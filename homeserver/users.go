@@ -17,6 +17,9 @@ import (
 func (s *Server) CreateUser(ctx context.Context, name, password string, admin bool) (string, error) {
 	local := strings.ToLower(strings.TrimPrefix(name, "@"))
 	if i := strings.IndexByte(local, ':'); i >= 0 {
+		if local[i+1:] != s.cfg.ServerName {
+			return "", fmt.Errorf("user %s is not on this server (%s)", name, s.cfg.ServerName)
+		}
 		local = local[:i]
 	}
 	userID := "@" + local + ":" + s.cfg.ServerName

@@ -42,6 +42,10 @@ func TestKill9KeepsAcknowledgedSends(t *testing.T) {
 				if err := cmd.Start(); err != nil {
 					t.Fatalf("start: %v", err)
 				}
+				t.Cleanup(func() { // never leave a server behind, even when the test fails
+					cmd.Process.Kill()
+					cmd.Wait()
+				})
 				waitReady(t, "http://"+addr)
 				return cmd
 			}
@@ -61,7 +65,6 @@ func TestKill9KeepsAcknowledgedSends(t *testing.T) {
 			cmd.Wait()
 
 			cmd = start()
-			defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 			orig := alice
 			alice = srv.Login(t, "alice")
 			got := pageBodies(t, alice, room)
