@@ -105,6 +105,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	}
 	var chunk []storage.Event
 	var end int64
+	more := true // false once a backwards page reaches the room's first event
 	cursor := from
 	for tries := 0; tries < 5 && len(chunk) < limit; tries++ {
 		var page []storage.Event
@@ -121,6 +122,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 			return err
 		}
 		if len(page) == 0 {
+			more = !backwards
 			break
 		}
 		last := page[len(page)-1].Pos
@@ -135,6 +137,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 			}
 		}
 		if len(page) < limit {
+			more = !backwards
 			break
 		}
 	}
@@ -156,11 +159,11 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	w.Header().Set("Content-Type", "application/json")
 	buf := []byte(`{"start":`)
 	buf = strconv.AppendQuote(buf, inbox.RoomToken(from))
-	if len(chunk) > 0 || end != 0 {
-		if end != 0 || len(chunk) > 0 {
-			buf = append(buf, `,"end":`...)
-			buf = strconv.AppendQuote(buf, inbox.RoomToken(end))
-		}
+	// The spec omits "end" when nothing further is available; paging
+	// forwards, the live end of the room can still grow, so keep it there.
+	if more && (len(chunk) > 0 || end != 0) {
+		buf = append(buf, `,"end":`...)
+		buf = strconv.AppendQuote(buf, inbox.RoomToken(end))
 	}
 	buf = append(buf, `,"chunk":`...)
 	buf = append(buf, rooms.ClientEvents(chunk, now, a.viewer(s))...)

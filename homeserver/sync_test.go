@@ -183,3 +183,23 @@ func TestIncrementalSyncQueriesDoNotGrowWithRooms(t *testing.T) {
 		t.Errorf("queries with 60 rooms = %d, want %d as with 5 rooms", large, small)
 	}
 }
+
+// TestMessagesEndOmittedAtRoomStart: paging backwards, the page that
+// reaches the room's first event carries no "end".
+func TestMessagesEndOmittedAtRoomStart(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(map[string]any{})
+	res := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/messages?dir=b&limit=100", nil)
+	if res.Get("end").Exists() {
+		t.Errorf("end = %s on the page holding m.room.create, want it omitted", res.Get("end"))
+	}
+	last := res.Get("chunk").Array()
+	if got := last[len(last)-1].Get("type").String(); got != "m.room.create" {
+		t.Errorf("oldest event = %s, want m.room.create", got)
+	}
+	res = alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/messages?dir=b&limit=2", nil)
+	if !res.Get("end").Exists() {
+		t.Errorf("a partial page has no end token: %s", res.Raw)
+	}
+}
