@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -281,12 +282,41 @@ func writeRaw(w http.ResponseWriter, body []byte) error {
 
 var emptyObject = json.RawMessage(`{}`)
 
+// clientIP is the address a request came from. A loopback peer is taken to
+// be a reverse proxy on this host, so the last X-Forwarded-For entry (the
+// address the proxy saw) is used instead; from any other peer the header
+// is ignored, since a client could forge it.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if peer, err := netip.ParseAddr(host); err == nil && peer.IsLoopback() {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if fwd, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
+				return fwd.String()
+			}
+		}
 	}
 	return host
+}
+
+// limitKey groups IPv6 clients by /64, the block one subscriber usually
+// holds, so rotating addresses within it does not escape the limit.
+func limitKey(ip string) (key string, loopback bool) {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip, false
+	}
+	if addr.IsLoopback() {
+		return ip, true
+	}
+	if addr.Is6() && !addr.Is4In6() {
+		p, _ := addr.Prefix(64)
+		return p.String(), false
+	}
+	return addr.Unmap().String(), false
 }
 
 // param returns a path parameter, percent-decoded (room and event IDs

@@ -58,3 +58,29 @@ func FuzzReadJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestClientIP(t *testing.T) {
+	cases := []struct {
+		remote, xff, want string
+	}{
+		{"10.0.0.5:1234", "", "10.0.0.5"},
+		{"10.0.0.5:1234", "1.2.3.4", "10.0.0.5"},          // not from a local proxy: header ignored
+		{"127.0.0.1:1234", "9.9.9.9, 1.2.3.4", "1.2.3.4"}, // the proxy's own view is the last entry
+		{"[::1]:1234", "2001:db8::1", "2001:db8::1"},      // IPv6 loopback proxy
+		{"127.0.0.1:1234", "", "127.0.0.1"},               // local tool, no proxy
+		{"127.0.0.1:1234", "not-an-ip", "127.0.0.1"},      // garbage header
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := clientIP(r); got != c.want {
+			t.Errorf("clientIP(%s, XFF %q) = %s, want %s", c.remote, c.xff, got, c.want)
+		}
+	}
+	if k, _ := limitKey("2001:db8:1:2:3:4:5:6"); k != "2001:db8:1:2::/64" {
+		t.Errorf("limitKey(IPv6) = %s, want the /64", k)
+	}
+}

@@ -2,7 +2,6 @@ package clientapi
 
 import (
 	"net/http"
-	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -177,12 +176,12 @@ func (a *API) limitIP(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := clientIP(r)
-		if addr, err := netip.ParseAddr(ip); err == nil && addr.IsLoopback() {
-			next.ServeHTTP(w, r) // a local reverse proxy speaks for every client
+		key, loopback := limitKey(clientIP(r))
+		if loopback {
+			next.ServeHTTP(w, r) // local tools and tests; a proxy sends X-Forwarded-For
 			return
 		}
-		if ok, retry := a.cfg.IPLimiter.Allow(ip, time.Now()); !ok {
+		if ok, retry := a.cfg.IPLimiter.Allow(key, time.Now()); !ok {
 			apierr.Write(w, apierr.LimitExceeded(retry.Milliseconds()+1))
 			return
 		}

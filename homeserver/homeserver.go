@@ -77,7 +77,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	hasher := password.NewHasher(password.Params{MemoryKiB: cfg.Passwords.Argon2MemoryKiB, Time: cfg.Passwords.Argon2Time,
 		Concurrency: cfg.Passwords.Concurrency})
-	pres := inbox.NewPresence(store, rs, log, 0)
+	// A user is offline once no device has synced for a full long-poll plus
+	// a margin, so a client that long-polls for the maximum never flaps.
+	idle := max(60*time.Second, time.Duration(cfg.Sync.MaxTimeoutMs)*time.Millisecond+30*time.Second)
+	pres := inbox.NewPresence(store, rs, log, idle)
 	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Logger: log,
 		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit})
 
