@@ -22,6 +22,12 @@ func (s *Store) PutDeviceKeys(ctx context.Context, userID, deviceID, keyJSON str
 
 // DeviceKeys returns device keys for the users asked, keyed user -> device -> JSON.
 func (s *Store) DeviceKeys(ctx context.Context, userIDs []string) (map[string]map[string]string, error) {
+	return s.keysByUser(ctx, `SELECT user_id, device_id, key_json FROM e2e_device_keys`, userIDs)
+}
+
+// keysByUser runs a three-column key query (user, sub-key, JSON) for the
+// given users and nests the rows by user.
+func (s *Store) keysByUser(ctx context.Context, query string, userIDs []string) (map[string]map[string]string, error) {
 	out := map[string]map[string]string{}
 	if len(userIDs) == 0 {
 		return out, nil
@@ -30,20 +36,20 @@ func (s *Store) DeviceKeys(ctx context.Context, userIDs []string) (map[string]ma
 	for i, u := range userIDs {
 		args[i] = u
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT user_id, device_id, key_json FROM e2e_device_keys WHERE user_id IN (`+placeholders(1, len(args))+`)`, args...)
+	rows, err := s.read.QueryContext(ctx, query+` WHERE user_id IN (`+placeholders(1, len(args))+`)`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("device keys: %w", err)
+		return nil, fmt.Errorf("keys: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var u, d, k string
-		if err := rows.Scan(&u, &d, &k); err != nil {
+		var u, sub, k string
+		if err := rows.Scan(&u, &sub, &k); err != nil {
 			return nil, err
 		}
 		if out[u] == nil {
 			out[u] = map[string]string{}
 		}
-		out[u][d] = k
+		out[u][sub] = k
 	}
 	return out, rows.Err()
 }
@@ -118,28 +124,5 @@ func (s *Store) PutCrossSigningKey(ctx context.Context, userID, keyType, keyJSON
 
 // CrossSigningKeys returns the cross-signing keys of the users asked: user -> type -> JSON.
 func (s *Store) CrossSigningKeys(ctx context.Context, userIDs []string) (map[string]map[string]string, error) {
-	out := map[string]map[string]string{}
-	if len(userIDs) == 0 {
-		return out, nil
-	}
-	args := make([]any, len(userIDs))
-	for i, u := range userIDs {
-		args[i] = u
-	}
-	rows, err := s.read.QueryContext(ctx, `SELECT user_id, key_type, key_json FROM e2e_cross_signing WHERE user_id IN (`+placeholders(1, len(args))+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("cross-signing keys: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var u, t, k string
-		if err := rows.Scan(&u, &t, &k); err != nil {
-			return nil, err
-		}
-		if out[u] == nil {
-			out[u] = map[string]string{}
-		}
-		out[u][t] = k
-	}
-	return out, rows.Err()
+	return s.keysByUser(ctx, `SELECT user_id, key_type, key_json FROM e2e_cross_signing`, userIDs)
 }
