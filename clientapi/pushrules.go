@@ -237,16 +237,6 @@ func mutedRoomsIn(doc *pushRulesDoc) map[string]bool {
 	return muted
 }
 
-// mutedRooms returns the rooms whose notifications userID has silenced, so
-// sync can leave their unread counts at zero.
-func (a *API) mutedRooms(ctx context.Context, userID string) (map[string]bool, error) {
-	doc, err := a.loadPushRules(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	return mutedRoomsIn(doc), nil
-}
-
 // loadPushRules reads a user's stored document; none stored means no changes.
 func (a *API) loadPushRules(ctx context.Context, userID string) (*pushRulesDoc, error) {
 	body, err := a.store.GetPushRules(ctx, userID)

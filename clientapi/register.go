@@ -12,56 +12,32 @@ import (
 	"github.com/parley-im/parley/storage"
 )
 
-// uiaSessions tracks user-interactive auth sessions: which stages each has
-// completed. Sessions are short-lived and live only in memory.
+// uiaSessions hands out user-interactive auth session IDs. Every flow
+// Parley offers has a single stage, so a session needs no stage tracking:
+// it only lives until that stage passes or 15 minutes go by.
 type uiaSessions struct {
 	mu       sync.Mutex
 	sessions map[string]*uiaSession // guarded by mu
 }
 
 type uiaSession struct {
-	completed map[string]bool
-	created   time.Time
+	created time.Time
 }
 
 func newUIASessions() *uiaSessions { return &uiaSessions{sessions: map[string]*uiaSession{}} }
 
-func (u *uiaSessions) get(id string) *uiaSession {
+func (u *uiaSessions) create() string {
+	id := randomToken(16)
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	now := time.Now()
 	for k, s := range u.sessions {
 		if now.Sub(s.created) > 15*time.Minute {
 			delete(u.sessions, k)
 		}
 	}
-	if s, ok := u.sessions[id]; ok {
-		return s
-	}
-	return nil
-}
-
-func (u *uiaSessions) create() string {
-	id := randomToken(16)
-	u.mu.Lock()
-	u.sessions[id] = &uiaSession{completed: map[string]bool{}, created: time.Now()}
+	u.sessions[id] = &uiaSession{created: now}
 	u.mu.Unlock()
 	return id
-}
-
-func (u *uiaSessions) complete(id, stage string) []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	s := u.sessions[id]
-	if s == nil {
-		return nil
-	}
-	s.completed[stage] = true
-	out := make([]string, 0, len(s.completed))
-	for k := range s.completed {
-		out = append(out, k)
-	}
-	return out
 }
 
 func (u *uiaSessions) drop(id string) {

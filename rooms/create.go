@@ -74,8 +74,8 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 
 func (b *batch) createRoom(ctx context.Context, roomID, version string, req CreateRequest, protos []pdu.Proto) error {
 	now := b.s.cfg.Now()
-	// Refuse before writing anything: build and check every event against a
-	// scratch room state first.
+	// The room row and create event go in first; a refusal of any later
+	// opening event poisons the whole batch, so no half-made room remains.
 	rs := &roomState{id: roomID, version: version, creator: req.Creator, state: map[authrules.StateKey]*stateEntry{}}
 	createProto := protos[0]
 	createProto.RoomID = roomID

@@ -77,12 +77,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Position returns the last position the writer assigned at start; the
-// notifier's watermark is the live one.
-func (s *Service) StartPosition(ctx context.Context) (int64, error) {
-	return s.store.MaxPosition(ctx)
-}
-
 // Shutdown stops accepting writes, finishes those queued, and waits for the
 // writer to exit or ctx to end.
 func (s *Service) Shutdown(ctx context.Context) error {

@@ -47,12 +47,6 @@ func (w *WriteTx) InsertRoom(ctx context.Context, r Room) error {
 	return nil
 }
 
-// SetPublished lists or unlists a room, inside the batch.
-func (w *WriteTx) SetPublished(ctx context.Context, roomID string, published bool) error {
-	_, err := w.tx.ExecContext(ctx, `UPDATE rooms SET published = $2 WHERE room_id = $1`, roomID, boolInt(published))
-	return err
-}
-
 // InsertEvent appends e to its room's log, and keeps current state and
 // memberships in step when e is a state event.
 func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {

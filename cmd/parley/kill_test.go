@@ -64,7 +64,7 @@ func TestKill9KeepsAcknowledgedSends(t *testing.T) {
 			}
 			cmd.Wait()
 
-			cmd = start()
+			start()
 			orig := alice
 			alice = srv.Login(t, "alice")
 			got := pageBodies(t, alice, room)
