@@ -22,7 +22,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 			continue
 		case "join":
 			joinIDs = append(joinIDs, id)
-			if r.newlyJoin {
+			if r.newlyJoin || r.fullState {
 				newIDs = append(newIDs, id)
 			}
 		}
@@ -41,7 +41,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		if len(r.timeline) > limit {
 			r.timeline = r.timeline[len(r.timeline)-limit:]
 			r.limited = true
-			if !r.newlyJoin && r.section == "join" {
+			if !r.newlyJoin && !r.fullState && r.section == "join" {
 				gaps = append(gaps, storage.RoomBound{RoomID: r.id, Since: r.since, Upto: r.timeline[0].Pos - 1})
 			}
 		}
@@ -99,7 +99,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		// Members of timeline senders that the state above did not carry.
 		var pairs []storage.RoomUser
 		for _, r := range rooms {
-			if r.section == "invite" || r.newlyJoin {
+			if r.section == "invite" || r.newlyJoin || r.fullState {
 				continue
 			}
 			seen := map[string]bool{}

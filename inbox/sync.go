@@ -92,7 +92,8 @@ func emptyResponse(t Token) []byte {
 type roomResp struct {
 	id         string
 	section    string // join, invite, leave
-	newlyJoin  bool   // full state wanted
+	newlyJoin  bool   // joined after the token: history from the start, full state
+	fullState  bool   // full_state=true: the whole state, timeline still from the token
 	since      int64
 	upto       int64
 	timeline   []storage.Event
@@ -164,9 +165,11 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 		if !f.Room.AllowsRoom(id) {
 			continue
 		}
-		if initial || req.FullState {
+		if initial {
 			r := get(id, "join")
 			r.newlyJoin, r.since = true, 0
+		} else if req.FullState {
+			get(id, "join").fullState = true
 		} else if pos > since.Pos {
 			get(id, "join")
 		}
