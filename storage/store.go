@@ -46,6 +46,20 @@ type Store struct {
 	postgres bool
 
 	queries atomic.Int64 // statements run outside write transactions
+
+	commitFault atomic.Pointer[func() error] // see SetCommitFault
+}
+
+// SetCommitFault makes every write-transaction commit call f first and,
+// when f returns an error, roll back and fail with it: what a full disk or
+// a failing fsync does to a commit. Fault drills and tests use it to prove
+// that no send is acknowledged unless it committed. Nil clears the fault.
+func (s *Store) SetCommitFault(f func() error) {
+	if f == nil {
+		s.commitFault.Store(nil)
+		return
+	}
+	s.commitFault.Store(&f)
 }
 
 // countedDB counts the statements it runs, so tests can prove that a sync's

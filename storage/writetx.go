@@ -11,7 +11,8 @@ import (
 // batch of sends, receipts and other stream writes into one WriteTx and
 // commits it once: group commit. Positions come from the writer.
 type WriteTx struct {
-	tx *sql.Tx
+	tx    *sql.Tx
+	store *Store
 }
 
 // BeginWrite starts a write transaction.
@@ -20,11 +21,17 @@ func (s *Store) BeginWrite(ctx context.Context) (*WriteTx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin write: %w", err)
 	}
-	return &WriteTx{tx: tx}, nil
+	return &WriteTx{tx: tx, store: s}, nil
 }
 
 // Commit makes the batch durable. Only after it returns may sends be acknowledged.
 func (w *WriteTx) Commit() error {
+	if f := w.store.commitFault.Load(); f != nil {
+		if err := (*f)(); err != nil {
+			_ = w.tx.Rollback()
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
 	if err := w.tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
