@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run every fuzz target for a bounded time each (default 20s; FUZZTIME=5m
+# for a long run by hand). A failing input is saved by Go under the
+# package's testdata/fuzz/<Target>/ and from then on runs as a regression
+# case in plain `go test`: commit it with the fix.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+fuzztime=${FUZZTIME:-20s}
+
+targets=(
+	"./rooms/pdu FuzzParse"
+	"./rooms/pdu FuzzCanonicalJSON"
+	"./inbox FuzzParseToken"
+	"./inbox FuzzParseFilter"
+	"./clientapi FuzzReadJSON"
+	"./media FuzzContentDisposition"
+	"./media FuzzThumbQuery"
+	"./accounts/password FuzzParsePHC"
+)
+for t in "${targets[@]}"; do
+	read -r pkg name <<<"$t"
+	echo "--- fuzz $name ($pkg) for $fuzztime"
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 10s -parallel 2 "$pkg"
+done
+# The cross-check against mautrix needs the jsonv2 build.
+echo "--- fuzz FuzzCrossCheckContent (./rooms/pdu, jsonv2) for $fuzztime"
+GOEXPERIMENT=jsonv2 go test -run '^$' -fuzz '^FuzzCrossCheckContent$' -fuzztime "$fuzztime" -fuzzminimizetime 10s -parallel 2 ./rooms/pdu
