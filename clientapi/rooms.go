@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/parley-im/parley/clientapi/apierr"
 	"github.com/parley-im/parley/rooms"
@@ -290,12 +291,15 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, s *session) error {
 	if err != nil {
 		return err
 	}
-	typ := param(r, "eventType")
-	if typ == "" || len(typ) > 255 {
-		return apierr.BadJSON("Invalid event type")
+	typ, txn := param(r, "eventType"), param(r, "txnId")
+	if !pdu.ValidEventType(typ) {
+		return apierr.InvalidParam("Invalid event type")
+	}
+	if txn == "" || len(txn) > 255 {
+		return apierr.InvalidParam("Transaction IDs are 1 to 255 bytes")
 	}
 	id, err := a.rooms.Send(r.Context(), rooms.SendRequest{
-		RoomID: param(r, "roomId"), Sender: s.UserID, DeviceID: s.DeviceID, TxnID: param(r, "txnId"),
+		RoomID: param(r, "roomId"), Sender: s.UserID, DeviceID: s.DeviceID, TxnID: txn,
 		Type: typ, Content: content,
 	})
 	if err != nil {
@@ -311,8 +315,8 @@ func (a *API) putState(w http.ResponseWriter, r *http.Request, s *session) error
 	}
 	typ := param(r, "eventType")
 	key := param(r, "stateKey")
-	if typ == "" || len(typ) > 255 || len(key) > 255 {
-		return apierr.BadJSON("Invalid event type or state key")
+	if !pdu.ValidEventType(typ) || len(key) > 255 || !utf8.ValidString(key) {
+		return apierr.InvalidParam("Invalid event type or state key")
 	}
 	id, err := a.rooms.Send(r.Context(), rooms.SendRequest{
 		RoomID: param(r, "roomId"), Sender: s.UserID, DeviceID: s.DeviceID, Type: typ, StateKey: &key, Content: content,

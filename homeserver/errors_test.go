@@ -44,6 +44,9 @@ func TestErrors(t *testing.T) {
 		{"bad login", anon, "POST", "/_matrix/client/v3/login", map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": "wrong"}, 403, "M_FORBIDDEN"},
 		{"unknown user login", anon, "POST", "/_matrix/client/v3/login", map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "ghost"}, "password": "x"}, 403, "M_FORBIDDEN"},
 		{"taken alias", alice, "POST", "/_matrix/client/v3/createRoom", map[string]any{"room_alias_name": "pub"}, 400, "M_ROOM_IN_USE"},
+		{"event too large", alice, "PUT", "/_matrix/client/v3/rooms/" + esc + "/send/m.room.message/big", map[string]any{"body": strings.Repeat("x", 70000)}, 413, "M_TOO_LARGE"},
+		{"txnId too long", alice, "PUT", "/_matrix/client/v3/rooms/" + esc + "/send/m.room.message/" + strings.Repeat("t", 300), map[string]any{"body": "x"}, 400, "M_INVALID_PARAM"},
+		{"state key too long", alice, "PUT", "/_matrix/client/v3/rooms/" + esc + "/state/m.room.topic/" + strings.Repeat("k", 300), map[string]any{"topic": "x"}, 400, "M_INVALID_PARAM"},
 		{"bad dir", alice, "GET", "/_matrix/client/v3/rooms/" + esc + "/messages?dir=x", nil, 400, "M_INVALID_PARAM"},
 		{"bad since", alice, "GET", "/_matrix/client/v3/sync?since=garbage", nil, 400, "M_INVALID_PARAM"},
 	}

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/tidwall/gjson"
@@ -33,6 +34,9 @@ func (b *batch) appendEvent(ctx context.Context, rs *roomState, p pdu.Proto, txn
 		}
 	}
 	ev, err := pdu.Build(p, rs.version, b.s.cfg.Key)
+	if errors.Is(err, pdu.ErrTooLarge) {
+		return nil, 0, fmt.Errorf("%w: the event is larger than the 65536 bytes an event may have", ErrTooLarge)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

@@ -21,6 +21,9 @@ var (
 	ErrBadHash = errors.New("content hash mismatch")
 	// ErrBadSignature marks a missing or wrong signature.
 	ErrBadSignature = errors.New("bad signature")
+	// ErrTooLarge marks an event over the spec's 65536-byte limit; it is
+	// also an ErrInvalid.
+	ErrTooLarge = errors.New("event too large")
 )
 
 const (
@@ -131,7 +134,7 @@ func Build(p Proto, roomVersion string, key *SigningKey) (*Event, error) {
 
 	raw := encodeObject(members)
 	if len(raw) > maxPDUBytes {
-		return nil, fmt.Errorf("%w: event is %d bytes, over the %d-byte limit", ErrInvalid, len(raw), maxPDUBytes)
+		return nil, fmt.Errorf("%w: %w: event is %d bytes, over the %d-byte limit", ErrInvalid, ErrTooLarge, len(raw), maxPDUBytes)
 	}
 	ref := sha256.Sum256(signing)
 	return &Event{

@@ -141,7 +141,7 @@ func (e *Event) AddSignature(roomVersion string, key *SigningKey) (*Event, error
 	}
 	raw := encodeObject(out)
 	if len(raw) > maxPDUBytes {
-		return nil, fmt.Errorf("%w: signed event is %d bytes, over the %d-byte limit", ErrInvalid, len(raw), maxPDUBytes)
+		return nil, fmt.Errorf("%w: %w: signed event is %d bytes, over the %d-byte limit", ErrInvalid, ErrTooLarge, len(raw), maxPDUBytes)
 	}
 	cp := *e
 	cp.Raw = raw
