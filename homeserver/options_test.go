@@ -16,9 +16,9 @@ func TestCreateRoomOptions(t *testing.T) {
 	bob := srv.Register(t, "bob")
 	room := alice.CreateRoom(map[string]any{
 		"name": "Options", "topic": "all of them", "room_version": "10", "preset": "public_chat",
-		"initial_state":                 []map[string]any{{"type": "m.room.guest_access", "state_key": "", "content": map[string]any{"guest_access": "forbidden"}}},
+		"initial_state":                []map[string]any{{"type": "m.room.guest_access", "state_key": "", "content": map[string]any{"guest_access": "forbidden"}}},
 		"power_level_content_override": map[string]any{"events_default": 50},
-		"creation_content":              map[string]any{"m.federate": false},
+		"creation_content":             map[string]any{"m.federate": false},
 	})
 	esc := hstest.Esc(room)
 	checks := []struct{ path, field, want string }{
