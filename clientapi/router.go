@@ -24,7 +24,7 @@ func (a *API) Handler() http.Handler {
 	r.Get("/.well-known/matrix/client", a.open(a.wellKnown))
 	r.Get("/_matrix/client/versions", a.open(a.versions))
 	if a.media != nil {
-		a.media.Mount(r, a.mediaAuth)
+		a.media.Mount(r, a.mediaAuth, a.mediaAccess)
 	}
 
 	r.Get("/_matrix/client/v1/register/m.login.registration_token/validity", a.open(a.registrationTokenValidity))

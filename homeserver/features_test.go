@@ -2,6 +2,7 @@ package homeserver_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -127,5 +128,68 @@ func TestToDeviceDeliveredOnceToTheRightDevice(t *testing.T) {
 	}
 	if other := bob2.Sync(s2, 0).Get("to_device.events").Array(); len(other) != 0 {
 		t.Errorf("bob2 received bob1's to-device message: %v", other)
+	}
+}
+
+// TestPrivateRoomMediaStaysInTheRoom: media posted in a private room is
+// served to its members (and its uploader), not to other signed-in users,
+// and not on the legacy unauthenticated route; media no message carries
+// stays open to signed-in users.
+func TestPrivateRoomMediaStaysInTheRoom(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	eve := srv.Register(t, "eve")
+	room := alice.CreateRoom(map[string]any{"invite": []string{bob.UserID}})
+	bob.Join(room)
+	upload := func(c *hstest.Client) string {
+		req, _ := http.NewRequest("POST", srv.URL+"/_matrix/media/v3/upload", bytes.NewReader([]byte("secret bytes")))
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			ContentURI string `json:"content_uri"`
+		}
+		json.NewDecoder(resp.Body).Decode(&body)
+		return body.ContentURI
+	}
+	private, public := upload(alice), upload(alice)
+	alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/send/m.room.message/f", map[string]any{
+		"msgtype": "m.file", "body": "plan.txt", "url": private})
+	get := func(c *hstest.Client, path, mxc string) int {
+		req, _ := http.NewRequest("GET", srv.URL+path+strings.TrimPrefix(mxc, "mxc://"), nil)
+		if c != nil {
+			req.Header.Set("Authorization", "Bearer "+c.Token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const authed, legacy = "/_matrix/client/v1/media/download/", "/_matrix/media/v3/download/"
+	cases := []struct {
+		who  string
+		c    *hstest.Client
+		path string
+		mxc  string
+		want int
+	}{
+		{"uploader", alice, authed, private, 200},
+		{"member", bob, authed, private, 200},
+		{"outsider", eve, authed, private, 404},
+		{"no token, legacy", nil, legacy, private, 404},
+		{"outsider, unposted media", eve, authed, public, 200},
+		{"no token, legacy, unposted", nil, legacy, public, 200},
+	}
+	for _, c := range cases {
+		if got := get(c.c, c.path, c.mxc); got != c.want {
+			t.Errorf("%s fetching %s = %d, want %d", c.who, c.mxc, got, c.want)
+		}
 	}
 }

@@ -15,8 +15,8 @@ import (
 
 // handleDownload answers GET .../download/{serverName}/{mediaId}[/{fileName}]
 // on both the authenticated and the legacy paths.
-func (m *Repo) handleDownload(w http.ResponseWriter, r *http.Request) {
-	md, err := m.lookup(r)
+func (m *Repo) handleDownload(w http.ResponseWriter, r *http.Request, userID string) {
+	md, err := m.lookup(r, userID)
 	if err != nil {
 		m.fail(w, r, err)
 		return
@@ -56,8 +56,9 @@ func (m *Repo) serveContent(w http.ResponseWriter, r *http.Request, etag string,
 }
 
 // lookup resolves the {serverName}/{mediaId} of a request to its metadata,
-// or to the *apierr.Error the client should see.
-func (m *Repo) lookup(r *http.Request) (*metadata, error) {
+// or to the *apierr.Error the client should see, after asking the access
+// hook whether userID may have it.
+func (m *Repo) lookup(r *http.Request, userID string) (*metadata, error) {
 	server, _ := pathParam(r, "serverName")
 	id, _ := pathParam(r, "mediaId")
 	if server != m.serverName {
@@ -70,6 +71,11 @@ func (m *Repo) lookup(r *http.Request) (*metadata, error) {
 	md, err := m.store.readMeta(id)
 	if errors.Is(err, errNoMedia) {
 		return nil, apierr.NotFound("Media not found")
+	}
+	if err == nil && m.access != nil {
+		if err := m.access(r.Context(), userID, md.MediaID, md.Uploader); err != nil {
+			return nil, err
+		}
 	}
 	return md, err
 }

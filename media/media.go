@@ -12,6 +12,7 @@
 package media
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,11 +56,19 @@ type Repo struct {
 	log        *slog.Logger
 	// thumbSem holds one token per running thumbnail generation.
 	thumbSem chan struct{}
+	// access is set once by Mount, before any request is served.
+	access Access
 }
 
 // Authenticate is supplied by the client API: it checks the access token and
 // returns the user ID, or an *apierr.Error (M_MISSING_TOKEN/M_UNKNOWN_TOKEN).
 type Authenticate func(r *http.Request) (userID string, err error)
+
+// Access is supplied by the client API: it decides whether userID ("" on the
+// unauthenticated legacy routes) may fetch a media item uploaded by
+// uploader, and returns an *apierr.Error (404, so that existence does not
+// leak) when not. Nil allows everyone.
+type Access func(ctx context.Context, userID, mediaID, uploader string) error
 
 // New opens (creating if needed) the repository rooted at cfg.Dir.
 func New(cfg Config) (*Repo, error) {
@@ -102,9 +111,12 @@ func New(cfg Config) (*Repo, error) {
 // Mount registers the media routes on r. Routes are registered with their
 // full paths (no sub-router) so the caller can mount other /_matrix/client/v1
 // handlers on the same router without chi prefix conflicts.
-func (m *Repo) Mount(r chi.Router, auth Authenticate) {
+func (m *Repo) Mount(r chi.Router, auth Authenticate, access Access) {
+	m.access = access
 	authed := func(h authedHandler) http.HandlerFunc { return m.withAuth(auth, h) }
-	open := withMediaHeaders
+	open := func(h authedHandler) http.HandlerFunc {
+		return withMediaHeaders(func(w http.ResponseWriter, r *http.Request) { h(w, r, "") })
+	}
 
 	for _, v := range []string{"v3", "r0"} {
 		r.Post("/_matrix/media/"+v+"/upload", authed(m.handleUpload))
@@ -117,9 +129,9 @@ func (m *Repo) Mount(r chi.Router, auth Authenticate) {
 	}
 	r.Get("/_matrix/media/v3/config", authed(m.handleConfig))
 	r.Get("/_matrix/client/v1/media/config", authed(m.handleConfig))
-	r.Get("/_matrix/client/v1/media/download/{serverName}/{mediaId}", authed(ignoreUser(m.handleDownload)))
-	r.Get("/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName}", authed(ignoreUser(m.handleDownload)))
-	r.Get("/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}", authed(ignoreUser(m.handleThumbnail)))
+	r.Get("/_matrix/client/v1/media/download/{serverName}/{mediaId}", authed(m.handleDownload))
+	r.Get("/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName}", authed(m.handleDownload))
+	r.Get("/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}", authed(m.handleThumbnail))
 }
 
 // authedHandler is a handler that runs only after Authenticate succeeded.
@@ -136,10 +148,6 @@ func (m *Repo) withAuth(auth Authenticate, h authedHandler) http.HandlerFunc {
 		}
 		h(w, r, userID)
 	})
-}
-
-func ignoreUser(h http.HandlerFunc) authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, _ string) { h(w, r) }
 }
 
 // handleConfig answers GET .../media/config.

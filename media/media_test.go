@@ -50,7 +50,7 @@ func newHarness(t testing.TB, limit int64) *harness {
 		t.Fatalf("New: %v", err)
 	}
 	r := chi.NewRouter()
-	repo.Mount(r, fakeAuth)
+	repo.Mount(r, fakeAuth, nil)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return &harness{t: t, repo: repo, dir: dir, srv: srv}

@@ -130,13 +130,13 @@ func planThumb(ow, oh int, s thumbSpec) thumbPlan {
 // 400 M_UNKNOWN, the response the spec documents for "the server cannot
 // thumbnail the content"; an image over maxThumbPixels is 413 M_TOO_LARGE as
 // the spec's security considerations ask.
-func (m *Repo) handleThumbnail(w http.ResponseWriter, r *http.Request) {
+func (m *Repo) handleThumbnail(w http.ResponseWriter, r *http.Request, userID string) {
 	spec, err := parseThumbQuery(r.URL.Query())
 	if err != nil {
 		m.fail(w, r, err)
 		return
 	}
-	md, err := m.lookup(r)
+	md, err := m.lookup(r, userID)
 	if err != nil {
 		m.fail(w, r, err)
 		return

@@ -92,6 +92,11 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 			return 0, dbErr(err)
 		}
 	}
+	if refs := localMedia(ev, b.s.cfg.ServerName); len(refs) > 0 {
+		if err := b.tx.InsertMediaRefs(ctx, rs.id, pos, refs); err != nil {
+			return 0, dbErr(err)
+		}
+	}
 
 	oldLatest, oldDepth, oldJoined := rs.latest, rs.depth, rs.joined
 	rs.latest, rs.depth = ev.ID, ev.Depth

@@ -8,6 +8,26 @@ import (
 	"github.com/parley-im/parley/rooms/pdu"
 )
 
+// mediaPaths are where message content carries media (attachments and
+// their thumbnails, plain and encrypted).
+var mediaPaths = [...]string{"url", "info.thumbnail_url", "file.url", "info.thumbnail_file.url"}
+
+// localMedia returns the IDs of this server's media a message refers to.
+// State events (avatars) are left out: avatars are public like profiles.
+func localMedia(ev *pdu.Event, serverName string) []string {
+	if ev.StateKey != nil {
+		return nil
+	}
+	prefix := "mxc://" + serverName + "/"
+	var ids []string
+	for _, p := range mediaPaths {
+		if u := gjson.GetBytes(ev.Content, p).String(); strings.HasPrefix(u, prefix) && len(u) > len(prefix) && len(ids) < 8 {
+			ids = append(ids, u[len(prefix):])
+		}
+	}
+	return ids
+}
+
 // eventClass is what the server-default push rules say about an event for
 // any member other than its sender, computed once at write time. Unread
 // counts are then derived from positions (see storage.UnreadCounts) instead
