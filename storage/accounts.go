@@ -238,7 +238,18 @@ func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []st
 }
 
 // PutFilter stores a filter and returns its ID (a per-user counter).
+// Concurrent callers may pick the same number; the loser retries.
 func (s *Store) PutFilter(ctx context.Context, userID, body string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		id, err := s.putFilterOnce(ctx, userID, body)
+		if isUniqueViolation(err) && attempt < 50 {
+			continue
+		}
+		return id, err
+	}
+}
+
+func (s *Store) putFilterOnce(ctx context.Context, userID, body string) (string, error) {
 	var id string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int64

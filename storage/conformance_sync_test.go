@@ -173,7 +173,6 @@ func confUnreadCounts(t *testing.T, ctx context.Context, s *storage.Store) {
 	check(t, "after a later private receipt", "@v:x", 20, map[string]storage.Unread{"!a:x": {Notifications: 1}, "!b:x": {Notifications: 1}})
 
 	t.Run("redacted mention", func(t *testing.T) {
-		t.Skip("BUG: WriteTx.Redact clears notify and room_mention but leaves the event's event_mentions rows, so a redacted message that mentioned a user still counts as a notification and a highlight for them")
 		insertEvents(t, s, nil, msgEv(18, "!a:x", "@p:x", false))
 		commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
 			return tx.InsertMentions(ctx, "!a:x", 18, []string{"@v:x"})
@@ -314,7 +313,6 @@ func confMaxPosition(t *testing.T, ctx context.Context, s *storage.Store) {
 	}
 
 	t.Run("delivered to-device messages", func(t *testing.T) {
-		t.Skip("BUG: ToDeviceFor deletes acknowledged to_device rows and MaxPosition only reads live rows, so when the newest position belonged to a delivered to-device message it goes backwards and the writer reuses positions clients already hold in sync tokens after a restart")
 		insertToDevice(t, s, storage.ToDevice{Pos: 20, UserID: "@v:x", DeviceID: "D", Sender: "@p:x", Type: "m.test", Content: `{}`})
 		if got := toDevicePositions(t, s, "@v:x", "D", 20, 20, 10); len(got) != 0 {
 			t.Fatalf("ToDeviceFor(acked 20) = %v, want none", got)

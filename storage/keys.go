@@ -72,7 +72,8 @@ func (s *Store) PutOneTimeKey(ctx context.Context, userID, deviceID, keyID, algo
 // OneTimeKeyCounts counts a device's unclaimed one-time keys per algorithm,
 // and lists the algorithms with a fallback key.
 func (s *Store) OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, []string, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT algorithm, fallback, COUNT(*) FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm, fallback`, userID, deviceID)
+	rows, err := s.read.QueryContext(ctx, `SELECT algorithm, fallback, COUNT(*) FROM e2e_one_time_keys
+		WHERE user_id = $1 AND device_id = $2 AND used = 0 GROUP BY algorithm, fallback`, userID, deviceID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("one-time key counts: %w", err)
 	}
@@ -106,7 +107,11 @@ func (s *Store) ClaimOneTimeKey(ctx context.Context, userID, deviceID, algorithm
 		if e != nil {
 			return e
 		}
-		_, e = tx.ExecContext(ctx, `DELETE FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND key_id = $3 AND fallback = 0`, userID, deviceID, keyID)
+		if _, e = tx.ExecContext(ctx, `DELETE FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND key_id = $3 AND fallback = 0`, userID, deviceID, keyID); e != nil {
+			return e
+		}
+		// A fallback key stays, marked used so the device replaces it.
+		_, e = tx.ExecContext(ctx, `UPDATE e2e_one_time_keys SET used = 1 WHERE user_id = $1 AND device_id = $2 AND key_id = $3 AND fallback = 1`, userID, deviceID, keyID)
 		return e
 	})
 	return keyID, keyJSON, err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -51,7 +52,7 @@ type AccountData struct {
 // the writer can continue after a restart.
 func (s *Store) MaxPosition(ctx context.Context) (int64, error) {
 	var max int64
-	for _, table := range []string{"events", "receipts", "account_data", "to_device", "presence", "device_list_changes"} {
+	for _, table := range []string{"events", "receipts", "account_data", "to_device", "presence", "device_list_changes", "stream_watermark"} {
 		var m sql.NullInt64
 		if err := s.read.QueryRowContext(ctx, `SELECT MAX(pos) FROM `+table).Scan(&m); err != nil {
 			return 0, fmt.Errorf("max position of %s: %w", table, err)
@@ -154,13 +155,17 @@ func (s *Store) ReceiptsSince(ctx context.Context, viewer string, roomIDs []stri
 }
 
 // ToDeviceFor returns the device's queued messages after acked, up to
-// upto, oldest first. Messages at or below acked were delivered by an
-// earlier sync whose token the device now presents, so they are deleted;
-// the delete runs only when there is something to delete, so a sync with
-// nothing queued costs one read.
+// upto, oldest first, at most limit. Messages at or below acked were
+// delivered by an earlier sync whose token the device now presents, so they
+// are deleted. One query finds both the next batch and whether any
+// acknowledged message is left, so the delete (a write) runs only when
+// there is something to delete.
 func (s *Store) ToDeviceFor(ctx context.Context, userID, deviceID string, acked, upto int64, limit int) ([]ToDevice, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT pos, user_id, device_id, sender, type, content FROM to_device
-		WHERE user_id = $1 AND device_id = $2 AND pos <= $3 ORDER BY pos LIMIT $4`, userID, deviceID, upto, 2*limit)
+	rows, err := s.read.QueryContext(ctx, `SELECT * FROM (SELECT pos, user_id, device_id, sender, type, content FROM to_device
+			WHERE user_id = $1 AND device_id = $2 AND pos > $3 AND pos <= $4 ORDER BY pos LIMIT $5) AS fresh
+		UNION ALL
+		SELECT * FROM (SELECT pos, user_id, device_id, sender, type, content FROM to_device
+			WHERE user_id = $1 AND device_id = $2 AND pos <= $3 LIMIT 1) AS delivered`, userID, deviceID, acked, upto, limit)
 	if err != nil {
 		return nil, fmt.Errorf("to-device: %w", err)
 	}
@@ -176,9 +181,7 @@ func (s *Store) ToDeviceFor(ctx context.Context, userID, deviceID string, acked,
 			delivered = true
 			continue
 		}
-		if len(out) < limit {
-			out = append(out, m)
-		}
+		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -189,6 +192,7 @@ func (s *Store) ToDeviceFor(ctx context.Context, userID, deviceID string, acked,
 			return nil, fmt.Errorf("ack to-device: %w", err)
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pos < out[j].Pos })
 	return out, nil
 }
 

@@ -11,8 +11,16 @@ import (
 // batch of sends, receipts and other stream writes into one WriteTx and
 // commits it once: group commit. Positions come from the writer.
 type WriteTx struct {
-	tx    *sql.Tx
-	store *Store
+	tx     *sql.Tx
+	store  *Store
+	maxPos int64 // the highest position written; Commit records it
+}
+
+// wrote notes a position the transaction used.
+func (w *WriteTx) wrote(pos int64) {
+	if pos > w.maxPos {
+		w.maxPos = pos
+	}
 }
 
 // BeginWrite starts a write transaction.
@@ -25,11 +33,23 @@ func (s *Store) BeginWrite(ctx context.Context) (*WriteTx, error) {
 }
 
 // Commit makes the batch durable. Only after it returns may sends be acknowledged.
+//
+// It also records the highest position written in stream_watermark, so a
+// restart continues above it even after the row that held it is deleted
+// (delivered to-device messages are): positions live on in clients' sync
+// tokens and must never be handed out twice.
 func (w *WriteTx) Commit() error {
 	if f := w.store.commitFault.Load(); f != nil {
 		if err := (*f)(); err != nil {
 			_ = w.tx.Rollback()
 			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	if w.maxPos > 0 {
+		if _, err := w.tx.Exec(`INSERT INTO stream_watermark (id, pos) VALUES (1, $1)
+			ON CONFLICT (id) DO UPDATE SET pos = CASE WHEN excluded.pos > stream_watermark.pos THEN excluded.pos ELSE stream_watermark.pos END`, w.maxPos); err != nil {
+			_ = w.tx.Rollback()
+			return fmt.Errorf("commit: watermark: %w", err)
 		}
 	}
 	if err := w.tx.Commit(); err != nil {
@@ -57,6 +77,7 @@ func (w *WriteTx) InsertRoom(ctx context.Context, r Room) error {
 // InsertEvent appends e to its room's log, and keeps current state and
 // memberships in step when e is a state event.
 func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {
+	w.wrote(e.Pos)
 	var sk, membership any
 	if e.StateKey != nil {
 		sk = *e.StateKey
@@ -129,11 +150,18 @@ func (w *WriteTx) Redact(ctx context.Context, eventID string, pdu, client []byte
 	if err != nil {
 		return fmt.Errorf("redact %s: %w", eventID, err)
 	}
+	// A redacted message no longer highlights the users it mentioned.
+	_, err = w.tx.ExecContext(ctx, `DELETE FROM event_mentions WHERE room_id = (SELECT room_id FROM events WHERE event_id = $1)
+		AND pos = (SELECT pos FROM events WHERE event_id = $1)`, eventID)
+	if err != nil {
+		return fmt.Errorf("redact %s mentions: %w", eventID, err)
+	}
 	return nil
 }
 
 // PutReceipt stores a user's receipt, replacing the older one of the same kind.
 func (w *WriteTx) PutReceipt(ctx context.Context, r Receipt) error {
+	w.wrote(r.Pos)
 	_, err := w.tx.ExecContext(ctx, `INSERT INTO receipts (room_id, user_id, receipt_type, thread_id, event_id, event_pos, ts, pos)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
 		ON CONFLICT (room_id, user_id, receipt_type, thread_id) DO UPDATE SET event_id = excluded.event_id,
@@ -157,6 +185,7 @@ func (w *WriteTx) ReceiptPos(ctx context.Context, roomID, userID, receiptType st
 
 // PutAccountData stores global (roomID "") or per-room account data.
 func (w *WriteTx) PutAccountData(ctx context.Context, userID, roomID, typ, content string, pos int64) error {
+	w.wrote(pos)
 	_, err := w.tx.ExecContext(ctx, `INSERT INTO account_data (user_id, room_id, type, content, pos) VALUES ($1,$2,$3,$4,$5)
 		ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content, pos = excluded.pos`, userID, roomID, typ, content, pos)
 	if err != nil {
@@ -167,6 +196,7 @@ func (w *WriteTx) PutAccountData(ctx context.Context, userID, roomID, typ, conte
 
 // InsertToDevice queues one to-device message for one device.
 func (w *WriteTx) InsertToDevice(ctx context.Context, m ToDevice) error {
+	w.wrote(m.Pos)
 	_, err := w.tx.ExecContext(ctx, `INSERT INTO to_device (pos, user_id, device_id, sender, type, content) VALUES ($1,$2,$3,$4,$5,$6)`,
 		m.Pos, m.UserID, m.DeviceID, m.Sender, m.Type, m.Content)
 	if err != nil {
@@ -177,6 +207,7 @@ func (w *WriteTx) InsertToDevice(ctx context.Context, m ToDevice) error {
 
 // PutPresence stores a user's presence.
 func (w *WriteTx) PutPresence(ctx context.Context, p Presence) error {
+	w.wrote(p.Pos)
 	_, err := w.tx.ExecContext(ctx, `INSERT INTO presence (user_id, state, status_msg, last_active_ts, pos) VALUES ($1,$2,$3,$4,$5)
 		ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, status_msg = excluded.status_msg,
 			last_active_ts = excluded.last_active_ts, pos = excluded.pos`, p.UserID, p.State, p.StatusMsg, p.LastActiveTS, p.Pos)
@@ -188,6 +219,7 @@ func (w *WriteTx) PutPresence(ctx context.Context, p Presence) error {
 
 // InsertDeviceListChange records that a user's devices or keys changed.
 func (w *WriteTx) InsertDeviceListChange(ctx context.Context, userID string, pos int64) error {
+	w.wrote(pos)
 	_, err := w.tx.ExecContext(ctx, `INSERT INTO device_list_changes (pos, user_id) VALUES ($1,$2)`, pos, userID)
 	if err != nil {
 		return fmt.Errorf("insert device list change: %w", err)
