@@ -337,7 +337,8 @@ type Unread struct {
 }
 
 // UnreadCounts derives each room's counts from positions: the notifying
-// events after the user's newest read receipt, not sent by the user. Nothing
+// events after the user's newest unthreaded (or "main") read receipt, not
+// sent by the user. A receipt inside a thread does not clear the room. Nothing
 // is counted at write time, so nothing can drift.
 func (s *Store) UnreadCounts(ctx context.Context, userID string, roomIDs []string, upto int64) (map[string]Unread, error) {
 	out := make(map[string]Unread, len(roomIDs))
@@ -356,7 +357,8 @@ func (s *Store) UnreadCounts(ctx context.Context, userID string, roomIDs []strin
 		WHERE e.room_id IN (`+placeholders(3, len(roomIDs))+`) AND e.pos <= $2 AND e.sender <> $1
 		AND (e.notify = 1 OR e.room_mention = 1 OR m.pos IS NOT NULL)
 		AND e.pos > COALESCE((SELECT MAX(r.event_pos) FROM receipts r
-			WHERE r.room_id = e.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')), 0)
+			WHERE r.room_id = e.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')
+			AND r.thread_id = ''), 0)
 		GROUP BY e.room_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("unread counts: %w", err)
