@@ -1,0 +1,321 @@
+package clientapi
+
+// Cross-signing: uploading signing keys and signatures. Device and
+// one-time keys are in keys.go.
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/rooms/pdu"
+)
+
+// deviceSigningUpload stores cross-signing keys. As the spec (v1.11+) has
+// it, user-interactive auth is needed only to replace keys: a first upload,
+// or a retry of the same keys, goes through without it.
+func (a *API) deviceSigningUpload(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		MasterKey      json.RawMessage `json:"master_key"`
+		SelfSigningKey json.RawMessage `json:"self_signing_key"`
+		UserSigningKey json.RawMessage `json:"user_signing_key"`
+		Auth           *uiaAuth        `json:"auth"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	existing, err := a.store.CrossSigningKeys(ctx, []string{s.UserID})
+	if err != nil {
+		return err
+	}
+	mine := existing[s.UserID]
+	changed := map[string]string{}
+	for i, raw := range []json.RawMessage{req.MasterKey, req.SelfSigningKey, req.UserSigningKey} {
+		typ := crossSigningTypes[i]
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
+		}
+		if err := checkCrossSigningKey(raw, s.UserID, typ); err != nil {
+			return err
+		}
+		// As for device keys, a key that differs only in signatures is the
+		// same key, and the stored copy may have more of them.
+		if !sameKey([]byte(mine[typ]), raw) {
+			changed[typ] = compact(raw)
+		}
+	}
+	if mine["master"] == "" && changed["master"] == "" && len(changed) > 0 {
+		return apierr.MissingParam("No master key is available")
+	}
+	if len(changed) == 0 {
+		return writeJSON(w, emptyObject)
+	}
+	if mine["master"] != "" {
+		if err := a.requirePassword(ctx, s, req.Auth); err != nil {
+			return err
+		}
+	}
+	for _, typ := range crossSigningTypes {
+		if k, ok := changed[typ]; ok {
+			if err := a.store.PutCrossSigningKey(ctx, s.UserID, typ, k); err != nil {
+				return err
+			}
+		}
+	}
+	if err := a.rooms.DeviceListChanged(ctx, s.UserID); err != nil {
+		return err
+	}
+	return writeJSON(w, emptyObject)
+}
+
+// checkCrossSigningKey checks a cross-signing key's shape: the caller's,
+// with the usage it is uploaded for, and with keys.
+func checkCrossSigningKey(raw json.RawMessage, userID, usage string) error {
+	var k struct {
+		UserID string            `json:"user_id"`
+		Usage  []string          `json:"usage"`
+		Keys   map[string]string `json:"keys"`
+	}
+	if _, ok := jsonObject(raw); !ok || json.Unmarshal(raw, &k) != nil {
+		return apierr.BadJSON("A cross-signing key must be an object with user_id, usage and keys")
+	}
+	if k.UserID != userID {
+		return apierr.InvalidParam("Cross-signing keys must be your own")
+	}
+	if !slices.Contains(k.Usage, usage) || len(k.Keys) == 0 {
+		return apierr.InvalidParam("The " + usage + " key needs usage " + usage + " and at least one key")
+	}
+	return nil
+}
+
+// signaturesUpload adds the caller's signatures to keys: to their own
+// devices' keys and cross-signing keys (stored in the key itself, which
+// everyone may see), and to other users' master keys (stored with the
+// caller, who alone sees them). Each signed object must be the stored key
+// plus signatures; Parley does not check the signatures themselves.
+func (a *API) signaturesUpload(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req map[string]map[string]json.RawMessage
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	users := []string{s.UserID}
+	for u := range req {
+		if u != s.UserID && pdu.ValidUserID(u) && pdu.Domain(u) == a.cfg.ServerName && len(users) < keysBatch {
+			users = append(users, u)
+		}
+	}
+	devKeys, err := a.store.DeviceKeys(ctx, []string{s.UserID})
+	if err != nil {
+		return err
+	}
+	cross, err := a.store.CrossSigningKeys(ctx, users)
+	if err != nil {
+		return err
+	}
+	failures := map[string]map[string]any{}
+	fail := func(user, keyID, code, msg string) {
+		if failures[user] == nil {
+			failures[user] = map[string]any{}
+		}
+		failures[user][keyID] = map[string]string{"errcode": code, "error": msg}
+	}
+	stored := false
+	for user, objects := range req {
+		for keyID, obj := range objects {
+			var signed struct {
+				Signatures map[string]map[string]string `json:"signatures"`
+			}
+			if _, ok := jsonObject(obj); !ok || json.Unmarshal(obj, &signed) != nil || len(signed.Signatures[s.UserID]) == 0 {
+				fail(user, keyID, "M_INVALID_SIGNATURE", "No signatures by "+s.UserID)
+				continue
+			}
+			sigs := signed.Signatures[s.UserID]
+			target, typ := signedKey(user, keyID, s.UserID, devKeys, cross)
+			if target == "" {
+				fail(user, keyID, "M_NOT_FOUND", "Unknown key")
+				continue
+			}
+			if !sameKey([]byte(target), obj) {
+				fail(user, keyID, "M_INVALID_SIGNATURE", "The signed object does not match the stored key")
+				continue
+			}
+			// Each write also updates the loaded copy, so two objects of one
+			// request that sign the same key both count.
+			var err error
+			switch {
+			case typ == "device":
+				k := mergeSignatures(target, s.UserID, sigs)
+				devKeys[user][keyID] = k
+				err = a.store.PutDeviceKeys(ctx, user, keyID, k)
+			case user == s.UserID:
+				k := mergeSignatures(target, s.UserID, sigs)
+				cross[user][typ] = k
+				err = a.store.PutCrossSigningKey(ctx, user, typ, k)
+			default:
+				if cross[s.UserID] == nil {
+					cross[s.UserID] = map[string]string{}
+				}
+				row := userSigningRow(cross[s.UserID][userSigningSigPrefix+user], keyID, sigs)
+				cross[s.UserID][userSigningSigPrefix+user] = row
+				err = a.store.PutCrossSigningKey(ctx, s.UserID, userSigningSigPrefix+user, row)
+			}
+			if err != nil {
+				return err
+			}
+			stored = true
+		}
+	}
+	if stored {
+		if err := a.rooms.DeviceListChanged(ctx, s.UserID); err != nil {
+			return err
+		}
+	}
+	return writeJSON(w, map[string]any{"failures": failures})
+}
+
+// signedKey finds the stored key a signature upload names: one of the
+// caller's devices, one of the caller's cross-signing keys, or another
+// user's master key (by its public key). typ is "device" or the
+// cross-signing key type; target is "" when there is no such key.
+func signedKey(user, keyID, caller string, devKeys, cross map[string]map[string]string) (target, typ string) {
+	if user == caller {
+		if k, ok := devKeys[caller][keyID]; ok {
+			return k, "device"
+		}
+		for _, t := range crossSigningTypes {
+			if k := cross[caller][t]; k != "" && hasPublicKey(k, keyID) {
+				return k, t
+			}
+		}
+		return "", ""
+	}
+	if k := cross[user]["master"]; k != "" && hasPublicKey(k, keyID) {
+		return k, "master"
+	}
+	return "", ""
+}
+
+// hasPublicKey reports whether a cross-signing key's keys include pub.
+func hasPublicKey(keyJSON, pub string) bool {
+	var k struct {
+		Keys map[string]string `json:"keys"`
+	}
+	if json.Unmarshal([]byte(keyJSON), &k) != nil {
+		return false
+	}
+	for name, value := range k.Keys {
+		if value == pub || strings.TrimPrefix(name, "ed25519:") == pub {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeSignatures adds signer's sigs to a stored key's signatures.
+func mergeSignatures(keyJSON, signer string, sigs map[string]string) string {
+	var k map[string]json.RawMessage
+	var all map[string]map[string]string
+	_ = json.Unmarshal([]byte(keyJSON), &k)
+	_ = json.Unmarshal(k["signatures"], &all)
+	if all == nil {
+		all = map[string]map[string]string{}
+	}
+	if all[signer] == nil {
+		all[signer] = map[string]string{}
+	}
+	for id, sig := range sigs {
+		all[signer][id] = sig
+	}
+	k["signatures"], _ = json.Marshal(all)
+	out, _ := json.Marshal(k)
+	return string(out)
+}
+
+// userSigningRow merges sigs of the master key pub into a stored
+// user-signing signature row; signatures of an older master key go.
+func userSigningRow(row, pub string, sigs map[string]string) string {
+	var r struct {
+		Key        string            `json:"key"`
+		Signatures map[string]string `json:"signatures"`
+	}
+	if json.Unmarshal([]byte(row), &r) != nil || r.Key != pub || r.Signatures == nil {
+		r.Key, r.Signatures = pub, map[string]string{}
+	}
+	for id, sig := range sigs {
+		r.Signatures[id] = sig
+	}
+	out, _ := json.Marshal(r)
+	return string(out)
+}
+
+// withUserSigningSigs adds to a master key the signatures viewer made of
+// it, from viewer's row, if that row is about this very key.
+func withUserSigningSigs(keyJSON, viewer, row string) json.RawMessage {
+	var r struct {
+		Key        string            `json:"key"`
+		Signatures map[string]string `json:"signatures"`
+	}
+	if row == "" || json.Unmarshal([]byte(row), &r) != nil || !hasPublicKey(keyJSON, r.Key) {
+		return json.RawMessage(keyJSON)
+	}
+	return json.RawMessage(mergeSignatures(keyJSON, viewer, r.Signatures))
+}
+
+// withDisplayName adds unsigned.device_display_name to device keys.
+func withDisplayName(keyJSON, name string) json.RawMessage {
+	var k map[string]json.RawMessage
+	if name == "" || json.Unmarshal([]byte(keyJSON), &k) != nil {
+		return json.RawMessage(keyJSON)
+	}
+	var unsigned map[string]any
+	_ = json.Unmarshal(k["unsigned"], &unsigned)
+	if unsigned == nil {
+		unsigned = map[string]any{}
+	}
+	unsigned["device_display_name"] = name
+	k["unsigned"], _ = json.Marshal(unsigned)
+	out, _ := json.Marshal(k)
+	return out
+}
+
+// sameKey reports whether two keys' JSON texts are equal as values, not
+// counting their signatures and unsigned members.
+func sameKey(a, b []byte) bool {
+	var x, y map[string]any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	for _, m := range []map[string]any{x, y} {
+		delete(m, "signatures")
+		delete(m, "unsigned")
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// jsonObject parses raw as a JSON object.
+func jsonObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil || m == nil {
+		return nil, false
+	}
+	return m, true
+}
+
+func isJSONString(raw json.RawMessage) bool {
+	var s string
+	return json.Unmarshal(raw, &s) == nil
+}
+
+// compact returns raw without insignificant whitespace, for storage.
+func compact(raw json.RawMessage) string {
+	out, err := json.Marshal(raw) // a RawMessage marshals compacted
+	if err != nil {
+		return string(raw)
+	}
+	return string(out)
+}
