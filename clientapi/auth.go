@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -139,6 +140,29 @@ func (a *API) mediaAccess(ctx context.Context, userID, mediaID, uploader string)
 		}
 	}
 	return apierr.NotFound("Media not found")
+}
+
+// checkSharedMedia refuses a message that carries local media its sender
+// may not fetch: otherwise anyone who learnt a private room's mxc:// URI
+// could post it in a room of their own and read it from there.
+func (a *API) checkSharedMedia(ctx context.Context, s *session, content []byte) error {
+	if a.media == nil {
+		return nil
+	}
+	for _, id := range rooms.LocalMedia(content, a.cfg.ServerName) {
+		uploader, err := a.media.Uploader(id)
+		if err == nil {
+			err = a.mediaAccess(ctx, s.UserID, id, uploader)
+		}
+		var ae *apierr.Error
+		if errors.As(err, &ae) {
+			return apierr.Forbidden("The message carries media you cannot access")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func randomToken(n int) string {

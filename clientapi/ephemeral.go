@@ -19,6 +19,9 @@ func (a *API) receipt(w http.ResponseWriter, r *http.Request, s *session) error 
 	}
 	typ := param(r, "receiptType")
 	roomID, eventID := param(r, "roomId"), param(r, "eventId")
+	if err := a.requireJoined(r, s, roomID); err != nil {
+		return err // before any lookup, so unknown and forbidden rooms look alike
+	}
 	switch typ {
 	case "m.read", "m.read.private":
 		if req.ThreadID == "main" {
@@ -55,6 +58,10 @@ func (a *API) readMarkers(w http.ResponseWriter, r *http.Request, s *session) er
 		return err
 	}
 	roomID := param(r, "roomId")
+	// Check membership before writing anything, so a refusal changes nothing.
+	if err := a.requireJoined(r, s, roomID); err != nil {
+		return err
+	}
 	if req.FullyRead != "" {
 		if err := a.setFullyRead(r, s, roomID, req.FullyRead); err != nil {
 			return err

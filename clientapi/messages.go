@@ -15,17 +15,40 @@ import (
 )
 
 // roomAccess loads the caller's visibility in a room, refusing users who
-// were never in it. An unknown room and a room one was never in answer the
+// were never in it (unless the room is world-readable) and users who left
+// and forgot it. An unknown room and a room one was never in answer the
 // same, so room IDs cannot be probed.
 func (a *API) roomAccess(r *http.Request, s *session, roomID string) (*rooms.Visibility, error) {
 	v, err := a.rooms.VisibilityFor(r.Context(), roomID, s.UserID)
 	if err != nil {
 		return nil, err
 	}
+	if v.WorldReadable() {
+		return v, nil
+	}
 	if !v.EverMember() {
 		return nil, apierr.Forbidden("You are not in this room")
 	}
+	if cur, _ := v.Current(); cur == "leave" || cur == "ban" {
+		m, err := a.store.GetMembership(r.Context(), roomID, s.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if m.Forgotten {
+			return nil, apierr.Forbidden("You have forgotten this room")
+		}
+	}
 	return v, nil
+}
+
+// requireJoined refuses callers not joined to the room now, for the
+// endpoints the spec reserves to current members.
+func (a *API) requireJoined(r *http.Request, s *session, roomID string) error {
+	m, err := a.store.GetMembership(r.Context(), roomID, s.UserID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && m.Membership != "join") {
+		return apierr.Forbidden("You are not in this room")
+	}
+	return err
 }
 
 func (a *API) viewer(s *session) rooms.Viewer {
@@ -100,7 +123,8 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	}
 	// A user who left reads only up to their leave.
 	cur, curPos := v.Current()
-	if cur != "join" && backwards && from > curPos {
+	gone := cur == "leave" || cur == "ban"
+	if gone && backwards && from > curPos {
 		from = curPos
 	}
 	var chunk []storage.Event
@@ -113,7 +137,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 			page, err = a.store.RoomEvents(r.Context(), roomID, cursor+1, to, true, limit)
 		} else {
 			upper := to
-			if cur != "join" && (upper == 0 || upper > curPos) {
+			if gone && (upper == 0 || upper > curPos) {
 				upper = curPos
 			}
 			page, err = a.store.RoomEvents(r.Context(), roomID, cursor, upper, false, limit)
@@ -175,6 +199,11 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 
 func (a *API) loadVisibleEvent(r *http.Request, s *session, roomID, eventID string) (*rooms.Visibility, storage.Event, error) {
 	v, err := a.roomAccess(r, s, roomID)
+	var ae *apierr.Error
+	if errors.As(err, &ae) && ae.Code == "M_FORBIDDEN" {
+		// The spec answers an event one may not read with 404 only.
+		return nil, storage.Event{}, apierr.NotFound("Event not found")
+	}
 	if err != nil {
 		return nil, storage.Event{}, err
 	}
@@ -254,7 +283,7 @@ func (a *API) members(w http.ResponseWriter, r *http.Request, s *session) error 
 		if err != nil {
 			return err
 		}
-		if cur, curPos := v.Current(); cur != "join" && pos > curPos {
+		if cur, curPos := v.Current(); (cur == "leave" || cur == "ban") && pos > curPos {
 			pos = curPos
 		}
 		if state, err = a.store.StateAt(r.Context(), roomID, pos); err != nil {
@@ -276,6 +305,9 @@ func (a *API) members(w http.ResponseWriter, r *http.Request, s *session) error 
 }
 
 func (a *API) joinedMembers(w http.ResponseWriter, r *http.Request, s *session) error {
+	if err := a.requireJoined(r, s, param(r, "roomId")); err != nil {
+		return err
+	}
 	state, err := a.rooms.ReadableState(r.Context(), param(r, "roomId"), s.UserID)
 	if err != nil {
 		return err
@@ -322,7 +354,7 @@ func (a *API) getState(w http.ResponseWriter, r *http.Request, s *session) error
 }
 
 func (a *API) roomAliases(w http.ResponseWriter, r *http.Request, s *session) error {
-	if _, err := a.rooms.ReadableState(r.Context(), param(r, "roomId"), s.UserID); err != nil {
+	if err := a.requireJoined(r, s, param(r, "roomId")); err != nil {
 		return err
 	}
 	aliases, err := a.store.RoomAliases(r.Context(), param(r, "roomId"))

@@ -298,6 +298,9 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, s *session) error {
 	if txn == "" || len(txn) > 255 {
 		return apierr.InvalidParam("Transaction IDs are 1 to 255 bytes")
 	}
+	if err := a.checkSharedMedia(r.Context(), s, content); err != nil {
+		return err
+	}
 	id, err := a.rooms.Send(r.Context(), rooms.SendRequest{
 		RoomID: param(r, "roomId"), Sender: s.UserID, DeviceID: s.DeviceID, TxnID: txn,
 		Type: typ, Content: content,
@@ -332,6 +335,9 @@ func (a *API) redact(w http.ResponseWriter, r *http.Request, s *session) error {
 		Reason string `json:"reason"`
 	}
 	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	if err := a.requireJoined(r, s, param(r, "roomId")); err != nil {
 		return err
 	}
 	id, err := a.rooms.Redact(r.Context(), rooms.RedactRequest{

@@ -80,6 +80,22 @@ func (m *Repo) lookup(r *http.Request, userID string) (*metadata, error) {
 	return md, err
 }
 
+// Uploader returns who uploaded a local media item, or an *apierr.Error
+// 404 when there is no such item.
+func (m *Repo) Uploader(mediaID string) (string, error) {
+	if !validMediaID(mediaID) {
+		return "", apierr.NotFound("Media not found")
+	}
+	md, err := m.store.readMeta(mediaID)
+	if errors.Is(err, errNoMedia) {
+		return "", apierr.NotFound("Media not found")
+	}
+	if err != nil {
+		return "", err
+	}
+	return md.Uploader, nil
+}
+
 // pathParam returns a decoded chi path parameter. chi routes on the raw
 // (escaped) path whenever the URL has one, e.g. for a file name containing
 // %2F; then its parameters are still escaped and must be decoded here.

@@ -18,10 +18,16 @@ func localMedia(ev *pdu.Event, serverName string) []string {
 	if ev.StateKey != nil {
 		return nil
 	}
+	return LocalMedia(ev.Content, serverName)
+}
+
+// LocalMedia returns the IDs of this server's media that message content
+// carries (at most 8).
+func LocalMedia(content []byte, serverName string) []string {
 	prefix := "mxc://" + serverName + "/"
 	var ids []string
 	for _, p := range mediaPaths {
-		if u := gjson.GetBytes(ev.Content, p).String(); strings.HasPrefix(u, prefix) && len(u) > len(prefix) && len(ids) < 8 {
+		if u := gjson.GetBytes(content, p).String(); strings.HasPrefix(u, prefix) && len(u) > len(prefix) && len(ids) < 8 {
 			ids = append(ids, u[len(prefix):])
 		}
 	}

@@ -38,6 +38,12 @@ func NewVisibility(userID string, members, vis []storage.Event) *Visibility {
 // EverMember reports whether the user has had any membership in the room.
 func (v *Visibility) EverMember() bool { return len(v.members) > 0 }
 
+// WorldReadable reports whether the room's current history visibility is
+// world_readable: then anyone signed in may read it without joining.
+func (v *Visibility) WorldReadable() bool {
+	return len(v.vis) > 0 && v.historyAt(1<<62) == "world_readable"
+}
+
 // MembershipAt returns the user's membership right after position pos.
 func (v *Visibility) MembershipAt(pos int64) string {
 	m := ""
@@ -131,11 +137,15 @@ func (s *Service) ReadableState(ctx context.Context, roomID, userID string) ([]s
 	case cur == "join":
 		return s.store.CurrentState(ctx, roomID)
 	case cur == "leave" || cur == "ban":
-		if v.MembershipAt(pos-1) == "join" {
+		m, err := s.store.GetMembership(ctx, roomID, userID)
+		if err != nil {
+			return nil, err
+		}
+		if v.MembershipAt(pos-1) == "join" && !m.Forgotten {
 			return s.store.StateAt(ctx, roomID, pos)
 		}
 	}
-	if len(v.vis) > 0 && v.historyAt(1<<62) == "world_readable" {
+	if v.WorldReadable() {
 		return s.store.CurrentState(ctx, roomID)
 	}
 	return nil, fmt.Errorf("%w: you are not in this room", ErrForbidden)
