@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/parley-im/parley/clientapi/apierr"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/pdu"
@@ -297,6 +299,23 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, s *session) error {
 	}
 	if txn == "" || len(txn) > 255 {
 		return apierr.InvalidParam("Transaction IDs are 1 to 255 bytes")
+	}
+	if typ == "m.room.redaction" {
+		// The spec lets clients send redactions through /send too (room
+		// version 11 puts "redacts" in the content); same rules as /redact.
+		target := gjson.GetBytes(content, "redacts").String()
+		if !pdu.ValidEventID(target) {
+			return apierr.BadJSON("m.room.redaction needs content.redacts, an event ID")
+		}
+		if err := a.requireJoined(r, s, param(r, "roomId")); err != nil {
+			return err
+		}
+		id, err := a.rooms.Redact(r.Context(), rooms.RedactRequest{RoomID: param(r, "roomId"), Sender: s.UserID,
+			DeviceID: s.DeviceID, TxnID: txn, EventID: target, Reason: gjson.GetBytes(content, "reason").String()})
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, map[string]string{"event_id": id})
 	}
 	if err := a.checkSharedMedia(r.Context(), s, content); err != nil {
 		return err

@@ -133,3 +133,20 @@ func TestRedactionSurvivesRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestRedactionThroughSend: the spec lets clients send m.room.redaction
+// through /send with content.redacts (room version 11).
+func TestRedactionThroughSend(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(map[string]any{})
+	msg := alice.Send(room, "m", "oops")
+	esc := hstest.Esc(room)
+	alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+esc+"/send/m.room.redaction/r1", map[string]any{"redacts": msg})
+	if ev := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+esc+"/event/"+hstest.Esc(msg), nil); ev.Get("content.body").Exists() {
+		t.Errorf("event after redaction via /send = %s, want its content gone", ev.Raw)
+	}
+	if st, res := alice.Do("PUT", "/_matrix/client/v3/rooms/"+esc+"/send/m.room.redaction/r2", map[string]any{}); st != 400 {
+		t.Errorf("redaction without redacts = %d %s, want 400", st, res.Raw)
+	}
+}
