@@ -110,8 +110,10 @@ type Bucket struct {
 type Passwords struct {
 	// Concurrency is how many hashes may run at once; further logins wait,
 	// so a login flood cannot take every CPU and Concurrency*Argon2MemoryKiB
-	// bounds the memory it uses. Zero value means runtime.GOMAXPROCS(0), the
-	// CPUs this process may use (a container's quota, not the host's count).
+	// bounds the memory it uses. Zero value means one less than
+	// runtime.GOMAXPROCS(0), the CPUs this process may use (a container's
+	// quota, not the host's count), and at least 1: one CPU is always left
+	// for message delivery.
 	Concurrency int `yaml:"concurrency"`
 	// Argon2MemoryKiB is the memory one hash uses. Zero value means 19456
 	// (19 MiB), OWASP's recommendation with Argon2Time 2.
@@ -173,7 +175,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.RateLimit.PerUser.Burst, 50)
 	setDefault(&c.RateLimit.PerIP.PerSecond, 20)
 	setDefault(&c.RateLimit.PerIP.Burst, 100)
-	setDefault(&c.Passwords.Concurrency, runtime.GOMAXPROCS(0))
+	setDefault(&c.Passwords.Concurrency, max(1, runtime.GOMAXPROCS(0)-1))
 	setDefault(&c.Passwords.Argon2MemoryKiB, 19456)
 	setDefault(&c.Passwords.Argon2Time, 2)
 	setDefault(&c.Sync.MaxTimeoutMs, 60000)

@@ -43,7 +43,7 @@ func TestDefault(t *testing.T) {
 		{"rate_limit.enabled", c.RateLimit.Enabled, true},
 		{"rate_limit.per_user", c.RateLimit.PerUser, Bucket{10, 50}},
 		{"rate_limit.per_ip", c.RateLimit.PerIP, Bucket{20, 100}},
-		{"passwords.concurrency", c.Passwords.Concurrency, runtime.GOMAXPROCS(0)},
+		{"passwords.concurrency", c.Passwords.Concurrency, max(1, runtime.GOMAXPROCS(0)-1)},
 		{"passwords.argon2_memory_kib", c.Passwords.Argon2MemoryKiB, uint32(19456)},
 		{"passwords.argon2_time", c.Passwords.Argon2Time, uint32(2)},
 		{"sync.max_timeout_ms", c.Sync.MaxTimeoutMs, int64(60000)},

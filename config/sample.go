@@ -64,8 +64,9 @@ rate_limit:
   exempt: []
 
 passwords:
-  # Password hashes run at once; further logins wait. 0 means one per CPU
-  # this process may use. Peak memory is concurrency * argon2_memory_kib.
+  # Password hashes run at once; further logins wait. 0 means one less than
+  # the CPUs this process may use (at least 1), so delivery keeps a CPU.
+  # Peak memory is concurrency * argon2_memory_kib.
   concurrency: 0
   # argon2id cost per hash (OWASP's recommendation: 19 MiB, 2 passes).
   # Raise both for more resistance to offline guessing, at login latency.

@@ -136,7 +136,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve answers HTTP on ln until Shutdown. It returns nil after a clean stop.
 func (s *Server) Serve(ln net.Listener) error {
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	// ReadTimeout bounds a whole request read, so a client that stalls its
+	// body cannot hold a connection for ever; five minutes fits a maximal
+	// upload on a slow link. There is no WriteTimeout: long-polls answer late.
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 120 * time.Second}
 	s.mu.Lock()
 	s.http = srv
 	s.mu.Unlock()

@@ -32,6 +32,9 @@ func (m *Repo) handleUpload(w http.ResponseWriter, r *http.Request, userID strin
 		sanitizeContentType(r.Header.Get("Content-Type")),
 		strings.ToValidUTF8(r.URL.Query().Get("filename"), "\uFFFD"))
 	if errors.Is(err, errTooLarge) {
+		// Close the connection rather than let net/http drain the rest of
+		// a body we will never store before the client sees the answer.
+		w.Header().Set("Connection", "close")
 		m.fail(w, r, tooLarge(m.maxUpload))
 		return
 	}
