@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-im/parley/clientapi/apierr"
 	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/rooms/pdu"
 )
 
 func (a *API) receipt(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -158,6 +159,9 @@ func (a *API) sendToDevice(w http.ResponseWriter, r *http.Request, s *session) e
 	}
 	if err := a.readJSON(r, &req); err != nil {
 		return err
+	}
+	if !pdu.ValidEventType(param(r, "eventType")) || len(param(r, "txnId")) > 255 {
+		return apierr.InvalidParam("Invalid event type or transaction ID")
 	}
 	var msgs []rooms.ToDeviceMessage
 	for user, devices := range req.Messages {
