@@ -78,7 +78,10 @@ func TestConcurrentSendsOneOrderNoGaps(t *testing.T) {
 			close(stop)
 			<-done
 
-			order := eventIDs(t, owner, room)
+			var order []string
+			for _, e := range owner.Messages(room) {
+				order = append(order, e.Get("event_id").String())
+			}
 			if len(order) != senders*each {
 				t.Fatalf("/messages has %d messages, want %d", len(order), senders*each)
 			}
@@ -98,28 +101,6 @@ func TestConcurrentSendsOneOrderNoGaps(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func eventIDs(t *testing.T, c *hstest.Client, room string) []string {
-	var out []string
-	from := ""
-	for {
-		q := "/_matrix/client/v3/rooms/" + hstest.Esc(room) + "/messages?dir=f&limit=100"
-		if from != "" {
-			q += "&from=" + from
-		}
-		res := c.MustDo("GET", q, nil)
-		chunk := res.Get("chunk").Array()
-		for _, e := range chunk {
-			if e.Get("type").String() == "m.room.message" {
-				out = append(out, e.Get("event_id").String())
-			}
-		}
-		if len(chunk) == 0 {
-			return out
-		}
-		from = res.Get("end").String()
 	}
 }
 

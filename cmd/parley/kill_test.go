@@ -67,7 +67,7 @@ func TestKill9KeepsAcknowledgedSends(t *testing.T) {
 			start()
 			orig := alice
 			alice = srv.Login(t, "alice")
-			got := pageBodies(t, alice, room)
+			got := alice.MessageBodies(room)
 			if !slices.Equal(got, want) {
 				t.Errorf("after kill -9: %d messages %v, want the 100 acknowledged in order", len(got), got)
 			}
@@ -76,7 +76,7 @@ func TestKill9KeepsAcknowledgedSends(t *testing.T) {
 			if again := orig.Send(room, "txn-42", "durable 042"); again != ids[42] {
 				t.Errorf("txnId retried after restart = %s, want the original %s", again, ids[42])
 			}
-			if got := pageBodies(t, alice, room); len(got) != 100 {
+			if got := alice.MessageBodies(room); len(got) != 100 {
 				t.Errorf("after the retry the room has %d messages, want 100", len(got))
 			}
 		})
@@ -103,26 +103,4 @@ func waitReady(t *testing.T, base string) {
 		st, _ := anon.Do("GET", "/_matrix/client/versions", nil)
 		return st == 200
 	})
-}
-
-func pageBodies(t *testing.T, c *hstest.Client, room string) []string {
-	var out []string
-	from := ""
-	for {
-		q := "/_matrix/client/v3/rooms/" + hstest.Esc(room) + "/messages?dir=f&limit=50"
-		if from != "" {
-			q += "&from=" + from
-		}
-		res := c.MustDo("GET", q, nil)
-		chunk := res.Get("chunk").Array()
-		for _, e := range chunk {
-			if e.Get("type").String() == "m.room.message" {
-				out = append(out, e.Get("content.body").String())
-			}
-		}
-		if len(chunk) == 0 {
-			return out
-		}
-		from = res.Get("end").String()
-	}
 }

@@ -297,3 +297,39 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Messages reads a room's whole log through /messages, oldest first, and
+// returns its m.room.message events.
+func (c *Client) Messages(roomID string) []gjson.Result {
+	c.t.Helper()
+	var out []gjson.Result
+	from := ""
+	for page := 0; page < 10000; page++ {
+		q := "/_matrix/client/v3/rooms/" + Esc(roomID) + "/messages?dir=f&limit=100"
+		if from != "" {
+			q += "&from=" + url.QueryEscape(from)
+		}
+		res := c.MustDo("GET", q, nil)
+		chunk := res.Get("chunk").Array()
+		for _, e := range chunk {
+			if e.Get("type").String() == "m.room.message" {
+				out = append(out, e)
+			}
+		}
+		if len(chunk) == 0 || !res.Get("end").Exists() {
+			break
+		}
+		from = res.Get("end").String()
+	}
+	return out
+}
+
+// MessageBodies is Messages reduced to the bodies.
+func (c *Client) MessageBodies(roomID string) []string {
+	c.t.Helper()
+	var out []string
+	for _, e := range c.Messages(roomID) {
+		out = append(out, e.Get("content.body").String())
+	}
+	return out
+}
