@@ -54,7 +54,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 			return err
 		}
 		if req.StateKey != nil && req.Type == "m.room.member" {
-			if err := checkMemberChange(rs, req.Sender, *req.StateKey, membershipOf(req.Content)); err != nil {
+			if err := checkMemberChange(rs, *req.StateKey, membershipOf(req.Content)); err != nil {
 				return err
 			}
 		}
@@ -96,7 +96,7 @@ func (b *batch) rememberTxn(k txnKey, eventID string) {
 
 // checkMemberChange adds the server-side rules the auth rules leave to the
 // server: nothing here may loosen them.
-func checkMemberChange(rs *roomState, sender, target, membership string) error {
+func checkMemberChange(rs *roomState, target, membership string) error {
 	if membership == "invite" && rs.membership(target) == "join" {
 		return fmt.Errorf("%w: %s is already in the room", ErrForbidden, target)
 	}
@@ -135,7 +135,7 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 		if req.Membership == "leave" && req.Sender == req.Target && current == "" {
 			return fmt.Errorf("%w: %s is not in the room", ErrForbidden, req.Target)
 		}
-		if err := checkMemberChange(rs, req.Sender, req.Target, req.Membership); err != nil {
+		if err := checkMemberChange(rs, req.Target, req.Membership); err != nil {
 			return err
 		}
 		content := map[string]any{"membership": req.Membership}
