@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -45,15 +46,17 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 	}
 	// Push rules shape the unread counts (muted rooms) and an initial sync
 	// carries the ruleset as m.push_rules account data, as clients expect.
-	doc, err := a.loadPushRules(r.Context(), s.UserID)
-	if err != nil {
-		return err
-	}
-	req.Muted = mutedRoomsIn(doc)
-	if req.Since == nil {
-		if req.PushRules, err = json.Marshal(map[string]any{"global": mergePushRules(s.UserID, doc)}); err != nil {
-			return err
+	// They are loaded only when a response is built.
+	req.Rules = func(ctx context.Context, initial bool) (map[string]bool, json.RawMessage, error) {
+		doc, err := a.loadPushRules(ctx, s.UserID)
+		if err != nil {
+			return nil, nil, err
 		}
+		if !initial {
+			return mutedRoomsIn(doc), nil, nil
+		}
+		ruleset, err := json.Marshal(map[string]any{"global": mergePushRules(s.UserID, doc)})
+		return mutedRoomsIn(doc), ruleset, err
 	}
 	body, err := a.syncer.Sync(r.Context(), req)
 	if err != nil {

@@ -203,3 +203,21 @@ func TestMessagesEndOmittedAtRoomStart(t *testing.T) {
 		t.Errorf("a partial page has no end token: %s", res.Raw)
 	}
 }
+
+// TestIdleLongPollMakesNoQuery: a long-poll that times out with nothing new
+// never touches the database.
+func TestIdleLongPollMakesNoQuery(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	alice.CreateRoom(map[string]any{"name": "quiet"})
+	since := alice.Sync("", 0).Get("next_batch").String()
+	alice.Sync(since, 0) // warm the presence tracker and the token cache
+	before := srv.Srv.Store.Queries()
+	s := alice.Sync(since, 100)
+	if n := srv.Srv.Store.Queries() - before; n != 0 {
+		t.Errorf("idle long-poll made %d queries, want 0", n)
+	}
+	if got := s.Get("next_batch").String(); got != since {
+		t.Errorf("idle long-poll next_batch = %s, want %s", got, since)
+	}
+}

@@ -11,7 +11,7 @@ import (
 
 // fillRooms loads every room's timeline, state, receipts, unread counts and
 // summary with a fixed number of batched queries, however many rooms.
-func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*roomResp, limit int) error {
+func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*roomResp, limit int, muted map[string]bool) error {
 	f := req.Filter
 	var bounds []storage.RoomBound
 	var joinIDs, newIDs, inviteIDs []string
@@ -171,7 +171,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 	for _, id := range joinIDs {
 		u := unread[id]
-		if req.Muted[id] {
+		if muted[id] {
 			u.Notifications = u.Highlights
 		}
 		rooms[id].unread = &u

@@ -51,12 +51,13 @@ type Request struct {
 	FullState        bool
 	Timeout          time.Duration
 	SetPresence      string
-	// Muted rooms count only highlights: the user's room rule says
-	// dont_notify, but mentions are override rules and still notify.
-	Muted map[string]bool
-	// PushRules is the user's ruleset ({"global": ...}); an initial sync
-	// sends it as m.push_rules account data unless the user stored one.
-	PushRules json.RawMessage
+	// Rules loads the user's push rules when a response is built (never
+	// for a long-poll that ends with nothing new): the rooms they mute,
+	// which count only highlights since mentions are override rules, and
+	// the ruleset ({"global": ...}) that an initial sync sends as
+	// m.push_rules account data unless the user stored one. Nil means
+	// the server defaults and no ruleset in sync.
+	Rules func(ctx context.Context, initial bool) (muted map[string]bool, ruleset json.RawMessage, err error)
 }
 
 // Sync waits for news (an incremental sync with a timeout) and builds the
@@ -206,10 +207,17 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 		}
 	}
 
-	if initial && !hasPushRules && len(req.PushRules) > 0 && req.Filter.AccountData.Allows("m.push_rules", "") {
-		globalData = append(globalData, storage.AccountData{Type: "m.push_rules", Content: string(req.PushRules)})
+	var muted map[string]bool
+	if req.Rules != nil {
+		var ruleset json.RawMessage
+		if muted, ruleset, err = req.Rules(ctx, initial); err != nil {
+			return nil, err
+		}
+		if initial && !hasPushRules && len(ruleset) > 0 && req.Filter.AccountData.Allows("m.push_rules", "") {
+			globalData = append(globalData, storage.AccountData{Type: "m.push_rules", Content: string(ruleset)})
+		}
 	}
-	if err := s.fillRooms(ctx, req, rooms, limit); err != nil {
+	if err := s.fillRooms(ctx, req, rooms, limit, muted); err != nil {
 		return nil, err
 	}
 	next := Token{Pos: upto, Typing: typingUpto}
