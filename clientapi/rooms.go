@@ -92,21 +92,11 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request, s *session) err
 		if strings.ContainsAny(req.RoomAliasName, ":# ") || !pdu.ValidRoomAlias(alias) {
 			return apierr.New(http.StatusBadRequest, "M_INVALID_PARAM", "Invalid room alias name")
 		}
-		if _, _, err := a.store.GetAlias(ctx, alias); err == nil {
-			return apierr.New(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
-		}
 		cr.Alias = alias
 	}
 	roomID, err := a.rooms.CreateRoom(ctx, cr)
 	if err != nil {
 		return err
-	}
-	if alias != "" {
-		if err := a.store.PutAlias(ctx, alias, roomID, s.UserID); errors.Is(err, storage.ErrConflict) {
-			return apierr.New(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
-		} else if err != nil {
-			return err
-		}
 	}
 	if req.IsDirect && len(cr.Invite) > 0 {
 		if err := a.addDirect(ctx, s.UserID, cr.Invite[0], roomID); err != nil {

@@ -160,3 +160,42 @@ func TestRateLimits(t *testing.T) {
 		t.Errorf("sync while limited = %d, want 200", s)
 	}
 }
+
+// TestConcurrentCreatesRaceForOneAlias: several createRoom calls racing for
+// one alias give exactly one room; the others get M_ROOM_IN_USE and leave
+// no room behind.
+func TestConcurrentCreatesRaceForOneAlias(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	type result struct {
+		st   int
+		code string
+		room string
+	}
+	results := make(chan result, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			st, res := alice.Do("POST", "/_matrix/client/v3/createRoom", map[string]any{"room_alias_name": "contested"})
+			results <- result{st, res.Get("errcode").String(), res.Get("room_id").String()}
+		}()
+	}
+	var winners []string
+	for i := 0; i < 8; i++ {
+		r := <-results
+		switch {
+		case r.st == 200:
+			winners = append(winners, r.room)
+		case r.st != 400 || r.code != "M_ROOM_IN_USE":
+			t.Errorf("losing create = %d %s, want 400 M_ROOM_IN_USE", r.st, r.code)
+		}
+	}
+	if len(winners) != 1 {
+		t.Fatalf("%d creates won the alias, want exactly 1", len(winners))
+	}
+	if got := alice.MustDo("GET", "/_matrix/client/v3/directory/room/"+hstest.Esc("#contested:localhost"), nil).Get("room_id").String(); got != winners[0] {
+		t.Errorf("alias points to %s, want the winner %s", got, winners[0])
+	}
+	if n := len(alice.MustDo("GET", "/_matrix/client/v3/joined_rooms", nil).Get("joined_rooms").Array()); n != 1 {
+		t.Errorf("alice is in %d rooms, want 1: a losing create left a room behind", n)
+	}
+}

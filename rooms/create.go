@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/parley-im/parley/rooms/authrules"
@@ -32,7 +33,7 @@ type CreateRequest struct {
 	Preset             string // private_chat, trusted_private_chat, public_chat
 	Public             bool   // visibility=public: list in the room directory
 	Name, Topic        string
-	Alias              string // full alias (#local:server), already reserved by the caller
+	Alias              string // full alias (#local:server), reserved in the room's transaction
 	Invite             []string
 	InviteProfiles     map[string]Profile
 	IsDirect           bool
@@ -84,8 +85,26 @@ func (b *batch) createRoom(ctx context.Context, roomID, version string, req Crea
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	// The alias is reserved in the room's own transaction, so two creates
+	// racing for one alias cannot both get a room that names it.
+	if req.Alias != "" {
+		taken, err := b.tx.AliasTaken(ctx, req.Alias)
+		if err != nil {
+			return dbErr(err)
+		}
+		if taken {
+			return fmt.Errorf("%w: %s", ErrRoomInUse, req.Alias)
+		}
+	}
 	if err := b.tx.InsertRoom(ctx, storage.Room{RoomID: roomID, Version: version, Creator: req.Creator, Published: req.Public, CreatedTS: now.UnixMilli()}); err != nil {
 		return dbErr(err)
+	}
+	if req.Alias != "" {
+		if err := b.tx.InsertAlias(ctx, req.Alias, roomID, req.Creator); errors.Is(err, storage.ErrConflict) {
+			return &txError{err: fmt.Errorf("%w: %s", ErrRoomInUse, req.Alias)} // taken outside the writer meanwhile
+		} else if err != nil {
+			return dbErr(err)
+		}
 	}
 	b.s.rooms[roomID] = rs
 	b.onUndo(func() { delete(b.s.rooms, roomID) })

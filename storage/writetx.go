@@ -74,6 +74,27 @@ func (w *WriteTx) InsertRoom(ctx context.Context, r Room) error {
 	return nil
 }
 
+// AliasTaken reports whether alias is mapped already, inside the batch.
+func (w *WriteTx) AliasTaken(ctx context.Context, alias string) (bool, error) {
+	var n int
+	if err := w.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM room_aliases WHERE alias = $1`, alias).Scan(&n); err != nil {
+		return false, fmt.Errorf("alias lookup: %w", err)
+	}
+	return n > 0, nil
+}
+
+// InsertAlias maps alias to a room inside the batch; ErrConflict when taken.
+func (w *WriteTx) InsertAlias(ctx context.Context, alias, roomID, creator string) error {
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO room_aliases (alias, room_id, creator) VALUES ($1,$2,$3)`, alias, roomID, creator)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("insert alias: %w", ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert alias: %w", err)
+	}
+	return nil
+}
+
 // InsertEvent appends e to its room's log, and keeps current state and
 // memberships in step when e is a state event.
 func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {
