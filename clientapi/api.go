@@ -23,6 +23,8 @@ import (
 
 	"github.com/parley-im/parley/accounts/password"
 	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/desks"
+	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
 	"github.com/parley-im/parley/ratelimit"
@@ -57,6 +59,10 @@ type Deps struct {
 	Media    *media.Repo
 	Hasher   *password.Hasher
 	Logger   *slog.Logger
+	// Graph holds follows, friendships and blocks (graph_handlers.go).
+	Graph graph.Store
+	// Desks runs customer-service desks (desks_handlers.go); nil disables them.
+	Desks *desks.Service
 }
 
 // API is the client-server API.
@@ -72,6 +78,8 @@ type API struct {
 	hasher *password.Hasher
 	log    *slog.Logger
 	exempt map[string]bool
+	graph  graph.Store
+	desks  *desks.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -93,7 +101,7 @@ func New(cfg Config, d Deps) *API {
 		exempt[u] = true
 	}
 	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, desks: d.Desks,
 		tokens: newTokenCache(100_000), uia: newUIASessions()}
 }
 

@@ -30,6 +30,15 @@ func (a *API) Handler() http.Handler {
 	r.Get("/_matrix/client/v1/register/m.login.registration_token/validity", a.open(a.registrationTokenValidity))
 	r.Get("/_matrix/client/v1/rooms/{roomId}/relations/{eventId}", a.authed(a.relationsStub))
 	r.Get("/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/*", a.authed(a.relationsStub))
+	// Parley's own additions: relationships (graph_handlers.go) and
+	// customer-service desks (desks_handlers.go, admin_handlers.go).
+	r.Route("/_parley/client/v1", func(r chi.Router) {
+		a.mountGraph(r)
+		a.mountDesks(r)
+	})
+	r.Route("/_parley/admin/v1", func(r chi.Router) {
+		a.mountDeskAdmin(r)
+	})
 	for _, prefix := range []string{"/_matrix/client/v3", "/_matrix/client/r0"} {
 		r.Route(prefix, func(r chi.Router) {
 			r.Get("/capabilities", a.authed(a.capabilities))

@@ -37,9 +37,8 @@ func (w *jsonWriter) events(evs []storage.Event, now int64, v rooms.Viewer) *jso
 	return w
 }
 
-func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[string]*roomResp,
-	globalData []storage.AccountData, presence []storage.Presence, toDevice []storage.ToDevice,
-	changed []string, otk map[string]int, fallback []string) []byte {
+func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[string]*roomResp, us userStreams) []byte {
+	globalData, presence, toDevice, changed, otk, fallback := us.globalData, us.presence, us.toDevice, us.changed, us.otk, us.fallback
 	now := s.now().UnixMilli()
 	v := rooms.Viewer{UserID: req.UserID, DeviceID: req.DeviceID}
 	w := newJSONWriter(4096)
@@ -147,7 +146,15 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 		}
 		w.str(a)
 	}
-	w.raw("]}")
+	w.raw("]")
+	w.raw(`,"io.parley.relationships":{"events":[`)
+	for i, n := range us.notices {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.raw(`{"type":`).str(n.Type).raw(`,"content":`).raw(n.Content).raw(`,"origin_server_ts":`).int(n.TS).raw("}")
+	}
+	w.raw("]}}")
 	return w.bytes()
 }
 

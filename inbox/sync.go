@@ -238,14 +238,38 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 			return nil, err
 		}
 	}
+	var notices []storage.UserNotice
+	if !initial {
+		// An initial sync carries no notices: the relationship API gives the
+		// current state, and a notice is news about a change.
+		if notices, err = s.store.UserNoticesSince(ctx, req.UserID, since.Pos, upto, noticeBatch); err != nil {
+			return nil, err
+		}
+	}
 	otk, fallback, err := s.store.OneTimeKeyCounts(ctx, req.UserID, req.DeviceID)
 	if err != nil {
 		return nil, err
 	}
-	return s.render(ctx, req, next, rooms, globalData, presence, toDevice, changed, otk, fallback), nil
+	return s.render(ctx, req, next, rooms, userStreams{globalData: globalData, presence: presence, toDevice: toDevice,
+		changed: changed, otk: otk, fallback: fallback, notices: notices}), nil
 }
 
 const toDeviceBatch = 100
+
+// noticeBatch bounds the notices one sync carries; a client that was away
+// long enough to miss more asks the relationship API for the current state.
+const noticeBatch = 1000
+
+// userStreams is what a sync carries outside rooms.
+type userStreams struct {
+	globalData []storage.AccountData
+	presence   []storage.Presence
+	toDevice   []storage.ToDevice
+	changed    []string
+	otk        map[string]int
+	fallback   []string
+	notices    []storage.UserNotice
+}
 
 func keys(m map[string]int64) []string {
 	out := make([]string, 0, len(m))

@@ -128,3 +128,30 @@ func (s *Service) DeviceListChanged(ctx context.Context, userID string) error {
 		return nil
 	})
 }
+
+// Notice is one per-user notice to deliver through sync.
+type Notice struct {
+	UserID  string
+	Type    string
+	Content []byte // a JSON object
+}
+
+// NotifyUsers stores notices for users (friend requests, new followers) in
+// one commit and wakes every device of each user. Once it returns, every
+// later sync of those users includes them.
+func (s *Service) NotifyUsers(ctx context.Context, notices []Notice) error {
+	if len(notices) == 0 {
+		return nil
+	}
+	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+		ts := b.s.cfg.Now().UnixMilli()
+		for _, n := range notices {
+			pos := b.nextPos()
+			if err := b.tx.InsertUserNotice(ctx, storage.UserNotice{Pos: pos, UserID: n.UserID, Type: n.Type, Content: string(n.Content), TS: ts}); err != nil {
+				return dbErr(err)
+			}
+			b.commit.UserTouches = append(b.commit.UserTouches, Touch{ID: n.UserID, Pos: pos})
+		}
+		return nil
+	})
+}
