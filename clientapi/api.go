@@ -61,6 +61,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Graph holds follows, friendships and blocks (graph_handlers.go).
 	Graph graph.Store
+	// Contacts caches friend lists for presence; friendship changes made
+	// here are forgotten from it at once.
+	Contacts *graph.Contacts
 	// Desks runs customer-service desks (desks_handlers.go); nil disables them.
 	Desks *desks.Service
 }
@@ -68,18 +71,19 @@ type Deps struct {
 // API is the client-server API.
 type API struct {
 	// Static after New.
-	cfg    Config
-	store  *storage.Store
-	rooms  *rooms.Service
-	n      *inbox.Notifier
-	syncer *inbox.Syncer
-	pres   *inbox.Presence
-	media  *media.Repo
-	hasher *password.Hasher
-	log    *slog.Logger
-	exempt map[string]bool
-	graph  graph.Store
-	desks  *desks.Service
+	cfg      Config
+	store    *storage.Store
+	rooms    *rooms.Service
+	n        *inbox.Notifier
+	syncer   *inbox.Syncer
+	pres     *inbox.Presence
+	media    *media.Repo
+	hasher   *password.Hasher
+	log      *slog.Logger
+	exempt   map[string]bool
+	graph    graph.Store
+	contacts *graph.Contacts
+	desks    *desks.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -101,7 +105,7 @@ func New(cfg Config, d Deps) *API {
 		exempt[u] = true
 	}
 	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, desks: d.Desks,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks,
 		tokens: newTokenCache(100_000), uia: newUIASessions()}
 }
 

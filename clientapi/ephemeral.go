@@ -113,8 +113,15 @@ func (a *API) getPresence(w http.ResponseWriter, r *http.Request, s *session) er
 		if err != nil {
 			return err
 		}
+		if !ok && a.graph != nil {
+			rel, err := a.graph.Relationship(r.Context(), s.UserID, user)
+			if err != nil {
+				return graphErr(err, "")
+			}
+			ok = rel.Friends // friends see each other's presence, as room peers do
+		}
 		if !ok {
-			return apierr.Forbidden("You do not share a room with this user")
+			return apierr.Forbidden("You do not share a room with this user, and are not friends")
 		}
 	}
 	state, msg, lastActive, active := a.pres.Get(r.Context(), user)

@@ -126,8 +126,8 @@ func (a *API) addDirect(ctx context.Context, userID, peer, roomID string) error 
 	return a.rooms.PutAccountData(ctx, userID, "", "m.direct", body)
 }
 
-// canInvite is the hook for relationship policies (blocks, friends-only
-// DMs); the graph package adds them.
+// canInvite checks the invitee exists here, then applies blocks and the
+// invitee's DM policy (graph_notices.go).
 func (a *API) canInvite(ctx context.Context, inviter, invitee string) error {
 	if !strings.HasSuffix(invitee, ":"+a.cfg.ServerName) {
 		return apierr.Forbidden("Federation is not enabled on this server: " + invitee + " is remote")
@@ -137,7 +137,7 @@ func (a *API) canInvite(ctx context.Context, inviter, invitee string) error {
 	} else if err != nil {
 		return err
 	}
-	return nil
+	return a.checkRelationship(ctx, inviter, invitee)
 }
 
 // resolveRoom accepts a room ID or a local alias.

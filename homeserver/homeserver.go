@@ -18,6 +18,7 @@ import (
 	"github.com/parley-im/parley/accounts/password"
 	"github.com/parley-im/parley/clientapi"
 	"github.com/parley-im/parley/config"
+	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
 	"github.com/parley-im/parley/ratelimit"
@@ -80,8 +81,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// A user is offline once no device has synced for a full long-poll plus
 	// a margin, so a client that long-polls for the maximum never flaps.
 	idle := max(60*time.Second, time.Duration(cfg.Sync.MaxTimeoutMs)*time.Millisecond+30*time.Second)
-	pres := inbox.NewPresence(store, rs, log, idle)
-	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Logger: log,
+	rel, err := openGraph(ctx, cfg, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	var contacts *graph.Contacts
+	var presContacts inbox.Contacts // stays a nil interface without a graph
+	if rel != nil {
+		contacts = graph.NewContacts(rel, 5*time.Minute, 100_000)
+		presContacts = contacts
+	}
+	pres := inbox.NewPresence(store, rs, presContacts, log, idle)
+	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Contacts: presContacts, Logger: log,
 		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit})
 
 	apiCfg := clientapi.Config{
@@ -97,7 +109,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		limiters = append(limiters, apiCfg.UserLimiter, apiCfg.IPLimiter)
 	}
 	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
-		Presence: pres, Media: repo, Hasher: hasher, Logger: log})
+		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher,

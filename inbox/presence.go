@@ -11,8 +11,15 @@ import (
 )
 
 // PresenceWriter persists presence changes (rooms.Service implements it).
+// alsoWake are users to wake besides those sharing a room: friends.
 type PresenceWriter interface {
-	SetPresence(ctx context.Context, p storage.Presence) error
+	SetPresence(ctx context.Context, p storage.Presence, alsoWake []string) error
+}
+
+// Contacts gives a user's friends, who see their presence as room peers do
+// (graph.Contacts implements it, from a cache).
+type Contacts interface {
+	Friends(ctx context.Context, userID string) ([]string, error)
 }
 
 // Presence tracks who is online. Only state changes are written (through
@@ -20,10 +27,11 @@ type PresenceWriter interface {
 // in memory, so a sync does not cost a write.
 type Presence struct {
 	// Static after construction.
-	store  *storage.Store
-	writer PresenceWriter
-	log    *slog.Logger
-	idle   time.Duration // no sync for this long: offline
+	store    *storage.Store
+	writer   PresenceWriter
+	contacts Contacts // nil: no friends beyond room peers
+	log      *slog.Logger
+	idle     time.Duration // no sync for this long: offline
 
 	mu    sync.Mutex
 	users map[string]*presenceState // guarded by mu
@@ -37,12 +45,12 @@ type presenceState struct {
 	loaded     bool
 }
 
-// NewPresence builds the tracker. idle zero means 60s.
-func NewPresence(store *storage.Store, w PresenceWriter, log *slog.Logger, idle time.Duration) *Presence {
+// NewPresence builds the tracker. idle zero means 60s; contacts may be nil.
+func NewPresence(store *storage.Store, w PresenceWriter, contacts Contacts, log *slog.Logger, idle time.Duration) *Presence {
 	if idle <= 0 {
 		idle = 60 * time.Second
 	}
-	return &Presence{store: store, writer: w, log: log, idle: idle, users: map[string]*presenceState{}}
+	return &Presence{store: store, writer: w, contacts: contacts, log: log, idle: idle, users: map[string]*presenceState{}}
 }
 
 func (p *Presence) load(ctx context.Context, user string) *presenceState {
@@ -99,7 +107,20 @@ func (p *Presence) Set(ctx context.Context, user, state, msg string, now time.Ti
 		st.lastActive = now
 	}
 	p.mu.Unlock()
-	return p.writer.SetPresence(ctx, storage.Presence{UserID: user, State: state, StatusMsg: msg, LastActiveTS: now.UnixMilli()})
+	return p.writer.SetPresence(ctx, storage.Presence{UserID: user, State: state, StatusMsg: msg, LastActiveTS: now.UnixMilli()}, p.friends(ctx, user))
+}
+
+// friends are the users to wake besides room peers. A graph that cannot be
+// asked costs friends this one wake-up, not the change itself.
+func (p *Presence) friends(ctx context.Context, user string) []string {
+	if p.contacts == nil {
+		return nil
+	}
+	fs, err := p.contacts.Friends(ctx, user)
+	if err != nil {
+		p.log.Warn("presence: friends of user", "user", user, "err", err)
+	}
+	return fs
 }
 
 // Get returns a user's presence and when they were last active.
@@ -111,7 +132,7 @@ func (p *Presence) Get(ctx context.Context, user string) (state, msg string, las
 }
 
 func (p *Presence) write(ctx context.Context, user, state, msg string, now time.Time) {
-	if err := p.writer.SetPresence(ctx, storage.Presence{UserID: user, State: state, StatusMsg: msg, LastActiveTS: now.UnixMilli()}); err != nil {
+	if err := p.writer.SetPresence(ctx, storage.Presence{UserID: user, State: state, StatusMsg: msg, LastActiveTS: now.UnixMilli()}, p.friends(ctx, user)); err != nil {
 		p.log.Warn("write presence", "user", user, "err", err)
 	}
 }

@@ -16,6 +16,7 @@ type Syncer struct {
 	store        *storage.Store
 	n            *Notifier
 	presence     *Presence
+	contacts     Contacts // may be nil
 	log          *slog.Logger
 	defaultLimit int
 	now          func() time.Time
@@ -26,6 +27,9 @@ type SyncerConfig struct {
 	Store    *storage.Store
 	Notifier *Notifier
 	Presence *Presence
+	// Contacts adds friends to the users whose presence a sync reports;
+	// nil means room peers only.
+	Contacts Contacts
 	Logger   *slog.Logger
 	// DefaultTimelineLimit applies when the filter sets none. Zero means 10.
 	DefaultTimelineLimit int
@@ -39,7 +43,7 @@ func NewSyncer(cfg SyncerConfig) *Syncer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, log: cfg.Logger,
+	return &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
 		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now}
 }
 
@@ -231,7 +235,7 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 	var presence []storage.Presence
 	var changed []string
 	if !initial {
-		if presence, err = s.store.PresenceSince(ctx, req.UserID, since.Pos, upto); err != nil {
+		if presence, err = s.store.PresenceSince(ctx, req.UserID, since.Pos, upto, s.friends(ctx, req.UserID)); err != nil {
 			return nil, err
 		}
 		if changed, err = s.store.DeviceListChangesSince(ctx, req.UserID, since.Pos, upto); err != nil {
@@ -255,6 +259,19 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 }
 
 const toDeviceBatch = 100
+
+// friends are the user's friends for presence; if the graph cannot be
+// asked, the sync goes on with room peers only.
+func (s *Syncer) friends(ctx context.Context, user string) []string {
+	if s.contacts == nil {
+		return nil
+	}
+	fs, err := s.contacts.Friends(ctx, user)
+	if err != nil {
+		s.log.Warn("sync: friends for presence", "user", user, "err", err)
+	}
+	return fs
+}
 
 // noticeBatch bounds the notices one sync carries; a client that was away
 // long enough to miss more asks the relationship API for the current state.

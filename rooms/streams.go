@@ -104,14 +104,17 @@ func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, txnID,
 }
 
 // SetPresence stores a presence change and wakes everyone who shares a room
-// with the user.
-func (s *Service) SetPresence(ctx context.Context, p storage.Presence) error {
+// with the user, and alsoWake (their friends).
+func (s *Service) SetPresence(ctx context.Context, p storage.Presence, alsoWake []string) error {
 	return s.submit(ctx, func(ctx context.Context, b *batch) error {
 		p.Pos = b.nextPos()
 		if err := b.tx.PutPresence(ctx, p); err != nil {
 			return dbErr(err)
 		}
 		b.commit.PeerTouches = append(b.commit.PeerTouches, Touch{ID: p.UserID, Pos: p.Pos})
+		for _, u := range alsoWake {
+			b.commit.UserTouches = append(b.commit.UserTouches, Touch{ID: u, Pos: p.Pos})
+		}
 		return nil
 	})
 }

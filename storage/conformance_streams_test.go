@@ -36,6 +36,7 @@ func TestConformanceStreams(t *testing.T) {
 		{"to-device", confToDevice},
 		{"presence", confPresence},
 		{"device list changes", confDeviceLists},
+		{"user notices", confUserNotices},
 	})
 }
 
@@ -342,18 +343,20 @@ func confPresence(t *testing.T, ctx context.Context, s *storage.Store) {
 	cases := []struct {
 		viewer      string
 		since, upto int64
+		also        []string
 		want        []string
 	}{
-		{"@v:x", 0, 20, []string{"@p:x@11", "@v:x@16"}}, // a joined peer and oneself; not invitees, leavers, strangers
-		{"@v:x", 11, 20, []string{"@v:x@16"}},
-		{"@v:x", 0, 15, []string{"@p:x@11"}},
-		{"@p:x", 0, 20, []string{"@p:x@11", "@v:x@16"}},
-		{"@q:x", 0, 20, []string{"@q:x@12"}},
-		{"@i:x", 0, 20, []string{"@i:x@13"}}, // an invite shares no joined room
-		{"@l:x", 0, 20, []string{"@l:x@14"}}, // nor does a room one left
+		{"@v:x", 0, 20, nil, []string{"@p:x@11", "@v:x@16"}}, // a joined peer and oneself; not invitees, leavers, strangers
+		{"@v:x", 0, 20, []string{"@q:x", "@nobody:x"}, []string{"@p:x@11", "@q:x@12", "@v:x@16"}}, // friends too
+		{"@v:x", 11, 20, nil, []string{"@v:x@16"}},
+		{"@v:x", 0, 15, nil, []string{"@p:x@11"}},
+		{"@p:x", 0, 20, nil, []string{"@p:x@11", "@v:x@16"}},
+		{"@q:x", 0, 20, nil, []string{"@q:x@12"}},
+		{"@i:x", 0, 20, nil, []string{"@i:x@13"}}, // an invite shares no joined room
+		{"@l:x", 0, 20, nil, []string{"@l:x@14"}}, // nor does a room one left
 	}
 	for _, c := range cases {
-		got, err := s.PresenceSince(ctx, c.viewer, c.since, c.upto)
+		got, err := s.PresenceSince(ctx, c.viewer, c.since, c.upto, c.also)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -398,6 +401,46 @@ func confDeviceLists(t *testing.T, ctx context.Context, s *storage.Store) {
 		slices.Sort(got)
 		if !slices.Equal(got, c.want) {
 			t.Errorf("DeviceListChangesSince(%s, %d, %d) = %q, want %q", c.viewer, c.since, c.upto, got, c.want)
+		}
+	}
+}
+
+func confUserNotices(t *testing.T, ctx context.Context, s *storage.Store) {
+	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
+		for i, n := range []storage.UserNotice{
+			{Pos: 1, UserID: "@v:x", Type: "io.parley.friend_request", Content: `{"n":1}`, TS: 5},
+			{Pos: 2, UserID: "@p:x", Type: "io.parley.follow", Content: `{"n":2}`, TS: 6},
+			{Pos: 3, UserID: "@v:x", Type: "io.parley.friendship", Content: `{"n":3}`, TS: 7},
+			{Pos: 4, UserID: "@v:x", Type: "io.parley.follow", Content: `{"n":4}`, TS: 8},
+		} {
+			if err := tx.InsertUserNotice(ctx, n); err != nil {
+				return fmt.Errorf("notice %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	cases := []struct {
+		user               string
+		since, upto, limit int
+		want               []string
+	}{
+		{"@v:x", 0, 10, 100, []string{`1 io.parley.friend_request {"n":1} 5`, `3 io.parley.friendship {"n":3} 7`, `4 io.parley.follow {"n":4} 8`}},
+		{"@v:x", 1, 3, 100, []string{`3 io.parley.friendship {"n":3} 7`}},
+		{"@v:x", 0, 10, 2, []string{`1 io.parley.friend_request {"n":1} 5`, `3 io.parley.friendship {"n":3} 7`}},
+		{"@p:x", 0, 10, 100, []string{`2 io.parley.follow {"n":2} 6`}},
+		{"@q:x", 0, 10, 100, nil},
+	}
+	for _, c := range cases {
+		got, err := s.UserNoticesSince(ctx, c.user, int64(c.since), int64(c.upto), c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotS []string
+		for _, n := range got {
+			gotS = append(gotS, fmt.Sprintf("%d %s %s %d", n.Pos, n.Type, n.Content, n.TS))
+		}
+		if !slices.Equal(gotS, c.want) {
+			t.Errorf("UserNoticesSince(%s, %d, %d, %d) = %q, want %q", c.user, c.since, c.upto, c.limit, gotS, c.want)
 		}
 	}
 }

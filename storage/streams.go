@@ -212,12 +212,20 @@ func (s *Store) GetPresence(ctx context.Context, userID string) (Presence, error
 
 // PresenceSince returns presence changes after since of users who share a
 // joined room with viewer (and viewer's own).
-func (s *Store) PresenceSince(ctx context.Context, viewer string, since, upto int64) ([]Presence, error) {
+func (s *Store) PresenceSince(ctx context.Context, viewer string, since, upto int64, also []string) ([]Presence, error) {
+	args := []any{viewer, since, upto}
+	alsoSQL := ""
+	if len(also) > 0 {
+		for _, u := range also {
+			args = append(args, u)
+		}
+		alsoSQL = " OR p.user_id IN (" + placeholders(4, len(also)) + ")"
+	}
 	rows, err := s.read.QueryContext(ctx, `SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.pos FROM presence p
 		WHERE p.pos > $2 AND p.pos <= $3 AND (p.user_id = $1 OR p.user_id IN (
 			SELECT b.user_id FROM memberships a JOIN memberships b ON a.room_id = b.room_id
-			WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join'))
-		ORDER BY p.pos`, viewer, since, upto)
+			WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join')`+alsoSQL+`)
+		ORDER BY p.pos`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("presence since: %w", err)
 	}
