@@ -3,6 +3,7 @@ package inbox
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -93,6 +94,20 @@ func matchType(pattern, typ string) bool {
 }
 
 // Allows reports whether an event of this type and sender passes.
+// AllowsType reports whether some sender's events of type typ pass, so a
+// sync can skip reading a stream the filter drops whole.
+func (f *EventFilter) AllowsType(typ string) bool {
+	for _, p := range f.NotTypes {
+		if matchType(p, typ) {
+			return false
+		}
+	}
+	if f.Types != nil && !slices.ContainsFunc(*f.Types, func(p string) bool { return matchType(p, typ) }) {
+		return false
+	}
+	return f.Senders == nil || len(*f.Senders) > 0
+}
+
 func (f *EventFilter) Allows(typ, sender string) bool {
 	for _, p := range f.NotTypes {
 		if matchType(p, typ) {

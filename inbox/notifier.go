@@ -37,6 +37,8 @@ type Notifier struct {
 	userRooms   map[string]map[string]struct{}
 	roomPos     map[string]int64
 	userPos     map[string]int64 // latest stream position that concerns the user
+	ownPos      map[string]int64 // latest position of the user's own streams: membership, account data, to-device, notices
+	peerPos     map[string]int64 // latest presence or device-list change of the user or a room peer
 	userTyping  map[string]int64 // latest typing serial that concerns the user
 
 	shards [shardCount]waitShard
@@ -73,6 +75,8 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 		userRooms:   map[string]map[string]struct{}{},
 		roomPos:     roomPos,
 		userPos:     map[string]int64{},
+		ownPos:      map[string]int64{},
+		peerPos:     map[string]int64{},
 		userTyping:  map[string]int64{},
 	}
 	n.pos.Store(pos)
@@ -111,6 +115,7 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 				n.removeMemberLocked(ev.RoomID, target)
 			}
 			n.touchUserLocked(target, ev.Pos)
+			n.ownPos[target] = ev.Pos
 		}
 		for u := range n.roomMembers[ev.RoomID] {
 			n.touchUserLocked(u, ev.Pos)
@@ -124,12 +129,15 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 	}
 	for _, t := range c.UserTouches {
 		n.touchUserLocked(t.ID, t.Pos)
+		n.ownPos[t.ID] = t.Pos
 	}
 	for _, t := range c.PeerTouches {
 		n.touchUserLocked(t.ID, t.Pos)
+		n.peerPos[t.ID] = t.Pos
 		for room := range n.userRooms[t.ID] {
 			for u := range n.roomMembers[room] {
 				n.touchUserLocked(u, t.Pos)
+				n.peerPos[u] = t.Pos
 			}
 		}
 	}
@@ -211,6 +219,21 @@ func (n *Notifier) unsubscribe(user string, ch chan struct{}) {
 		sh.waiters[user] = list
 	}
 	sh.mu.Unlock()
+}
+
+// StreamNews says which of user's non-room streams may hold news after
+// since: own (memberships, account data, notices) and peers (presence and
+// device lists of room peers; friends' presence arrives as own news). A
+// sync skips the queries of a stream with no news, so a message in a big
+// room wakes each member for a few cheap queries, not every stream's.
+func (n *Notifier) StreamNews(user string, since int64) (own, peers bool) {
+	if since < n.startPos {
+		return true, true // older than the tables
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	own = n.ownPos[user] > since
+	return own, own || n.peerPos[user] > since
 }
 
 // HasNews reports whether anything concerning user happened after the token.

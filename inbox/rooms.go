@@ -176,7 +176,16 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		}
 		rooms[id].unread = &u
 	}
-	summaries, err := s.store.RoomSummaries(ctx, req.UserID, joinIDs)
+	// A summary goes out when it may have changed: in a newly joined room,
+	// or when members came or went. A message in a big room then costs no
+	// read of its member list.
+	var summaryIDs []string
+	for _, id := range joinIDs {
+		if r := rooms[id]; r.newlyJoin || r.fullState || membersChanged(r) {
+			summaryIDs = append(summaryIDs, id)
+		}
+	}
+	summaries, err := s.store.RoomSummaries(ctx, req.UserID, summaryIDs)
 	if err != nil {
 		return err
 	}
@@ -255,6 +264,20 @@ func (s *Syncer) stateBeforeTimelines(ctx context.Context, rms map[string]*roomR
 		}
 	}
 	return out, nil
+}
+
+// membersChanged reports whether a room's response carries a membership
+// change (a limited timeline's gap state counts too).
+func membersChanged(r *roomResp) bool {
+	if r.limited {
+		return true
+	}
+	for i := range r.timeline {
+		if r.timeline[i].Type == "m.room.member" {
+			return true
+		}
+	}
+	return false
 }
 
 func inTimeline(r *roomResp, eventID string) bool {

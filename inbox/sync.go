@@ -126,10 +126,19 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 		since = *req.Since
 	}
 
+	// Streams with no news since the token cost no query (see StreamNews).
+	ownNews, peerNews := true, true
+	if !initial {
+		ownNews, peerNews = s.n.StreamNews(req.UserID, since.Pos)
+	}
+
 	// Which rooms: membership changes from the store, room news from memory.
-	changes, err := s.store.MembershipChanges(ctx, req.UserID, since.Pos, upto)
-	if err != nil {
-		return nil, err
+	var changes []storage.Membership
+	var err error
+	if ownNews {
+		if changes, err = s.store.MembershipChanges(ctx, req.UserID, since.Pos, upto); err != nil {
+			return nil, err
+		}
 	}
 	rooms := map[string]*roomResp{}
 	get := func(id, section string) *roomResp {
@@ -189,9 +198,11 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 	}
 
 	// Account data first: room account data can add rooms to the response.
-	accountData, err := s.store.AccountDataSince(ctx, req.UserID, since.Pos, upto)
-	if err != nil {
-		return nil, err
+	var accountData []storage.AccountData
+	if ownNews {
+		if accountData, err = s.store.AccountDataSince(ctx, req.UserID, since.Pos, upto); err != nil {
+			return nil, err
+		}
 	}
 	var globalData []storage.AccountData
 	hasPushRules := false
@@ -234,16 +245,18 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 	}
 	var presence []storage.Presence
 	var changed []string
-	if !initial {
-		if presence, err = s.store.PresenceSince(ctx, req.UserID, since.Pos, upto, s.friends(ctx, req.UserID)); err != nil {
-			return nil, err
+	if !initial && peerNews {
+		if f.Presence.AllowsType("m.presence") {
+			if presence, err = s.store.PresenceSince(ctx, req.UserID, since.Pos, upto, s.friends(ctx, req.UserID)); err != nil {
+				return nil, err
+			}
 		}
 		if changed, err = s.store.DeviceListChangesSince(ctx, req.UserID, since.Pos, upto); err != nil {
 			return nil, err
 		}
 	}
 	var notices []storage.UserNotice
-	if !initial {
+	if !initial && ownNews {
 		// An initial sync carries no notices: the relationship API gives the
 		// current state, and a notice is news about a change.
 		if notices, err = s.store.UserNoticesSince(ctx, req.UserID, since.Pos, upto, noticeBatch); err != nil {

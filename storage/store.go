@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,19 +65,65 @@ func (s *Store) SetCommitFault(f func() error) {
 
 // countedDB counts the statements it runs, so tests can prove that a sync's
 // query count does not grow with the number of rooms.
+//
+// With a statement cache (SQLite), queries run as prepared statements:
+// SQLite would otherwise parse every statement anew, which was an eighth of
+// a woken long-poll's cost. pgx caches statements per connection itself.
 type countedDB struct {
 	*sql.DB
-	n *atomic.Int64
+	n     *atomic.Int64
+	stmts *stmtCache // nil: no cache
 }
 
 func (d countedDB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	d.n.Add(1)
+	if st := d.stmts.get(ctx, d.DB, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return d.DB.QueryContext(ctx, q, args...)
 }
 
 func (d countedDB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	d.n.Add(1)
+	if st := d.stmts.get(ctx, d.DB, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return d.DB.QueryRowContext(ctx, q, args...)
+}
+
+// stmtCache holds prepared statements by query text. It is bounded: when
+// full it starts over, so queries whose text varies (IN lists of any
+// length) cannot grow it without end.
+type stmtCache struct {
+	mu    sync.Mutex
+	max   int
+	stmts map[string]*sql.Stmt // guarded by mu
+}
+
+func newStmtCache(max int) *stmtCache { return &stmtCache{max: max, stmts: map[string]*sql.Stmt{}} }
+
+// get returns a prepared statement for q, or nil to run it unprepared.
+func (c *stmtCache) get(ctx context.Context, db *sql.DB, q string) *sql.Stmt {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.stmts[q]; st != nil {
+		return st
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil // the plain query reports the error
+	}
+	if len(c.stmts) >= c.max {
+		for k, old := range c.stmts {
+			old.Close() // database/sql closes it once in-flight queries finish
+			delete(c.stmts, k)
+		}
+	}
+	c.stmts[q] = st
+	return st
 }
 
 func (d countedDB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -92,6 +139,9 @@ func newStore(read, write *sql.DB, postgres bool) *Store {
 	s := &Store{postgres: postgres}
 	s.read = countedDB{DB: read, n: &s.queries}
 	s.write = countedDB{DB: write, n: &s.queries}
+	if !postgres {
+		s.read.stmts = newStmtCache(512)
+	}
 	return s
 }
 

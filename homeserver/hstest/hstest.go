@@ -31,6 +31,10 @@ import (
 type Store struct {
 	Name string
 	URL  string // "" for SQLite
+	// Neo4jURL puts the relationship graph in Neo4j instead of the main
+	// store. The server then gets a server name of its own, so its users
+	// never meet another test's in the shared Neo4j.
+	Neo4jURL string
 }
 
 // Stores returns SQLite, and PostgreSQL when PARLEY_TEST_DATABASE_URL is set.
@@ -43,6 +47,18 @@ func Stores(t testing.TB) []Store {
 		return out
 	}
 	return append(out, Store{Name: "postgres", URL: NewPostgresDB(t, admin)})
+}
+
+// GraphStores returns Stores, and SQLite with the graph in Neo4j when
+// PARLEY_TEST_NEO4J_URL is set: every relationship backend.
+func GraphStores(t testing.TB) []Store {
+	out := Stores(t)
+	neo := os.Getenv("PARLEY_TEST_NEO4J_URL")
+	if neo == "" {
+		t.Log("PARLEY_TEST_NEO4J_URL not set: skipping Neo4j (SQL graph only)")
+		return out
+	}
+	return append(out, Store{Name: "neo4j", Neo4jURL: neo})
 }
 
 // NewPostgresDB creates a database for one test and drops it afterwards.
@@ -96,6 +112,10 @@ func Start(t testing.TB, o Options) *Server {
 		cfg.DataDir = t.TempDir()
 	}
 	cfg.DatabaseURL = o.Store.URL
+	if o.Store.Neo4jURL != "" {
+		cfg.Graph.Neo4jURL = o.Store.Neo4jURL
+		cfg.ServerName = fmt.Sprintf("t%d-%d.localhost", time.Now().UnixNano()%1e9, rand.IntN(1e6))
+	}
 	cfg.Registration.Mode = config.RegistrationOpen
 	cfg.RateLimit.Enabled = false
 	cfg.Passwords.Argon2MemoryKiB = 64
