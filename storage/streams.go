@@ -357,17 +357,33 @@ func (s *Store) UnreadCounts(ctx context.Context, userID string, roomIDs []strin
 	for _, r := range roomIDs {
 		args = append(args, r)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT e.room_id,
-			SUM(CASE WHEN e.notify = 1 OR e.room_mention = 1 OR m.pos IS NOT NULL THEN 1 ELSE 0 END),
-			SUM(CASE WHEN e.room_mention = 1 OR m.pos IS NOT NULL THEN 1 ELSE 0 END)
-		FROM events e
-		LEFT JOIN event_mentions m ON m.user_id = $1 AND m.room_id = e.room_id AND m.pos = e.pos
-		WHERE e.room_id IN (`+placeholders(3, len(roomIDs))+`) AND e.pos <= $2 AND e.sender <> $1
-		AND (e.notify = 1 OR e.room_mention = 1 OR m.pos IS NOT NULL)
-		AND e.pos > COALESCE((SELECT MAX(r.event_pos) FROM receipts r
-			WHERE r.room_id = e.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')
-			AND r.thread_id = ''), 0)
-		GROUP BY e.room_id`, args...)
+	// The read position (the latest read receipt) is found once per room,
+	// then only notifying events after it are read, through a partial index
+	// (schema 007), plus
+	// the user's own mentions: the cost follows the unread count, not the
+	// room's history or its member list.
+	var values strings.Builder
+	for i := range roomIDs {
+		if i > 0 {
+			values.WriteByte(',')
+		}
+		fmt.Fprintf(&values, "(CAST($%d AS TEXT))", i+3)
+	}
+	rows, err := s.read.QueryContext(ctx, `WITH asked(room_id) AS (VALUES `+values.String()+`),
+		readpos AS (SELECT asked.room_id, COALESCE((SELECT MAX(r.event_pos) FROM receipts r
+			WHERE r.room_id = asked.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')
+			AND r.thread_id = ''), 0) AS pos FROM asked)
+		SELECT room_id, SUM(n), SUM(h) FROM (
+			SELECT e.room_id, 1 AS n, CASE WHEN e.room_mention = 1 OR EXISTS (SELECT 1 FROM event_mentions m
+				WHERE m.user_id = $1 AND m.room_id = e.room_id AND m.pos = e.pos) THEN 1 ELSE 0 END AS h
+			FROM readpos JOIN events e ON e.room_id = readpos.room_id AND e.pos > readpos.pos AND e.pos <= $2
+			WHERE (e.notify = 1 OR e.room_mention = 1) AND e.sender <> $1
+			UNION ALL
+			SELECT m.room_id, 1 AS n, 1 AS h
+			FROM readpos JOIN event_mentions m ON m.user_id = $1 AND m.room_id = readpos.room_id AND m.pos > readpos.pos AND m.pos <= $2
+			JOIN events e ON e.room_id = m.room_id AND e.pos = m.pos
+			WHERE e.notify = 0 AND e.room_mention = 0 AND e.sender <> $1
+		) counted GROUP BY room_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("unread counts: %w", err)
 	}
