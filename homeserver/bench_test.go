@@ -3,6 +3,8 @@ package homeserver_test
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -73,4 +75,48 @@ func BenchmarkSendConcurrent(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sends/s")
 		})
 	}
+}
+
+// BenchmarkInitialSync measures a first sync for a user in many rooms with
+// history: PARLEY_BENCH_ROOMS rooms (default 100; the goal is 1,000 under
+// a second) of 20 messages each, with the default timeline limit.
+func BenchmarkInitialSync(b *testing.B) {
+	n := 100
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_ROOMS")); err == nil && v > 0 {
+		n = v
+	}
+	srv := hstest.Start(b, hstest.Options{})
+	alice := srv.Register(b, "alice")
+	bob := srv.Register(b, "bob")
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			room := alice.CreateRoom(map[string]any{"name": fmt.Sprint("room ", i), "invite": []string{bob.UserID}})
+			bob.Join(room)
+			for j := 0; j < 20; j++ {
+				c := alice
+				if j%2 == 1 {
+					c = bob
+				}
+				c.Send(room, fmt.Sprint("h", i, "_", j), "history message")
+			}
+		}()
+	}
+	wg.Wait()
+	size := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res := alice.Sync("", 0)
+		size = len(res.Raw)
+		if got := len(res.Get("rooms.join").Map()); got != n {
+			b.Fatalf("initial sync has %d rooms, want %d", got, n)
+		}
+	}
+	b.ReportMetric(float64(size)/1024, "KiB/response")
 }
