@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// client is a minimal Matrix client-server API client shared by every
+// simulated user. One transport serves them all so that connections are
+// reused; it keeps enough idle connections for every held long-poll, or each
+// answered poll would cost a new TCP connection.
+type client struct {
+	base      string
+	presence  string // set_presence of every sync
+	transport *http.Transport
+	requests  *http.Client // everything but long-polls
+	polls     *http.Client // long-polls: the server holds them for the poll timeout
+}
+
+func newClient(base, presence string, conns int, requestTimeout, pollTimeout time.Duration) *client {
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          0, // no overall limit: the per-host one is what matters
+		MaxIdleConnsPerHost:   conns + 64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &client{
+		base:      strings.TrimSuffix(base, "/"),
+		presence:  presence,
+		transport: tr,
+		requests:  &http.Client{Transport: tr, Timeout: requestTimeout},
+		polls:     &http.Client{Transport: tr, Timeout: pollTimeout + 30*time.Second},
+	}
+}
+
+func (c *client) close() { c.transport.CloseIdleConnections() }
+
+// user is one registered account with one device.
+type user struct {
+	localpart string
+	id        string
+	token     string
+	txn       atomic.Uint64 // last transaction ID used on the device
+}
+
+// statusError is a non-200 answer.
+type statusError struct {
+	Status     int
+	Errcode    string
+	Body       string
+	RetryAfter time.Duration // from retry_after_ms on a 429
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("HTTP %d %s: %.200s", e.Status, e.Errcode, e.Body)
+}
+
+// do sends one request and returns the body of a 200 answer.
+func (c *client) do(ctx context.Context, hc *http.Client, method, path, token string, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	what, _, _ := strings.Cut(path, "?") // a sync filter only makes errors long
+	what = method + " " + what
+	resp, err := hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) { // it repeats method and URL
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read body: %w", what, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		res := gjson.ParseBytes(raw)
+		se := &statusError{Status: resp.StatusCode, Errcode: res.Get("errcode").String(), Body: string(raw),
+			RetryAfter: time.Duration(res.Get("retry_after_ms").Int()) * time.Millisecond}
+		return nil, fmt.Errorf("%s: %w", what, se)
+	}
+	return raw, nil
+}
+
+// setupCall is a request made while building a scenario: its body is
+// marshalled, its answer parsed, and a 429 is waited out and retried, so
+// that a server with rate limits still gets set up (slowly).
+func (c *client) setupCall(ctx context.Context, method, path, token string, body any) (gjson.Result, error) {
+	var raw []byte
+	if body != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			return gjson.Result{}, fmt.Errorf("marshal: %w", err)
+		}
+	}
+	for {
+		out, err := c.do(ctx, c.requests, method, path, token, raw)
+		var se *statusError
+		if !errors.As(err, &se) || se.Status != http.StatusTooManyRequests {
+			return gjson.ParseBytes(out), err
+		}
+		wait := max(se.RetryAfter, 100*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return gjson.Result{}, fmt.Errorf("%w (while rate limited)", err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+func roomPath(roomID string) string { return "/_matrix/client/v3/rooms/" + url.PathEscape(roomID) }
+
+// createRoom makes a room that anyone may join, so members need one request
+// (a join) rather than two (invite and join): this matters for 10,000.
+func (c *client) createRoom(ctx context.Context, owner *user, name string) (string, error) {
+	body := map[string]any{"preset": "public_chat", "name": name}
+	res, err := c.setupCall(ctx, "POST", "/_matrix/client/v3/createRoom", owner.token, body)
+	if err != nil {
+		return "", fmt.Errorf("create room %s: %w", name, err)
+	}
+	id := res.Get("room_id").String()
+	if id == "" {
+		return "", fmt.Errorf("create room %s: no room_id in %.200s", name, res.Raw)
+	}
+	return id, nil
+}
+
+func (c *client) join(ctx context.Context, u *user, roomID string) error {
+	if _, err := c.setupCall(ctx, "POST", roomPath(roomID)+"/join", u.token, map[string]any{}); err != nil {
+		return fmt.Errorf("%s joins %s: %w", u.id, roomID, err)
+	}
+	return nil
+}
+
+// Bench messages carry these content keys. The send time is in
+// microseconds because canonical JSON (which a homeserver checks event
+// content against) allows integers only up to 2^53, and Unix nanoseconds are
+// past that.
+const (
+	contentID     = "parley_bench_id"
+	contentSentUS = "parley_bench_ts_us"
+)
+
+// messageBody is an m.text message carrying its ID and send time, built by
+// hand because it is on the hot path of every sending goroutine.
+func messageBody(id uint64, sent time.Time) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"msgtype":"m.text","body":"parley-bench `...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `","`+contentID+`":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `,"`+contentSentUS+`":`...)
+	b = strconv.AppendInt(b, sent.UnixMicro(), 10)
+	return append(b, '}')
+}
+
+// send posts one bench message and returns once the server acknowledges it.
+func (c *client) send(ctx context.Context, u *user, roomID string, id uint64, sent time.Time) error {
+	txn := "pb" + strconv.FormatUint(u.txn.Add(1), 10)
+	_, err := c.do(ctx, c.requests, "PUT", roomPath(roomID)+"/send/m.room.message/"+txn, u.token, messageBody(id, sent))
+	return err
+}

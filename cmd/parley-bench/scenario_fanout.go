@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// runFanout measures delivery to a big room: K members hold long-polls in
+// one room and each sender sends, waits until the last member's sync has the
+// message, and sends the next. The time to the last delivery is what the
+// slowest member of a big group waits.
+func runFanout(ctx context.Context, b *bench) (*report, error) {
+	o := b.opt
+	rep := newReport(o, map[string]any{"members": o.Members, "senders": o.Senders, "duration": o.Duration.String()})
+	setupStart := time.Now()
+	sctx, cancelSetup := b.setupContext(ctx)
+	defer cancelSetup()
+	senders, members, room, err := b.setupFanout(sctx)
+	var since []string
+	if err == nil {
+		since, err = b.initialSyncs(sctx, members)
+	}
+	if err != nil {
+		return nil, setupError(err)
+	}
+	tr := newFanoutTracker(len(members))
+	ps, err := b.startPollers(ctx, sctx, members, since, tr.deliver)
+	setup := time.Since(setupStart)
+	if err != nil {
+		return nil, setupError(err)
+	}
+	defer ps.stop()
+
+	var acked, incomplete atomic.Int64
+	mctx, end := b.measureWindow(ctx, func() string {
+		return fmt.Sprintf("%d complete, %d deliveries, %d errors", tr.complete.Load(), tr.deliveries.Load(), b.errs.total())
+	})
+	sendCtx := uncancelled(ctx)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		wg.Go(func() {
+			for mctx.Err() == nil {
+				id, t0 := b.ids.Add(1), time.Now()
+				done := tr.expect(id, t0) // before the send: a delivery may beat the acknowledgement
+				if err := b.c.send(sendCtx, s, room, id, t0); err != nil {
+					tr.forget(id)
+					if ctx.Err() == nil {
+						b.errs.add(err)
+						sleepCtx(mctx, 10*time.Millisecond)
+					}
+					continue
+				}
+				acked.Add(1)
+				if !b.awaitAll(ctx, mctx, done) {
+					tr.forget(id)
+					incomplete.Add(1)
+				}
+			}
+		})
+	}
+	<-mctx.Done()
+	end()
+	wg.Wait() // the last messages are let finish, up to --drain
+	elapsed := time.Since(start)
+	ps.stop()
+
+	rep.finish(setup, elapsed, b.errs)
+	rep.Counts["acked_sends"] = acked.Load()
+	rep.Counts["complete_messages"] = tr.complete.Load()
+	rep.Counts["incomplete_messages"] = incomplete.Load()
+	rep.Counts["deliveries"] = tr.deliveries.Load()
+	rep.Counts["polls_answered"] = ps.answers.Load()
+	rep.Counts["limited_timelines"] = ps.limited.Load()
+	rep.rate("complete_messages", tr.complete.Load())
+	rep.rate("deliveries", tr.deliveries.Load())
+	rep.Latency["time_to_last_delivery"] = tr.toLast.summary()
+	rep.Latency["delivery"] = tr.each.summary()
+	return rep, nil
+}
+
+// awaitAll waits for done; once the window has ended it waits at most
+// --drain more. It reports whether every member got the message.
+func (b *bench) awaitAll(ctx, window context.Context, done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	case <-window.Done():
+	}
+	dctx, cancel := context.WithTimeout(ctx, b.opt.Drain)
+	defer cancel()
+	select {
+	case <-done:
+		return true
+	case <-dctx.Done():
+		return false
+	}
+}
+
+// setupFanout registers the senders and members; the first sender creates
+// the room and everyone else joins it.
+func (b *bench) setupFanout(ctx context.Context) (senders, members []*user, room string, err error) {
+	if senders, err = b.registerUsers(ctx, "s", b.opt.Senders); err != nil {
+		return nil, nil, "", err
+	}
+	if members, err = b.registerUsers(ctx, "m", b.opt.Members); err != nil {
+		return nil, nil, "", err
+	}
+	rooms, err := b.createRooms(ctx, senders[0], 1)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	room = rooms[0]
+	var joins []membership
+	for _, u := range slices.Concat(senders[1:], members) {
+		joins = append(joins, membership{u, room})
+	}
+	return senders, members, room, b.joinAll(ctx, joins)
+}
+
+// fanoutTracker counts, per message in flight, the members still waiting
+// for it.
+type fanoutTracker struct {
+	members int
+	mu      sync.Mutex
+	pending map[uint64]*pendingMessage // guarded by mu
+
+	each       *histogram // send to each member's delivery
+	toLast     *histogram // send to the last member's delivery
+	deliveries atomic.Int64
+	complete   atomic.Int64
+}
+
+type pendingMessage struct {
+	sent time.Time
+	left int
+	done chan struct{} // closed when left reaches 0
+}
+
+func newFanoutTracker(members int) *fanoutTracker {
+	return &fanoutTracker{members: members, pending: map[uint64]*pendingMessage{}, each: newHistogram(), toLast: newHistogram()}
+}
+
+func (t *fanoutTracker) expect(id uint64, sent time.Time) <-chan struct{} {
+	p := &pendingMessage{sent: sent, left: t.members, done: make(chan struct{})}
+	t.mu.Lock()
+	t.pending[id] = p
+	t.mu.Unlock()
+	return p.done
+}
+
+func (t *fanoutTracker) forget(id uint64) {
+	t.mu.Lock()
+	delete(t.pending, id)
+	t.mu.Unlock()
+}
+
+// deliver is called by the pollers. A message already forgotten (failed or
+// timed out) still counts as a delivery but not towards latency.
+func (t *fanoutTracker) deliver(d delivery) {
+	t.deliveries.Add(1)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.pending[d.id]
+	if p == nil {
+		return
+	}
+	t.each.record(d.received.Sub(p.sent))
+	p.left--
+	if p.left == 0 {
+		t.toLast.record(d.received.Sub(p.sent))
+		t.complete.Add(1)
+		delete(t.pending, d.id)
+		close(p.done)
+	}
+}
