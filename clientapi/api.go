@@ -286,10 +286,13 @@ func writeJSON(w http.ResponseWriter, v any) error {
 	return nil
 }
 
+// writeRaw sends a JSON body. A failed write means the client has gone:
+// there is no one to tell, and the header is already out, so it is not an
+// error for fail to answer.
 func writeRaw(w http.ResponseWriter, body []byte) error {
 	w.Header().Set("Content-Type", "application/json")
-	_, err := w.Write(body)
-	return err
+	_, _ = w.Write(body)
+	return nil
 }
 
 var emptyObject = json.RawMessage(`{}`)

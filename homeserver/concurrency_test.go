@@ -1,10 +1,14 @@
 package homeserver_test
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parley-im/parley/homeserver/hstest"
 )
@@ -111,4 +115,33 @@ func firstDiff(a, b []string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestClientHangsUpMidSend has clients give up on sends at every stage: the
+// send must neither race with the writer (go test -race) nor be stored twice
+// when retried.
+func TestClientHangsUpMidSend(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%5)*100*time.Microsecond)
+				req, _ := http.NewRequestWithContext(ctx, "PUT", fmt.Sprintf("%s/_matrix/client/v3/rooms/%s/send/m.room.message/hang%d-%d",
+					srv.URL, hstest.Esc(room), g, i), strings.NewReader(`{"msgtype":"m.text","body":"x"}`))
+				req.Header.Set("Authorization", "Bearer "+alice.Token)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+				cancel()
+				alice.Send(room, fmt.Sprintf("hang%d-%d", g, i), "x") // the retry a real client makes
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(alice.MessageBodies(room)); n != 200 {
+		t.Errorf("room holds %d messages after 200 sends, each retried once; want 200", n)
+	}
 }

@@ -61,7 +61,10 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 		eventID = ev.ID
 		return nil
 	})
-	return eventID, err
+	if err != nil {
+		return "", err // the writer may still be running fn: eventID is not ours to read
+	}
+	return eventID, nil
 }
 
 // lookupTxn finds a txnId used before, in this batch or in the database.
@@ -153,7 +156,10 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 		eventID = ev.ID
 		return nil
 	})
-	return eventID, err
+	if err != nil {
+		return "", err // the writer may still be running fn: eventID is not ours to read
+	}
+	return eventID, nil
 }
 
 // RedactRequest redacts one event.
@@ -212,7 +218,10 @@ func (s *Service) Redact(ctx context.Context, req RedactRequest) (string, error)
 		eventID = ev.ID
 		return b.applyRedaction(ctx, rs, target, ev)
 	})
-	return eventID, err
+	if err != nil {
+		return "", err // the writer may still be running fn: eventID is not ours to read
+	}
+	return eventID, nil
 }
 
 // applyRedaction rewrites the target's stored forms. The redaction event is
