@@ -2,6 +2,8 @@ package homeserver_test
 
 import (
 	"fmt"
+	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -219,5 +221,33 @@ func TestIdleLongPollMakesNoQuery(t *testing.T) {
 	}
 	if got := s.Get("next_batch").String(); got != since {
 		t.Errorf("idle long-poll next_batch = %s, want %s", got, since)
+	}
+}
+
+// TestLongPollIgnoresNewsItsFilterDrops: a peer's presence change wakes the
+// long-poll of a client whose filter drops presence; it must keep waiting
+// and answer with the next message, not come back empty.
+func TestLongPollIgnoresNewsItsFilterDrops(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+	room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+	bob.Join(room)
+	filter := url.QueryEscape(`{"presence":{"not_types":["*"]}}`)
+	since := alice.MustDo("GET", "/_matrix/client/v3/sync?filter="+filter, nil).Get("next_batch").String()
+	got := make(chan gjson.Result, 1)
+	go func() {
+		got <- alice.MustDo("GET", "/_matrix/client/v3/sync?timeout=10000&filter="+filter+"&since="+url.QueryEscape(since), nil)
+	}()
+	time.Sleep(100 * time.Millisecond) // let the long-poll start waiting
+	bob.MustDo("PUT", "/_matrix/client/v3/presence/"+hstest.Esc(bob.UserID)+"/status", map[string]any{"presence": "unavailable"})
+	time.Sleep(300 * time.Millisecond)
+	bob.Send(room, "m1", "worth waking for")
+	select {
+	case res := <-got:
+		if b := hstest.Bodies(res, room); !slices.Equal(b, []string{"worth waking for"}) {
+			t.Errorf("long-poll answered with %q (%s), want the message", b, res.Raw)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("long-poll did not answer")
 	}
 }

@@ -66,6 +66,12 @@ type Request struct {
 
 // Sync waits for news (an incremental sync with a timeout) and builds the
 // response. A sync that times out with nothing new makes no query at all.
+//
+// A wake-up can bring nothing this request shows: a peer's presence under
+// a filter that drops presence, a receipt in a room filtered out. Such a
+// long-poll goes back to waiting from the newer position rather than
+// answering empty, so a presence storm in a big room does not make every
+// member's client come back for nothing.
 func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 	if req.Filter == nil {
 		req.Filter = &Filter{}
@@ -73,18 +79,29 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 	if req.SetPresence != "offline" {
 		s.presence.Synced(ctx, req.UserID, req.SetPresence, s.now())
 	}
-	if req.Since != nil && !req.FullState && req.Timeout > 0 && !s.n.HasNews(req.UserID, *req.Since) {
-		timer := time.NewTimer(req.Timeout)
-		s.n.Wait(ctx, req.UserID, *req.Since, timer.C)
-		timer.Stop()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	waits := req.Since != nil && !req.FullState && req.Timeout > 0
+	deadline := time.Now().Add(req.Timeout)
+	for {
+		if waits && !s.n.HasNews(req.UserID, *req.Since) {
+			timer := time.NewTimer(time.Until(deadline))
+			s.n.Wait(ctx, req.UserID, *req.Since, timer.C)
+			timer.Stop()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if !s.n.HasNews(req.UserID, *req.Since) {
+				return emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice}), nil
+			}
 		}
-		if !s.n.HasNews(req.UserID, *req.Since) {
-			return emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice}), nil
+		body, next, empty, err := s.build(ctx, req)
+		if err != nil || !empty || !waits {
+			return body, err
 		}
+		if !time.Now().Before(deadline) {
+			return body, nil // time is up: answer with the newer token
+		}
+		req.Since = &next
 	}
-	return s.build(ctx, req)
 }
 
 func emptyResponse(t Token) []byte {
@@ -112,7 +129,9 @@ type roomResp struct {
 	summary    *storage.Summary
 }
 
-func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
+// build makes the response for req. empty reports that it carries nothing
+// but next, the token to continue from.
+func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, error) {
 	f := req.Filter
 	limit := f.Room.Timeline.Limit
 	if limit <= 0 {
@@ -137,7 +156,7 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 	var err error
 	if ownNews {
 		if changes, err = s.store.MembershipChanges(ctx, req.UserID, since.Pos, upto); err != nil {
-			return nil, err
+			return nil, Token{}, false, err
 		}
 	}
 	rooms := map[string]*roomResp{}
@@ -201,7 +220,7 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 	var accountData []storage.AccountData
 	if ownNews {
 		if accountData, err = s.store.AccountDataSince(ctx, req.UserID, since.Pos, upto); err != nil {
-			return nil, err
+			return nil, Token{}, false, err
 		}
 	}
 	var globalData []storage.AccountData
@@ -226,19 +245,19 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 	if req.Rules != nil {
 		var ruleset json.RawMessage
 		if muted, ruleset, err = req.Rules(ctx, initial); err != nil {
-			return nil, err
+			return nil, Token{}, false, err
 		}
 		if initial && !hasPushRules && len(ruleset) > 0 && req.Filter.AccountData.Allows("m.push_rules", "") {
 			globalData = append(globalData, storage.AccountData{Type: "m.push_rules", Content: string(ruleset)})
 		}
 	}
 	if err := s.fillRooms(ctx, req, rooms, limit, muted); err != nil {
-		return nil, err
+		return nil, Token{}, false, err
 	}
 	next := Token{Pos: upto, Typing: typingUpto}
 	toDevice, err := s.store.ToDeviceFor(ctx, req.UserID, req.DeviceID, since.toDeviceAcked(), upto, toDeviceBatch)
 	if err != nil {
-		return nil, err
+		return nil, Token{}, false, err
 	}
 	if len(toDevice) == toDeviceBatch {
 		next.ToDevice = toDevice[len(toDevice)-1].Pos
@@ -248,11 +267,11 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 	if !initial && peerNews {
 		if f.Presence.AllowsType("m.presence") {
 			if presence, err = s.store.PresenceSince(ctx, req.UserID, since.Pos, upto, s.friends(ctx, req.UserID)); err != nil {
-				return nil, err
+				return nil, Token{}, false, err
 			}
 		}
 		if changed, err = s.store.DeviceListChangesSince(ctx, req.UserID, since.Pos, upto); err != nil {
-			return nil, err
+			return nil, Token{}, false, err
 		}
 	}
 	var notices []storage.UserNotice
@@ -260,15 +279,17 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, error) {
 		// An initial sync carries no notices: the relationship API gives the
 		// current state, and a notice is news about a change.
 		if notices, err = s.store.UserNoticesSince(ctx, req.UserID, since.Pos, upto, noticeBatch); err != nil {
-			return nil, err
+			return nil, Token{}, false, err
 		}
 	}
 	otk, fallback, err := s.store.OneTimeKeyCounts(ctx, req.UserID, req.DeviceID)
 	if err != nil {
-		return nil, err
+		return nil, Token{}, false, err
 	}
+	empty := len(rooms) == 0 && len(globalData) == 0 && len(presence) == 0 && len(toDevice) == 0 &&
+		len(changed) == 0 && len(notices) == 0
 	return s.render(ctx, req, next, rooms, userStreams{globalData: globalData, presence: presence, toDevice: toDevice,
-		changed: changed, otk: otk, fallback: fallback, notices: notices}), nil
+		changed: changed, otk: otk, fallback: fallback, notices: notices}), next, empty, nil
 }
 
 const toDeviceBatch = 100
