@@ -53,14 +53,21 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 
 	// State: full state for new rooms and invites, the skipped-over state for
 	// limited incremental rooms.
-	full, err := s.store.CurrentStateOf(ctx, append(append([]string(nil), newIDs...), inviteIDs...))
+	lazy := f.Room.State.LazyLoadMembers
+	stateIDs := append(append([]string(nil), newIDs...), inviteIDs...)
+	var full []storage.Event
+	if lazy {
+		// Member events come below, for the timeline's senders only.
+		full, err = s.store.CurrentStateWithoutMembers(ctx, stateIDs, req.UserID)
+	} else {
+		full, err = s.store.CurrentStateOf(ctx, stateIDs)
+	}
 	if err != nil {
 		return err
 	}
 	if full, err = s.stateBeforeTimelines(ctx, rooms, full); err != nil {
 		return err
 	}
-	lazy := f.Room.State.LazyLoadMembers
 	for _, e := range full {
 		r := rooms[e.RoomID]
 		if r.section == "invite" {
@@ -99,7 +106,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		// Members of timeline senders that the state above did not carry.
 		var pairs []storage.RoomUser
 		for _, r := range rooms {
-			if r.section == "invite" || r.newlyJoin || r.fullState {
+			if r.section == "invite" {
 				continue
 			}
 			seen := map[string]bool{}

@@ -37,6 +37,7 @@ func TestConformanceStreams(t *testing.T) {
 		{"presence", confPresence},
 		{"device list changes", confDeviceLists},
 		{"user notices", confUserNotices},
+		{"current state", confCurrentState},
 	})
 }
 
@@ -441,6 +442,44 @@ func confUserNotices(t *testing.T, ctx context.Context, s *storage.Store) {
 		}
 		if !slices.Equal(gotS, c.want) {
 			t.Errorf("UserNoticesSince(%s, %d, %d, %d) = %q, want %q", c.user, c.since, c.upto, c.limit, gotS, c.want)
+		}
+	}
+}
+
+func confCurrentState(t *testing.T, ctx context.Context, s *storage.Store) {
+	seedRooms(t, s)
+	ids := func(evs []storage.Event) []string {
+		var out []string
+		for _, e := range evs {
+			out = append(out, e.EventID)
+		}
+		return out
+	}
+	cases := []struct {
+		name   string
+		rooms  []string
+		member string // "" = CurrentStateOf
+		want   []string
+	}{
+		{"whole state of both rooms", []string{"!a:x", "!b:x"}, "", []string{"$e1", "$e2", "$e3", "$e4", "$e6", "$e7", "$e8"}},
+		{"one room", []string{"!b:x"}, "", []string{"$e7", "$e8"}},
+		{"no rooms", nil, "", nil},
+		{"lazy: only the viewer's member event", []string{"!a:x", "!b:x"}, "@p:x", []string{"$e1", "$e3", "$e7"}},
+		{"lazy: a viewer with no member event", []string{"!a:x"}, "@nobody:x", []string{"$e1"}},
+	}
+	for _, c := range cases {
+		var got []storage.Event
+		var err error
+		if c.member == "" {
+			got, err = s.CurrentStateOf(ctx, c.rooms)
+		} else {
+			got, err = s.CurrentStateWithoutMembers(ctx, c.rooms, c.member)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids(got), c.want) {
+			t.Errorf("%s: %q, want %q", c.name, ids(got), c.want)
 		}
 	}
 }

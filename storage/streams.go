@@ -338,6 +338,26 @@ func (s *Store) CurrentStateOf(ctx context.Context, roomIDs []string) ([]Event, 
 	return collectEvents(rows, false)
 }
 
+// CurrentStateWithoutMembers is CurrentStateOf with only member's own
+// m.room.member event: what a lazy-loading sync needs, without reading a
+// big room's whole member list.
+func (s *Store) CurrentStateWithoutMembers(ctx context.Context, roomIDs []string, member string) ([]Event, error) {
+	if len(roomIDs) == 0 {
+		return nil, nil
+	}
+	args := []any{member}
+	for _, r := range roomIDs {
+		args = append(args, r)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM current_state cs JOIN events e ON e.event_id = cs.event_id
+		WHERE cs.room_id IN (`+placeholders(2, len(roomIDs))+`) AND (cs.type <> 'm.room.member' OR cs.state_key = $1)
+		ORDER BY e.pos`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("current state without members: %w", err)
+	}
+	return collectEvents(rows, false)
+}
+
 // Unread is a room's notification and highlight counts for one user.
 type Unread struct {
 	Notifications int64
