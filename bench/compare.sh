@@ -127,8 +127,8 @@ EOF
 	synapse)
 		local db
 		db=$(fresh_db synapse_bench synapse)
-		"$peers/synapse-venv/bin/python" -m synapse.app.homeserver --server-name localhost \
-			--config-path "$dir/homeserver.yaml" --data-directory "$dir" --generate-config --report-stats=no >/dev/null
+		(cd "$dir" && "$peers/synapse-venv/bin/python" -m synapse.app.homeserver --server-name localhost \
+			--config-path "$dir/homeserver.yaml" --data-directory "$dir" --generate-config --report-stats=no >/dev/null)
 		"$peers/synapse-venv/bin/python" - "$dir/homeserver.yaml" "$db" "$port" "$secret" <<'EOF'
 import sys, urllib.parse, yaml
 path, db, port, secret = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
