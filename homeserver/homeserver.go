@@ -18,6 +18,7 @@ import (
 	"github.com/parley-im/parley/accounts/password"
 	"github.com/parley-im/parley/clientapi"
 	"github.com/parley-im/parley/config"
+	"github.com/parley-im/parley/desks"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
@@ -37,6 +38,8 @@ type Server struct {
 	Rooms    *rooms.Service
 	Notifier *inbox.Notifier
 	Hasher   *password.Hasher
+	Desks    *desks.Service
+	Graph    graph.Store
 	handler  http.Handler
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
@@ -96,6 +99,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Contacts: presContacts, Logger: log,
 		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit})
 
+	ds, err := desks.New(ctx, desks.Config{ServerName: cfg.ServerName, Store: store, Rooms: rs, Presence: pres, Logger: log})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+
 	apiCfg := clientapi.Config{
 		ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		RegistrationMode: cfg.Registration.Mode, RegistrationTokens: cfg.Registration.Tokens,
@@ -109,14 +118,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		limiters = append(limiters, apiCfg.UserLimiter, apiCfg.IPLimiter)
 	}
 	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
-		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts})
+		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher,
-		handler: api.Handler(), cancel: cancel}
+	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
+		Desks: ds, handler: api.Handler(), cancel: cancel}
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })
+	s.goBackground(func() { ds.Run(bgCtx) })
 	return s, nil
 }
 
@@ -179,6 +189,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.bg.Wait()
 	if err := s.Rooms.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.Graph.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if err := s.Store.Close(); err != nil {
