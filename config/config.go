@@ -134,11 +134,11 @@ type Sync struct {
 	DefaultTimelineLimit int `yaml:"default_timeline_limit"`
 }
 
-// Graph configures the Neo4j social-graph store. It is not used yet; the keys
-// exist so that configurations can be written ahead of it.
+// Graph says where the relationship graph lives: Neo4j when Neo4jURL is
+// set, else tables in the main store.
 type Graph struct {
 	// Neo4jURL is a neo4j:// or bolt:// URL (or their +s, +ssc variants).
-	// Zero value means no graph store.
+	// Zero value keeps the graph in the main store.
 	Neo4jURL string `yaml:"neo4j_url"`
 	// Neo4jUser and Neo4jPassword authenticate to Neo4j. Zero values mean
 	// no authentication.

@@ -81,7 +81,8 @@ sync:
   default_timeline_limit: 10
 
 graph:
-  # Neo4j social-graph store; not used yet. Empty means none.
+  # Neo4j for the relationship graph (friends, follows, blocks). Empty keeps
+  # the graph in the main store (SQLite or PostgreSQL).
   # Env: PARLEY_NEO4J_URL.
   neo4j_url: ""
   neo4j_user: ""
