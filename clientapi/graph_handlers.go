@@ -49,6 +49,8 @@ func graphErr(err error, blocked string) error {
 		return apierr.Forbidden(blocked)
 	case errors.Is(err, graph.ErrSelf):
 		return apierr.InvalidParam("You cannot do that to yourself")
+	case errors.Is(err, graph.ErrInvalidPage):
+		return apierr.InvalidParam("Invalid from token")
 	case errors.Is(err, graph.ErrNotFound):
 		return apierr.NotFound("No such pending friend request")
 	case errors.Is(err, graph.ErrUnavailable):

@@ -185,6 +185,7 @@ func TestFriendRequestRules(t *testing.T) {
 				{"not JSON", "POST", rel + "/friend_requests", []byte("{"), 400, "M_NOT_JSON"},
 				{"bad dir", "GET", rel + "/friend_requests?dir=sideways", nil, 400, "M_INVALID_PARAM"},
 				{"bad limit", "GET", rel + "/friends?limit=0", nil, 400, "M_INVALID_PARAM"},
+				{"bad from", "GET", rel + "/friends?from=garbage", nil, 400, "M_INVALID_PARAM"},
 				{"self follow", "PUT", rel + "/follows/" + hstest.Esc(a.UserID), map[string]any{}, 400, "M_INVALID_PARAM"},
 				{"bad policy", "PUT", rel + "/privacy", map[string]any{"dm_policy": "nobody"}, 400, "M_INVALID_PARAM"},
 			}
