@@ -41,7 +41,9 @@ def dig(report, path):
     for key in path:
         if not isinstance(cur, dict) or key not in cur:
             return None
-        cur = cur[key]
+        parent, cur = cur, cur[key]
+    if path[0] == "latency_ms" and not parent.get("count"):
+        return None  # nothing was measured: no acknowledged send or delivery
     return cur if isinstance(cur, (int, float)) else None
 
 
