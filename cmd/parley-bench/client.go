@@ -153,11 +153,25 @@ func (c *client) createRoom(ctx context.Context, owner *user, name string) (stri
 	return id, nil
 }
 
+// join joins u to roomID. Dendrite answers 202 when a join takes long and
+// finishes it in the background; the join is then asked again (joining twice is harmless)
+// until the server confirms it.
 func (c *client) join(ctx context.Context, u *user, roomID string) error {
-	if _, err := c.setupCall(ctx, "POST", roomPath(roomID)+"/join", u.token, map[string]any{}); err != nil {
-		return fmt.Errorf("%s joins %s: %w", u.id, roomID, err)
+	for {
+		_, err := c.setupCall(ctx, "POST", roomPath(roomID)+"/join", u.token, map[string]any{})
+		var se *statusError
+		if err == nil {
+			return nil
+		}
+		if !errors.As(err, &se) || se.Status != http.StatusAccepted {
+			return fmt.Errorf("%s joins %s: %w", u.id, roomID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s joins %s: %w", u.id, roomID, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // Bench messages carry these content keys. The send time is in
