@@ -347,7 +347,7 @@ func confPresence(t *testing.T, ctx context.Context, s *storage.Store) {
 		also        []string
 		want        []string
 	}{
-		{"@v:x", 0, 20, nil, []string{"@p:x@11", "@v:x@16"}}, // a joined peer and oneself; not invitees, leavers, strangers
+		{"@v:x", 0, 20, nil, []string{"@p:x@11", "@v:x@16"}},                                      // a joined peer and oneself; not invitees, leavers, strangers
 		{"@v:x", 0, 20, []string{"@q:x", "@nobody:x"}, []string{"@p:x@11", "@q:x@12", "@v:x@16"}}, // friends too
 		{"@v:x", 11, 20, nil, []string{"@v:x@16"}},
 		{"@v:x", 0, 15, nil, []string{"@p:x@11"}},
