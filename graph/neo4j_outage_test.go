@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/graph"
+	"github.com/parley-im/parley/homeserver/hstest"
 )
 
 // TestNeo4jOutage cuts Neo4j off in the middle of a Block, after the block
@@ -29,17 +30,17 @@ func TestNeo4jOutage(t *testing.T) {
 
 	cases := []struct {
 		name string
-		mode proxyMode
+		mode hstest.ProxyMode
 	}{
-		{"connection lost", refusing},
-		{"server stops answering", stalled},
+		{"connection lost", hstest.Refusing},
+		{"server stops answering", hstest.Stalled},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			proxy := startFaultProxy(t, u.Host)
+			proxy := hstest.StartFaultProxy(t, u.Host)
 			viaProxy := target
-			viaProxy.URL, viaProxy.Timeout = "bolt://"+proxy.addr(), timeout
+			viaProxy.URL, viaProxy.Timeout = "bolt://"+proxy.Addr(), timeout
 			s := openNeo4j(t, viaProxy)
 
 			ns := newNamespace()
@@ -50,7 +51,7 @@ func TestNeo4jOutage(t *testing.T) {
 			before := must(observer.Relationship(ctx, a, b))(t)
 
 			// Block merges the block, then deletes the friendship: trip there.
-			proxy.armTrip("DELETE", c.mode)
+			proxy.ArmTrip("DELETE", c.mode)
 			start := time.Now()
 			_, err := s.Block(ctx, a, b)
 			elapsed := time.Since(start)
@@ -63,7 +64,7 @@ func TestNeo4jOutage(t *testing.T) {
 				t.Errorf("Relationship while cut off = %v after %v, want ErrUnavailable within %v", err, time.Since(start), bound)
 			}
 
-			proxy.restore()
+			proxy.Restore()
 			if after := must(observer.Relationship(ctx, a, b))(t); after != before {
 				t.Errorf("after the failed Block: %+v, want it unchanged: %+v", after, before)
 			}

@@ -2,13 +2,10 @@ package homeserver_test
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -404,14 +401,14 @@ func TestNeo4jGoneAnswers503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newCuttableProxy(t, u.Host)
-	u.Host = proxy.addr
+	proxy := hstest.StartFaultProxy(t, u.Host)
+	u.Host = proxy.Addr()
 	srv := hstest.Start(t, hstest.Options{Store: hstest.Store{Name: "neo4j", Neo4jURL: u.String()}})
 	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
 	alice.MustDo("PUT", rel+"/follows/"+hstest.Esc(bob.UserID), map[string]any{})
 	room := alice.CreateRoom(map[string]any{"name": "still here"})
 
-	proxy.cut(true)
+	proxy.Cut()
 	for _, c := range []struct{ method, path string }{
 		{"PUT", rel + "/blocks/" + hstest.Esc(bob.UserID)},
 		{"DELETE", rel + "/follows/" + hstest.Esc(bob.UserID)},
@@ -427,7 +424,7 @@ func TestNeo4jGoneAnswers503(t *testing.T) {
 		t.Errorf("sync during the outage: %q", got)
 	}
 
-	proxy.cut(false)
+	proxy.Restore()
 	hstest.Eventually(t, "relationships back", func() bool {
 		st, _ := alice.Do("GET", rel+"/relationship/"+hstest.Esc(bob.UserID), nil)
 		return st == 200
@@ -435,62 +432,5 @@ func TestNeo4jGoneAnswers503(t *testing.T) {
 	r := alice.MustDo("GET", rel+"/relationship/"+hstest.Esc(bob.UserID), nil)
 	if !r.Get("following").Bool() || r.Get("blocked").Bool() {
 		t.Errorf("after the outage: %s, want the follow kept and no block", r.Raw)
-	}
-}
-
-// cuttableProxy forwards TCP to target until cut, which also drops every
-// open connection, as a Neo4j that went away does.
-type cuttableProxy struct {
-	addr   string
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
-}
-
-func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cuttableProxy{addr: ln.Addr().String(), target: target}
-	t.Cleanup(func() { ln.Close(); p.cut(true) })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *cuttableProxy) cut(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
 	}
 }

@@ -1,4 +1,4 @@
-package graph_test
+package hstest
 
 import (
 	"bytes"
@@ -8,39 +8,41 @@ import (
 	"testing"
 )
 
-// faultProxy stands between the Neo4j driver and Neo4j on 127.0.0.1:0 and
-// forwards bytes both ways until it trips. Armed with a trigger, it trips
-// when the client sends those bytes (a Cypher fragment), before forwarding
+// FaultProxy stands between a client (the Neo4j driver) and its server on
+// 127.0.0.1:0 and forwards bytes both ways until it trips or is cut. Armed with a trigger, it trips
+// when the client sends those bytes (a Cypher fragment), before Forwarding
 // them, so the fault lands inside a transaction. Tripped, it either drops
 // every connection and refuses new ones (Neo4j gone), or keeps them open and
 // forwards nothing (Neo4j stopped answering, the case that hangs clients
 // without deadlines).
-type faultProxy struct {
+type FaultProxy struct {
 	ln     net.Listener
 	target string
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex // guards the fields below
-	mode    proxyMode
+	mode    ProxyMode
 	trigger []byte
-	onTrip  proxyMode
+	onTrip  ProxyMode
 	conns   map[net.Conn]struct{}
 }
 
-type proxyMode int
+// ProxyMode is what a FaultProxy does with traffic.
+type ProxyMode int
 
 const (
-	forwarding proxyMode = iota
-	refusing             // connections are closed as soon as they open
-	stalled              // connections stay open; nothing is forwarded
+	Forwarding ProxyMode = iota
+	Refusing             // connections are closed as soon as they open
+	Stalled              // connections stay open; nothing is forwarded
 )
 
-func startFaultProxy(t testing.TB, target string) *faultProxy {
+// StartFaultProxy forwards to target until the test ends.
+func StartFaultProxy(t testing.TB, target string) *FaultProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p := &FaultProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	p.wg.Go(p.accept)
 	t.Cleanup(func() {
 		ln.Close()
@@ -50,25 +52,34 @@ func startFaultProxy(t testing.TB, target string) *faultProxy {
 	return p
 }
 
-func (p *faultProxy) addr() string { return p.ln.Addr().String() }
+// Addr is the proxy's host:port.
+func (p *FaultProxy) Addr() string { return p.ln.Addr().String() }
 
-// armTrip makes the proxy switch to mode when the client next sends trigger.
-func (p *faultProxy) armTrip(trigger string, mode proxyMode) {
+// ArmTrip makes the proxy switch to mode when the client next sends trigger.
+func (p *FaultProxy) ArmTrip(trigger string, mode ProxyMode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.trigger, p.onTrip = []byte(trigger), mode
 }
 
-// restore drops every connection, as a network that heals does to the
-// connections that lived through the fault, and forwards again.
-func (p *faultProxy) restore() {
+// Cut drops every connection and refuses new ones: the server is gone.
+func (p *FaultProxy) Cut() {
 	p.mu.Lock()
-	p.mode, p.trigger = forwarding, nil
+	p.mode, p.trigger = Refusing, nil
 	p.mu.Unlock()
 	p.closeAll()
 }
 
-func (p *faultProxy) accept() {
+// Restore drops every connection, as a network that heals does to the
+// connections that lived through the fault, and forwards again.
+func (p *FaultProxy) Restore() {
+	p.mu.Lock()
+	p.mode, p.trigger = Forwarding, nil
+	p.mu.Unlock()
+	p.closeAll()
+}
+
+func (p *FaultProxy) accept() {
 	for {
 		client, err := p.ln.Accept()
 		if err != nil {
@@ -78,10 +89,10 @@ func (p *faultProxy) accept() {
 		mode := p.mode
 		p.mu.Unlock()
 		switch mode {
-		case refusing:
+		case Refusing:
 			client.Close()
 			continue
-		case stalled:
+		case Stalled:
 			p.track(client)
 			p.wg.Go(func() { io.Copy(io.Discard, client) })
 			continue
@@ -101,7 +112,7 @@ func (p *faultProxy) accept() {
 // pipe copies src to dst. Client bytes (watch) are checked for the trigger,
 // with the tail of the previous read kept so a trigger split across two
 // reads is still seen.
-func (p *faultProxy) pipe(src, dst net.Conn, watch bool) {
+func (p *FaultProxy) pipe(src, dst net.Conn, watch bool) {
 	defer p.drop(src, dst)
 	buf := make([]byte, 32<<10)
 	var tail []byte
@@ -121,10 +132,10 @@ func (p *faultProxy) pipe(src, dst net.Conn, watch bool) {
 		mode := p.mode
 		p.mu.Unlock()
 		switch mode {
-		case refusing:
+		case Refusing:
 			p.closeAll()
 			return
-		case stalled:
+		case Stalled:
 			continue // swallow it: the peer waits for an answer that never comes
 		}
 		if _, err := dst.Write(chunk); err != nil {
@@ -133,13 +144,13 @@ func (p *faultProxy) pipe(src, dst net.Conn, watch bool) {
 	}
 }
 
-func (p *faultProxy) track(c net.Conn) {
+func (p *FaultProxy) track(c net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.conns[c] = struct{}{}
 }
 
-func (p *faultProxy) drop(conns ...net.Conn) {
+func (p *FaultProxy) drop(conns ...net.Conn) {
 	p.mu.Lock()
 	for _, c := range conns {
 		delete(p.conns, c)
@@ -150,7 +161,7 @@ func (p *faultProxy) drop(conns ...net.Conn) {
 	}
 }
 
-func (p *faultProxy) closeAll() {
+func (p *FaultProxy) closeAll() {
 	p.mu.Lock()
 	conns := p.conns
 	p.conns = map[net.Conn]struct{}{}
