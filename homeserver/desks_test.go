@@ -191,15 +191,7 @@ func TestDeskAdminAPI(t *testing.T) {
 			if got := before.Get("service_user").String(); got != "@desk.shop:localhost" {
 				t.Errorf("service_user = %q, want @desk.shop:localhost", got)
 			}
-			cases := []struct {
-				name   string
-				c      *hstest.Client
-				method string
-				path   string
-				body   any
-				status int
-				code   string
-			}{
+			cases := []errorCase{
 				{"non-admin puts a desk", alice, "PUT", w.deskPath(), map[string]any{}, 403, "M_FORBIDDEN"},
 				{"non-admin reads a desk", alice, "GET", w.deskPath(), nil, 403, "M_FORBIDDEN"},
 				{"non-admin lists desks", alice, "GET", deskAdminAPI + "/desks", nil, 403, "M_FORBIDDEN"},
@@ -230,12 +222,7 @@ func TestDeskAdminAPI(t *testing.T) {
 				{"skills not a list", w.boss, "PUT", w.deskPath() + "/agents/" + hstest.Esc(alice.UserID), map[string]any{"skills": "presale"}, 400, "M_BAD_JSON"},
 				{"remove a non-agent", w.boss, "DELETE", w.deskPath() + "/agents/" + hstest.Esc(alice.UserID), nil, 404, "M_NOT_FOUND"},
 			}
-			for _, tc := range cases {
-				st, res := tc.c.Do(tc.method, tc.path, tc.body)
-				if st != tc.status || res.Get("errcode").String() != tc.code {
-					t.Errorf("%s: %s %s = %d %s, want %d %s", tc.name, tc.method, tc.path, st, res.Raw, tc.status, tc.code)
-				}
-			}
+			expectErrors(t, cases)
 			if after := w.boss.MustDo("GET", w.deskPath(), nil); after.Raw != before.Raw {
 				t.Errorf("refused requests changed the desk:\n got %s\nwant %s", after.Raw, before.Raw)
 			}
@@ -290,15 +277,7 @@ func TestDeskClientErrors(t *testing.T) {
 	base := deskClientAPI + "shop/consultations"
 	before := w.live().Raw
 
-	cases := []struct {
-		name   string
-		c      *hstest.Client
-		method string
-		path   string
-		body   any
-		status int
-		code   string
-	}{
+	cases := []errorCase{
 		{"unknown desk", cust, "POST", deskClientAPI + "nope/consultations", map[string]any{"category": "presale", "body": "hi"}, 404, "M_NOT_FOUND"},
 		{"unknown category", cust, "POST", base, map[string]any{"category": "repairs", "body": "hi"}, 400, "M_INVALID_PARAM"},
 		{"no category", cust, "POST", base, map[string]any{"body": "hi"}, 400, "M_INVALID_PARAM"},
@@ -326,12 +305,7 @@ func TestDeskClientErrors(t *testing.T) {
 		{"status of a non-agent", eve, "PUT", deskClientAPI + "shop/agents/" + hstest.Esc(eve.UserID) + "/status", map[string]any{"status": "away"}, 404, "M_NOT_FOUND"},
 		{"unknown list state", ann, "GET", base + "?state=bogus", nil, 400, "M_INVALID_PARAM"},
 	}
-	for _, tc := range cases {
-		st, res := tc.c.Do(tc.method, tc.path, tc.body)
-		if st != tc.status || res.Get("errcode").String() != tc.code {
-			t.Errorf("%s: %s %s = %d %s, want %d %s", tc.name, tc.method, tc.path, st, res.Raw, tc.status, tc.code)
-		}
-	}
+	expectErrors(t, cases)
 	if after := w.live().Raw; after != before {
 		t.Errorf("refused requests changed the desk:\n got %s\nwant %s", after, before)
 	}

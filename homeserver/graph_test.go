@@ -170,28 +170,17 @@ func TestFriendRequestRules(t *testing.T) {
 				}
 			}
 
-			errs := []struct {
-				name, method, path string
-				body               any
-				status             int
-				code               string
-			}{
-				{"self request", "POST", rel + "/friend_requests", map[string]any{"user_id": a.UserID}, 400, "M_INVALID_PARAM"},
-				{"unknown user", "POST", rel + "/friend_requests", map[string]any{"user_id": "@nobody:" + srv.Cfg.ServerName}, 404, "M_NOT_FOUND"},
-				{"no user", "POST", rel + "/friend_requests", map[string]any{}, 400, "M_MISSING_PARAM"},
-				{"not JSON", "POST", rel + "/friend_requests", []byte("{"), 400, "M_NOT_JSON"},
-				{"bad dir", "GET", rel + "/friend_requests?dir=sideways", nil, 400, "M_INVALID_PARAM"},
-				{"bad limit", "GET", rel + "/friends?limit=0", nil, 400, "M_INVALID_PARAM"},
-				{"bad from", "GET", rel + "/friends?from=garbage", nil, 400, "M_INVALID_PARAM"},
-				{"self follow", "PUT", rel + "/follows/" + hstest.Esc(a.UserID), map[string]any{}, 400, "M_INVALID_PARAM"},
-				{"bad policy", "PUT", rel + "/privacy", map[string]any{"dm_policy": "nobody"}, 400, "M_INVALID_PARAM"},
-			}
-			for _, e := range errs {
-				st, res := a.Do(e.method, e.path, e.body)
-				if st != e.status || res.Get("errcode").String() != e.code {
-					t.Errorf("%s: %d %s, want %d %s", e.name, st, res.Raw, e.status, e.code)
-				}
-			}
+			expectErrors(t, []errorCase{
+				{"self request", a, "POST", rel + "/friend_requests", map[string]any{"user_id": a.UserID}, 400, "M_INVALID_PARAM"},
+				{"unknown user", a, "POST", rel + "/friend_requests", map[string]any{"user_id": "@nobody:" + srv.Cfg.ServerName}, 404, "M_NOT_FOUND"},
+				{"no user", a, "POST", rel + "/friend_requests", map[string]any{}, 400, "M_MISSING_PARAM"},
+				{"not JSON", a, "POST", rel + "/friend_requests", []byte("{"), 400, "M_NOT_JSON"},
+				{"bad dir", a, "GET", rel + "/friend_requests?dir=sideways", nil, 400, "M_INVALID_PARAM"},
+				{"bad limit", a, "GET", rel + "/friends?limit=0", nil, 400, "M_INVALID_PARAM"},
+				{"bad from", a, "GET", rel + "/friends?from=garbage", nil, 400, "M_INVALID_PARAM"},
+				{"self follow", a, "PUT", rel + "/follows/" + hstest.Esc(a.UserID), map[string]any{}, 400, "M_INVALID_PARAM"},
+				{"bad policy", a, "PUT", rel + "/privacy", map[string]any{"dm_policy": "nobody"}, 400, "M_INVALID_PARAM"},
+			})
 			if st, _ := srv.Anon(t).Do("GET", rel+"/friends", nil); st != 401 {
 				t.Errorf("friends without a token = %d, want 401", st)
 			}
