@@ -32,9 +32,7 @@ func (s *Service) Transfer(ctx context.Context, deskID, id string, who Actor, to
 		return ConsultationView{}, err
 	}
 	v := d.viewLocked(c)
-	touched := d.takeDirty()
-	d.mu.Unlock()
-	s.reconcileAll(ctx, touched)
+	s.unlockAndReconcile(ctx, d)
 	return v, nil
 }
 
@@ -97,9 +95,7 @@ func (s *Service) Close(ctx context.Context, deskID, id string, who Actor, ratin
 		err = s.drainLocked(ctx, d, now)
 	}
 	v := d.viewLocked(c)
-	touched := d.takeDirty()
-	d.mu.Unlock()
-	s.reconcileAll(ctx, touched)
+	s.unlockAndReconcile(ctx, d)
 	if err != nil {
 		return ConsultationView{}, err
 	}
@@ -171,8 +167,6 @@ func (s *Service) SetStatus(ctx context.Context, deskID, agent string, who Actor
 	if i := d.agentIndex(agent); i >= 0 {
 		v = s.agentViewLocked(ctx, d, i)
 	}
-	touched := d.takeDirty()
-	d.mu.Unlock()
-	s.reconcileAll(ctx, touched)
+	s.unlockAndReconcile(ctx, d)
 	return v, err
 }

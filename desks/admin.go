@@ -261,9 +261,7 @@ func (s *Service) PutAgent(ctx context.Context, deskID, userID string, p AgentPa
 	d.putAgentLocked(userID, a.Skills, a.Capacity, Status(a.Status), fromMs(a.LastAssignedTS))
 	err = s.drainLocked(ctx, d, s.cfg.Now())
 	v := s.agentViewLocked(ctx, d, d.agentIndex(userID))
-	touched := d.takeDirty()
-	d.mu.Unlock()
-	s.reconcileAll(ctx, touched)
+	s.unlockAndReconcile(ctx, d)
 	return v, err
 }
 
@@ -305,9 +303,7 @@ func (s *Service) RemoveAgent(ctx context.Context, deskID, userID string) error 
 	if err == nil {
 		err = s.drainLocked(ctx, d, now)
 	}
-	touched := d.takeDirty()
-	d.mu.Unlock()
-	s.reconcileAll(ctx, touched)
+	s.unlockAndReconcile(ctx, d)
 	return err
 }
 

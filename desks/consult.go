@@ -98,9 +98,7 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (ConsultationView, 
 		d.stats.opened++
 	}
 	v := d.viewLocked(c)
-	touched := d.takeDirty()
-	d.mu.Unlock()
-	s.reconcileAll(ctx, touched)
+	s.unlockAndReconcile(ctx, d)
 	if err != nil {
 		return ConsultationView{}, err
 	}

@@ -56,6 +56,15 @@ func (d *desk) targetLocked(c *consultation) roomTarget {
 	return t
 }
 
+// unlockAndReconcile releases d, which the caller holds, and then brings the
+// rooms of the consultations changed under the lock in line with the model:
+// room writes never happen under a desk's lock.
+func (s *Service) unlockAndReconcile(ctx context.Context, d *desk) {
+	touched := d.takeDirty()
+	d.mu.Unlock()
+	s.reconcileAll(ctx, touched)
+}
+
 // reconcileAll brings several consultations' rooms in line at once, so
 // their writes share the room writer's group commits.
 func (s *Service) reconcileAll(ctx context.Context, cs []*consultation) {

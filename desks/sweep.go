@@ -51,9 +51,7 @@ func (s *Service) sweepDesk(ctx context.Context, d *desk, now time.Time) error {
 		return replyErr
 	}
 	err := s.sweepLocked(ctx, d, replies, now, s.cfg.Now())
-	touched := d.takeDirty()
-	d.mu.Unlock()
-	s.reconcileAll(ctx, touched)
+	s.unlockAndReconcile(ctx, d)
 	return errors.Join(replyErr, err)
 }
 
