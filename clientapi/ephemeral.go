@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/parley-im/parley/clientapi/apierr"
@@ -113,12 +114,14 @@ func (a *API) getPresence(w http.ResponseWriter, r *http.Request, s *session) er
 		if err != nil {
 			return err
 		}
-		if !ok && a.graph != nil {
-			rel, err := a.graph.Relationship(r.Context(), s.UserID, user)
+		if !ok && a.contacts != nil {
+			// Friends see each other's presence, as room peers do; the
+			// cached friend list is the one presence delivery uses.
+			friends, err := a.contacts.Friends(r.Context(), s.UserID)
 			if err != nil {
 				return graphErr(err, "")
 			}
-			ok = rel.Friends // friends see each other's presence, as room peers do
+			ok = slices.Contains(friends, user)
 		}
 		if !ok {
 			return apierr.Forbidden("You do not share a room with this user, and are not friends")

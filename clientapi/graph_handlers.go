@@ -101,9 +101,13 @@ type userEntry struct {
 
 // writeUsers answers a page of users with their profiles.
 func (a *API) writeUsers(w http.ResponseWriter, ctx context.Context, ids []string, next string) error {
+	profiles, err := a.store.Profiles(ctx, ids)
+	if err != nil {
+		return err
+	}
 	chunk := make([]userEntry, 0, len(ids))
 	for _, id := range ids {
-		p := a.profileOf(ctx, id)
+		p := profiles[id]
 		chunk = append(chunk, userEntry{UserID: id, DisplayName: p.DisplayName, AvatarURL: p.AvatarURL})
 	}
 	out := map[string]any{"chunk": chunk}
@@ -337,9 +341,17 @@ func (a *API) suggestions(w http.ResponseWriter, r *http.Request, s *session) er
 		userEntry
 		MutualFriends int `json:"mutual_friends"`
 	}
+	ids := make([]string, len(sugg))
+	for i, sg := range sugg {
+		ids[i] = sg.UserID
+	}
+	profiles, err := a.store.Profiles(r.Context(), ids)
+	if err != nil {
+		return err
+	}
 	chunk := make([]entry, 0, len(sugg))
 	for _, sg := range sugg {
-		p := a.profileOf(r.Context(), sg.UserID)
+		p := profiles[sg.UserID]
 		chunk = append(chunk, entry{userEntry{sg.UserID, p.DisplayName, p.AvatarURL}, sg.MutualFriends})
 	}
 	return writeJSON(w, map[string]any{"chunk": chunk})

@@ -61,6 +61,41 @@ func (s *Store) GetUser(ctx context.Context, userID string) (User, error) {
 	return u, nil
 }
 
+// Profiles returns the display name and avatar of each of userIDs that has
+// an account, in one query: a page of friends or followers costs one read,
+// not one per entry.
+func (s *Store) Profiles(ctx context.Context, userIDs []string) (map[string]Profile, error) {
+	out := make(map[string]Profile, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(userIDs))
+	for i, u := range userIDs {
+		args[i] = u
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT user_id, displayname, avatar_url FROM users WHERE user_id IN (`+
+		placeholders(1, len(args))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("profiles: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var p Profile
+		if err := rows.Scan(&id, &p.DisplayName, &p.AvatarURL); err != nil {
+			return nil, fmt.Errorf("profiles: %w", err)
+		}
+		out[id] = p
+	}
+	return out, rows.Err()
+}
+
+// Profile is a user's public face.
+type Profile struct {
+	DisplayName string
+	AvatarURL   string
+}
+
 // SetPassword replaces a user's password hash.
 func (s *Store) SetPassword(ctx context.Context, userID, hash string) error {
 	return s.execOne(ctx, `UPDATE users SET password_hash = $2 WHERE user_id = $1`, userID, hash)

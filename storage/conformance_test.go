@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,6 +57,16 @@ func TestConformance(t *testing.T) {
 			}
 			if d, err := s.DeviceByToken(ctx, "th"); err != nil || d.DeviceID != "D" {
 				t.Errorf("DeviceByToken = %v %v, want D", d, err)
+			}
+			if err := s.SetProfile(ctx, "@a:x", "Ann", "mxc://x/a"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Profiles(ctx, []string{"@a:x", "@nobody:x"})
+			if want := map[string]storage.Profile{"@a:x": {DisplayName: "Ann", AvatarURL: "mxc://x/a"}}; err != nil || !maps.Equal(got, want) {
+				t.Errorf("Profiles = %v %v, want %v", got, err, want)
+			}
+			if got, err := s.Profiles(ctx, nil); err != nil || len(got) != 0 {
+				t.Errorf("Profiles(none) = %v %v, want empty", got, err)
 			}
 		})
 		t.Run("log, state and txns", func(t *testing.T) {
