@@ -383,3 +383,36 @@ func TestStateReadsLeftThenBannedSeesStateAtTheLeave(t *testing.T) {
 		})
 	}
 }
+
+// The leave section of a lazy-loading /sync carried the timeline senders'
+// current member events: a leaver saw members changed after the leave, and
+// a user banned without joining saw live member events.
+func TestStateReadsSyncLeaveSectionLazyMembersClipped(t *testing.T) {
+	filter := url.QueryEscape(`{"room":{"include_leave":true,"state":{"lazy_load_members":true},"timeline":{"limit":50}}}`)
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			w := srSetup(t, store)
+			for _, actor := range []string{"left-banned", "left", "banned-unjoined", "banned-stranger"} {
+				c := w.actors[actor]
+				res := c.MustDo("GET", "/_matrix/client/v3/sync?timeout=0&filter="+filter, nil)
+				room := hstest.Room(res, "leave", w.room)
+				if !room.Exists() {
+					t.Errorf("sync as %s: no leave section for the room; body %.400s", actor, res.Raw)
+					continue
+				}
+				state := room.Get("state.events")
+				if srActors[actor] == srNone {
+					for _, e := range state.Array() {
+						if e.Get("state_key").String() != c.UserID {
+							t.Errorf("sync as %s (never joined): leave state holds %s %s, want none", actor, e.Get("type"), e.Get("state_key"))
+						}
+					}
+					continue
+				}
+				if _, late, name := w.srSays(state); late || name == srNameAfter {
+					t.Errorf("sync as %s: leave state has latecomer %v, alice named %q; want the state at the leave", actor, late, name)
+				}
+			}
+		})
+	}
+}

@@ -137,11 +137,11 @@ type Access struct {
 	// Static after ReadAccess.
 	store    *storage.Store
 	roomID   string
-	stateEnd int64 // last position whose state is readable: liveState, or 0 for none
+	stateEnd int64 // last position whose state is readable: StateCurrent, or 0 for none
 }
 
-// liveState marks an Access that reads the current state.
-const liveState = math.MaxInt64
+// StateCurrent is the StateEnd of a user who may read the current state.
+const StateCurrent = math.MaxInt64
 
 var (
 	errNotInRoom = fmt.Errorf("%w: you are not in this room", ErrForbidden)
@@ -159,7 +159,7 @@ func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Acces
 	}
 	a := &Access{Visibility: v, store: s.store, roomID: roomID}
 	if v.WorldReadable() {
-		a.stateEnd = liveState
+		a.stateEnd = StateCurrent
 		return a, nil
 	}
 	if !v.EverMember() {
@@ -174,16 +174,17 @@ func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Acces
 			return nil, errForgotten
 		}
 	}
-	a.stateEnd = v.joinEnd()
+	a.stateEnd = v.StateEnd()
 	return a, nil
 }
 
-// joinEnd is where the user's view of the room's state ends: liveState while
-// joined, the position of the event that ended their last join, or 0 if
-// they never joined.
-func (v *Visibility) joinEnd() int64 {
-	if cur, _ := v.Current(); cur == "join" {
-		return liveState
+// StateEnd is where the user's view of the room's state ends (see Access):
+// StateCurrent for the current state (joined now, or world_readable), the
+// position of the event that ended their last join, or 0 if they never
+// joined. Sync uses it for rooms the user left.
+func (v *Visibility) StateEnd() int64 {
+	if cur, _ := v.Current(); cur == "join" || v.WorldReadable() {
+		return StateCurrent
 	}
 	for i := len(v.members) - 1; i > 0; i-- {
 		if v.members[i-1].Membership == "join" && v.members[i].Membership != "join" {
@@ -204,7 +205,7 @@ func (a *Access) ReadsState() bool { return a.stateEnd > 0 }
 
 // State returns the latest room state the user may read.
 func (a *Access) State(ctx context.Context) ([]storage.Event, error) {
-	return a.StateAt(ctx, liveState)
+	return a.StateAt(ctx, StateCurrent)
 }
 
 // StateAt returns the room state as of position pos, clipped to what the
@@ -213,7 +214,7 @@ func (a *Access) StateAt(ctx context.Context, pos int64) ([]storage.Event, error
 	switch end := min(pos, a.stateEnd); {
 	case a.stateEnd == 0:
 		return nil, errNotInRoom
-	case end == liveState:
+	case end == StateCurrent:
 		return a.store.CurrentState(ctx, a.roomID)
 	default:
 		return a.store.StateAt(ctx, a.roomID, end)
@@ -228,7 +229,7 @@ func (a *Access) MemberEvents(ctx context.Context, userIDs []string) ([]storage.
 	switch {
 	case len(userIDs) == 0 || a.stateEnd == 0:
 		return nil, nil
-	case a.stateEnd == liveState:
+	case a.stateEnd == StateCurrent:
 		pairs := make([]storage.RoomUser, len(userIDs))
 		for i, u := range userIDs {
 			pairs[i] = storage.RoomUser{RoomID: a.roomID, UserID: u}
