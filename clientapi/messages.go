@@ -2,7 +2,6 @@ package clientapi
 
 import (
 	"errors"
-	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -259,7 +258,7 @@ func (a *API) members(w http.ResponseWriter, r *http.Request, s *session) error 
 	if err != nil {
 		return err
 	}
-	pos := int64(math.MaxInt64) // the latest state the caller may read
+	var pos int64 = rooms.StateCurrent // the latest state the caller may read
 	if at := r.URL.Query().Get("at"); at != "" {
 		if pos, err = parseRoomToken(at); err != nil {
 			return err

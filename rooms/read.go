@@ -157,10 +157,9 @@ func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Acces
 	if err != nil {
 		return nil, err
 	}
-	a := &Access{Visibility: v, store: s.store, roomID: roomID}
+	a := &Access{Visibility: v, store: s.store, roomID: roomID, stateEnd: v.StateEnd()}
 	if v.WorldReadable() {
-		a.stateEnd = StateCurrent
-		return a, nil
+		return a, nil // anyone may read it, forgotten or not
 	}
 	if !v.EverMember() {
 		return nil, errNotInRoom
@@ -174,7 +173,6 @@ func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Acces
 			return nil, errForgotten
 		}
 	}
-	a.stateEnd = v.StateEnd()
 	return a, nil
 }
 
@@ -199,9 +197,6 @@ func (a *Access) Joined() bool {
 	cur, _ := a.Current()
 	return cur == "join"
 }
-
-// ReadsState reports whether the user may read any state of the room.
-func (a *Access) ReadsState() bool { return a.stateEnd > 0 }
 
 // State returns the latest room state the user may read.
 func (a *Access) State(ctx context.Context) ([]storage.Event, error) {
