@@ -16,6 +16,7 @@ package homeserver_test
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,12 +60,18 @@ const (
 	srWorldState    = "GET state in a world_readable room"
 	srWorldMembers  = "GET members?at=<latest token> in a world_readable room"
 	srWorldCtxEvent = "GET context/<message> in a world_readable room"
+	// Room I has history_visibility "invited": history visibility lets the
+	// invitee read events from their invite on, but never the room's state.
+	srInvCtx      = "GET context/<message sent while invited> in an invited-visibility room"
+	srInvEvent    = "GET event/<message sent while invited> in an invited-visibility room"
+	srInvMessages = "GET messages with lazy-loaded members in an invited-visibility room"
 )
 
 var srRoutes = []string{
 	srState, srStateTopic, srStateLate, srMembers, srMembersAt, srMembersJoin, srMembersNotAt, srJoined,
 	srCtxOwn, srCtxBefore, srEventOwn, srEventTopic, srMessagesLazy,
 	srWorldState, srWorldMembers, srWorldCtxEvent,
+	srInvCtx, srInvEvent, srInvMessages,
 }
 
 // srWant is the expected status and errcode of a route for an actor.
@@ -101,6 +108,17 @@ func srWant(route, actor string) (int, string) {
 		return 404, "M_NOT_FOUND"
 	case srEventOwn, srMessagesLazy, srWorldState, srWorldMembers, srWorldCtxEvent:
 		return 200, ""
+	case srInvCtx, srInvEvent, srInvMessages:
+		switch {
+		case actor != "invitee": // never in room I
+			if route == srInvMessages {
+				return 403, "M_FORBIDDEN"
+			}
+			return 404, "M_NOT_FOUND"
+		case route == srInvCtx:
+			return 403, "M_FORBIDDEN" // the event is visible, the state is not
+		}
+		return 200, ""
 	}
 	panic("unknown route " + route)
 }
@@ -111,6 +129,7 @@ type srWorld struct {
 	alice, latecomer *hstest.Client
 	actors           map[string]*hstest.Client
 	room, world      string
+	invRoom, invMsg  string            // room I and alice's message in it after the invite
 	own              map[string]string // actor → their latest membership event in R
 	before           string            // alice's message while the leavers were joined
 	topicAfter       string            // the topic event set after the leaves
@@ -176,6 +195,15 @@ func srSetup(t *testing.T, store hstest.Store) *srWorld {
 	alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(w.world)+"/state/m.room.topic", map[string]any{"topic": srTopicAfter})
 	w.latecomer.Join(w.world)
 
+	w.invRoom = alice.CreateRoom(map[string]any{
+		"preset": "private_chat", "topic": srTopicBefore,
+		"initial_state": []map[string]any{{"type": "m.room.history_visibility", "state_key": "",
+			"content": map[string]any{"history_visibility": "invited"}}},
+	})
+	alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(w.invRoom)+"/invite", map[string]any{"user_id": w.actors["invitee"].UserID})
+	w.invMsg = alice.Send(w.invRoom, "sr-inv", "sent while invited")
+	alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(w.invRoom)+"/state/m.room.topic", map[string]any{"topic": srTopicAfter})
+
 	w.token = alice.Sync("", 0).Get("next_batch").String()
 	return w
 }
@@ -184,6 +212,7 @@ func srSetup(t *testing.T, store hstest.Store) *srWorld {
 func (w *srWorld) path(route, actor string) string {
 	rp := "/_matrix/client/v3/rooms/" + hstest.Esc(w.room)
 	wp := "/_matrix/client/v3/rooms/" + hstest.Esc(w.world)
+	ip := "/_matrix/client/v3/rooms/" + hstest.Esc(w.invRoom)
 	at := url.QueryEscape(w.token)
 	switch route {
 	case srState:
@@ -218,6 +247,12 @@ func (w *srWorld) path(route, actor string) string {
 		return wp + "/members?at=" + at
 	case srWorldCtxEvent:
 		return wp + "/context/" + hstest.Esc(w.worldMsg)
+	case srInvCtx:
+		return ip + "/context/" + hstest.Esc(w.invMsg)
+	case srInvEvent:
+		return ip + "/event/" + hstest.Esc(w.invMsg)
+	case srInvMessages:
+		return ip + "/messages?dir=b&limit=100&filter=" + url.QueryEscape(`{"lazy_load_members":true}`)
 	}
 	panic("unknown route " + route)
 }
@@ -291,6 +326,17 @@ func (w *srWorld) checkBody(route, actor string, res gjson.Result) string {
 			return "no state in the context"
 		}
 		return leaks("context state", res.Get("state"))
+	case srInvEvent:
+		if got := res.Get("event_id").String(); got != w.invMsg {
+			return fmt.Sprintf("event_id = %s, want %s", got, w.invMsg)
+		}
+	case srInvMessages:
+		if !slices.ContainsFunc(res.Get("chunk").Array(), func(e gjson.Result) bool { return e.Get("event_id").String() == w.invMsg }) {
+			return "chunk lacks the message sent while invited"
+		}
+		if n := len(res.Get("state").Array()); n > 0 {
+			return fmt.Sprintf("lazy-loaded state of a user who never joined holds %d events, want none", n)
+		}
 	case srMessagesLazy:
 		state := res.Get("state")
 		if view == srNone && len(state.Array()) > 0 {
