@@ -14,31 +14,10 @@ import (
 	"github.com/parley-im/parley/storage"
 )
 
-// roomAccess loads the caller's visibility in a room, refusing users who
-// were never in it (unless the room is world-readable) and users who left
-// and forgot it. An unknown room and a room one was never in answer the
-// same, so room IDs cannot be probed.
-func (a *API) roomAccess(r *http.Request, s *session, roomID string) (*rooms.Visibility, error) {
-	v, err := a.rooms.VisibilityFor(r.Context(), roomID, s.UserID)
-	if err != nil {
-		return nil, err
-	}
-	if v.WorldReadable() {
-		return v, nil
-	}
-	if !v.EverMember() {
-		return nil, apierr.Forbidden("You are not in this room")
-	}
-	if cur, _ := v.Current(); cur == "leave" || cur == "ban" {
-		m, err := a.store.GetMembership(r.Context(), roomID, s.UserID)
-		if err != nil {
-			return nil, err
-		}
-		if m.Forgotten {
-			return nil, apierr.Forbidden("You have forgotten this room")
-		}
-	}
-	return v, nil
+// roomAccess loads what the caller may read in a room; rooms.ReadAccess
+// holds the rules (who may read events, and which state).
+func (a *API) roomAccess(r *http.Request, s *session, roomID string) (*rooms.Access, error) {
+	return a.rooms.ReadAccess(r.Context(), roomID, s.UserID)
 }
 
 // requireJoined refuses callers not joined to the room now, for the
@@ -167,15 +146,17 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	}
 	var members []storage.Event
 	if filter.LazyLoadMembers && len(chunk) > 0 {
-		pairs := make([]storage.RoomUser, 0, len(chunk))
+		senders := make([]string, 0, len(chunk))
 		seen := map[string]bool{}
 		for _, e := range chunk {
 			if !seen[e.Sender] {
 				seen[e.Sender] = true
-				pairs = append(pairs, storage.RoomUser{RoomID: roomID, UserID: e.Sender})
+				senders = append(senders, e.Sender)
 			}
 		}
-		if members, err = a.store.MemberEvents(r.Context(), pairs); err != nil {
+		// Clipped like every state read: a leaver gets the members as of
+		// their leave, a user who never joined gets none.
+		if members, err = v.MemberEvents(r.Context(), senders); err != nil {
 			return err
 		}
 	}
@@ -197,10 +178,9 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	return writeRaw(w, buf)
 }
 
-func (a *API) loadVisibleEvent(r *http.Request, s *session, roomID, eventID string) (*rooms.Visibility, storage.Event, error) {
+func (a *API) loadVisibleEvent(r *http.Request, s *session, roomID, eventID string) (*rooms.Access, storage.Event, error) {
 	v, err := a.roomAccess(r, s, roomID)
-	var ae *apierr.Error
-	if errors.As(err, &ae) && ae.Code == "M_FORBIDDEN" {
+	if errors.Is(err, rooms.ErrForbidden) {
 		// The spec answers an event one may not read with 404 only.
 		return nil, storage.Event{}, apierr.NotFound("Event not found")
 	}
@@ -241,7 +221,9 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, s *session) e
 		return err
 	}
 	before, after = v.Filter(before), v.Filter(after)
-	state, err := a.store.StateAt(r.Context(), roomID, ev.Pos)
+	// The event may be visible (one's own invite or ban is) while the state
+	// around it is not: the state is clipped like every state read.
+	state, err := v.StateAt(r.Context(), ev.Pos)
 	if err != nil {
 		return err
 	}
@@ -272,24 +254,18 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, s *session) e
 
 func (a *API) members(w http.ResponseWriter, r *http.Request, s *session) error {
 	roomID := param(r, "roomId")
-	var state []storage.Event
-	var err error
+	v, err := a.roomAccess(r, s, roomID)
+	if err != nil {
+		return err
+	}
+	var pos int64 = rooms.StateCurrent // the latest state the caller may read
 	if at := r.URL.Query().Get("at"); at != "" {
-		v, err := a.roomAccess(r, s, roomID)
-		if err != nil {
+		if pos, err = parseRoomToken(at); err != nil {
 			return err
 		}
-		pos, err := parseRoomToken(at)
-		if err != nil {
-			return err
-		}
-		if cur, curPos := v.Current(); (cur == "leave" || cur == "ban") && pos > curPos {
-			pos = curPos
-		}
-		if state, err = a.store.StateAt(r.Context(), roomID, pos); err != nil {
-			return err
-		}
-	} else if state, err = a.rooms.ReadableState(r.Context(), roomID, s.UserID); err != nil {
+	}
+	state, err := v.StateAt(r.Context(), pos)
+	if err != nil {
 		return err
 	}
 	want, notWant := r.URL.Query().Get("membership"), r.URL.Query().Get("not_membership")
@@ -304,11 +280,16 @@ func (a *API) members(w http.ResponseWriter, r *http.Request, s *session) error 
 	return writeRaw(w, append(buf, '}'))
 }
 
+// joinedMembers answers only current members, as the spec says.
 func (a *API) joinedMembers(w http.ResponseWriter, r *http.Request, s *session) error {
-	if err := a.requireJoined(r, s, param(r, "roomId")); err != nil {
+	v, err := a.roomAccess(r, s, param(r, "roomId"))
+	if err != nil {
 		return err
 	}
-	state, err := a.rooms.ReadableState(r.Context(), param(r, "roomId"), s.UserID)
+	if !v.Joined() {
+		return apierr.Forbidden("You are not in this room")
+	}
+	state, err := v.State(r.Context())
 	if err != nil {
 		return err
 	}

@@ -115,10 +115,28 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 					seen[e.StateKeyOr()] = true
 				}
 			}
+			var clipped []string // a leave room's senders, read as of the leave
 			for _, e := range r.timeline {
 				if !seen[e.Sender] {
 					seen[e.Sender] = true
-					pairs = append(pairs, storage.RoomUser{RoomID: r.id, UserID: e.Sender})
+					if clipsState(r) {
+						clipped = append(clipped, e.Sender)
+					} else {
+						pairs = append(pairs, storage.RoomUser{RoomID: r.id, UserID: e.Sender})
+					}
+				}
+			}
+			// Like every state read (rooms.Access): a leaver sees members as
+			// of the end of their join, one who never joined sees none.
+			if len(clipped) > 0 && r.stateEnd > 0 {
+				at, err := s.store.MemberEventsAt(ctx, r.id, clipped, r.stateEnd)
+				if err != nil {
+					return err
+				}
+				for _, e := range at {
+					if !inTimeline(r, e.EventID) {
+						r.state = append(r.state, e)
+					}
 				}
 			}
 		}
@@ -219,9 +237,17 @@ func (s *Syncer) applyHistoryVisibility(ctx context.Context, user string, rms ma
 	}
 	for _, id := range ids {
 		r := rms[id]
-		r.timeline = rooms.NewVisibility(user, members[id], vis[id]).Filter(r.timeline)
+		v := rooms.NewVisibility(user, members[id], vis[id])
+		r.timeline = v.Filter(r.timeline)
+		r.stateEnd = v.StateEnd()
 	}
 	return nil
+}
+
+// clipsState reports whether r is a room the user left and may read only as
+// of the end of their join (rooms.Visibility.StateEnd), not as it is now.
+func clipsState(r *roomResp) bool {
+	return r.section == "leave" && r.stateEnd != rooms.StateCurrent
 }
 
 // stateBeforeTimelines turns current state into the state at the start of

@@ -127,6 +127,7 @@ type roomResp struct {
 	accountDat []storage.AccountData
 	unread     *storage.Unread
 	summary    *storage.Summary
+	stateEnd   int64 // leave rooms: rooms.Visibility.StateEnd, set with the timeline's visibility
 }
 
 // build makes the response for req. empty reports that it carries nothing

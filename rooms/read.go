@@ -2,8 +2,8 @@ package rooms
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math"
 
 	"github.com/tidwall/gjson"
 
@@ -119,34 +119,126 @@ func (v *Visibility) Filter(events []storage.Event) []storage.Event {
 	return out
 }
 
-// ReadableState returns the room state the user may read: the current state
-// while joined (or when the room is world-readable), else the state at the
-// moment they left.
-func (s *Service) ReadableState(ctx context.Context, roomID, userID string) ([]storage.Event, error) {
-	if _, err := s.store.GetRoom(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("%w: you are not in this room", ErrForbidden)
-	} else if err != nil {
-		return nil, err
-	}
+// Access is what one user may read in one room. Every read route (the
+// timeline, events, context, members, state) asks ReadAccess and applies
+// what it answers, so the rules live here and nowhere else.
+//
+// Events follow history visibility (CanSee, on the embedded Visibility).
+// State follows membership, because state is the room as a member saw it:
+//   - joined now, or the room is world_readable: the current state (the
+//     spec lets anyone read a world_readable room);
+//   - joined once and no longer (left, kicked, banned): the state as of the
+//     event that ended their last join, never later, even when more
+//     membership changes follow (a ban after a leave shows nothing new);
+//   - never joined (invited, knocking, banned without joining): no state;
+//     the stripped invite_state that sync gives is all they get.
+type Access struct {
+	*Visibility
+	// Static after ReadAccess.
+	store    *storage.Store
+	roomID   string
+	stateEnd int64 // last position whose state is readable: StateCurrent, or 0 for none
+}
+
+// StateCurrent is the StateEnd of a user who may read the current state.
+const StateCurrent = math.MaxInt64
+
+var (
+	errNotInRoom = fmt.Errorf("%w: you are not in this room", ErrForbidden)
+	errForgotten = fmt.Errorf("%w: you have forgotten this room", ErrForbidden)
+)
+
+// ReadAccess decides what userID may read in roomID. It refuses with
+// ErrForbidden a user who never had a membership (unless the room is
+// world_readable) and one who left and forgot the room. An unknown room
+// answers like a room one was never in, so room IDs cannot be probed.
+func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Access, error) {
 	v, err := s.VisibilityFor(ctx, roomID, userID)
 	if err != nil {
 		return nil, err
 	}
-	cur, pos := v.Current()
-	switch {
-	case cur == "join":
-		return s.store.CurrentState(ctx, roomID)
-	case cur == "leave" || cur == "ban":
+	a := &Access{Visibility: v, store: s.store, roomID: roomID, stateEnd: v.StateEnd()}
+	if v.WorldReadable() {
+		return a, nil // anyone may read it, forgotten or not
+	}
+	if !v.EverMember() {
+		return nil, errNotInRoom
+	}
+	if cur, _ := v.Current(); cur == "leave" || cur == "ban" {
 		m, err := s.store.GetMembership(ctx, roomID, userID)
 		if err != nil {
 			return nil, err
 		}
-		if v.MembershipAt(pos-1) == "join" && !m.Forgotten {
-			return s.store.StateAt(ctx, roomID, pos)
+		if m.Forgotten {
+			return nil, errForgotten
 		}
 	}
-	if v.WorldReadable() {
-		return s.store.CurrentState(ctx, roomID)
+	return a, nil
+}
+
+// StateEnd is where the user's view of the room's state ends (see Access):
+// StateCurrent for the current state (joined now, or world_readable), the
+// position of the event that ended their last join, or 0 if they never
+// joined. Sync uses it for rooms the user left.
+func (v *Visibility) StateEnd() int64 {
+	if cur, _ := v.Current(); cur == "join" || v.WorldReadable() {
+		return StateCurrent
 	}
-	return nil, fmt.Errorf("%w: you are not in this room", ErrForbidden)
+	for i := len(v.members) - 1; i > 0; i-- {
+		if v.members[i-1].Membership == "join" && v.members[i].Membership != "join" {
+			return v.members[i].Pos
+		}
+	}
+	return 0
+}
+
+// Joined reports whether the user is joined to the room now.
+func (a *Access) Joined() bool {
+	cur, _ := a.Current()
+	return cur == "join"
+}
+
+// State returns the latest room state the user may read.
+func (a *Access) State(ctx context.Context) ([]storage.Event, error) {
+	return a.StateAt(ctx, StateCurrent)
+}
+
+// StateAt returns the room state as of position pos, clipped to what the
+// user may read; ErrForbidden if they may read none.
+func (a *Access) StateAt(ctx context.Context, pos int64) ([]storage.Event, error) {
+	switch end := min(pos, a.stateEnd); {
+	case a.stateEnd == 0:
+		return nil, errNotInRoom
+	case end == StateCurrent:
+		return a.store.CurrentState(ctx, a.roomID)
+	default:
+		return a.store.StateAt(ctx, a.roomID, end)
+	}
+}
+
+// MemberEvents returns the member events of userIDs the user may read, for
+// lazy-loading members next to events: current ones while joined (or
+// world_readable), those as of the end of their last join after leaving,
+// and none for a user who never joined.
+func (a *Access) MemberEvents(ctx context.Context, userIDs []string) ([]storage.Event, error) {
+	switch {
+	case len(userIDs) == 0 || a.stateEnd == 0:
+		return nil, nil
+	case a.stateEnd == StateCurrent:
+		pairs := make([]storage.RoomUser, len(userIDs))
+		for i, u := range userIDs {
+			pairs[i] = storage.RoomUser{RoomID: a.roomID, UserID: u}
+		}
+		return a.store.MemberEvents(ctx, pairs)
+	}
+	return a.store.MemberEventsAt(ctx, a.roomID, userIDs, a.stateEnd)
+}
+
+// ReadableState returns the room state userID may read (see Access).
+func (s *Service) ReadableState(ctx context.Context, roomID, userID string) ([]storage.Event, error) {
+	a, err := s.ReadAccess(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	return a.State(ctx)
 }

@@ -228,6 +228,30 @@ func (s *Store) StateAt(ctx context.Context, roomID string, pos int64) ([]Event,
 	return collectEvents(rows, false)
 }
 
+// MemberEventsAt returns the member events of userIDs in a room as of
+// position pos (the latest at or before it), for lazy-loading members for a
+// reader whose view of the room ends at pos.
+func (s *Store) MemberEventsAt(ctx context.Context, roomID string, userIDs []string, pos int64) ([]Event, error) {
+	if len(userIDs) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(userIDs)+2)
+	args = append(args, roomID, pos)
+	for _, u := range userIDs {
+		args = append(args, u)
+	}
+	rows, err := s.read.QueryContext(ctx, `
+		SELECT `+eventCols+` FROM events e
+		WHERE e.room_id = $1 AND e.type = 'm.room.member' AND e.state_key IN (`+placeholders(3, len(userIDs))+`) AND e.pos = (
+			SELECT MAX(e2.pos) FROM events e2
+			WHERE e2.room_id = e.room_id AND e2.type = 'm.room.member' AND e2.state_key = e.state_key AND e2.pos <= $2)
+		ORDER BY e.pos`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("member events at %d: %w", pos, err)
+	}
+	return collectEvents(rows, false)
+}
+
 // CurrentState returns a room's current state events (client columns).
 func (s *Store) CurrentState(ctx context.Context, roomID string) ([]Event, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM current_state cs JOIN events e ON e.event_id = cs.event_id WHERE cs.room_id = $1 ORDER BY e.pos`, roomID)
