@@ -24,7 +24,7 @@ const presenceWindow = 2 * time.Second
 // syncLoop long-polls as a client does, with setPresence ("" for none),
 // until ctx ends, and counts the syncs answered after the initial one.
 // onBody sees each answered body.
-func syncLoop(ctx context.Context, base, token, setPresence string, timeoutMs int, answered *atomic.Int64, onBody func(gjson.Result)) error {
+func syncLoop(ctx context.Context, hc *http.Client, base, token, setPresence string, timeoutMs int, answered *atomic.Int64, onBody func(gjson.Result)) error {
 	since := ""
 	for ctx.Err() == nil {
 		q := "/_matrix/client/v3/sync?timeout=" + strconv.Itoa(timeoutMs)
@@ -39,7 +39,7 @@ func syncLoop(ctx context.Context, base, token, setPresence string, timeoutMs in
 			return err
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return nil // the window ended
 		}
@@ -97,7 +97,7 @@ func TestPresenceTwoDevicesDoNotLoop(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs <- syncLoop(ctx, srv.URL, dev.c.Token, dev.set, 30000, &answered, nil)
+					errs <- syncLoop(ctx, http.DefaultClient, srv.URL, dev.c.Token, dev.set, 30000, &answered, nil)
 				}()
 			}
 			wg.Wait()
@@ -142,7 +142,7 @@ func TestPresenceFlipperCoalesced(t *testing.T) {
 			var peerErr error
 			go func() {
 				defer wg.Done()
-				peerErr = syncLoop(ctx, srv.URL, bob.Token, "", 30000, &answered, nil)
+				peerErr = syncLoop(ctx, http.DefaultClient, srv.URL, bob.Token, "", 30000, &answered, nil)
 			}()
 			states := []string{"online", "unavailable"}
 			for ctx.Err() == nil {
