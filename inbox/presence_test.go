@@ -178,3 +178,26 @@ func TestPresenceRunFlushes(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// BenchmarkPresenceSynced is the cost every /sync pays for presence when
+// nothing changes: two devices of one user, an active one and an idle one.
+func BenchmarkPresenceSynced(b *testing.B) {
+	ctx := context.Background()
+	p, w := newTestPresence()
+	now := time.Now()
+	p.Synced(ctx, "@a:x", "A", "online", now)
+	p.Synced(ctx, "@a:x", "B", "unavailable", now)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%2 == 0 {
+			p.Synced(ctx, "@a:x", "A", "online", now)
+		} else {
+			p.Synced(ctx, "@a:x", "B", "unavailable", now)
+		}
+	}
+	b.StopTimer()
+	if got := w.got(); len(got) != 1 {
+		b.Fatalf("writes = %q, want one", got)
+	}
+}
