@@ -98,6 +98,7 @@ type presenceState struct {
 	// Guarded by Presence.mu.
 	devices    map[string]deviceState // device ID -> its last sync
 	explicit   string                 // set by PUT /presence (or restored from the store); "" when the devices decide
+	restored   time.Time              // when explicit was restored from the store; zero once a PUT or a device decides
 	statusMsg  string
 	lastActive time.Time
 	pubState   string    // the state peers were last sent (written)
@@ -134,12 +135,14 @@ func (p *Presence) load(ctx context.Context, user string) *presenceState {
 	}
 	st = &presenceState{devices: map[string]deviceState{}, pubState: presOffline}
 	if stored, err := p.store.GetPresence(ctx, user); err == nil {
-		// What was stored holds, as an explicit state would, until the
-		// user's devices say otherwise.
+		// What was stored (before a restart) holds, as an explicit state
+		// would, until the user's devices say otherwise, or for the idle
+		// timeout if none syncs: a user online when the server stopped
+		// does not stay online for ever.
 		st.pubState, st.pubMsg = stored.State, stored.StatusMsg
 		st.statusMsg, st.lastActive = stored.StatusMsg, time.UnixMilli(stored.LastActiveTS)
 		if stored.State != presOffline {
-			st.explicit = stored.State
+			st.explicit, st.restored = stored.State, time.Now()
 		}
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		p.log.Warn("load presence", "user", user, "err", err)
@@ -192,7 +195,7 @@ func (p *Presence) Synced(ctx context.Context, user, device, set string, now tim
 		st.lastActive = now
 	}
 	if st.derivedLocked() != before {
-		st.explicit = "" // a sync-driven change ends an explicit state
+		st.explicit, st.restored = "", time.Time{} // a sync-driven change ends an explicit state
 	}
 	p.mu.Unlock()
 	if err := p.publish(ctx, user, st, now); err != nil {
@@ -205,7 +208,7 @@ func (p *Presence) Synced(ctx context.Context, user, device, set string, now tim
 func (p *Presence) Set(ctx context.Context, user, state, msg string, now time.Time) error {
 	st := p.load(ctx, user)
 	p.mu.Lock()
-	st.explicit, st.statusMsg = state, msg
+	st.explicit, st.statusMsg, st.restored = state, msg, time.Time{}
 	if state == presOnline {
 		st.lastActive = now
 	}
@@ -369,6 +372,10 @@ func (p *Presence) expire(ctx context.Context, now time.Time) {
 	p.mu.Lock()
 	for u, st := range p.users {
 		if len(st.devices) == 0 {
+			if !st.restored.IsZero() && now.Sub(st.restored) > p.idle {
+				st.explicit, st.restored = "", time.Time{}
+				changed = append(changed, gone{u, st})
+			}
 			continue
 		}
 		before := st.derivedLocked()
@@ -378,7 +385,7 @@ func (p *Presence) expire(ctx context.Context, now time.Time) {
 			}
 		}
 		if st.derivedLocked() != before {
-			st.explicit = ""
+			st.explicit, st.restored = "", time.Time{}
 			changed = append(changed, gone{u, st})
 		}
 	}

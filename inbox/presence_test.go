@@ -201,3 +201,47 @@ func BenchmarkPresenceSynced(b *testing.B) {
 		b.Fatalf("writes = %q, want one", got)
 	}
 }
+
+type storedPresence storage.Presence
+
+func (s storedPresence) GetPresence(context.Context, string) (storage.Presence, error) {
+	return storage.Presence(s), nil
+}
+
+// TestPresenceRestoredExpires: a state stored before a restart holds until
+// the user's devices decide, or for the idle timeout if none syncs (a user
+// online when the server stopped used to stay online for ever); a PUT after
+// the restart holds as any explicit state does.
+func TestPresenceRestoredExpires(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		put    string
+		want   string
+		writes []string
+	}{
+		{"no device syncs", "", "offline", []string{"offline/away"}},
+		{"a PUT after the restart holds", "unavailable", "unavailable", []string{"unavailable/away"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &recordingWriter{}
+			p := NewPresence(storedPresence{UserID: "@a:x", State: "online", StatusMsg: "away", LastActiveTS: 1}, w, nil,
+				slog.New(slog.NewTextHandler(io.Discard, nil)), time.Minute)
+			if got, _, _, _ := p.Get(ctx, "@a:x"); got != "online" {
+				t.Fatalf("restored state = %q, want online", got)
+			}
+			if tc.put != "" {
+				if err := p.Set(ctx, "@a:x", tc.put, "away", time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.expire(ctx, time.Now().Add(2*time.Minute))
+			if got, _, _, _ := p.Get(ctx, "@a:x"); got != tc.want {
+				t.Errorf("state after the idle timeout = %q, want %q", got, tc.want)
+			}
+			if got := w.got(); !equal(got, tc.writes) {
+				t.Errorf("writes = %q, want %q", got, tc.writes)
+			}
+		})
+	}
+}
