@@ -85,7 +85,7 @@ type Presence struct {
 
 	mu    sync.Mutex
 	users map[string]*presenceState // guarded by mu
-	due   []dueWrite                // guarded by mu; deferred writes, oldest first
+	due   []dueWrite                // guarded by mu; deferred writes in the order queued (due times within a window of each other)
 }
 
 // dueWrite is a user whose change waits for the coalescing window.
