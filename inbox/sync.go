@@ -76,9 +76,7 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 	if req.Filter == nil {
 		req.Filter = &Filter{}
 	}
-	if req.SetPresence != "offline" {
-		s.presence.Synced(ctx, req.UserID, req.SetPresence, s.now())
-	}
+	s.presence.Synced(ctx, req.UserID, req.DeviceID, req.SetPresence, s.now())
 	waits := req.Since != nil && !req.FullState && req.Timeout > 0
 	deadline := time.Now().Add(req.Timeout)
 	for {
