@@ -55,13 +55,15 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 			if content, err = b.memberContent(ctx, rs, req.Sender, *req.StateKey, content); err != nil {
 				return err
 			}
-		} else if rs.membership(req.Sender) != "join" {
-			// The auth rules would refuse too, but with a text that tells an
-			// existing room from an unknown one.
-			return errNotInRoom(req.RoomID)
 		}
 		ev, _, err := b.appendEvent(ctx, rs, pdu.Proto{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: content}, txn)
 		if err != nil {
+			if !isMember && errors.Is(err, ErrForbidden) && rs.membership(req.Sender) != "join" {
+				// The auth rules refuse a non-member with a text that tells
+				// an existing room from an unknown one. Checked only on
+				// refusal, so the send path pays nothing for it.
+				return errNotInRoom(req.RoomID)
+			}
 			return err
 		}
 		if txn != nil {
