@@ -165,6 +165,10 @@ func TestMembershipProbesAnswerAlike(t *testing.T) {
 					{"never-joined user", "POST", rp + "/unban", target(carol.UserID)},
 					{"unknown room", "POST", unknown + "/unban", target(bob.UserID)},
 				}},
+				{"banned user /unban of themselves", bob, []probe{
+					{"existing room", "POST", rp + "/unban", target(bob.UserID)},
+					{"unknown room", "POST", unknown + "/unban", target(bob.UserID)},
+				}},
 				{"member without ban power /unban", member, []probe{
 					{"banned user", "POST", rp + "/unban", target(bob.UserID)},
 					{"never-joined user", "POST", rp + "/unban", target(carol.UserID)},

@@ -170,7 +170,7 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 		if err != nil {
 			return err
 		}
-		if req.Sender != req.Target && rs.membership(req.Sender) != "join" {
+		if (req.Sender != req.Target || req.Membership == "unban") && rs.membership(req.Sender) != "join" {
 			return errNotInRoom(req.RoomID)
 		}
 		membership := req.Membership
