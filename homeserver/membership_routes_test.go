@@ -83,6 +83,22 @@ func TestRestrictedJoin(t *testing.T) {
 			if st, res := bob.Do("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/join", map[string]any{}); st != 403 || res.Get("errcode").String() != "M_FORBIDDEN" {
 				t.Errorf("/join after leaving the allowed room = %d %s, want 403 M_FORBIDDEN", st, res.Raw)
 			}
+
+			// After a restart the allowed room is not in the writer's cache:
+			// its memberships come from the store.
+			srv.Stop()
+			srv2 := hstest.Start(t, hstest.Options{Store: store, DataDir: srv.Cfg.DataDir})
+			for _, c := range []*hstest.Client{alice, bob, carol, dave} {
+				c.Base = srv2.URL
+			}
+			room = alice.CreateRoom(map[string]any{"preset": "private_chat",
+				"initial_state": []any{map[string]any{"type": "m.room.join_rules", "state_key": "", "content": map[string]any{
+					"join_rule": "restricted", "allow": []any{map[string]any{"type": "m.room_membership", "room_id": allowed}}}}}})
+			expectErrors(t, []errorCase{
+				{"/join after a restart by a member of the allowed room", dave, "POST", "/_matrix/client/v3/rooms/" + hstest.Esc(room) + "/join", map[string]any{}, 200, ""},
+				{"/join after a restart by a former member of the allowed room", bob, "POST", "/_matrix/client/v3/rooms/" + hstest.Esc(room) + "/join", map[string]any{}, 403, "M_FORBIDDEN"},
+				{"/join after a restart by an outsider", carol, "POST", "/_matrix/client/v3/rooms/" + hstest.Esc(room) + "/join", map[string]any{}, 403, "M_FORBIDDEN"},
+			})
 		})
 	}
 }

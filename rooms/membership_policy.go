@@ -3,7 +3,6 @@ package rooms
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/parley-im/parley/rooms/pdu"
-	"github.com/parley-im/parley/storage"
 )
 
 // Membership checks live here, in one place, so that every route to an
@@ -99,7 +97,9 @@ func (s *Service) checkClientMember(ctx context.Context, sender, typ string, sta
 //
 // It runs in the writer. The allowed rooms' memberships come from the
 // writer's cache when it holds the room (so writes earlier in this batch
-// count), else from the store: a local read, never the graph.
+// count), else from one read of the joiner's rooms in the store, however
+// long the allow list: a local read, never the graph, and only on this
+// rare path.
 func (b *batch) restrictedJoinVia(ctx context.Context, rs *roomState, user string) (string, error) {
 	jr := rs.get("m.room.join_rules", "")
 	if jr == nil {
@@ -114,17 +114,24 @@ func (b *batch) restrictedJoinVia(ctx context.Context, rs *roomState, user strin
 		return "", nil // allowed, or refused, by the auth rules as it is
 	}
 	allowed := false
+	var joined map[string]bool // the user's joined rooms in the store, read once when needed
 	for _, cond := range gjson.GetBytes(jr.Content, "allow").Array() {
 		roomID := cond.Get("room_id")
 		if cond.Get("type").Str != "m.room_membership" || roomID.Type != gjson.String || roomID.Str == rs.id {
 			continue
 		}
-		m, err := b.membershipIn(ctx, roomID.Str, user)
-		if err != nil {
-			return "", err
+		if other, ok := b.s.rooms[roomID.Str]; ok {
+			allowed = other.membership(user) == "join" // the cache counts this batch's writes
+		} else {
+			if joined == nil {
+				var err error
+				if joined, err = b.joinedRooms(ctx, user); err != nil {
+					return "", err
+				}
+			}
+			allowed = joined[roomID.Str]
 		}
-		if m == "join" {
-			allowed = true
+		if allowed {
 			break
 		}
 	}
@@ -138,20 +145,18 @@ func (b *batch) restrictedJoinVia(ctx context.Context, rs *roomState, user strin
 	return via, nil
 }
 
-// membershipIn is user's membership of roomID ("" when none or when the
-// room is unknown).
-func (b *batch) membershipIn(ctx context.Context, roomID, user string) (string, error) {
-	if rs, ok := b.s.rooms[roomID]; ok {
-		return rs.membership(user), nil
-	}
-	m, err := b.s.store.GetMembership(ctx, roomID, user)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "", nil
-	}
+// joinedRooms reads the rooms user is joined to from the store: one query,
+// however long the allow list.
+func (b *batch) joinedRooms(ctx context.Context, user string) (map[string]bool, error) {
+	ms, err := b.s.store.UserMemberships(ctx, user, "join")
 	if err != nil {
-		return "", fmt.Errorf("restricted join: %w", err)
+		return nil, fmt.Errorf("restricted join: %w", err)
 	}
-	return m.Membership, nil
+	out := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		out[m.RoomID] = true
+	}
+	return out, nil
 }
 
 // localInviter picks a joined local member who may invite: the one with
