@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/parley-im/parley/homeserver/hstest"
@@ -227,4 +228,22 @@ func TestMembershipProbesAnswerAlike(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeskInvitesSkipThePeoplePolicy: a desk's invites are made by its
+// service account for a customer who asked, or for an agent an operator
+// assigned. They are not people's invites, so a friends-only dm_policy on
+// either side must not break a consultation.
+func TestDeskInvitesSkipThePeoplePolicy(t *testing.T) {
+	w := newDeskShop(t, hstest.Options{}, "shop", map[string]any{"categories": []string{"presale"}})
+	ann := w.agent("ann", map[string]any{"skills": []string{"presale"}})
+	cust := w.srv.Register(t, "cust")
+	for _, c := range []*hstest.Client{ann, cust} {
+		c.MustDo("PUT", "/_parley/client/v1/privacy", map[string]any{"dm_policy": "friends"})
+	}
+	room := w.open(cust, "presale", "Is it waterproof?").Get("room_id").String()
+	hstest.Eventually(t, "the customer and the agent joined to the consultation", func() bool {
+		m := deskMembers(cust, room)
+		return slices.Contains(m, cust.UserID) && slices.Contains(m, ann.UserID)
+	})
 }
