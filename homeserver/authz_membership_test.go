@@ -117,6 +117,14 @@ var memberRouteCases = []memberRouteCase{
 	{name: "member unbans", actor: "member", target: "banned", membership: "leave", dedicated: "unban", wantStatus: 403, wantCode: "M_FORBIDDEN"},
 	{name: "outsider unbans", actor: "outsider", target: "banned", membership: "leave", dedicated: "unban", wantStatus: 403, wantCode: "M_FORBIDDEN"},
 
+	// Changes of oneself through the endpoints meant for others.
+	{name: "member invites themselves", actor: "member", target: "member", membership: "invite", dedicated: "invite", wantStatus: 403, wantCode: "M_FORBIDDEN"},
+	{name: "outsider invites themselves", actor: "outsider", target: "outsider", membership: "invite", dedicated: "invite", wantStatus: 403, wantCode: "M_FORBIDDEN"},
+	{name: "member bans themselves", actor: "member", target: "member", membership: "ban", dedicated: "ban", wantStatus: 403, wantCode: "M_FORBIDDEN"},
+	{name: "admin bans themselves", actor: "alice", target: "alice", membership: "ban", dedicated: "ban", wantStatus: 403, wantCode: "M_FORBIDDEN"},
+	{name: "banned user unbans themselves", actor: "banned", target: "banned", membership: "leave", dedicated: "unban", wantStatus: 403, wantCode: "M_FORBIDDEN"},
+	{name: "invitee kicks themselves (a rejection)", actor: "invited", target: "invited", membership: "leave", dedicated: "kick", wantStatus: 200, wantMembership: "leave"},
+
 	// Memberships no endpoint makes: the state PUT alone.
 	{name: "member joins on behalf of an outsider", actor: "member", target: "outsider", membership: "join", wantStatus: 403, wantCode: "M_FORBIDDEN"},
 	{name: "admin joins on behalf of an invitee", actor: "alice", target: "invited", membership: "join", wantStatus: 403, wantCode: "M_FORBIDDEN"},
