@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/parley-im/parley/clientapi/apierr"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/rooms"
 )
@@ -67,33 +66,4 @@ func (a *API) noticeBlock(ctx context.Context, blocker, blocked string, on bool,
 		c["unfriended"], c["unfollowed"], c["lost_follower"] = eff.Unfriended, eff.Unfollowed, eff.LostFollower
 	}
 	return a.rooms.NotifyUsers(ctx, []rooms.Notice{notice(blocker, noticeBlockType, c)})
-}
-
-// checkRelationship applies blocks and the invitee's DM policy to an invite
-// (a DM is an invite too). It fails closed: if the graph cannot be asked,
-// the invite is refused with 503 rather than let a blocked user through.
-func (a *API) checkRelationship(ctx context.Context, inviter, invitee string) error {
-	if a.graph == nil || inviter == invitee {
-		return nil
-	}
-	rel, err := a.graph.Relationship(ctx, invitee, inviter)
-	if err != nil {
-		return graphErr(err, "")
-	}
-	switch {
-	case rel.Blocked:
-		return apierr.Forbidden("This user does not accept invites or direct messages from you")
-	case rel.BlockedBy:
-		return apierr.Forbidden("You have blocked this user; unblock them before inviting them")
-	case rel.Friends:
-		return nil
-	}
-	policy, err := a.graph.DMPolicy(ctx, invitee)
-	if err != nil {
-		return graphErr(err, "")
-	}
-	if policy == graph.DMFriends {
-		return apierr.Forbidden("This user accepts invites and direct messages from friends only")
-	}
-	return nil
 }

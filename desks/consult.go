@@ -116,6 +116,7 @@ func (s *Service) openRoom(ctx context.Context, service, deskName string, req Op
 		Name: deskName, Topic: req.Category, Invite: []string{req.Customer},
 		InviteProfiles:     map[string]rooms.Profile{req.Customer: profile},
 		PowerLevelOverride: json.RawMessage(`{"invite":50}`),
+		ByService:          true, // the customer asked for this room
 	})
 	if err != nil {
 		return "", fmt.Errorf("create consultation room: %w", err)

@@ -127,7 +127,7 @@ func (s *Service) applyRoom(ctx context.Context, c *consultation, t roomTarget) 
 	if a := t.agent; a != "" && c.fxAgents[a] != "join" {
 		if c.fxAgents[a] != "invite" {
 			if _, err := s.rooms.ChangeMembership(ctx, rooms.MembershipRequest{RoomID: c.roomID, Sender: t.service, Target: a,
-				Membership: "invite", Profile: s.profile(ctx, a)}); err != nil {
+				Membership: "invite", Profile: s.profile(ctx, a), ByService: true}); err != nil { // an assigned agent
 				return 0, fmt.Errorf("invite %s: %w", a, err)
 			}
 			c.fxAgents[a] = "invite"

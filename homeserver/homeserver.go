@@ -68,7 +68,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
-	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log})
+	// The graph opens before the room service: every invite, whatever its
+	// route, asks the invite policy, which reads blocks and DM policies.
+	rel, err := openGraph(ctx, cfg, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log,
+		Policy: clientapi.NewInvitePolicy(cfg.ServerName, store, rel)})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -84,11 +92,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// A user is offline once no device has synced for a full long-poll plus
 	// a margin, so a client that long-polls for the maximum never flaps.
 	idle := max(60*time.Second, time.Duration(cfg.Sync.MaxTimeoutMs)*time.Millisecond+30*time.Second)
-	rel, err := openGraph(ctx, cfg, store)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
 	var contacts *graph.Contacts
 	var presContacts inbox.Contacts // stays a nil interface without a graph
 	if rel != nil {

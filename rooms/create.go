@@ -27,17 +27,20 @@ type Profile struct {
 
 // CreateRequest is a createRoom call, already validated for shape.
 type CreateRequest struct {
-	Creator            string
-	CreatorProfile     Profile
-	RoomVersion        string // "" means pdu.DefaultRoomVersion
-	Preset             string // private_chat, trusted_private_chat, public_chat
-	Public             bool   // visibility=public: list in the room directory
-	Name, Topic        string
-	Alias              string // full alias (#local:server), reserved in the room's transaction
-	Invite             []string
-	InviteProfiles     map[string]Profile
-	IsDirect           bool
-	InitialState       []StateEvent
+	Creator        string
+	CreatorProfile Profile
+	RoomVersion    string // "" means pdu.DefaultRoomVersion
+	Preset         string // private_chat, trusted_private_chat, public_chat
+	Public         bool   // visibility=public: list in the room directory
+	Name, Topic    string
+	Alias          string // full alias (#local:server), reserved in the room's transaction
+	Invite         []string
+	InviteProfiles map[string]Profile
+	IsDirect       bool
+	InitialState   []StateEvent
+	// ByService: the invites are made by a server-side service (the
+	// desks); see MembershipRequest.ByService.
+	ByService          bool
 	CreationContent    json.RawMessage // extra keys for the create event
 	PowerLevelOverride json.RawMessage
 }
@@ -57,6 +60,20 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 		preset = "private_chat"
 		if req.Public {
 			preset = "public_chat"
+		}
+	}
+	// initial_state is client-written state: it passes the checks of the
+	// state PUT, and every invite, there or in the invite list, the policy.
+	for _, se := range req.InitialState {
+		if err := s.checkClientMember(ctx, req.Creator, se.Type, &se.StateKey, se.Content); err != nil {
+			return "", err
+		}
+	}
+	if !req.ByService {
+		for _, u := range req.Invite {
+			if err := s.checkInvite(ctx, req.Creator, u); err != nil {
+				return "", err
+			}
 		}
 	}
 	roomID := "!" + randomString(18) + ":" + s.cfg.ServerName

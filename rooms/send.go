@@ -31,6 +31,10 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 	if req.Type == "m.room.redaction" {
 		return "", fmt.Errorf("%w: use the redact endpoint to send m.room.redaction", ErrInvalid)
 	}
+	if err := s.checkClientMember(ctx, req.Sender, req.Type, req.StateKey, req.Content); err != nil {
+		return "", err
+	}
+	isMember := req.StateKey != nil && req.Type == "m.room.member"
 	var eventID string
 	err := s.submit(ctx, func(ctx context.Context, b *batch) error {
 		eventID = ""
@@ -46,13 +50,20 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 		if err != nil {
 			return err
 		}
-		if req.StateKey != nil && req.Type == "m.room.member" {
-			if err := checkMemberChange(rs, *req.StateKey, membershipOf(req.Content)); err != nil {
+		content := req.Content
+		if isMember {
+			if content, err = b.memberContent(ctx, rs, req.Sender, *req.StateKey, content); err != nil {
 				return err
 			}
 		}
-		ev, _, err := b.appendEvent(ctx, rs, pdu.Proto{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: req.Content}, txn)
+		ev, _, err := b.appendEvent(ctx, rs, pdu.Proto{Sender: req.Sender, Type: req.Type, StateKey: req.StateKey, Content: content}, txn)
 		if err != nil {
+			if !isMember && errors.Is(err, ErrForbidden) && rs.membership(req.Sender) != "join" {
+				// The auth rules refuse a non-member with a text that tells
+				// an existing room from an unknown one. Checked only on
+				// refusal, so the send path pays nothing for it.
+				return errNotInRoom(req.RoomID)
+			}
 			return err
 		}
 		if txn != nil {
@@ -90,6 +101,27 @@ func (b *batch) rememberTxn(k txnKey, eventID string) {
 	b.onUndo(func() { delete(b.txns, k) })
 }
 
+// memberContent applies the writer's checks to a member event a client
+// wrote through the state PUT, and returns the content to send: for a
+// restricted join, with the authoriser the server chose.
+func (b *batch) memberContent(ctx context.Context, rs *roomState, sender, target string, content json.RawMessage) (json.RawMessage, error) {
+	membership := membershipOf(content)
+	if sender != target && rs.membership(sender) != "join" {
+		return nil, errNotInRoom(rs.id)
+	}
+	if err := checkMemberChange(rs, target, membership); err != nil {
+		return nil, err
+	}
+	if membership != "join" || sender != target {
+		return content, nil
+	}
+	via, err := b.restrictedJoinVia(ctx, rs, target)
+	if err != nil || via == "" {
+		return content, err
+	}
+	return withJoinAuthoriser(content, via)
+}
+
 // checkMemberChange adds the server-side rules the auth rules leave to the
 // server: nothing here may loosen them.
 func checkMemberChange(rs *roomState, target, membership string) error {
@@ -104,18 +136,33 @@ type MembershipRequest struct {
 	RoomID     string
 	Sender     string
 	Target     string
-	Membership string // join, invite, leave, ban
+	Membership string // join, invite, leave, ban, or unban (a leave of a banned user)
 	Reason     string
 	IsDirect   bool
 	Profile    Profile // the target's profile, for join and invite
 	// ProfileUpdate re-sends a join to carry a changed display name or avatar.
 	ProfileUpdate bool
+	// ByService marks an invite a server-side service (the desks) makes at
+	// the invitee's own request or an operator's: the MembershipPolicy,
+	// which guards users from other people, is not asked. Clients never set
+	// it.
+	ByService bool
 }
 
 // ChangeMembership appends an m.room.member event. Joining a room one is
 // already joined to, or leaving one already left, is a no-op that returns the
 // current member event's ID.
+//
+// A change to another user by someone not joined to the room gets the
+// answer of an unknown room, whatever the target's membership: an outsider
+// learns nothing from /unban, /kick or /ban. An unban is checked in the
+// order caller's membership, caller's power, then target's membership.
 func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (string, error) {
+	if req.Membership == "invite" && !req.ByService {
+		if err := s.checkInvite(ctx, req.Sender, req.Target); err != nil {
+			return "", err
+		}
+	}
 	var eventID string
 	err := s.submit(ctx, func(ctx context.Context, b *batch) error {
 		eventID = ""
@@ -123,25 +170,47 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 		if err != nil {
 			return err
 		}
+		if (req.Sender != req.Target || req.Membership == "unban") && rs.membership(req.Sender) != "join" {
+			return errNotInRoom(req.RoomID)
+		}
+		membership := req.Membership
 		current := rs.membership(req.Target)
-		if current == req.Membership && req.Sender == req.Target && (current == "join" || current == "leave") && !req.ProfileUpdate {
+		if membership == "unban" {
+			if pl := rs.powerLevels(); pl.UserLevel(req.Sender) < pl.Ban {
+				return fmt.Errorf("%w: unbanning needs power level %d", ErrForbidden, pl.Ban)
+			}
+			if current != "ban" {
+				return fmt.Errorf("%w: that user is not banned", ErrForbidden)
+			}
+			membership = "leave"
+		}
+		if current == membership && req.Sender == req.Target && (current == "join" || current == "leave") && !req.ProfileUpdate {
 			eventID = rs.get("m.room.member", req.Target).ID
 			return nil
 		}
-		if req.Membership == "leave" && req.Sender == req.Target && current == "" {
+		if membership == "leave" && req.Sender == req.Target && current == "" {
 			return fmt.Errorf("%w: %s is not in the room", ErrForbidden, req.Target)
 		}
-		if err := checkMemberChange(rs, req.Target, req.Membership); err != nil {
+		if err := checkMemberChange(rs, req.Target, membership); err != nil {
 			return err
 		}
-		content := map[string]any{"membership": req.Membership}
+		content := map[string]any{"membership": membership}
+		if membership == "join" && req.Sender == req.Target {
+			via, err := b.restrictedJoinVia(ctx, rs, req.Target)
+			if err != nil {
+				return err
+			}
+			if via != "" {
+				content["join_authorised_via_users_server"] = via
+			}
+		}
 		if req.Reason != "" {
 			content["reason"] = req.Reason
 		}
 		if req.IsDirect {
 			content["is_direct"] = true
 		}
-		if req.Membership == "join" || req.Membership == "invite" {
+		if membership == "join" || membership == "invite" {
 			if req.Profile.DisplayName != "" {
 				content["displayname"] = req.Profile.DisplayName
 			}

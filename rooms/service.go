@@ -25,6 +25,9 @@ type Config struct {
 	Store      *storage.Store
 	Listener   CommitListener
 	Logger     *slog.Logger
+	// Policy is asked about every invite a local user makes, whatever the
+	// route (membership_policy.go). Nil asks nothing: the auth rules only.
+	Policy MembershipPolicy
 	// MaxBatch caps how many writes share one commit. Zero means 256.
 	MaxBatch int
 	// Now returns the current time; zero means time.Now. Tests may fix it.
