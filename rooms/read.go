@@ -144,7 +144,7 @@ type Access struct {
 const StateCurrent = math.MaxInt64
 
 var (
-	errNotInRoom = fmt.Errorf("%w: you are not in this room", ErrForbidden)
+	errNoReadAccess = fmt.Errorf("%w: you are not in this room", ErrForbidden)
 	errForgotten = fmt.Errorf("%w: you have forgotten this room", ErrForbidden)
 )
 
@@ -162,7 +162,7 @@ func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Acces
 		return a, nil // anyone may read it, forgotten or not
 	}
 	if !v.EverMember() {
-		return nil, errNotInRoom
+		return nil, errNoReadAccess
 	}
 	if cur, _ := v.Current(); cur == "leave" || cur == "ban" {
 		m, err := s.store.GetMembership(ctx, roomID, userID)
@@ -208,7 +208,7 @@ func (a *Access) State(ctx context.Context) ([]storage.Event, error) {
 func (a *Access) StateAt(ctx context.Context, pos int64) ([]storage.Event, error) {
 	switch end := min(pos, a.stateEnd); {
 	case a.stateEnd == 0:
-		return nil, errNotInRoom
+		return nil, errNoReadAccess
 	case end == StateCurrent:
 		return a.store.CurrentState(ctx, a.roomID)
 	default:
