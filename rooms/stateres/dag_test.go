@@ -67,10 +67,15 @@ func (f *fork) clone() *fork {
 // alice with power levels alice 100 and mod 50, public join rules, and
 // alice, mod and bob joined. It returns the fork at its tip.
 func newRoom(t testing.TB) *fork {
+	return newRoomWith(t, `{"room_version":"11"}`)
+}
+
+// newRoomWith is newRoom with the given create event content.
+func newRoomWith(t testing.TB, createContent string) *fork {
 	d := &dag{t: t, version: "11", roomID: "!room:example.org", events: map[string]*pdu.Event{}, ts: 1_700_000_000_000}
 	lastDAG = d
 	f := &fork{d: d, state: StateMap{}}
-	f.send(alice, "m.room.create", "", `{"room_version":"11"}`)
+	f.send(alice, "m.room.create", "", createContent)
 	f.send(alice, "m.room.member", alice, `{"membership":"join"}`)
 	f.send(alice, "m.room.power_levels", "", `{"users":{"@alice:example.org":100,"@mod:example.org":50}}`)
 	f.send(alice, "m.room.join_rules", "", `{"join_rule":"public"}`)
