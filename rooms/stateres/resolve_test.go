@@ -108,6 +108,40 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// Mainline order beats timestamps: alice's topic was sent under
+		// newer power levels than the mod's (a later mainline position),
+		// so it is applied last and wins although its timestamp is older.
+		name: "mainline position before timestamp",
+		build: func(t *testing.T) ([]StateMap, map[authrules.StateKey]string, map[authrules.StateKey]string) {
+			base := newRoom(t)
+			a, b := base.clone(), base.clone()
+			a.send(alice, "m.room.power_levels", "", `{"users":{"@alice:example.org":100,"@mod:example.org":50},"events":{"m.room.name":60}}`)
+			ts := base.d.ts
+			base.d.ts += 1000
+			b.send(mod, "m.room.topic", "", `{"topic":"newer timestamp, older power levels"}`)
+			base.d.ts = ts
+			top := a.send(alice, "m.room.topic", "", `{"topic":"older timestamp, newer power levels"}`)
+			want := map[authrules.StateKey]string{key("m.room.topic", ""): top.ID}
+			return []StateMap{a.state, b.state}, want, want
+		},
+	},
+	{
+		// Alice raises bob to 50; then, concurrently, bob raises carol's
+		// user entry and alice demotes bob. Alice's demotion sorts first
+		// (higher power), so bob's change is checked as a level-0 user and
+		// refused.
+		name: "power levels change by a user demoted concurrently",
+		build: func(t *testing.T) ([]StateMap, map[authrules.StateKey]string, map[authrules.StateKey]string) {
+			base := newRoom(t)
+			base.send(alice, "m.room.power_levels", "", `{"users":{"@alice:example.org":100,"@mod:example.org":50,"@bob:example.org":50},"events":{"m.room.power_levels":50}}`)
+			a, b := base.clone(), base.clone()
+			b.send(bob, "m.room.power_levels", "", `{"users":{"@alice:example.org":100,"@mod:example.org":50,"@bob:example.org":50,"@carol:other.org":50},"events":{"m.room.power_levels":50}}`)
+			demote := a.send(alice, "m.room.power_levels", "", `{"users":{"@alice:example.org":100,"@mod:example.org":50},"events":{"m.room.power_levels":50}}`)
+			want := map[authrules.StateKey]string{plKey: demote.ID}
+			return []StateMap{a.state, b.state}, want, want
+		},
+	},
+	{
 		// The unconflicted state map is applied last and always wins:
 		// here it holds a name no fork disagrees on.
 		name: "unconflicted state survives",
