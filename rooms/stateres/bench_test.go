@@ -107,9 +107,17 @@ func TestResolveBigRoomAnswer(t *testing.T) {
 		want = append(want, c.send(v, "m.room.member", v, `{"membership":"join","displayname":"C"}`).ID)
 	}
 	for _, p := range []params{v2, v21} {
+		calls := base.d.calls
 		got, err := resolve(context.Background(), p, []StateMap{a.state, c.state}, base.d)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The loader is asked per DAG level and per checked event, never
+		// per unconflicted event.
+		if n := base.d.calls - calls; n > 20 {
+			t.Errorf("%+v: %d loader calls, want at most 20 (one per DAG level and few more)", p, n)
+		} else {
+			t.Logf("%+v: %d loader calls", p, n)
 		}
 		if got[plKey] != pl.ID {
 			t.Errorf("%+v: power levels = %s, want %s", p, got[plKey], pl.ID)

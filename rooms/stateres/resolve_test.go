@@ -369,3 +369,43 @@ func TestConflictedSubgraph(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveMissingAndRejected: an event the loader does not return (not
+// held, or rejected) is absent from resolution: it never enters the state,
+// even as the only candidate for its key.
+func TestResolveMissingAndRejected(t *testing.T) {
+	base := newRoom(t)
+	a, b := base.clone(), base.clone()
+	hidden := a.send(alice, "m.room.topic", "", `{"topic":"rejected"}`)
+	name := b.send(alice, "m.room.name", "", `{"name":"kept"}`)
+	delete(base.d.events, hidden.ID)
+	for _, p := range []params{v2, v21} {
+		got, err := resolve(context.Background(), p, []StateMap{a.state, b.state}, base.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := got[key("m.room.topic", "")]; g != "" {
+			t.Errorf("%+v: topic = %s, want absent (its only event is not loadable)", p, g)
+		}
+		if g := got[key("m.room.name", "")]; g != name.ID {
+			t.Errorf("%+v: name = %s, want %s", p, g, name.ID)
+		}
+	}
+}
+
+type shortLoader struct{ *dag }
+
+func (l shortLoader) Events(ctx context.Context, ids []string) ([]*pdu.Event, error) {
+	evs, err := l.dag.Events(ctx, ids)
+	return evs[:len(evs)-1], err
+}
+
+func TestResolveLoaderMiscount(t *testing.T) {
+	base := newRoom(t)
+	a, b := base.clone(), base.clone()
+	a.send(alice, "m.room.topic", "", `{"topic":"a"}`)
+	b.send(alice, "m.room.topic", "", `{"topic":"b"}`)
+	if _, err := Resolve(context.Background(), "11", []StateMap{a.state, b.state}, shortLoader{base.d}); err == nil {
+		t.Error("Resolve with a loader returning too few events = nil error, want one")
+	}
+}
