@@ -44,7 +44,14 @@ func isPowerEvent(ev *pdu.Event) bool {
 // their auth chains that are in full, in reverse topological power order:
 // Kahn's algorithm over auth_events, auth events first, ties broken by the
 // sender's power level (highest first, as of the event's own auth events),
-// then origin_server_ts, then event ID.
+// then origin_server_ts, then event ID. The result is the smallest such
+// order when compared event by event, which is what the spec asks for.
+//
+// The graph follows auth_events only while they stay inside the full
+// conflicted set, as Synapse does: an event of the set reachable only
+// through an event outside it is not pulled in. (v2.1's conflicted
+// subgraph puts such in-between events into the set, which closes most of
+// that gap.)
 func (r *resolver) powerOrder(ctx context.Context, full []string) ([]string, error) {
 	inFull := make(map[string]struct{}, len(full))
 	for _, id := range full {
