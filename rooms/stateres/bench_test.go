@@ -133,3 +133,19 @@ func TestResolveBigRoomAnswer(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkResolveSmall is the everyday case: a small room whose two forks
+// differ in one topic each.
+func BenchmarkResolveSmall(b *testing.B) {
+	base := newRoom(b)
+	x, y := base.clone(), base.clone()
+	x.send(alice, "m.room.topic", "", `{"topic":"x"}`)
+	y.send(mod, "m.room.topic", "", `{"topic":"y"}`)
+	sets := []StateMap{x.state, y.state}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Resolve(context.Background(), "11", sets, base.d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
