@@ -16,6 +16,7 @@ targets=(
 	"./media FuzzContentDisposition"
 	"./media FuzzThumbQuery"
 	"./accounts/password FuzzParsePHC"
+	"./rooms/stateres FuzzResolve"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
