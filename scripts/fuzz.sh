@@ -10,6 +10,7 @@ fuzztime=${FUZZTIME:-20s}
 targets=(
 	"./rooms/pdu FuzzParse"
 	"./rooms/pdu FuzzCanonicalJSON"
+	"./rooms FuzzClientEvent"
 	"./inbox FuzzParseToken"
 	"./inbox FuzzParseFilter"
 	"./clientapi FuzzReadJSON"
