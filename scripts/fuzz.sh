@@ -11,6 +11,7 @@ targets=(
 	"./rooms/pdu FuzzParse"
 	"./rooms/pdu FuzzCanonicalJSON"
 	"./rooms FuzzClientEvent"
+	"./storage/storetext FuzzCheckJSON"
 	"./inbox FuzzParseToken"
 	"./inbox FuzzParseFilter"
 	"./clientapi FuzzReadJSON"
