@@ -43,7 +43,7 @@ type dsnConnector struct {
 }
 
 func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c dsnConnector) Driver() driver.Driver                       { return c.drv }
+func (c dsnConnector) Driver() driver.Driver                        { return c.drv }
 
 // guardConn forwards every optional driver interface the engines implement
 // (database/sql discovers them by type assertion, so a missing one would
