@@ -81,6 +81,9 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (ConsultationView, 
 		if err := s.store.InsertPendingConsultation(ctx, p); err != nil {
 			return ConsultationView{}, err
 		}
+		if err := s.fault("pending"); err != nil {
+			return ConsultationView{}, err
+		}
 	case err != nil:
 		return ConsultationView{}, err
 	}

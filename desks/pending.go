@@ -28,6 +28,27 @@ import (
 // start, FinishPending runs finishOpen for every row left; a customer's
 // retry does the same for theirs.
 
+// SetOpenFault makes every open call f after each step that a crash could
+// follow ("pending": the open is recorded; "question": the room is ready
+// with the question in it; "recorded": the consultation is routed and
+// recorded, the pending row not yet deleted). When f returns an error the
+// open stops there and fails with it, as a kill -9 at that point would
+// stop it. Fault drills and tests use it; nil clears it.
+func (s *Service) SetOpenFault(f func(step string) error) {
+	if f == nil {
+		s.openFault.Store(nil)
+		return
+	}
+	s.openFault.Store(&f)
+}
+
+func (s *Service) fault(step string) error {
+	if f := s.openFault.Load(); f != nil {
+		return (*f)(step)
+	}
+	return nil
+}
+
 // questionTxn is the transaction ID of a consultation's first message: a
 // repeated finishOpen posts it once.
 func questionTxn(consultationID string) string { return "desk.open." + consultationID }
@@ -37,6 +58,9 @@ func questionTxn(consultationID string) string { return "desk.open." + consultat
 // category, so no other finishOpen runs for the same row.
 func (s *Service) finishOpen(ctx context.Context, d *desk, p storage.PendingConsultation, deskName, service string) (ConsultationView, error) {
 	if err := s.ensureRoom(ctx, p, deskName, service); err != nil {
+		return ConsultationView{}, err
+	}
+	if err := s.fault("question"); err != nil {
 		return ConsultationView{}, err
 	}
 	preferred, err := s.store.LastAgent(ctx, d.id, p.Customer)
@@ -70,6 +94,9 @@ func (s *Service) finishOpen(ctx context.Context, d *desk, p storage.PendingCons
 	v := d.viewLocked(c)
 	s.unlockAndReconcile(ctx, d)
 	if err != nil {
+		return ConsultationView{}, err
+	}
+	if err := s.fault("recorded"); err != nil {
 		return ConsultationView{}, err
 	}
 	s.dropPending(ctx, p.ID)
