@@ -74,6 +74,9 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (ConsultationView, 
 	// any later step leaves a row that the next start finishes, and a
 	// retry finishes the same one instead of opening a second room.
 	p, err := s.store.PendingConsultationOf(ctx, d.id, req.Customer, req.Category)
+	if err == nil && s.recorded(ctx, p) {
+		err = storage.ErrNotFound // a stale row of a consultation since closed
+	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		p = storage.PendingConsultation{ID: newID(), DeskID: d.id, RoomID: s.rooms.NewRoomID(), Customer: req.Customer,

@@ -103,6 +103,18 @@ func (s *Service) finishOpen(ctx context.Context, d *desk, p storage.PendingCons
 	return v, nil
 }
 
+// recorded reports whether a pending open's consultation is already in
+// desk_consultations (open or closed): the crash came after the record and
+// before the pending row's delete. The stale row is deleted, and the open
+// must not be finished again: its customer may have left the room since.
+func (s *Service) recorded(ctx context.Context, p storage.PendingConsultation) bool {
+	if _, err := s.store.GetConsultation(ctx, p.ID); err != nil {
+		return false // not found, or unknown: finishing is idempotent either way
+	}
+	s.dropPending(ctx, p.ID)
+	return true
+}
+
 // dropPending deletes a pending row whose consultation is recorded. A
 // failure is only logged: the consultation is safe, and the next start
 // finds it recorded and deletes the row then.
@@ -193,6 +205,9 @@ func (s *Service) finishOne(ctx context.Context, p storage.PendingConsultation) 
 	if err != nil {
 		// Deleting a desk deletes its pending rows; this one raced it.
 		return false, s.store.DeletePendingConsultation(ctx, p.ID)
+	}
+	if s.recorded(ctx, p) {
+		return false, nil
 	}
 	key := p.Customer + "\x00" + p.Category
 	d.mu.Lock()

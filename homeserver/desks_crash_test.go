@@ -128,3 +128,42 @@ func crashOpen(t *testing.T, store hstest.Store, then string, fault func(w *desk
 		return st == 200 && slices.Contains([]string{"assigned", "queued"}, res.Get("state").String())
 	})
 }
+
+// TestDeskOpenAfterStalePending: a crash after the consultation is
+// recorded but before its pending row goes leaves a stale row. Once that
+// consultation is closed, the customer's next open in the category is a
+// new consultation in a new room, not the old one finished again.
+func TestDeskOpenAfterStalePending(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			w := newDeskShop(t, hstest.Options{Store: store}, "shop", map[string]any{"capacity": 2})
+			ann := w.agent("ann", map[string]any{"skills": []string{"presale"}})
+			cust := w.srv.Register(t, "cust")
+			path := deskClientAPI + "shop/consultations"
+			w.srv.Srv.Desks.SetOpenFault(func(step string) error {
+				if step == "recorded" {
+					return errors.New("injected crash after recorded")
+				}
+				return nil
+			})
+			if st, res := cust.Do("POST", path, map[string]any{"category": "presale", "body": "first"}); st == 200 {
+				t.Fatalf("open during the fault = %d %s, want a failure", st, res.Raw)
+			}
+			w.srv.Srv.Desks.SetOpenFault(nil)
+			list := cust.MustDo("GET", path, nil).Get("consultations").Array()
+			if len(list) != 1 {
+				t.Fatalf("consultations after the fault = %v, want the recorded one", list)
+			}
+			old := list[0].Get("consultation_id").String()
+			w.close(ann, old, map[string]any{})
+
+			next := w.open(cust, "presale", "second")
+			if id := next.Get("consultation_id").String(); id == old || next.Get("room_id").String() == list[0].Get("room_id").String() {
+				t.Errorf("open after the close = %s, want a new consultation in a new room (old %s)", next.Raw, list[0].Raw)
+			}
+			if got := cust.MessageBodies(next.Get("room_id").String()); len(got) == 0 || got[0] != "second" || slices.Contains(got, "first") {
+				t.Errorf("new room's messages = %v, want the question \"second\" first and no \"first\"", got)
+			}
+		})
+	}
+}
