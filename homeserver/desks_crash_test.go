@@ -25,7 +25,7 @@ func TestDeskOpenSurvivesCrash(t *testing.T) {
 			for _, then := range []string{"retry", "restart"} {
 				t.Run(fmt.Sprintf("%s/fail-%s/%s", store.Name, step, then), func(t *testing.T) {
 					var commits atomic.Int64
-					crashOpen(t, store, then, func(w *deskShop, on bool) {
+					deskCrashOpen(t, store, then, func(w *deskShop, on bool) {
 						if !on {
 							w.srv.Srv.Store.SetCommitFault(nil)
 							return
@@ -52,7 +52,7 @@ func TestDeskOpenSurvivesCrashBetweenSteps(t *testing.T) {
 		for _, step := range []string{"pending", "question", "recorded"} {
 			for _, then := range []string{"retry", "restart"} {
 				t.Run(fmt.Sprintf("%s/after-%s/%s", store.Name, step, then), func(t *testing.T) {
-					crashOpen(t, store, then, func(w *deskShop, on bool) {
+					deskCrashOpen(t, store, then, func(w *deskShop, on bool) {
 						if !on {
 							w.srv.Srv.Desks.SetOpenFault(nil)
 							return
@@ -70,9 +70,9 @@ func TestDeskOpenSurvivesCrashBetweenSteps(t *testing.T) {
 	}
 }
 
-// crashOpen opens a consultation with fault set, then recovers by a
+// deskCrashOpen opens a consultation with fault set, then recovers by a
 // retry or a restart, and checks that exactly one consultation came of it.
-func crashOpen(t *testing.T, store hstest.Store, then string, fault func(w *deskShop, on bool)) {
+func deskCrashOpen(t *testing.T, store hstest.Store, then string, fault func(w *deskShop, on bool)) {
 	t.Helper()
 	if store.URL != "" {
 		store.URL = hstest.NewPostgresDB(t, postgresAdmin(t))

@@ -54,14 +54,14 @@ func TestUnstorableTextRefused(t *testing.T) {
 				{"query parameter with NUL", "GET", "/_matrix/client/v3/sync?timeout=0&filter=%00", nil, "M_INVALID_PARAM"},
 				{"query parameter with invalid UTF-8", "GET", r + "/messages?dir=b&from=%FF", nil, "M_INVALID_PARAM"},
 			}
-			before := snapshot(alice)
+			before := unstorableSnapshot(alice)
 			for _, c := range cases {
 				st, res := alice.Do(c.method, c.path, c.body)
 				if st != http.StatusBadRequest || res.Get("errcode").String() != c.code {
 					t.Errorf("%s: %s %s = %d %s, want 400 %s", c.name, c.method, c.path, st, res.Raw, c.code)
 				}
 			}
-			if after := snapshot(alice); after != before {
+			if after := unstorableSnapshot(alice); after != before {
 				t.Errorf("after refused requests the account reads\n%s\nwant (unchanged)\n%s", after, before)
 			}
 
@@ -79,9 +79,9 @@ func TestUnstorableTextRefused(t *testing.T) {
 	}
 }
 
-// snapshot is what a refused request must not change: the stream position
+// unstorableSnapshot is what a refused request must not change: the stream position
 // and what /sync, /devices and /profile say.
-func snapshot(c *hstest.Client) string {
+func unstorableSnapshot(c *hstest.Client) string {
 	sync := c.Sync("", 0)
 	_, devices := c.Do("GET", "/_matrix/client/v3/devices", nil)
 	_, profile := c.Do("GET", "/_matrix/client/v3/profile/"+hstest.Esc(c.UserID), nil)
@@ -111,14 +111,14 @@ func TestNoRouteStoresUnstorableText(t *testing.T) {
 				}
 				n := strings.Count(route, "{")
 				for i := 0; i < n; i++ {
-					path := fillNth(route, i, "a%00")
+					path := fillNthParam(route, i, "a%00")
 					st, res := alice.Do(method, path, []byte(`{}`))
 					seen++
 					if st != http.StatusBadRequest {
 						t.Errorf("%s %s with U+0000 in parameter %d = %d %s, want 400", method, route, i, st, res.Raw)
 					}
 				}
-				path := fillNth(route, -1, "")
+				path := fillNthParam(route, -1, "")
 				if st, res := alice.Do(method, path+"?x=%00", nil); st != http.StatusBadRequest {
 					t.Errorf("%s %s?x=%%00 = %d %s, want 400", method, route, st, res.Raw)
 				}
@@ -139,8 +139,8 @@ func TestNoRouteStoresUnstorableText(t *testing.T) {
 	}
 }
 
-// fillNth fills a chi route's parameters with "x", the i-th with p.
-func fillNth(route string, i int, p string) string {
+// fillNthParam fills a chi route's parameters with "x", the i-th with p.
+func fillNthParam(route string, i int, p string) string {
 	var b strings.Builder
 	for k := 0; ; k++ {
 		open := strings.IndexByte(route, '{')

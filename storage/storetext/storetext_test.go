@@ -64,3 +64,26 @@ func FuzzCheckJSON(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheck: the per-argument cost the store's driver adds to every
+// statement, for a typical ID.
+func BenchmarkCheck(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if Check("!a1b2c3d4e5f6g7h8i9:example.org") != nil {
+			b.Fatal("refused")
+		}
+	}
+}
+
+// BenchmarkCheckJSON: the cost readJSON adds to a 2 KB request body.
+func BenchmarkCheckJSON(b *testing.B) {
+	body := []byte(`{"msgtype":"m.text","body":"` + strings.Repeat("héllo wörld ", 170) + `"}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if CheckJSON(body) != nil {
+			b.Fatal("refused")
+		}
+	}
+}
