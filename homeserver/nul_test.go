@@ -93,7 +93,7 @@ func unstorableSnapshot(c *hstest.Client) string {
 // TestNoRouteStoresUnstorableText walks every route and puts U+0000 into
 // each path parameter, the query and the JSON body in turn. Each answer is
 // a 4xx (a NUL in the path or query exactly 400), never a 5xx, on both
-// stores.
+// stores, and the account reads the same afterwards.
 func TestNoRouteStoresUnstorableText(t *testing.T) {
 	for _, store := range hstest.Stores(t) {
 		t.Run(store.Name, func(t *testing.T) {
@@ -103,6 +103,7 @@ func TestNoRouteStoresUnstorableText(t *testing.T) {
 			if !ok {
 				t.Fatal("handler is not a chi router")
 			}
+			before := unstorableSnapshot(alice)
 			nulBody := []byte(`{"\u0000":"\u0000","body":"\u0000","name":"\u0000","displayname":"\u0000","device_id":"\u0000","type":"\u0000"}`)
 			seen := 0
 			err := chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
@@ -134,6 +135,9 @@ func TestNoRouteStoresUnstorableText(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%d requests sent", seen)
+			if after := unstorableSnapshot(alice); after != before {
+				t.Errorf("after the walk the account reads\n%s\nwant (unchanged)\n%s", after, before)
+			}
 			alice.Send(alice.CreateRoom(map[string]any{}), "after", "still alive")
 		})
 	}
