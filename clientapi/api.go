@@ -30,6 +30,7 @@ import (
 	"github.com/parley-im/parley/ratelimit"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/storage/storetext"
 )
 
 // Config is what the client API needs from the server configuration.
@@ -192,6 +193,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = apierr.New(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", reason(err))
 	case errors.Is(err, rooms.ErrRoomInUse):
 		ae = apierr.New(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
+	case errors.Is(err, storage.ErrUnstorable):
+		ae = apierr.InvalidParam("Parley cannot store this text: " + err.Error())
 	case errors.Is(err, context.Canceled):
 		return // the client went away
 	default:
@@ -231,6 +234,9 @@ func (a *API) readJSON(r *http.Request, v any) error {
 	}
 	if err := checkDepth(body, maxJSONDepth); err != nil {
 		return apierr.BadJSON(err.Error())
+	}
+	if err := storetext.CheckJSON(body); err != nil {
+		return apierr.BadJSON("Request body has a string Parley cannot store: " + err.Error())
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return apierr.BadJSON("Request body has the wrong shape: " + err.Error())

@@ -170,7 +170,7 @@ func (a *API) sendToDevice(w http.ResponseWriter, r *http.Request, s *session) e
 	if err := a.readJSON(r, &req); err != nil {
 		return err
 	}
-	if !pdu.ValidEventType(param(r, "eventType")) || len(param(r, "txnId")) > 255 {
+	if !pdu.ValidEventType(param(r, "eventType")) || !pdu.ValidTxnID(param(r, "txnId")) {
 		return apierr.InvalidParam("Invalid event type or transaction ID")
 	}
 	var msgs []rooms.ToDeviceMessage

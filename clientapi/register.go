@@ -174,7 +174,14 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	local := strings.TrimPrefix(strings.SplitN(userID, ":", 2)[0], "@")
-	err = a.store.CreateUser(ctx, storage.User{UserID: userID, PasswordHash: hash, DisplayName: local, CreatedTS: time.Now().UnixMilli()})
+	// The account and its first device are written in one transaction
+	// (registerdevice.go), so a refused device leaves no account behind.
+	var dev *storage.Device
+	var token string
+	if !req.InhibitLogin {
+		dev, token = newDeviceRow(userID, req.DeviceID, req.InitialDeviceDisplayName, clientIP(r))
+	}
+	err = a.store.CreateAccount(ctx, storage.User{UserID: userID, PasswordHash: hash, DisplayName: local, CreatedTS: time.Now().UnixMilli()}, dev)
 	if errors.Is(err, storage.ErrConflict) {
 		return apierr.New(http.StatusBadRequest, "M_USER_IN_USE", "User ID already taken")
 	}
@@ -182,12 +189,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp := map[string]any{"user_id": userID, "home_server": a.cfg.ServerName}
-	if !req.InhibitLogin {
-		deviceID, token, err := a.newDevice(ctx, userID, req.DeviceID, req.InitialDeviceDisplayName, clientIP(r))
-		if err != nil {
-			return err
-		}
-		resp["access_token"], resp["device_id"] = token, deviceID
+	if dev != nil {
+		a.tokens.dropUser(userID, dev.DeviceID)
+		resp["access_token"], resp["device_id"] = token, dev.DeviceID
 	}
 	return writeJSON(w, resp)
 }

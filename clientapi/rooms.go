@@ -269,8 +269,8 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, s *session) error {
 	if !pdu.ValidEventType(typ) {
 		return apierr.InvalidParam("Invalid event type")
 	}
-	if txn == "" || len(txn) > 255 {
-		return apierr.InvalidParam("Transaction IDs are 1 to 255 bytes")
+	if !pdu.ValidTxnID(txn) {
+		return apierr.InvalidParam(txnIDRule)
 	}
 	if typ == "m.room.redaction" {
 		// The spec lets clients send redactions through /send too (room
@@ -327,6 +327,9 @@ func (a *API) redact(w http.ResponseWriter, r *http.Request, s *session) error {
 	}
 	if err := a.readJSON(r, &req); err != nil {
 		return err
+	}
+	if !pdu.ValidTxnID(param(r, "txnId")) {
+		return apierr.InvalidParam(txnIDRule)
 	}
 	if err := a.requireJoined(r, s, param(r, "roomId")); err != nil {
 		return err

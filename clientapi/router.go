@@ -20,6 +20,8 @@ func (a *API) Handler() http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, apierr.New(http.StatusMethodNotAllowed, "M_UNRECOGNIZED", "Method not allowed"))
 	})
+	// Before any route: path and query text Parley can store (textcheck.go).
+	r.Use(refuseUnstorableText)
 
 	r.Get("/.well-known/matrix/client", a.open(a.wellKnown))
 	r.Get("/_matrix/client/versions", a.open(a.versions))

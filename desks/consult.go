@@ -2,13 +2,11 @@ package desks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
-	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -72,65 +70,27 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (ConsultationView, 
 	// From here the work is the server's: a client that hangs up does not
 	// leave a half-opened consultation behind.
 	ctx = context.WithoutCancel(ctx)
-	preferred, err := s.store.LastAgent(ctx, d.id, req.Customer)
-	if err != nil {
+	// The open is recorded before its room exists (pending.go): a crash at
+	// any later step leaves a row that the next start finishes, and a
+	// retry finishes the same one instead of opening a second room.
+	p, err := s.store.PendingConsultationOf(ctx, d.id, req.Customer, req.Category)
+	if err == nil && s.recorded(ctx, p) {
+		err = storage.ErrNotFound // a stale row of a consultation since closed
+	}
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		p = storage.PendingConsultation{ID: newID(), DeskID: d.id, RoomID: s.rooms.NewRoomID(), Customer: req.Customer,
+			Category: req.Category, DeviceID: req.DeviceID, Body: req.Body, OpenedTS: ms(s.cfg.Now())}
+		if err := s.store.InsertPendingConsultation(ctx, p); err != nil {
+			return ConsultationView{}, err
+		}
+		if err := s.fault("pending"); err != nil {
+			return ConsultationView{}, err
+		}
+	case err != nil:
 		return ConsultationView{}, err
 	}
-	roomID, err := s.openRoom(ctx, service, name, req)
-	if err != nil {
-		return ConsultationView{}, err
-	}
-	now := s.cfg.Now()
-	c := &consultation{id: newID(), roomID: roomID, customer: req.Customer, category: req.Category, opened: now, desk: d, preferred: preferred}
-
-	d.mu.Lock()
-	if d.deleted {
-		d.mu.Unlock()
-		return ConsultationView{}, fmt.Errorf("%w: no desk %q", ErrNotFound, d.id)
-	}
-	// Those already waiting go first, so a newcomer never overtakes them
-	// (an agent may have come online since the last sweep).
-	err = s.drainLocked(ctx, d, now)
-	if err == nil {
-		err = s.routeLocked(ctx, d, c, now)
-	}
-	if err == nil {
-		d.stats.opened++
-	}
-	v := d.viewLocked(c)
-	s.unlockAndReconcile(ctx, d)
-	if err != nil {
-		return ConsultationView{}, err
-	}
-	return v, nil
-}
-
-// openRoom creates the consultation's room as the desk's service user,
-// with the customer in it and their first message posted. History is
-// shared, so every agent assigned later reads the whole conversation.
-// Only the service user may invite (power level 50) or change state.
-func (s *Service) openRoom(ctx context.Context, service, deskName string, req OpenRequest) (string, error) {
-	profile := s.profile(ctx, req.Customer)
-	roomID, err := s.rooms.CreateRoom(ctx, rooms.CreateRequest{
-		Creator: service, CreatorProfile: s.profile(ctx, service), Preset: "private_chat",
-		Name: deskName, Topic: req.Category, Invite: []string{req.Customer},
-		InviteProfiles:     map[string]rooms.Profile{req.Customer: profile},
-		PowerLevelOverride: json.RawMessage(`{"invite":50}`),
-		ByService:          true, // the customer asked for this room
-	})
-	if err != nil {
-		return "", fmt.Errorf("create consultation room: %w", err)
-	}
-	if _, err := s.rooms.ChangeMembership(ctx, rooms.MembershipRequest{RoomID: roomID, Sender: req.Customer, Target: req.Customer,
-		Membership: "join", Profile: profile}); err != nil {
-		return "", fmt.Errorf("join customer: %w", err)
-	}
-	content, _ := json.Marshal(map[string]string{"msgtype": "m.text", "body": req.Body}) // strings always marshal
-	if _, err := s.rooms.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: req.Customer, DeviceID: req.DeviceID,
-		Type: "m.room.message", Content: content}); err != nil {
-		return "", fmt.Errorf("post first message: %w", err)
-	}
-	return roomID, nil
+	return s.finishOpen(ctx, d, p, name, service)
 }
 
 // Consultation returns one consultation to its customer, its agent (the

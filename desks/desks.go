@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-im/parley/inbox"
@@ -51,6 +52,8 @@ type Service struct {
 	log   *slog.Logger
 
 	adminMu sync.Mutex // serialises creating and deleting desks
+
+	openFault atomic.Pointer[func(step string) error] // see SetOpenFault
 
 	mu    sync.Mutex
 	desks map[string]*desk // guarded by mu

@@ -9,8 +9,15 @@ import (
 	"github.com/parley-im/parley/storage"
 )
 
-// Run sweeps every desk each Config.SweepEvery until ctx ends.
+// Run finishes the opens a crash interrupted (FinishPending), then sweeps
+// every desk each Config.SweepEvery until ctx ends.
 func (s *Service) Run(ctx context.Context) {
+	// Opens a crash interrupted come first: their customers have waited.
+	if n, err := s.FinishPending(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("desks: finishing pending consultations", "finished", n, "err", err)
+	} else if n > 0 {
+		s.log.Info("desks: finished consultations a restart interrupted", "finished", n)
+	}
 	tick := time.NewTicker(s.cfg.SweepEvery)
 	defer tick.Stop()
 	for {

@@ -157,8 +157,7 @@ func appendField(buf []byte, name, value string) []byte {
 	buf = append(buf, ',', '"')
 	buf = append(buf, name...)
 	buf = append(buf, '"', ':')
-	q, _ := json.Marshal(value)
-	return append(buf, q...)
+	return appendJSONString(buf, value)
 }
 
 // prevContentJSON is the static part of unsigned for a state event that

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/parley-im/parley/storage"
 )
@@ -34,13 +35,68 @@ func AppendClientEvent(dst []byte, e *storage.Event, nowMs int64, v Viewer) []by
 	}
 	if e.TxnID != "" && e.Sender == v.UserID && e.TxnDevice == v.DeviceID {
 		dst = append(dst, `,"transaction_id":`...)
-		dst = strconv.AppendQuote(dst, e.TxnID)
+		dst = appendJSONString(dst, e.TxnID)
 	}
 	if e.Type == "m.room.member" && e.Membership != "" {
 		dst = append(dst, `,"membership":`...)
-		dst = strconv.AppendQuote(dst, e.Membership)
+		dst = appendJSONString(dst, e.Membership)
 	}
 	return append(dst, "}}"...)
+}
+
+// appendJSONString appends s as a JSON string. It is the one string writer
+// of client events: Go's strconv quoting, used before, wrote \a and \xff,
+// which are not JSON, so a txnId like "%07" made the sender's /sync
+// unparseable. Invalid UTF-8 becomes U+FFFD, as encoding/json does; the
+// characters JSON requires escaped are escaped, and so are U+2028 and
+// U+2029, which break JavaScript that evaluates JSON.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // ClientEvents renders events as a JSON array.

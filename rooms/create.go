@@ -43,7 +43,14 @@ type CreateRequest struct {
 	ByService          bool
 	CreationContent    json.RawMessage // extra keys for the create event
 	PowerLevelOverride json.RawMessage
+	// RoomID is the new room's ID, from NewRoomID; "" means a fresh one.
+	// A caller that must find the room again after a crash (desks) records
+	// the ID before it creates the room.
+	RoomID string
 }
+
+// NewRoomID returns a fresh room ID on this server.
+func (s *Service) NewRoomID() string { return "!" + randomString(18) + ":" + s.cfg.ServerName }
 
 // CreateRoom writes a new room's opening events in one commit and returns
 // its ID.
@@ -76,7 +83,10 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 			}
 		}
 	}
-	roomID := "!" + randomString(18) + ":" + s.cfg.ServerName
+	roomID := req.RoomID
+	if roomID == "" {
+		roomID = s.NewRoomID()
+	}
 	protos, err := openingEvents(req, preset, version)
 	if err != nil {
 		return "", err

@@ -95,7 +95,7 @@ func (s *Store) PutDesk(ctx context.Context, d Desk) error {
 // transaction. The consultations' rooms stay: they belong to the room logs.
 func (s *Store) DeleteDesk(ctx context.Context, deskID string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, table := range []string{"desk_consultations", "desk_agents", "desks"} {
+		for _, table := range []string{"desk_consultations", "desk_pending_consultations", "desk_agents", "desks"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE desk_id = $1`, deskID); err != nil {
 				return err
 			}

@@ -27,7 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // registers "sqlite"
+	"modernc.org/sqlite"
 )
 
 //go:embed schema/*.sql
@@ -178,17 +178,10 @@ func openSQLite(path string) (*Store, error) {
 	// acknowledged send survives power loss. WAL lets readers run beside the writer.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)&_txlock=immediate"
-	write, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite: %w", err)
-	}
+	write := sql.OpenDB(guardConnector{dsnConnector{drv: &sqlite.Driver{}, dsn: dsn}})
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	read, err := sql.Open("sqlite", dsn+"&_pragma=query_only(on)")
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("open sqlite: %w", err)
-	}
+	read := sql.OpenDB(guardConnector{dsnConnector{drv: &sqlite.Driver{}, dsn: dsn + "&_pragma=query_only(on)"}})
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 	if err := write.Ping(); err != nil {
@@ -206,7 +199,7 @@ func openPostgres(url string) (*Store, error) {
 	}
 	// Acknowledge only what is on disk, whatever the server's default says.
 	cfg.RuntimeParams["synchronous_commit"] = "on"
-	db := stdlib.OpenDB(*cfg)
+	db := sql.OpenDB(guardConnector{stdlib.GetConnector(*cfg)})
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)

@@ -310,3 +310,35 @@ func (v *validator) hex4() (rune, bool) {
 	v.pos += 4
 	return r, true
 }
+
+// MaxTxnIDBytes bounds a transaction ID. The spec leaves txnIds opaque;
+// 255 bytes is what Parley has always accepted.
+const MaxTxnIDBytes = 255
+
+// ValidTxnID reports whether a client's transaction ID may be kept and
+// echoed back: 1 to MaxTxnIDBytes bytes of valid UTF-8 without control
+// characters (C0, DEL or C1). The ID reappears in the sender's /sync and
+// /messages as unsigned.transaction_id, so a byte that JSON cannot carry
+// as it is (invalid UTF-8) or that a client may mangle (a control
+// character) is refused at the door rather than rewritten on the way out.
+func ValidTxnID(txn string) bool {
+	if txn == "" || len(txn) > MaxTxnIDBytes {
+		return false
+	}
+	for i := 0; i < len(txn); {
+		c := txn[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(txn[i:])
+		if r == utf8.RuneError && size <= 1 || r >= 0x80 && r <= 0x9f {
+			return false
+		}
+		i += size
+	}
+	return true
+}
