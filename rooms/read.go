@@ -145,7 +145,7 @@ const StateCurrent = math.MaxInt64
 
 var (
 	errNoReadAccess = fmt.Errorf("%w: you are not in this room", ErrForbidden)
-	errForgotten = fmt.Errorf("%w: you have forgotten this room", ErrForbidden)
+	errForgotten    = fmt.Errorf("%w: you have forgotten this room", ErrForbidden)
 )
 
 // ReadAccess decides what userID may read in roomID. It refuses with
