@@ -32,7 +32,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 		return "", fmt.Errorf("%w: use the redact endpoint to send m.room.redaction", ErrInvalid)
 	}
 	var eventID string
-	err := s.submit(ctx, func(ctx context.Context, b *batch) error {
+	err := s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
 		eventID = ""
 		var txn *txnKey
 		if req.TxnID != "" {
@@ -117,7 +117,7 @@ type MembershipRequest struct {
 // current member event's ID.
 func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (string, error) {
 	var eventID string
-	err := s.submit(ctx, func(ctx context.Context, b *batch) error {
+	err := s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
 		eventID = ""
 		rs, err := b.room(ctx, req.RoomID)
 		if err != nil {
@@ -185,7 +185,7 @@ func (s *Service) Redact(ctx context.Context, req RedactRequest) (string, error)
 		return "", err
 	}
 	var eventID string
-	err = s.submit(ctx, func(ctx context.Context, b *batch) error {
+	err = s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
 		eventID = ""
 		txn := &txnKey{req.Sender, req.DeviceID, req.TxnID}
 		if req.TxnID != "" {
