@@ -162,7 +162,8 @@ type Writer struct {
 	// user's backlog delays only that user. Zero value means 128.
 	QueuePerUser int `yaml:"queue_per_user"`
 	// BatchEvents caps the events one commit appends, so the commit every
-	// waiting write shares stays short. Zero value means 512.
+	// waiting write shares stays short; a job costing a quarter of it or
+	// more (a big createRoom) commits alone. Zero value means 128.
 	BatchEvents int `yaml:"batch_events"`
 }
 
@@ -234,7 +235,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Writer.CacheBytes, 256<<20)
 	setDefault(&c.Writer.Queue, 4096)
 	setDefault(&c.Writer.QueuePerUser, 128)
-	setDefault(&c.Writer.BatchEvents, 512)
+	setDefault(&c.Writer.BatchEvents, 128)
 	setDefault(&c.RoomLimits.MaxInitialState, 100)
 	setDefault(&c.RoomLimits.MaxCreateInvites, 100)
 	setDefault(&c.RoomLimits.MaxStateEvents, 1000)

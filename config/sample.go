@@ -109,8 +109,9 @@ writer:
   queue: 4096
   # One user's waiting writes; beyond it that user gets 429.
   queue_per_user: 128
-  # Events one commit appends at most.
-  batch_events: 512
+  # Events one commit appends at most; a write of a quarter of it or more
+  # (a big createRoom) commits alone.
+  batch_events: 128
 
 room_limits:
   # createRoom's initial_state events and invites at most.

@@ -90,7 +90,7 @@ func (q *fairQueue) push(key string, j *job) error {
 }
 
 // take appends to dst up to maxJobs jobs whose costs add up to at most
-// maxCost, one per user in turn. A job costing more than maxCost alone is
+// maxCost, one per user in turn; a heavy job is taken alone. A job costing more than maxCost alone is
 // still taken, alone, so that it runs at all; the caller bounds such jobs
 // before they are queued.
 func (q *fairQueue) take(dst []*job, maxJobs, maxCost int) []*job {
@@ -100,7 +100,11 @@ func (q *fairQueue) take(dst []*job, maxJobs, maxCost int) []*job {
 	for len(dst) < maxJobs && q.head < len(q.ring) {
 		u := q.ring[q.head]
 		j := u.jobs[u.head]
-		if len(dst) > 0 && cost+j.cost > maxCost {
+		// A heavy job (a quarter of the budget or more, such as a createRoom
+		// with a big initial_state) commits alone, and light jobs never ride
+		// along with one: a send then waits for at most one heavy commit
+		// before its own short one, not for a long commit it shares.
+		if len(dst) > 0 && (cost+j.cost > maxCost || 4*j.cost >= maxCost || 4*dst[0].cost >= maxCost) {
 			break
 		}
 		cost += j.cost

@@ -30,7 +30,7 @@ type Config struct {
 	// MaxBatchEvents caps the events one commit appends (a job's cost is
 	// about the events it writes), so one commit, and the wait of every
 	// write in it, stays short. A single larger job still runs, alone.
-	// Zero means 512.
+	// Zero means 128.
 	MaxBatchEvents int
 	// MaxQueue caps the writes waiting for the writer; beyond it writes are
 	// refused with ErrOverloaded. Zero means 4096.
@@ -70,7 +70,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.MaxBatch = 256
 	}
 	if cfg.MaxBatchEvents <= 0 {
-		cfg.MaxBatchEvents = 512
+		cfg.MaxBatchEvents = 128
 	}
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = 4096

@@ -290,9 +290,10 @@ func TestFairQueueTakeBoundsCost(t *testing.T) {
 		}
 		got = append(got, costs)
 	}
-	// Turns: a(300), b(1), then c(600) would take the batch over 512, so it
-	// waits for the next, which it fills alone; then a(1), b(1).
-	want := "[[300 1] [600] [1 1]]"
+	// Turns: a(300) is heavy (a quarter of 512 or more), so it commits
+	// alone; then b(1), and c(600) is heavy, so it waits for the next batch,
+	// which it fills alone; then a(1), b(1).
+	want := "[[300] [1] [600] [1 1]]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("batches by cost = %v, want %s", got, want)
 	}
