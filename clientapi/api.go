@@ -51,7 +51,7 @@ type Config struct {
 	// means no per-user limit (synclimit.go).
 	FullSyncLimiter *ratelimit.Limiter
 	// MaxConcurrentFullSyncs caps initial and full_state syncs built at
-	// once, server-wide; more wait. Zero means 4.
+	// once, server-wide; more wait. Zero means 2.
 	MaxConcurrentFullSyncs int
 }
 
@@ -109,7 +109,7 @@ func New(cfg Config, d Deps) *API {
 		d.Logger = slog.Default()
 	}
 	if cfg.MaxConcurrentFullSyncs <= 0 {
-		cfg.MaxConcurrentFullSyncs = 4
+		cfg.MaxConcurrentFullSyncs = 2
 	}
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {

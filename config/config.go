@@ -142,7 +142,7 @@ type Sync struct {
 	FullSync Bucket `yaml:"full_sync"`
 	// MaxConcurrentFullSyncs caps initial and full_state syncs built at
 	// once, server-wide; more wait their turn. It bounds the memory a burst
-	// of them takes. Zero value means 4.
+	// of them takes, and keeps them from taking every CPU. Zero value means 2.
 	MaxConcurrentFullSyncs int `yaml:"max_concurrent_full_syncs"`
 }
 
@@ -171,7 +171,8 @@ type Writer struct {
 // state may grow.
 type RoomLimits struct {
 	// MaxInitialState caps createRoom's initial_state events; larger
-	// requests get 413 M_TOO_LARGE. Zero value means 100.
+	// requests get 413 M_TOO_LARGE. Zero value means 50: clients send a
+	// handful, and each one lengthens the createRoom's writer job.
 	MaxInitialState int `yaml:"max_initial_state"`
 	// MaxCreateInvites caps createRoom's invite list. Zero value means 100.
 	MaxCreateInvites int `yaml:"max_create_invites"`
@@ -231,12 +232,12 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Sync.DefaultTimelineLimit, 10)
 	setDefault(&c.Sync.FullSync.PerSecond, 0.2)
 	setDefault(&c.Sync.FullSync.Burst, 10)
-	setDefault(&c.Sync.MaxConcurrentFullSyncs, 4)
+	setDefault(&c.Sync.MaxConcurrentFullSyncs, 2)
 	setDefault(&c.Writer.CacheBytes, 256<<20)
 	setDefault(&c.Writer.Queue, 4096)
 	setDefault(&c.Writer.QueuePerUser, 128)
 	setDefault(&c.Writer.BatchEvents, 128)
-	setDefault(&c.RoomLimits.MaxInitialState, 100)
+	setDefault(&c.RoomLimits.MaxInitialState, 50)
 	setDefault(&c.RoomLimits.MaxCreateInvites, 100)
 	setDefault(&c.RoomLimits.MaxStateEvents, 1000)
 	setDefault(&c.RoomLimits.MaxStateBytes, 4<<20)

@@ -85,7 +85,7 @@ sync:
     per_second: 0.2
     burst: 10
   # Initial and full_state syncs built at once, server-wide; more wait.
-  max_concurrent_full_syncs: 4
+  max_concurrent_full_syncs: 2
 
 graph:
   # Neo4j for the relationship graph (friends, follows, blocks). Empty keeps
@@ -115,7 +115,7 @@ writer:
 
 room_limits:
   # createRoom's initial_state events and invites at most.
-  max_initial_state: 100
+  max_initial_state: 50
   max_create_invites: 100
   # A room's state events other than memberships: count and total bytes.
   max_state_events: 1000

@@ -10,7 +10,7 @@ import (
 )
 
 // TestCreateRoomInitialStateCapped: a createRoom with more initial_state
-// events than the cap (100 by default) is refused with 413 M_TOO_LARGE and
+// events than the cap (50 by default) is refused with 413 M_TOO_LARGE and
 // makes no room; at the cap it succeeds. Before the cap, 19,000 events made
 // one 2-3 s writer job that delayed every other write.
 func TestCreateRoomInitialStateCapped(t *testing.T) {
@@ -30,9 +30,9 @@ func TestCreateRoomInitialStateCapped(t *testing.T) {
 				wantCode int
 				wantErr  string
 			}{
-				{101, 413, "M_TOO_LARGE"},
+				{51, 413, "M_TOO_LARGE"},
 				{5000, 413, "M_TOO_LARGE"},
-				{100, 200, ""},
+				{50, 200, ""},
 			} {
 				code, res := alice.Do("POST", "/_matrix/client/v3/createRoom", map[string]any{"initial_state": state(tc.events)})
 				if code != tc.wantCode || res.Get("errcode").String() != tc.wantErr {

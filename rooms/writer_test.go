@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,7 @@ import (
 )
 
 // newTestService starts a writer on a fresh SQLite store.
-func newTestService(t *testing.T, cfg Config) *Service {
+func newTestService(t testing.TB, cfg Config) *Service {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -297,4 +298,51 @@ func TestFairQueueTakeBoundsCost(t *testing.T) {
 	if fmt.Sprint(got) != want {
 		t.Errorf("batches by cost = %v, want %s", got, want)
 	}
+}
+
+// BenchmarkCreateRoomMaxInitialState measures the writer job of the largest
+// createRoom allowed by default (50 initial_state events of 1 KB each),
+// which a send queued behind it may wait for, on SQLite.
+func BenchmarkCreateRoomMaxInitialState(b *testing.B) {
+	s := newTestService(b, Config{})
+	filler := strings.Repeat("x", 1000)
+	state := make([]StateEvent, 50)
+	for i := range state {
+		state[i] = StateEvent{Type: "org.example.filler", StateKey: fmt.Sprint(i), Content: json.RawMessage(`{"f":"` + filler + `"}`)}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:test.local", InitialState: state}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRoomCacheMemory checks the cache's memory estimate against the
+// heap: it creates b.N rooms with 100 state events of 1 KB each, then
+// reports the live heap growth per estimated byte (heap/estimate, near 1
+// when the estimate is right). Use -benchtime 100x or more.
+func BenchmarkRoomCacheMemory(b *testing.B) {
+	filler := strings.Repeat("x", 1000)
+	state := make([]StateEvent, 100)
+	for i := range state {
+		state[i] = StateEvent{Type: "org.example.filler", StateKey: fmt.Sprint(i), Content: json.RawMessage(`{"f":"` + filler + `"}`)}
+	}
+	s := newTestService(b, Config{})
+	heap := func() int64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	before := heap()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:test.local", InitialState: state}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(heap()-before)/float64(s.CacheStats().Bytes), "heap/estimate")
 }
