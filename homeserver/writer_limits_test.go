@@ -131,3 +131,20 @@ func TestFullSyncsRateLimited(t *testing.T) {
 		t.Errorf("another user's initial sync = %d %s, want 200", code, res.Raw)
 	}
 }
+
+// TestWriterMetricsExposed: the writer's queue, refusals and room cache are
+// in the admin metrics, beside the desks'.
+func TestWriterMetricsExposed(t *testing.T) {
+	w := newDeskShop(t, hstest.Options{}, "shop", map[string]any{"name": "Acme", "strategy": "round_robin", "capacity": 4})
+	code, body := deskMetrics(t, w.boss)
+	if code != 200 {
+		t.Fatalf("GET metrics = %d, want 200", code)
+	}
+	for _, name := range []string{"parley_writer_queue_length", `parley_writer_refused_total{reason="busy"}`,
+		"parley_writer_cache_rooms", "parley_writer_cache_bytes", "parley_writer_cache_max_bytes 2.68435456e+08",
+		"parley_writer_cache_evictions_total", "parley_writer_cache_loads_total"} {
+		if !strings.Contains(body, name) {
+			t.Errorf("metrics lack %s", name)
+		}
+	}
+}

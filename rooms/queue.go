@@ -29,6 +29,8 @@ type fairQueue struct {
 	total  int          // jobs waiting, over all users
 	free   []*userQueue // emptied queues kept for reuse, so a steady sender allocates none
 	closed bool         // set by close: no job is accepted after the writer drains
+
+	busy, overloaded int64 // refusals since start, for metrics
 }
 
 // userQueue is one user's waiting jobs, oldest at jobs[head]. Guarded by
@@ -55,6 +57,7 @@ func (q *fairQueue) push(key string, j *job) error {
 		return ErrStopped
 	}
 	if q.total >= q.max {
+		q.overloaded++
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %d writes are waiting, the most the server queues", ErrOverloaded, q.max)
 	}
@@ -69,6 +72,7 @@ func (q *fairQueue) push(key string, j *job) error {
 		q.users[key] = u
 		q.ring = append(q.ring, u)
 	} else if len(u.jobs)-u.head >= q.perUser {
+		q.busy++
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %d of your writes are waiting, the most one user may have", ErrBusy, q.perUser)
 	}
@@ -146,4 +150,11 @@ func (q *fairQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.total
+}
+
+// refusals reports how many writes were refused, per reason, since start.
+func (q *fairQueue) refusals() (busy, overloaded int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.busy, q.overloaded
 }
