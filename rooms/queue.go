@@ -31,6 +31,10 @@ type fairQueue struct {
 	closed bool         // set by close: no job is accepted after the writer drains
 
 	busy, overloaded int64 // refusals since start, for metrics
+	// deferred is set when the last batch let light jobs pass the heavy job
+	// first in turn: the next batch is that heavy job's, so it waits for at
+	// most one light batch and cannot be starved.
+	deferred bool
 }
 
 // userQueue is one user's waiting jobs, oldest at jobs[head]. Guarded by
@@ -40,6 +44,12 @@ type userQueue struct {
 	jobs []*job
 	head int
 }
+
+// turnsPerBatch caps the writes one user puts in one batch. A commit costs
+// about 0.1-0.2 ms an event plus one fsync, so 16 writes keep a flooding
+// user's share of a batch to a few milliseconds, while one user alone still
+// commits 16 writes per fsync (thousands a second).
+const turnsPerBatch = 16
 
 func newFairQueue(max, perUser int) *fairQueue {
 	return &fairQueue{
@@ -56,7 +66,9 @@ func (q *fairQueue) push(key string, j *job) error {
 		q.mu.Unlock()
 		return ErrStopped
 	}
-	if q.total >= q.max {
+	// The server's own writes (key "") are bounded by their callers, and
+	// refusing them could drop a step of a flow nobody retries.
+	if key != "" && q.total >= q.max {
 		q.overloaded++
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %d writes are waiting, the most the server queues", ErrOverloaded, q.max)
@@ -71,7 +83,7 @@ func (q *fairQueue) push(key string, j *job) error {
 		u.key = key
 		q.users[key] = u
 		q.ring = append(q.ring, u)
-	} else if len(u.jobs)-u.head >= q.perUser {
+	} else if key != "" && len(u.jobs)-u.head >= q.perUser {
 		q.busy++
 		q.mu.Unlock()
 		return fmt.Errorf("%w: %d of your writes are waiting, the most one user may have", ErrBusy, q.perUser)
@@ -94,21 +106,46 @@ func (q *fairQueue) push(key string, j *job) error {
 }
 
 // take appends to dst up to maxJobs jobs whose costs add up to at most
-// maxCost, one per user in turn; a heavy job is taken alone. A job costing more than maxCost alone is
-// still taken, alone, so that it runs at all; the caller bounds such jobs
-// before they are queued.
+// maxCost, one per user in turn. A heavy job (a quarter of maxCost or more)
+// is taken alone; one costing more than maxCost still runs, alone, since the
+// caller bounds such jobs before they are queued. When the next job in turn
+// is heavy, the light jobs waiting behind it go first, in one batch, and the
+// heavy one keeps its place for the next: a send then waits for at most the
+// one heavy commit already under way.
 func (q *fairQueue) take(dst []*job, maxJobs, maxCost int) []*job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	heavy := func(j *job) bool { return 4*j.cost >= maxCost }
+	if len(dst) == 0 && q.head < len(q.ring) && !q.deferred {
+		if u := q.ring[q.head]; heavy(u.jobs[u.head]) {
+			if dst = q.takeLightLocked(dst, maxJobs, maxCost, heavy); len(dst) > 0 {
+				q.deferred = true // the heavy job goes next, whatever arrives
+				return dst
+			}
+		}
+	}
+	q.deferred = false
 	cost := 0
+	// A round serves each user waiting at its start once. Capping the rounds
+	// caps any one user's share of a batch, so a user whose write arrives
+	// behind a flood shares its commit with at most turnsPerBatch of the
+	// flood's writes, not with a whole batch of them.
+	rounds, left := 0, len(q.ring)-q.head
 	for len(dst) < maxJobs && q.head < len(q.ring) {
+		if left == 0 {
+			if rounds++; rounds == turnsPerBatch {
+				break
+			}
+			left = len(q.ring) - q.head
+		}
+		left--
 		u := q.ring[q.head]
 		j := u.jobs[u.head]
 		// A heavy job (a quarter of the budget or more, such as a createRoom
 		// with a big initial_state) commits alone, and light jobs never ride
 		// along with one: a send then waits for at most one heavy commit
 		// before its own short one, not for a long commit it shares.
-		if len(dst) > 0 && (cost+j.cost > maxCost || 4*j.cost >= maxCost || 4*dst[0].cost >= maxCost) {
+		if len(dst) > 0 && (cost+j.cost > maxCost || heavy(j) || heavy(dst[0])) {
 			break
 		}
 		cost += j.cost
@@ -135,6 +172,55 @@ func (q *fairQueue) take(dst []*job, maxJobs, maxCost int) []*job {
 		clear(q.ring[n:])
 		q.ring, q.head = q.ring[:n], 0
 	}
+	return dst
+}
+
+// takeLightLocked takes the light jobs waiting, up to turnsPerBatch per
+// user, skipping users whose next job is heavy, who keep their places.
+func (q *fairQueue) takeLightLocked(dst []*job, maxJobs, maxCost int, heavy func(*job) bool) []*job {
+	waiting := q.ring[q.head:]
+	cost := 0
+rounds:
+	for range turnsPerBatch {
+		progressed := false
+		for _, u := range waiting {
+			if u.head == len(u.jobs) || heavy(u.jobs[u.head]) {
+				continue
+			}
+			j := u.jobs[u.head]
+			if len(dst) == maxJobs || cost+j.cost > maxCost {
+				break rounds
+			}
+			cost += j.cost
+			dst = append(dst, j)
+			u.jobs[u.head] = nil
+			u.head++
+			q.total--
+			progressed = true
+		}
+		if !progressed {
+			break
+		}
+	}
+	if len(dst) == 0 {
+		return dst
+	}
+	// Keep the ring's order, dropping users left with nothing.
+	n := 0
+	for _, u := range waiting {
+		if u.head < len(u.jobs) {
+			q.ring[n] = u
+			n++
+			continue
+		}
+		delete(q.users, u.key)
+		u.jobs, u.head, u.key = u.jobs[:0], 0, ""
+		if len(q.free) < 1024 {
+			q.free = append(q.free, u)
+		}
+	}
+	clear(q.ring[n:])
+	q.ring, q.head = q.ring[:n], 0
 	return dst
 }
 

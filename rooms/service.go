@@ -129,7 +129,8 @@ type job struct {
 
 // submit queues fn for the writer as a write of user's costing one event, and
 // waits for its commit. user is whom the write counts against for fair turns
-// and backlog bounds ("" for the server's own writes).
+// and backlog bounds ("" for the server's own writes, which are never
+// refused).
 func (s *Service) submit(ctx context.Context, user string, fn func(ctx context.Context, b *batch) error) error {
 	return s.submitCost(ctx, user, 1, fn)
 }

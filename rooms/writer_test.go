@@ -273,6 +273,33 @@ func TestCreateRoomJobBounded(t *testing.T) {
 	}
 }
 
+// TestFairQueueHeavyNotStarved: light jobs pass a heavy one at most twice
+// (once in turn, once by stepping ahead), not for ever, however many keep
+// arriving.
+func TestFairQueueHeavyNotStarved(t *testing.T) {
+	q := newFairQueue(100, 100)
+	push := func(user string, cost int) {
+		if err := q.push(user, &job{cost: cost}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 5 {
+		push("heavy", 100)
+		takes := 0
+		for {
+			push("light", 1) // a light job is always waiting
+			got := q.take(nil, 10, 128)
+			takes++
+			if len(got) == 1 && got[0].cost == 100 {
+				break
+			}
+			if takes > 2 {
+				t.Fatalf("round %d: the heavy job was passed %d times, want at most 2", round, takes)
+			}
+		}
+	}
+}
+
 func TestFairQueueTakeBoundsCost(t *testing.T) {
 	q := newFairQueue(100, 100)
 	for _, c := range []struct {
@@ -291,10 +318,10 @@ func TestFairQueueTakeBoundsCost(t *testing.T) {
 		}
 		got = append(got, costs)
 	}
-	// Turns: a(300) is heavy (a quarter of 512 or more), so it commits
-	// alone; then b(1), and c(600) is heavy, so it waits for the next batch,
-	// which it fills alone; then a(1), b(1).
-	want := "[[300] [1] [600] [1 1]]"
+	// a(300) is first in turn but heavy (a quarter of 512 or more), so the
+	// light jobs behind it go first: both of b's. Then a(300) alone; then c
+	// is first and heavy, so a's light job goes before it; then c alone.
+	want := "[[1 1] [300] [1] [600]]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("batches by cost = %v, want %s", got, want)
 	}
