@@ -347,12 +347,12 @@ func BenchmarkCreateRoomMaxInitialState(b *testing.B) {
 }
 
 // BenchmarkRoomCacheMemory checks the cache's memory estimate against the
-// heap: it creates b.N rooms with 100 state events of 1 KB each, then
+// heap: it creates b.N rooms with 50 state events of 1 KB each, then
 // reports the live heap growth per estimated byte (heap/estimate, near 1
 // when the estimate is right). Use -benchtime 100x or more.
 func BenchmarkRoomCacheMemory(b *testing.B) {
 	filler := strings.Repeat("x", 1000)
-	state := make([]StateEvent, 100)
+	state := make([]StateEvent, 50)
 	for i := range state {
 		state[i] = StateEvent{Type: "org.example.filler", StateKey: fmt.Sprint(i), Content: json.RawMessage(`{"f":"` + filler + `"}`)}
 	}
