@@ -244,7 +244,8 @@ func (b *batch) applyRedaction(ctx context.Context, rs *roomState, target storag
 		key := keyOf(target.Type, *target.StateKey)
 		if cur := rs.state[key]; cur != nil && cur.ev.ID == target.EventID {
 			rs.state[key] = &stateEntry{ev: red, pos: cur.pos}
-			b.onUndo(func() { rs.state[key] = cur })
+			b.s.cache.stateChanged(rs, cur.ev, red)
+			b.onUndo(func() { rs.state[key] = cur; b.s.cache.stateChanged(rs, red, cur.ev) })
 		}
 	}
 	return nil

@@ -373,3 +373,26 @@ func BenchmarkRoomCacheMemory(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(heap()-before)/float64(s.CacheStats().Bytes), "heap/estimate")
 }
+
+// TestCacheAccountsRedactedState: redacting a state event shrinks the
+// room's accounted bytes to what the redacted event holds.
+func TestCacheAccountsRedactedState(t *testing.T) {
+	s := newTestService(t, Config{})
+	ctx := context.Background()
+	room, err := s.CreateRoom(ctx, CreateRequest{Creator: "@alice:test.local", Topic: strings.Repeat("t", 5000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := s.Send(ctx, SendRequest{RoomID: room, Sender: "@alice:test.local", Type: "m.room.topic", StateKey: strPtr(""), Content: json.RawMessage(`{"topic":"` + strings.Repeat("u", 5000) + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.CacheStats().Bytes
+	if _, err := s.Redact(ctx, RedactRequest{RoomID: room, Sender: "@alice:test.local", EventID: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if after := s.CacheStats().Bytes; after > before-5000 {
+		t.Errorf("cache bytes after redacting a 5 KB topic = %d, want at most %d", after, before-5000)
+	}
+	checkCacheAccounting(t, s)
+}
