@@ -148,3 +148,42 @@ func TestWriterMetricsExposed(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterCacheBoundedOverHTTP: with a small writer.cache_bytes, rooms
+// are evicted as others are written, the cache stays under its bound, and
+// an evicted room reloads from either store with its state: its members can
+// still write, and a stranger still cannot. Before the bound, every room
+// stayed in memory for good.
+func TestWriterCacheBoundedOverHTTP(t *testing.T) {
+	const bound = 64 << 10
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store, Mutate: func(c *config.Config) { c.Writer.CacheBytes = bound }})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			mallory := srv.Register(t, "mallory")
+			filler := strings.Repeat("f", 2000)
+			var rooms []string
+			for i := range 10 {
+				state := make([]map[string]any, 8)
+				for k := range state {
+					state[k] = map[string]any{"type": "org.example.filler", "state_key": fmt.Sprint(k), "content": map[string]any{"f": filler}}
+				}
+				rooms = append(rooms, alice.CreateRoom(map[string]any{"name": fmt.Sprint("r", i), "invite": []string{bob.UserID}, "initial_state": state}))
+			}
+			st := srv.Srv.Rooms.CacheStats()
+			if st.Bytes > bound || st.Evictions == 0 {
+				t.Errorf("CacheStats() = %+v, want Bytes <= %d and some evictions", st, bound)
+			}
+			first := rooms[0]
+			bob.Join(first)
+			bob.Send(first, "t1", "hello after reload")
+			if code, res := mallory.Do("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(first)+"/send/m.room.message/t1", map[string]any{"msgtype": "m.text", "body": "x"}); code != 403 {
+				t.Errorf("stranger's send to a reloaded room = %d %s, want 403", code, res.Raw)
+			}
+			if got := alice.MessageBodies(first); len(got) == 0 || got[len(got)-1] != "hello after reload" {
+				t.Errorf("messages of the reloaded room = %q, want the last to be bob's", got)
+			}
+		})
+	}
+}
