@@ -166,7 +166,8 @@ type CacheStats struct {
 }
 
 // CacheStats reports the room cache's size and evictions, for metrics. Safe
-// to call from any goroutine.
+// to call from any goroutine. Rooms and Bytes are published after each
+// commit's evictions, so they may lag the latest write by one commit.
 func (s *Service) CacheStats() CacheStats {
 	st := &s.cache.stats
 	return CacheStats{Rooms: st.rooms.Load(), Bytes: st.bytes.Load(), MaxBytes: s.cache.max,
