@@ -21,6 +21,7 @@ func (a *API) mountDeskAdmin(r chi.Router) {
 	// A registry of our own: nothing global, and only what we choose to show.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(a.desks.Collector())
+	reg.MustRegister(a.rooms.Collector())
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	r.Get("/metrics", a.adminOnly(func(w http.ResponseWriter, r *http.Request, _ *session) error {
 		metrics.ServeHTTP(w, r)

@@ -48,6 +48,12 @@ type Config struct {
 	UserLimiter *ratelimit.Limiter
 	IPLimiter   *ratelimit.Limiter
 	RateExempt  []string
+	// FullSyncLimiter limits each user's initial and full_state syncs; nil
+	// means no per-user limit (synclimit.go).
+	FullSyncLimiter *ratelimit.Limiter
+	// MaxConcurrentFullSyncs caps initial and full_state syncs built at
+	// once, server-wide; more wait. Zero means 2.
+	MaxConcurrentFullSyncs int
 }
 
 // Deps are the parts the API drives.
@@ -88,6 +94,8 @@ type API struct {
 
 	tokens *tokenCache
 	uia    *uiaSessions
+	// fullSyncs holds a token per full sync being built (synclimit.go).
+	fullSyncs chan struct{}
 }
 
 // New builds the API.
@@ -101,13 +109,16 @@ func New(cfg Config, d Deps) *API {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
+	if cfg.MaxConcurrentFullSyncs <= 0 {
+		cfg.MaxConcurrentFullSyncs = 2
+	}
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {
 		exempt[u] = true
 	}
 	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
 		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks,
-		tokens: newTokenCache(100_000), uia: newUIASessions()}
+		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 }
 
 // session is an authenticated request's identity.
@@ -191,6 +202,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = apierr.TooLarge(reason(err))
 	case errors.Is(err, rooms.ErrBadRoomVersion):
 		ae = apierr.New(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", reason(err))
+	case errors.Is(err, rooms.ErrBusy):
+		ae = apierr.LimitExceeded(rooms.RetryAfter)
+	case errors.Is(err, rooms.ErrOverloaded):
+		ae = &apierr.Error{Status: http.StatusServiceUnavailable, Code: "M_UNKNOWN", Message: "The server is busy; retry later", RetryAfterMs: rooms.RetryAfter}
 	case errors.Is(err, rooms.ErrRoomInUse):
 		ae = apierr.New(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias already taken")
 	case errors.Is(err, storage.ErrUnstorable):

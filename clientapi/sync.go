@@ -58,6 +58,13 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 		ruleset, err := json.Marshal(map[string]any{"global": mergePushRules(s.UserID, doc)})
 		return mutedRoomsIn(doc), ruleset, err
 	}
+	if req.Since == nil || req.FullState {
+		release, err := a.admitFullSync(r.Context(), s.UserID)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	body, err := a.syncer.Sync(r.Context(), req)
 	if err != nil {
 		return err

@@ -44,6 +44,8 @@ type Config struct {
 	Sync         Sync         `yaml:"sync"`
 	Graph        Graph        `yaml:"graph"`
 	Log          Log          `yaml:"log"`
+	Writer       Writer       `yaml:"writer"`
+	RoomLimits   RoomLimits   `yaml:"room_limits"`
 }
 
 // Registration modes.
@@ -132,6 +134,54 @@ type Sync struct {
 	// the client's filter does not say. Zero value means 10, as Synapse does,
 	// which clients are tuned for.
 	DefaultTimelineLimit int `yaml:"default_timeline_limit"`
+	// FullSync limits each user's initial and full_state syncs, which carry
+	// every joined room's whole state and are the costliest request there
+	// is. Zero values mean 0.2 a second (one every 5 s) with a burst of 10:
+	// a client makes one at start, and a user rarely starts ten at once.
+	// Off when rate_limit.enabled is false; rate_limit.exempt applies.
+	FullSync Bucket `yaml:"full_sync"`
+	// MaxConcurrentFullSyncs caps initial and full_state syncs built at
+	// once, server-wide; more wait their turn. It bounds the memory a burst
+	// of them takes, and keeps them from taking every CPU. Zero value means 2.
+	MaxConcurrentFullSyncs int `yaml:"max_concurrent_full_syncs"`
+}
+
+// Writer tunes the room writer, the one goroutine that commits every room
+// write in group commits (docs/architecture.md).
+type Writer struct {
+	// CacheBytes bounds the writer's cache of rooms' current state, by an
+	// estimate of the memory it holds; the least recently used rooms are
+	// dropped and reloaded from the database when next written. Zero value
+	// means 268435456 (256 MiB).
+	CacheBytes int64 `yaml:"cache_bytes"`
+	// Queue caps the writes waiting for the writer; beyond it every write
+	// gets 503 with Retry-After. Zero value means 4096.
+	Queue int `yaml:"queue"`
+	// QueuePerUser caps one user's waiting writes; beyond it that user gets
+	// 429 M_LIMIT_EXCEEDED. Users are served in turn, one write each, so a
+	// user's backlog delays only that user. Zero value means 128.
+	QueuePerUser int `yaml:"queue_per_user"`
+	// BatchEvents caps the events one commit appends, so the commit every
+	// waiting write shares stays short; a job costing a quarter of it or
+	// more (a big createRoom) commits alone. Zero value means 128.
+	BatchEvents int `yaml:"batch_events"`
+}
+
+// RoomLimits bound what one createRoom may write and how large a room's
+// state may grow.
+type RoomLimits struct {
+	// MaxInitialState caps createRoom's initial_state events; larger
+	// requests get 413 M_TOO_LARGE. Zero value means 50: clients send a
+	// handful, and each one lengthens the createRoom's writer job.
+	MaxInitialState int `yaml:"max_initial_state"`
+	// MaxCreateInvites caps createRoom's invite list. Zero value means 100.
+	MaxCreateInvites int `yaml:"max_create_invites"`
+	// MaxStateEvents caps a room's state events other than memberships.
+	// Zero value means 1000.
+	MaxStateEvents int `yaml:"max_state_events"`
+	// MaxStateBytes caps the total size of a room's state events other than
+	// memberships. Zero value means 4194304 (4 MiB).
+	MaxStateBytes int64 `yaml:"max_state_bytes"`
 }
 
 // Graph says where the relationship graph lives: Neo4j when Neo4jURL is
@@ -180,6 +230,17 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Passwords.Argon2Time, 2)
 	setDefault(&c.Sync.MaxTimeoutMs, 60000)
 	setDefault(&c.Sync.DefaultTimelineLimit, 10)
+	setDefault(&c.Sync.FullSync.PerSecond, 0.2)
+	setDefault(&c.Sync.FullSync.Burst, 10)
+	setDefault(&c.Sync.MaxConcurrentFullSyncs, 2)
+	setDefault(&c.Writer.CacheBytes, 256<<20)
+	setDefault(&c.Writer.Queue, 4096)
+	setDefault(&c.Writer.QueuePerUser, 128)
+	setDefault(&c.Writer.BatchEvents, 128)
+	setDefault(&c.RoomLimits.MaxInitialState, 50)
+	setDefault(&c.RoomLimits.MaxCreateInvites, 100)
+	setDefault(&c.RoomLimits.MaxStateEvents, 1000)
+	setDefault(&c.RoomLimits.MaxStateBytes, 4<<20)
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
 	// "tokens: []" and an absent key mean the same; keep one representation

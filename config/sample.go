@@ -79,6 +79,13 @@ sync:
   max_timeout_ms: 60000
   # Events per room when the client's filter sets no limit (as Synapse).
   default_timeline_limit: 10
+  # Each user's initial and full_state syncs (the costliest request):
+  # tokens regained a second, and bucket size. Off with rate_limit.
+  full_sync:
+    per_second: 0.2
+    burst: 10
+  # Initial and full_state syncs built at once, server-wide; more wait.
+  max_concurrent_full_syncs: 2
 
 graph:
   # Neo4j for the relationship graph (friends, follows, blocks). Empty keeps
@@ -93,5 +100,25 @@ log:
   level: info
   # text for people, json for log collectors.
   format: text
+
+writer:
+  # Memory bound (estimated) of the writer's cache of room state (256 MiB);
+  # least recently used rooms are dropped and reloaded when next written.
+  cache_bytes: 268435456
+  # Writes waiting for the writer; beyond it writes get 503 + Retry-After.
+  queue: 4096
+  # One user's waiting writes; beyond it that user gets 429.
+  queue_per_user: 128
+  # Events one commit appends at most; a write of a quarter of it or more
+  # (a big createRoom) commits alone.
+  batch_events: 128
+
+room_limits:
+  # createRoom's initial_state events and invites at most.
+  max_initial_state: 50
+  max_create_invites: 100
+  # A room's state events other than memberships: count and total bytes.
+  max_state_events: 1000
+  max_state_bytes: 4194304
 `
 }

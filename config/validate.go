@@ -69,6 +69,18 @@ func (c *Config) Validate() error {
 	check("sync.max_timeout_ms", checkNotNegative(c.Sync.MaxTimeoutMs))
 	check("sync.default_timeline_limit", checkNotNegative(c.Sync.DefaultTimelineLimit))
 
+	check("sync.full_sync.per_second", checkRate(c.Sync.FullSync.PerSecond))
+	check("sync.full_sync.burst", checkNotNegative(c.Sync.FullSync.Burst))
+	check("sync.max_concurrent_full_syncs", checkNotNegative(c.Sync.MaxConcurrentFullSyncs))
+	check("writer.cache_bytes", checkNotNegative(c.Writer.CacheBytes))
+	check("writer.queue", checkNotNegative(c.Writer.Queue))
+	check("writer.queue_per_user", checkNotNegative(c.Writer.QueuePerUser))
+	check("writer.batch_events", checkNotNegative(c.Writer.BatchEvents))
+	check("room_limits.max_initial_state", checkNotNegative(c.RoomLimits.MaxInitialState))
+	check("room_limits.max_create_invites", checkNotNegative(c.RoomLimits.MaxCreateInvites))
+	check("room_limits.max_state_events", checkNotNegative(c.RoomLimits.MaxStateEvents))
+	check("room_limits.max_state_bytes", checkNotNegative(c.RoomLimits.MaxStateBytes))
+
 	check("graph.neo4j_url", checkNeo4jURL(c.Graph.Neo4jURL))
 
 	check("log.level", nonEmpty(checkLogLevel)(c.Log.Level))

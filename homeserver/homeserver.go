@@ -76,7 +76,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log,
-		Policy: clientapi.NewInvitePolicy(cfg.ServerName, store, rel)})
+		Policy: clientapi.NewInvitePolicy(cfg.ServerName, store, rel),
+		MaxBatchEvents: cfg.Writer.BatchEvents, MaxQueue: cfg.Writer.Queue, MaxQueuePerUser: cfg.Writer.QueuePerUser,
+		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
+			MaxCreateInvites: cfg.RoomLimits.MaxCreateInvites, MaxStateEvents: cfg.RoomLimits.MaxStateEvents,
+			MaxStateBytes: cfg.RoomLimits.MaxStateBytes}})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -114,11 +118,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxSyncTimeout: time.Duration(cfg.Sync.MaxTimeoutMs) * time.Millisecond,
 		RateExempt:     cfg.RateLimit.Exempt,
 	}
+	apiCfg.MaxConcurrentFullSyncs = cfg.Sync.MaxConcurrentFullSyncs
 	var limiters []*ratelimit.Limiter
 	if cfg.RateLimit.Enabled {
 		apiCfg.UserLimiter = ratelimit.New(cfg.RateLimit.PerUser.PerSecond, cfg.RateLimit.PerUser.Burst)
 		apiCfg.IPLimiter = ratelimit.New(cfg.RateLimit.PerIP.PerSecond, cfg.RateLimit.PerIP.Burst)
 		limiters = append(limiters, apiCfg.UserLimiter, apiCfg.IPLimiter)
+		apiCfg.FullSyncLimiter = ratelimit.New(cfg.Sync.FullSync.PerSecond, cfg.Sync.FullSync.Burst)
+		limiters = append(limiters, apiCfg.FullSyncLimiter)
 	}
 	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds})

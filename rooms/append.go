@@ -43,6 +43,9 @@ func (b *batch) appendEvent(ctx context.Context, rs *roomState, p pdu.Proto, txn
 	if err := authrules.Check(rs.version, ev, auth); err != nil {
 		return nil, 0, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
+	if err := b.checkStateSize(rs, ev); err != nil {
+		return nil, 0, err
+	}
 	pos, err := b.write(ctx, rs, ev, txn)
 	return ev, pos, err
 }
@@ -111,6 +114,7 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 			}
 		}
 		rs.state[key] = &stateEntry{ev: ev, pos: pos}
+		b.s.cache.stateChanged(rs, evOf(prev), ev)
 	}
 	b.onUndo(func() {
 		rs.latest, rs.depth, rs.joined = oldLatest, oldDepth, oldJoined
@@ -120,6 +124,7 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 			} else {
 				delete(rs.state, key)
 			}
+			b.s.cache.stateChanged(rs, ev, evOf(prev))
 		}
 	})
 	b.commit.Events = append(b.commit.Events, CommittedEvent{

@@ -74,7 +74,7 @@ func (b *batch) rollbackTo(mark int) {
 
 // room returns the writer's cached state of a room, loading it on first use.
 func (b *batch) room(ctx context.Context, roomID string) (*roomState, error) {
-	if rs, ok := b.s.rooms[roomID]; ok {
+	if rs := b.s.cache.get(roomID); rs != nil {
 		return rs, nil
 	}
 	head, err := b.s.store.LoadRoomHead(ctx, roomID)
@@ -91,6 +91,7 @@ func (b *batch) room(ctx context.Context, roomID string) (*roomState, error) {
 		latest:  head.LatestEventID,
 		depth:   head.Depth,
 		state:   make(map[authrules.StateKey]*stateEntry, len(head.State)),
+		bytes:   roomOverhead,
 	}
 	for _, se := range head.State {
 		ev, err := pdu.Parse(se.PDU, head.Version)
@@ -101,11 +102,12 @@ func (b *batch) room(ctx context.Context, roomID string) (*roomState, error) {
 			return nil, dbErr(fmt.Errorf("parse state event %s: %w", se.EventID, err))
 		}
 		rs.state[authrules.StateKey{Type: se.Type, StateKey: *se.StateKey}] = &stateEntry{ev: ev, pos: se.Pos}
+		b.s.cache.stateChanged(rs, nil, ev)
 		if se.Type == "m.room.member" && se.Membership == "join" {
 			rs.joined++
 		}
 	}
-	b.s.rooms[roomID] = rs
+	b.s.cache.put(rs)
 	return rs, nil
 }
 
@@ -117,6 +119,15 @@ type roomState struct {
 	depth                int64
 	state                map[authrules.StateKey]*stateEntry
 	joined               int
+
+	// Kept by roomCache.stateChanged: the estimated memory the room holds,
+	// and the count and bytes of its state other than memberships, which
+	// checkStateSize bounds.
+	bytes      int64
+	otherCount int
+	otherBytes int64
+	// The cache's recency list; nil when first/last or not cached.
+	prev, next *roomState
 }
 
 type stateEntry struct {

@@ -69,6 +69,9 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 			preset = "public_chat"
 		}
 	}
+	if err := s.checkCreate(req); err != nil {
+		return "", err
+	}
 	// initial_state is client-written state: it passes the checks of the
 	// state PUT, and every invite, there or in the invite list, the policy.
 	for _, se := range req.InitialState {
@@ -91,7 +94,7 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 	if err != nil {
 		return "", err
 	}
-	err = s.submit(ctx, func(ctx context.Context, b *batch) error {
+	err = s.submitCost(ctx, req.Creator, len(protos), func(ctx context.Context, b *batch) error {
 		return b.createRoom(ctx, roomID, version, req, protos)
 	})
 	if err != nil {
@@ -104,7 +107,7 @@ func (b *batch) createRoom(ctx context.Context, roomID, version string, req Crea
 	now := b.s.cfg.Now()
 	// The room row and create event go in first; a refusal of any later
 	// opening event poisons the whole batch, so no half-made room remains.
-	rs := &roomState{id: roomID, version: version, creator: req.Creator, state: map[authrules.StateKey]*stateEntry{}}
+	rs := &roomState{id: roomID, version: version, creator: req.Creator, state: map[authrules.StateKey]*stateEntry{}, bytes: roomOverhead}
 	createProto := protos[0]
 	createProto.RoomID = roomID
 	createProto.OriginServerTS = now.UnixMilli()
@@ -133,8 +136,8 @@ func (b *batch) createRoom(ctx context.Context, roomID, version string, req Crea
 			return dbErr(err)
 		}
 	}
-	b.s.rooms[roomID] = rs
-	b.onUndo(func() { delete(b.s.rooms, roomID) })
+	b.s.cache.put(rs)
+	b.onUndo(func() { b.s.cache.remove(roomID) })
 	if _, err := b.write(ctx, rs, createEv, nil); err != nil {
 		return err
 	}

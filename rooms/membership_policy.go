@@ -120,7 +120,7 @@ func (b *batch) restrictedJoinVia(ctx context.Context, rs *roomState, user strin
 		if cond.Get("type").Str != "m.room_membership" || roomID.Type != gjson.String || roomID.Str == rs.id {
 			continue
 		}
-		if other, ok := b.s.rooms[roomID.Str]; ok {
+		if other, ok := b.s.cache.rooms[roomID.Str]; ok {
 			allowed = other.membership(user) == "join" // the cache counts this batch's writes
 		} else {
 			if joined == nil {

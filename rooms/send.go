@@ -36,7 +36,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 	}
 	isMember := req.StateKey != nil && req.Type == "m.room.member"
 	var eventID string
-	err := s.submit(ctx, func(ctx context.Context, b *batch) error {
+	err := s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
 		eventID = ""
 		var txn *txnKey
 		if req.TxnID != "" {
@@ -164,7 +164,7 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 		}
 	}
 	var eventID string
-	err := s.submit(ctx, func(ctx context.Context, b *batch) error {
+	err := s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
 		eventID = ""
 		rs, err := b.room(ctx, req.RoomID)
 		if err != nil {
@@ -254,7 +254,7 @@ func (s *Service) Redact(ctx context.Context, req RedactRequest) (string, error)
 		return "", err
 	}
 	var eventID string
-	err = s.submit(ctx, func(ctx context.Context, b *batch) error {
+	err = s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
 		eventID = ""
 		txn := &txnKey{req.Sender, req.DeviceID, req.TxnID}
 		if req.TxnID != "" {
@@ -313,7 +313,8 @@ func (b *batch) applyRedaction(ctx context.Context, rs *roomState, target storag
 		key := keyOf(target.Type, *target.StateKey)
 		if cur := rs.state[key]; cur != nil && cur.ev.ID == target.EventID {
 			rs.state[key] = &stateEntry{ev: red, pos: cur.pos}
-			b.onUndo(func() { rs.state[key] = cur })
+			b.s.cache.stateChanged(rs, cur.ev, red)
+			b.onUndo(func() { rs.state[key] = cur; b.s.cache.stateChanged(rs, red, cur.ev) })
 		}
 	}
 	return nil

@@ -30,6 +30,22 @@ type Config struct {
 	Policy MembershipPolicy
 	// MaxBatch caps how many writes share one commit. Zero means 256.
 	MaxBatch int
+	// MaxBatchEvents caps the events one commit appends (a job's cost is
+	// about the events it writes), so one commit, and the wait of every
+	// write in it, stays short. A single larger job still runs, alone.
+	// Zero means 128.
+	MaxBatchEvents int
+	// MaxQueue caps the writes waiting for the writer; beyond it writes are
+	// refused with ErrOverloaded. Zero means 4096.
+	MaxQueue int
+	// MaxQueuePerUser caps one user's waiting writes; beyond it that user's
+	// writes are refused with ErrBusy. Zero means 128.
+	MaxQueuePerUser int
+	// CacheBytes bounds the estimated memory of the writer's room cache.
+	// Zero means 256 MiB.
+	CacheBytes int64
+	// Limits bound createRoom and room state; zero fields mean defaults.
+	Limits Limits
 	// Now returns the current time; zero means time.Now. Tests may fix it.
 	Now func() time.Time
 }
@@ -40,7 +56,7 @@ type Service struct {
 	cfg   Config
 	store *storage.Store
 	log   *slog.Logger
-	jobs  chan *job
+	queue *fairQueue
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -48,7 +64,7 @@ type Service struct {
 
 	// Owned by the writer goroutine.
 	pos   int64
-	rooms map[string]*roomState
+	cache *roomCache
 }
 
 // New creates the service and starts its writer goroutine. Shutdown stops it.
@@ -56,6 +72,19 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 256
 	}
+	if cfg.MaxBatchEvents <= 0 {
+		cfg.MaxBatchEvents = 128
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 4096
+	}
+	if cfg.MaxQueuePerUser <= 0 {
+		cfg.MaxQueuePerUser = 128
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = 256 << 20
+	}
+	cfg.Limits.fillDefaults()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -70,11 +99,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg:   cfg,
 		store: cfg.Store,
 		log:   cfg.Logger,
-		jobs:  make(chan *job, 4096),
+		queue: newFairQueue(cfg.MaxQueue, cfg.MaxQueuePerUser),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 		pos:   pos,
-		rooms: map[string]*roomState{},
+		cache: newRoomCache(cfg.CacheBytes),
 	}
 	go s.writeLoop()
 	return s, nil
@@ -83,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 // Shutdown stops accepting writes, finishes those queued, and waits for the
 // writer to exit or ctx to end.
 func (s *Service) Shutdown(ctx context.Context) error {
-	s.stopOnce.Do(func() { close(s.quit) })
+	s.stopOnce.Do(func() { s.queue.close(); close(s.quit) })
 	select {
 	case <-s.done:
 		return nil
@@ -98,19 +127,28 @@ func (s *Service) Shutdown(ctx context.Context) error {
 type job struct {
 	apply func(ctx context.Context, b *batch) error
 	done  chan error
+	cost  int // about the events it appends; at least 1
 }
 
-// submit queues fn for the writer and waits for its commit. The wait ends
+// submit queues fn for the writer as a write of user's costing one event, and
+// waits for its commit. user is whom the write counts against for fair turns
+// and backlog bounds ("" for the server's own writes, which are never
+// refused).
+func (s *Service) submit(ctx context.Context, user string, fn func(ctx context.Context, b *batch) error) error {
+	return s.submitCost(ctx, user, 1, fn)
+}
+
+// submitCost is submit for a job appending about cost events. The wait ends
 // early if ctx ends, but the write itself still happens or fails on its own:
-// a client that hangs up does not cancel a send it already made.
-func (s *Service) submit(ctx context.Context, fn func(ctx context.Context, b *batch) error) error {
-	j := &job{apply: fn, done: make(chan error, 1)}
-	select {
-	case s.jobs <- j:
-	case <-s.quit:
-		return ErrStopped
-	case <-ctx.Done():
-		return ctx.Err()
+// a client that hangs up does not cancel a send it already made. When the
+// queue is full it refuses at once (ErrBusy, ErrOverloaded) rather than wait.
+func (s *Service) submitCost(ctx context.Context, user string, cost int, fn func(ctx context.Context, b *batch) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	j := &job{apply: fn, done: make(chan error, 1), cost: max(cost, 1)}
+	if err := s.queue.push(user, j); err != nil {
+		return err
 	}
 	select {
 	case err := <-j.done:
@@ -124,31 +162,25 @@ func (s *Service) writeLoop() {
 	defer close(s.done)
 	pending := make([]*job, 0, s.cfg.MaxBatch)
 	for {
-		var first *job
+		pending = s.queue.take(pending[:0], s.cfg.MaxBatch, s.cfg.MaxBatchEvents)
+		if len(pending) > 0 {
+			s.runBatch(pending)
+			clear(pending) // let finished jobs' closures go
+			s.cache.evictIdle()
+			continue
+		}
 		select {
-		case first = <-s.jobs:
+		case <-s.queue.wake:
 		case <-s.quit:
-			// Drain what is queued, then stop.
+			// The queue refuses new jobs now: finish those queued, then stop.
 			for {
-				select {
-				case j := <-s.jobs:
-					s.runBatch([]*job{j})
-				default:
+				pending = s.queue.take(pending[:0], s.cfg.MaxBatch, s.cfg.MaxBatchEvents)
+				if len(pending) == 0 {
 					return
 				}
+				s.runBatch(pending)
 			}
 		}
-		pending = append(pending[:0], first)
-	drain:
-		for len(pending) < s.cfg.MaxBatch {
-			select {
-			case j := <-s.jobs:
-				pending = append(pending, j)
-			default:
-				break drain
-			}
-		}
-		s.runBatch(pending)
 	}
 }
 

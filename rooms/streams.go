@@ -23,7 +23,7 @@ func (s *Service) PutReceipt(ctx context.Context, roomID, userID, receiptType, e
 	if !ok || target.RoomID != roomID {
 		return fmt.Errorf("%w: event %s", ErrNotFound, eventID)
 	}
-	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+	return s.submit(ctx, userID, func(ctx context.Context, b *batch) error {
 		rs, err := b.room(ctx, roomID)
 		if err != nil {
 			return err
@@ -54,7 +54,7 @@ func (s *Service) PutReceipt(ctx context.Context, roomID, userID, receiptType, e
 
 // PutAccountData stores global (roomID "") or per-room account data.
 func (s *Service) PutAccountData(ctx context.Context, userID, roomID, typ string, content []byte) error {
-	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+	return s.submit(ctx, userID, func(ctx context.Context, b *batch) error {
 		pos := b.nextPos()
 		if err := b.tx.PutAccountData(ctx, userID, roomID, typ, string(content), pos); err != nil {
 			return dbErr(err)
@@ -80,7 +80,7 @@ func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, txnID,
 			return err
 		}
 	}
-	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+	return s.submitCost(ctx, sender, len(msgs), func(ctx context.Context, b *batch) error {
 		if txnID != "" {
 			if _, ok, err := b.lookupTxn(ctx, key); err != nil || ok {
 				return err
@@ -106,7 +106,7 @@ func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, txnID,
 // SetPresence stores a presence change and wakes everyone who shares a room
 // with the user, and alsoWake (their friends).
 func (s *Service) SetPresence(ctx context.Context, p storage.Presence, alsoWake []string) error {
-	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+	return s.submit(ctx, p.UserID, func(ctx context.Context, b *batch) error {
 		p.Pos = b.nextPos()
 		if err := b.tx.PutPresence(ctx, p); err != nil {
 			return dbErr(err)
@@ -122,7 +122,7 @@ func (s *Service) SetPresence(ctx context.Context, p storage.Presence, alsoWake 
 // DeviceListChanged records that userID's devices or keys changed, so every
 // peer's sync reports it in device_lists.changed.
 func (s *Service) DeviceListChanged(ctx context.Context, userID string) error {
-	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+	return s.submit(ctx, userID, func(ctx context.Context, b *batch) error {
 		pos := b.nextPos()
 		if err := b.tx.InsertDeviceListChange(ctx, userID, pos); err != nil {
 			return dbErr(err)
@@ -146,7 +146,7 @@ func (s *Service) NotifyUsers(ctx context.Context, notices []Notice) error {
 	if len(notices) == 0 {
 		return nil
 	}
-	return s.submit(ctx, func(ctx context.Context, b *batch) error {
+	return s.submitCost(ctx, "", len(notices), func(ctx context.Context, b *batch) error {
 		ts := b.s.cfg.Now().UnixMilli()
 		for _, n := range notices {
 			pos := b.nextPos()
