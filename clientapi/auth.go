@@ -238,6 +238,9 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Identifier.Type != "" && req.Identifier.Type != "m.id.user" {
 		return apierr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported identifier type")
 	}
+	if err := validateDevice(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
+		return err
+	}
 	userID, err := a.userIDFor(name)
 	if err != nil {
 		a.hasher.VerifyDummy(r.Context(), req.Password)

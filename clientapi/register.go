@@ -129,6 +129,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	if err := a.readJSON(r, &req); err != nil {
 		return err
 	}
+	if err := validateDevice(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	var userID string
 	if req.Username != "" {
