@@ -47,6 +47,11 @@ type Config struct {
 	UserLimiter *ratelimit.Limiter
 	IPLimiter   *ratelimit.Limiter
 	RateExempt  []string
+	// FailedLoginLimiter counts wrong passwords per target account;
+	// RegisterLimiter counts registrations per client address. Nil means
+	// unlimited.
+	FailedLoginLimiter *ratelimit.Limiter
+	RegisterLimiter    *ratelimit.Limiter
 }
 
 // Deps are the parts the API drives.

@@ -80,7 +80,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	hasher := password.NewHasher(password.Params{MemoryKiB: cfg.Passwords.Argon2MemoryKiB, Time: cfg.Passwords.Argon2Time,
-		Concurrency: cfg.Passwords.Concurrency})
+		Concurrency: cfg.Passwords.Concurrency, MaxWaiting: cfg.Passwords.MaxWaiting})
 	// A user is offline once no device has synced for a full long-poll plus
 	// a margin, so a client that long-polls for the maximum never flaps.
 	idle := max(60*time.Second, time.Duration(cfg.Sync.MaxTimeoutMs)*time.Millisecond+30*time.Second)
@@ -116,6 +116,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		apiCfg.UserLimiter = ratelimit.New(cfg.RateLimit.PerUser.PerSecond, cfg.RateLimit.PerUser.Burst)
 		apiCfg.IPLimiter = ratelimit.New(cfg.RateLimit.PerIP.PerSecond, cfg.RateLimit.PerIP.Burst)
 		limiters = append(limiters, apiCfg.UserLimiter, apiCfg.IPLimiter)
+		apiCfg.FailedLoginLimiter = ratelimit.New(cfg.RateLimit.FailedLogin.PerSecond, cfg.RateLimit.FailedLogin.Burst)
+		apiCfg.RegisterLimiter = ratelimit.New(cfg.RateLimit.Register.PerSecond, cfg.RateLimit.Register.Burst)
+		limiters = append(limiters, apiCfg.FailedLoginLimiter, apiCfg.RegisterLimiter)
 	}
 	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds})
