@@ -30,6 +30,7 @@ import (
 	"github.com/parley-im/parley/ratelimit"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/todevice"
 )
 
 // Config is what the client API needs from the server configuration.
@@ -71,6 +72,8 @@ type Deps struct {
 	Contacts *graph.Contacts
 	// Desks runs customer-service desks (desks_handlers.go); nil disables them.
 	Desks *desks.Service
+	// ToDevice checks and queues to-device messages (sendToDevice).
+	ToDevice *todevice.Service
 }
 
 // API is the client-server API.
@@ -89,6 +92,7 @@ type API struct {
 	graph    graph.Store
 	contacts *graph.Contacts
 	desks    *desks.Service
+	todev    *todevice.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -110,7 +114,7 @@ func New(cfg Config, d Deps) *API {
 		exempt[u] = true
 	}
 	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice,
 		tokens: newTokenCache(100_000), uia: newUIASessions()}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/todevice"
 )
 
 // Server is a running homeserver.
@@ -40,6 +41,7 @@ type Server struct {
 	Hasher   *password.Hasher
 	Desks    *desks.Service
 	Graph    graph.Store
+	ToDevice *todevice.Service
 	handler  http.Handler
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
@@ -105,6 +107,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 
+	td := todevice.New(todevice.Config{ServerName: cfg.ServerName, Writer: rs, Devices: store, Blocks: rel, Logger: log,
+		MaxPerRequest: cfg.ToDevice.MaxMessagesPerRequest, Retention: time.Duration(cfg.ToDevice.RetentionHours) * time.Hour})
+
 	apiCfg := clientapi.Config{
 		ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		RegistrationMode: cfg.Registration.Mode, RegistrationTokens: cfg.Registration.Tokens,
@@ -121,15 +126,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		limiters = append(limiters, apiCfg.FailedLoginLimiter, apiCfg.RegisterLimiter)
 	}
 	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
-		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds})
+		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
+		ToDevice: td})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
-		Desks: ds, handler: api.Handler(), cancel: cancel}
+		Desks: ds, ToDevice: td, handler: api.Handler(), cancel: cancel}
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })
 	s.goBackground(func() { ds.Run(bgCtx) })
+	s.goBackground(func() { td.Run(bgCtx) })
 	return s, nil
 }
 
