@@ -18,6 +18,7 @@ import (
 	"github.com/parley-im/parley/accounts/password"
 	"github.com/parley-im/parley/clientapi"
 	"github.com/parley-im/parley/config"
+	"github.com/parley-im/parley/connlimit"
 	"github.com/parley-im/parley/desks"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
@@ -168,10 +169,19 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve answers HTTP on ln until Shutdown. It returns nil after a clean stop.
 func (s *Server) Serve(ln net.Listener) error {
-	// ReadTimeout bounds a whole request read, so a client that stalls its
-	// body cannot hold a connection for ever; five minutes fits a maximal
-	// upload on a slow link. There is no WriteTimeout: long-polls answer late.
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 120 * time.Second}
+	// A body read waits at most BodyIdleTimeoutMs for the next bytes
+	// (withBodyIdleTimeout), so a client that trickles its body frees the
+	// connection quickly; ReadTimeout, the same, bounds a body the handler
+	// never reads, which the server drains after answering. Each client
+	// address holds at most MaxConnsPerAddress connections (connlimit).
+	// There is no WriteTimeout: long-polls answer late.
+	idle := time.Duration(s.cfg.HTTP.BodyIdleTimeoutMs) * time.Millisecond
+	handler := s.handler
+	if idle > 0 {
+		handler = withBodyIdleTimeout(handler, idle)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: idle, IdleTimeout: 120 * time.Second}
+	ln = connlimit.New(ln, s.cfg.HTTP.MaxConnsPerAddress, s.cfg.HTTP.LimitLoopback)
 	s.mu.Lock()
 	s.http = srv
 	s.mu.Unlock()

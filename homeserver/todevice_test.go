@@ -33,10 +33,10 @@ func TestToDeviceDropsUnreachable(t *testing.T) {
 			sb, sc := bob.Sync("", 0).Get("next_batch").String(), carol.Sync("", 0).Get("next_batch").String()
 			ghost := "@ghost:" + srv.Cfg.ServerName
 			alice.MustDo("PUT", "/_matrix/client/v3/sendToDevice/m.key.verification.request/t1", map[string]any{"messages": map[string]any{
-				bob.UserID:         map[string]any{bob.DeviceID: map[string]any{"n": 1}, "NOSUCHDEVICE": map[string]any{"n": 2}},
-				ghost:              map[string]any{"*": map[string]any{"n": 3}, "GHOSTDEV": map[string]any{"n": 4}},
+				bob.UserID:          map[string]any{bob.DeviceID: map[string]any{"n": 1}, "NOSUCHDEVICE": map[string]any{"n": 2}},
+				ghost:               map[string]any{"*": map[string]any{"n": 3}, "GHOSTDEV": map[string]any{"n": 4}},
 				"@x:remote.example": map[string]any{"D": map[string]any{"n": 5}},
-				carol.UserID:       map[string]any{"*": map[string]any{"n": 6}, carol.DeviceID: map[string]any{"n": 7}},
+				carol.UserID:        map[string]any{"*": map[string]any{"n": 6}, carol.DeviceID: map[string]any{"n": 7}},
 			}})
 			if got := toDeviceCount(t, srv); got != 1 {
 				t.Errorf("stored to-device rows = %d, want 1 (bob's real device only)", got)
