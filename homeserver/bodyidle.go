@@ -15,14 +15,20 @@ const maxBodyTime = 5 * time.Minute
 // that trickles its body frees its connection after idle rather than after
 // minutes. The deadline is set on the connection before each read through
 // http.ResponseController and cleared when the body ends, so that a
-// long-poll answered later is not cut by it. The body is replaced in place
-// (no request copy, no allocation beyond the wrapper).
+// long-poll answered later is not cut by it.
 func withBodyIdleTimeout(h http.Handler, idle time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle, end: time.Now().Add(maxBodyTime)}
+		if r.Body == nil || r.Body == http.NoBody {
+			h.ServeHTTP(w, r)
+			return
 		}
-		h.ServeHTTP(w, r)
+		// A shallow copy, not r itself: net/http decides how to drain an
+		// unread body after the handler by the type of its own request's
+		// Body, and must still see its own (a large unread rest closes the
+		// connection at once instead of being read first).
+		r2 := *r
+		r2.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle, end: time.Now().Add(maxBodyTime)}
+		h.ServeHTTP(w, &r2)
 	})
 }
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-		"os"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,7 +117,10 @@ func tdRun(b *testing.B, workers int, abuse func(ctx context.Context, worker int
 	if workers > 0 {
 		b.ReportMetric(float64(reqs.Load()-reqs0)/elapsed.Seconds(), "abuser-req/s")
 		var parts []string
-		statuses.Range(func(k, v any) bool { parts = append(parts, fmt.Sprintf("%v:%d", k, v.(*atomic.Int64).Load())); return true })
+		statuses.Range(func(k, v any) bool {
+			parts = append(parts, fmt.Sprintf("%v:%d", k, v.(*atomic.Int64).Load()))
+			return true
+		})
 		slices.Sort(parts)
 		b.Logf("abusers' statuses: %s", strings.Join(parts, " "))
 	}
