@@ -37,9 +37,9 @@ type Devices interface {
 	DeleteExpiredToDevice(ctx context.Context, beforeTS, nowTS int64, limit int) (int64, error)
 }
 
-// Blocks answers whether a user blocked another (graph.Store).
+// Blocks lists whom a user blocked (graph.Store).
 type Blocks interface {
-	Relationship(ctx context.Context, a, b string) (graph.Relationship, error)
+	Blocked(ctx context.Context, userID string, p graph.Page) ([]string, string, error)
 }
 
 // Config is what the service needs. Zero values mean the defaults noted.
@@ -63,7 +63,9 @@ type Config struct {
 // Service checks and queues to-device messages and expires undelivered
 // ones. It is safe for concurrent use; all fields are static after New.
 type Service struct {
-	cfg Config
+	// Static after New.
+	cfg    Config
+	blocks *blockCache // nil without a graph
 }
 
 // New returns a Service for cfg.
@@ -80,7 +82,20 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg}
+	s := &Service{cfg: cfg}
+	if cfg.Blocks != nil {
+		s.blocks = newBlockCache(cfg.Blocks, 5*time.Minute, 100_000)
+	}
+	return s
+}
+
+// ForgetBlocks drops what is cached of whom userID blocked. The client API
+// calls it on every block and unblock, so a change applies to the next
+// message. Safe on a nil Service.
+func (s *Service) ForgetBlocks(userID string) {
+	if s != nil && s.blocks != nil {
+		s.blocks.forget(userID)
+	}
 }
 
 // Request is one sendToDevice call: Messages maps user ID to device ID (or
@@ -158,17 +173,17 @@ func (s *Service) Send(ctx context.Context, req Request) error {
 	return s.cfg.Writer.SendToDevice(ctx, req.Sender, req.SenderDevice, req.TxnID, req.Type, msgs)
 }
 
-// blocked reports whether target blocked sender. One's own devices are
-// always reachable.
+// blocked reports whether target blocked sender, from a cache of each
+// target's block list. One's own devices are always reachable.
 func (s *Service) blocked(ctx context.Context, target, sender string) (bool, error) {
-	if s.cfg.Blocks == nil || target == sender {
+	if s.blocks == nil || target == sender {
 		return false, nil
 	}
-	rel, err := s.cfg.Blocks.Relationship(ctx, target, sender)
+	b, err := s.blocks.blocks(ctx, target, sender, s.cfg.Now())
 	if err != nil {
 		return false, fmt.Errorf("to-device block check: %w", err)
 	}
-	return rel.Blocked, nil
+	return b, nil
 }
 
 // sweepBatch is how many expired rows one delete removes; small enough that
