@@ -132,12 +132,16 @@ func (s *Service) Send(ctx context.Context, req Request) error {
 	}
 	local := make([]string, 0, len(req.Messages))
 	suffix := ":" + s.cfg.ServerName
+	remote, example := 0, ""
 	for user := range req.Messages {
 		if strings.HasSuffix(user, suffix) {
 			local = append(local, user)
 		} else {
-			s.cfg.Logger.Info("to-device message for a remote user dropped: no federation yet", "sender", req.Sender, "user", user)
+			remote, example = remote+1, user
 		}
+	}
+	if remote > 0 { // one line per request, however many users it names
+		s.cfg.Logger.Info("to-device messages for remote users dropped: no federation yet", "sender", req.Sender, "users", remote, "example", example)
 	}
 	if len(local) == 0 {
 		return nil
