@@ -96,6 +96,9 @@ type API struct {
 
 	tokens *tokenCache
 	uia    *uiaSessions
+	// hashShares bounds password checks in flight per client address
+	// (loginlimit.go).
+	hashShares hashShares
 }
 
 // New builds the API.

@@ -241,6 +241,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if err := validateDevice(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
 		return err
 	}
+	done, err := a.takeHashShare(r)
+	if err != nil {
+		return err
+	}
+	defer done()
 	userID, err := a.userIDFor(name)
 	if err != nil {
 		if err := a.hasher.VerifyDummy(r.Context(), req.Password); err != nil {

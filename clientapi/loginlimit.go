@@ -3,6 +3,7 @@ package clientapi
 import (
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/parley-im/parley/accounts/password"
@@ -63,4 +64,46 @@ func (a *API) limitRegistration(r *http.Request) error {
 		return apierr.LimitExceeded(retry.Milliseconds() + 1)
 	}
 	return nil
+}
+
+// maxHashesPerAddress is how many password checks one client address may
+// have in flight or waiting at once. The hashing queue (passwords.
+// max_waiting) is shared by everyone; without a share per address, one
+// address flooding logins at its request rate keeps the queue full and
+// every other user's login gets 429. Two leaves room for a user retrying
+// on a second device.
+const maxHashesPerAddress = 2
+
+// hashShares counts password checks in flight per client address key.
+type hashShares struct {
+	mu sync.Mutex
+	n  map[string]int // guarded by mu; keys with no check in flight are absent
+}
+
+// take claims a share for r's address, or returns 429 when the address has
+// maxHashesPerAddress checks in flight already. Loopback clients without
+// X-Forwarded-For (local tools) are not counted, as with the other
+// per-address limits. Call the returned func when the check is done.
+func (a *API) takeHashShare(r *http.Request) (done func(), err error) {
+	key, loopback := limitKey(clientIP(r))
+	if loopback {
+		return func() {}, nil
+	}
+	s := &a.hashShares
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[key] >= maxHashesPerAddress {
+		return nil, apierr.LimitExceeded(busyRetryMs)
+	}
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	s.n[key]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.n[key]--; s.n[key] <= 0 {
+			delete(s.n, key)
+		}
+	}, nil
 }

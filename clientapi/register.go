@@ -164,6 +164,11 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	if err := a.limitRegistration(r); err != nil {
 		return err
 	}
+	done, err := a.takeHashShare(r) // before a registration token is spent
+	if err != nil {
+		return err
+	}
+	defer done()
 	if stage == "m.login.registration_token" {
 		ok, err := a.tokenValid(ctx, req.Auth.Token, true)
 		if err != nil {
