@@ -176,10 +176,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	// address holds at most MaxConnsPerAddress connections (connlimit).
 	// There is no WriteTimeout: long-polls answer late.
 	idle := time.Duration(s.cfg.HTTP.BodyIdleTimeoutMs) * time.Millisecond
-	handler := s.handler
-	if idle > 0 {
-		handler = withBodyIdleTimeout(handler, idle)
+	if idle <= 0 {
+		idle = 30 * time.Second // the documented default, for a Config not filled by config.Load
 	}
+	handler := withBodyIdleTimeout(s.handler, idle)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: idle, IdleTimeout: 120 * time.Second}
 	ln = connlimit.New(ln, s.cfg.HTTP.MaxConnsPerAddress, s.cfg.HTTP.LimitLoopback)
 	s.mu.Lock()
