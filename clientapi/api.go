@@ -31,6 +31,7 @@ import (
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/storage/storetext"
+	"github.com/parley-im/parley/todevice"
 )
 
 // Config is what the client API needs from the server configuration.
@@ -54,6 +55,11 @@ type Config struct {
 	// MaxConcurrentFullSyncs caps initial and full_state syncs built at
 	// once, server-wide; more wait. Zero means 2.
 	MaxConcurrentFullSyncs int
+	// FailedLoginLimiter counts wrong passwords per target account;
+	// RegisterLimiter counts registrations per client address. Nil means
+	// unlimited.
+	FailedLoginLimiter *ratelimit.Limiter
+	RegisterLimiter    *ratelimit.Limiter
 }
 
 // Deps are the parts the API drives.
@@ -73,6 +79,8 @@ type Deps struct {
 	Contacts *graph.Contacts
 	// Desks runs customer-service desks (desks_handlers.go); nil disables them.
 	Desks *desks.Service
+	// ToDevice checks and queues to-device messages (sendToDevice).
+	ToDevice *todevice.Service
 }
 
 // API is the client-server API.
@@ -91,11 +99,15 @@ type API struct {
 	graph    graph.Store
 	contacts *graph.Contacts
 	desks    *desks.Service
+	todev    *todevice.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
 	// fullSyncs holds a token per full sync being built (synclimit.go).
 	fullSyncs chan struct{}
+	// hashShares bounds password checks in flight per client address
+	// (loginlimit.go).
+	hashShares hashShares
 }
 
 // New builds the API.
@@ -117,7 +129,7 @@ func New(cfg Config, d Deps) *API {
 		exempt[u] = true
 	}
 	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 }
 

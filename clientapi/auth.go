@@ -238,9 +238,19 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Identifier.Type != "" && req.Identifier.Type != "m.id.user" {
 		return apierr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported identifier type")
 	}
+	if err := validateDevice(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
+		return err
+	}
+	done, err := a.takeHashShare(r)
+	if err != nil {
+		return err
+	}
+	defer done()
 	userID, err := a.userIDFor(name)
 	if err != nil {
-		a.hasher.VerifyDummy(r.Context(), req.Password)
+		if err := a.hasher.VerifyDummy(r.Context(), req.Password); err != nil {
+			return hashErr(err)
+		}
 		return err
 	}
 	if err := a.checkPassword(r.Context(), userID, req.Password); err != nil {
@@ -256,11 +266,25 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// checkPassword verifies a user's password with constant-cost failure.
+// checkPassword verifies a user's password with constant-cost failure. It
+// is the one place passwords are checked (login and the UIA password
+// stage), so the per-account failed-login limit applies to both.
 func (a *API) checkPassword(ctx context.Context, userID, pw string) error {
+	release, err := a.limitFailedLogin(userID)
+	if err != nil {
+		return err
+	}
+	err = a.verifyPassword(ctx, userID, pw)
+	release(err)
+	return hashErr(err)
+}
+
+func (a *API) verifyPassword(ctx context.Context, userID, pw string) error {
 	u, err := a.store.GetUser(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (u.Deactivated || u.PasswordHash == "")) {
-		a.hasher.VerifyDummy(ctx, pw)
+		if err := a.hasher.VerifyDummy(ctx, pw); err != nil {
+			return err
+		}
 		return apierr.Forbidden("Invalid username or password")
 	}
 	if err != nil {

@@ -50,8 +50,8 @@ func (a *API) renameDevice(w http.ResponseWriter, r *http.Request, s *session) e
 	if req.DisplayName == nil {
 		return writeJSON(w, emptyObject)
 	}
-	if len(*req.DisplayName) > 256 {
-		return apierr.InvalidParam("display_name is too long")
+	if err := validateDevice("", *req.DisplayName); err != nil {
+		return err
 	}
 	err := a.store.RenameDevice(r.Context(), s.UserID, param(r, "deviceId"), *req.DisplayName)
 	if errors.Is(err, storage.ErrNotFound) {

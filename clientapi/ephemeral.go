@@ -5,11 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/parley-im/parley/clientapi/apierr"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/pdu"
+	"github.com/parley-im/parley/todevice"
 )
 
 func (a *API) receipt(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -163,6 +165,10 @@ func (a *API) putPresence(w http.ResponseWriter, r *http.Request, s *session) er
 	return writeJSON(w, emptyObject)
 }
 
+// sendToDevice hands the request to package todevice, which drops what may
+// not or cannot be delivered. The answer is 200 {} whatever was dropped, as
+// the spec asks; only a request over the size cap (413 M_TOO_LARGE: split
+// it, a retry as is would fail again) or a malformed one is refused.
 func (a *API) sendToDevice(w http.ResponseWriter, r *http.Request, s *session) error {
 	var req struct {
 		Messages map[string]map[string]json.RawMessage `json:"messages"`
@@ -173,28 +179,16 @@ func (a *API) sendToDevice(w http.ResponseWriter, r *http.Request, s *session) e
 	if !pdu.ValidEventType(param(r, "eventType")) || !pdu.ValidTxnID(param(r, "txnId")) {
 		return apierr.InvalidParam("Invalid event type or transaction ID")
 	}
-	var msgs []rooms.ToDeviceMessage
-	for user, devices := range req.Messages {
-		for device, content := range devices {
-			if len(content) == 0 || content[0] != '{' {
-				return apierr.BadJSON("to-device content must be an object")
-			}
-			if device == "*" {
-				devs, err := a.store.Devices(r.Context(), user)
-				if err != nil {
-					return err
-				}
-				for _, d := range devs {
-					msgs = append(msgs, rooms.ToDeviceMessage{UserID: user, DeviceID: d.DeviceID, Content: content})
-				}
-				continue
-			}
-			msgs = append(msgs, rooms.ToDeviceMessage{UserID: user, DeviceID: device, Content: content})
-		}
-	}
-	err := a.rooms.SendToDevice(r.Context(), s.UserID, s.DeviceID, param(r, "txnId"), param(r, "eventType"), msgs)
-	if err != nil && !errors.Is(err, rooms.ErrForbidden) {
-		return err
+	err := a.todev.Send(r.Context(), todevice.Request{Sender: s.UserID, SenderDevice: s.DeviceID,
+		TxnID: param(r, "txnId"), Type: param(r, "eventType"), Messages: req.Messages})
+	switch {
+	case errors.Is(err, todevice.ErrTooMany):
+		return apierr.TooLarge(strings.TrimPrefix(err.Error(), todevice.ErrTooMany.Error()+": ") + ": split the request")
+	case errors.Is(err, todevice.ErrInvalid):
+		return apierr.BadJSON("to-device content must be an object")
+	case errors.Is(err, rooms.ErrForbidden):
+	case err != nil:
+		return graphErr(err, "")
 	}
 	return writeJSON(w, emptyObject)
 }

@@ -55,6 +55,7 @@ func (a *API) noticeFriendship(ctx context.Context, x, y string, friends bool) e
 
 // noticeBlock tells the blocker's devices of the block and of what it cut.
 func (a *API) noticeBlock(ctx context.Context, blocker, blocked string, on bool, eff graph.BlockEffects) error {
+	a.todev.ForgetBlocks(blocker) // to-device checks the blocker's list from a cache
 	if on && !eff.Changed {
 		return nil
 	}

@@ -99,6 +99,9 @@ func (a *API) requirePassword(ctx context.Context, s *session, auth *uiaAuth) er
 	}
 	if err := a.checkPassword(ctx, s.UserID, auth.Password); err != nil {
 		var ae *apierr.Error
+		if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
+			return err // limited: retry later, not a failed stage
+		}
 		if errors.As(err, &ae) {
 			return uiaChallenge("m.login.password", auth.Session, nil, ae)
 		}
@@ -129,6 +132,9 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	if err := a.readJSON(r, &req); err != nil {
 		return err
 	}
+	if err := validateDevice(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	var userID string
 	if req.Username != "" {
@@ -155,6 +161,14 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	if req.Auth.Type != stage {
 		return uiaChallenge(stage, req.Auth.Session, nil, apierr.Forbidden("This server requires "+stage))
 	}
+	if err := a.limitRegistration(r); err != nil {
+		return err
+	}
+	done, err := a.takeHashShare(r) // before a registration token is spent
+	if err != nil {
+		return err
+	}
+	defer done()
 	if stage == "m.login.registration_token" {
 		ok, err := a.tokenValid(ctx, req.Auth.Token, true)
 		if err != nil {
@@ -171,7 +185,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	}
 	hash, err := a.hasher.Hash(ctx, req.Password)
 	if err != nil {
-		return err
+		return hashErr(err)
 	}
 	local := strings.TrimPrefix(strings.SplitN(userID, ":", 2)[0], "@")
 	// The account and its first device are written in one transaction
@@ -267,7 +281,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	hash, err := a.hasher.Hash(r.Context(), req.NewPassword)
 	if err != nil {
-		return err
+		return hashErr(err)
 	}
 	if err := a.store.SetPassword(r.Context(), s.UserID, hash); err != nil {
 		return err

@@ -46,6 +46,40 @@ type Config struct {
 	Log          Log          `yaml:"log"`
 	Writer       Writer       `yaml:"writer"`
 	RoomLimits   RoomLimits   `yaml:"room_limits"`
+	HTTP         HTTP         `yaml:"http"`
+	ToDevice     ToDevice     `yaml:"to_device"`
+}
+
+// HTTP bounds what one client connection may hold.
+type HTTP struct {
+	// BodyIdleTimeoutMs is how long a request body read may wait for the
+	// next bytes; a client that trickles its body slower is cut off. Zero
+	// value means 30000 (30 s): slow mobile links still make progress
+	// within it, while a trickling client frees its connection quickly.
+	BodyIdleTimeoutMs int64 `yaml:"body_idle_timeout_ms"`
+	// MaxConnsPerAddress caps the open connections from one client address
+	// (IPv6 by /64); further ones are closed at once. Zero value means 100:
+	// a browser opens about six, and the cap keeps one address from using
+	// up the server's file descriptors.
+	MaxConnsPerAddress int `yaml:"max_conns_per_address"`
+	// LimitLoopback applies MaxConnsPerAddress to loopback clients too.
+	// Zero value (false) exempts them: behind a reverse proxy on this host
+	// every client arrives from loopback, so cap there instead.
+	LimitLoopback bool `yaml:"limit_loopback"`
+}
+
+// ToDevice bounds to-device messages (sendToDevice).
+type ToDevice struct {
+	// MaxMessagesPerRequest caps the devices one sendToDevice request
+	// reaches, after "*" is expanded to a user's devices; a larger request
+	// gets 413 M_TOO_LARGE and stores nothing. Zero value means 1000: clients
+	// send room keys in batches of a few hundred, and 1000 rows keep one
+	// writer job to milliseconds.
+	MaxMessagesPerRequest int `yaml:"max_messages_per_request"`
+	// RetentionHours is how long an undelivered message waits for its
+	// device to sync before it is deleted. Zero value means 168 (7 days),
+	// as long as a device usually stays offline and still comes back.
+	RetentionHours int `yaml:"retention_hours"`
 }
 
 // Registration modes.
@@ -99,6 +133,15 @@ type RateLimit struct {
 	// Exempt lists user IDs never limited, such as bridges and bots. Zero
 	// value means none.
 	Exempt []string `yaml:"exempt"`
+	// FailedLogin limits wrong passwords per target account, whatever the
+	// client address, so guessing one account's password from many
+	// addresses stays slow. Zero values mean 0.17 a second with a burst of
+	// 3, as Synapse does. Exempt does not apply.
+	FailedLogin Bucket `yaml:"failed_login"`
+	// Register limits account creation per client address (IPv6 by /64).
+	// Zero values mean 0.17 a second with a burst of 3, as Synapse does.
+	// Loopback clients without X-Forwarded-For are not limited.
+	Register Bucket `yaml:"register"`
 }
 
 // Bucket is a token bucket: PerSecond tokens come back each second, up to
@@ -122,6 +165,11 @@ type Passwords struct {
 	Argon2MemoryKiB uint32 `yaml:"argon2_memory_kib"`
 	// Argon2Time is the number of passes over that memory. Zero value means 2.
 	Argon2Time uint32 `yaml:"argon2_time"`
+	// MaxWaiting caps the logins waiting for a hashing slot; more get 429
+	// M_LIMIT_EXCEEDED at once instead of waiting seconds. Zero value means
+	// 8: with the default cost a waiting login then waits at most about
+	// eight hashes, a few hundred milliseconds on one core.
+	MaxWaiting int `yaml:"max_waiting"`
 }
 
 // Sync tunes /sync.
@@ -228,6 +276,15 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Passwords.Concurrency, max(1, runtime.GOMAXPROCS(0)-1))
 	setDefault(&c.Passwords.Argon2MemoryKiB, 19456)
 	setDefault(&c.Passwords.Argon2Time, 2)
+	setDefault(&c.RateLimit.FailedLogin.PerSecond, 0.17)
+	setDefault(&c.RateLimit.FailedLogin.Burst, 3)
+	setDefault(&c.RateLimit.Register.PerSecond, 0.17)
+	setDefault(&c.RateLimit.Register.Burst, 3)
+	setDefault(&c.Passwords.MaxWaiting, 8)
+	setDefault(&c.HTTP.BodyIdleTimeoutMs, 30000)
+	setDefault(&c.HTTP.MaxConnsPerAddress, 100)
+	setDefault(&c.ToDevice.MaxMessagesPerRequest, 1000)
+	setDefault(&c.ToDevice.RetentionHours, 168)
 	setDefault(&c.Sync.MaxTimeoutMs, 60000)
 	setDefault(&c.Sync.DefaultTimelineLimit, 10)
 	setDefault(&c.Sync.FullSync.PerSecond, 0.2)

@@ -62,6 +62,14 @@ rate_limit:
     burst: 100
   # User IDs never limited, such as bridges and bots.
   exempt: []
+  # Wrong passwords per target account, whatever the address (as Synapse).
+  failed_login:
+    per_second: 0.17
+    burst: 3
+  # Accounts created per client address (as Synapse).
+  register:
+    per_second: 0.17
+    burst: 3
 
 passwords:
   # Password hashes run at once; further logins wait. 0 means one less than
@@ -72,6 +80,8 @@ passwords:
   # Raise both for more resistance to offline guessing, at login latency.
   argon2_memory_kib: 19456
   argon2_time: 2
+  # Logins waiting for a hashing slot; more get 429 at once.
+  max_waiting: 8
 
 sync:
   # Longest a /sync long-poll waits, whatever the client asks; keep it under
@@ -120,5 +130,21 @@ room_limits:
   # A room's state events other than memberships: count and total bytes.
   max_state_events: 1000
   max_state_bytes: 4194304
+
+http:
+  # Longest wait for the next bytes of a request body; slower clients are
+  # cut off.
+  body_idle_timeout_ms: 30000
+  # Open connections per client address (IPv6 by /64).
+  max_conns_per_address: 100
+  # true caps loopback clients too; behind a reverse proxy on this host,
+  # leave it false and cap connections at the proxy.
+  limit_loopback: false
+
+to_device:
+  # Devices one sendToDevice may reach ("*" expanded); more get 413.
+  max_messages_per_request: 1000
+  # Hours an undelivered to-device message is kept.
+  retention_hours: 168
 `
 }

@@ -66,6 +66,16 @@ func (c *Config) Validate() error {
 		check("passwords.argon2_time", fmt.Errorf("%d is above the limit of %d", t, maxArgon2Time))
 	}
 
+	check("rate_limit.failed_login.per_second", checkRate(c.RateLimit.FailedLogin.PerSecond))
+	check("rate_limit.failed_login.burst", checkNotNegative(c.RateLimit.FailedLogin.Burst))
+	check("rate_limit.register.per_second", checkRate(c.RateLimit.Register.PerSecond))
+	check("rate_limit.register.burst", checkNotNegative(c.RateLimit.Register.Burst))
+	check("passwords.max_waiting", checkNotNegative(c.Passwords.MaxWaiting))
+	check("http.body_idle_timeout_ms", checkNotNegative(c.HTTP.BodyIdleTimeoutMs))
+	check("http.max_conns_per_address", checkNotNegative(c.HTTP.MaxConnsPerAddress))
+	check("to_device.max_messages_per_request", checkNotNegative(c.ToDevice.MaxMessagesPerRequest))
+	check("to_device.retention_hours", checkNotNegative(c.ToDevice.RetentionHours))
+
 	check("sync.max_timeout_ms", checkNotNegative(c.Sync.MaxTimeoutMs))
 	check("sync.default_timeline_limit", checkNotNegative(c.Sync.DefaultTimelineLimit))
 

@@ -44,8 +44,8 @@ func (w *memberWorld) memberRoom(t *testing.T) string {
 	t.Helper()
 	alice := w.users["alice"]
 	room := alice.CreateRoom(map[string]any{
-		"preset": "private_chat",
-		"invite": []string{w.ids["mod"], w.ids["member"], w.ids["banned"], w.ids["left"], w.ids["invited"]},
+		"preset":                       "private_chat",
+		"invite":                       []string{w.ids["mod"], w.ids["member"], w.ids["banned"], w.ids["left"], w.ids["invited"]},
 		"power_level_content_override": map[string]any{"users": map[string]any{w.ids["alice"]: 100, w.ids["mod"]: 50}},
 	})
 	for _, role := range []string{"mod", "member", "banned", "left"} {
@@ -138,10 +138,10 @@ var memberRouteCases = []memberRouteCase{
 	{name: "member leaves naming an authoriser", actor: "member", target: "member", membership: "leave",
 		extra: map[string]any{"join_authorised_via_users_server": "alice"}, wantStatus: 403, wantCode: "M_FORBIDDEN"},
 	{name: "invite with a third-party invite", actor: "alice", target: "outsider", membership: "invite",
-		extra: map[string]any{"third_party_invite": map[string]any{"display_name": "o", "signed": map[string]any{"mxid": "outsider", "token": "t"}}},
+		extra:      map[string]any{"third_party_invite": map[string]any{"display_name": "o", "signed": map[string]any{"mxid": "outsider", "token": "t"}}},
 		wantStatus: 403, wantCode: "M_FORBIDDEN"},
 	{name: "self-invite with a third-party invite after leaving", actor: "left", target: "left", membership: "invite",
-		extra: map[string]any{"third_party_invite": map[string]any{"display_name": "l", "signed": map[string]any{"mxid": "left", "token": "t"}}},
+		extra:      map[string]any{"third_party_invite": map[string]any{"display_name": "l", "signed": map[string]any{"mxid": "left", "token": "t"}}},
 		wantStatus: 403, wantCode: "M_FORBIDDEN"},
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/parley-im/parley/accounts/password"
 	"github.com/parley-im/parley/clientapi"
 	"github.com/parley-im/parley/config"
+	"github.com/parley-im/parley/connlimit"
 	"github.com/parley-im/parley/desks"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
@@ -26,6 +27,7 @@ import (
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/todevice"
 )
 
 // Server is a running homeserver.
@@ -40,6 +42,7 @@ type Server struct {
 	Hasher   *password.Hasher
 	Desks    *desks.Service
 	Graph    graph.Store
+	ToDevice *todevice.Service
 	handler  http.Handler
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
@@ -76,7 +79,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log,
-		Policy: clientapi.NewInvitePolicy(cfg.ServerName, store, rel),
+		Policy:         clientapi.NewInvitePolicy(cfg.ServerName, store, rel),
 		MaxBatchEvents: cfg.Writer.BatchEvents, MaxQueue: cfg.Writer.Queue, MaxQueuePerUser: cfg.Writer.QueuePerUser,
 		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
 			MaxCreateInvites: cfg.RoomLimits.MaxCreateInvites, MaxStateEvents: cfg.RoomLimits.MaxStateEvents,
@@ -92,7 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	hasher := password.NewHasher(password.Params{MemoryKiB: cfg.Passwords.Argon2MemoryKiB, Time: cfg.Passwords.Argon2Time,
-		Concurrency: cfg.Passwords.Concurrency})
+		Concurrency: cfg.Passwords.Concurrency, MaxWaiting: cfg.Passwords.MaxWaiting})
 	// A user is offline once no device has synced for a full long-poll plus
 	// a margin, so a client that long-polls for the maximum never flaps.
 	idle := max(60*time.Second, time.Duration(cfg.Sync.MaxTimeoutMs)*time.Millisecond+30*time.Second)
@@ -112,6 +115,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 
+	td := todevice.New(todevice.Config{ServerName: cfg.ServerName, Writer: rs, Devices: store, Blocks: rel, Logger: log,
+		MaxPerRequest: cfg.ToDevice.MaxMessagesPerRequest, Retention: time.Duration(cfg.ToDevice.RetentionHours) * time.Hour})
+
 	apiCfg := clientapi.Config{
 		ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
 		RegistrationMode: cfg.Registration.Mode, RegistrationTokens: cfg.Registration.Tokens,
@@ -126,17 +132,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		limiters = append(limiters, apiCfg.UserLimiter, apiCfg.IPLimiter)
 		apiCfg.FullSyncLimiter = ratelimit.New(cfg.Sync.FullSync.PerSecond, cfg.Sync.FullSync.Burst)
 		limiters = append(limiters, apiCfg.FullSyncLimiter)
+		apiCfg.FailedLoginLimiter = ratelimit.New(cfg.RateLimit.FailedLogin.PerSecond, cfg.RateLimit.FailedLogin.Burst)
+		apiCfg.RegisterLimiter = ratelimit.New(cfg.RateLimit.Register.PerSecond, cfg.RateLimit.Register.Burst)
+		limiters = append(limiters, apiCfg.FailedLoginLimiter, apiCfg.RegisterLimiter)
 	}
 	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
-		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds})
+		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
+		ToDevice: td})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
-		Desks: ds, handler: api.Handler(), cancel: cancel}
+		Desks: ds, ToDevice: td, handler: api.Handler(), cancel: cancel}
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })
 	s.goBackground(func() { ds.Run(bgCtx) })
+	s.goBackground(func() { td.Run(bgCtx) })
 	return s, nil
 }
 
@@ -168,10 +179,19 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve answers HTTP on ln until Shutdown. It returns nil after a clean stop.
 func (s *Server) Serve(ln net.Listener) error {
-	// ReadTimeout bounds a whole request read, so a client that stalls its
-	// body cannot hold a connection for ever; five minutes fits a maximal
-	// upload on a slow link. There is no WriteTimeout: long-polls answer late.
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 120 * time.Second}
+	// A body read waits at most BodyIdleTimeoutMs for the next bytes
+	// (withBodyIdleTimeout), so a client that trickles its body frees the
+	// connection quickly; ReadTimeout, the same, bounds a body the handler
+	// never reads, which the server drains after answering. Each client
+	// address holds at most MaxConnsPerAddress connections (connlimit).
+	// There is no WriteTimeout: long-polls answer late.
+	idle := time.Duration(s.cfg.HTTP.BodyIdleTimeoutMs) * time.Millisecond
+	if idle <= 0 {
+		idle = 30 * time.Second // the documented default, for a Config not filled by config.Load
+	}
+	handler := withBodyIdleTimeout(s.handler, idle)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: idle, IdleTimeout: 120 * time.Second}
+	ln = connlimit.New(ln, s.cfg.HTTP.MaxConnsPerAddress, s.cfg.HTTP.LimitLoopback)
 	s.mu.Lock()
 	s.http = srv
 	s.mu.Unlock()

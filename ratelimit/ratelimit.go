@@ -150,3 +150,25 @@ func (l *Limiter) Len() int {
 	}
 	return n
 }
+
+// Refund gives back one token taken from key by Allow, for limits that count
+// only failures: take a token before the costly check, so concurrent
+// attempts cannot all slip past an empty bucket, and refund it when the
+// attempt succeeds. A bucket is never filled beyond full.
+func (l *Limiter) Refund(key string, now time.Time) {
+	if l == nil || l.unlimited {
+		return
+	}
+	s := &l.shards[maphash.String(l.seed, key)&(shardCount-1)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	full, known := s.full[key]
+	if !known {
+		return
+	}
+	if full = full.Add(-l.interval); full.After(now) {
+		s.full[key] = full
+	} else {
+		delete(s.full, key) // full again: a missing bucket is a full one
+	}
+}

@@ -71,6 +71,8 @@ type ToDeviceMessage struct {
 }
 
 // SendToDevice queues messages for devices. With a txnId, a retry is a no-op.
+// It stores what it is given: package todevice decides who may be reached
+// and bounds how many (one job stays small), before calling it.
 func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, txnID, typ string, msgs []ToDeviceMessage) error {
 	key := txnKey{sender, senderDevice, "to_device:" + txnID}
 	if txnID != "" {
@@ -86,9 +88,10 @@ func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, txnID,
 				return err
 			}
 		}
+		ts := b.s.cfg.Now().UnixMilli()
 		for _, m := range msgs {
 			pos := b.nextPos()
-			if err := b.tx.InsertToDevice(ctx, storage.ToDevice{Pos: pos, UserID: m.UserID, DeviceID: m.DeviceID, Sender: sender, Type: typ, Content: string(m.Content)}); err != nil {
+			if err := b.tx.InsertToDevice(ctx, storage.ToDevice{Pos: pos, UserID: m.UserID, DeviceID: m.DeviceID, Sender: sender, Type: typ, Content: string(m.Content), TS: ts}); err != nil {
 				return dbErr(err)
 			}
 			b.commit.UserTouches = append(b.commit.UserTouches, Touch{ID: m.UserID, Pos: pos})

@@ -255,7 +255,9 @@ func (s *Store) TouchDevice(ctx context.Context, userID, deviceID string, ts int
 // empty deviceIDs removes every device of the user.
 func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, table := range []string{"devices", "e2e_device_keys", "e2e_one_time_keys"} {
+		// A deleted device's queued to-device messages can never be
+		// delivered: they go with it.
+		for _, table := range []string{"devices", "e2e_device_keys", "e2e_one_time_keys", "to_device"} {
 			q := `DELETE FROM ` + table + ` WHERE user_id = $1`
 			args := []any{userID}
 			if len(deviceIDs) > 0 {

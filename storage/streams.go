@@ -29,6 +29,8 @@ type ToDevice struct {
 	Sender   string
 	Type     string
 	Content  string
+	// TS is when the message was queued (ms); retention counts from it.
+	TS int64
 }
 
 // Presence is a user's stored presence.

@@ -218,8 +218,8 @@ func (w *WriteTx) PutAccountData(ctx context.Context, userID, roomID, typ, conte
 // InsertToDevice queues one to-device message for one device.
 func (w *WriteTx) InsertToDevice(ctx context.Context, m ToDevice) error {
 	w.wrote(m.Pos)
-	_, err := w.tx.ExecContext(ctx, `INSERT INTO to_device (pos, user_id, device_id, sender, type, content) VALUES ($1,$2,$3,$4,$5,$6)`,
-		m.Pos, m.UserID, m.DeviceID, m.Sender, m.Type, m.Content)
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO to_device (pos, user_id, device_id, sender, type, content, ts) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
+		m.Pos, m.UserID, m.DeviceID, m.Sender, m.Type, m.Content, m.TS)
 	if err != nil {
 		return fmt.Errorf("insert to-device: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -58,7 +59,16 @@ type Params struct {
 	// at once; others wait. Peak memory is Concurrency*MemoryKiB. Zero value
 	// means runtime.GOMAXPROCS(0), the CPUs this process may actually use.
 	Concurrency int
+	// MaxWaiting caps the calls waiting for a slot; one more fails at once
+	// with ErrBusy, so a login flood gets quick refusals instead of a queue
+	// that delays every login by seconds. Zero value means unbounded, as
+	// before; a server sets it from config.
+	MaxWaiting int
 }
+
+// ErrBusy is returned when MaxWaiting calls already wait for a hashing
+// slot. Nothing was computed; the caller may retry shortly.
+var ErrBusy = errors.New("password hashing is busy")
 
 // withDefaults fills zero values and clamps to what parsePHC accepts.
 func (p Params) withDefaults() Params {
@@ -85,6 +95,8 @@ type Hasher struct {
 	params Params
 	// slots holds one value per hash in flight.
 	slots chan struct{}
+	// waiting counts calls blocked in acquire; atomic.
+	waiting atomic.Int64
 	// dummy has the shape of a hash made with params, for VerifyDummy.
 	dummy phc
 	// derive is argon2.IDKey; tests replace it to watch concurrency.
@@ -149,13 +161,16 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 // VerifyDummy does the work of Verify against a hash made with the current
 // parameters, and throws the answer away. Call it when the user does not
 // exist, so that answering "no such user" takes as long as "wrong password"
-// and response times do not reveal which accounts exist.
-func (h *Hasher) VerifyDummy(ctx context.Context, password string) {
-	if h.acquire(ctx) != nil {
-		return
+// and response times do not reveal which accounts exist. It returns what
+// Verify would have for waiting (ErrBusy, or ctx's end), so that a busy
+// server refuses unknown and known users alike.
+func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
+	if err := h.acquire(ctx); err != nil {
+		return err
 	}
 	defer h.release()
 	h.matches(h.dummy, password)
+	return nil
 }
 
 func (h *Hasher) matches(p phc, password string) bool {
@@ -207,6 +222,16 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("waiting for a hashing slot: %w", err)
 	}
+	select {
+	case h.slots <- struct{}{}:
+		return nil // a free slot: no wait, no count
+	default:
+	}
+	if n := h.waiting.Add(1); h.params.MaxWaiting > 0 && n > int64(h.params.MaxWaiting) {
+		h.waiting.Add(-1)
+		return ErrBusy
+	}
+	defer h.waiting.Add(-1)
 	select {
 	case h.slots <- struct{}{}:
 		return nil

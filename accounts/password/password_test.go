@@ -180,11 +180,11 @@ func TestNewHasherParams(t *testing.T) {
 		want Params
 	}{
 		{"zero means defaults", Params{}, Params{MemoryKiB: 19456, Time: 2, Threads: 1, Concurrency: procs}},
-		{"set values kept", Params{MemoryKiB: 65536, Time: 3, Threads: 4, Concurrency: 7}, Params{65536, 3, 4, 7}},
-		{"negative concurrency means default", Params{Concurrency: -1}, Params{19456, 2, 1, procs}},
-		{"memory clamped up to 8 per lane", Params{MemoryKiB: 8, Threads: 4}, Params{32, 2, 4, procs}},
-		{"memory clamped down", Params{MemoryKiB: 1 << 30}, Params{MaxMemoryKiB, 2, 1, procs}},
-		{"time clamped down", Params{Time: 1000}, Params{19456, MaxTime, 1, procs}},
+		{"set values kept", Params{MemoryKiB: 65536, Time: 3, Threads: 4, Concurrency: 7}, Params{65536, 3, 4, 7, 0}},
+		{"negative concurrency means default", Params{Concurrency: -1}, Params{19456, 2, 1, procs, 0}},
+		{"memory clamped up to 8 per lane", Params{MemoryKiB: 8, Threads: 4}, Params{32, 2, 4, procs, 0}},
+		{"memory clamped down", Params{MemoryKiB: 1 << 30}, Params{MaxMemoryKiB, 2, 1, procs, 0}},
+		{"time clamped down", Params{Time: 1000}, Params{19456, MaxTime, 1, procs, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,232 @@
+// Package todevice owns to-device messaging (sendToDevice): which messages
+// are delivered at all, how many one request may carry, and how long an
+// undelivered message is kept. The room writer (rooms.Service) only stores
+// what this package lets through, so every check runs outside the writer
+// goroutine: graph lookups (Neo4j) and device lookups never hold it.
+package todevice
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/parley-im/parley/graph"
+	"github.com/parley-im/parley/rooms"
+)
+
+var (
+	// ErrTooMany: the request reaches more devices than MaxPerRequest.
+	// Nothing was stored; the client should split the request.
+	ErrTooMany = errors.New("todevice: too many messages in one request")
+	// ErrInvalid: a message's content is not a JSON object.
+	ErrInvalid = errors.New("todevice: invalid message")
+)
+
+// Writer stores messages that passed the checks (rooms.Service).
+type Writer interface {
+	SendToDevice(ctx context.Context, sender, senderDevice, txnID, typ string, msgs []rooms.ToDeviceMessage) error
+}
+
+// Devices finds users' devices and expires old messages (storage.Store).
+type Devices interface {
+	DeviceIDs(ctx context.Context, users []string) (map[string][]string, error)
+	DeleteExpiredToDevice(ctx context.Context, beforeTS, nowTS int64, limit int) (int64, error)
+}
+
+// Blocks lists whom a user blocked (graph.Store).
+type Blocks interface {
+	Blocked(ctx context.Context, userID string, p graph.Page) ([]string, string, error)
+}
+
+// Config is what the service needs. Zero values mean the defaults noted.
+type Config struct {
+	ServerName string
+	Writer     Writer
+	Devices    Devices
+	// Blocks is the relationship graph; nil means no blocks to apply.
+	Blocks Blocks
+	Logger *slog.Logger
+	// MaxPerRequest caps the devices one request reaches, after "*" is
+	// expanded. Zero means 1000.
+	MaxPerRequest int
+	// Retention is how long an undelivered message is kept. Zero means 7
+	// days.
+	Retention time.Duration
+	// Now returns the current time; zero means time.Now. Tests may fix it.
+	Now func() time.Time
+}
+
+// Service checks and queues to-device messages and expires undelivered
+// ones. It is safe for concurrent use; all fields are static after New.
+type Service struct {
+	// Static after New.
+	cfg    Config
+	blocks *blockCache // nil without a graph
+}
+
+// New returns a Service for cfg.
+func New(cfg Config) *Service {
+	if cfg.MaxPerRequest <= 0 {
+		cfg.MaxPerRequest = 1000
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 7 * 24 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg}
+	if cfg.Blocks != nil {
+		s.blocks = newBlockCache(cfg.Blocks, 5*time.Minute, 100_000)
+	}
+	return s
+}
+
+// ForgetBlocks drops what is cached of whom userID blocked. The client API
+// calls it on every block and unblock, so a change applies to the next
+// message. Safe on a nil Service.
+func (s *Service) ForgetBlocks(userID string) {
+	if s != nil && s.blocks != nil {
+		s.blocks.forget(userID)
+	}
+}
+
+// Request is one sendToDevice call: Messages maps user ID to device ID (or
+// "*", every device of the user) to the message content.
+type Request struct {
+	Sender, SenderDevice string
+	TxnID, Type          string
+	Messages             map[string]map[string]json.RawMessage
+}
+
+// Send queues req's messages for the devices that exist and may be reached,
+// and silently drops the rest, as the spec asks (the sender is never told
+// whether a device exists or whether its user blocked them):
+//   - messages for users on other servers (no federation yet), logged;
+//   - messages for unknown users and unknown devices;
+//   - messages for a user who blocked the sender.
+//
+// A request reaching more than MaxPerRequest devices fails with ErrTooMany
+// and stores nothing. Graph errors fail the request (nothing stored), so a
+// graph outage never lets a blocked user through; the client retries with
+// the same txnId.
+func (s *Service) Send(ctx context.Context, req Request) error {
+	entries := 0
+	for _, devices := range req.Messages {
+		entries += len(devices)
+		for _, content := range devices {
+			if len(content) == 0 || content[0] != '{' {
+				return fmt.Errorf("%w: to-device content must be an object", ErrInvalid)
+			}
+		}
+	}
+	if entries > s.cfg.MaxPerRequest {
+		return fmt.Errorf("%w: %d devices, at most %d", ErrTooMany, entries, s.cfg.MaxPerRequest)
+	}
+	local := make([]string, 0, len(req.Messages))
+	suffix := ":" + s.cfg.ServerName
+	remote, example := 0, ""
+	for user := range req.Messages {
+		if strings.HasSuffix(user, suffix) {
+			local = append(local, user)
+		} else {
+			remote, example = remote+1, user
+		}
+	}
+	if remote > 0 { // one line per request, however many users it names
+		s.cfg.Logger.Info("to-device messages for remote users dropped: no federation yet", "sender", req.Sender, "users", remote, "example", example)
+	}
+	if len(local) == 0 {
+		return nil
+	}
+	known, err := s.cfg.Devices.DeviceIDs(ctx, local)
+	if err != nil {
+		return err
+	}
+	var msgs []rooms.ToDeviceMessage
+	for user, devs := range known {
+		if blocked, err := s.blocked(ctx, user, req.Sender); err != nil {
+			return err
+		} else if blocked {
+			continue
+		}
+		for _, d := range devs {
+			content, ok := req.Messages[user][d]
+			if !ok {
+				content, ok = req.Messages[user]["*"]
+			}
+			if !ok {
+				continue
+			}
+			if len(msgs) == s.cfg.MaxPerRequest {
+				return fmt.Errorf("%w: \"*\" reaches more than %d devices", ErrTooMany, s.cfg.MaxPerRequest)
+			}
+			msgs = append(msgs, rooms.ToDeviceMessage{UserID: user, DeviceID: d, Content: content})
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return s.cfg.Writer.SendToDevice(ctx, req.Sender, req.SenderDevice, req.TxnID, req.Type, msgs)
+}
+
+// blocked reports whether target blocked sender, from a cache of each
+// target's block list. One's own devices are always reachable.
+func (s *Service) blocked(ctx context.Context, target, sender string) (bool, error) {
+	if s.blocks == nil || target == sender {
+		return false, nil
+	}
+	b, err := s.blocks.blocks(ctx, target, sender, s.cfg.Now())
+	if err != nil {
+		return false, fmt.Errorf("to-device block check: %w", err)
+	}
+	return b, nil
+}
+
+// sweepBatch is how many expired rows one delete removes; small enough that
+// each statement holds the database for milliseconds.
+const sweepBatch = 1000
+
+// Sweep deletes the messages queued more than Retention before now and
+// still undelivered, in batches, and returns how many it deleted. Delivered
+// messages are deleted by the sync that acknowledges them
+// (storage.ToDeviceFor), and a deleted device's with it.
+func (s *Service) Sweep(ctx context.Context, now time.Time) (int64, error) {
+	before := now.Add(-s.cfg.Retention).UnixMilli()
+	var total int64
+	for {
+		n, err := s.cfg.Devices.DeleteExpiredToDevice(ctx, before, now.UnixMilli(), sweepBatch)
+		total += n
+		if err != nil || n < sweepBatch {
+			return total, err
+		}
+	}
+}
+
+// Run sweeps expired messages every interval (a tenth of Retention, between
+// one minute and one hour) until ctx ends. Its end is ctx's: the server
+// cancels it on Shutdown.
+func (s *Service) Run(ctx context.Context) {
+	every := min(max(s.cfg.Retention/10, time.Minute), time.Hour)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if n, err := s.Sweep(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
+				s.cfg.Logger.Warn("to-device sweep failed", "err", err)
+			} else if n > 0 {
+				s.cfg.Logger.Info("expired undelivered to-device messages", "deleted", n)
+			}
+		}
+	}
+}
