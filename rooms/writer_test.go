@@ -216,8 +216,9 @@ func TestRoomCacheEvictsAndReloads(t *testing.T) {
 		t.Errorf("Loads = %d after writing to an evicted room, want %d", got, loads+1)
 	}
 	_, err := s.Send(ctx, SendRequest{RoomID: ids[0], Sender: "@mallory:test.local", Type: "m.room.message", Content: json.RawMessage(`{"body":"hi"}`)})
-	if !errors.Is(err, ErrForbidden) {
-		t.Errorf("stranger's send to a reloaded room = %v, want ErrForbidden", err)
+	// A non-member is refused as if the room did not exist (no probing).
+	if !errors.Is(err, ErrUnknownRoom) {
+		t.Errorf("stranger's send to a reloaded room = %v, want ErrUnknownRoom", err)
 	}
 	checkCacheAccounting(t, s)
 }
