@@ -99,6 +99,13 @@ func New(cfg Config) (*Repo, error) {
 			return nil, fmt.Errorf("media: creating %s: %w", d, err)
 		}
 	}
+	removed, err := st.removePartials()
+	if err != nil {
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	if removed > 0 {
+		logger.Info("media: removed partial files left by an earlier run", "count", removed)
+	}
 	return &Repo{
 		store:      st,
 		serverName: cfg.ServerName,
