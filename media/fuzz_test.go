@@ -61,7 +61,7 @@ func FuzzThumbQuery(f *testing.F) {
 		if s.width < 1 || s.height < 1 || s.width > maxThumbDim || s.height > maxThumbDim {
 			t.Fatalf("accepted out-of-range spec %+v", s)
 		}
-		if ow < 1 || oh < 1 || int64(ow)*int64(oh) > maxThumbPixels {
+		if ow < 1 || oh < 1 || int64(ow)*int64(oh) > (ThumbnailLimits{}).withDefaults().MaxPixels {
 			return // probeImage refuses these before planning
 		}
 		p := planThumb(ow, oh, s)
