@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"hash/crc32"
+	"image/png"
 )
 
 // bitWriter writes a JPEG entropy-coded segment MSB first, stuffing a zero
@@ -124,3 +125,5 @@ func gray16PNG(w, h int) []byte {
 	pngChunk(&b, "IEND", nil)
 	return b.Bytes()
 }
+
+var pngEncoderFast = png.Encoder{CompressionLevel: png.BestSpeed}

@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/parley-im/parley/clientapi/apierr"
@@ -100,7 +102,9 @@ func (m *Repo) generateBuckets(ctx context.Context, sha string, format imageForm
 		err = writeFileAtomic(done, nil, false)
 	}
 	if errors.Is(context.Cause(ctx), errDeadline) {
-		return m.refuse(sha, tooLargeToThumbnail())
+		// Not remembered: on a loaded machine a legitimate image can run
+		// out of time, and the caps already bound what a retry costs.
+		return errDeadline
 	}
 	return err
 }
@@ -141,34 +145,39 @@ func (m *Repo) generateBucketsOnce(ctx context.Context, sha string, format image
 	type job struct {
 		bucket thumbSpec
 		plan   thumbPlan
+		need   float64 // the fraction of source resolution the bucket keeps
 	}
 	var jobs []job
-	need := 0.0 // the largest fraction of source resolution a bucket keeps
 	for _, b := range thumbBuckets {
 		p := planThumb(cfg.Width, cfg.Height, b)
 		if p.original && format != formatGIF {
 			continue // served as the original itself
 		}
-		jobs = append(jobs, job{b, p})
-		need = max(need, float64(p.outW)/float64(p.src.Dx()), float64(p.outH)/float64(p.src.Dy()))
+		need := max(float64(p.outW)/float64(p.src.Dx()), float64(p.outH)/float64(p.src.Dy()))
+		jobs = append(jobs, job{b, p, need})
 	}
-	// Shrink a large source once by a box filter to twice what the largest
-	// bucket keeps, then resample that for each bucket.
-	base, k := img, 1
-	if need > 0 {
-		k = int(math.Floor(1 / (2 * need)))
+	// Largest first, each from a box-filtered reduction of the one before
+	// to about twice its size: the kernel scaler then only ever reads a
+	// small image, and the source is read once.
+	slices.SortStableFunc(jobs, func(a, b job) int { return cmp.Compare(b.need, a.need) })
+	base, fac := img, 1 // base pixel = fac×fac source pixels
+	if !drawFastPath(img) {
+		// x/image/draw reads other pixel types (16-bit, paletted) through
+		// image.Image.At, ten times slower; convert them once.
+		base = boxReduce(img, 1)
 	}
-	if k >= 2 {
-		base = boxReduce(img, k)
-		img = nil // let the decoded source go before encoding
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	img = nil // only base is used from here on
 	for _, j := range jobs {
+		if k := int(math.Floor(1 / (2 * j.need * float64(fac)))); k >= 2 {
+			base = boxReduce(base, k)
+			fac *= k
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		sr := j.plan.src
-		if k >= 2 {
-			sr = image.Rect(sr.Min.X/k, sr.Min.Y/k, sr.Max.X/k, sr.Max.Y/k).Intersect(base.Bounds())
+		if fac > 1 {
+			sr = image.Rect(sr.Min.X/fac, sr.Min.Y/fac, sr.Max.X/fac, sr.Max.Y/fac).Intersect(base.Bounds())
 			if sr.Empty() {
 				sr = base.Bounds()
 			}
@@ -208,4 +217,14 @@ func thumbError(err error) error {
 		return tooLargeToThumbnail()
 	}
 	return err
+}
+
+// drawFastPath reports whether x/image/draw's scalers have a fast path for
+// img's pixel type.
+func drawFastPath(img image.Image) bool {
+	switch img.(type) {
+	case *image.RGBA, *image.NRGBA, *image.Gray, *image.YCbCr:
+		return true
+	}
+	return false
 }

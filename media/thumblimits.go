@@ -36,7 +36,9 @@ type ThumbnailLimits struct {
 	// 429 M_LIMIT_EXCEEDED with a retry delay. Zero means 16.
 	MaxPending int
 	// Deadline bounds one generation once it runs; past it the request gets
-	// 413 M_TOO_LARGE and the image is not tried again. Zero means 10 s.
+	// 413 M_TOO_LARGE at once, and the decoder stops at its next read. It
+	// is a safety net behind the caps, which keep a decode near a
+	// CPU-second. Zero means 10 s.
 	Deadline time.Duration
 }
 
@@ -96,7 +98,14 @@ func bytesPerPixel(m color.Model) int64 {
 	return 8 // RGBA64, NRGBA64 and anything unknown
 }
 
-// decodeBytes estimates the memory a decode of cfg needs.
+// decodeBytes estimates the memory a decode of cfg needs: the decoded
+// pixels, plus an RGBA copy for the types the scaler has no fast path for.
 func decodeBytes(cfg image.Config) int64 {
-	return int64(cfg.Width) * int64(cfg.Height) * bytesPerPixel(cfg.ColorModel)
+	bpp := bytesPerPixel(cfg.ColorModel)
+	switch cfg.ColorModel {
+	case color.GrayModel, color.YCbCrModel, color.RGBAModel, color.NRGBAModel:
+	default:
+		bpp += 4
+	}
+	return int64(cfg.Width) * int64(cfg.Height) * bpp
 }

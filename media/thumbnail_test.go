@@ -233,7 +233,9 @@ func TestThumbnailConcurrent(t *testing.T) {
 func TestThumbnailQueueHonoursContext(t *testing.T) {
 	q := newDecodeQueue(1, 4, time.Minute)
 	release := make(chan struct{})
-	go func() { _ = q.do(context.Background(), "busy", 1, func(context.Context) error { <-release; return nil }) }()
+	go func() {
+		_ = q.do(context.Background(), "busy", 1, func(context.Context) error { <-release; return nil })
+	}()
 	defer close(release)
 	for running, _ := q.stats(); running != 1; running, _ = q.stats() {
 		runtime.Gosched()
