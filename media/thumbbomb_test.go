@@ -173,7 +173,7 @@ func getThumb(ctx context.Context, h *harness, id string) (int, http.Header) {
 
 // waitQueue polls until the decode queue has the given numbers of running
 // and pending jobs.
-func waitQueue(t *testing.T, q *decodeQueue, running, pending int) {
+func waitQueue(t testing.TB, q *decodeQueue, running, pending int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
