@@ -130,3 +130,44 @@ func BenchmarkThumbnailLegitBehindBombs(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100])/float64(time.Millisecond), "legit-p99-ms")
 	b.ReportMetric(float64(scans), "bomb-scans")
 }
+
+// BenchmarkThumbnailWorstAllowed measures the CPU one generation (one
+// decode, every bucket) of the most expensive JPEG the caps let through
+// costs: a progressive greyscale JPEG with as many scans as its size may
+// have. PARLEY_BENCH_THUMB_SIDE sets its side (default 800; 5600 is about
+// the 32 MP cap).
+func BenchmarkThumbnailWorstAllowed(b *testing.B) {
+	side := 800
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_THUMB_SIDE")); err == nil && v > 0 {
+		side = v
+	}
+	h := newHarness(b, 0)
+	scans := h.repo.thumbLimits.maxScans(int64(side) * int64(side))
+	id := h.upload(progressiveBomb(side, side, scans), "image/jpeg", "")
+	md, err := h.repo.store.readMeta(id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Open(h.repo.store.contentPath(md.SHA256))
+	if err != nil {
+		b.Fatal(err)
+	}
+	format, cfg, err := probeImage(f, h.repo.thumbLimits)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	start, n := cpuTime(b), 0
+	for b.Loop() {
+		n++
+		if err := os.RemoveAll(h.repo.store.thumbRoot()); err != nil {
+			b.Fatal(err)
+		}
+		if err := h.repo.generateBuckets(b.Context(), md.SHA256, format, cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(time.Millisecond)/float64(n), "cpu-ms/op")
+	b.ReportMetric(float64(scans), "scans")
+}

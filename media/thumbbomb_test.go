@@ -10,13 +10,14 @@ import (
 	"image/jpeg"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"net/http/httptest"
+	"github.com/parley-im/parley/clientapi/apierr"
 )
 
 // newLimitedHarness is newHarness with thumbnail limits.
@@ -316,4 +317,15 @@ func TestWalkJPEGCountsScans(t *testing.T) {
 	if _, err := walkJPEG(bytes.NewReader([]byte("\xff\xd8\xff\xda\x00")), 32); err == nil {
 		t.Error("truncated file: no error")
 	}
+}
+
+// A decoder that panics fails that thumbnail with 400, not the process.
+func TestThumbnailJobPanicIsContained(t *testing.T) {
+	q := newDecodeQueue(1, 1, time.Minute)
+	err := q.do(context.Background(), "k", 1, func(context.Context) error { panic("crafted input") })
+	var ae *apierr.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+		t.Fatalf("err = %v, want a 400 *apierr.Error", err)
+	}
+	waitQueue(t, q, 0, 0)
 }

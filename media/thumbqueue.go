@@ -124,7 +124,7 @@ func (q *decodeQueue) startLocked() {
 func (q *decodeQueue) runJob(j *decodeJob) {
 	ctx, cancel := context.WithTimeoutCause(j.ctx, q.deadline, errDeadline)
 	timer := time.AfterFunc(q.deadline, func() { close(j.expired) })
-	err := j.run(ctx)
+	err := runRecovered(ctx, j.run)
 	timer.Stop()
 	if cerr := context.Cause(ctx); err != nil && errors.Is(cerr, errDeadline) {
 		err = errDeadline
@@ -174,4 +174,16 @@ func (h *jobHeap) Pop() any {
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return j
+}
+
+// runRecovered runs a job outside any request goroutine, where net/http's
+// own recovery no longer applies: a decoder panicking on crafted input must
+// fail that thumbnail, not the process.
+func runRecovered(ctx context.Context, run func(context.Context) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("thumbnail generation panicked: %v: %w", p, cannotThumbnail())
+		}
+	}()
+	return run(ctx)
 }
