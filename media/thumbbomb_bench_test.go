@@ -129,6 +129,10 @@ func BenchmarkThumbnailLegitBehindBombs(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2])/float64(time.Millisecond), "legit-p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100])/float64(time.Millisecond), "legit-p99-ms")
 	b.ReportMetric(float64(scans), "bomb-scans")
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		b.ReportMetric(float64(ru.Maxrss)/1024, "peak-rss-MB") // Maxrss is in KiB on Linux
+	}
 }
 
 // BenchmarkThumbnailWorstAllowed measures the CPU one generation (one

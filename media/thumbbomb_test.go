@@ -225,7 +225,7 @@ func TestThumbnailQueueBoundAndCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(h.repo.store.thumbPath(md.SHA256, md.SHA256+"-done")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(h.repo.store.thumbPath(md.SHA256, doneName(md.SHA256))); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the abandoned job ran (stat %v)", err)
 	}
 	// Nothing is left blocked: both now work.

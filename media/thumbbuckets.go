@@ -68,6 +68,9 @@ func bucketName(sha string, b thumbSpec) string {
 // HTTP status to answer.
 func refusedName(sha string) string { return sha + "-refused" }
 
+// doneName marks a source whose buckets were all made.
+func doneName(sha string) string { return sha + "-done" }
+
 // readRefusal returns the remembered refusal of a source, or nil.
 func (m *Repo) readRefusal(sha string) error {
 	raw, err := os.ReadFile(m.store.thumbPath(sha, refusedName(sha)))
@@ -93,7 +96,7 @@ func (m *Repo) refuse(sha string, err *apierr.Error) error {
 // runs inside the decode queue; ctx ends at the deadline or when no request
 // waits any more.
 func (m *Repo) generateBuckets(ctx context.Context, sha string, format imageFormat, cfg image.Config) error {
-	done := m.store.thumbPath(sha, sha+"-done")
+	done := m.store.thumbPath(sha, doneName(sha))
 	if _, err := os.Stat(done); err == nil {
 		return nil // a job that finished just before this one made them
 	}

@@ -193,6 +193,9 @@ func (m *Repo) handleThumbnail(w http.ResponseWriter, r *http.Request, userID st
 		return
 	}
 	if !m.serveCachedThumb(w, r, cachePath) {
+		// Someone removed part of the cache: forget that it was made, so
+		// the next request makes it again.
+		_ = os.Remove(m.store.thumbPath(md.SHA256, doneName(md.SHA256)))
 		m.fail(w, r, fmt.Errorf("thumbnail %s missing after generation", cachePath))
 	}
 }
