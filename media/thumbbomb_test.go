@@ -20,10 +20,16 @@ import (
 	"github.com/parley-im/parley/clientapi/apierr"
 )
 
+// testDeadline replaces the 10 s generation deadline in tests.
+const testDeadline = 5 * time.Minute
+
 // newLimitedHarness is newHarness with thumbnail limits.
 func newLimitedHarness(t testing.TB, lim ThumbnailLimits) *harness {
 	t.Helper()
 	dir := t.TempDir()
+	if lim.Deadline == 0 {
+		lim.Deadline = testDeadline
+	}
 	repo, err := New(Config{Dir: dir, ServerName: testServer, Thumbnails: lim})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -76,7 +82,7 @@ func TestThumbnailBombsRefusedBeforeDecoding(t *testing.T) {
 		// Under the pixel cap, but 240 MB of pixels and a 120 MB copy.
 		{"16-bit RGBA PNG, 30 MP", pngHeader(6000, 5000, 16, 6), 413, "M_TOO_LARGE"},
 		{"16-bit PNG, 1 MP, no pixel data", pngHeader(1000, 1000, 16, 0), 400, "M_UNKNOWN"},
-		{"progressive JPEG, 10 scans", progressiveBomb(1000, 1000, 10), 200, ""},
+		{"progressive JPEG, 10 scans", progressiveBomb(500, 500, 10), 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,14 +101,14 @@ func TestThumbnailBombsRefusedBeforeDecoding(t *testing.T) {
 // A source with more pixels than the memory cap allows for its pixel type
 // is refused; the cap is per decode.
 func TestThumbnailMemoryCap(t *testing.T) {
-	h := newLimitedHarness(t, ThumbnailLimits{MaxDecodeBytes: 2 << 20})
+	h := newLimitedHarness(t, ThumbnailLimits{MaxDecodeBytes: 1 << 20})
 	tests := []struct {
 		name   string
 		data   []byte
 		status int
 	}{
-		{"8-bit grey, 0.8 MB", gray8PNG(t, 1000, 800), 200},
-		{"16-bit RGBA, 9.6 MB", pngHeader(1000, 800, 16, 6), 413},
+		{"8-bit grey, 0.24 MB", gray8PNG(t, 600, 400), 200},
+		{"16-bit RGBA, 2.9 MB", pngHeader(600, 400, 16, 6), 413},
 		// 1 MP progressive: 1 MB of pixels and 4 MB of coefficients.
 		{"progressive JPEG, 5 MB", progressiveBomb(1000, 1000, 2), 413},
 	}
@@ -131,7 +137,7 @@ func gray8PNG(t testing.TB, w, h int) []byte {
 // the source anew: 1-2 s each for the 16-bit 40 MP PNG.)
 func TestThumbnailBucketsFromOneDecode(t *testing.T) {
 	h := newHarness(t, 0)
-	id := h.upload(gray16PNG(1200, 900), "image/png", "")
+	id := h.upload(gray16PNG(900, 700), "image/png", "")
 	if rep := h.do(http.MethodGet, thumbURL(id, "width=32&height=32&method=crop"), nil, true, nil); rep.status != http.StatusOK {
 		t.Fatalf("first: %d %s", rep.status, rep.body)
 	}
