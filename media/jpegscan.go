@@ -3,7 +3,6 @@ package media
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"io"
 )
 
@@ -161,7 +160,3 @@ func coefficientBytes(hdr []byte) int64 {
 	return total
 }
 
-// errScans is the refusal of a JPEG with more scans than the limit.
-func errScans(n, limit int) error {
-	return fmt.Errorf("%d scans, limit %d", n, limit)
-}
