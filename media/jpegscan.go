@@ -159,4 +159,3 @@ func coefficientBytes(hdr []byte) int64 {
 	}
 	return total
 }
-
