@@ -45,6 +45,9 @@ func BenchmarkThumbnailBomb(b *testing.B) {
 	}{
 		{"progressive-jpeg-40MP-3000-scans", progressiveBomb(8000, 5000, 3000),
 			func(d []byte, i int) []byte { return withComment(d, strconv.Itoa(i)) }},
+		// Under the pixel cap: refused by the scan count, in the queue.
+		{"progressive-jpeg-31MP-3000-scans", progressiveBomb(5600, 5600, 3000),
+			func(d []byte, i int) []byte { return withComment(d, strconv.Itoa(i)) }},
 		{"png-16bit-40MP", gray16PNG(8000, 5000),
 			func(d []byte, i int) []byte { return append(slices.Clip(d), strconv.Itoa(i)...) }},
 	}
