@@ -77,21 +77,21 @@ func BenchmarkThumbnailBomb(b *testing.B) {
 }
 
 // BenchmarkThumbnailLegitBehindBombs measures how long a legitimate
-// thumbnail (a 640x480 JPEG) waits when the decode queue is full of the
+// thumbnail (a 320x240 JPEG) waits when the decode queue is full of the
 // most expensive images the caps still allow: progressive JPEGs with as
 // many scans as their size may have. Each iteration queues 4 of them (one
 // running), then times the legitimate request. PARLEY_BENCH_THUMB_SIDE sets
-// their side in pixels (default 800, to keep 100 iterations quick; 5600 is
+// their side in pixels (default 400, to keep 100 iterations quick; 5600 is
 // about the 32 MP cap).
 func BenchmarkThumbnailLegitBehindBombs(b *testing.B) {
-	side := 800
+	side := 400
 	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_THUMB_SIDE")); err == nil && v > 0 {
 		side = v
 	}
 	h := newHarness(b, 0)
 	scans := h.repo.thumbLimits.maxScans(int64(side) * int64(side))
 	heavy := progressiveBomb(side, side, scans)
-	legit := testImage(b, "jpeg", 640, 480)
+	legit := testImage(b, "jpeg", 320, 240)
 	const queued = 4
 	var lat []time.Duration
 	i := 0
