@@ -141,10 +141,10 @@ func BenchmarkThumbnailLegitBehindBombs(b *testing.B) {
 // BenchmarkThumbnailWorstAllowed measures the CPU one generation (one
 // decode, every bucket) of the most expensive JPEG the caps let through
 // costs: a progressive greyscale JPEG with as many scans as its size may
-// have. PARLEY_BENCH_THUMB_SIDE sets its side (default 800; 5600 is about
+// have. PARLEY_BENCH_THUMB_SIDE sets its side (default 400; 5600 is about
 // the 32 MP cap).
 func BenchmarkThumbnailWorstAllowed(b *testing.B) {
-	side := 800
+	side := 400
 	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_THUMB_SIDE")); err == nil && v > 0 {
 		side = v
 	}
