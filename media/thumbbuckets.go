@@ -159,9 +159,10 @@ func (m *Repo) generateBucketsOnce(ctx context.Context, sha string, format image
 		need := max(float64(p.outW)/float64(p.src.Dx()), float64(p.outH)/float64(p.src.Dy()))
 		jobs = append(jobs, job{b, p, need})
 	}
-	// Largest first, each from a box-filtered reduction of the one before
-	// to about twice its size: the kernel scaler then only ever reads a
-	// small image, and the source is read once.
+	// Largest first, each from a box-filtered (area-averaged) reduction of
+	// the one before by the largest whole factor that keeps it at least the
+	// bucket's size: the kernel scaler then only resamples by less than 2x,
+	// and the source is read once.
 	slices.SortStableFunc(jobs, func(a, b job) int { return cmp.Compare(b.need, a.need) })
 	base, fac := img, 1 // base pixel = fac×fac source pixels
 	if !drawFastPath(img) {
@@ -171,9 +172,15 @@ func (m *Repo) generateBucketsOnce(ctx context.Context, sha string, format image
 	}
 	img = nil // only base is used from here on
 	for _, j := range jobs {
-		if k := int(math.Floor(1 / (2 * j.need * float64(fac)))); k >= 2 {
+		if k := int(math.Floor(1 / (j.need * float64(fac)))); k >= 2 {
 			base = boxReduce(base, k)
 			fac *= k
+		} else if _, ok := base.(*image.RGBA); !ok {
+			// The kernel reads each source pixel about ten times; YCbCr
+			// converts colour on every read, RGBA never. Converting once
+			// is cheaper, and only happens for sources within 2x of a
+			// bucket, so the copy stays small.
+			base = boxReduce(base, 1)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
