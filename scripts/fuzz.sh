@@ -15,6 +15,7 @@ targets=(
 	"./clientapi FuzzReadJSON"
 	"./media FuzzContentDisposition"
 	"./media FuzzThumbQuery"
+	"./media FuzzWalkJPEG"
 	"./accounts/password FuzzParsePHC"
 )
 for t in "${targets[@]}"; do
