@@ -335,3 +335,33 @@ func TestThumbnailJobPanicIsContained(t *testing.T) {
 	}
 	waitQueue(t, q, 0, 0)
 }
+
+// cancelAfterReader cancels its context after the first read, as a client
+// going away in the middle of a decode would.
+type cancelAfterReader struct {
+	r      io.Reader
+	cancel context.CancelFunc
+	reads  int
+}
+
+func (c *cancelAfterReader) Read(p []byte) (int, error) {
+	c.reads++
+	n, err := c.r.Read(p)
+	c.cancel()
+	return n, err
+}
+
+// A decode stops at its next read once its context ends: the bomb
+// kept burning for tens of seconds after the client left, because the
+// decoder read the whole small file in one buffer before working.
+func TestDecodeStopsWhenContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	src := &cancelAfterReader{r: bytes.NewReader(progressiveBomb(2000, 2000, 300)), cancel: cancel}
+	_, err := decodeImage(formatJPEG, ctxReader{ctx, src})
+	if err == nil || ctx.Err() == nil {
+		t.Fatalf("decode err = %v after the context ended, want an error", err)
+	}
+	if src.reads != 1 {
+		t.Errorf("the decoder read %d times from the source, want 1 (stop at the next read)", src.reads)
+	}
+}
