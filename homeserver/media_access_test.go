@@ -1,10 +1,14 @@
 package homeserver_test
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/png"
 	"strings"
 	"testing"
 
+	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/homeserver/hstest"
 )
 
@@ -126,5 +130,25 @@ func TestMediaOfForgottenRoom(t *testing.T) {
 				t.Errorf("uploader's download = %d, want 200", got)
 			}
 		})
+	}
+}
+
+// The media.thumbnail_* keys reach the media repository: with a pixel cap
+// of 100, a 20x20 image gets no thumbnail (413) but still downloads.
+func TestThumbnailLimitsFromConfig(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{Mutate: func(c *config.Config) { c.Media.ThumbnailMaxPixels = 100 }})
+	alice := srv.Register(t, "alice")
+	img := image.NewRGBA(image.Rect(0, 0, 20, 20))
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	_, id := mediaUpload(t, alice, buf.String())
+	st, res := alice.Do("GET", "/_matrix/client/v1/media/thumbnail/localhost/"+id+"?width=32&height=32&method=crop", nil)
+	if st != 413 || res.Get("errcode").String() != "M_TOO_LARGE" {
+		t.Errorf("thumbnail over the configured pixel cap = %d %s, want 413 M_TOO_LARGE", st, res.Raw)
+	}
+	if got := mediaStatus(alice, false, id); got != 200 {
+		t.Errorf("download = %d, want 200", got)
 	}
 }
