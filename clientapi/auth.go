@@ -114,34 +114,6 @@ func (a *API) mediaAuth(r *http.Request) (string, error) {
 	return s.UserID, nil
 }
 
-// mediaAccess lets a user fetch media posted in rooms only when they may
-// read one of the messages that carry it (history visibility included).
-// Media no message carries (avatars, fresh uploads) is open to every
-// signed-in user, and its uploader may always fetch it. The legacy
-// unauthenticated routes (userID "") serve only media no message carries.
-// A refusal looks exactly like a missing item.
-func (a *API) mediaAccess(ctx context.Context, userID, mediaID, uploader string) error {
-	if userID != "" && userID == uploader {
-		return nil
-	}
-	refs, err := a.store.MediaRefs(ctx, mediaID)
-	if err != nil || len(refs) == 0 {
-		return err
-	}
-	if userID != "" {
-		for _, ref := range refs {
-			v, err := a.rooms.VisibilityFor(ctx, ref.RoomID, userID)
-			if err != nil {
-				return err
-			}
-			if v.CanSee(&storage.Event{Pos: ref.Pos, Type: "m.room.message"}) {
-				return nil
-			}
-		}
-	}
-	return apierr.NotFound("Media not found")
-}
-
 // checkSharedMedia refuses a message that carries local media its sender
 // may not fetch: otherwise anyone who learnt a private room's mxc:// URI
 // could post it in a room of their own and read it from there.

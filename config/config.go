@@ -111,6 +111,25 @@ type Media struct {
 	// enough for photos and short videos without letting one user fill the
 	// disk in a few requests.
 	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// ThumbnailMaxPixels refuses thumbnails (413) of images with more
+	// pixels, read from the header before decoding. Zero value means
+	// 32,000,000 (Synapse's max_image_pixels): every common camera photo
+	// fits, and decoding stays near a CPU-second.
+	ThumbnailMaxPixels int64 `yaml:"thumbnail_max_pixels"`
+	// ThumbnailMaxDecodeBytes refuses thumbnails of images whose decoded
+	// pixels (and a progressive JPEG's coefficients) need more memory. Zero
+	// value means 268435456 (256 MiB).
+	ThumbnailMaxDecodeBytes int64 `yaml:"thumbnail_max_decode_bytes"`
+	// ThumbnailMaxJPEGScans refuses thumbnails of JPEGs with more scans:
+	// the decoder passes over the whole image per scan. Zero value means 32
+	// (encoders write about 10); large images get fewer (400 MP-scans).
+	ThumbnailMaxJPEGScans int `yaml:"thumbnail_max_jpeg_scans"`
+	// ThumbnailConcurrency is how many images are decoded for thumbnails at
+	// once. Zero value means 1, leaving the other cores to messages.
+	ThumbnailConcurrency int `yaml:"thumbnail_concurrency"`
+	// ThumbnailQueue is how many thumbnail generations may wait for a
+	// decoder; more get 429 M_LIMIT_EXCEEDED. Zero value means 16.
+	ThumbnailQueue int `yaml:"thumbnail_queue"`
 }
 
 // RateLimit bounds how fast one user and one client address may send

@@ -45,6 +45,13 @@ media:
   # Largest upload accepted, in bytes (50 MiB): photos and short videos,
   # without letting one user fill the disk in a few requests.
   max_upload_bytes: 52428800
+  # Thumbnail limits; 0 means the default. Over a cap the client gets
+  # 413 (no thumbnail) and no CPU is spent; over the queue, 429.
+  thumbnail_max_pixels: 0        # 32000000
+  thumbnail_max_decode_bytes: 0  # 268435456 (256 MiB) per decode
+  thumbnail_max_jpeg_scans: 0    # 32
+  thumbnail_concurrency: 0       # 1 decode at a time
+  thumbnail_queue: 0             # 16 waiting
 
 rate_limit:
   # false turns all request rate limits off.

@@ -49,6 +49,11 @@ func (c *Config) Validate() error {
 	}
 
 	check("media.max_upload_bytes", checkNotNegative(c.Media.MaxUploadBytes))
+	check("media.thumbnail_max_pixels", checkNotNegative(c.Media.ThumbnailMaxPixels))
+	check("media.thumbnail_max_decode_bytes", checkNotNegative(c.Media.ThumbnailMaxDecodeBytes))
+	check("media.thumbnail_max_jpeg_scans", checkNotNegative(c.Media.ThumbnailMaxJPEGScans))
+	check("media.thumbnail_concurrency", checkNotNegative(c.Media.ThumbnailConcurrency))
+	check("media.thumbnail_queue", checkNotNegative(c.Media.ThumbnailQueue))
 
 	check("rate_limit.per_user.per_second", checkRate(c.RateLimit.PerUser.PerSecond))
 	check("rate_limit.per_user.burst", checkNotNegative(c.RateLimit.PerUser.Burst))

@@ -89,7 +89,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	repo, err := media.New(media.Config{Dir: filepath.Join(cfg.DataDir, "media"), ServerName: cfg.ServerName,
-		MaxUploadBytes: cfg.Media.MaxUploadBytes, Logger: log})
+		MaxUploadBytes: cfg.Media.MaxUploadBytes, Logger: log, Thumbnails: media.ThumbnailLimits{
+			MaxPixels: cfg.Media.ThumbnailMaxPixels, MaxDecodeBytes: cfg.Media.ThumbnailMaxDecodeBytes,
+			MaxJPEGScans: cfg.Media.ThumbnailMaxJPEGScans, Concurrency: cfg.Media.ThumbnailConcurrency,
+			MaxPending: cfg.Media.ThumbnailQueue}})
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -50,30 +49,37 @@ func BenchmarkThumbnailCachedHit(b *testing.B) {
 	}
 }
 
-// BenchmarkThumbnailGenerate measures a cold thumbnail of a 12 MP JPEG, the
-// cost each slot of the semaphore stands for.
+// BenchmarkThumbnailGenerate measures a cold thumbnail of a JPEG photo: one
+// decode making every size bucket, the cost each decode slot stands for.
+// The photo is 1600x1200 so that 100 iterations stay quick;
+// PARLEY_BENCH_THUMB_FULL=1 makes it 12 MP (4000x3000).
 func BenchmarkThumbnailGenerate(b *testing.B) {
 	h := newHarness(b, 0)
-	src := testImage(b, "jpeg", 4000, 3000)
+	w, ht := 1600, 1200
+	if os.Getenv("PARLEY_BENCH_THUMB_FULL") != "" {
+		w, ht = 4000, 3000
+	}
+	src := testImage(b, "jpeg", w, ht)
 	id := h.upload(src, "image/jpeg", "")
 	md, err := h.repo.store.readMeta(id)
 	if err != nil {
 		b.Fatal(err)
 	}
+	f, err := os.Open(h.repo.store.contentPath(md.SHA256))
+	if err != nil {
+		b.Fatal(err)
+	}
+	format, cfg, err := probeImage(f, h.repo.thumbLimits)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		f, err := os.Open(h.repo.store.contentPath(md.SHA256))
-		if err != nil {
+		if err := os.RemoveAll(h.repo.store.thumbRoot()); err != nil {
 			b.Fatal(err)
 		}
-		format, cfg, err := probeImage(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		plan := planThumb(cfg.Width, cfg.Height, thumbSpec{width: 320, height: 240})
-		_, err = h.repo.generateThumb(b.Context(), f, format, cfg, plan, filepath.Join(h.dir, "bench-thumb"))
-		f.Close()
-		if err != nil {
+		if err := h.repo.generateBuckets(b.Context(), md.SHA256, format, cfg); err != nil {
 			b.Fatal(err)
 		}
 	}

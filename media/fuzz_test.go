@@ -1,8 +1,10 @@
 package media
 
 import (
+	"bytes"
 	"errors"
 	"image"
+	"image/jpeg"
 	"mime"
 	"net/url"
 	"strings"
@@ -61,7 +63,7 @@ func FuzzThumbQuery(f *testing.F) {
 		if s.width < 1 || s.height < 1 || s.width > maxThumbDim || s.height > maxThumbDim {
 			t.Fatalf("accepted out-of-range spec %+v", s)
 		}
-		if ow < 1 || oh < 1 || int64(ow)*int64(oh) > maxThumbPixels {
+		if ow < 1 || oh < 1 || int64(ow)*int64(oh) > (ThumbnailLimits{}).withDefaults().MaxPixels {
 			return // probeImage refuses these before planning
 		}
 		p := planThumb(ow, oh, s)
@@ -78,3 +80,25 @@ func FuzzThumbQuery(f *testing.F) {
 }
 
 func sourceRect(w, h int) image.Rectangle { return image.Rect(0, 0, w, h) }
+
+// FuzzWalkJPEG: the scan counter never panics, never counts past its limit
+// plus one (it must stop reading there), and never sizes memory negative.
+func FuzzWalkJPEG(f *testing.F) {
+	var baseline bytes.Buffer
+	_ = jpeg.Encode(&baseline, image.NewGray(image.Rect(0, 0, 16, 16)), nil)
+	f.Add(baseline.Bytes(), 4)
+	f.Add(progressiveBomb(64, 64, 20), 8)
+	f.Add([]byte("\xff\xd8\xff\xda\x00\x02\xff\x00\xff\xd0\xff\xd9"), 2)
+	f.Add([]byte("\xff\xd8\xff\xc2\x00\x0b\x08\x00\x10\x00\x10\x01\x01\x11\x00\xff\xd9"), 2)
+	f.Fuzz(func(t *testing.T, data []byte, limit int) {
+		limit = 1 + int(uint(limit)%64)
+		l, err := walkJPEG(bytes.NewReader(data), limit)
+		if l.scans > limit+1 {
+			t.Fatalf("counted %d scans with limit %d", l.scans, limit)
+		}
+		if l.coeffBytes < 0 {
+			t.Fatalf("negative coefficient bytes %d", l.coeffBytes)
+		}
+		_ = err
+	})
+}

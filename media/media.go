@@ -27,11 +27,6 @@ import (
 // defaultMaxUpload applies when Config.MaxUploadBytes is zero.
 const defaultMaxUpload int64 = 50 << 20
 
-// thumbnailConcurrency caps simultaneous thumbnail generations. Decoding and
-// resampling a large image pins a core and up to a few hundred MB, so a burst
-// of thumbnail requests must queue instead of starving the rest of the server.
-const thumbnailConcurrency = 2
-
 // Config says where and how the repository stores media.
 type Config struct {
 	// Dir is the root for everything the repository writes. File bytes live
@@ -43,6 +38,8 @@ type Config struct {
 	ServerName string
 	// MaxUploadBytes caps one upload; zero means 50 MiB.
 	MaxUploadBytes int64
+	// Thumbnails bounds thumbnail generation (see ThumbnailLimits).
+	Thumbnails ThumbnailLimits
 	// Logger receives internal faults, which clients only see as a bare
 	// 500 M_UNKNOWN. Nil means slog.Default().
 	Logger *slog.Logger
@@ -54,8 +51,10 @@ type Repo struct {
 	serverName string
 	maxUpload  int64
 	log        *slog.Logger
-	// thumbSem holds one token per running thumbnail generation.
-	thumbSem chan struct{}
+	// thumbLimits are the thumbnail limits with defaults filled in.
+	thumbLimits ThumbnailLimits
+	// decodes runs thumbnail generations; it has its own lock.
+	decodes *decodeQueue
 	// access is set once by Mount, before any request is served.
 	access Access
 }
@@ -81,6 +80,9 @@ func New(cfg Config) (*Repo, error) {
 	if cfg.MaxUploadBytes < 0 {
 		return nil, fmt.Errorf("media: Config.MaxUploadBytes is negative (%d)", cfg.MaxUploadBytes)
 	}
+	if err := cfg.Thumbnails.validate(); err != nil {
+		return nil, err
+	}
 	limit := cfg.MaxUploadBytes
 	if limit == 0 {
 		limit = defaultMaxUpload
@@ -99,13 +101,22 @@ func New(cfg Config) (*Repo, error) {
 			return nil, fmt.Errorf("media: creating %s: %w", d, err)
 		}
 	}
-	return &Repo{
+	removed, err := st.removePartials()
+	if err != nil {
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	if removed > 0 {
+		logger.Info("media: removed partial files left by an earlier run", "count", removed)
+	}
+	repo := &Repo{
 		store:      st,
 		serverName: cfg.ServerName,
 		maxUpload:  limit,
 		log:        logger,
-		thumbSem:   make(chan struct{}, thumbnailConcurrency),
-	}, nil
+	}
+	repo.thumbLimits = cfg.Thumbnails.withDefaults()
+	repo.decodes = newDecodeQueue(repo.thumbLimits.Concurrency, repo.thumbLimits.MaxPending, repo.thumbLimits.Deadline)
+	return repo, nil
 }
 
 // Mount registers the media routes on r. Routes are registered with their

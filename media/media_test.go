@@ -45,7 +45,10 @@ type harness struct {
 func newHarness(t testing.TB, limit int64) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	repo, err := New(Config{Dir: dir, ServerName: testServer, MaxUploadBytes: limit})
+	// The race detector and a loaded machine slow decoding a hundredfold:
+	// tests must not meet the deadline unless they set it.
+	repo, err := New(Config{Dir: dir, ServerName: testServer, MaxUploadBytes: limit,
+		Thumbnails: ThumbnailLimits{Deadline: testDeadline}})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -3,7 +3,6 @@ package media
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"image"
 	"image/gif"
@@ -11,17 +10,11 @@ import (
 	"image/png"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 
 	"github.com/parley-im/parley/clientapi/apierr"
 	"golang.org/x/image/draw"
 )
-
-// maxThumbPixels refuses decompression bombs: a few KB of PNG can claim
-// gigapixels, and decoding allocates width×height×(4..8) bytes up front.
-// 40 MP is about 160 MB as RGBA (320 MB for 16-bit PNG), per running job.
-const maxThumbPixels = 40_000_000
 
 // jpegQuality balances thumbnail size against visible artefacts.
 const jpegQuality = 85
@@ -90,8 +83,9 @@ func cannotThumbnail() *apierr.Error {
 }
 
 // probeImage reads only the header of src to learn its format and size, and
-// refuses what we will not decode before any pixel memory is allocated.
-func probeImage(src io.ReaderAt) (imageFormat, image.Config, error) {
+// refuses what we will not decode (too many pixels, or too much memory for
+// them) before any pixel memory is allocated.
+func probeImage(src io.ReaderAt, lim ThumbnailLimits) (imageFormat, image.Config, error) {
 	var magic [8]byte
 	n, _ := src.ReadAt(magic[:], 0)
 	format := sniffFormat(magic[:n])
@@ -102,10 +96,14 @@ func probeImage(src io.ReaderAt) (imageFormat, image.Config, error) {
 	if err != nil || cfg.Width < 1 || cfg.Height < 1 {
 		return 0, image.Config{}, cannotThumbnail()
 	}
-	if int64(cfg.Width)*int64(cfg.Height) > maxThumbPixels {
-		return 0, image.Config{}, apierr.TooLarge("Content is too large to thumbnail")
+	if int64(cfg.Width)*int64(cfg.Height) > lim.MaxPixels || decodeBytes(cfg) > lim.MaxDecodeBytes {
+		return 0, image.Config{}, tooLargeToThumbnail()
 	}
 	return format, cfg, nil
+}
+
+func tooLargeToThumbnail() *apierr.Error {
+	return apierr.TooLarge("Content is too large to thumbnail")
 }
 
 func decodeConfig(f imageFormat, r io.Reader) (image.Config, error) {
@@ -121,9 +119,12 @@ func decodeConfig(f imageFormat, r io.Reader) (image.Config, error) {
 	return image.Config{}, fmt.Errorf("no decoder for format %d", f)
 }
 
-// decodeImage decodes the whole image (a GIF's first frame only).
+// decodeImage decodes the whole image (a GIF's first frame only). The
+// buffer is small so that a reader checking a context (ctxReader) is asked
+// often: a crafted file does much work per byte, and the decoder can only be
+// stopped between reads.
 func decodeImage(f imageFormat, r io.Reader) (image.Image, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, 4<<10)
 	switch f {
 	case formatPNG:
 		return png.Decode(br)
@@ -133,60 +134,6 @@ func decodeImage(f imageFormat, r io.Reader) (image.Image, error) {
 		return gif.Decode(br)
 	}
 	return nil, fmt.Errorf("no decoder for format %d", f)
-}
-
-// generateThumb decodes src, resamples it per plan, encodes the result and
-// stores it at cachePath. At most thumbnailConcurrency run at once; a
-// request whose client has gone stops waiting (and stops decoding).
-func (m *Repo) generateThumb(ctx context.Context, src io.ReaderAt, format imageFormat, cfg image.Config, plan thumbPlan, cachePath string) ([]byte, error) {
-	select {
-	case m.thumbSem <- struct{}{}:
-		defer func() { <-m.thumbSem }()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for a thumbnail slot: %w", ctx.Err())
-	}
-	// Requests for the same thumbnail queue up behind each other; only the
-	// first should pay for generating it.
-	if b, err := os.ReadFile(cachePath); err == nil && sniffFormat(b) != formatUnknown {
-		return b, nil
-	}
-
-	img, err := decodeImage(format, ctxReader{ctx, io.NewSectionReader(src, 0, 1<<62)})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("decoding: %w", ctx.Err())
-		}
-		return nil, cannotThumbnail()
-	}
-	img = onCanvas(img, cfg)
-
-	sr := plan.src.Add(img.Bounds().Min)
-	dst := image.NewRGBA(image.Rect(0, 0, plan.outW, plan.outH))
-	if sr.Dx() == plan.outW && sr.Dy() == plan.outH {
-		draw.Draw(dst, dst.Bounds(), img, sr.Min, draw.Src) // crop only
-	} else {
-		draw.CatmullRom.Scale(dst, dst.Bounds(), img, sr, draw.Src, nil)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("resampling: %w", err)
-	}
-
-	var buf bytes.Buffer
-	switch outputFormat(format) {
-	case formatJPEG:
-		err = jpeg.Encode(&buf, dst, &jpeg.Options{Quality: jpegQuality})
-	default:
-		err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, dst)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("encoding thumbnail: %w", err)
-	}
-	// The cache can always be rebuilt, so it is written atomically (never
-	// half a file) but without fsync.
-	if err := writeFileAtomic(cachePath, buf.Bytes(), false); err != nil {
-		return nil, fmt.Errorf("caching thumbnail: %w", err)
-	}
-	return buf.Bytes(), nil
 }
 
 // onCanvas places a GIF frame that covers only part of the logical screen

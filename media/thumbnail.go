@@ -1,7 +1,7 @@
 package media
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -126,10 +126,15 @@ func planThumb(ow, oh int, s thumbSpec) thumbPlan {
 
 // handleThumbnail answers GET .../thumbnail/{serverName}/{mediaId}.
 //
+// The request is answered from the size bucket that covers it (bucketFor),
+// generated with every other bucket from one decode, in the decode queue.
 // Content that cannot be thumbnailed (not PNG, JPEG or GIF, or corrupt) is
 // 400 M_UNKNOWN, the response the spec documents for "the server cannot
-// thumbnail the content"; an image over maxThumbPixels is 413 M_TOO_LARGE as
-// the spec's security considerations ask.
+// thumbnail the content". An image over a ThumbnailLimits cap (pixels,
+// memory, JPEG scans, deadline) is 413 M_TOO_LARGE, the spec's "too large
+// for the server to thumbnail": no thumbnail rather than the original,
+// since a client would then decode the bomb itself. A full queue is 429
+// M_LIMIT_EXCEEDED with retry_after_ms and Retry-After.
 func (m *Repo) handleThumbnail(w http.ResponseWriter, r *http.Request, userID string) {
 	spec, err := parseThumbQuery(r.URL.Query())
 	if err != nil {
@@ -141,8 +146,15 @@ func (m *Repo) handleThumbnail(w http.ResponseWriter, r *http.Request, userID st
 		m.fail(w, r, err)
 		return
 	}
-	cachePath := m.store.thumbPath(md.SHA256, spec.cacheName(md.SHA256))
-	if m.serveCachedThumb(w, r, cachePath) {
+	bucket := bucketFor(spec)
+	cachePath := m.store.thumbPath(md.SHA256, bucketName(md.SHA256, bucket))
+	// An animated request may be answered with the original GIF, which
+	// only the source's header can tell; the others never need the source.
+	if !spec.animated && m.serveCachedThumb(w, r, cachePath) {
+		return
+	}
+	if err := m.readRefusal(md.SHA256); err != nil {
+		m.fail(w, r, err)
 		return
 	}
 
@@ -152,12 +164,12 @@ func (m *Repo) handleThumbnail(w http.ResponseWriter, r *http.Request, userID st
 		return
 	}
 	defer src.Close()
-	format, cfg, err := probeImage(src)
+	format, cfg, err := probeImage(src, m.thumbLimits)
 	if err != nil {
 		m.fail(w, r, err)
 		return
 	}
-	plan := planThumb(cfg.Width, cfg.Height, spec)
+	plan := planThumb(cfg.Width, cfg.Height, bucket)
 	// A GIF may be animated; unless the client accepts that, even a small
 	// one is re-encoded as its first frame.
 	if plan.original && (format != formatGIF || spec.animated) {
@@ -169,14 +181,23 @@ func (m *Repo) handleThumbnail(w http.ResponseWriter, r *http.Request, userID st
 		m.serveContent(w, r, md.SHA256, src)
 		return
 	}
-
-	out, err := m.generateThumb(r.Context(), src, format, cfg, plan, cachePath)
-	if err != nil {
-		m.fail(w, r, err)
+	if spec.animated && m.serveCachedThumb(w, r, cachePath) {
 		return
 	}
-	setThumbHeaders(w, outputFormat(format))
-	m.serveContent(w, r, spec.cacheName(md.SHA256), bytes.NewReader(out))
+
+	err = m.decodes.do(r.Context(), md.SHA256, int64(cfg.Width)*int64(cfg.Height), func(ctx context.Context) error {
+		return m.generateBuckets(ctx, md.SHA256, format, cfg)
+	})
+	if err != nil {
+		m.fail(w, r, thumbError(err))
+		return
+	}
+	if !m.serveCachedThumb(w, r, cachePath) {
+		// Someone removed part of the cache: forget that it was made, so
+		// the next request makes it again.
+		_ = os.Remove(m.store.thumbPath(md.SHA256, doneName(md.SHA256)))
+		m.fail(w, r, fmt.Errorf("thumbnail %s missing after generation", cachePath))
+	}
 }
 
 // serveCachedThumb sends a previously generated thumbnail, reporting false

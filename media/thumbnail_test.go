@@ -15,8 +15,10 @@ import (
 	"image/png"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // testImage encodes a w×h gradient in format ("png", "jpeg" or "gif").
@@ -91,21 +93,23 @@ func TestThumbnailSizes(t *testing.T) {
 		wantW, wantH  int
 		wantOriginal  bool
 	}{
-		{"png", "width=100&height=100&method=scale", "image/png", 100, 50, false},
-		{"png", "width=100&height=20&method=scale", "image/png", 40, 20, false},
-		{"png", "width=100&height=100&method=crop", "image/png", 100, 100, false},
-		{"png", "width=50&height=80&method=crop", "image/png", 50, 80, false},
-		{"png", "width=300&height=300&method=crop", "image/png", 200, 200, false},
+		// Every request is answered from the smallest covering size
+		// bucket (32x32 and 96x96 crop; 320x240, 640x480, 800x600 scale).
+		{"png", "width=100&height=100&method=scale", "image/png", 320, 160, false},
+		{"png", "width=100&height=20&method=scale", "image/png", 320, 160, false},
+		{"png", "width=100&height=100&method=crop", "image/png", 320, 160, false}, // bigger than the crop buckets
+		{"png", "width=50&height=80&method=crop", "image/png", 96, 96, false},
+		{"png", "width=300&height=300&method=crop", "image/png", 400, 200, true}, // fits 640x480
 		{"png", "width=800&height=800&method=scale", "image/png", 400, 200, true},
-		{"png", "width=100&height=100", "image/png", 100, 50, false}, // scale by default
-		{"jpeg", "width=100&height=100&method=scale", "image/jpeg", 100, 50, false},
+		{"png", "width=100&height=100", "image/png", 320, 160, false}, // scale by default
+		{"jpeg", "width=100&height=100&method=scale", "image/jpeg", 320, 160, false},
 		{"jpeg", "width=96&height=96&method=crop", "image/jpeg", 96, 96, false},
 		{"jpeg", "width=400&height=200&method=crop", "image/jpeg", 400, 200, true},
-		{"gif", "width=100&height=100&method=scale", "image/png", 100, 50, false},
+		{"gif", "width=100&height=100&method=scale", "image/png", 320, 160, false},
 		{"gif", "width=32&height=32&method=crop", "image/png", 32, 32, false},
 		{"gif", "width=800&height=800&method=scale", "image/png", 400, 200, false}, // static first frame
 		{"gif", "width=800&height=800&method=scale&animated=true", "image/gif", 400, 200, true},
-		{"gif", "width=100&height=100&method=scale&animated=true", "image/png", 100, 50, false},
+		{"gif", "width=100&height=100&method=scale&animated=true", "image/png", 320, 160, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.format+"?"+tt.query, func(t *testing.T) {
@@ -225,16 +229,20 @@ func TestThumbnailConcurrent(t *testing.T) {
 	}
 }
 
-// A request whose client has gone does not wait for a busy semaphore.
-func TestGenerateThumbHonoursContext(t *testing.T) {
-	h := newHarness(t, 0)
-	for i := 0; i < cap(h.repo.thumbSem); i++ {
-		h.repo.thumbSem <- struct{}{}
+// A request whose client has gone does not wait for a busy decoder.
+func TestThumbnailQueueHonoursContext(t *testing.T) {
+	q := newDecodeQueue(1, 4, time.Minute)
+	release := make(chan struct{})
+	go func() {
+		_ = q.do(context.Background(), "busy", 1, func(context.Context) error { <-release; return nil })
+	}()
+	defer close(release)
+	for running, _ := q.stats(); running != 1; running, _ = q.stats() {
+		runtime.Gosched()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := h.repo.generateThumb(ctx, bytes.NewReader(nil), formatPNG, image.Config{Width: 1, Height: 1},
-		thumbPlan{outW: 1, outH: 1}, h.dir+"/unused")
+	err := q.do(ctx, "other", 1, func(context.Context) error { t.Error("ran a job nobody waits for"); return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}

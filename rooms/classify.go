@@ -9,8 +9,11 @@ import (
 )
 
 // mediaPaths are where message content carries media (attachments and
-// their thumbnails, plain and encrypted).
-var mediaPaths = [...]string{"url", "info.thumbnail_url", "file.url", "info.thumbnail_file.url"}
+// their thumbnails, plain and encrypted), at the top level and inside an
+// edit's m.new_content: an edit can carry media its original never did, and
+// media nothing records is served to anyone.
+var mediaPaths = [...]string{"url", "info.thumbnail_url", "file.url", "info.thumbnail_file.url",
+	`m\.new_content.url`, `m\.new_content.info.thumbnail_url`, `m\.new_content.file.url`, `m\.new_content.info.thumbnail_file.url`}
 
 // localMedia returns the IDs of this server's media a message refers to.
 // State events (avatars) are left out: avatars are public like profiles.
@@ -22,7 +25,7 @@ func localMedia(ev *pdu.Event, serverName string) []string {
 }
 
 // LocalMedia returns the IDs of this server's media that message content
-// carries (at most 8).
+// carries (at most 8, one per path in mediaPaths).
 func LocalMedia(content []byte, serverName string) []string {
 	prefix := "mxc://" + serverName + "/"
 	var ids []string

@@ -17,6 +17,7 @@ targets=(
 	"./clientapi FuzzReadJSON"
 	"./media FuzzContentDisposition"
 	"./media FuzzThumbQuery"
+	"./media FuzzWalkJPEG"
 	"./accounts/password FuzzParsePHC"
 	"./rooms/stateres FuzzResolve"
 )
