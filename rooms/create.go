@@ -76,8 +76,11 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 			}
 		}
 	}
-	roomID := "!" + randomString(18) + ":" + s.cfg.ServerName
 	protos, err := openingEvents(req, preset, version)
+	if err != nil {
+		return "", err
+	}
+	roomID, err := s.newRoomID(version, protos)
 	if err != nil {
 		return "", err
 	}
@@ -97,7 +100,9 @@ func (b *batch) createRoom(ctx context.Context, roomID, version string, req Crea
 	rs := &roomState{id: roomID, version: version, creator: req.Creator, state: map[authrules.StateKey]*stateEntry{}}
 	createProto := protos[0]
 	createProto.RoomID = roomID
-	createProto.OriginServerTS = now.UnixMilli()
+	if createProto.OriginServerTS == 0 { // version 12 fixed it to derive the room ID
+		createProto.OriginServerTS = now.UnixMilli()
+	}
 	createEv, err := pdu.Build(createProto, version, b.s.cfg.Key)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -163,6 +168,7 @@ func openingEvents(req CreateRequest, preset, version string) ([]pdu.Proto, erro
 	if version == "10" {
 		createContent["creator"] = req.Creator
 	}
+	creatorsCreateContent(version, preset, req, createContent)
 	state := func(typ, key string, content any) pdu.Proto {
 		return pdu.Proto{Sender: req.Creator, Type: typ, StateKey: strPtr(key), Content: mustJSON(content)}
 	}
@@ -202,6 +208,9 @@ func openingEvents(req CreateRequest, preset, version string) ([]pdu.Proto, erro
 		for k, v := range override {
 			pl[k] = v
 		}
+	}
+	if err := creatorsPowerLevels(version, req, createContent, pl); err != nil {
+		return nil, err
 	}
 	out = append(out, state("m.room.power_levels", "", pl))
 
