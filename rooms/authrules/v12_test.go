@@ -14,16 +14,47 @@ import (
 // additional_creators) have unlimited power and cannot be listed in the
 // power levels. newRoom gives mod 50 and bob 0; the setups change that.
 func TestV12Creators(t *testing.T) {
+	for _, tt := range v12Cases() {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ev := tt.prepare(t)
+			err := Check("12", ev, r.authFor(ev))
+			if (err == nil) != tt.allow {
+				t.Errorf("Check = %v, want allowed %v", err, tt.allow)
+			}
+			if err != nil && (!errors.Is(err, ErrNotAllowed) || strings.Contains(err.Error(), "%!")) {
+				t.Errorf("Check = %q, want a clean ErrNotAllowed reason", err)
+			}
+		})
+	}
+}
+
+// v12Case is one auth decision in a version 12 room; the table also
+// drives the cross-check against mautrix.
+type v12Case struct {
+	name                  string
+	create                string // create content; "" is the plain v12 one
+	setup                 func(r *room)
+	sender, typ, stateKey string
+	content               string
+	allow                 bool
+}
+
+// prepare makes the room and builds the event to check.
+func (tt v12Case) prepare(t testing.TB) (*room, *pdu.Event) {
+	r := newRoom(t, "12")
+	if tt.create != "" {
+		r = newRoomWith(t, "12", tt.create)
+	}
+	if tt.setup != nil {
+		tt.setup(r)
+	}
+	return r, r.build(r.proto(tt.sender, tt.typ, stateKeyFor(tt.typ, tt.stateKey), tt.content))
+}
+
+func v12Cases() []v12Case {
 	const withCarol = `{"room_version":"12","additional_creators":["@carol:example.org"]}`
 	bob100 := pl(`{"users":{"@bob:example.org":100,"@mod:example.org":50}}`)
-	tests := []struct {
-		name                  string
-		create                string // create content; "" is the plain v12 one
-		setup                 func(r *room)
-		sender, typ, stateKey string
-		content               string
-		allow                 bool
-	}{
+	return []v12Case{
 		{name: "creator kicks a PL-100 user", setup: bob100, sender: alice, typ: "m.room.member", stateKey: bob, content: leave, allow: true},
 		{name: "creator bans a PL-100 user", setup: bob100, sender: alice, typ: "m.room.member", stateKey: bob, content: ban, allow: true},
 		{name: "PL-100 user cannot kick the creator", setup: bob100, sender: bob, typ: "m.room.member", stateKey: alice, content: leave},
@@ -46,25 +77,6 @@ func TestV12Creators(t *testing.T) {
 			sender: carol, typ: "m.room.member", stateKey: alice, content: leave},
 		{name: "additional creator must still be joined", create: withCarol, sender: carol, typ: "m.room.name", content: `{"name":"x"}`},
 		{name: "PL-100 user still acts within their level", setup: bob100, sender: bob, typ: "m.room.name", content: `{"name":"x"}`, allow: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := newRoom(t, "12")
-			if tt.create != "" {
-				r = newRoomWith(t, "12", tt.create)
-			}
-			if tt.setup != nil {
-				tt.setup(r)
-			}
-			ev := r.build(r.proto(tt.sender, tt.typ, stateKeyFor(tt.typ, tt.stateKey), tt.content))
-			err := Check("12", ev, r.authFor(ev))
-			if (err == nil) != tt.allow {
-				t.Errorf("Check = %v, want allowed %v", err, tt.allow)
-			}
-			if err != nil && (!errors.Is(err, ErrNotAllowed) || strings.Contains(err.Error(), "%!")) {
-				t.Errorf("Check = %q, want a clean ErrNotAllowed reason", err)
-			}
-		})
 	}
 }
 
