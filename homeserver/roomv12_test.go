@@ -53,6 +53,12 @@ func TestRoomVersion12(t *testing.T) {
 				t.Errorf("m.room.tombstone level = %v, want 150", tomb)
 			}
 
+			// The directory's own power check counts the creator too.
+			alice.MustDo("PUT", "/_matrix/client/v3/directory/list/room/"+hstest.Esc(room), map[string]any{"visibility": "public"})
+			if v := alice.MustDo("GET", "/_matrix/client/v3/directory/list/room/"+hstest.Esc(room), nil).Get("visibility").String(); v != "public" {
+				t.Errorf("directory visibility after the creator published = %q, want public", v)
+			}
+
 			// Everyday use: join by room ID, send, sync, /messages.
 			if got := bob.Join(room); got != room {
 				t.Fatalf("join returned %q, want %q", got, room)
