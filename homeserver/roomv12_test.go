@@ -123,3 +123,32 @@ func TestRoomVersion12(t *testing.T) {
 		})
 	}
 }
+
+// TestRoomVersion12AfterRestart: the writer reloads a version 12 room
+// from the store (its create event has no room_id) and still counts the
+// creator's unlimited power.
+func TestRoomVersion12AfterRestart(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			srv := hstest.Start(t, hstest.Options{Store: store, DataDir: dir})
+			alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat", "room_version": "12"})
+			bob.Join(room)
+			rp := "/_matrix/client/v3/rooms/" + hstest.Esc(room)
+			alice.MustDo("PUT", rp+"/state/m.room.power_levels/", map[string]any{"users": map[string]any{bob.UserID: 100}})
+			srv.Stop()
+
+			srv = hstest.Start(t, hstest.Options{Store: store, DataDir: dir})
+			alice, bob = srv.Login(t, "alice"), srv.Login(t, "bob")
+			alice.Send(room, "after", "after the restart")
+			expectErrors(t, []errorCase{
+				{"PL-100 user kicks the creator after a restart", bob, "POST", rp + "/kick", map[string]any{"user_id": alice.UserID}, 403, "M_FORBIDDEN"},
+			})
+			alice.MustDo("POST", rp+"/kick", map[string]any{"user_id": bob.UserID})
+			if got := alice.MessageBodies(room); !slices.Equal(got, []string{"after the restart"}) {
+				t.Errorf("/messages bodies = %v, want [after the restart]", got)
+			}
+		})
+	}
+}
