@@ -152,3 +152,27 @@ func TestRoomVersion12AfterRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestRoomVersion12RestrictedJoin: the server names a creator, who is
+// never listed in the power levels, as the authoriser of a restricted join.
+func TestRoomVersion12RestrictedJoin(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+			allowed := alice.CreateRoom(map[string]any{"preset": "private_chat", "room_version": "12", "invite": []string{bob.UserID}})
+			bob.Join(allowed)
+			room := alice.CreateRoom(map[string]any{"preset": "private_chat", "room_version": "12",
+				"power_level_content_override": map[string]any{"invite": 50},
+				"initial_state": []any{map[string]any{"type": "m.room.join_rules", "state_key": "", "content": map[string]any{
+					"join_rule": "restricted", "allow": []any{map[string]any{"type": "m.room_membership", "room_id": allowed}}}}}})
+			rp := "/_matrix/client/v3/rooms/" + hstest.Esc(room)
+			if st, res := bob.Do("POST", rp+"/join", map[string]any{}); st != 200 {
+				t.Fatalf("/join by a member of the allowed room = %d %s, want 200", st, res.Raw)
+			}
+			if via := alice.MustDo("GET", rp+"/state/m.room.member/"+hstest.Esc(bob.UserID), nil).Get("join_authorised_via_users_server").String(); via != alice.UserID {
+				t.Errorf("join_authorised_via_users_server = %q, want the creator %s", via, alice.UserID)
+			}
+		})
+	}
+}
