@@ -145,13 +145,15 @@ func (a *API) mayEditDirectory(ctx context.Context, roomID, userID string) (bool
 	if err != nil {
 		return false, err
 	}
-	var powerLevels []byte
+	var powerLevels, create []byte
 	for i := range state {
 		if e := &state[i]; e.Type == "m.room.power_levels" && e.StateKeyOr() == "" {
 			powerLevels = []byte(gjson.GetBytes(e.Client, "content").Raw)
+		} else if e.Type == "m.room.create" && e.StateKeyOr() == "" {
+			create = e.Client
 		}
 	}
-	return powerAllows(powerLevels, userID, "m.room.canonical_alias"), nil
+	return roomCreator(create, userID) || powerAllows(powerLevels, userID, "m.room.canonical_alias"), nil
 }
 
 // powerAllows reports whether userID's power level reaches what sending the

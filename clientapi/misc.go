@@ -40,7 +40,7 @@ func (a *API) versions(w http.ResponseWriter, r *http.Request) error {
 // not supported at all, so their changes are off.
 func (a *API) capabilities(w http.ResponseWriter, r *http.Request, s *session) error {
 	available := map[string]string{}
-	for _, v := range []string{"10", "11"} {
+	for _, v := range []string{"10", "11", "12"} {
 		if pdu.Supported(v) {
 			available[v] = "stable"
 		}

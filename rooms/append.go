@@ -30,6 +30,9 @@ func (b *batch) appendEvent(ctx context.Context, rs *roomState, p pdu.Proto, txn
 	for _, k := range authrules.Needed(p.Type, p.StateKey, p.Sender, p.Content) {
 		if ev := rs.get(k.Type, k.StateKey); ev != nil {
 			auth[k] = ev
+			if k.Type == "m.room.create" && pdu.RoomIDFromCreate(rs.version) {
+				continue // implied by the room ID (MSC4291), never listed
+			}
 			p.AuthEvents = append(p.AuthEvents, ev.ID)
 		}
 	}

@@ -154,6 +154,12 @@ func (rs *roomState) membership(userID string) string {
 }
 
 func (rs *roomState) powerLevels() authrules.PowerLevels {
+	// RoomPowerLevels adds the creators' unlimited power of room version 12.
+	if create := rs.get("m.room.create", ""); create != nil {
+		if pl, err := authrules.RoomPowerLevels(rs.version, create, rs.get("m.room.power_levels", "")); err == nil {
+			return pl
+		}
+	}
 	if ev := rs.get("m.room.power_levels", ""); ev != nil {
 		if pl, err := authrules.ParsePowerLevels(ev.Content); err == nil {
 			return pl

@@ -86,13 +86,20 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 			}
 		}
 	}
-	roomID := req.RoomID
-	if roomID == "" {
-		roomID = s.NewRoomID()
-	}
 	protos, err := openingEvents(req, preset, version)
 	if err != nil {
 		return "", err
+	}
+	roomID := req.RoomID
+	switch {
+	case roomID != "" && pdu.RoomIDFromCreate(version):
+		// A version 12 room's ID is its create event's hash: it cannot be
+		// chosen beforehand (desks keep their rooms on an earlier version).
+		return "", fmt.Errorf("%w: room version %s derives the room ID from the create event", ErrInvalid, version)
+	case roomID == "":
+		if roomID, err = s.newRoomID(version, protos); err != nil {
+			return "", err
+		}
 	}
 	err = s.submitCost(ctx, req.Creator, len(protos), func(ctx context.Context, b *batch) error {
 		return b.createRoom(ctx, roomID, version, req, protos)
@@ -110,7 +117,9 @@ func (b *batch) createRoom(ctx context.Context, roomID, version string, req Crea
 	rs := &roomState{id: roomID, version: version, creator: req.Creator, state: map[authrules.StateKey]*stateEntry{}, bytes: roomOverhead}
 	createProto := protos[0]
 	createProto.RoomID = roomID
-	createProto.OriginServerTS = now.UnixMilli()
+	if createProto.OriginServerTS == 0 { // version 12 fixed it to derive the room ID
+		createProto.OriginServerTS = now.UnixMilli()
+	}
 	createEv, err := pdu.Build(createProto, version, b.s.cfg.Key)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -176,6 +185,7 @@ func openingEvents(req CreateRequest, preset, version string) ([]pdu.Proto, erro
 	if version == "10" {
 		createContent["creator"] = req.Creator
 	}
+	creatorsCreateContent(version, preset, req, createContent)
 	state := func(typ, key string, content any) pdu.Proto {
 		return pdu.Proto{Sender: req.Creator, Type: typ, StateKey: strPtr(key), Content: mustJSON(content)}
 	}
@@ -215,6 +225,9 @@ func openingEvents(req CreateRequest, preset, version string) ([]pdu.Proto, erro
 		for k, v := range override {
 			pl[k] = v
 		}
+	}
+	if err := creatorsPowerLevels(version, req, createContent, pl); err != nil {
+		return nil, err
 	}
 	out = append(out, state("m.room.power_levels", "", pl))
 

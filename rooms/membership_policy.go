@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/parley-im/parley/rooms/authrules"
 	"github.com/parley-im/parley/rooms/pdu"
 )
 
@@ -160,20 +161,27 @@ func (b *batch) joinedRooms(ctx context.Context, user string) (map[string]bool, 
 }
 
 // localInviter picks a joined local member who may invite: the one with
-// the highest power level named in the power levels, ties broken by user
-// ID; failing that, when everyone may invite, the first joined local member
-// by user ID. "" when there is none.
+// the highest power level named in the power levels (room version 12
+// creators, never named, rank above all), ties broken by user ID; failing
+// that, when everyone may invite, the first joined local member by user
+// ID. "" when there is none.
 func (rs *roomState) localInviter(serverName string) string {
 	pl := rs.powerLevels()
 	local := func(u string) bool { return pdu.Domain(u) == serverName && rs.membership(u) == "join" }
 	best, bestLevel := "", int64(0)
-	for u, lvl := range pl.Users {
+	consider := func(u string, lvl int64) {
 		if lvl < pl.Invite || !local(u) {
-			continue
+			return
 		}
 		if best == "" || lvl > bestLevel || (lvl == bestLevel && u < best) {
 			best, bestLevel = u, lvl
 		}
+	}
+	for _, u := range pl.Creators {
+		consider(u, authrules.CreatorLevel)
+	}
+	for u, lvl := range pl.Users {
+		consider(u, lvl)
 	}
 	if best != "" || pl.UsersDefault < pl.Invite {
 		return best

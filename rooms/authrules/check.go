@@ -91,7 +91,9 @@ func checkCreate(roomVersion string, ev *pdu.Event) error {
 		return deny("m.room.create must be a state event with an empty state key")
 	case len(ev.PrevEvents) > 0:
 		return deny("m.room.create must be the first event and cannot have prev_events")
-	case pdu.Domain(ev.RoomID) != pdu.Domain(ev.Sender):
+	case pdu.RoomIDFromCreate(roomVersion) && ev.RoomID != pdu.RoomIDOfCreate(ev.ID):
+		return deny("m.room.create in room version %s must not have a room_id; its event ID names the room", roomVersion)
+	case !pdu.RoomIDFromCreate(roomVersion) && pdu.Domain(ev.RoomID) != pdu.Domain(ev.Sender):
 		return deny("room ID %s is not on the creator's server %s", ev.RoomID, pdu.Domain(ev.Sender))
 	case !rv.Exists():
 		return deny("m.room.create has no room_version, which means version 1; this is a version %s room", roomVersion)
@@ -99,6 +101,8 @@ func checkCreate(roomVersion string, ev *pdu.Event) error {
 		return deny("m.room.create says room_version %s but the room is being checked as version %s", rv.Raw, roomVersion)
 	case roomVersion == "10" && !gjson.GetBytes(ev.Content, "creator").Exists():
 		return deny("m.room.create in room version 10 needs a creator")
+	case creatorsPrivileged(roomVersion):
+		return checkAdditionalCreators(ev.Content)
 	}
 	return nil
 }
@@ -135,12 +139,12 @@ func newState(roomVersion string, ev *pdu.Event, auth map[StateKey]*pdu.Event) (
 	if s.create == nil {
 		return nil, deny("the room's m.room.create event is not among the auth events")
 	}
-	s.plEvent = s.auth[StateKey{"m.room.power_levels", ""}]
-	if s.plEvent == nil {
-		s.pl = DefaultPowerLevels(s.creator())
-		return s, nil
+	// Rule 2 of version 12: the create event is the one the room ID names.
+	if pdu.RoomIDFromCreate(roomVersion) && s.create.ID != pdu.CreateEventIDOf(ev.RoomID) {
+		return nil, deny("room %s is not the room of create event %s", ev.RoomID, s.create.ID)
 	}
-	pl, err := ParsePowerLevels(s.plEvent.Content)
+	s.plEvent = s.auth[StateKey{"m.room.power_levels", ""}]
+	pl, err := RoomPowerLevels(roomVersion, s.create, s.plEvent)
 	if err != nil {
 		return nil, deny("the room's power levels are malformed: %v", err)
 	}

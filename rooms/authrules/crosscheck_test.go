@@ -184,3 +184,60 @@ func TestCrossCheckCreate(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossCheckV12 holds the version 12 rules (MSC4289 creators, MSC4291
+// create event named by the room ID) to mautrix v0.32, which knows the
+// version: each case against current state (mautrix takes the create
+// event from the room ID, so it is left out of its precomputed events) and
+// against the event's own auth_events.
+func TestCrossCheckV12(t *testing.T) {
+	for _, tt := range v12Cases() {
+		r, ev := tt.prepare(t)
+		auth := r.authFor(ev)
+		var precomputed []*mpdu.PDU
+		for k, ae := range auth {
+			if k.Type != "m.room.create" {
+				precomputed = append(precomputed, toMautrix(t, ae))
+			}
+		}
+		ours := Check("12", ev, auth)
+		panicked, theirs := authorize(id.RoomV12, toMautrix(t, ev), precomputed, r.mautrixEvents(t))
+		if panicked || (ours == nil) != (theirs == nil) {
+			t.Errorf("Check(v12 %s, state) = %v, mautrix %v (panicked %v)", tt.name, ours, theirs, panicked)
+		}
+		var listed []*pdu.Event
+		for _, aid := range ev.AuthEvents {
+			for _, known := range r.log {
+				if known.ID == aid {
+					listed = append(listed, known)
+				}
+			}
+		}
+		selected, ours := SelectAuthEventsIn("12", ev, listed, r.create)
+		if ours == nil {
+			ours = Check("12", ev, selected)
+		}
+		panicked, theirs = authorize(id.RoomV12, toMautrix(t, ev), nil, r.mautrixEvents(t))
+		if panicked || (ours == nil) != (theirs == nil) {
+			t.Errorf("Check(v12 %s, auth_events) = %v, mautrix %v (panicked %v)", tt.name, ours, theirs, panicked)
+		}
+	}
+	for _, content := range []string{
+		`{"room_version":"12"}`,
+		`{"room_version":"12","additional_creators":["@bob:example.org"]}`,
+		`{"room_version":"12","additional_creators":"@bob:example.org"}`,
+		`{"room_version":"12","additional_creators":[1]}`,
+		`{"room_version":"12","additional_creators":["bob"]}`,
+	} {
+		ev, err := pdu.Build(pdu.Proto{Sender: alice, Type: "m.room.create", StateKey: new(string),
+			Content: []byte(content), PrevEvents: []string{}, AuthEvents: []string{}, Depth: 1}, "12", testKey("example.org"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours := Check("12", ev, nil)
+		theirs := eventauth.Authorize(id.RoomV12, toMautrix(t, ev), nil, nil, mautrixKeys)
+		if (ours == nil) != (theirs == nil) {
+			t.Errorf("Check(v12 create %s) = %v, mautrix %v", content, ours, theirs)
+		}
+	}
+}

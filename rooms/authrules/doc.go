@@ -1,5 +1,7 @@
-// Package authrules owns the Matrix authorization rules of room versions 10
-// and 11: which state events authorise an event (auth events selection),
+// Package authrules owns the Matrix authorization rules of room versions 10,
+// 11 and 12 (version 12: creators with unlimited power, MSC4289; the create
+// event named by the room ID rather than listed in auth_events, MSC4291):
+// which state events authorise an event (auth events selection),
 // whether an event is allowed given those events, and the power levels
 // model those rules use.
 //

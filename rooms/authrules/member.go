@@ -54,6 +54,8 @@ func (s *state) checkMember() error {
 		switch {
 		case s.membership(ev.Sender) != "join":
 			return deny("%s cannot kick without being in the room", ev.Sender)
+		case s.pl.IsCreator(target):
+			return deny("cannot kick %s, a room creator", target)
 		case s.membership(target) == "ban" && senderLevel < s.pl.Ban:
 			return deny("sender's power level %d is below %d needed to unban", senderLevel, s.pl.Ban)
 		case senderLevel < s.pl.Kick:
@@ -67,6 +69,8 @@ func (s *state) checkMember() error {
 		switch {
 		case s.membership(ev.Sender) != "join":
 			return deny("%s cannot ban without being in the room", ev.Sender)
+		case s.pl.IsCreator(target):
+			return deny("cannot ban %s, a room creator", target)
 		case senderLevel < s.pl.Ban:
 			return deny("sender's power level %d is below %d needed to ban", senderLevel, s.pl.Ban)
 		case targetLevel >= senderLevel:

@@ -48,8 +48,32 @@ func Needed(eventType string, stateKey *string, sender string, content json.RawM
 	return keys
 }
 
+// SelectAuthEventsIn is SelectAuthEvents for roomVersion. From room version
+// 12 (MSC4291) an event's auth_events must not list the create event: the
+// room ID names it, so the caller looks it up by pdu.CreateEventIDOf and
+// passes it as create (nil when it is unknown or was rejected, and then
+// Check refuses the event). Before version 12 create is ignored.
+func SelectAuthEventsIn(roomVersion string, ev *pdu.Event, authEvents []*pdu.Event, create *pdu.Event) (map[StateKey]*pdu.Event, error) {
+	if !pdu.RoomIDFromCreate(roomVersion) {
+		return SelectAuthEvents(ev, authEvents)
+	}
+	for _, ae := range authEvents {
+		if ae != nil && ae.Type == "m.room.create" {
+			return nil, deny("auth_events of %s list the create event %s, which the room ID already names", ev.ID, ae.ID)
+		}
+	}
+	out, err := SelectAuthEvents(ev, authEvents)
+	if err != nil {
+		return nil, err
+	}
+	if create != nil {
+		out[StateKey{"m.room.create", ""}] = create
+	}
+	return out, nil
+}
+
 // SelectAuthEvents turns the events listed in ev.AuthEvents into the map
-// Check takes, applying the auth-events rules that only make sense for that
+// Check takes, for room versions 10 and 11 (see SelectAuthEventsIn), applying the auth-events rules that only make sense for that
 // list: no duplicate type/state key pairs, nothing the auth events
 // selection would not pick, nothing from another room. Checking that none
 // of them was itself rejected is the caller's job.

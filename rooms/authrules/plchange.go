@@ -14,6 +14,13 @@ func (s *state) checkPowerLevels(senderLevel int64) error {
 	if _, err := ParsePowerLevels(s.ev.Content); err != nil {
 		return err
 	}
+	// Rule 10.4 of version 12: creators have no level to list.
+	listed := entries(gjson.GetBytes(s.ev.Content, "users"))
+	for _, c := range s.pl.Creators {
+		if _, ok := listed[c]; ok {
+			return deny("%s is a room creator, whose power cannot be listed in m.room.power_levels", c)
+		}
+	}
 	if s.plEvent == nil {
 		return nil // 9.4: the room's first power levels
 	}

@@ -2,6 +2,8 @@ package authrules
 
 import (
 	"encoding/json"
+	"math"
+	"slices"
 	"strconv"
 
 	"github.com/parley-im/parley/rooms/pdu"
@@ -14,6 +16,10 @@ const maxSafeInt = 1<<53 - 1
 // PowerLevels is m.room.power_levels content with the spec's defaults
 // applied.
 type PowerLevels struct {
+	// Creators are the room's creators when the room version gives them
+	// unlimited power (version 12, MSC4289): UserLevel answers CreatorLevel
+	// for them, whatever Users says. Nil before version 12.
+	Creators      []string
 	Users         map[string]int64
 	UsersDefault  int64
 	Events        map[string]int64
@@ -146,8 +152,21 @@ func level(v gjson.Result) (int64, bool) {
 	return n, true
 }
 
+// CreatorLevel is the power level UserLevel reports for a version 12 room
+// creator: above any level an event can set (those stop at 2^53-1), so a
+// creator passes every "at least" check and no one outranks them.
+const CreatorLevel int64 = math.MaxInt64
+
+// IsCreator reports whether userID is one of p.Creators.
+func (p PowerLevels) IsCreator(userID string) bool {
+	return len(p.Creators) > 0 && slices.Contains(p.Creators, userID)
+}
+
 // UserLevel returns userID's power level.
 func (p PowerLevels) UserLevel(userID string) int64 {
+	if p.IsCreator(userID) {
+		return CreatorLevel
+	}
 	if n, ok := p.Users[userID]; ok {
 		return n
 	}

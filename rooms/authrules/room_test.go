@@ -37,18 +37,30 @@ type room struct {
 	log     []*pdu.Event
 }
 
-// newRoom makes a v10/v11 room created by alice, with power levels giving
-// alice 100 and mod 50 (everything else at spec defaults), public join
-// rules, and alice, mod and bob joined.
+// newRoom makes a room created by alice, with power levels giving alice
+// 100 and mod 50 (everything else at spec defaults), public join rules, and
+// alice, mod and bob joined. In version 12 alice is a creator with
+// unlimited power instead, and the power levels do not list her.
 func newRoom(t testing.TB, version string) *room {
+	return newRoomWith(t, version, `{"room_version":"`+version+`"}`)
+}
+
+// newRoomWith is newRoom with the given create content (version 10 gets
+// its creator added).
+func newRoomWith(t testing.TB, version, createContent string) *room {
 	r := &room{t: t, version: version, id: "!room:example.org", state: map[StateKey]*pdu.Event{}}
-	createContent := `{"room_version":"11"}`
 	if version == "10" {
 		createContent = `{"creator":"@alice:example.org","room_version":"10"}`
 	}
+	users := `{"users":{"@alice:example.org":100,"@mod:example.org":50}}`
+	if pdu.RoomIDFromCreate(version) {
+		r.id = "" // the create event names the room
+		users = `{"users":{"@mod:example.org":50}}`
+	}
 	r.create = r.send(alice, "m.room.create", "", createContent)
+	r.id = r.create.RoomID
 	r.send(alice, "m.room.member", alice, `{"membership":"join"}`)
-	r.send(alice, "m.room.power_levels", "", `{"users":{"@alice:example.org":100,"@mod:example.org":50}}`)
+	r.send(alice, "m.room.power_levels", "", users)
 	r.send(alice, "m.room.join_rules", "", `{"join_rule":"public"}`)
 	r.send(mod, "m.room.member", mod, `{"membership":"join"}`)
 	r.send(bob, "m.room.member", bob, `{"membership":"join"}`)
@@ -67,6 +79,9 @@ func (r *room) proto(sender, typ string, stateKey *string, content string) pdu.P
 		p.PrevEvents = []string{r.last}
 	}
 	for _, k := range Needed(typ, stateKey, sender, []byte(content)) {
+		if k.Type == "m.room.create" && pdu.RoomIDFromCreate(r.version) {
+			continue // implied by the room ID
+		}
 		if ev := r.state[k]; ev != nil {
 			p.AuthEvents = append(p.AuthEvents, ev.ID)
 		}

@@ -36,6 +36,9 @@ const (
 
 // Proto is an event before hashing and signing.
 type Proto struct {
+	// RoomID is the room's ID. A room version 12 create event has none
+	// (its ID names the room): leave it empty, or set it to the expected
+	// ID and Build refuses a mismatch.
 	RoomID         string
 	Sender         string
 	Type           string
@@ -54,7 +57,9 @@ type Proto struct {
 
 // Event is a hashed, signed event. Fields are read-only after Build/Parse.
 type Event struct {
-	ID             string // "$" + URL-safe unpadded base64 of the reference hash
+	ID string // "$" + URL-safe unpadded base64 of the reference hash
+	// RoomID is the room_id field; for a room version 12 create event,
+	// which has none, the room ID its ID derives (RoomIDOfCreate).
 	RoomID         string
 	Sender         string
 	Type           string
@@ -92,7 +97,8 @@ func Build(p Proto, roomVersion string, key *SigningKey) (*Event, error) {
 	if key == nil || len(key.Private) != ed25519.PrivateKeySize || !validKeyID(key.KeyID) {
 		return nil, fmt.Errorf("%w: unusable signing key", ErrInvalid)
 	}
-	if err := checkProto(&p, key); err != nil {
+	hashedRoomID := isHashedCreate(p.Type, roomVersion)
+	if err := checkProto(&p, key, roomVersion, hashedRoomID); err != nil {
 		return nil, err
 	}
 	content, err := canonicalize(p.Content)
@@ -114,7 +120,11 @@ func Build(p Proto, roomVersion string, key *SigningKey) (*Event, error) {
 		member{"depth", strconv.AppendInt(nil, p.Depth, 10)},
 		member{"origin_server_ts", strconv.AppendInt(nil, p.OriginServerTS, 10)},
 		member{"prev_events", encodeStrings(p.PrevEvents)},
-		member{"room_id", appendString(nil, p.RoomID)},
+	)
+	if !hashedRoomID {
+		members = append(members, member{"room_id", appendString(nil, p.RoomID)})
+	}
+	members = append(members,
 		member{"sender", appendString(nil, p.Sender)},
 		member{"type", appendString(nil, p.Type)},
 	)
@@ -137,9 +147,17 @@ func Build(p Proto, roomVersion string, key *SigningKey) (*Event, error) {
 		return nil, fmt.Errorf("%w: %w: event is %d bytes, over the %d-byte limit", ErrInvalid, ErrTooLarge, len(raw), maxPDUBytes)
 	}
 	ref := sha256.Sum256(signing)
+	id := "$" + base64.RawURLEncoding.EncodeToString(ref[:])
+	roomID := p.RoomID
+	if hashedRoomID {
+		roomID = RoomIDOfCreate(id)
+		if p.RoomID != "" && p.RoomID != roomID {
+			return nil, fmt.Errorf("%w: a room version %s create event names room %s, not %s", ErrInvalid, roomVersion, roomID, p.RoomID)
+		}
+	}
 	return &Event{
-		ID:             "$" + base64.RawURLEncoding.EncodeToString(ref[:]),
-		RoomID:         p.RoomID,
+		ID:             id,
+		RoomID:         roomID,
 		Sender:         p.Sender,
 		Type:           p.Type,
 		StateKey:       cloneString(p.StateKey),
@@ -153,7 +171,13 @@ func Build(p Proto, roomVersion string, key *SigningKey) (*Event, error) {
 	}, nil
 }
 
-func checkProto(p *Proto, key *SigningKey) error {
+// isHashedCreate reports whether an event of eventType is a create event
+// whose ID is its room's ID, and so has no room_id (MSC4291).
+func isHashedCreate(eventType, roomVersion string) bool {
+	return eventType == "m.room.create" && RoomIDFromCreate(roomVersion)
+}
+
+func checkProto(p *Proto, key *SigningKey, roomVersion string, hashedRoomID bool) error {
 	switch {
 	case !ValidEventType(p.Type):
 		return fmt.Errorf("%w: type %q must be non-empty UTF-8 of at most %d bytes", ErrInvalid, p.Type, maxIDBytes)
@@ -163,8 +187,8 @@ func checkProto(p *Proto, key *SigningKey) error {
 		return fmt.Errorf("%w: sender %q is not a valid user ID", ErrInvalid, p.Sender)
 	case Domain(p.Sender) != key.ServerName:
 		return fmt.Errorf("%w: sender %s is not on this server (%s)", ErrInvalid, p.Sender, key.ServerName)
-	case !ValidRoomID(p.RoomID):
-		return fmt.Errorf("%w: room_id %q is not a valid room ID", ErrInvalid, p.RoomID)
+	case !hashedRoomID && !ValidRoomIDFor(roomVersion, p.RoomID):
+		return fmt.Errorf("%w: room_id %q is not a valid room version %s room ID", ErrInvalid, p.RoomID, roomVersion)
 	case p.Depth < 0 || p.Depth > maxSafeInt:
 		return fmt.Errorf("%w: depth %d is outside [0, 2^53-1]", ErrInvalid, p.Depth)
 	case p.OriginServerTS < -maxSafeInt || p.OriginServerTS > maxSafeInt:

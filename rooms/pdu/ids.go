@@ -121,15 +121,55 @@ func ValidLocalpart(lp string) bool {
 	return true
 }
 
-// ValidRoomID reports whether s is a room ID of room versions 1 to 11:
-// "!opaque:server", at most 255 bytes, the opaque part non-empty and free of
-// ':' and NUL.
+// ValidRoomID reports whether s is a room ID of any supported room
+// version: "!opaque:server" (room versions 1 to 11; at most 255 bytes, the
+// opaque part non-empty and free of ':' and NUL) or "!" followed by the
+// 43-character URL-safe unpadded base64 of a create event's reference hash
+// (room version 12, MSC4291). Client routes use it before they know the
+// room's version; ValidRoomIDFor is the strict per-version check.
 func ValidRoomID(s string) bool {
+	return validLegacyRoomID(s) || validHashRoomID(s)
+}
+
+// ValidRoomIDFor reports whether s is a room ID of roomVersion: the hashed
+// form in version 12, the "!opaque:server" form before.
+func ValidRoomIDFor(roomVersion, s string) bool {
+	if RoomIDFromCreate(roomVersion) {
+		return validHashRoomID(s)
+	}
+	return validLegacyRoomID(s)
+}
+
+func validLegacyRoomID(s string) bool {
 	if len(s) > maxIDBytes {
 		return false
 	}
 	lp, server, ok := splitID(s, '!')
 	return ok && lp != "" && historicalLocalpart(lp) && ValidServerName(server)
+}
+
+// validHashRoomID reports whether s is "!" and a reference hash, the room
+// ID form of room version 12.
+func validHashRoomID(s string) bool {
+	return len(s) == 44 && s[0] == '!' && refHashChars(s[1:])
+}
+
+// RoomIDOfCreate returns the room ID that a version 12 create event with
+// ID createEventID names: the event ID with "!" for "$".
+func RoomIDOfCreate(createEventID string) string {
+	if createEventID == "" {
+		return ""
+	}
+	return "!" + createEventID[1:]
+}
+
+// CreateEventIDOf returns the ID of the create event a version 12 room ID
+// is derived from, or "" when roomID is not of that form.
+func CreateEventIDOf(roomID string) string {
+	if !validHashRoomID(roomID) {
+		return ""
+	}
+	return "$" + roomID[1:]
 }
 
 // ValidRoomAlias reports whether s is "#alias:server", at most 255 bytes,
@@ -146,10 +186,12 @@ func ValidRoomAlias(s string) bool {
 // later: "$" followed by the 43-character URL-safe unpadded base64 of a
 // SHA-256 reference hash. Older formats cannot occur in v10/v11 rooms.
 func ValidEventID(s string) bool {
-	if len(s) != 44 || s[0] != '$' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
+	return len(s) == 44 && s[0] == '$' && refHashChars(s[1:])
+}
+
+// refHashChars reports whether s is all URL-safe base64 characters.
+func refHashChars(s string) bool {
+	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return false

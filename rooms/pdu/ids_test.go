@@ -36,6 +36,9 @@ func TestValidIdentifiers(t *testing.T) {
 		{ValidRoomID, "ValidRoomID", "!abcDEF123:example.org", true},
 		{ValidRoomID, "ValidRoomID", "!:example.org", false},
 		{ValidRoomID, "ValidRoomID", "!abc", false},
+		{ValidRoomID, "ValidRoomID", "!" + strings.Repeat("a", 43), true}, // room version 12
+		{ValidRoomID, "ValidRoomID", "!" + strings.Repeat("a", 42), false},
+		{ValidRoomID, "ValidRoomID", "!" + strings.Repeat("a", 42) + "=", false},
 		{ValidRoomID, "ValidRoomID", "#abc:example.org", false},
 		{ValidRoomID, "ValidRoomID", "!" + strings.Repeat("a", 243) + ":example.org", false},
 		{ValidRoomAlias, "ValidRoomAlias", "#room:example.org", true},
@@ -83,7 +86,7 @@ func TestSupported(t *testing.T) {
 	if !Supported(DefaultRoomVersion) {
 		t.Errorf("Supported(DefaultRoomVersion %q) = false, want true", DefaultRoomVersion)
 	}
-	for v, want := range map[string]bool{"10": true, "11": true, "9": false, "12": false, "": false} {
+	for v, want := range map[string]bool{"10": true, "11": true, "9": false, "12": true, "13": false, "": false} {
 		if got := Supported(v); got != want {
 			t.Errorf("Supported(%q) = %v, want %v", v, got, want)
 		}

@@ -61,6 +61,7 @@ func Parse(raw []byte, roomVersion string) (ev *Event, err error) {
 	}
 	ref := sha256.Sum256(signingBytes(members, roomVersion))
 	ev.ID = "$" + base64.RawURLEncoding.EncodeToString(ref[:])
+	ev.fillCreateRoomID(roomVersion)
 
 	unhashed := make([]member, 0, len(members))
 	for _, m := range members {
@@ -91,7 +92,7 @@ func eventFromMembers(members []member, roomVersion string) (*Event, []byte, err
 			ok = ok && ValidEventType(ev.Type)
 		case "room_id":
 			ev.RoomID, ok = jsonString(m.raw)
-			ok = ok && ValidRoomID(ev.RoomID)
+			ok = ok && ValidRoomIDFor(roomVersion, ev.RoomID)
 		case "sender":
 			ev.Sender, ok = jsonString(m.raw)
 			ok = ok && ValidUserID(ev.Sender)
@@ -125,6 +126,11 @@ func eventFromMembers(members []member, roomVersion string) (*Event, []byte, err
 		}
 	}
 	for _, key := range [...]string{"type", "room_id", "sender", "content", "prev_events", "auth_events", "depth", "origin_server_ts", "hashes", "signatures"} {
+		if key == "room_id" && isHashedCreate(ev.Type, roomVersion) {
+			// Its ID names the room. A room_id that is present anyway is
+			// parsed and left for the auth rules to refuse (rule 1.2).
+			continue
+		}
 		if !seen[key] {
 			return nil, nil, fmt.Errorf("%w: missing %q", ErrInvalid, key)
 		}
@@ -143,6 +149,14 @@ func eventFromMembers(members []member, roomVersion string) (*Event, []byte, err
 	}
 	ev.Raw = encodeObject(members)
 	return ev, hash, nil
+}
+
+// fillCreateRoomID sets the room ID of a room version 12 create event
+// that has no room_id from its ID, once the ID is known.
+func (e *Event) fillCreateRoomID(roomVersion string) {
+	if e.RoomID == "" && isHashedCreate(e.Type, roomVersion) {
+		e.RoomID = RoomIDOfCreate(e.ID)
+	}
 }
 
 // jsonString decodes a canonical JSON string value.

@@ -133,5 +133,6 @@ func (e *Event) Redact(roomVersion string) *Event {
 		}
 	}
 	red.ID = e.ID
+	red.fillCreateRoomID(roomVersion)
 	return red
 }

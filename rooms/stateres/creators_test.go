@@ -11,8 +11,8 @@ import (
 // creators infinite (room version 12), the create event's sender and
 // content.additional_creators outrank any integer, so two creators' power
 // events are ordered by timestamp instead of by their power levels entry.
-// The events are version 11 ones (pdu cannot build version 12 yet); only
-// the ordering rule is under test.
+// The events are version 11 ones; only the ordering rule is under test
+// (TestResolveV12CreatorDemotes resolves real version 12 events).
 func TestCreatorsOutrankEveryone(t *testing.T) {
 	base := newRoomWith(t, `{"additional_creators":["@mod:example.org"],"room_version":"11"}`)
 	a, b := base.clone(), base.clone()

@@ -106,6 +106,9 @@ func (f *fork) build(sender, typ, stateKey, content string) *pdu.Event {
 	}
 	f.d.ts++
 	for _, k := range authrules.Needed(typ, &sk, sender, []byte(content)) {
+		if k.Type == "m.room.create" && pdu.RoomIDFromCreate(f.d.version) {
+			continue // implied by the room ID
+		}
 		if id, ok := f.state[k]; ok {
 			p.AuthEvents = append(p.AuthEvents, id)
 		}

@@ -50,11 +50,7 @@ func paramsFor(roomVersion string) (params, error) {
 	case "10", "11":
 		return params{authVersion: roomVersion}, nil
 	case "12":
-		// Version 12 needs authrules.Check and pdu to know it (creators,
-		// room IDs from the create event, no create in auth_events).
-		if pdu.Supported(roomVersion) {
-			return params{authVersion: roomVersion, v21: true, creatorsInfinite: true}, nil
-		}
+		return params{authVersion: roomVersion, v21: true, creatorsInfinite: true}, nil
 	}
 	return params{}, fmt.Errorf("%w %q", ErrUnsupportedVersion, roomVersion)
 }

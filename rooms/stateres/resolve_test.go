@@ -306,7 +306,7 @@ func TestResolveTrivialInputs(t *testing.T) {
 	if f.d.calls != 0 {
 		t.Errorf("loader called %d times for sets without conflicts, want 0", f.d.calls)
 	}
-	for _, rv := range []string{"1", "9", "12", ""} {
+	for _, rv := range []string{"1", "9", "13", ""} {
 		if _, err := Resolve(ctx, rv, []StateMap{f.state}, f.d); !errors.Is(err, ErrUnsupportedVersion) {
 			t.Errorf("Resolve(version %q) = %v, want ErrUnsupportedVersion", rv, err)
 		}
