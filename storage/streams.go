@@ -273,22 +273,61 @@ type RoomBound struct {
 }
 
 // RoomTimelines returns, for every bound, the newest limit events in its
-// range, in log order: one query for all rooms of a sync, however many.
+// range, in log order. Each room is read with its own ORDER BY pos DESC
+// LIMIT through the (room_id, pos) index, so the cost follows limit, not the
+// size of the range: an initial sync in a room of 10,000 events reads 11 of
+// them, not 10,000 (a window function numbered every event of the range
+// before, and made each join into a big room cost more than the last).
+// PostgreSQL takes all rooms in one LATERAL query; SQLite has no LATERAL, so
+// rooms go as a UNION ALL of per-room subqueries, timelineChunk rooms per
+// query (SQLite allows 500 terms in a compound SELECT).
 func (s *Store) RoomTimelines(ctx context.Context, bounds []RoomBound, limit int) ([]Event, error) {
 	if len(bounds) == 0 {
 		return nil, nil
 	}
-	values, args := boundValues(bounds, []any{limit})
-	q := `SELECT ` + eventCols + ` FROM (
-		SELECT e.*, ROW_NUMBER() OVER (PARTITION BY e.room_id ORDER BY e.pos DESC) AS rn
-		FROM events e JOIN (VALUES ` + values + `) AS b
-		ON e.room_id = b.column1 AND e.pos > b.column2 AND e.pos <= b.column3
-		) e WHERE rn <= $1 ORDER BY e.pos`
-	rows, err := s.read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("room timelines: %w", err)
+	var out []Event
+	for start := 0; start < len(bounds); start += timelineChunk {
+		chunk := bounds[start:min(start+timelineChunk, len(bounds))]
+		q, args := s.roomTimelinesQuery(chunk, limit)
+		rows, err := s.read.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("room timelines: %w", err)
+		}
+		evs, err := collectEvents(rows, false)
+		if err != nil {
+			return nil, fmt.Errorf("room timelines: %w", err)
+		}
+		out = append(out, evs...)
 	}
-	return collectEvents(rows, false)
+	// Sorted here, not in SQL: the engine then needs no temporary sort of
+	// the union, and a sync wants log order across rooms anyway.
+	sort.Slice(out, func(i, j int) bool { return out[i].Pos < out[j].Pos })
+	return out, nil
+}
+
+// timelineChunk is how many rooms one RoomTimelines query reads.
+const timelineChunk = 200
+
+// roomTimelinesQuery builds the per-room LIMIT query for one chunk of bounds.
+func (s *Store) roomTimelinesQuery(bounds []RoomBound, limit int) (string, []any) {
+	if s.postgres {
+		values, args := boundValues(bounds, []any{limit})
+		return `SELECT ` + eventCols + ` FROM (VALUES ` + values + `) AS b CROSS JOIN LATERAL (
+			SELECT * FROM events x WHERE x.room_id = b.column1 AND x.pos > b.column2 AND x.pos <= b.column3
+			ORDER BY x.pos DESC LIMIT $1) e`, args
+	}
+	var q strings.Builder
+	args := make([]any, 0, 1+3*len(bounds))
+	args = append(args, limit)
+	for i, b := range bounds {
+		if i > 0 {
+			q.WriteString(" UNION ALL ")
+		}
+		n := len(args)
+		fmt.Fprintf(&q, `SELECT * FROM (SELECT `+eventCols+` FROM events e WHERE e.room_id = $%d AND e.pos > $%d AND e.pos <= $%d ORDER BY e.pos DESC LIMIT $1)`, n+1, n+2, n+3)
+		args = append(args, b.RoomID, b.Since, b.Upto)
+	}
+	return q.String(), args
 }
 
 // boundValues renders bounds as a VALUES list (columns column1..column3 on
