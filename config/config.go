@@ -44,6 +44,7 @@ type Config struct {
 	Sync         Sync         `yaml:"sync"`
 	Graph        Graph        `yaml:"graph"`
 	Log          Log          `yaml:"log"`
+	RoomTiers    RoomTiers    `yaml:"room_tiers"`
 }
 
 // Registration modes.
@@ -182,6 +183,8 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Sync.DefaultTimelineLimit, 10)
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
+	setDefault(&c.RoomTiers.LargeAbove, 500)
+	setDefault(&c.RoomTiers.HugeAbove, 5000)
 	// "tokens: []" and an absent key mean the same; keep one representation
 	// so that configurations compare equal.
 	if len(c.Registration.Tokens) == 0 {

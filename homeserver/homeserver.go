@@ -68,7 +68,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
-	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log})
+	n.SetTiers(roomTiers(cfg.RoomTiers))
+	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log,
+		Tiers: roomTiers(cfg.RoomTiers)})
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -45,6 +45,8 @@ type Notifier struct {
 
 	typing *typingTable
 
+	tiers rooms.Tiers // set by SetTiers before serving, then static
+
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by Stop: every long-poll answers now
 }
@@ -88,6 +90,7 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 	}
 	n.typing = newTypingTable()
 	n.stopped = make(chan struct{})
+	n.tiers = rooms.Tiers{}.WithDefaults()
 	return n, nil
 }
 
@@ -123,6 +126,10 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 	}
 	for _, t := range c.RoomTouches {
 		n.roomPos[t.ID] = t.Pos
+		if t.User != "" && n.quietLocked(t.ID) {
+			n.touchUserLocked(t.User, t.Pos) // a receipt in a big room: its owner's devices only
+			continue
+		}
 		for u := range n.roomMembers[t.ID] {
 			n.touchUserLocked(u, t.Pos)
 		}
@@ -135,6 +142,9 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 		n.touchUserLocked(t.ID, t.Pos)
 		n.peerPos[t.ID] = t.Pos
 		for room := range n.userRooms[t.ID] {
+			if t.Presence && n.quietLocked(room) {
+				continue // a big room does not carry its members' presence
+			}
 			for u := range n.roomMembers[room] {
 				n.touchUserLocked(u, t.Pos)
 				n.peerPos[u] = t.Pos

@@ -52,18 +52,30 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 
 	// State: full state for new rooms and invites, the skipped-over state for
-	// limited incremental rooms.
-	lazy := f.Room.State.LazyLoadMembers
-	stateIDs := append(append([]string(nil), newIDs...), inviteIDs...)
-	var full []storage.Event
-	if lazy {
-		// Member events come below, for the timeline's senders only.
-		full, err = s.store.CurrentStateWithoutMembers(ctx, stateIDs, req.UserID)
-	} else {
-		full, err = s.store.CurrentStateOf(ctx, stateIDs)
+	// limited incremental rooms. Rooms above the small tier are always
+	// lazy-loaded: their member list is too big to send (rooms/tiers.go).
+	quiet := s.n.quietOf(rooms)
+	lazyAll := f.Room.State.LazyLoadMembers
+	lazyIn := func(r *roomResp) bool { return lazyAll || quiet[r.id] }
+	var lazyIDs, fullIDs []string
+	for _, id := range append(append([]string(nil), newIDs...), inviteIDs...) {
+		if lazyIn(rooms[id]) {
+			lazyIDs = append(lazyIDs, id)
+		} else {
+			fullIDs = append(fullIDs, id)
+		}
 	}
+	// Member events of lazy rooms come below, for the timeline's senders only.
+	full, err := s.store.CurrentStateWithoutMembers(ctx, lazyIDs, req.UserID)
 	if err != nil {
 		return err
+	}
+	fullRest, err := s.store.CurrentStateOf(ctx, fullIDs)
+	if err != nil {
+		return err
+	}
+	if len(fullRest) > 0 {
+		full = append(full, fullRest...)
 	}
 	if full, err = s.stateBeforeTimelines(ctx, rooms, full); err != nil {
 		return err
@@ -79,7 +91,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		if !f.Room.State.Allows(e.Type, e.Sender) {
 			continue
 		}
-		if lazy && e.Type == "m.room.member" && e.StateKeyOr() != req.UserID && !sentInTimeline(r, e.StateKeyOr()) {
+		if lazyIn(r) && e.Type == "m.room.member" && e.StateKeyOr() != req.UserID && !sentInTimeline(r, e.StateKeyOr()) {
 			continue
 		}
 		r.state = append(r.state, e)
@@ -91,7 +103,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	latest := map[[3]string]int{}
 	for _, e := range gapState {
 		r := rooms[e.RoomID]
-		if lazy && e.Type == "m.room.member" && !sentInTimeline(r, e.StateKeyOr()) {
+		if lazyIn(r) && e.Type == "m.room.member" && !sentInTimeline(r, e.StateKeyOr()) {
 			continue
 		}
 		k := [3]string{e.RoomID, e.Type, e.StateKeyOr()}
@@ -102,11 +114,11 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		latest[k] = len(r.state)
 		r.state = append(r.state, e)
 	}
-	if lazy {
+	if lazyAll || len(quiet) > 0 {
 		// Members of timeline senders that the state above did not carry.
 		var pairs []storage.RoomUser
 		for _, r := range rooms {
-			if r.section == "invite" {
+			if r.section == "invite" || !lazyIn(r) {
 				continue
 			}
 			seen := map[string]bool{}
@@ -167,6 +179,9 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		return err
 	}
 	for _, rc := range receipts {
+		if quiet[rc.RoomID] && rc.UserID != req.UserID {
+			continue // a big room shows each member only their own receipts
+		}
 		r := rooms[rc.RoomID]
 		if r.newlyJoin || rc.Pos > sincePos {
 			r.receipts = append(r.receipts, rc)
@@ -198,6 +213,10 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 	for id, sum := range summaries {
 		rooms[id].summary = sum
+		if quiet[id] && f.Room.State.Allows(tierEvent.Type, "") {
+			// The tier goes with the summary: when members came or went.
+			rooms[id].state = append(rooms[id].state, s.tierEvent(id))
+		}
 	}
 	return nil
 }

@@ -207,7 +207,7 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 			get(id, "join")
 		}
 	}
-	if typing := s.n.TypingIn(keys(joined), since.Typing); len(typing) > 0 {
+	if typing := s.n.TypingIn(req.UserID, keys(joined), since.Typing); len(typing) > 0 {
 		for id, users := range typing {
 			if f.Room.AllowsRoom(id) {
 				r := get(id, "join")
@@ -266,7 +266,8 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 	var changed []string
 	if !initial && peerNews {
 		if f.Presence.AllowsType("m.presence") {
-			if presence, err = s.store.PresenceSince(ctx, req.UserID, since.Pos, upto, s.friends(ctx, req.UserID)); err != nil {
+			if presence, err = s.store.PresenceSinceExcept(ctx, req.UserID, since.Pos, upto, s.friends(ctx, req.UserID),
+				keysOf(s.n.QuietRooms(joined))); err != nil {
 				return nil, Token{}, false, err
 			}
 		}

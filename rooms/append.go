@@ -43,6 +43,9 @@ func (b *batch) appendEvent(ctx context.Context, rs *roomState, p pdu.Proto, txn
 	if err := authrules.Check(rs.version, ev, auth); err != nil {
 		return nil, 0, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
+	if err := b.s.checkTier(rs, ev); err != nil {
+		return nil, 0, err
+	}
 	pos, err := b.write(ctx, rs, ev, txn)
 	return ev, pos, err
 }

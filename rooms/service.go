@@ -29,6 +29,8 @@ type Config struct {
 	MaxBatch int
 	// Now returns the current time; zero means time.Now. Tests may fix it.
 	Now func() time.Time
+	// Tiers are the group size tiers (rooms/tiers.go); zero means defaults.
+	Tiers Tiers
 }
 
 // Service is the room writer and the room read API.

@@ -213,18 +213,32 @@ func (s *Store) GetPresence(ctx context.Context, userID string) (Presence, error
 // PresenceSince returns presence changes after since of users who share a
 // joined room with viewer (and viewer's own).
 func (s *Store) PresenceSince(ctx context.Context, viewer string, since, upto int64, also []string) ([]Presence, error) {
+	return s.PresenceSinceExcept(ctx, viewer, since, upto, also, nil)
+}
+
+// PresenceSinceExcept is PresenceSince where sharing one of exceptRooms does
+// not count: rooms above the small tier do not carry their members'
+// presence (rooms/tiers.go).
+func (s *Store) PresenceSinceExcept(ctx context.Context, viewer string, since, upto int64, also, exceptRooms []string) ([]Presence, error) {
 	args := []any{viewer, since, upto}
-	alsoSQL := ""
+	alsoSQL, exceptSQL := "", ""
 	if len(also) > 0 {
 		for _, u := range also {
 			args = append(args, u)
 		}
 		alsoSQL = " OR p.user_id IN (" + placeholders(4, len(also)) + ")"
 	}
+	if len(exceptRooms) > 0 {
+		start := len(args) + 1
+		for _, r := range exceptRooms {
+			args = append(args, r)
+		}
+		exceptSQL = " AND a.room_id NOT IN (" + placeholders(start, len(exceptRooms)) + ")"
+	}
 	rows, err := s.read.QueryContext(ctx, `SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.pos FROM presence p
 		WHERE p.pos > $2 AND p.pos <= $3 AND (p.user_id = $1 OR p.user_id IN (
 			SELECT b.user_id FROM memberships a JOIN memberships b ON a.room_id = b.room_id
-			WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join')`+alsoSQL+`)
+			WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join'`+exceptSQL+`)`+alsoSQL+`)
 		ORDER BY p.pos`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("presence since: %w", err)
