@@ -47,6 +47,8 @@ type Notifier struct {
 
 	tiers rooms.Tiers // set by SetTiers before serving, then static
 
+	timelines *timelineCache // rooms' newest events, shared by syncs; see timelinecache.go
+
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by Stop: every long-poll answers now
 }
@@ -91,6 +93,7 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 	n.typing = newTypingTable()
 	n.stopped = make(chan struct{})
 	n.tiers = rooms.Tiers{}.WithDefaults()
+	n.timelines = newTimelineCache()
 	return n, nil
 }
 
@@ -110,6 +113,9 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 	for i := range c.Events {
 		ev := &c.Events[i]
 		n.roomPos[ev.RoomID] = ev.Pos
+		if ev.Type == "m.room.redaction" {
+			n.timelines.drop(ev.RoomID) // a stored event changed
+		}
 		if ev.Type == "m.room.member" && ev.StateKey != nil {
 			target := *ev.StateKey
 			if ev.Membership == "join" {

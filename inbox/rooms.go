@@ -28,13 +28,28 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		}
 		bounds = append(bounds, storage.RoomBound{RoomID: id, Since: r.since, Upto: r.upto})
 	}
-	events, err := s.store.RoomTimelines(ctx, bounds, limit+1)
+	// Members woken by one commit ask for the same range: the first reads
+	// it, the others copy it from the cache.
+	cache := s.n.timelines
+	gen := cache.generation()
+	missing := bounds[:0]
+	for _, b := range bounds {
+		r := rooms[b.RoomID]
+		var hit bool
+		if r.timeline, hit = cache.appendRange(r.timeline, b.RoomID, b.Since, b.Upto, limit+1); !hit {
+			missing = append(missing, b)
+		}
+	}
+	events, err := s.store.RoomTimelines(ctx, missing, limit+1)
 	if err != nil {
 		return err
 	}
 	for _, e := range events {
 		r := rooms[e.RoomID]
 		r.timeline = append(r.timeline, e)
+	}
+	for _, b := range missing {
+		cache.store(b.RoomID, b.Since, b.Upto, rooms[b.RoomID].timeline, limit+1, gen)
 	}
 	var gaps []storage.RoomBound
 	for _, r := range rooms {
