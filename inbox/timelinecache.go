@@ -20,6 +20,7 @@ type timelineCache struct {
 	mu    sync.RWMutex
 	gen   uint64                   // guarded by mu; bumped by every drop
 	rooms map[string]*cachedEvents // guarded by mu; entries are replaced, never changed in place
+	total int                      // guarded by mu; events held in all rooms
 }
 
 type cachedEvents struct {
@@ -27,11 +28,13 @@ type cachedEvents struct {
 	events []storage.Event // in log order; shared read-only by every reader
 }
 
-// Bounds of the cache: events kept per room, and rooms kept. Past maxRooms
-// the map starts afresh, which costs one read per room to refill.
+// Bounds of the cache: events kept per room, and events kept in all. Past
+// the total the map starts afresh, which costs one read per room to refill.
+// Events are a few hundred bytes of client JSON each (64 KiB at most), so
+// the total keeps the cache to tens of megabytes in practice.
 const (
-	timelineCachePerRoom = 64
-	timelineCacheRooms   = 20_000
+	timelineCachePerRoom = 32
+	timelineCacheEvents  = 50_000
 )
 
 func newTimelineCache() *timelineCache {
@@ -101,16 +104,23 @@ func (c *timelineCache) store(room string, since, upto int64, evs []storage.Even
 		next.lo = next.events[n-timelineCachePerRoom-1].Pos
 		next.events = append([]storage.Event(nil), next.events[n-timelineCachePerRoom:]...)
 	}
-	if old == nil && len(c.rooms) >= timelineCacheRooms {
-		c.rooms = map[string]*cachedEvents{}
+	if old != nil {
+		c.total -= len(old.events)
+	}
+	if c.total+len(next.events) > timelineCacheEvents {
+		c.rooms, c.total = map[string]*cachedEvents{}, 0
 	}
 	c.rooms[room] = next
+	c.total += len(next.events)
 }
 
 // drop forgets a room's events: one of them was redacted.
 func (c *timelineCache) drop(room string) {
 	c.mu.Lock()
 	c.gen++
-	delete(c.rooms, room)
+	if old := c.rooms[room]; old != nil {
+		c.total -= len(old.events)
+		delete(c.rooms, room)
+	}
 	c.mu.Unlock()
 }
