@@ -255,9 +255,15 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 		return nil, Token{}, false, err
 	}
 	next := Token{Pos: upto, Typing: typingUpto}
-	toDevice, err := s.store.ToDeviceFor(ctx, req.UserID, req.DeviceID, since.toDeviceAcked(), upto, toDeviceBatch)
-	if err != nil {
-		return nil, Token{}, false, err
+	// With no own news since the token, no to-device message arrived, and
+	// a token that acknowledged everything leaves nothing queued: a message
+	// in a big room then costs its members no to-device query. Rows the
+	// token acknowledged are deleted by the next sync that reads.
+	var toDevice []storage.ToDevice
+	if initial || ownNews || since.toDeviceAcked() < since.Pos {
+		if toDevice, err = s.store.ToDeviceFor(ctx, req.UserID, req.DeviceID, since.toDeviceAcked(), upto, toDeviceBatch); err != nil {
+			return nil, Token{}, false, err
+		}
 	}
 	if len(toDevice) == toDeviceBatch {
 		next.ToDevice = toDevice[len(toDevice)-1].Pos
