@@ -189,14 +189,12 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	if len(newIDs) > 0 {
 		receiptsFrom = 0 // newly joined rooms get every current receipt
 	}
-	receipts, err := s.store.ReceiptsSince(ctx, req.UserID, joinIDs, receiptsFrom, upto)
+	// A big room shows each member only their own receipts.
+	receipts, err := s.store.ReceiptsSinceOwnIn(ctx, req.UserID, joinIDs, receiptsFrom, upto, keysOf(quiet))
 	if err != nil {
 		return err
 	}
 	for _, rc := range receipts {
-		if quiet[rc.RoomID] && rc.UserID != req.UserID {
-			continue // a big room shows each member only their own receipts
-		}
 		r := rooms[rc.RoomID]
 		if r.newlyJoin || rc.Pos > sincePos {
 			r.receipts = append(r.receipts, rc)

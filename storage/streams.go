@@ -129,6 +129,14 @@ func (s *Store) AccountDataSince(ctx context.Context, userID string, since, upto
 // ReceiptsSince returns receipts in the given rooms newer than since. Private
 // receipts are returned only for viewer.
 func (s *Store) ReceiptsSince(ctx context.Context, viewer string, roomIDs []string, since, upto int64) ([]Receipt, error) {
+	return s.ReceiptsSinceOwnIn(ctx, viewer, roomIDs, since, upto, nil)
+}
+
+// ReceiptsSinceOwnIn is ReceiptsSince where, in the rooms of ownOnly, only
+// viewer's own receipts are read: rooms above the small tier
+// (rooms/tiers.go), where a newly joined member would otherwise read every
+// member's receipt.
+func (s *Store) ReceiptsSinceOwnIn(ctx context.Context, viewer string, roomIDs []string, since, upto int64, ownOnly []string) ([]Receipt, error) {
 	if len(roomIDs) == 0 {
 		return nil, nil
 	}
@@ -136,9 +144,17 @@ func (s *Store) ReceiptsSince(ctx context.Context, viewer string, roomIDs []stri
 	for _, r := range roomIDs {
 		args = append(args, r)
 	}
+	ownSQL := ""
+	if len(ownOnly) > 0 {
+		start := len(args) + 1
+		for _, r := range ownOnly {
+			args = append(args, r)
+		}
+		ownSQL = ` AND (user_id = $1 OR room_id NOT IN (` + placeholders(start, len(ownOnly)) + `))`
+	}
 	rows, err := s.read.QueryContext(ctx, `SELECT room_id, user_id, receipt_type, thread_id, event_id, event_pos, ts, pos FROM receipts
 		WHERE pos > $2 AND pos <= $3 AND room_id IN (`+placeholders(4, len(roomIDs))+`)
-		AND (receipt_type <> 'm.read.private' OR user_id = $1) ORDER BY pos`, args...)
+		AND (receipt_type <> 'm.read.private' OR user_id = $1)`+ownSQL+` ORDER BY pos`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("receipts since: %w", err)
 	}
