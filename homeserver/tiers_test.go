@@ -234,3 +234,38 @@ func TestTierHugeModeratorsOnly(t *testing.T) {
 		})
 	}
 }
+
+func presenceOf(s gjson.Result, user string) bool {
+	for _, e := range s.Get("presence.events").Array() {
+		if e.Get("sender").String() == user {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTierPresenceStaysOutOfBigRooms (issue 15 item 20): a member's presence
+// reaches peers who share a small room with them, not peers who share only a
+// room above the small tier.
+func TestTierPresenceStaysOutOfBigRooms(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := tierServer(t, st, nil)
+			alice, bob, carol := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
+			small := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			big := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			bob.Join(small) // bob shares a small room with alice
+			bob.Join(big)
+			carol.Join(big) // carol shares only the large room
+			bobSince := syncFiltered(bob, "", `{}`).Get("next_batch").String()
+			carolSince := syncFiltered(carol, "", `{}`).Get("next_batch").String()
+			alice.MustDo("PUT", "/_matrix/client/v3/presence/"+hstest.Esc(alice.UserID)+"/status", map[string]any{"presence": "online", "status_msg": "here"})
+			if !presenceOf(syncFiltered(bob, bobSince, `{}`), alice.UserID) {
+				t.Errorf("bob, in a small room with alice, got no presence of hers")
+			}
+			if presenceOf(syncFiltered(carol, carolSince, `{}`), alice.UserID) {
+				t.Errorf("carol, sharing only a large room with alice, got her presence")
+			}
+		})
+	}
+}
