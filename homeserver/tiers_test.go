@@ -259,11 +259,21 @@ func TestTierPresenceStaysOutOfBigRooms(t *testing.T) {
 			carol.Join(big) // carol shares only the large room
 			bobSince := syncFiltered(bob, "", `{}`).Get("next_batch").String()
 			carolSince := syncFiltered(carol, "", `{}`).Get("next_batch").String()
+			dave := srv.Register(t, "dave")
+			carolsOwn := carol.CreateRoom(map[string]any{"preset": "public_chat"})
+			dave.Join(carolsOwn) // a small room: dave's presence reaches carol
+			carolSince = syncFiltered(carol, carolSince, `{}`).Get("next_batch").String()
 			alice.MustDo("PUT", "/_matrix/client/v3/presence/"+hstest.Esc(alice.UserID)+"/status", map[string]any{"presence": "online", "status_msg": "here"})
+			// Dave's change gives carol presence news of her own, so her sync reads presence.
+			dave.MustDo("PUT", "/_matrix/client/v3/presence/"+hstest.Esc(dave.UserID)+"/status", map[string]any{"presence": "online"})
 			if !presenceOf(syncFiltered(bob, bobSince, `{}`), alice.UserID) {
 				t.Errorf("bob, in a small room with alice, got no presence of hers")
 			}
-			if presenceOf(syncFiltered(carol, carolSince, `{}`), alice.UserID) {
+			cs := syncFiltered(carol, carolSince, `{}`)
+			if !presenceOf(cs, dave.UserID) {
+				t.Errorf("carol got no presence of dave, who shares a small room with her")
+			}
+			if presenceOf(cs, alice.UserID) {
 				t.Errorf("carol, sharing only a large room with alice, got her presence")
 			}
 		})
