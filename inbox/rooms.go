@@ -49,7 +49,12 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		r.timeline = append(r.timeline, e)
 	}
 	for _, b := range missing {
-		cache.store(b.RoomID, b.Since, b.Upto, rooms[b.RoomID].timeline, limit+1, gen)
+		// Only incremental reads are kept: they are what a commit's wake-up
+		// repeats, while a user's initial sync of a thousand rooms would
+		// only push the hot rooms out.
+		if b.Since > 0 {
+			cache.store(b.RoomID, b.Since, b.Upto, rooms[b.RoomID].timeline, limit+1, gen)
+		}
 	}
 	var gaps []storage.RoomBound
 	for _, r := range rooms {
