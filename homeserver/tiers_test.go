@@ -166,6 +166,14 @@ func TestTierShownInStateAndMembersLazy(t *testing.T) {
 				t.Errorf("small room's members in state = %v, want both", got)
 			}
 
+			// State reads show it too.
+			if got := bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(big)+"/state/io.parley.room.tier", nil); got.Get("tier").String() != "large" {
+				t.Errorf("GET state io.parley.room.tier of the large room = %s, want tier large", got.Raw)
+			}
+			if st, got := bob.Do("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(small)+"/state/io.parley.room.tier", nil); st != 404 {
+				t.Errorf("GET state io.parley.room.tier of the small room = %d %s, want 404", st, got.Raw)
+			}
+
 			// A member joining later sees the tier in the room's summary state.
 			since := s.Get("next_batch").String()
 			dave := srv.Register(t, "dave")

@@ -135,7 +135,7 @@ func (s *Service) ReadableState(ctx context.Context, roomID, userID string) ([]s
 	cur, pos := v.Current()
 	switch {
 	case cur == "join":
-		return s.store.CurrentState(ctx, roomID)
+		return s.withTier(s.store.CurrentState(ctx, roomID))
 	case cur == "leave" || cur == "ban":
 		m, err := s.store.GetMembership(ctx, roomID, userID)
 		if err != nil {

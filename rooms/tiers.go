@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/parley-im/parley/rooms/pdu"
+	"github.com/parley-im/parley/storage"
 )
 
 // Group size tiers. A room's tier follows its count of joined members. Big
@@ -126,4 +127,25 @@ func (s *Service) checkTier(rs *roomState, ev *pdu.Event) error {
 		return fmt.Errorf("%w: only moderators may post in a room of more than %d members", ErrForbidden, t.HugeAbove)
 	}
 	return nil
+}
+
+// withTier adds the computed tier event to a joined member's read of a
+// room's current state, when the room is above the small tier.
+func (s *Service) withTier(state []storage.Event, err error) ([]storage.Event, error) {
+	if err != nil || len(state) == 0 {
+		return state, err
+	}
+	joined := 0
+	for i := range state {
+		if state[i].Type == "m.room.member" && state[i].Membership == "join" {
+			joined++
+		}
+	}
+	t := s.cfg.Tiers.WithDefaults()
+	if !t.Quiet(joined) {
+		return state, nil
+	}
+	roomID := state[0].RoomID
+	return append(state, storage.Event{RoomID: roomID, Type: TierEventType, StateKey: new(string),
+		Client: t.TierEvent(roomID, joined)}), nil
 }
