@@ -40,6 +40,7 @@ type Notifier struct {
 	ownPos      map[string]int64 // latest position of the user's own streams: membership, account data, to-device, notices
 	peerPos     map[string]int64 // latest presence or device-list change of the user or a room peer
 	userTyping  map[string]int64 // latest typing serial that concerns the user
+	receiptPos  map[string]int64 // room -> position of its latest receipt (see withReceiptNews)
 
 	shards [shardCount]waitShard
 
@@ -82,6 +83,7 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 		ownPos:      map[string]int64{},
 		peerPos:     map[string]int64{},
 		userTyping:  map[string]int64{},
+		receiptPos:  map[string]int64{},
 	}
 	n.pos.Store(pos)
 	for i := range n.shards {
@@ -132,6 +134,7 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 	}
 	for _, t := range c.RoomTouches {
 		n.roomPos[t.ID] = t.Pos
+		n.receiptPos[t.ID] = t.Pos
 		if t.User != "" && n.quietLocked(t.ID) {
 			n.touchUserLocked(t.User, t.Pos) // a receipt in a big room: its owner's devices only
 			continue

@@ -194,8 +194,11 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	if len(newIDs) > 0 {
 		receiptsFrom = 0 // newly joined rooms get every current receipt
 	}
-	// A big room shows each member only their own receipts.
-	receipts, err := s.store.ReceiptsSinceOwnIn(ctx, req.UserID, joinIDs, receiptsFrom, upto, keysOf(quiet))
+	// A big room shows each member only their own receipts. Rooms with no
+	// receipt since the token are not asked: a message wakes every member
+	// of its room, and none of them needs a receipts query for it.
+	receiptIDs := s.n.withReceiptNews(joinIDs, rooms, sincePos)
+	receipts, err := s.store.ReceiptsSinceOwnIn(ctx, req.UserID, receiptIDs, receiptsFrom, upto, keysOf(quiet))
 	if err != nil {
 		return err
 	}

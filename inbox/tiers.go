@@ -73,3 +73,22 @@ func keysOf(m map[string]bool) []string {
 	}
 	return out
 }
+
+// withReceiptNews returns the rooms of ids whose receipts a sync from since
+// must read: newly joined rooms (every current receipt) and rooms with a
+// receipt after since. Room touches are receipts; one of another kind only
+// makes a room be asked needlessly. A token older than the tables asks all.
+func (n *Notifier) withReceiptNews(ids []string, rms map[string]*roomResp, since int64) []string {
+	if since < n.startPos {
+		return ids
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := ids[:0:0]
+	for _, id := range ids {
+		if r := rms[id]; r.newlyJoin || r.fullState || n.receiptPos[id] > since {
+			out = append(out, id)
+		}
+	}
+	return out
+}
