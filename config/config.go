@@ -48,6 +48,7 @@ type Config struct {
 	RoomLimits   RoomLimits   `yaml:"room_limits"`
 	HTTP         HTTP         `yaml:"http"`
 	ToDevice     ToDevice     `yaml:"to_device"`
+	RoomTiers    RoomTiers    `yaml:"room_tiers"`
 }
 
 // HTTP bounds what one client connection may hold.
@@ -319,6 +320,8 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.RoomLimits.MaxStateBytes, 4<<20)
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
+	setDefault(&c.RoomTiers.LargeAbove, 500)
+	setDefault(&c.RoomTiers.HugeAbove, 5000)
 	// "tokens: []" and an absent key mean the same; keep one representation
 	// so that configurations compare equal.
 	if len(c.Registration.Tokens) == 0 {

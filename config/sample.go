@@ -153,5 +153,17 @@ to_device:
   max_messages_per_request: 1000
   # Hours an undelivered to-device message is kept.
   retention_hours: 168
+
+room_tiers:
+  # Above this many joined members a room is "large": typing and receipts
+  # reach only their sender's own devices, members' presence is not sent to
+  # the room, and sync lazy-loads its members.
+  large_above: 500
+  # Above this many joined members a room is "huge".
+  huge_above: 5000
+  # Joined members any room may have; 0 means no cap.
+  max_members: 0
+  # In a huge room, only moderators (power level 50+) may send messages.
+  huge_moderators_only: false
 `
 }

@@ -71,6 +71,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
+	n.SetTiers(roomTiers(cfg.RoomTiers))
 	// The graph opens before the room service: every invite, whatever its
 	// route, asks the invite policy, which reads blocks and DM policies.
 	rel, err := openGraph(ctx, cfg, store)
@@ -83,7 +84,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxBatchEvents: cfg.Writer.BatchEvents, MaxQueue: cfg.Writer.Queue, MaxQueuePerUser: cfg.Writer.QueuePerUser,
 		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
 			MaxCreateInvites: cfg.RoomLimits.MaxCreateInvites, MaxStateEvents: cfg.RoomLimits.MaxStateEvents,
-			MaxStateBytes: cfg.RoomLimits.MaxStateBytes}})
+			MaxStateBytes: cfg.RoomLimits.MaxStateBytes},
+		Tiers: roomTiers(cfg.RoomTiers)})
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -40,10 +40,15 @@ type Notifier struct {
 	ownPos      map[string]int64 // latest position of the user's own streams: membership, account data, to-device, notices
 	peerPos     map[string]int64 // latest presence or device-list change of the user or a room peer
 	userTyping  map[string]int64 // latest typing serial that concerns the user
+	receiptPos  map[string]int64 // room -> position of its latest receipt (see withReceiptNews)
 
 	shards [shardCount]waitShard
 
 	typing *typingTable
+
+	tiers rooms.Tiers // set by SetTiers before serving, then static
+
+	timelines *timelineCache // rooms' newest events, shared by syncs; see timelinecache.go
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by Stop: every long-poll answers now
@@ -78,6 +83,7 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 		ownPos:      map[string]int64{},
 		peerPos:     map[string]int64{},
 		userTyping:  map[string]int64{},
+		receiptPos:  map[string]int64{},
 	}
 	n.pos.Store(pos)
 	for i := range n.shards {
@@ -88,6 +94,8 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 	}
 	n.typing = newTypingTable()
 	n.stopped = make(chan struct{})
+	n.tiers = rooms.Tiers{}.WithDefaults()
+	n.timelines = newTimelineCache()
 	return n, nil
 }
 
@@ -107,6 +115,9 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 	for i := range c.Events {
 		ev := &c.Events[i]
 		n.roomPos[ev.RoomID] = ev.Pos
+		if ev.Type == "m.room.redaction" {
+			n.timelines.drop(ev.RoomID) // a stored event changed
+		}
 		if ev.Type == "m.room.member" && ev.StateKey != nil {
 			target := *ev.StateKey
 			if ev.Membership == "join" {
@@ -123,6 +134,11 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 	}
 	for _, t := range c.RoomTouches {
 		n.roomPos[t.ID] = t.Pos
+		n.receiptPos[t.ID] = t.Pos
+		if t.User != "" && n.quietLocked(t.ID) {
+			n.touchUserLocked(t.User, t.Pos) // a receipt in a big room: its owner's devices only
+			continue
+		}
 		for u := range n.roomMembers[t.ID] {
 			n.touchUserLocked(u, t.Pos)
 		}
@@ -135,6 +151,9 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 		n.touchUserLocked(t.ID, t.Pos)
 		n.peerPos[t.ID] = t.Pos
 		for room := range n.userRooms[t.ID] {
+			if t.Presence && n.quietLocked(room) {
+				continue // a big room does not carry its members' presence
+			}
 			for u := range n.roomMembers[room] {
 				n.touchUserLocked(u, t.Pos)
 				n.peerPos[u] = t.Pos

@@ -28,13 +28,33 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		}
 		bounds = append(bounds, storage.RoomBound{RoomID: id, Since: r.since, Upto: r.upto})
 	}
-	events, err := s.store.RoomTimelines(ctx, bounds, limit+1)
+	// Members woken by one commit ask for the same range: the first reads
+	// it, the others copy it from the cache.
+	cache := s.n.timelines
+	gen := cache.generation()
+	missing := bounds[:0]
+	for _, b := range bounds {
+		r := rooms[b.RoomID]
+		var hit bool
+		if r.timeline, hit = cache.appendRange(r.timeline, b.RoomID, b.Since, b.Upto, limit+1); !hit {
+			missing = append(missing, b)
+		}
+	}
+	events, err := s.store.RoomTimelines(ctx, missing, limit+1)
 	if err != nil {
 		return err
 	}
 	for _, e := range events {
 		r := rooms[e.RoomID]
 		r.timeline = append(r.timeline, e)
+	}
+	for _, b := range missing {
+		// Only incremental reads are kept: they are what a commit's wake-up
+		// repeats, while a user's initial sync of a thousand rooms would
+		// only push the hot rooms out.
+		if b.Since > 0 {
+			cache.store(b.RoomID, b.Since, b.Upto, rooms[b.RoomID].timeline, limit+1, gen)
+		}
 	}
 	var gaps []storage.RoomBound
 	for _, r := range rooms {
@@ -52,18 +72,30 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 
 	// State: full state for new rooms and invites, the skipped-over state for
-	// limited incremental rooms.
-	lazy := f.Room.State.LazyLoadMembers
-	stateIDs := append(append([]string(nil), newIDs...), inviteIDs...)
-	var full []storage.Event
-	if lazy {
-		// Member events come below, for the timeline's senders only.
-		full, err = s.store.CurrentStateWithoutMembers(ctx, stateIDs, req.UserID)
-	} else {
-		full, err = s.store.CurrentStateOf(ctx, stateIDs)
+	// limited incremental rooms. Rooms above the small tier are always
+	// lazy-loaded: their member list is too big to send (rooms/tiers.go).
+	quiet := s.n.quietOf(rooms)
+	lazyAll := f.Room.State.LazyLoadMembers
+	lazyIn := func(r *roomResp) bool { return lazyAll || quiet[r.id] }
+	var lazyIDs, fullIDs []string
+	for _, id := range append(append([]string(nil), newIDs...), inviteIDs...) {
+		if lazyIn(rooms[id]) {
+			lazyIDs = append(lazyIDs, id)
+		} else {
+			fullIDs = append(fullIDs, id)
+		}
 	}
+	// Member events of lazy rooms come below, for the timeline's senders only.
+	full, err := s.store.CurrentStateWithoutMembers(ctx, lazyIDs, req.UserID)
 	if err != nil {
 		return err
+	}
+	fullRest, err := s.store.CurrentStateOf(ctx, fullIDs)
+	if err != nil {
+		return err
+	}
+	if len(fullRest) > 0 {
+		full = append(full, fullRest...)
 	}
 	if full, err = s.stateBeforeTimelines(ctx, rooms, full); err != nil {
 		return err
@@ -79,7 +111,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		if !f.Room.State.Allows(e.Type, e.Sender) {
 			continue
 		}
-		if lazy && e.Type == "m.room.member" && e.StateKeyOr() != req.UserID && !sentInTimeline(r, e.StateKeyOr()) {
+		if lazyIn(r) && e.Type == "m.room.member" && e.StateKeyOr() != req.UserID && !sentInTimeline(r, e.StateKeyOr()) {
 			continue
 		}
 		r.state = append(r.state, e)
@@ -91,7 +123,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	latest := map[[3]string]int{}
 	for _, e := range gapState {
 		r := rooms[e.RoomID]
-		if lazy && e.Type == "m.room.member" && !sentInTimeline(r, e.StateKeyOr()) {
+		if lazyIn(r) && e.Type == "m.room.member" && !sentInTimeline(r, e.StateKeyOr()) {
 			continue
 		}
 		k := [3]string{e.RoomID, e.Type, e.StateKeyOr()}
@@ -102,11 +134,11 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		latest[k] = len(r.state)
 		r.state = append(r.state, e)
 	}
-	if lazy {
+	if lazyAll || len(quiet) > 0 {
 		// Members of timeline senders that the state above did not carry.
 		var pairs []storage.RoomUser
 		for _, r := range rooms {
-			if r.section == "invite" {
+			if r.section == "invite" || !lazyIn(r) {
 				continue
 			}
 			seen := map[string]bool{}
@@ -180,7 +212,11 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	if len(newIDs) > 0 {
 		receiptsFrom = 0 // newly joined rooms get every current receipt
 	}
-	receipts, err := s.store.ReceiptsSince(ctx, req.UserID, joinIDs, receiptsFrom, upto)
+	// A big room shows each member only their own receipts. Rooms with no
+	// receipt since the token are not asked: a message wakes every member
+	// of its room, and none of them needs a receipts query for it.
+	receiptIDs := s.n.withReceiptNews(joinIDs, rooms, sincePos)
+	receipts, err := s.store.ReceiptsSinceOwnIn(ctx, req.UserID, receiptIDs, receiptsFrom, upto, keysOf(quiet))
 	if err != nil {
 		return err
 	}
@@ -216,6 +252,10 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 	for id, sum := range summaries {
 		rooms[id].summary = sum
+		if quiet[id] && f.Room.State.Allows(tierEvent.Type, "") {
+			// The tier goes with the summary: when members came or went.
+			rooms[id].state = append(rooms[id].state, s.tierEvent(id))
+		}
 	}
 	return nil
 }

@@ -206,7 +206,7 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 			get(id, "join")
 		}
 	}
-	if typing := s.n.TypingIn(keys(joined), since.Typing); len(typing) > 0 {
+	if typing := s.n.TypingIn(req.UserID, keys(joined), since.Typing); len(typing) > 0 {
 		for id, users := range typing {
 			if f.Room.AllowsRoom(id) {
 				r := get(id, "join")
@@ -254,9 +254,15 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 		return nil, Token{}, false, err
 	}
 	next := Token{Pos: upto, Typing: typingUpto}
-	toDevice, err := s.store.ToDeviceFor(ctx, req.UserID, req.DeviceID, since.toDeviceAcked(), upto, toDeviceBatch)
-	if err != nil {
-		return nil, Token{}, false, err
+	// With no own news since the token, no to-device message arrived, and
+	// a token that acknowledged everything leaves nothing queued: a message
+	// in a big room then costs its members no to-device query. Rows the
+	// token acknowledged are deleted by the next sync that reads.
+	var toDevice []storage.ToDevice
+	if initial || ownNews || since.toDeviceAcked() < since.Pos {
+		if toDevice, err = s.store.ToDeviceFor(ctx, req.UserID, req.DeviceID, since.toDeviceAcked(), upto, toDeviceBatch); err != nil {
+			return nil, Token{}, false, err
+		}
 	}
 	if len(toDevice) == toDeviceBatch {
 		next.ToDevice = toDevice[len(toDevice)-1].Pos
@@ -265,7 +271,8 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 	var changed []string
 	if !initial && peerNews {
 		if f.Presence.AllowsType("m.presence") {
-			if presence, err = s.store.PresenceSince(ctx, req.UserID, since.Pos, upto, s.friends(ctx, req.UserID)); err != nil {
+			if presence, err = s.store.PresenceSinceExcept(ctx, req.UserID, since.Pos, upto, s.friends(ctx, req.UserID),
+				keysOf(s.n.QuietRooms(joined))); err != nil {
 				return nil, Token{}, false, err
 			}
 		}

@@ -42,12 +42,22 @@ func (n *Notifier) SetTyping(room, user string, typing bool, timeout time.Durati
 	}
 	t.mu.Unlock()
 	if changed {
-		n.typingChanged(room, serial)
+		n.typingChanged(room, user, serial)
 	}
 }
 
-func (n *Notifier) typingChanged(room string, serial int64) {
+// typingChanged wakes the members who see user's typing in room: everyone
+// in a small room, only user's own devices above it (rooms/tiers.go).
+func (n *Notifier) typingChanged(room, user string, serial int64) {
 	n.mu.Lock()
+	if n.quietLocked(room) {
+		if n.userTyping[user] < serial {
+			n.userTyping[user] = serial
+		}
+		n.wake(user)
+		n.mu.Unlock()
+		return
+	}
 	for u := range n.roomMembers[room] {
 		if n.userTyping[u] < serial {
 			n.userTyping[u] = serial
@@ -60,13 +70,14 @@ func (n *Notifier) typingChanged(room string, serial int64) {
 // expireTyping drops typing entries past their timeout.
 func (n *Notifier) expireTyping(now time.Time) {
 	t := n.typing
-	var changed []string
+	var changed, who []string
 	t.mu.Lock()
 	for room, users := range t.rooms {
 		for u, exp := range users {
 			if now.After(exp) {
 				delete(users, u)
 				changed = append(changed, room)
+				who = append(who, u)
 			}
 		}
 		if len(users) == 0 {
@@ -80,7 +91,7 @@ func (n *Notifier) expireTyping(now time.Time) {
 	}
 	t.mu.Unlock()
 	for i, room := range changed {
-		n.typingChanged(room, serials[i])
+		n.typingChanged(room, who[i], serials[i])
 	}
 }
 
@@ -99,19 +110,37 @@ func (n *Notifier) RunTypingExpiry(ctx context.Context) {
 }
 
 // TypingIn returns, for each room whose typing changed after since, the users
-// typing now (sorted).
-func (n *Notifier) TypingIn(rooms []string, since int64) map[string][]string {
+// typing now (sorted) as viewer sees them: in a room above the small tier,
+// only viewer themself.
+func (n *Notifier) TypingIn(viewer string, rooms []string, since int64) map[string][]string {
+	var quiet map[string]bool // nil, allocating nothing, unless a room is big
+	n.mu.RLock()
+	// Above the small tier a room's typing serial moves for everyone's
+	// typing, but only viewer's own concerns viewer: without news of their
+	// own, such a room is left out rather than sent as an empty list.
+	ownNews := n.userTyping[viewer] > since
+	for _, room := range rooms {
+		if n.quietLocked(room) {
+			if quiet == nil {
+				quiet = map[string]bool{}
+			}
+			quiet[room] = true
+		}
+	}
+	n.mu.RUnlock()
 	t := n.typing
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out map[string][]string
 	for _, room := range rooms {
-		if t.roomSerial[room] <= since {
+		if t.roomSerial[room] <= since || (quiet[room] && !ownNews) {
 			continue
 		}
 		users := make([]string, 0, len(t.rooms[room]))
 		for u := range t.rooms[room] {
-			users = append(users, u)
+			if !quiet[room] || u == viewer {
+				users = append(users, u)
+			}
 		}
 		sort.Strings(users)
 		if out == nil {

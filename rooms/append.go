@@ -49,6 +49,9 @@ func (b *batch) appendEvent(ctx context.Context, rs *roomState, p pdu.Proto, txn
 	if err := b.checkStateSize(rs, ev); err != nil {
 		return nil, 0, err
 	}
+	if err := b.s.checkTier(rs, ev); err != nil {
+		return nil, 0, err
+	}
 	pos, err := b.write(ctx, rs, ev, txn)
 	return ev, pos, err
 }

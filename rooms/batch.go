@@ -39,6 +39,12 @@ type CommittedEvent struct {
 type Touch struct {
 	ID  string
 	Pos int64
+	// User is, for a room touch, the user it is about (a receipt's owner):
+	// above the small tier only they are woken (rooms/tiers.go).
+	User string
+	// Presence marks a peer touch as a presence change, which rooms above
+	// the small tier do not carry; device-list changes still do.
+	Presence bool
 }
 
 // batch is one group commit in progress. It is owned by the writer goroutine.

@@ -135,6 +135,7 @@ func (v *Visibility) Filter(events []storage.Event) []storage.Event {
 type Access struct {
 	*Visibility
 	// Static after ReadAccess.
+	svc      *Service
 	store    *storage.Store
 	roomID   string
 	stateEnd int64 // last position whose state is readable: StateCurrent, or 0 for none
@@ -157,7 +158,7 @@ func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Acces
 	if err != nil {
 		return nil, err
 	}
-	a := &Access{Visibility: v, store: s.store, roomID: roomID, stateEnd: v.StateEnd()}
+	a := &Access{Visibility: v, svc: s, store: s.store, roomID: roomID, stateEnd: v.StateEnd()}
 	if v.WorldReadable() {
 		return a, nil // anyone may read it, forgotten or not
 	}
@@ -210,7 +211,7 @@ func (a *Access) StateAt(ctx context.Context, pos int64) ([]storage.Event, error
 	case a.stateEnd == 0:
 		return nil, errNoReadAccess
 	case end == StateCurrent:
-		return a.store.CurrentState(ctx, a.roomID)
+		return a.svc.withTier(a.store.CurrentState(ctx, a.roomID))
 	default:
 		return a.store.StateAt(ctx, a.roomID, end)
 	}

@@ -48,6 +48,8 @@ type Config struct {
 	Limits Limits
 	// Now returns the current time; zero means time.Now. Tests may fix it.
 	Now func() time.Time
+	// Tiers are the group size tiers (rooms/tiers.go); zero means defaults.
+	Tiers Tiers
 }
 
 // Service is the room writer and the room read API.

@@ -47,7 +47,7 @@ func (s *Service) PutReceipt(ctx context.Context, roomID, userID, receiptType, e
 		}); err != nil {
 			return dbErr(err)
 		}
-		b.commit.RoomTouches = append(b.commit.RoomTouches, Touch{ID: roomID, Pos: pos})
+		b.commit.RoomTouches = append(b.commit.RoomTouches, Touch{ID: roomID, Pos: pos, User: userID})
 		return nil
 	})
 }
@@ -114,7 +114,7 @@ func (s *Service) SetPresence(ctx context.Context, p storage.Presence, alsoWake 
 		if err := b.tx.PutPresence(ctx, p); err != nil {
 			return dbErr(err)
 		}
-		b.commit.PeerTouches = append(b.commit.PeerTouches, Touch{ID: p.UserID, Pos: p.Pos})
+		b.commit.PeerTouches = append(b.commit.PeerTouches, Touch{ID: p.UserID, Pos: p.Pos, Presence: true})
 		for _, u := range alsoWake {
 			b.commit.UserTouches = append(b.commit.UserTouches, Touch{ID: u, Pos: p.Pos})
 		}

@@ -254,6 +254,7 @@ func (s *Store) TouchDevice(ctx context.Context, userID, deviceID string, ts int
 // DeleteDevices removes devices (and with them their tokens and keys). An
 // empty deviceIDs removes every device of the user.
 func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []string) error {
+	defer s.dropOTKCounts(userID, deviceIDs)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		// A deleted device's queued to-device messages can never be
 		// delivered: they go with it.

@@ -56,6 +56,7 @@ func (s *Store) keysByUser(ctx context.Context, query string, userIDs []string) 
 
 // PutOneTimeKey stores a one-time or fallback key.
 func (s *Store) PutOneTimeKey(ctx context.Context, userID, deviceID, keyID, algorithm, keyJSON string, fallback bool) error {
+	defer s.otk.drop(userID, deviceID)
 	if fallback {
 		if _, err := s.write.ExecContext(ctx, `DELETE FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND fallback = 1`, userID, deviceID, algorithm); err != nil {
 			return fmt.Errorf("replace fallback key: %w", err)
@@ -70,8 +71,22 @@ func (s *Store) PutOneTimeKey(ctx context.Context, userID, deviceID, keyID, algo
 }
 
 // OneTimeKeyCounts counts a device's unclaimed one-time keys per algorithm,
-// and lists the algorithms with a fallback key.
+// and lists the algorithms with a fallback key. The answer comes from a
+// cache when the device's keys did not change since it was read (see
+// otkCache); callers must not modify the map or slice.
 func (s *Store) OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, []string, error) {
+	r, gen, ok := s.otk.get(userID, deviceID)
+	if ok {
+		return r.counts, r.fallbacks, nil
+	}
+	counts, fallbacks, err := s.oneTimeKeyCounts(ctx, userID, deviceID)
+	if err == nil {
+		s.otk.put(userID, deviceID, gen, otkCountsRow{counts, fallbacks})
+	}
+	return counts, fallbacks, err
+}
+
+func (s *Store) oneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, []string, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT algorithm, fallback, COUNT(*) FROM e2e_one_time_keys
 		WHERE user_id = $1 AND device_id = $2 AND used = 0 GROUP BY algorithm, fallback`, userID, deviceID)
 	if err != nil {
@@ -98,6 +113,7 @@ func (s *Store) OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (
 // ClaimOneTimeKey takes one key of algorithm for a device: a one-time key is
 // removed; a fallback key is served when none is left, and kept.
 func (s *Store) ClaimOneTimeKey(ctx context.Context, userID, deviceID, algorithm string) (keyID, keyJSON string, err error) {
+	defer s.otk.drop(userID, deviceID)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		e := tx.QueryRowContext(ctx, `SELECT key_id, key_json FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3
 			ORDER BY fallback, key_id LIMIT 1`, userID, deviceID, algorithm).Scan(&keyID, &keyJSON)

@@ -49,6 +49,8 @@ type Store struct {
 	queries atomic.Int64 // statements run outside write transactions
 
 	commitFault atomic.Pointer[func() error] // see SetCommitFault
+
+	otk otkCache // one-time-key counts per device; see otkcache.go
 }
 
 // SetCommitFault makes every write-transaction commit call f first and,

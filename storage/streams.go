@@ -131,6 +131,14 @@ func (s *Store) AccountDataSince(ctx context.Context, userID string, since, upto
 // ReceiptsSince returns receipts in the given rooms newer than since. Private
 // receipts are returned only for viewer.
 func (s *Store) ReceiptsSince(ctx context.Context, viewer string, roomIDs []string, since, upto int64) ([]Receipt, error) {
+	return s.ReceiptsSinceOwnIn(ctx, viewer, roomIDs, since, upto, nil)
+}
+
+// ReceiptsSinceOwnIn is ReceiptsSince where, in the rooms of ownOnly, only
+// viewer's own receipts are read: rooms above the small tier
+// (rooms/tiers.go), where a newly joined member would otherwise read every
+// member's receipt.
+func (s *Store) ReceiptsSinceOwnIn(ctx context.Context, viewer string, roomIDs []string, since, upto int64, ownOnly []string) ([]Receipt, error) {
 	if len(roomIDs) == 0 {
 		return nil, nil
 	}
@@ -138,9 +146,17 @@ func (s *Store) ReceiptsSince(ctx context.Context, viewer string, roomIDs []stri
 	for _, r := range roomIDs {
 		args = append(args, r)
 	}
+	ownSQL := ""
+	if len(ownOnly) > 0 {
+		start := len(args) + 1
+		for _, r := range ownOnly {
+			args = append(args, r)
+		}
+		ownSQL = ` AND (user_id = $1 OR room_id NOT IN (` + placeholders(start, len(ownOnly)) + `))`
+	}
 	rows, err := s.read.QueryContext(ctx, `SELECT room_id, user_id, receipt_type, thread_id, event_id, event_pos, ts, pos FROM receipts
 		WHERE pos > $2 AND pos <= $3 AND room_id IN (`+placeholders(4, len(roomIDs))+`)
-		AND (receipt_type <> 'm.read.private' OR user_id = $1) ORDER BY pos`, args...)
+		AND (receipt_type <> 'm.read.private' OR user_id = $1)`+ownSQL+` ORDER BY pos`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("receipts since: %w", err)
 	}
@@ -215,18 +231,32 @@ func (s *Store) GetPresence(ctx context.Context, userID string) (Presence, error
 // PresenceSince returns presence changes after since of users who share a
 // joined room with viewer (and viewer's own).
 func (s *Store) PresenceSince(ctx context.Context, viewer string, since, upto int64, also []string) ([]Presence, error) {
+	return s.PresenceSinceExcept(ctx, viewer, since, upto, also, nil)
+}
+
+// PresenceSinceExcept is PresenceSince where sharing one of exceptRooms does
+// not count: rooms above the small tier do not carry their members'
+// presence (rooms/tiers.go).
+func (s *Store) PresenceSinceExcept(ctx context.Context, viewer string, since, upto int64, also, exceptRooms []string) ([]Presence, error) {
 	args := []any{viewer, since, upto}
-	alsoSQL := ""
+	alsoSQL, exceptSQL := "", ""
 	if len(also) > 0 {
 		for _, u := range also {
 			args = append(args, u)
 		}
 		alsoSQL = " OR p.user_id IN (" + placeholders(4, len(also)) + ")"
 	}
+	if len(exceptRooms) > 0 {
+		start := len(args) + 1
+		for _, r := range exceptRooms {
+			args = append(args, r)
+		}
+		exceptSQL = " AND a.room_id NOT IN (" + placeholders(start, len(exceptRooms)) + ")"
+	}
 	rows, err := s.read.QueryContext(ctx, `SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.pos FROM presence p
 		WHERE p.pos > $2 AND p.pos <= $3 AND (p.user_id = $1 OR p.user_id IN (
 			SELECT b.user_id FROM memberships a JOIN memberships b ON a.room_id = b.room_id
-			WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join')`+alsoSQL+`)
+			WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join'`+exceptSQL+`)`+alsoSQL+`)
 		ORDER BY p.pos`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("presence since: %w", err)
@@ -275,22 +305,61 @@ type RoomBound struct {
 }
 
 // RoomTimelines returns, for every bound, the newest limit events in its
-// range, in log order: one query for all rooms of a sync, however many.
+// range, in log order. Each room is read with its own ORDER BY pos DESC
+// LIMIT through the (room_id, pos) index, so the cost follows limit, not the
+// size of the range: an initial sync in a room of 10,000 events reads 11 of
+// them, not 10,000 (a window function numbered every event of the range
+// before, and made each join into a big room cost more than the last).
+// PostgreSQL takes all rooms in one LATERAL query; SQLite has no LATERAL, so
+// rooms go as a UNION ALL of per-room subqueries, timelineChunk rooms per
+// query (SQLite allows 500 terms in a compound SELECT).
 func (s *Store) RoomTimelines(ctx context.Context, bounds []RoomBound, limit int) ([]Event, error) {
 	if len(bounds) == 0 {
 		return nil, nil
 	}
-	values, args := boundValues(bounds, []any{limit})
-	q := `SELECT ` + eventCols + ` FROM (
-		SELECT e.*, ROW_NUMBER() OVER (PARTITION BY e.room_id ORDER BY e.pos DESC) AS rn
-		FROM events e JOIN (VALUES ` + values + `) AS b
-		ON e.room_id = b.column1 AND e.pos > b.column2 AND e.pos <= b.column3
-		) e WHERE rn <= $1 ORDER BY e.pos`
-	rows, err := s.read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("room timelines: %w", err)
+	var out []Event
+	for start := 0; start < len(bounds); start += timelineChunk {
+		chunk := bounds[start:min(start+timelineChunk, len(bounds))]
+		q, args := s.roomTimelinesQuery(chunk, limit)
+		rows, err := s.read.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("room timelines: %w", err)
+		}
+		evs, err := collectEvents(rows, false)
+		if err != nil {
+			return nil, fmt.Errorf("room timelines: %w", err)
+		}
+		out = append(out, evs...)
 	}
-	return collectEvents(rows, false)
+	// Sorted here, not in SQL: the engine then needs no temporary sort of
+	// the union, and a sync wants log order across rooms anyway.
+	sort.Slice(out, func(i, j int) bool { return out[i].Pos < out[j].Pos })
+	return out, nil
+}
+
+// timelineChunk is how many rooms one RoomTimelines query reads.
+const timelineChunk = 200
+
+// roomTimelinesQuery builds the per-room LIMIT query for one chunk of bounds.
+func (s *Store) roomTimelinesQuery(bounds []RoomBound, limit int) (string, []any) {
+	if s.postgres {
+		values, args := boundValues(bounds, []any{limit})
+		return `SELECT ` + eventCols + ` FROM (VALUES ` + values + `) AS b CROSS JOIN LATERAL (
+			SELECT * FROM events x WHERE x.room_id = b.column1 AND x.pos > b.column2 AND x.pos <= b.column3
+			ORDER BY x.pos DESC LIMIT $1) e`, args
+	}
+	var q strings.Builder
+	args := make([]any, 0, 1+3*len(bounds))
+	args = append(args, limit)
+	for i, b := range bounds {
+		if i > 0 {
+			q.WriteString(" UNION ALL ")
+		}
+		n := len(args)
+		fmt.Fprintf(&q, `SELECT * FROM (SELECT `+eventCols+` FROM events e WHERE e.room_id = $%d AND e.pos > $%d AND e.pos <= $%d ORDER BY e.pos DESC LIMIT $1)`, n+1, n+2, n+3)
+		args = append(args, b.RoomID, b.Since, b.Upto)
+	}
+	return q.String(), args
 }
 
 // boundValues renders bounds as a VALUES list (columns column1..column3 on
@@ -351,9 +420,18 @@ func (s *Store) CurrentStateWithoutMembers(ctx context.Context, roomIDs []string
 	for _, r := range roomIDs {
 		args = append(args, r)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM current_state cs JOIN events e ON e.event_id = cs.event_id
-		WHERE cs.room_id IN (`+placeholders(2, len(roomIDs))+`) AND (cs.type <> 'm.room.member' OR cs.state_key = $1)
-		ORDER BY e.pos`, args...)
+	// Three index ranges of (room_id, type, state_key): the types before
+	// m.room.member, those after it, and the member's own row. A single
+	// "type <> 'm.room.member'" condition walked every member's row, so
+	// each initial sync of a 10,000-member room read 10,000 rows.
+	in := placeholders(2, len(roomIDs))
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM (
+			SELECT event_id FROM current_state WHERE room_id IN (`+in+`) AND type < 'm.room.member'
+			UNION ALL
+			SELECT event_id FROM current_state WHERE room_id IN (`+in+`) AND type > 'm.room.member'
+			UNION ALL
+			SELECT event_id FROM current_state WHERE room_id IN (`+in+`) AND type = 'm.room.member' AND state_key = $1
+		) cs JOIN events e ON e.event_id = cs.event_id ORDER BY e.pos`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("current state without members: %w", err)
 	}

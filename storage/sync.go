@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -51,53 +52,93 @@ type Summary struct {
 
 // RoomSummaries returns summaries of rooms as seen by viewer (who is not
 // among the heroes).
+//
+// Counts come from the (room_id, membership, pos) index (schema 015)
+// without reading rows; heroes are the first six joined and six invited
+// members of each room by position, short ranges of the same index. A
+// window function over the member list sorted all of it, 0.4 s per sync in a
+// 10,000-member room on SQLite.
 func (s *Store) RoomSummaries(ctx context.Context, viewer string, roomIDs []string) (map[string]*Summary, error) {
 	out := make(map[string]*Summary, len(roomIDs))
 	if len(roomIDs) == 0 {
 		return out, nil
 	}
-	args := []any{viewer}
+	args := make([]any, 0, len(roomIDs))
 	for _, r := range roomIDs {
 		args = append(args, r)
 		out[r] = &Summary{}
 	}
-	// Only the first six rows of each room leave the database (five heroes
-	// and maybe the viewer), each carrying its count, so a room of 10,000
-	// members costs a scan inside the engine, not 10,000 rows in Go. A
-	// membership with no row among them gets its count from the second
-	// part of the UNION.
-	rows, err := s.read.QueryContext(ctx, `SELECT room_id, user_id, membership, rn, cnt FROM (
-			SELECT room_id, user_id, membership,
-				ROW_NUMBER() OVER (PARTITION BY room_id ORDER BY CASE WHEN user_id = $1 THEN 1 ELSE 0 END, pos) AS rn,
-				COUNT(*) OVER (PARTITION BY room_id, membership) AS cnt
-			FROM memberships WHERE room_id IN (`+placeholders(2, len(roomIDs))+`) AND membership IN ('join', 'invite')
-		) t WHERE rn <= 6
-		UNION ALL
-		SELECT room_id, '', membership, 0, COUNT(*) FROM memberships
-			WHERE room_id IN (`+placeholders(2, len(roomIDs))+`) AND membership IN ('join', 'invite')
-			GROUP BY room_id, membership
-		ORDER BY 1, 4`, args...)
+	rows, err := s.read.QueryContext(ctx, `SELECT room_id, membership, COUNT(*) FROM memberships
+		WHERE room_id IN (`+placeholders(1, len(roomIDs))+`) AND membership IN ('join', 'invite')
+		GROUP BY room_id, membership`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("room summaries: %w", err)
 	}
-	defer rows.Close()
 	for rows.Next() {
-		var room, user, membership string
-		var rn, cnt int64
-		if err := rows.Scan(&room, &user, &membership, &rn, &cnt); err != nil {
+		var room, membership string
+		var n int64
+		if err := rows.Scan(&room, &membership, &n); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		sum := out[room]
 		if membership == "join" {
-			sum.Joined = cnt
+			out[room].Joined = n
 		} else {
-			sum.Invited = cnt
-		}
-		if user != "" && user != viewer && len(sum.Heroes) < 5 {
-			sum.Heroes = append(sum.Heroes, user)
+			out[room].Invited = n
 		}
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("room summaries: %w", err)
+	}
+
+	type candidate struct {
+		room, user string
+		pos        int64
+	}
+	var cands []candidate
+	for start := 0; start < len(roomIDs); start += timelineChunk {
+		chunk := roomIDs[start:min(start+timelineChunk, len(roomIDs))]
+		var q strings.Builder
+		hargs := make([]any, 0, len(chunk))
+		for i, r := range chunk {
+			for j, m := range []string{"join", "invite"} {
+				if i > 0 || j > 0 {
+					q.WriteString(" UNION ALL ")
+				}
+				fmt.Fprintf(&q, `SELECT * FROM (SELECT room_id, user_id, pos FROM memberships WHERE room_id = $%d AND membership = '%s' ORDER BY pos LIMIT 6) AS h%d%d`, i+1, m, i, j)
+			}
+			hargs = append(hargs, r)
+		}
+		rows, err := s.read.QueryContext(ctx, q.String(), hargs...)
+		if err != nil {
+			return nil, fmt.Errorf("room heroes: %w", err)
+		}
+		for rows.Next() {
+			var c candidate
+			if err := rows.Scan(&c.room, &c.user, &c.pos); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			cands = append(cands, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("room heroes: %w", err)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].room != cands[j].room {
+			return cands[i].room < cands[j].room
+		}
+		return cands[i].pos < cands[j].pos
+	})
+	for _, c := range cands {
+		if sum := out[c.room]; c.user != viewer && len(sum.Heroes) < 5 {
+			sum.Heroes = append(sum.Heroes, c.user)
+		}
+	}
+	return out, nil
 }
 
 // MembershipHistories is MembershipHistory for many rooms at once: the

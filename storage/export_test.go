@@ -1,0 +1,46 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// TimelinePlan returns the engine's plan for RoomTimelines over bounds: on
+// PostgreSQL with ANALYZE, so a test can read how many rows each scan
+// really returned; on SQLite the query plan. Tests only.
+func (s *Store) TimelinePlan(ctx context.Context, bounds []RoomBound, limit int) (string, error) {
+	q, args := s.roomTimelinesQuery(bounds, limit)
+	explain := "EXPLAIN QUERY PLAN "
+	if s.postgres {
+		explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "
+	}
+	rows, err := s.read.QueryContext(ctx, explain+q, args...)
+	if err != nil {
+		return "", fmt.Errorf("explain: %w", err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return "", err
+		}
+		fmt.Fprintln(&out, vals[len(vals)-1])
+	}
+	return out.String(), rows.Err()
+}
+
+// Analyze refreshes the planner's statistics. Tests only.
+func (s *Store) Analyze(ctx context.Context) error {
+	_, err := s.write.ExecContext(ctx, `ANALYZE`)
+	return err
+}
