@@ -20,6 +20,8 @@ type Syncer struct {
 	log          *slog.Logger
 	defaultLimit int
 	now          func() time.Time
+
+	acks toDeviceAcks // devices whose delivered to-device rows await deletion
 }
 
 // SyncerConfig wires a Syncer.
@@ -257,12 +259,14 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 	// With no own news since the token, no to-device message arrived, and
 	// a token that acknowledged everything leaves nothing queued: a message
 	// in a big room then costs its members no to-device query. Rows the
-	// token acknowledged are deleted by the next sync that reads.
+	// token acknowledged are deleted by the next sync that reads, so a
+	// device whose last sync delivered messages reads once more (acks).
 	var toDevice []storage.ToDevice
-	if initial || ownNews || since.toDeviceAcked() < since.Pos {
+	if initial || ownNews || since.toDeviceAcked() < since.Pos || s.acks.isPending(req.UserID, req.DeviceID) {
 		if toDevice, err = s.store.ToDeviceFor(ctx, req.UserID, req.DeviceID, since.toDeviceAcked(), upto, toDeviceBatch); err != nil {
 			return nil, Token{}, false, err
 		}
+		s.acks.delivered(req.UserID, req.DeviceID, len(toDevice))
 	}
 	if len(toDevice) == toDeviceBatch {
 		next.ToDevice = toDevice[len(toDevice)-1].Pos
