@@ -58,14 +58,8 @@ func (s *Service) Open(ctx context.Context, req OpenRequest) (ConsultationView, 
 		d.mu.Unlock()
 		return ConsultationView{}, fmt.Errorf("%w: this consultation is being opened", ErrBusy)
 	}
-	d.opening[key] = true
 	name, service := d.cfg.Name, d.cfg.ServiceUser
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.opening, key)
-		d.mu.Unlock()
-	}()
+	defer d.markOpeningLocked(key)()
 
 	// From here the work is the server's: a client that hangs up does not
 	// leave a half-opened consultation behind.

@@ -221,16 +221,23 @@ func (s *Service) finishOne(ctx context.Context, p storage.PendingConsultation) 
 		d.mu.Unlock()
 		return false, nil // the customer's retry is finishing it
 	}
-	d.opening[key] = true
 	name, service := d.cfg.Name, d.cfg.ServiceUser
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.opening, key)
-		d.mu.Unlock()
-	}()
+	defer d.markOpeningLocked(key)()
 	if _, err := s.finishOpen(ctx, d, p, name, service); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// markOpeningLocked records that key's consultation is being opened and
+// unlocks d; the returned func, deferred by the opener, clears the mark.
+// A second open of the same key sees the mark and does not start another.
+func (d *desk) markOpeningLocked(key string) (release func()) {
+	d.opening[key] = true
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		delete(d.opening, key)
+		d.mu.Unlock()
+	}
 }
