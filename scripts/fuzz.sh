@@ -10,6 +10,8 @@ fuzztime=${FUZZTIME:-20s}
 targets=(
 	"./rooms/pdu FuzzParse"
 	"./rooms/pdu FuzzCanonicalJSON"
+	"./rooms/pdu FuzzParseV12"
+	"./rooms FuzzWithJoinAuthoriser"
 	"./rooms FuzzClientEvent"
 	"./storage/storetext FuzzCheckJSON"
 	"./inbox FuzzParseToken"
