@@ -6,7 +6,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 )

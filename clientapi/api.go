@@ -22,7 +22,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-im/parley/accounts/password"
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/desks"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"

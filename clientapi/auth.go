@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
 )

@@ -9,7 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 )

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/todevice"

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/storage"
 )

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/rooms/pdu"
 )
 

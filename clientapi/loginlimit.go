@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/accounts/password"
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 )
 
 // busyRetryMs is the retry hint when password hashing is saturated: about

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/storage"
 )
 

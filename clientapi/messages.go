@@ -8,7 +8,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 )
 
 func TestVersionsAndWellKnown(t *testing.T) {

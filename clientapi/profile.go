@@ -9,7 +9,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"

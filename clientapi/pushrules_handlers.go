@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/rooms/pdu"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/storage"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 )
 
 // admitFullSync guards the syncs that carry every joined room's whole state

@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/storage/storetext"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 )
 
 // handleDownload answers GET .../download/{serverName}/{mediaId}[/{fileName}]

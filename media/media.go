@@ -8,7 +8,7 @@
 // given (rooms, events and access rules belong to the client API); fetch
 // media from other homeservers (there is no federation yet, so remote media is
 // simply not found); write error bodies by hand (every error goes through
-// clientapi/apierr); or handle CORS, which the caller wraps around the router.
+// apierr); or handle CORS, which the caller wraps around the router.
 package media
 
 import (
@@ -21,7 +21,7 @@ import (
 	"path/filepath"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 )
 
 // defaultMaxUpload applies when Config.MaxUploadBytes is zero.

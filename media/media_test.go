@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 )
 
 const (

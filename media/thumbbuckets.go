@@ -15,7 +15,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"golang.org/x/image/draw"
 )
 

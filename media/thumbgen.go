@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 	"golang.org/x/image/draw"
 )
 

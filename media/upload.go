@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-im/parley/clientapi/apierr"
+	"github.com/parley-im/parley/apierr"
 )
 
 // errTooLarge means an upload body went past the limit while streaming.
