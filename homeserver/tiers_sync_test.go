@@ -26,14 +26,17 @@ func TestTierChangeReachesIncrementalSync(t *testing.T) {
 				c.RoomTiers = config.RoomTiers{LargeAbove: 3, HugeAbove: 10}
 			}})
 			alice := srv.Register(t, "alice")
-			devices := []*hstest.Client{alice, srv.Login(t, "alice")}
+			// The third device's filter drops member events from timelines:
+			// it must learn the tier all the same.
+			devices := []*hstest.Client{alice, srv.Login(t, "alice"), srv.Login(t, "alice")}
+			filters := []string{`{}`, `{}`, `{"room":{"timeline":{"types":["m.room.message"]}}}`}
 			bob, carol := srv.Register(t, "bob"), srv.Register(t, "carol")
 			room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
 			bob.Join(room)
 			carol.Join(room) // three joined: still small
 			since := make([]string, len(devices))
 			for i, d := range devices {
-				since[i] = d.Sync("", 0).Get("next_batch").String()
+				since[i] = syncFiltered(d, "", filters[i]).Get("next_batch").String()
 			}
 			// tierIn syncs every device from its token and returns the tier
 			// each saw in the room's state ("" for none).
@@ -41,7 +44,7 @@ func TestTierChangeReachesIncrementalSync(t *testing.T) {
 				t.Helper()
 				var out []gjson.Result
 				for i, d := range devices {
-					s := d.Sync(since[i], 0)
+					s := syncFiltered(d, since[i], filters[i])
 					since[i] = s.Get("next_batch").String()
 					got := stateOfType(s, room, "io.parley.room.tier")
 					if len(got) != 1 {
@@ -100,7 +103,7 @@ func TestTierChangeReachesIncrementalSync(t *testing.T) {
 			// A message after that carries no tier event: nothing changed.
 			alice.Send(room, "m1", "quiet")
 			for i, d := range devices {
-				if got := stateOfType(d.Sync(since[i], 0), room, "io.parley.room.tier"); len(got) != 0 {
+				if got := stateOfType(syncFiltered(d, since[i], filters[i]), room, "io.parley.room.tier"); len(got) != 0 {
 					t.Errorf("a message's sync on device %d carries tier state %v, want none", i, got)
 				}
 			}

@@ -66,12 +66,13 @@ func (n *Notifier) noteTierLocked(room string, before int, pos int64) {
 
 // tierNews returns which joined rooms of rms changed tier after their
 // token, so that a member whose client last saw the old tier learns the new
-// one, "small" included. Only rooms whose members came or went are asked:
-// nothing else changes a tier. A token older than the tables cannot tell,
-// so every such room counts. nil, allocating nothing, when none did.
+// one, "small" included. It does not go by the timeline's member events: a
+// timeline filter may have dropped them. A token older than the tables
+// cannot tell, so every room whose timeline shows members come or go counts.
+// nil, allocating nothing, when none did.
 func (n *Notifier) tierNews(rms map[string]*roomResp, ids []string) map[string]bool {
 	var out map[string]bool
-	locked := false // the lock is taken only once a room needs it: a message-only wake-up takes none
+	locked := false // taken at the first room that needs it
 	defer func() {
 		if locked {
 			n.mu.RUnlock()
@@ -79,7 +80,7 @@ func (n *Notifier) tierNews(rms map[string]*roomResp, ids []string) map[string]b
 	}()
 	for _, id := range ids {
 		r := rms[id]
-		if r.since <= 0 || r.newlyJoin || !membersChanged(r) {
+		if r.since <= 0 || r.newlyJoin || (r.since < n.startPos && !membersChanged(r)) {
 			continue
 		}
 		if !locked {
