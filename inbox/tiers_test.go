@@ -19,7 +19,9 @@ func TestTierNewsOnlyWhenATierChanged(t *testing.T) {
 		e.Membership = "leave"
 		return e
 	}
-	commit := func(e rooms.CommittedEvent) { n.Committed(&rooms.Commit{Pos: e.Pos, Events: []rooms.CommittedEvent{e}}) }
+	commit := func(e rooms.CommittedEvent) {
+		n.Committed(&rooms.Commit{Pos: e.Pos, Events: []rooms.CommittedEvent{e}})
+	}
 	commit(member(room, "@a:x", 1))
 	commit(member(room, "@b:x", 2)) // 2: small
 	commit(member(room, "@c:x", 3)) // 3: large, a change at 3
