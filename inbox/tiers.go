@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/parley-im/parley/rooms"
@@ -134,9 +135,11 @@ func (s *Syncer) tierEvent(ctx context.Context, roomID string) (storage.Event, e
 	s.n.mu.RUnlock()
 	if !ok {
 		room, err := s.store.GetRoom(ctx, roomID)
-		if err != nil {
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return storage.Event{}, fmt.Errorf("tier event of %s: %w", roomID, err)
 		}
+		// Every room created here has its row. Were one missing, the
+		// event would go without sender and time rather than fail the sync.
 		o = roomOrigin{creator: room.Creator, ts: room.CreatedTS}
 		s.n.mu.Lock()
 		s.n.origins[roomID] = o
