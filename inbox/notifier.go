@@ -36,11 +36,13 @@ type Notifier struct {
 	roomMembers map[string]map[string]struct{}
 	userRooms   map[string]map[string]struct{}
 	roomPos     map[string]int64
-	userPos     map[string]int64 // latest stream position that concerns the user
-	ownPos      map[string]int64 // latest position of the user's own streams: membership, account data, to-device, notices
-	peerPos     map[string]int64 // latest presence or device-list change of the user or a room peer
-	userTyping  map[string]int64 // latest typing serial that concerns the user
-	receiptPos  map[string]int64 // room -> position of its latest receipt (see withReceiptNews)
+	userPos     map[string]int64      // latest stream position that concerns the user
+	ownPos      map[string]int64      // latest position of the user's own streams: membership, account data, to-device, notices
+	peerPos     map[string]int64      // latest presence or device-list change of the user or a room peer
+	userTyping  map[string]int64      // latest typing serial that concerns the user
+	receiptPos  map[string]int64      // room -> position of its latest receipt (see withReceiptNews)
+	tierPos     map[string]int64      // room -> position of its latest tier change (see tierNews)
+	origins     map[string]roomOrigin // room -> creator and creation time, for the tier event (see tierEvent)
 
 	shards [shardCount]waitShard
 
@@ -84,6 +86,8 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 		peerPos:     map[string]int64{},
 		userTyping:  map[string]int64{},
 		receiptPos:  map[string]int64{},
+		tierPos:     map[string]int64{},
+		origins:     map[string]roomOrigin{},
 	}
 	n.pos.Store(pos)
 	for i := range n.shards {
@@ -120,11 +124,13 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 		}
 		if ev.Type == "m.room.member" && ev.StateKey != nil {
 			target := *ev.StateKey
+			before := len(n.roomMembers[ev.RoomID])
 			if ev.Membership == "join" {
 				n.addMemberLocked(ev.RoomID, target)
 			} else {
 				n.removeMemberLocked(ev.RoomID, target)
 			}
+			n.noteTierLocked(ev.RoomID, before, ev.Pos)
 			n.touchUserLocked(target, ev.Pos)
 			n.ownPos[target] = ev.Pos
 		}

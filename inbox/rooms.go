@@ -252,10 +252,9 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 	for id, sum := range summaries {
 		rooms[id].summary = sum
-		if quiet[id] && f.Room.State.Allows(tierEvent.Type, "") {
-			// The tier goes with the summary: when members came or went.
-			rooms[id].state = append(rooms[id].state, s.tierEvent(id))
-		}
+	}
+	if f.Room.State.Allows(tierEventType, "") {
+		return s.addTierEvents(ctx, rooms, joinIDs, quiet)
 	}
 	return nil
 }

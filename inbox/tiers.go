@@ -1,6 +1,10 @@
 package inbox
 
 import (
+	"context"
+	"errors"
+	"fmt"
+
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
 )
@@ -52,15 +56,100 @@ func (n *Notifier) quietOf(rms map[string]*roomResp) map[string]bool {
 	return out
 }
 
-// tierEvent is the room's computed io.parley.room.tier state event
-// (rooms.Tiers.TierEvent says why it is computed, not stored).
-var tierEvent = storage.Event{Type: rooms.TierEventType, StateKey: new(string)}
+// noteTierLocked records pos as room's latest tier change when a membership
+// change took its joined count from before across a tier threshold, in
+// either direction. n.mu must be held for writing.
+func (n *Notifier) noteTierLocked(room string, before int, pos int64) {
+	if n.tiers.Of(before) != n.tiers.Of(len(n.roomMembers[room])) {
+		n.tierPos[room] = pos
+	}
+}
 
-func (s *Syncer) tierEvent(roomID string) storage.Event {
-	e := tierEvent
-	e.RoomID = roomID
-	e.Client = s.n.tiers.TierEvent(roomID, s.n.JoinedCount(roomID))
-	return e
+// tierNews returns which joined rooms of rms changed tier after their
+// token, so that a member whose client last saw the old tier learns the new
+// one, "small" included. It does not go by the timeline's member events: a
+// timeline filter may have dropped them. A token older than the tables
+// cannot tell, so every room whose timeline shows members come or go counts.
+// nil, allocating nothing, when none did.
+func (n *Notifier) tierNews(rms map[string]*roomResp, ids []string) map[string]bool {
+	var out map[string]bool
+	locked := false // taken at the first room that needs it
+	defer func() {
+		if locked {
+			n.mu.RUnlock()
+		}
+	}()
+	for _, id := range ids {
+		r := rms[id]
+		if r.since <= 0 || r.newlyJoin || (r.since < n.startPos && !membersChanged(r)) {
+			continue
+		}
+		if !locked {
+			n.mu.RLock()
+			locked = true
+		}
+		if r.since < n.startPos || n.tierPos[id] > r.since {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// roomOrigin is what a room's tier event borrows from the room to look like
+// a real state event: its creator as sender, its creation time.
+type roomOrigin struct {
+	creator string
+	ts      int64
+}
+
+// addTierEvents puts the room's computed io.parley.room.tier event
+// (rooms.Tiers.TierEvent says why it is computed, not stored) in the state
+// of the joined rooms of rms that need it: rooms above the small tier whose
+// members came or went (or are new to the client), and rooms whose tier
+// changed since the token, whatever the tier now. A message alone costs
+// nothing here.
+func (s *Syncer) addTierEvents(ctx context.Context, rms map[string]*roomResp, ids []string, quiet map[string]bool) error {
+	changed := s.n.tierNews(rms, ids)
+	for _, id := range ids {
+		r := rms[id]
+		if !changed[id] && !(quiet[id] && (r.newlyJoin || r.fullState || membersChanged(r))) {
+			continue
+		}
+		e, err := s.tierEvent(ctx, id)
+		if err != nil {
+			return err
+		}
+		r.state = append(r.state, e)
+	}
+	return nil
+}
+
+// tierEvent renders room's tier event. A room's creator and creation time
+// never change, so they are read once per room and kept.
+func (s *Syncer) tierEvent(ctx context.Context, roomID string) (storage.Event, error) {
+	s.n.mu.RLock()
+	o, ok := s.n.origins[roomID]
+	s.n.mu.RUnlock()
+	if !ok {
+		room, err := s.store.GetRoom(ctx, roomID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return storage.Event{}, fmt.Errorf("tier event of %s: %w", roomID, err)
+		}
+		// Every room created here has its row. Were one missing, the
+		// event would go without sender and time rather than fail the sync.
+		o = roomOrigin{creator: room.Creator, ts: room.CreatedTS}
+		s.n.mu.Lock()
+		s.n.origins[roomID] = o
+		s.n.mu.Unlock()
+	}
+	t := s.n.tiers
+	joined := s.n.JoinedCount(roomID)
+	return storage.Event{RoomID: roomID, Type: rooms.TierEventType, StateKey: new(string),
+		EventID: rooms.TierEventID(roomID, t.Of(joined)), Sender: o.creator, OriginTS: o.ts,
+		Client: t.TierEvent(roomID, joined, o.creator, o.ts)}, nil
 }
 
 func keysOf(m map[string]bool) []string {
@@ -92,3 +181,7 @@ func (n *Notifier) withReceiptNews(ids []string, rms map[string]*roomResp, since
 	}
 	return out
 }
+
+// tierEventType names rooms.TierEventType where a parameter called rooms
+// hides the package.
+const tierEventType = rooms.TierEventType

@@ -1,6 +1,8 @@
 package rooms
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 
@@ -88,7 +90,13 @@ func (t Tiers) maxOf(tier string) int {
 // always has it (the creator may have left). A computed event is always
 // right, costs no write, and cannot flap as members come and go at a
 // threshold.
-func (t Tiers) TierEvent(roomID string, joined int) []byte {
+//
+// So that clients can treat it like any state event, it has the shape of
+// one: sender is the room's creator (the one user every room has, even after
+// they leave), origin_server_ts the room's creation time (createdTS, in ms),
+// and the event ID is TierEventID's. All three depend only on the room and
+// the tier, so the same tier is always the same event.
+func (t Tiers) TierEvent(roomID string, joined int, creator string, createdTS int64) []byte {
 	tier := t.Of(joined)
 	b, _ := json.Marshal(struct {
 		Type     string `json:"type"`
@@ -101,12 +109,21 @@ func (t Tiers) TierEvent(roomID string, joined int) []byte {
 			Tier       string `json:"tier"`
 			MaxMembers int    `json:"max_members"`
 		} `json:"content"`
-	}{Type: TierEventType, EventID: "$" + TierEventType + "/" + roomID, RoomID: roomID,
+	}{Type: TierEventType, Sender: creator, EventID: TierEventID(roomID, tier), RoomID: roomID, TS: createdTS,
 		Content: struct {
 			Tier       string `json:"tier"`
 			MaxMembers int    `json:"max_members"`
 		}{tier, t.maxOf(tier)}})
 	return b
+}
+
+// TierEventID is the event ID of a room's tier event: "$" and the unpadded
+// URL-safe base64 of SHA-256 over the room ID and the tier, the shape of a
+// room v4+ event ID. It is stable per (room, tier) and cannot collide with a
+// real event's ID, which hashes a whole event.
+func TierEventID(roomID, tier string) string {
+	sum := sha256.Sum256([]byte(TierEventType + "\x00" + roomID + "\x00" + tier))
+	return "$" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // checkTier applies the top tier's rules to an authorised event before it is
@@ -136,9 +153,14 @@ func (s *Service) withTier(state []storage.Event, err error) ([]storage.Event, e
 		return state, err
 	}
 	joined := 0
+	var creator string
+	var createdTS int64
 	for i := range state {
-		if state[i].Type == "m.room.member" && state[i].Membership == "join" {
+		switch {
+		case state[i].Type == "m.room.member" && state[i].Membership == "join":
 			joined++
+		case state[i].Type == "m.room.create" && state[i].StateKeyOr() == "":
+			creator, createdTS = state[i].Sender, state[i].OriginTS
 		}
 	}
 	t := s.cfg.Tiers.WithDefaults()
@@ -147,5 +169,6 @@ func (s *Service) withTier(state []storage.Event, err error) ([]storage.Event, e
 	}
 	roomID := state[0].RoomID
 	return append(state, storage.Event{RoomID: roomID, Type: TierEventType, StateKey: new(string),
-		Client: t.TierEvent(roomID, joined)}), nil
+		EventID: TierEventID(roomID, t.Of(joined)), Sender: creator, OriginTS: createdTS,
+		Client: t.TierEvent(roomID, joined, creator, createdTS)}), nil
 }
