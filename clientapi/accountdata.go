@@ -76,7 +76,7 @@ func (a *API) readAccountData(w http.ResponseWriter, r *http.Request, s *session
 	if !perRoom && typ == "m.push_rules" {
 		// The push rules live in their own document; render them as the
 		// account-data event that carries them in /sync.
-		rs, err := a.effectivePushRules(r.Context(), s.UserID)
+		rs, err := a.pushRules.Ruleset(r.Context(), s.UserID)
 		if err != nil {
 			return err
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
+	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/ratelimit"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
@@ -81,6 +82,9 @@ type Deps struct {
 	Desks *desks.Service
 	// ToDevice checks and queues to-device messages (sendToDevice).
 	ToDevice *todevice.Service
+	// PushRules owns users' push rules; nil builds one on Store and Rooms
+	// with the default cache size.
+	PushRules *pushrules.Service
 }
 
 // API is the client-server API.
@@ -100,6 +104,9 @@ type API struct {
 	contacts *graph.Contacts
 	desks    *desks.Service
 	todev    *todevice.Service
+	// pushRules serves and edits push rules (pushrules_handlers.go) and
+	// gives sync the muted rooms.
+	pushRules *pushrules.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -124,12 +131,19 @@ func New(cfg Config, d Deps) *API {
 	if cfg.MaxConcurrentFullSyncs <= 0 {
 		cfg.MaxConcurrentFullSyncs = 2
 	}
+	if d.PushRules == nil {
+		var pub pushrules.Publisher // stays a nil interface without rooms
+		if d.Rooms != nil {
+			pub = d.Rooms
+		}
+		d.PushRules = pushrules.New(d.Store, pub, d.Logger, 0)
+	}
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {
 		exempt[u] = true
 	}
 	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 }
 
@@ -200,7 +214,11 @@ func (a *API) limitUser(userID string) error {
 // fail maps domain errors to Matrix errors, and logs internal faults once.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apierr.Error
+	if pe := pushRuleError(err); pe != nil {
+		ae = pe
+	}
 	switch {
+	case ae != nil:
 	case errors.As(err, &ae):
 	case errors.Is(err, rooms.ErrForbidden):
 		ae = apierr.Forbidden(reason(err))

@@ -47,16 +47,9 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 	// Push rules shape the unread counts (muted rooms) and an initial sync
 	// carries the ruleset as m.push_rules account data, as clients expect.
 	// They are loaded only when a response is built.
+	// With a warm cache this costs no query.
 	req.Rules = func(ctx context.Context, initial bool) (map[string]bool, json.RawMessage, error) {
-		doc, err := a.loadPushRules(ctx, s.UserID)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !initial {
-			return mutedRoomsIn(doc), nil, nil
-		}
-		ruleset, err := json.Marshal(map[string]any{"global": mergePushRules(s.UserID, doc)})
-		return mutedRoomsIn(doc), ruleset, err
+		return a.pushRules.ForSync(ctx, s.UserID, initial)
 	}
 	if req.Since == nil || req.FullState {
 		release, err := a.admitFullSync(r.Context(), s.UserID)

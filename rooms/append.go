@@ -87,12 +87,12 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 		row.TxnDevice, row.TxnID = txn.device, txn.txn
 	}
 	cls := classify(ev, rs)
-	row.Notify, row.RoomMention = cls.notify, cls.roomMention
+	row.Notify, row.RoomMention = cls.Notify, cls.RoomMention
 	if err := b.tx.InsertEvent(ctx, row, ev.Raw); err != nil {
 		return 0, dbErr(err)
 	}
-	if len(cls.mentions) > 0 {
-		if err := b.tx.InsertMentions(ctx, rs.id, pos, cls.mentions); err != nil {
+	if len(cls.Mentions) > 0 {
+		if err := b.tx.InsertMentions(ctx, rs.id, pos, cls.Mentions); err != nil {
 			return 0, dbErr(err)
 		}
 	}

@@ -1,15 +1,13 @@
-package clientapi
+package pushrules
 
 import (
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/parley-im/parley/apierr"
 )
 
-func ruleIDs(rules []pushRule) string {
+func ruleIDs(rules []Rule) string {
 	ids := make([]string, len(rules))
 	for i, r := range rules {
 		ids[i] = r.RuleID
@@ -18,7 +16,7 @@ func ruleIDs(rules []pushRule) string {
 }
 
 func TestDefaultPushRulesShape(t *testing.T) {
-	rs := defaultPushRules("@alice:example.org")
+	rs := defaults("@alice:example.org")
 	wantOverride := ".m.rule.master,.m.rule.suppress_notices,.m.rule.invite_for_me,.m.rule.member_event," +
 		".m.rule.is_user_mention,.m.rule.contains_display_name,.m.rule.is_room_mention,.m.rule.roomnotif," +
 		".m.rule.tombstone,.m.rule.reaction,.m.rule.room.server_acl,.m.rule.suppress_edits"
@@ -66,8 +64,8 @@ func TestDefaultPushRulesShape(t *testing.T) {
 
 func TestMergePushRules(t *testing.T) {
 	off, on := false, true
-	doc := &pushRulesDoc{
-		User: map[string][]pushRule{
+	doc := &document{
+		User: map[string][]Rule{
 			"override": {{RuleID: "mine", Enabled: true, Actions: json.RawMessage(`[]`), Conditions: json.RawMessage(`[]`)}},
 			"room":     {{RuleID: "!r:example.org", Enabled: true, Actions: json.RawMessage(`[]`)}},
 		},
@@ -78,7 +76,7 @@ func TestMergePushRules(t *testing.T) {
 			"override/.m.rule.message":           {Enabled: &off}, // wrong kind: ignored
 		},
 	}
-	rs := mergePushRules("@alice:example.org", doc)
+	rs := merge("@alice:example.org", doc)
 	if got := ruleIDs(rs.Override[:3]); got != ".m.rule.master,mine,.m.rule.suppress_notices" {
 		t.Errorf("override order = %s", got)
 	}
@@ -95,40 +93,40 @@ func TestMergePushRules(t *testing.T) {
 		t.Error("room rule lookup")
 	}
 	// The defaults are rebuilt per call, not shared.
-	if defaultPushRules("@alice:example.org").Override[0].Enabled {
+	if defaults("@alice:example.org").Override[0].Enabled {
 		t.Error("merge changed the defaults")
 	}
 }
 
 func TestPlaceRule(t *testing.T) {
-	mk := func(ids ...string) []pushRule {
-		var out []pushRule
+	mk := func(ids ...string) []Rule {
+		var out []Rule
 		for _, id := range ids {
-			out = append(out, pushRule{RuleID: id, Enabled: id != "b"})
+			out = append(out, Rule{RuleID: id, Enabled: id != "b"})
 		}
 		return out
 	}
 	cases := []struct {
-		rules         []pushRule
-		id, bef, aft  string
-		want, errcode string
+		rules        []Rule
+		id, bef, aft string
+		want         string
+		err          error
 	}{
-		{mk("a", "b"), "n", "", "", "n,a,b", ""},
-		{mk("a", "b"), "n", "b", "", "a,n,b", ""},
-		{mk("a", "b"), "n", "", "a", "a,n,b", ""},
-		{mk("a", "b"), "n", "", "b", "a,b,n", ""},
-		{mk("a", "b"), "n", "a", "b", "n,a,b", ""}, // before wins
-		{mk("a", "b", "c"), "b", "", "", "a,b,c", ""},
-		{mk("a", "b", "c"), "c", "a", "", "c,a,b", ""},
-		{mk("a"), "n", "zz", "", "", "M_UNKNOWN"},
-		{mk("a"), "n", ".m.rule.master", "", "", "M_INVALID_PARAM"},
+		{mk("a", "b"), "n", "", "", "n,a,b", nil},
+		{mk("a", "b"), "n", "b", "", "a,n,b", nil},
+		{mk("a", "b"), "n", "", "a", "a,n,b", nil},
+		{mk("a", "b"), "n", "", "b", "a,b,n", nil},
+		{mk("a", "b"), "n", "a", "b", "n,a,b", nil}, // before wins
+		{mk("a", "b", "c"), "b", "", "", "a,b,c", nil},
+		{mk("a", "b", "c"), "c", "a", "", "c,a,b", nil},
+		{mk("a"), "n", "zz", "", "", ErrAnchorNotFound},
+		{mk("a"), "n", ".m.rule.master", "", "", ErrInvalidParam},
 	}
 	for _, c := range cases {
-		got, err := placeRule(c.rules, pushRule{RuleID: c.id, Enabled: true}, c.bef, c.aft)
-		var ae *apierr.Error
-		if c.errcode != "" {
-			if !errors.As(err, &ae) || ae.Code != c.errcode {
-				t.Errorf("%s before=%q after=%q: err %v, want %s", c.id, c.bef, c.aft, err, c.errcode)
+		got, err := placeRule(c.rules, Rule{RuleID: c.id, Enabled: true}, c.bef, c.aft)
+		if c.err != nil {
+			if !errors.Is(err, c.err) {
+				t.Errorf("%s before=%q after=%q: err %v, want %v", c.id, c.bef, c.aft, err, c.err)
 			}
 			continue
 		}
@@ -136,7 +134,7 @@ func TestPlaceRule(t *testing.T) {
 			t.Errorf("%s before=%q after=%q: %s %v, want %s", c.id, c.bef, c.aft, ruleIDs(got), err, c.want)
 		}
 	}
-	got, _ := placeRule(mk("a", "b"), pushRule{RuleID: "b", Enabled: true}, "", "")
+	got, _ := placeRule(mk("a", "b"), Rule{RuleID: "b", Enabled: true}, "", "")
 	if got[1].Enabled {
 		t.Error("replacing a rule must keep its enabled flag")
 	}
@@ -145,16 +143,15 @@ func TestPlaceRule(t *testing.T) {
 func TestCheckActionsAndConditions(t *testing.T) {
 	good := []string{`[]`, `["notify"]`, `["notify", {"set_tweak": "sound", "value": "default"}, {"set_tweak": "highlight"}]`, `["dont_notify"]`}
 	for _, g := range good {
-		if _, err := checkActions(json.RawMessage(g)); err != nil {
+		if _, err := CheckActions(json.RawMessage(g)); err != nil {
 			t.Errorf("%s: %v", g, err)
 		}
 	}
-	bad := map[string]string{``: "M_MISSING_PARAM", `null`: "M_MISSING_PARAM", `{}`: "M_BAD_JSON", `[1]`: "M_BAD_JSON",
-		`["explode"]`: "M_INVALID_PARAM", `[{"value": 1}]`: "M_BAD_JSON", `[{"set_tweak": 3}]`: "M_BAD_JSON"}
-	for b, code := range bad {
-		var ae *apierr.Error
-		if _, err := checkActions(json.RawMessage(b)); !errors.As(err, &ae) || ae.Code != code {
-			t.Errorf("%q: %v, want %s", b, err, code)
+	bad := map[string]error{``: ErrMissingParam, `null`: ErrMissingParam, `{}`: ErrBadJSON, `[1]`: ErrBadJSON,
+		`["explode"]`: ErrInvalidParam, `[{"value": 1}]`: ErrBadJSON, `[{"set_tweak": 3}]`: ErrBadJSON}
+	for b, want := range bad {
+		if _, err := CheckActions(json.RawMessage(b)); !errors.Is(err, want) {
+			t.Errorf("%q: %v, want %v", b, err, want)
 		}
 	}
 	if c, err := checkConditions(nil); err != nil || string(c) != `[]` {
@@ -171,7 +168,7 @@ func TestCheckActionsAndConditions(t *testing.T) {
 }
 
 func TestMutedRoomsIn(t *testing.T) {
-	doc := &pushRulesDoc{User: map[string][]pushRule{
+	doc := &document{User: map[string][]Rule{
 		"room": {
 			{RuleID: "!quiet:x", Enabled: true, Actions: json.RawMessage(`["dont_notify"]`)},
 			{RuleID: "!loud:x", Enabled: true, Actions: json.RawMessage(`["notify"]`)},
@@ -190,7 +187,7 @@ func TestMutedRoomsIn(t *testing.T) {
 	if len(got) != 2 || !got["!quiet:x"] || !got["!muted:x"] {
 		t.Errorf("muted = %v", got)
 	}
-	if len(mutedRoomsIn(&pushRulesDoc{})) != 0 {
+	if len(mutedRoomsIn(&document{})) != 0 {
 		t.Error("empty document mutes nothing")
 	}
 }

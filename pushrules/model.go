@@ -1,9 +1,11 @@
-package clientapi
+// Package pushrules owns a user's push rules: the server defaults, the
+// user's stored changes to them, the edits the client API offers, and what
+// sync needs from them (muted rooms, the merged ruleset). The client API and,
+// later, federation call it; neither holds push-rule logic of its own.
+package pushrules
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/parley-im/parley/rooms/pdu"
@@ -14,14 +16,23 @@ import (
 // the merged ruleset so clients can show and edit notification settings.
 //
 // The rules are modelled with plain structs rather than mautrix's pushrules
-// types: Parley never evaluates conditions, so it keeps them (and actions)
-// as the raw JSON the client sent, which round-trips exactly; mautrix's
-// types drop falsy condition values (omitempty on "value"), reorder room
-// and sender rules (they are kept in a map), and accept malformed actions
-// silently.
+// types: Parley never evaluates a user's conditions, so it keeps them (and
+// actions) as the raw JSON the client sent, which round-trips exactly;
+// mautrix's types drop falsy condition values (omitempty on "value"),
+// reorder room and sender rules (they are kept in a map), and accept
+// malformed actions silently.
+//
+// The only evaluation is Classify: the server-default rules, applied once
+// per event at write time, so unread counts need no per-member rows; a
+// user's own rules then act only as muted rooms. mautrix-go v0.32.0's
+// pushrules package builds without the jsonv2 experiment and can evaluate a
+// full ruleset per event and member (PushRuleset.GetActions), but that needs
+// room state and a display name per member, which the write-time class
+// avoids. It is the candidate for a push gateway, which would need full
+// evaluation; until then it is not used.
 
-// pushRule is one rule as it goes on the wire (PushRule in the spec).
-type pushRule struct {
+// Rule is one rule as it goes on the wire (PushRule in the spec).
+type Rule struct {
 	RuleID     string          `json:"rule_id"`
 	Default    bool            `json:"default"`
 	Enabled    bool            `json:"enabled"`
@@ -30,22 +41,22 @@ type pushRule struct {
 	Pattern    *string         `json:"pattern,omitempty"`    // content rules only
 }
 
-// pushRuleset is the "global" ruleset, each kind in priority order.
-type pushRuleset struct {
-	Override  []pushRule `json:"override"`
-	Content   []pushRule `json:"content"`
-	Room      []pushRule `json:"room"`
-	Sender    []pushRule `json:"sender"`
-	Underride []pushRule `json:"underride"`
+// Ruleset is the "global" ruleset, each kind in priority order.
+type Ruleset struct {
+	Override  []Rule `json:"override"`
+	Content   []Rule `json:"content"`
+	Room      []Rule `json:"room"`
+	Sender    []Rule `json:"sender"`
+	Underride []Rule `json:"underride"`
 }
 
-// pushRulesDoc is the document stored per user with store.PutPushRules. It
+// doc is the document stored per user with store.PutPushRules. It
 // holds only what differs from the server defaults, so a change to the
 // defaults reaches every user without a migration:
 //
 //	{
 //	  "user": {                          // rules the user added, per kind,
-//	    "override": [pushRule, ...],     // most important first
+//	    "override": [Rule, ...],     // most important first
 //	    "content": [...], "room": [...], "sender": [...], "underride": [...]
 //	  },
 //	  "defaults": {                      // changes to server-default rules,
@@ -53,8 +64,8 @@ type pushRuleset struct {
 //	    "underride/.m.rule.message": {"actions": []}
 //	  }
 //	}
-type pushRulesDoc struct {
-	User     map[string][]pushRule `json:"user,omitempty"`
+type document struct {
+	User     map[string][]Rule     `json:"user,omitempty"`
 	Defaults map[string]ruleChange `json:"defaults,omitempty"`
 }
 
@@ -69,8 +80,8 @@ type ruleChange struct {
 // document (rewritten on every change) stays small.
 const maxUserPushRules = 1000
 
-// validPushKind reports whether kind is one of the five rule kinds.
-func validPushKind(kind string) bool {
+// validKind reports whether kind is one of the five rule kinds.
+func validKind(kind string) bool {
 	switch kind {
 	case "override", "content", "room", "sender", "underride":
 		return true
@@ -78,10 +89,10 @@ func validPushKind(kind string) bool {
 	return false
 }
 
-// defaultPushRules builds the server-default ruleset of the spec's
+// defaults builds the server-default ruleset of the spec's
 // "Predefined Rules" for userID, as of v1.12 (the newest version Parley
 // advertises, which still has the deprecated body-matching mention rules).
-func defaultPushRules(userID string) pushRuleset {
+func defaults(userID string) Ruleset {
 	localpart, _, _ := strings.Cut(strings.TrimPrefix(userID, "@"), ":")
 	js := func(v any) json.RawMessage {
 		b, _ := json.Marshal(v) // plain maps and strings: cannot fail
@@ -94,16 +105,16 @@ func defaultPushRules(userID string) pushRuleset {
 	highlight := map[string]string{"set_tweak": "highlight"}
 	roomPermission := map[string]string{"kind": "sender_notification_permission", "key": "room"}
 	memberCount2 := map[string]string{"kind": "room_member_count", "is": "2"}
-	rule := func(id string, conditions []any, actions ...any) pushRule {
+	rule := func(id string, conditions []any, actions ...any) Rule {
 		if actions == nil {
 			actions = []any{}
 		}
-		return pushRule{RuleID: id, Default: true, Enabled: true, Conditions: js(conditions), Actions: js(actions)}
+		return Rule{RuleID: id, Default: true, Enabled: true, Conditions: js(conditions), Actions: js(actions)}
 	}
 	master := rule(".m.rule.master", []any{})
 	master.Enabled = false
-	return pushRuleset{
-		Override: []pushRule{
+	return Ruleset{
+		Override: []Rule{
 			master,
 			rule(".m.rule.suppress_notices", []any{match("content.msgtype", "m.notice")}),
 			rule(".m.rule.invite_for_me", []any{match("type", "m.room.member"), match("content.membership", "invite"), match("state_key", userID)},
@@ -121,13 +132,13 @@ func defaultPushRules(userID string) pushRuleset {
 			rule(".m.rule.room.server_acl", []any{match("type", "m.room.server_acl"), match("state_key", "")}),
 			rule(".m.rule.suppress_edits", []any{map[string]string{"kind": "event_property_is", "key": `content.m\.relates_to.rel_type`, "value": "m.replace"}}),
 		},
-		Content: []pushRule{{
+		Content: []Rule{{
 			RuleID: ".m.rule.contains_user_name", Default: true, Enabled: true, Pattern: &localpart,
 			Actions: js([]any{"notify", sound("default"), highlight}),
 		}},
-		Room:   []pushRule{},
-		Sender: []pushRule{},
-		Underride: []pushRule{
+		Room:   []Rule{},
+		Sender: []Rule{},
+		Underride: []Rule{
 			rule(".m.rule.call", []any{match("type", "m.call.invite")}, "notify", sound("ring")),
 			rule(".m.rule.encrypted_room_one_to_one", []any{memberCount2, match("type", "m.room.encrypted")}, "notify", sound("default")),
 			rule(".m.rule.room_one_to_one", []any{memberCount2, match("type", "m.room.message")}, "notify", sound("default")),
@@ -137,12 +148,12 @@ func defaultPushRules(userID string) pushRuleset {
 	}
 }
 
-// mergePushRules applies doc to the defaults. The spec ranks server-default
+// merge applies doc to the defaults. The spec ranks server-default
 // rules below the user's in each kind, except .m.rule.master, which always
 // comes first.
-func mergePushRules(userID string, doc *pushRulesDoc) pushRuleset {
-	def := defaultPushRules(userID)
-	apply := func(kind string, rules []pushRule) {
+func merge(userID string, doc *document) Ruleset {
+	def := defaults(userID)
+	apply := func(kind string, rules []Rule) {
 		for i := range rules {
 			c, ok := doc.Defaults[kind+"/"+rules[i].RuleID]
 			if !ok {
@@ -159,8 +170,8 @@ func mergePushRules(userID string, doc *pushRulesDoc) pushRuleset {
 	apply("override", def.Override)
 	apply("content", def.Content)
 	apply("underride", def.Underride)
-	user := func(kind string) []pushRule { return append([]pushRule{}, doc.User[kind]...) }
-	return pushRuleset{
+	user := func(kind string) []Rule { return append([]Rule{}, doc.User[kind]...) }
+	return Ruleset{
 		Override:  append(append(def.Override[:1:1], doc.User["override"]...), def.Override[1:]...),
 		Content:   append(user("content"), def.Content...),
 		Room:      user("room"),
@@ -170,7 +181,7 @@ func mergePushRules(userID string, doc *pushRulesDoc) pushRuleset {
 }
 
 // rulesOf returns the rules of one kind.
-func (rs *pushRuleset) rulesOf(kind string) []pushRule {
+func (rs *Ruleset) rulesOf(kind string) []Rule {
 	switch kind {
 	case "override":
 		return rs.Override
@@ -187,7 +198,7 @@ func (rs *pushRuleset) rulesOf(kind string) []pushRule {
 }
 
 // find returns the rule kind/ruleID of the merged ruleset, or nil.
-func (rs *pushRuleset) find(kind, ruleID string) *pushRule {
+func (rs *Ruleset) find(kind, ruleID string) *Rule {
 	rules := rs.rulesOf(kind)
 	for i := range rules {
 		if rules[i].RuleID == ruleID {
@@ -215,7 +226,7 @@ func hasNotify(actions json.RawMessage) bool {
 // mutedRoomsIn lists the rooms doc silences: enabled room rules that do not
 // notify, and enabled override rules whose only condition matches one
 // room_id (how Element mutes a room) that do not notify.
-func mutedRoomsIn(doc *pushRulesDoc) map[string]bool {
+func mutedRoomsIn(doc *document) map[string]bool {
 	muted := map[string]bool{}
 	for _, r := range doc.User["room"] {
 		if r.Enabled && !hasNotify(r.Actions) {
@@ -233,56 +244,4 @@ func mutedRoomsIn(doc *pushRulesDoc) map[string]bool {
 		}
 	}
 	return muted
-}
-
-// loadPushRules reads a user's stored document; none stored means no changes.
-func (a *API) loadPushRules(ctx context.Context, userID string) (*pushRulesDoc, error) {
-	body, err := a.store.GetPushRules(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	doc := &pushRulesDoc{}
-	if body != "" {
-		if err := json.Unmarshal([]byte(body), doc); err != nil {
-			return nil, fmt.Errorf("push rules of %s: %w", userID, err)
-		}
-	}
-	if doc.User == nil {
-		doc.User = map[string][]pushRule{}
-	}
-	if doc.Defaults == nil {
-		doc.Defaults = map[string]ruleChange{}
-	}
-	return doc, nil
-}
-
-// effectivePushRules is the user's merged ruleset.
-func (a *API) effectivePushRules(ctx context.Context, userID string) (pushRuleset, error) {
-	doc, err := a.loadPushRules(ctx, userID)
-	if err != nil {
-		return pushRuleset{}, err
-	}
-	return mergePushRules(userID, doc), nil
-}
-
-// savePushRules stores doc and publishes the merged ruleset as the
-// m.push_rules account data, which is how the user's other clients hear of
-// the change through /sync. The document is the truth: a failure to
-// publish is logged, not returned, since the change itself was saved.
-func (a *API) savePushRules(ctx context.Context, userID string, doc *pushRulesDoc) error {
-	body, err := json.Marshal(doc)
-	if err != nil {
-		return err
-	}
-	if err := a.store.PutPushRules(ctx, userID, string(body)); err != nil {
-		return err
-	}
-	content, err := json.Marshal(map[string]any{"global": mergePushRules(userID, doc)})
-	if err == nil {
-		err = a.rooms.PutAccountData(context.WithoutCancel(ctx), userID, "", "m.push_rules", content)
-	}
-	if err != nil {
-		a.log.Warn("publish push rules", "user", userID, "err", err)
-	}
-	return nil
 }
