@@ -22,6 +22,8 @@ targets=(
 	"./media FuzzWalkJPEG"
 	"./accounts/password FuzzParsePHC"
 	"./rooms/stateres FuzzResolve"
+	"./pushrules FuzzCheckActions"
+	"./pushrules FuzzParseDocument"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
