@@ -145,17 +145,12 @@ func randomToken(n int) string {
 
 // newDevice creates (or re-keys) a device and returns its access token.
 func (a *API) newDevice(ctx context.Context, userID, deviceID, name, ip string) (string, string, error) {
-	if deviceID == "" {
-		deviceID = strings.ToUpper(randomToken(8))[:10]
-	}
-	token := "syt_" + randomToken(32)
-	now := time.Now().UnixMilli()
-	if err := a.store.CreateDevice(ctx, storage.Device{UserID: userID, DeviceID: deviceID, DisplayName: name,
-		TokenHash: hashToken(token), CreatedTS: now, LastSeenTS: now, LastSeenIP: ip}); err != nil {
+	dev, token := newDeviceRow(userID, deviceID, name, ip)
+	if err := a.store.CreateDevice(ctx, *dev); err != nil {
 		return "", "", err
 	}
-	a.tokens.dropUser(userID, deviceID)
-	return deviceID, token, nil
+	a.tokens.dropUser(userID, dev.DeviceID)
+	return dev.DeviceID, token, nil
 }
 
 var localpartRE = regexp.MustCompile(`^[a-z0-9._=\-/+]+$`)

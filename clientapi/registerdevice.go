@@ -7,9 +7,9 @@ import (
 	"github.com/parley-im/parley/storage"
 )
 
-// newDeviceRow builds a new device with a fresh access token, for
-// registration to write together with the account (storage.CreateAccount).
-// It makes IDs and tokens the way newDevice does.
+// newDeviceRow builds a new device with a fresh access token: newDevice
+// writes it alone (login), registration together with the account
+// (storage.CreateAccount). An empty deviceID gets a generated one.
 func newDeviceRow(userID, deviceID, name, ip string) (*storage.Device, string) {
 	if deviceID == "" {
 		deviceID = strings.ToUpper(randomToken(8))[:10]

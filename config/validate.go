@@ -55,10 +55,8 @@ func (c *Config) Validate() error {
 	check("media.thumbnail_concurrency", checkNotNegative(c.Media.ThumbnailConcurrency))
 	check("media.thumbnail_queue", checkNotNegative(c.Media.ThumbnailQueue))
 
-	check("rate_limit.per_user.per_second", checkRate(c.RateLimit.PerUser.PerSecond))
-	check("rate_limit.per_user.burst", checkNotNegative(c.RateLimit.PerUser.Burst))
-	check("rate_limit.per_ip.per_second", checkRate(c.RateLimit.PerIP.PerSecond))
-	check("rate_limit.per_ip.burst", checkNotNegative(c.RateLimit.PerIP.Burst))
+	checkBucket(check, "rate_limit.per_user", c.RateLimit.PerUser)
+	checkBucket(check, "rate_limit.per_ip", c.RateLimit.PerIP)
 	for i, id := range c.RateLimit.Exempt {
 		check(fmt.Sprintf("rate_limit.exempt[%d]", i), checkUserID(id))
 	}
@@ -71,10 +69,8 @@ func (c *Config) Validate() error {
 		check("passwords.argon2_time", fmt.Errorf("%d is above the limit of %d", t, maxArgon2Time))
 	}
 
-	check("rate_limit.failed_login.per_second", checkRate(c.RateLimit.FailedLogin.PerSecond))
-	check("rate_limit.failed_login.burst", checkNotNegative(c.RateLimit.FailedLogin.Burst))
-	check("rate_limit.register.per_second", checkRate(c.RateLimit.Register.PerSecond))
-	check("rate_limit.register.burst", checkNotNegative(c.RateLimit.Register.Burst))
+	checkBucket(check, "rate_limit.failed_login", c.RateLimit.FailedLogin)
+	checkBucket(check, "rate_limit.register", c.RateLimit.Register)
 	check("passwords.max_waiting", checkNotNegative(c.Passwords.MaxWaiting))
 	check("http.body_idle_timeout_ms", checkNotNegative(c.HTTP.BodyIdleTimeoutMs))
 	check("http.max_conns_per_address", checkNotNegative(c.HTTP.MaxConnsPerAddress))
@@ -84,8 +80,7 @@ func (c *Config) Validate() error {
 	check("sync.max_timeout_ms", checkNotNegative(c.Sync.MaxTimeoutMs))
 	check("sync.default_timeline_limit", checkNotNegative(c.Sync.DefaultTimelineLimit))
 
-	check("sync.full_sync.per_second", checkRate(c.Sync.FullSync.PerSecond))
-	check("sync.full_sync.burst", checkNotNegative(c.Sync.FullSync.Burst))
+	checkBucket(check, "sync.full_sync", c.Sync.FullSync)
 	check("sync.max_concurrent_full_syncs", checkNotNegative(c.Sync.MaxConcurrentFullSyncs))
 	check("writer.cache_bytes", checkNotNegative(c.Writer.CacheBytes))
 	check("writer.queue", checkNotNegative(c.Writer.Queue))
@@ -102,6 +97,12 @@ func (c *Config) Validate() error {
 	check("log.format", nonEmpty(checkLogFormat)(c.Log.Format))
 	check("room_tiers", c.RoomTiers.validate())
 	return errors.Join(errs...)
+}
+
+// checkBucket checks a token bucket's two keys under prefix.
+func checkBucket(check func(key string, err error), prefix string, b Bucket) {
+	check(prefix+".per_second", checkRate(b.PerSecond))
+	check(prefix+".burst", checkNotNegative(b.Burst))
 }
 
 func checkNotNegative[T int | int64](n T) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -149,14 +148,9 @@ func abuRun(b *testing.B, srv *hstest.Server, good *hstest.Client, room string, 
 		b.Errorf("abuser's request failed: %v", err)
 	}
 
-	slices.Sort(lat)
-	var sum time.Duration
-	for _, d := range lat {
-		sum += d
-	}
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(sum)/float64(len(lat)), "good-mean-ms")
-	b.ReportMetric(ms(lat[(len(lat)*99+99)/100-1]), "good-p99-ms")
+	l := summarize(lat)
+	b.ReportMetric(l.mean, "good-mean-ms")
+	b.ReportMetric(l.p99, "good-p99-ms")
 	if abuse != nil {
 		ratio := 0.0
 		if reqs > 0 {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,21 +23,6 @@ import (
 // server runs in the benchmark's process). Each reports good-p99-ms,
 // good-mean-ms and rss-mb (the highest RSS sampled while the abuse ran).
 // They size themselves by b.N, so CI's -benchtime=100x takes seconds.
-
-// tdRSSMB returns the process's resident set size in MiB (Linux), or 0.
-func tdRSSMB() float64 {
-	raw, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
 
 // tdRun starts workers abusive goroutines, waits until each has sent at
 // least once, then times b.N calls of good, and reports latency, RSS and
@@ -75,7 +59,7 @@ func tdRun(b *testing.B, workers int, abuse func(ctx context.Context, worker int
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if kb := uint64(tdRSSMB() * 1024); kb > maxRSS.Load() {
+			if kb := uint64(readRSS() >> 10); kb > maxRSS.Load() {
 				maxRSS.Store(kb)
 			}
 			select {
@@ -105,14 +89,9 @@ func tdRun(b *testing.B, workers int, abuse func(ctx context.Context, worker int
 	if err, _ := firstErr.Load().(error); err != nil {
 		b.Logf("an abuser stopped on a transport error: %v", err)
 	}
-	slices.Sort(lat)
-	var sum time.Duration
-	for _, d := range lat {
-		sum += d
-	}
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(sum)/float64(len(lat)), "good-mean-ms")
-	b.ReportMetric(ms(lat[(len(lat)*99+99)/100-1]), "good-p99-ms")
+	l := summarize(lat)
+	b.ReportMetric(l.mean, "good-mean-ms")
+	b.ReportMetric(l.p99, "good-p99-ms")
 	b.ReportMetric(float64(maxRSS.Load())/1024, "rss-mb")
 	if workers > 0 {
 		b.ReportMetric(float64(reqs.Load()-reqs0)/elapsed.Seconds(), "abuser-req/s")

@@ -1,13 +1,9 @@
 package homeserver_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,10 +174,9 @@ func wrRun(b *testing.B, srv *hstest.Server, good *hstest.Client, room string, w
 	if err, _ := abuseErr.Load().(error); err != nil {
 		b.Errorf("abuser's request failed: %v", err)
 	}
-	slices.Sort(lat)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(lat[len(lat)/2]), "good-p50-ms")
-	b.ReportMetric(ms(lat[(len(lat)*99+99)/100-1]), "good-p99-ms")
+	l := summarize(lat)
+	b.ReportMetric(l.p50, "good-p50-ms")
+	b.ReportMetric(l.p99, "good-p99-ms")
 	b.ReportMetric(float64(peakRSS.Load())/(1<<20), "peak-rss-MiB")
 	cs := srv.Srv.Rooms.CacheStats()
 	b.ReportMetric(float64(cs.Bytes)/(1<<20), "cache-MiB")
@@ -189,19 +184,4 @@ func wrRun(b *testing.B, srv *hstest.Server, good *hstest.Client, room string, w
 		b.ReportMetric(float64(reqs)/elapsed.Seconds(), "abuser-req/s")
 		b.ReportMetric(float64(oks)/elapsed.Seconds(), "abuser-ok/s")
 	}
-}
-
-// readRSS is this process's resident set in bytes (Linux), 0 elsewhere.
-func readRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range bytes.Lines(data) {
-		if rest, found := bytes.CutPrefix(line, []byte("VmRSS:")); found {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(string(rest)), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
