@@ -55,12 +55,13 @@ func (a *API) noticeFriendship(ctx context.Context, x, y string, friends bool) e
 
 // noticeBlock tells the blocker's devices of the block and of what it cut.
 func (a *API) noticeBlock(ctx context.Context, blocker, blocked string, on bool, eff graph.BlockEffects) error {
-	a.todev.ForgetBlocks(blocker) // to-device checks the blocker's list from a cache
+	if a.contacts != nil {
+		// The blocker's block list (to-device checks it), and both friend
+		// lists when the block ended a friendship.
+		a.contacts.Forget(blocker, blocked)
+	}
 	if on && !eff.Changed {
 		return nil
-	}
-	if eff.Unfriended && a.contacts != nil {
-		a.contacts.Forget(blocker, blocked)
 	}
 	c := map[string]any{"user_id": blocked, "blocked": on}
 	if on {

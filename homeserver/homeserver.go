@@ -120,7 +120,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 
-	td := todevice.New(todevice.Config{ServerName: cfg.ServerName, Writer: rs, Devices: store, Blocks: rel, Logger: log,
+	var blocks todevice.Blocks // stays a nil interface without a graph
+	if contacts != nil {
+		blocks = contacts
+	}
+	td := todevice.New(todevice.Config{ServerName: cfg.ServerName, Writer: rs, Devices: store, Blocks: blocks, Logger: log,
 		MaxPerRequest: cfg.ToDevice.MaxMessagesPerRequest, Retention: time.Duration(cfg.ToDevice.RetentionHours) * time.Hour})
 
 	apiCfg := clientapi.Config{

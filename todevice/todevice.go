@@ -11,10 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/rooms"
 )
 
@@ -37,9 +37,11 @@ type Devices interface {
 	DeleteExpiredToDevice(ctx context.Context, beforeTS, nowTS int64, limit int) (int64, error)
 }
 
-// Blocks lists whom a user blocked (graph.Store).
+// Blocks lists whom a user blocked: graph.Contacts, which caches the
+// lists, so a room-key share to hundreds of users asks the graph once per
+// user until a block changes.
 type Blocks interface {
-	Blocked(ctx context.Context, userID string, p graph.Page) ([]string, string, error)
+	Blocked(ctx context.Context, userID string) ([]string, error)
 }
 
 // Config is what the service needs. Zero values mean the defaults noted.
@@ -64,8 +66,7 @@ type Config struct {
 // ones. It is safe for concurrent use; all fields are static after New.
 type Service struct {
 	// Static after New.
-	cfg    Config
-	blocks *blockCache // nil without a graph
+	cfg Config
 }
 
 // New returns a Service for cfg.
@@ -82,20 +83,7 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg}
-	if cfg.Blocks != nil {
-		s.blocks = newBlockCache(cfg.Blocks, 5*time.Minute, 100_000)
-	}
-	return s
-}
-
-// ForgetBlocks drops what is cached of whom userID blocked. The client API
-// calls it on every block and unblock, so a change applies to the next
-// message. Safe on a nil Service.
-func (s *Service) ForgetBlocks(userID string) {
-	if s != nil && s.blocks != nil {
-		s.blocks.forget(userID)
-	}
+	return &Service{cfg: cfg}
 }
 
 // Request is one sendToDevice call: Messages maps user ID to device ID (or
@@ -177,17 +165,17 @@ func (s *Service) Send(ctx context.Context, req Request) error {
 	return s.cfg.Writer.SendToDevice(ctx, req.Sender, req.SenderDevice, req.TxnID, req.Type, msgs)
 }
 
-// blocked reports whether target blocked sender, from a cache of each
-// target's block list. One's own devices are always reachable.
+// blocked reports whether target blocked sender. One's own devices are
+// always reachable.
 func (s *Service) blocked(ctx context.Context, target, sender string) (bool, error) {
-	if s.blocks == nil || target == sender {
+	if s.cfg.Blocks == nil || target == sender {
 		return false, nil
 	}
-	b, err := s.blocks.blocks(ctx, target, sender, s.cfg.Now())
+	list, err := s.cfg.Blocks.Blocked(ctx, target)
 	if err != nil {
 		return false, fmt.Errorf("to-device block check: %w", err)
 	}
-	return b, nil
+	return slices.Contains(list, sender), nil
 }
 
 // sweepBatch is how many expired rows one delete removes; small enough that

@@ -46,6 +46,10 @@ func (b *fakeBlocks) Blocked(_ context.Context, user string, _ graph.Page) ([]st
 	return b.lists[user], "", b.err
 }
 
+func (b *fakeBlocks) Friends(context.Context, string, graph.Page) ([]string, string, error) {
+	return nil, "", nil
+}
+
 // roomKeyShare is a request to every device of n users, as a client sends
 // a room key to an encrypted room's members.
 func roomKeyShare(n int) (Request, fakeDevices) {
@@ -62,7 +66,8 @@ func roomKeyShare(n int) (Request, fakeDevices) {
 func TestSendAsksTheGraphOncePerUserAndForgets(t *testing.T) {
 	req, devs := roomKeyShare(50)
 	w, blocks := &fakeWriter{}, &fakeBlocks{lists: map[string][]string{"@u3:hs": {"@s:hs"}}}
-	s := New(Config{ServerName: "hs", Writer: w, Devices: devs, Blocks: blocks, Now: func() time.Time { return time.Unix(0, 0) }})
+	contacts := graph.NewContacts(blocks, 5*time.Minute, 100_000)
+	s := New(Config{ServerName: "hs", Writer: w, Devices: devs, Blocks: contacts, Now: func() time.Time { return time.Unix(0, 0) }})
 	for range 3 {
 		if err := s.Send(context.Background(), req); err != nil {
 			t.Fatal(err)
@@ -75,7 +80,7 @@ func TestSendAsksTheGraphOncePerUserAndForgets(t *testing.T) {
 		t.Errorf("graph calls over three sends = %d, want 50 (once per user, then cached)", blocks.calls)
 	}
 	blocks.lists["@u3:hs"] = nil // @u3 unblocks through the API
-	s.ForgetBlocks("@u3:hs")
+	contacts.Forget("@u3:hs")
 	if err := s.Send(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +88,7 @@ func TestSendAsksTheGraphOncePerUserAndForgets(t *testing.T) {
 		t.Errorf("messages stored after the unblock = %d, want 100", got)
 	}
 	blocks.err = graph.ErrUnavailable
-	s.ForgetBlocks("@u3:hs")
+	contacts.Forget("@u3:hs")
 	if err := s.Send(context.Background(), req); !errors.Is(err, graph.ErrUnavailable) {
 		t.Errorf("Send with the graph down = %v, want ErrUnavailable (fail closed)", err)
 	}
@@ -93,7 +98,7 @@ func TestSendAsksTheGraphOncePerUserAndForgets(t *testing.T) {
 // with the block lists cached (the steady state).
 func BenchmarkSendRoomKeyShare(b *testing.B) {
 	req, devs := roomKeyShare(100)
-	s := New(Config{ServerName: "hs", Writer: &fakeWriter{}, Devices: devs, Blocks: &fakeBlocks{}})
+	s := New(Config{ServerName: "hs", Writer: &fakeWriter{}, Devices: devs, Blocks: graph.NewContacts(&fakeBlocks{}, 5*time.Minute, 100_000)})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
