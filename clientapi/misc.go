@@ -46,7 +46,7 @@ func (a *API) capabilities(w http.ResponseWriter, r *http.Request, s *session) e
 		}
 	}
 	return writeJSON(w, map[string]any{"capabilities": map[string]any{
-		"m.room_versions":   map[string]any{"default": pdu.DefaultRoomVersion, "available": available},
+		"m.room_versions":   map[string]any{"default": a.rooms.DefaultRoomVersion(), "available": available},
 		"m.change_password": map[string]bool{"enabled": true},
 		"m.set_displayname": map[string]bool{"enabled": true},
 		"m.set_avatar_url":  map[string]bool{"enabled": true},

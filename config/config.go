@@ -49,6 +49,12 @@ type Config struct {
 	HTTP         HTTP         `yaml:"http"`
 	ToDevice     ToDevice     `yaml:"to_device"`
 	RoomTiers    RoomTiers    `yaml:"room_tiers"`
+	// DefaultRoomVersion is the version of rooms created without one
+	// (createRoom's room_version). Zero value means "12", the version
+	// Synapse creates by default; "10" and "11" may be chosen for rooms
+	// that servers predating version 12 must join. Rooms keep the version
+	// they were created with.
+	DefaultRoomVersion string `yaml:"default_room_version"`
 }
 
 // HTTP bounds what one client connection may hold.
@@ -322,6 +328,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.RoomTiers.LargeAbove, 500)
 	setDefault(&c.RoomTiers.HugeAbove, 5000)
+	setDefault(&c.DefaultRoomVersion, "12")
 	// "tokens: []" and an absent key mean the same; keep one representation
 	// so that configurations compare equal.
 	if len(c.Registration.Tokens) == 0 {

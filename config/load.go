@@ -72,6 +72,7 @@ func decode(data []byte, c *Config) error {
 //	PARLEY_REGISTRATION     registration.mode
 //	PARLEY_NEO4J_URL        graph.neo4j_url
 //	PARLEY_LOG_LEVEL        log.level
+//	PARLEY_DEFAULT_ROOM_VERSION default_room_version
 //
 // Each value is checked as it is applied, and an error names the variable,
 // which Validate could not. A nil getenv applies nothing.
@@ -92,6 +93,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		{"PARLEY_REGISTRATION", &c.Registration.Mode, checkRegistrationMode},
 		{"PARLEY_NEO4J_URL", &c.Graph.Neo4jURL, checkNeo4jURL},
 		{"PARLEY_LOG_LEVEL", &c.Log.Level, checkLogLevel},
+		{"PARLEY_DEFAULT_ROOM_VERSION", &c.DefaultRoomVersion, checkRoomVersion},
 	}
 	var errs []error
 	for _, v := range vars {

@@ -154,6 +154,10 @@ to_device:
   # Hours an undelivered to-device message is kept.
   retention_hours: 168
 
+# Version of rooms created without one: 10, 11 or 12.
+# Env: PARLEY_DEFAULT_ROOM_VERSION.
+default_room_version: "12"
+
 room_tiers:
   # Above this many joined members a room is "large": typing and receipts
   # reach only their sender's own devices, members' presence is not sent to

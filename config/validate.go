@@ -42,6 +42,7 @@ func (c *Config) Validate() error {
 	check("listen", nonEmpty(checkListen)(c.Listen))
 	check("public_base_url", nonEmpty(checkBaseURL)(c.PublicBaseURL))
 	check("database_url", checkDatabaseURL(c.DatabaseURL))
+	check("default_room_version", nonEmpty(checkRoomVersion)(c.DefaultRoomVersion))
 
 	check("registration.mode", nonEmpty(checkRegistrationMode)(c.Registration.Mode))
 	for i, tok := range c.Registration.Tokens {
@@ -135,6 +136,10 @@ func checkRegistrationMode(s string) error {
 func checkLogLevel(s string) error {
 	return checkOneOf("log level", s, "debug", "info", "warn", "error")
 }
+
+// checkRoomVersion accepts the room versions Parley implements (rooms/pdu
+// holds the rules of each); rooms.New refuses any other too.
+func checkRoomVersion(s string) error { return checkOneOf("room version", s, "10", "11", "12") }
 
 func checkLogFormat(s string) error { return checkOneOf("log format", s, "text", "json") }
 

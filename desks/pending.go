@@ -134,8 +134,12 @@ func (s *Service) ensureRoom(ctx context.Context, p storage.PendingConsultation,
 	switch _, err := s.store.GetRoom(ctx, p.RoomID); {
 	case errors.Is(err, storage.ErrNotFound):
 		if _, err := s.rooms.CreateRoom(ctx, rooms.CreateRequest{
-			RoomID:  p.RoomID,
-			Creator: service, CreatorProfile: s.profile(ctx, service), Preset: "private_chat",
+			RoomID: p.RoomID,
+			// The ID is chosen before the room exists, so that a crash
+			// cannot leave a second room: version 12 derives IDs from the
+			// create event, so consultation rooms stay on version 11.
+			RoomVersion: "11",
+			Creator:     service, CreatorProfile: s.profile(ctx, service), Preset: "private_chat",
 			Name: deskName, Topic: p.Category, Invite: []string{p.Customer},
 			InviteProfiles:     map[string]rooms.Profile{p.Customer: profile},
 			PowerLevelOverride: json.RawMessage(`{"invite":50}`),

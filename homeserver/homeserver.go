@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
 			MaxCreateInvites: cfg.RoomLimits.MaxCreateInvites, MaxStateEvents: cfg.RoomLimits.MaxStateEvents,
 			MaxStateBytes: cfg.RoomLimits.MaxStateBytes},
-		Tiers: roomTiers(cfg.RoomTiers)})
+		Tiers: roomTiers(cfg.RoomTiers), DefaultRoomVersion: cfg.DefaultRoomVersion})
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -18,8 +18,8 @@ func TestRoomVersion12(t *testing.T) {
 			alice, bob, carol := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
 
 			caps := alice.MustDo("GET", "/_matrix/client/v3/capabilities", nil).Get(apiPath("capabilities", "m.room_versions"))
-			if caps.Get("available.12").String() != "stable" || caps.Get("default").String() != "11" {
-				t.Errorf("m.room_versions = %s, want 12 stable and 11 still the default", caps.Raw)
+			if caps.Get("available.12").String() != "stable" || caps.Get("default").String() != "12" {
+				t.Errorf("m.room_versions = %s, want 12 stable and the default", caps.Raw)
 			}
 
 			room := alice.CreateRoom(map[string]any{"preset": "public_chat", "room_version": "12", "name": "v12", "topic": "t"})

@@ -29,7 +29,7 @@ type Profile struct {
 type CreateRequest struct {
 	Creator        string
 	CreatorProfile Profile
-	RoomVersion    string // "" means pdu.DefaultRoomVersion
+	RoomVersion    string // "" means the configured default (Config.DefaultRoomVersion)
 	Preset         string // private_chat, trusted_private_chat, public_chat
 	Public         bool   // visibility=public: list in the room directory
 	Name, Topic    string
@@ -57,7 +57,7 @@ func (s *Service) NewRoomID() string { return "!" + randomString(18) + ":" + s.c
 func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, error) {
 	version := req.RoomVersion
 	if version == "" {
-		version = pdu.DefaultRoomVersion
+		version = s.cfg.DefaultRoomVersion
 	}
 	if !pdu.Supported(version) {
 		return "", fmt.Errorf("%w: %s", ErrBadRoomVersion, version)

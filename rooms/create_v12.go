@@ -24,7 +24,7 @@ func (s *Service) newRoomID(version string, protos []pdu.Proto) (string, error) 
 	if !pdu.RoomIDFromCreate(version) {
 		return s.NewRoomID(), nil
 	}
-	protos[0].OriginServerTS = s.cfg.Now().UnixMilli()
+	protos[0].OriginServerTS = s.createTimestamp()
 	create, err := pdu.Build(protos[0], version, s.cfg.Key)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -34,6 +34,23 @@ func (s *Service) newRoomID(version string, protos []pdu.Proto) (string, error) 
 	}
 	return create.RoomID, nil
 }
+
+// createTimestamp is the origin_server_ts of a new version 12 create
+// event: now, but always above the last one this server handed out. The
+// room ID is the create event's hash, so two identical createRoom calls
+// by one user in the same millisecond would otherwise get the same ID and
+// the second would fail on a room that exists.
+func (s *Service) createTimestamp() int64 {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	ts := max(s.cfg.Now().UnixMilli(), s.lastCreateTS+1)
+	s.lastCreateTS = ts
+	return ts
+}
+
+// DefaultRoomVersion is the version of rooms created without one, as the
+// capabilities endpoint advertises it.
+func (s *Service) DefaultRoomVersion() string { return s.cfg.DefaultRoomVersion }
 
 // creatorsCreateContent adds to the create content of a version 12 room
 // the users who share the creator's unlimited power: with the

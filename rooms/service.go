@@ -50,6 +50,10 @@ type Config struct {
 	Now func() time.Time
 	// Tiers are the group size tiers (rooms/tiers.go); zero means defaults.
 	Tiers Tiers
+	// DefaultRoomVersion is the version of rooms created without one. Zero
+	// means pdu.DefaultRoomVersion; New refuses a version pdu does not
+	// implement.
+	DefaultRoomVersion string
 }
 
 // Service is the room writer and the room read API.
@@ -63,6 +67,11 @@ type Service struct {
 	done  chan struct{}
 
 	stopOnce sync.Once
+
+	// createMu guards lastCreateTS, the newest version 12 create
+	// timestamp handed out (createTimestamp).
+	createMu     sync.Mutex
+	lastCreateTS int64
 
 	// Owned by the writer goroutine.
 	pos   int64
@@ -87,6 +96,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.CacheBytes = 256 << 20
 	}
 	cfg.Limits.fillDefaults()
+	if cfg.DefaultRoomVersion == "" {
+		cfg.DefaultRoomVersion = pdu.DefaultRoomVersion
+	}
+	if !pdu.Supported(cfg.DefaultRoomVersion) {
+		return nil, fmt.Errorf("rooms: default room version %q is not implemented", cfg.DefaultRoomVersion)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -1,7 +1,8 @@
 package pdu
 
-// DefaultRoomVersion is the room version Parley uses for new rooms.
-const DefaultRoomVersion = "11"
+// DefaultRoomVersion is the room version of new rooms when the
+// configuration names none (rooms.Config.DefaultRoomVersion).
+const DefaultRoomVersion = "12"
 
 // Supported reports whether Parley creates and accepts rooms of roomVersion.
 // "10", "11" and "12" are implemented: all use the v4 event ID format and
