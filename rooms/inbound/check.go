@@ -79,11 +79,9 @@ type checked struct {
 
 func (p *Pipeline) check(ctx context.Context, roomID string, raw []byte, outlier bool) (*checked, error) {
 	if !outlier {
-		rid := gjson.GetBytes(raw, "room_id")
-		if rid.Type != gjson.String {
+		if roomID = roomOf(raw); roomID == "" {
 			return nil, fmt.Errorf("%w: %w: no room_id", ErrDropped, pdu.ErrInvalid)
 		}
-		roomID = rid.Str
 	}
 	version, err := p.src.RoomVersion(ctx, roomID)
 	if err != nil {
@@ -190,6 +188,22 @@ func (p *Pipeline) check(ctx context.Context, roomID string, raw []byte, outlier
 		return nil, err
 	}
 	return c, nil
+}
+
+// roomOf returns the room raw names: its room_id or, for a room version
+// 12 create event, which has none, the room its ID derives.
+func roomOf(raw []byte) string {
+	res := gjson.GetManyBytes(raw, "room_id", "type", "content.room_version")
+	if res[0].Type == gjson.String {
+		return res[0].Str
+	}
+	if res[0].Exists() || res[1].Str != "m.room.create" || res[2].Type != gjson.String || !pdu.RoomIDFromCreate(res[2].Str) {
+		return ""
+	}
+	if ev, err := pdu.Parse(raw, res[2].Str); err == nil {
+		return ev.RoomID
+	}
+	return ""
 }
 
 func (c *checked) reject(reason string) {
