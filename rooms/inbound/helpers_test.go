@@ -103,3 +103,5 @@ func forEachVersion(t *testing.T, fn func(t *testing.T, version string)) {
 		t.Run("v"+v, func(t *testing.T) { fn(t, v) })
 	}
 }
+
+func remotetestKeys() remotetest.Keyring { return remotetest.NewKeyring(remote, other) }
