@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/rooms/inbound"
+	"github.com/parley-im/parley/rooms/inbound/remotetest"
 	"github.com/parley-im/parley/rooms/pdu"
 )
 
@@ -230,3 +231,41 @@ func TestAcceptReturnsWriterFailures(t *testing.T) {
 	}
 }
 
+
+// TestAcceptHeldEvents: an event held already is not checked or stored
+// again, unless it was an outlier and now arrives as a regular event; a
+// second create event in a room the server holds is rejected.
+func TestAcceptHeldEvents(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, version string) {
+		fx := newFixture(t, version)
+		f := fx.base.Clone()
+		ctx := context.Background()
+
+		if _, _, err := fx.p.Accept(ctx, fx.ev["bob"].Raw); !errors.Is(err, inbound.ErrAlreadyHeld) {
+			t.Errorf("Accept(an accepted event again) = %v, want ErrAlreadyHeld", err)
+		}
+		topic := f.BuildState(mod, "m.room.topic", "", `{"topic":"first an outlier"}`)
+		if _, _, err := fx.p.AcceptOutlier(ctx, fx.room.ID, topic.Raw); err != nil {
+			t.Fatalf("AcceptOutlier = %v", err)
+		}
+		if _, _, err := fx.p.AcceptOutlier(ctx, fx.room.ID, topic.Raw); !errors.Is(err, inbound.ErrAlreadyHeld) {
+			t.Errorf("AcceptOutlier(the outlier again) = %v, want ErrAlreadyHeld", err)
+		}
+		if v := fx.accept(topic); v.Kind != inbound.Accepted {
+			t.Errorf("Accept(the outlier as a regular event) = %s (%s), want accepted", v.Kind, v.Reason)
+		}
+
+		if version == "12" {
+			return // a version 12 room ID names its one create event
+		}
+		content := `{"room_version":"` + version + `","creator":"` + alice + `","other":"create"}`
+		second := remotetest.NewRoom(t, version, remote).Create(alice, content)
+		ev := second.Room.ByID[second.Prev[0]]
+		if ev.RoomID != fx.room.ID {
+			t.Fatalf("second create is in %s, want %s", ev.RoomID, fx.room.ID)
+		}
+		if v := fx.accept(ev); v.Kind != inbound.Rejected {
+			t.Errorf("Accept(a second create event) = %s (%s), want rejected", v.Kind, v.Reason)
+		}
+	})
+}

@@ -120,7 +120,7 @@ func (p *Pipeline) check(ctx context.Context, roomID string, raw []byte, outlier
 
 	// Load what checks 3 and 4 read in two calls, so that missing auth
 	// and prev events are reported together.
-	auth, missingAuth, authReason, err := p.loadAuthEvents(ctx, version, ev)
+	auth, missingAuth, authReason, err := p.loadAuthEvents(ctx, version, ev, outlier)
 	if err != nil {
 		return nil, err
 	}
@@ -149,27 +149,38 @@ func (p *Pipeline) check(ctx context.Context, roomID string, raw []byte, outlier
 			authReason = err.Error()
 		}
 	}
-	if authReason != "" {
-		c.reject("auth events: " + authReason)
-		if !outlier {
-			// Keep the state before it when it is cheap to know, so the
-			// store can answer StatesAfter for a rejected prev event.
-			if len(states) == 1 {
-				c.verdict.StateBefore = states[0]
-			}
+	if outlier {
+		if authReason != "" {
+			c.reject("auth events: " + authReason)
 		}
 		return c, nil
 	}
-	if outlier {
-		return c, nil
-	}
-
-	// Check 4: auth against the state before the event.
+	// The state before is kept even for an event rejected here, so that
+	// the store can answer StatesAfter for it: a later event may cite it
+	// as a prev event.
 	before, err := p.stateBefore(ctx, version, states)
 	if err != nil {
 		return nil, fmt.Errorf("state before %s: %w", ev.ID, err)
 	}
 	c.verdict.StateBefore = before
+	if authReason != "" {
+		c.reject("auth events: " + authReason)
+		return c, nil
+	}
+
+	// Check 4: auth against the state before the event.
+	if ev.Type == "m.room.create" {
+		// Rule 1 lets any create event without prev_events in; a room
+		// this server holds already has its own.
+		cur, _, err := p.src.Current(ctx, ev.RoomID, []authrules.StateKey{{Type: "m.room.create"}})
+		if err != nil {
+			return nil, fmt.Errorf("current state of %s: %w", ev.RoomID, err)
+		}
+		if id, ok := cur[authrules.StateKey{Type: "m.room.create"}]; ok && id != ev.ID {
+			c.reject(fmt.Sprintf("state before the event: room %s already has create event %s", ev.RoomID, id))
+			return c, nil
+		}
+	}
 	c.needed = authrules.Needed(ev.Type, ev.StateKey, ev.Sender, ev.Content)
 	if sameEvents(c.needed, before, auth) {
 		c.beforeAuth = auth // same events, same answer as check 3
@@ -247,19 +258,19 @@ func (p *Pipeline) verifySignatures(ctx context.Context, version string, ev *pdu
 	return nil
 }
 
-// loadAuthEvents loads ev's auth events (and, from room version 12, the
-// create event the room ID names) and selects them for check 3. It returns
-// the IDs not held, or a reason to reject ev, or the selection.
-func (p *Pipeline) loadAuthEvents(ctx context.Context, version string, ev *pdu.Event) (auth map[authrules.StateKey]*pdu.Event, missing []string, reason string, err error) {
-	if ev.Type == "m.room.create" {
-		return map[authrules.StateKey]*pdu.Event{}, nil, "", nil
+// loadAuthEvents loads, in one call, ev itself (to refuse one already
+// held), ev's auth events and, from room version 12, the create event the
+// room ID names, and selects the auth events for check 3. It returns the
+// IDs not held, or a reason to reject ev, or the selection.
+func (p *Pipeline) loadAuthEvents(ctx context.Context, version string, ev *pdu.Event, outlier bool) (auth map[authrules.StateKey]*pdu.Event, missing []string, reason string, err error) {
+	ids := make([]string, 0, len(ev.AuthEvents)+2)
+	ids = append(ids, ev.AuthEvents...)
+	isCreate := ev.Type == "m.room.create"
+	v12Create := pdu.RoomIDFromCreate(version) && !isCreate
+	if v12Create {
+		ids = append(ids, pdu.CreateEventIDOf(ev.RoomID))
 	}
-	ids := ev.AuthEvents
-	createID := ""
-	if pdu.RoomIDFromCreate(version) {
-		createID = pdu.CreateEventIDOf(ev.RoomID)
-		ids = append(slices.Clip(ids), createID)
-	}
+	ids = append(ids, ev.ID)
 	stored, err := p.src.Events(ctx, ids)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("load auth events of %s: %w", ev.ID, err)
@@ -267,9 +278,16 @@ func (p *Pipeline) loadAuthEvents(ctx context.Context, version string, ev *pdu.E
 	if len(stored) != len(ids) {
 		return nil, nil, "", fmt.Errorf("load auth events of %s: got %d events for %d IDs", ev.ID, len(stored), len(ids))
 	}
+	if self := stored[len(ids)-1]; self.Event != nil && (outlier || !self.Outlier) {
+		return nil, nil, "", fmt.Errorf("%w: %s", ErrAlreadyHeld, ev.ID)
+	}
+	if isCreate {
+		// Rule 1 checks a create event without auth events.
+		return map[authrules.StateKey]*pdu.Event{}, nil, "", nil
+	}
 	var create *pdu.Event
 	list := make([]*pdu.Event, 0, len(ev.AuthEvents))
-	for i, s := range stored {
+	for i, s := range stored[:len(ids)-1] {
 		switch {
 		case s.Event == nil || s.Event.ID != ids[i]:
 			if !slices.Contains(missing, ids[i]) {
@@ -277,7 +295,7 @@ func (p *Pipeline) loadAuthEvents(ctx context.Context, version string, ev *pdu.E
 			}
 		case s.Rejected && reason == "":
 			reason = fmt.Sprintf("auth event %s was rejected", ids[i])
-		case i == len(ev.AuthEvents): // the v12 create event
+		case v12Create && i == len(ev.AuthEvents):
 			create = s.Event
 		default:
 			list = append(list, s.Event)

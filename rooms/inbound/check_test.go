@@ -16,7 +16,7 @@ import (
 
 // editRaw decodes raw, lets fn change its top-level keys and re-encodes
 // it, without fixing hashes or signatures.
-func editRaw(t *testing.T, raw []byte, fn func(m map[string]json.RawMessage)) []byte {
+func editRaw(t testing.TB, raw []byte, fn func(m map[string]json.RawMessage)) []byte {
 	t.Helper()
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {

@@ -30,7 +30,7 @@ var versions = []string{"10", "11", "12"}
 // fixture is a room built by the remote servers and held by an in-memory
 // store that has accepted its first events through the pipeline.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	room  *remotetest.Room
 	base  *remotetest.Fork // the fork at the tip of what the store holds
 	store *remotetest.Store
@@ -41,7 +41,7 @@ type fixture struct {
 // newFixture builds a public room of version created by alice, with mod at
 // 50, and alice, mod and bob joined, and accepts each event through the
 // pipeline.
-func newFixture(t *testing.T, version string) *fixture {
+func newFixture(t testing.TB, version string) *fixture {
 	t.Helper()
 	r := remotetest.NewRoom(t, version, remote, other)
 	createContent := fmt.Sprintf(`{"room_version":%q}`, version)

@@ -22,9 +22,10 @@ type Source interface {
 	// RoomVersion returns the version of a room this server is in, or an
 	// error wrapping ErrUnknownRoom.
 	RoomVersion(ctx context.Context, roomID string) (string, error)
-	// Events returns what the server holds of each ID, in order: accepted,
-	// soft-failed and outlier events, and rejected ones marked Rejected. A
-	// zero Stored (nil Event) means the event is not held.
+	// Events returns what the server holds of each ID, in order: accepted
+	// and soft-failed events, outliers marked Outlier, and rejected events
+	// marked Rejected. A zero Stored (nil Event) means the event is not
+	// held.
 	Events(ctx context.Context, ids []string) ([]Stored, error)
 	// StatesAfter returns the room state after each event, in order. The
 	// state after a rejected event is the state before it (it never takes
@@ -45,6 +46,9 @@ type Stored struct {
 	// Rejected marks an event stored as rejected: it never authorises
 	// anything, and an event citing it in auth_events is rejected too.
 	Rejected bool
+	// Outlier marks an event stored as an outlier: it may still arrive
+	// as a regular event and then be checked in full.
+	Outlier bool
 }
 
 // Keys gives the verify keys of other servers. It is federation's key
@@ -131,6 +135,9 @@ var (
 	// leaves out signatures and, for some events, content, so a forged copy
 	// would shadow the genuine event.
 	ErrDropped = errors.New("inbound: event dropped")
+	// ErrAlreadyHeld marks an event the server already holds (other than
+	// as an outlier, when it arrives as a regular event): nothing to do.
+	ErrAlreadyHeld = errors.New("inbound: event already held")
 	// ErrUnknownRoom marks an event for a room this server is not in.
 	ErrUnknownRoom = errors.New("inbound: unknown room")
 	// ErrExtremitiesMoved is what a Persister returns (or wraps) when the

@@ -115,7 +115,7 @@ func (s *Store) Persist(ctx context.Context, v *inbound.Verdict) (int64, error) 
 	if old, ok := s.kinds[ev.ID]; ok && old != inbound.Outlier {
 		return 0, fmt.Errorf("remotetest: event %s already stored as %s", ev.ID, old)
 	}
-	s.events[ev.ID] = inbound.Stored{Event: ev, Rejected: v.Kind == inbound.Rejected}
+	s.events[ev.ID] = inbound.Stored{Event: ev, Rejected: v.Kind == inbound.Rejected, Outlier: v.Kind == inbound.Outlier}
 	s.kinds[ev.ID] = v.Kind
 	switch {
 	case live:
