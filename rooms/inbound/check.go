@@ -236,7 +236,7 @@ func (p *Pipeline) verifySignatures(ctx context.Context, version string, ev *pdu
 			if tried++; tried > maxKeyIDsPerServer {
 				break
 			}
-			pub, err := p.keys.VerifyKey(ctx, server, keyID, ev.OriginServerTS)
+			pub, err := p.keys.VerifyKey(ctx, server, keyID, ev.OriginServerTS, version)
 			if err != nil {
 				if ctxErr := ctx.Err(); ctxErr != nil {
 					return ctxErr

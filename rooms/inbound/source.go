@@ -56,9 +56,10 @@ type Stored struct {
 // since checks run on the inbound transaction's time.
 type Keys interface {
 	// VerifyKey returns server's ed25519 key keyID as valid at atMillis
-	// (the event's origin_server_ts), or an error when it is unknown or
-	// expired by then.
-	VerifyKey(ctx context.Context, server, keyID string, atMillis int64) (ed25519.PublicKey, error)
+	// (the event's origin_server_ts) for a room of roomVersion (whose
+	// rules cap how long a key stays valid), or an error when it is
+	// unknown or expired by then. federation/keys.Keyring has this method.
+	VerifyKey(ctx context.Context, server, keyID string, atMillis int64, roomVersion string) (ed25519.PublicKey, error)
 }
 
 // Persister stores a verdict. It is the room writer, mapped by the caller

@@ -59,7 +59,7 @@ func (k Keyring) Add(server string, key *pdu.SigningKey) {
 }
 
 // VerifyKey implements inbound.Keys.
-func (k Keyring) VerifyKey(_ context.Context, server, keyID string, _ int64) (ed25519.PublicKey, error) {
+func (k Keyring) VerifyKey(_ context.Context, server, keyID string, _ int64, _ string) (ed25519.PublicKey, error) {
 	if pub, ok := k[server][keyID]; ok {
 		return pub, nil
 	}

@@ -39,6 +39,7 @@ type Store struct {
 var (
 	_ inbound.Source    = (*Store)(nil)
 	_ inbound.Persister = (*Store)(nil)
+	_ inbound.Keys      = Keyring(nil)
 )
 
 // NewStore returns an empty store for r's room.
