@@ -12,6 +12,11 @@ import (
 // MaxAttempts times in all, then gives up with ErrTooManyAttempts. Checks
 // 1–4 are not repeated: they depend only on the event and its ancestors.
 // It returns the verdict stored and the position the writer gave it.
+//
+// Concurrent calls are safe, but each event the writer stores first costs
+// the others of that room one attempt; a caller should feed one room's
+// events one at a time (as Synapse does per room) and may run rooms in
+// parallel.
 func (p *Pipeline) Accept(ctx context.Context, raw []byte) (*Verdict, int64, error) {
 	c, err := p.check(ctx, "", raw, false)
 	if err != nil {

@@ -269,3 +269,33 @@ func TestAcceptHeldEvents(t *testing.T) {
 		}
 	})
 }
+
+// TestAcceptConcurrent: events of one room accepted at the same time all
+// land; those that lose the race to the writer re-check and try again.
+func TestAcceptConcurrent(t *testing.T) {
+	fx := newFixture(t, "11")
+	f := fx.base.Clone()
+	const n = 3 // under MaxAttempts: each round, at least one event lands
+	raws := make([][]byte, n)
+	for i := range raws {
+		raws[i] = f.BuildMessage(bob, strings.Repeat("x", i+1)).Raw
+	}
+	errs := make(chan error, n)
+	for _, raw := range raws {
+		go func() {
+			v, _, err := fx.p.Accept(context.Background(), raw)
+			if err == nil && v.Kind != inbound.Accepted {
+				err = errors.New(v.Kind.String() + ": " + v.Reason)
+			}
+			errs <- err
+		}()
+	}
+	for range raws {
+		if err := <-errs; err != nil {
+			t.Errorf("Accept = %v, want accepted", err)
+		}
+	}
+	if got := len(fx.store.Extremities()); got != n {
+		t.Errorf("extremities = %d, want %d (one per concurrent event)", got, n)
+	}
+}
