@@ -220,6 +220,8 @@ func TestCheck2ContentHash(t *testing.T) {
 		}{
 			{"member's message", f.BuildMessage(bob, "hello"), inbound.Accepted},
 			{"non-member's message", f.BuildMessage(carol, "hello"), inbound.Rejected},
+			// Last: it moves the room on. Its redacted copy becomes state.
+			{"state event", f.BuildState(alice, "m.room.topic", "", `{"topic":"hello"}`), inbound.Accepted},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				v, _, err := fx.p.Accept(context.Background(), tamper(tc.ev))
@@ -237,6 +239,11 @@ func TestCheck2ContentHash(t *testing.T) {
 				}
 				if got := fx.store.Kind(tc.ev.ID); got != tc.want {
 					t.Errorf("stored as %s, want %s", got, tc.want)
+				}
+				if tc.ev.IsState() {
+					if got := fx.store.CurrentState()[key(tc.ev.Type, *tc.ev.StateKey)]; got != tc.ev.ID {
+						t.Errorf("current %s = %s, want the redacted event %s", tc.ev.Type, got, tc.ev.ID)
+					}
 				}
 			})
 		}

@@ -67,9 +67,11 @@ type Keys interface {
 // StateBefore, ExtremitiesSeen}).
 type Persister interface {
 	// Persist stores v and returns the stream position it got (0 when the
-	// kind gets none). When the room's forward extremities are no longer
-	// v.ExtremitiesSeen it stores nothing and returns an error matching
+	// kind gets none). For an Accepted (and, if it likes, a SoftFailed)
+	// verdict whose ExtremitiesSeen are no longer the room's forward
+	// extremities, it stores nothing and returns an error matching
 	// ErrExtremitiesMoved, so Accept checks again against the new state.
+	// It must not keep v after returning such an error.
 	Persist(ctx context.Context, v *Verdict) (pos int64, err error)
 }
 
@@ -122,11 +124,13 @@ type Verdict struct {
 	// the redacted copy (spec: "redacted before being processed further").
 	Redacted bool
 	// StateBefore is the state before the event, resolved over its
-	// prev_events. Nil for outliers, and for an event rejected by check 3
-	// whose prev states are not known.
+	// prev_events; for a rejected event it is also the state after it.
+	// Nil for outliers. When the event has one prev event it is the very
+	// map Source.StatesAfter returned: read it, never change it.
 	StateBefore StateMap
 	// ExtremitiesSeen are the room's forward extremities when check 5 read
-	// the current state. Nil for outliers and events rejected before it.
+	// the current state. Nil for outliers and rejected events, which the
+	// writer stores whatever the room's extremities are now.
 	ExtremitiesSeen []string
 }
 
