@@ -299,3 +299,25 @@ func TestAcceptConcurrent(t *testing.T) {
 		t.Errorf("extremities = %d, want %d (one per concurrent event)", got, n)
 	}
 }
+
+// TestPrevEventsOfAnotherRoom: an event citing another room's event as a
+// prev event is rejected; that room's state must not become its state.
+func TestPrevEventsOfAnotherRoom(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, version string) {
+		fx := newFixture(t, version)
+		elsewhere := remotetest.NewRoom(t, version, other)
+		ef := elsewhere.Create(carol, `{"creator":"`+carol+`","room_version":"`+version+`"}`)
+		foreign := elsewhere.ByID[ef.Prev[0]]
+		// The store holds it with a state that would let bob in.
+		if _, err := fx.store.Persist(context.Background(), &inbound.Verdict{Raw: foreign.Raw, Event: foreign, Kind: inbound.Rejected, Reason: "test", StateBefore: fx.base.State}); err != nil {
+			t.Fatal(err)
+		}
+		f := fx.base.Clone()
+		p := proto(f.BuildMessage(bob, "from elsewhere"))
+		p.PrevEvents = []string{foreign.ID}
+		v := fx.accept(f.Build(p))
+		if v.Kind != inbound.Rejected || !strings.Contains(v.Reason, "is in room") {
+			t.Errorf("Accept = %s (%s), want rejected for a prev event in another room", v.Kind, v.Reason)
+		}
+	})
+}

@@ -146,12 +146,12 @@ func (p *Pipeline) check(ctx context.Context, roomID string, raw []byte, outlier
 	// Check 3: auth against the event's own auth_events.
 	if authReason == "" {
 		if err := authrules.Check(version, ev, auth); err != nil {
-			authReason = err.Error()
+			authReason = "auth events: " + err.Error()
 		}
 	}
 	if outlier {
 		if authReason != "" {
-			c.reject("auth events: " + authReason)
+			c.reject(authReason)
 		}
 		return c, nil
 	}
@@ -164,7 +164,7 @@ func (p *Pipeline) check(ctx context.Context, roomID string, raw []byte, outlier
 	}
 	c.verdict.StateBefore = before
 	if authReason != "" {
-		c.reject("auth events: " + authReason)
+		c.reject(authReason)
 		return c, nil
 	}
 
@@ -258,10 +258,11 @@ func (p *Pipeline) verifySignatures(ctx context.Context, version string, ev *pdu
 	return nil
 }
 
-// loadAuthEvents loads, in one call, ev itself (to refuse one already
-// held), ev's auth events and, from room version 12, the create event the
-// room ID names, and selects the auth events for check 3. It returns the
-// IDs not held, or a reason to reject ev, or the selection.
+// loadAuthEvents loads, in one call, ev's auth events and, from room
+// version 12, the create event the room ID names, ev itself (to refuse one
+// already held) and its prev events (which must be in ev's room), and
+// selects the auth events for check 3. It returns the IDs not held, or a
+// reason to reject ev, or the selection.
 func (p *Pipeline) loadAuthEvents(ctx context.Context, version string, ev *pdu.Event, outlier bool) (auth map[authrules.StateKey]*pdu.Event, missing []string, reason string, err error) {
 	ids := make([]string, 0, len(ev.AuthEvents)+2)
 	ids = append(ids, ev.AuthEvents...)
@@ -270,7 +271,13 @@ func (p *Pipeline) loadAuthEvents(ctx context.Context, version string, ev *pdu.E
 	if v12Create {
 		ids = append(ids, pdu.CreateEventIDOf(ev.RoomID))
 	}
+	self := len(ids)
 	ids = append(ids, ev.ID)
+	if !outlier {
+		// The prev events too, only to see that they are in this room:
+		// the state after an event of another room must not leak in.
+		ids = append(ids, ev.PrevEvents...)
+	}
 	stored, err := p.src.Events(ctx, ids)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("load auth events of %s: %w", ev.ID, err)
@@ -278,23 +285,28 @@ func (p *Pipeline) loadAuthEvents(ctx context.Context, version string, ev *pdu.E
 	if len(stored) != len(ids) {
 		return nil, nil, "", fmt.Errorf("load auth events of %s: got %d events for %d IDs", ev.ID, len(stored), len(ids))
 	}
-	if self := stored[len(ids)-1]; self.Event != nil && (outlier || !self.Outlier) {
+	if held := stored[self]; held.Event != nil && (outlier || !held.Outlier) {
 		return nil, nil, "", fmt.Errorf("%w: %s", ErrAlreadyHeld, ev.ID)
+	}
+	for _, prev := range stored[self+1:] {
+		if prev.Event != nil && prev.Event.RoomID != ev.RoomID && reason == "" {
+			reason = fmt.Sprintf("prev events: %s is in room %s", prev.Event.ID, prev.Event.RoomID)
+		}
 	}
 	if isCreate {
 		// Rule 1 checks a create event without auth events.
-		return map[authrules.StateKey]*pdu.Event{}, nil, "", nil
+		return map[authrules.StateKey]*pdu.Event{}, nil, reason, nil
 	}
 	var create *pdu.Event
 	list := make([]*pdu.Event, 0, len(ev.AuthEvents))
-	for i, s := range stored[:len(ids)-1] {
+	for i, s := range stored[:self] {
 		switch {
 		case s.Event == nil || s.Event.ID != ids[i]:
 			if !slices.Contains(missing, ids[i]) {
 				missing = append(missing, ids[i])
 			}
 		case s.Rejected && reason == "":
-			reason = fmt.Sprintf("auth event %s was rejected", ids[i])
+			reason = fmt.Sprintf("auth events: %s was rejected", ids[i])
 		case v12Create && i == len(ev.AuthEvents):
 			create = s.Event
 		default:
@@ -306,7 +318,7 @@ func (p *Pipeline) loadAuthEvents(ctx context.Context, version string, ev *pdu.E
 	}
 	auth, err = authrules.SelectAuthEventsIn(version, ev, list, create)
 	if err != nil {
-		return nil, nil, err.Error(), nil
+		return nil, nil, "auth events: " + err.Error(), nil
 	}
 	return auth, nil, "", nil
 }
