@@ -109,8 +109,21 @@ func TestForks(t *testing.T) {
 						if order == 1 {
 							first, second = second, first
 						}
-						remotetest.Feed(t, fx.p, inbound.Accepted, first)
-						remotetest.Feed(t, fx.p, tc.wantSecond[order], second)
+						for i, ev := range []*pdu.Event{first, second} {
+							want := inbound.Accepted
+							if i == 1 {
+								want = tc.wantSecond[order]
+							}
+							v := fx.accept(ev)
+							if v.Kind != want {
+								t.Fatalf("Accept(event %d, %s by %s) = %s (%s), want %s", i+1, ev.Type, ev.Sender, v.Kind, v.Reason, want)
+							}
+							// Each fork's event sees the state where the forks
+							// split, whatever arrived in between.
+							if !maps.Equal(v.StateBefore, fx.base.State) {
+								t.Errorf("state before event %d = %v, want the state at the split %v", i+1, v.StateBefore, fx.base.State)
+							}
+						}
 
 						merged := remotetest.Merge(f.a, f.b)
 						v := fx.accept(merged.SendMessage(alice, "merge"))
