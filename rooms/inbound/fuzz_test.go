@@ -9,8 +9,9 @@ import (
 	"github.com/parley-im/parley/rooms/inbound"
 )
 
-// FuzzCheck feeds any bytes to the inbound entry point: it must never
-// panic, and must either return a verdict with an event or an error.
+// FuzzCheck feeds any bytes to the inbound entry points (Check and
+// CheckOutlier): they must never panic, and must return either a complete
+// verdict or a typed error.
 func FuzzCheck(f *testing.F) {
 	fx := newFixture(f, "11")
 	fork := fx.base.Clone()
@@ -25,6 +26,9 @@ func FuzzCheck(f *testing.F) {
 	f.Add([]byte(`{"room_id":"` + fx.room.ID + `"}`))
 	f.Add([]byte(`{"type":"m.room.create","content":{"room_version":"12"}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		if v, err := fx.p.CheckOutlier(context.Background(), fx.room.ID, raw); err == nil && (v.Event == nil || v.StateBefore != nil) {
+			t.Fatalf("CheckOutlier = %+v; want an event without state", v)
+		}
 		v, err := fx.p.Check(context.Background(), raw)
 		switch {
 		case err == nil && (v == nil || v.Event == nil || v.Kind == 0):
