@@ -249,3 +249,23 @@ func TestCheck2ContentHash(t *testing.T) {
 		}
 	})
 }
+
+// versionSource reports another room version than its Source holds.
+type versionSource struct {
+	inbound.Source
+	version string
+}
+
+func (v versionSource) RoomVersion(context.Context, string) (string, error) { return v.version, nil }
+
+// TestCheck1UnsupportedVersion: rooms of versions package pdu does not
+// parse get their events dropped, not misread.
+func TestCheck1UnsupportedVersion(t *testing.T) {
+	fx := newFixture(t, "11")
+	for _, version := range []string{"1", "9", "13", ""} {
+		p := inbound.New(versionSource{fx.store, version}, remotetestKeys(), fx.store)
+		if _, err := p.Check(context.Background(), fx.base.Clone().BuildMessage(bob, "hi").Raw); !errors.Is(err, inbound.ErrDropped) {
+			t.Errorf("Check in a version %q room = %v, want ErrDropped", version, err)
+		}
+	}
+}

@@ -17,6 +17,9 @@
 //  5. auth against the room's current state. Failing this soft-fails it:
 //     it is kept in the DAG but never shown nor used as an extremity.
 //
+// Room versions are those package pdu supports (10, 11 and 12); an event
+// of a room of any other version is dropped at check 1.
+//
 // Check runs the checks and returns a Verdict: Accepted, Rejected (with
 // the reason), SoftFailed, or Outlier (CheckOutlier, for an event fetched
 // only as auth or state of another: checks 1–3 only). The verdict carries
