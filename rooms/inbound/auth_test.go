@@ -231,7 +231,6 @@ func TestAcceptReturnsWriterFailures(t *testing.T) {
 	}
 }
 
-
 // TestAcceptHeldEvents: an event held already is not checked or stored
 // again, unless it was an outlier and now arrives as a regular event; a
 // second create event in a room the server holds is rejected.

@@ -224,11 +224,13 @@ func (c *checked) reject(reason string) {
 
 // verifySignatures requires, for every server that must sign ev, one
 // ed25519 signature that verifies with a key Keys knows at the event's
-// origin_server_ts.
+// origin_server_ts. When Keys had none of the keys tried, the error is
+// ErrKeyUnavailable rather than pdu.ErrBadSignature: the event may be
+// good, and worth receiving again once the keys can be fetched.
 func (p *Pipeline) verifySignatures(ctx context.Context, version string, ev *pdu.Event) error {
 	for _, server := range ev.RequiredSigners() {
 		var lastErr error
-		tried := 0
+		tried, keyless := 0, 0
 		for _, keyID := range ev.SignatureKeyIDs(server) {
 			if len(keyID) < len("ed25519:") || keyID[:len("ed25519:")] != "ed25519:" {
 				continue
@@ -242,6 +244,7 @@ func (p *Pipeline) verifySignatures(ctx context.Context, version string, ev *pdu
 					return ctxErr
 				}
 				lastErr = fmt.Errorf("key %s of %s: %w", keyID, server, err)
+				keyless++
 				continue
 			}
 			if lastErr = ev.VerifySignature(version, server, keyID, pub); lastErr == nil {
@@ -251,6 +254,8 @@ func (p *Pipeline) verifySignatures(ctx context.Context, version string, ev *pdu
 		switch {
 		case tried == 0:
 			return fmt.Errorf("%w: %w: event %s has no ed25519 signature from %s", ErrDropped, pdu.ErrBadSignature, ev.ID, server)
+		case lastErr != nil && keyless == min(tried, maxKeyIDsPerServer):
+			return fmt.Errorf("%w: %w: event %s: %w", ErrDropped, ErrKeyUnavailable, ev.ID, lastErr)
 		case lastErr != nil:
 			return fmt.Errorf("%w: %w: event %s: no valid signature from %s: %w", ErrDropped, pdu.ErrBadSignature, ev.ID, server, lastErr)
 		}

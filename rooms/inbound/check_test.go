@@ -168,23 +168,31 @@ func TestCheck2Signatures(t *testing.T) {
 			t.Fatal(err)
 		}
 
+		unknownKey := &pdu.SigningKey{ServerName: remote.Name, KeyID: "ed25519:unknown", Private: remote.Key.Private}
+		withUnknownKey, err := pdu.Build(proto(msg), version, unknownKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+
 		for _, tc := range []struct {
 			name    string
 			raw     []byte
 			dropped bool
+			want    error
 		}{
-			{"signed by the sender's server", msg.Raw, false},
-			{"signed with a key the server does not have", forged.Raw, true},
+			{"signed by the sender's server", msg.Raw, false, nil},
+			{"signed with another key under the server's key ID", forged.Raw, true, nil},
+			{"signed with a key ID the server does not know", withUnknownKey.Raw, true, inbound.ErrKeyUnavailable},
 			{"signature does not verify", editRaw(t, msg.Raw, func(m map[string]json.RawMessage) {
 				m["signatures"] = json.RawMessage(`{"remote.example":{"` + remote.Key.KeyID + `":"` + otherSig + `"}}`)
-			}), true},
-			{"no signatures", editRaw(t, msg.Raw, func(m map[string]json.RawMessage) { m["signatures"] = json.RawMessage(`{}`) }), true},
+			}), true, nil},
+			{"no signatures", editRaw(t, msg.Raw, func(m map[string]json.RawMessage) { m["signatures"] = json.RawMessage(`{}`) }), true, nil},
 			{"only a non-ed25519 signature", editRaw(t, msg.Raw, func(m map[string]json.RawMessage) {
 				m["signatures"] = json.RawMessage(`{"remote.example":{"curve:x":"` + otherSig + `"}}`)
-			}), true},
-			{"signed by another server than the sender's", remote.Forge(t, version, carolMsg), true},
-			{"restricted join without the authorising server's signature", join.Raw, true},
-			{"restricted join signed by both servers", cosigned.Raw, false},
+			}), true, nil},
+			{"signed by another server than the sender's", remote.Forge(t, version, carolMsg), true, nil},
+			{"restricted join without the authorising server's signature", join.Raw, true, nil},
+			{"restricted join signed by both servers", cosigned.Raw, false, nil},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				v, err := fx.p.Check(context.Background(), tc.raw)
@@ -194,8 +202,12 @@ func TestCheck2Signatures(t *testing.T) {
 					}
 					return
 				}
-				if !errors.Is(err, inbound.ErrDropped) || !errors.Is(err, pdu.ErrBadSignature) {
-					t.Fatalf("Check = %v, %v; want ErrDropped and ErrBadSignature", v, err)
+				want := tc.want
+				if want == nil {
+					want = pdu.ErrBadSignature
+				}
+				if !errors.Is(err, inbound.ErrDropped) || !errors.Is(err, want) {
+					t.Fatalf("Check = %v, %v; want ErrDropped and %v", v, err, want)
 				}
 			})
 		}

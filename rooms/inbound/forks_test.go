@@ -35,7 +35,7 @@ func TestForks(t *testing.T) {
 				a, b := fx.base.Clone(), fx.base.Clone()
 				return forked{a: a, b: b,
 					evA: a.SendState(alice, "m.room.power_levels", "", fx.powerLevels(nil)), // mod demoted to 0
-					evB: b.SendState(mod, "m.room.member", bob, `{"membership":"ban"}`),    // mod bans bob
+					evB: b.SendState(mod, "m.room.member", bob, `{"membership":"ban"}`),     // mod bans bob
 				}
 			},
 			// The ban arriving after the demotion soft-fails; the other

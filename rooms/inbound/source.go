@@ -140,6 +140,10 @@ var (
 	// leaves out signatures and, for some events, content, so a forged copy
 	// would shadow the genuine event.
 	ErrDropped = errors.New("inbound: event dropped")
+	// ErrKeyUnavailable marks an event dropped at check 2 because Keys
+	// had none of the signing keys it names (unknown, expired, or not
+	// fetchable now), as opposed to a signature that does not verify.
+	ErrKeyUnavailable = errors.New("inbound: signing key unavailable")
 	// ErrAlreadyHeld marks an event the server already holds (other than
 	// as an outlier, when it arrives as a regular event): nothing to do.
 	ErrAlreadyHeld = errors.New("inbound: event already held")

@@ -225,5 +225,3 @@ func Feed(t interface {
 		}
 	}
 }
-
-
