@@ -22,6 +22,7 @@ targets=(
 	"./media FuzzWalkJPEG"
 	"./accounts/password FuzzParsePHC"
 	"./rooms/stateres FuzzResolve"
+	"./rooms/inbound FuzzCheck"
 	"./pushrules FuzzCheckActions"
 	"./pushrules FuzzParseDocument"
 )
