@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -132,7 +133,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	if err := a.readJSON(r, &req); err != nil {
 		return err
 	}
-	if err := validateDevice(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
+	if err := devices.Validate(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
 		return err
 	}
 	ctx := r.Context()

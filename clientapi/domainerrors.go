@@ -1,0 +1,55 @@
+package clientapi
+
+// One mapping from the domain packages' typed errors to Matrix errors.
+// Each domain package wraps its sentinels with a human-readable reason
+// ("sentinel: reason"); the reason becomes the Matrix error message.
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/devices"
+	"github.com/parley-im/parley/directory"
+	"github.com/parley-im/parley/e2ekeys"
+	"github.com/parley-im/parley/profiles"
+)
+
+// domainErrors lists, per sentinel, the Matrix error it becomes.
+var domainErrors = []struct {
+	sentinel error
+	matrix   func(msg string) *apierr.Error
+}{
+	{profiles.ErrNotFound, apierr.NotFound},
+	{profiles.ErrForbidden, apierr.Forbidden},
+	{profiles.ErrInvalidParam, apierr.InvalidParam},
+
+	{devices.ErrNotFound, apierr.NotFound},
+	{devices.ErrInvalidParam, apierr.InvalidParam},
+
+	{e2ekeys.ErrInvalidParam, apierr.InvalidParam},
+	{e2ekeys.ErrMissingParam, apierr.MissingParam},
+	{e2ekeys.ErrBadJSON, apierr.BadJSON},
+
+	{directory.ErrNotFound, apierr.NotFound},
+	{directory.ErrForbidden, apierr.Forbidden},
+	{directory.ErrInvalidParam, apierr.InvalidParam},
+	{directory.ErrMissingParam, apierr.MissingParam},
+	{directory.ErrAliasExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
+}
+
+// domainError maps an error of a domain package to its Matrix error, or
+// returns nil if err is none of them.
+func domainError(err error) *apierr.Error {
+	for _, d := range domainErrors {
+		if errors.Is(err, d.sentinel) {
+			msg := err.Error()
+			if r, ok := strings.CutPrefix(msg, d.sentinel.Error()+": "); ok {
+				msg = r
+			}
+			return d.matrix(msg)
+		}
+	}
+	return nil
+}
