@@ -101,8 +101,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 		}
 	}
 	// A user who left reads only up to their leave.
-	cur, curPos := v.Current()
-	gone := cur == "leave" || cur == "ban"
+	curPos, gone := v.Departed()
 	if gone && backwards && from > curPos {
 		from = curPos
 	}
