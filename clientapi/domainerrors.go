@@ -44,8 +44,10 @@ var domainErrors = []struct {
 func domainError(err error) *apierr.Error {
 	for _, d := range domainErrors {
 		if errors.Is(err, d.sentinel) {
+			// The reason follows the sentinel's text, even under
+			// further wraps.
 			msg := err.Error()
-			if r, ok := strings.CutPrefix(msg, d.sentinel.Error()+": "); ok {
+			if _, r, ok := strings.Cut(msg, d.sentinel.Error()+": "); ok {
 				msg = r
 			}
 			return d.matrix(msg)
