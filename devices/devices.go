@@ -143,6 +143,25 @@ func (s *Service) Delete(ctx context.Context, userID string, ids []string, forge
 	return s.changed(ctx, userID)
 }
 
+// DeleteOthers removes every device of the user but keep, as Delete does
+// (a password change logs the other devices out this way).
+func (s *Service) DeleteOthers(ctx context.Context, userID, keep string, forget func(deviceID string)) error {
+	devs, err := s.List(ctx, userID)
+	if err != nil {
+		return err
+	}
+	var others []string
+	for _, d := range devs {
+		if d.DeviceID != keep {
+			others = append(others, d.DeviceID)
+		}
+	}
+	if len(others) == 0 {
+		return nil // nothing changed: no device list change to announce
+	}
+	return s.Delete(ctx, userID, others, forget)
+}
+
 // DeleteAll removes every device of the user, as Delete does; forget gets
 // "" for all of them.
 func (s *Service) DeleteAll(ctx context.Context, userID string, forget func(deviceID string)) error {

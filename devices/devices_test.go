@@ -107,6 +107,19 @@ func TestService(t *testing.T) {
 		if !slices.Equal(forgotten, []string{"D2", "UNKNOWN"}) {
 			t.Errorf("forgotten = %v, want D2 UNKNOWN", forgotten)
 		}
+		if err := svc.DeleteOthers(ctx, "@a:hs", "D1", forget); err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(); !slices.Equal(got, []string{"D1"}) {
+			t.Errorf("devices after DeleteOthers(D1) = %v, want D1", got)
+		}
+		// With no other device, nothing changes and nothing is announced.
+		if err := svc.DeleteOthers(ctx, "@a:hs", "D1", forget); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(forgotten, []string{"D2", "UNKNOWN", "D3"}) {
+			t.Errorf("forgotten = %v, want D2 UNKNOWN D3", forgotten)
+		}
 		if err := svc.DeleteAll(ctx, "@a:hs", forget); err != nil {
 			t.Fatal(err)
 		}
@@ -116,8 +129,8 @@ func TestService(t *testing.T) {
 		if forgotten[len(forgotten)-1] != "" {
 			t.Errorf("DeleteAll forgot %q, want \"\" (all)", forgotten[len(forgotten)-1])
 		}
-		if lists["@a:hs"] != 3 {
-			t.Errorf("device list changes = %d, want 3 (one per delete)", lists["@a:hs"])
+		if lists["@a:hs"] != 4 {
+			t.Errorf("device list changes = %d, want 4 (one per delete that could change the list)", lists["@a:hs"])
 		}
 	})
 }
