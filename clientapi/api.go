@@ -101,7 +101,7 @@ type Deps struct {
 type API struct {
 	// Static after New.
 	cfg      Config
-	store    *storage.Store
+	store    Store
 	rooms    *rooms.Service
 	n        *inbox.Notifier
 	syncer   *inbox.Syncer
