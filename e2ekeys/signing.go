@@ -213,11 +213,14 @@ func hasPublicKey(keyJSON, pub string) bool {
 	return false
 }
 
-// mergeSignatures adds signer's sigs to a stored key's signatures.
+// mergeSignatures adds signer's sigs to a stored key's signatures. A key
+// that is not a JSON object (stored keys always are) is returned as is.
 func mergeSignatures(keyJSON, signer string, sigs map[string]string) string {
-	var k map[string]json.RawMessage
+	k, ok := jsonObject(json.RawMessage(keyJSON))
+	if !ok {
+		return keyJSON
+	}
 	var all map[string]map[string]string
-	_ = json.Unmarshal([]byte(keyJSON), &k)
 	_ = json.Unmarshal(k["signatures"], &all)
 	if all == nil {
 		all = map[string]map[string]string{}
@@ -265,8 +268,8 @@ func withUserSigningSigs(keyJSON, viewer, row string) json.RawMessage {
 
 // withDisplayName adds unsigned.device_display_name to device keys.
 func withDisplayName(keyJSON, name string) json.RawMessage {
-	var k map[string]json.RawMessage
-	if name == "" || json.Unmarshal([]byte(keyJSON), &k) != nil {
+	k, ok := jsonObject(json.RawMessage(keyJSON))
+	if name == "" || !ok {
 		return json.RawMessage(keyJSON)
 	}
 	var unsigned map[string]any
