@@ -232,9 +232,7 @@ func (a *API) limitUser(userID string) error {
 // fail maps domain errors to Matrix errors, and logs internal faults once.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apierr.Error
-	if pe := pushRuleError(err); pe != nil {
-		ae = pe
-	} else if de := domainError(err); de != nil {
+	if de := domainError(err); de != nil {
 		ae = de
 	}
 	switch {

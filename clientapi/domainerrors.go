@@ -14,6 +14,7 @@ import (
 	"github.com/parley-im/parley/directory"
 	"github.com/parley-im/parley/e2ekeys"
 	"github.com/parley-im/parley/profiles"
+	"github.com/parley-im/parley/pushrules"
 )
 
 // domainErrors lists, per sentinel, the Matrix error it becomes.
@@ -21,6 +22,12 @@ var domainErrors = []struct {
 	sentinel error
 	matrix   func(msg string) *apierr.Error
 }{
+	{pushrules.ErrInvalidParam, apierr.InvalidParam},
+	{pushrules.ErrMissingParam, apierr.MissingParam},
+	{pushrules.ErrBadJSON, apierr.BadJSON},
+	{pushrules.ErrNotFound, apierr.NotFound},
+	{pushrules.ErrAnchorNotFound, unknown400},
+
 	{profiles.ErrNotFound, apierr.NotFound},
 	{profiles.ErrForbidden, apierr.Forbidden},
 	{profiles.ErrInvalidParam, apierr.InvalidParam},
@@ -38,6 +45,8 @@ var domainErrors = []struct {
 	{directory.ErrMissingParam, apierr.MissingParam},
 	{directory.ErrAliasExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
 }
+
+func unknown400(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_UNKNOWN", msg) }
 
 // domainError maps an error of a domain package to its Matrix error, or
 // returns nil if err is none of them.

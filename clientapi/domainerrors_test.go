@@ -10,6 +10,7 @@ import (
 	"github.com/parley-im/parley/directory"
 	"github.com/parley-im/parley/e2ekeys"
 	"github.com/parley-im/parley/profiles"
+	"github.com/parley-im/parley/pushrules"
 )
 
 func TestDomainError(t *testing.T) {
@@ -18,6 +19,11 @@ func TestDomainError(t *testing.T) {
 		status int
 		code   string
 	}{
+		{fmt.Errorf("%w: no", pushrules.ErrInvalidParam), http.StatusBadRequest, "M_INVALID_PARAM"},
+		{fmt.Errorf("%w: no", pushrules.ErrMissingParam), http.StatusBadRequest, "M_MISSING_PARAM"},
+		{fmt.Errorf("%w: no", pushrules.ErrBadJSON), http.StatusBadRequest, "M_BAD_JSON"},
+		{fmt.Errorf("%w: no", pushrules.ErrNotFound), http.StatusNotFound, "M_NOT_FOUND"},
+		{fmt.Errorf("%w: no", pushrules.ErrAnchorNotFound), http.StatusBadRequest, "M_UNKNOWN"},
 		{fmt.Errorf("%w: Profile not found", profiles.ErrNotFound), http.StatusNotFound, "M_NOT_FOUND"},
 		{fmt.Errorf("%w: no", profiles.ErrForbidden), http.StatusForbidden, "M_FORBIDDEN"},
 		{fmt.Errorf("%w: no", profiles.ErrInvalidParam), http.StatusBadRequest, "M_INVALID_PARAM"},
