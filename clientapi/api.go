@@ -24,9 +24,13 @@ import (
 	"github.com/parley-im/parley/accounts/password"
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/desks"
+	"github.com/parley-im/parley/devices"
+	"github.com/parley-im/parley/directory"
+	"github.com/parley-im/parley/e2ekeys"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
+	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/ratelimit"
 	"github.com/parley-im/parley/rooms"
@@ -85,13 +89,19 @@ type Deps struct {
 	// PushRules owns users' push rules; nil builds one on Store and Rooms
 	// with the default cache size.
 	PushRules *pushrules.Service
+	// Profiles, Devices, Keys and Directory own their rules; a nil one is
+	// built on Store and Rooms.
+	Profiles  *profiles.Service
+	Devices   *devices.Service
+	Keys      *e2ekeys.Service
+	Directory *directory.Service
 }
 
 // API is the client-server API.
 type API struct {
 	// Static after New.
 	cfg      Config
-	store    *storage.Store
+	store    Store
 	rooms    *rooms.Service
 	n        *inbox.Notifier
 	syncer   *inbox.Syncer
@@ -107,6 +117,12 @@ type API struct {
 	// pushRules serves and edits push rules (pushrules_handlers.go) and
 	// gives sync the muted rooms.
 	pushRules *pushrules.Service
+	// The domain services the handlers call: they hold the rules,
+	// the handlers the HTTP.
+	profiles  *profiles.Service
+	devices   *devices.Service
+	keys      *e2ekeys.Service
+	directory *directory.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -138,12 +154,14 @@ func New(cfg Config, d Deps) *API {
 		}
 		d.PushRules = pushrules.New(d.Store, pub, d.Logger, 0)
 	}
+	d = withDomainServices(cfg, d)
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {
 		exempt[u] = true
 	}
 	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
 		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
+		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 }
 
@@ -214,8 +232,8 @@ func (a *API) limitUser(userID string) error {
 // fail maps domain errors to Matrix errors, and logs internal faults once.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apierr.Error
-	if pe := pushRuleError(err); pe != nil {
-		ae = pe
+	if de := domainError(err); de != nil {
+		ae = de
 	}
 	switch {
 	case ae != nil:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
 )
@@ -205,7 +206,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Identifier.Type != "" && req.Identifier.Type != "m.id.user" {
 		return apierr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported identifier type")
 	}
-	if err := validateDevice(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
+	if err := devices.Validate(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
 		return err
 	}
 	done, err := a.takeHashShare(r)
@@ -268,22 +269,14 @@ func (a *API) verifyPassword(ctx context.Context, userID, pw string) error {
 }
 
 func (a *API) logout(w http.ResponseWriter, r *http.Request, s *session) error {
-	if err := a.store.DeleteDevices(r.Context(), s.UserID, []string{s.DeviceID}); err != nil {
-		return err
-	}
-	a.tokens.dropUser(s.UserID, s.DeviceID)
-	if err := a.rooms.DeviceListChanged(r.Context(), s.UserID); err != nil {
+	if err := a.devices.Delete(r.Context(), s.UserID, []string{s.DeviceID}, a.forgetTokens(s.UserID)); err != nil {
 		return err
 	}
 	return writeJSON(w, emptyObject)
 }
 
 func (a *API) logoutAll(w http.ResponseWriter, r *http.Request, s *session) error {
-	if err := a.store.DeleteDevices(r.Context(), s.UserID, nil); err != nil {
-		return err
-	}
-	a.tokens.dropUser(s.UserID, "")
-	if err := a.rooms.DeviceListChanged(r.Context(), s.UserID); err != nil {
+	if err := a.devices.DeleteAll(r.Context(), s.UserID, a.forgetTokens(s.UserID)); err != nil {
 		return err
 	}
 	return writeJSON(w, emptyObject)

@@ -1,7 +1,9 @@
 package clientapi
 
+// The device handlers: parsing, user-interactive auth and replies. The
+// rules live in package devices.
+
 import (
-	"errors"
 	"net/http"
 
 	"github.com/parley-im/parley/apierr"
@@ -18,7 +20,7 @@ func deviceJSON(d storage.Device) map[string]any {
 }
 
 func (a *API) listDevices(w http.ResponseWriter, r *http.Request, s *session) error {
-	devs, err := a.store.Devices(r.Context(), s.UserID)
+	devs, err := a.devices.List(r.Context(), s.UserID)
 	if err != nil {
 		return err
 	}
@@ -30,10 +32,7 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request, s *session) er
 }
 
 func (a *API) getDevice(w http.ResponseWriter, r *http.Request, s *session) error {
-	d, err := a.store.GetDevice(r.Context(), s.UserID, param(r, "deviceId"))
-	if errors.Is(err, storage.ErrNotFound) {
-		return apierr.NotFound("Unknown device")
-	}
+	d, err := a.devices.Get(r.Context(), s.UserID, param(r, "deviceId"))
 	if err != nil {
 		return err
 	}
@@ -50,14 +49,7 @@ func (a *API) renameDevice(w http.ResponseWriter, r *http.Request, s *session) e
 	if req.DisplayName == nil {
 		return writeJSON(w, emptyObject)
 	}
-	if err := validateDevice("", *req.DisplayName); err != nil {
-		return err
-	}
-	err := a.store.RenameDevice(r.Context(), s.UserID, param(r, "deviceId"), *req.DisplayName)
-	if errors.Is(err, storage.ErrNotFound) {
-		return apierr.NotFound("Unknown device")
-	}
-	if err != nil {
+	if err := a.devices.Rename(r.Context(), s.UserID, param(r, "deviceId"), *req.DisplayName); err != nil {
 		return err
 	}
 	return writeJSON(w, emptyObject)
@@ -71,9 +63,7 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request, s *session) e
 		return err
 	}
 	id := param(r, "deviceId")
-	if _, err := a.store.GetDevice(r.Context(), s.UserID, id); errors.Is(err, storage.ErrNotFound) {
-		return apierr.NotFound("Unknown device")
-	} else if err != nil {
+	if _, err := a.devices.Get(r.Context(), s.UserID, id); err != nil {
 		return err
 	}
 	if err := a.requirePassword(r.Context(), s, req.Auth); err != nil {
@@ -100,16 +90,14 @@ func (a *API) deleteDevices(w http.ResponseWriter, r *http.Request, s *session) 
 }
 
 func (a *API) removeDevices(w http.ResponseWriter, r *http.Request, s *session, ids []string) error {
-	if len(ids) > 0 {
-		if err := a.store.DeleteDevices(r.Context(), s.UserID, ids); err != nil {
-			return err
-		}
-	}
-	for _, id := range ids {
-		a.tokens.dropUser(s.UserID, id)
-	}
-	if err := a.rooms.DeviceListChanged(r.Context(), s.UserID); err != nil {
+	if err := a.devices.Delete(r.Context(), s.UserID, ids, a.forgetTokens(s.UserID)); err != nil {
 		return err
 	}
 	return writeJSON(w, emptyObject)
+}
+
+// forgetTokens returns the callback that drops a removed device's cached
+// access tokens ("" for all of the user's).
+func (a *API) forgetTokens(userID string) func(deviceID string) {
+	return func(deviceID string) { a.tokens.dropUser(userID, deviceID) }
 }

@@ -97,8 +97,8 @@ func (a *API) typing(w http.ResponseWriter, r *http.Request, s *session) error {
 		return apierr.MissingParam("typing is required")
 	}
 	roomID := param(r, "roomId")
-	if m, err := a.store.GetMembership(r.Context(), roomID, s.UserID); err != nil || m.Membership != "join" {
-		return apierr.Forbidden("You are not in this room")
+	if err := a.requireJoined(r, s, roomID); err != nil {
+		return err
 	}
 	timeout := time.Duration(req.Timeout) * time.Millisecond
 	if timeout <= 0 {

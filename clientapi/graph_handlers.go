@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/graph"
+	"github.com/parley-im/parley/profiles"
 )
 
 // mountGraph adds the relationship routes under /_parley/client/v1. Every
@@ -70,9 +71,8 @@ func (a *API) graphUser(ctx context.Context, userID string) (string, error) {
 	if userID == "" {
 		return "", apierr.MissingParam("Missing user_id")
 	}
-	if _, err := a.localUser(ctx, userID); err != nil {
-		var ae *apierr.Error
-		if errors.As(err, &ae) {
+	if _, err := a.profiles.Get(ctx, userID); err != nil {
+		if errors.Is(err, profiles.ErrNotFound) {
 			return "", apierr.NotFound("Unknown user " + userID)
 		}
 		return "", err

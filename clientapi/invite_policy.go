@@ -20,13 +20,13 @@ import (
 type InvitePolicy struct {
 	// Static after NewInvitePolicy.
 	serverName string
-	store      *storage.Store
+	store      AccountReader
 	graph      graph.Store // nil: no relationship checks
 }
 
 // NewInvitePolicy builds the policy over the accounts in store and the
 // relationships in g (nil for none).
-func NewInvitePolicy(serverName string, store *storage.Store, g graph.Store) *InvitePolicy {
+func NewInvitePolicy(serverName string, store AccountReader, g graph.Store) *InvitePolicy {
 	return &InvitePolicy{serverName: serverName, store: store, graph: g}
 }
 
@@ -71,4 +71,10 @@ func (p *InvitePolicy) checkRelationship(ctx context.Context, inviter, invitee s
 		return apierr.Forbidden("This user accepts invites and direct messages from friends only")
 	}
 	return nil
+}
+
+// AccountReader loads accounts, as the invite policy needs them.
+// *storage.Store implements it.
+type AccountReader interface {
+	GetUser(ctx context.Context, userID string) (storage.User, error)
 }

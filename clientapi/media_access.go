@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -41,27 +42,16 @@ func (a *API) mediaAccess(ctx context.Context, userID, mediaID, uploader string)
 	return apierr.NotFound("Media not found")
 }
 
-// mayReadMediaRef reports whether userID may read the message at ref.
+// mayReadMediaRef reports whether userID may read the message at ref,
+// by the room's read rules (rooms.ReadAccess): history visibility, and
+// nothing for one who left and forgot the room.
 func (a *API) mayReadMediaRef(ctx context.Context, userID string, ref storage.MediaRef) (bool, error) {
-	v, err := a.rooms.VisibilityFor(ctx, ref.RoomID, userID)
-	if err != nil {
-		return false, err
-	}
-	if !v.CanSee(&storage.Event{Pos: ref.Pos, Type: "m.room.message"}) {
-		return false, nil
-	}
-	if v.WorldReadable() {
-		return true, nil
-	}
-	if cur, _ := v.Current(); cur != "leave" && cur != "ban" {
-		return true, nil
-	}
-	m, err := a.store.GetMembership(ctx, ref.RoomID, userID)
-	if errors.Is(err, storage.ErrNotFound) {
+	v, err := a.rooms.ReadAccess(ctx, ref.RoomID, userID)
+	if errors.Is(err, rooms.ErrForbidden) || errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return !m.Forgotten, nil
+	return v.CanSee(&storage.Event{Pos: ref.Pos, Type: "m.room.message"}), nil
 }

@@ -23,8 +23,8 @@ func (a *API) roomAccess(r *http.Request, s *session, roomID string) (*rooms.Acc
 // requireJoined refuses callers not joined to the room now, for the
 // endpoints the spec reserves to current members.
 func (a *API) requireJoined(r *http.Request, s *session, roomID string) error {
-	m, err := a.store.GetMembership(r.Context(), roomID, s.UserID)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && m.Membership != "join") {
+	joined, err := a.rooms.Joined(r.Context(), roomID, s.UserID)
+	if err == nil && !joined {
 		return apierr.Forbidden("You are not in this room")
 	}
 	return err
@@ -101,8 +101,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 		}
 	}
 	// A user who left reads only up to their leave.
-	cur, curPos := v.Current()
-	gone := cur == "leave" || cur == "ban"
+	curPos, gone := v.Departed()
 	if gone && backwards && from > curPos {
 		from = curPos
 	}
@@ -335,15 +334,9 @@ func (a *API) getState(w http.ResponseWriter, r *http.Request, s *session) error
 }
 
 func (a *API) roomAliases(w http.ResponseWriter, r *http.Request, s *session) error {
-	if err := a.requireJoined(r, s, param(r, "roomId")); err != nil {
-		return err
-	}
-	aliases, err := a.store.RoomAliases(r.Context(), param(r, "roomId"))
+	aliases, err := a.directory.RoomAliases(r.Context(), s.UserID, param(r, "roomId"))
 	if err != nil {
 		return err
-	}
-	if aliases == nil {
-		aliases = []string{}
 	}
 	return writeJSON(w, map[string]any{"aliases": aliases})
 }

@@ -2,35 +2,15 @@ package clientapi
 
 // The push-rule HTTP handlers: parsing and replies only. The model, the
 // edits and their checks live in package pushrules; its errors become
-// Matrix errors in pushRuleError.
+// Matrix errors in domainError (domainerrors.go).
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/pushrules"
 )
-
-// pushRuleError maps an error of package pushrules to its Matrix error, or
-// returns nil if err is none of them.
-func pushRuleError(err error) *apierr.Error {
-	msg := pushrules.Reason(err)
-	switch {
-	case errors.Is(err, pushrules.ErrInvalidParam):
-		return apierr.InvalidParam(msg)
-	case errors.Is(err, pushrules.ErrMissingParam):
-		return apierr.MissingParam(msg)
-	case errors.Is(err, pushrules.ErrBadJSON):
-		return apierr.BadJSON(msg)
-	case errors.Is(err, pushrules.ErrNotFound):
-		return apierr.NotFound(msg)
-	case errors.Is(err, pushrules.ErrAnchorNotFound):
-		return apierr.New(http.StatusBadRequest, "M_UNKNOWN", msg)
-	}
-	return nil
-}
 
 func (a *API) getPushRules(w http.ResponseWriter, r *http.Request, s *session) error {
 	rs, err := a.pushRules.Ruleset(r.Context(), s.UserID)

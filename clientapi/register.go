@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -132,7 +133,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	if err := a.readJSON(r, &req); err != nil {
 		return err
 	}
-	if err := validateDevice(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
+	if err := devices.Validate(req.DeviceID, req.InitialDeviceDisplayName); err != nil {
 		return err
 	}
 	ctx := r.Context()
@@ -287,23 +288,8 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, s *session)
 		return err
 	}
 	if req.LogoutDevices == nil || *req.LogoutDevices {
-		devs, err := a.store.Devices(r.Context(), s.UserID)
-		if err != nil {
+		if err := a.devices.DeleteOthers(r.Context(), s.UserID, s.DeviceID, a.forgetTokens(s.UserID)); err != nil {
 			return err
-		}
-		var others []string
-		for _, d := range devs {
-			if d.DeviceID != s.DeviceID {
-				others = append(others, d.DeviceID)
-			}
-		}
-		if len(others) > 0 {
-			if err := a.store.DeleteDevices(r.Context(), s.UserID, others); err != nil {
-				return err
-			}
-			for _, d := range others {
-				a.tokens.dropUser(s.UserID, d)
-			}
 		}
 	}
 	return writeJSON(w, emptyObject)

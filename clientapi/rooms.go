@@ -11,6 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/directory"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
@@ -134,8 +135,10 @@ func (a *API) resolveRoom(ctx context.Context, idOrAlias string) (string, error)
 	if !strings.HasPrefix(idOrAlias, "#") {
 		return "", apierr.InvalidParam("Expected a room ID or alias")
 	}
-	roomID, _, err := a.store.GetAlias(ctx, idOrAlias)
-	if errors.Is(err, storage.ErrNotFound) {
+	// Joining by alias answers any alias it cannot resolve (unknown,
+	// malformed, another server's) the same way.
+	roomID, _, err := a.directory.Resolve(ctx, idOrAlias)
+	if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalidParam) {
 		return "", apierr.NotFound("Room alias not found")
 	}
 	return roomID, err

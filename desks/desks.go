@@ -14,7 +14,6 @@ import (
 
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/rooms"
-	"github.com/parley-im/parley/storage"
 )
 
 // Sentinel errors; wrapped errors add a human-readable reason after ": ".
@@ -29,7 +28,7 @@ var (
 // Config holds what the desks service needs.
 type Config struct {
 	ServerName string
-	Store      *storage.Store
+	Store      Store
 	Rooms      *rooms.Service
 	Presence   *inbox.Presence
 	Logger     *slog.Logger
@@ -46,7 +45,7 @@ type Config struct {
 type Service struct {
 	// Static after New.
 	cfg   Config
-	store *storage.Store
+	store Store
 	rooms *rooms.Service
 	pres  *inbox.Presence
 	log   *slog.Logger

@@ -13,7 +13,23 @@ import (
 // the embedded rules, as they do for Neo4j.
 type SQLStore struct {
 	rules
-	db *storage.Store // Static after construction; owned by the caller.
+	db SQLDB // Static after construction; owned by the caller.
+}
+
+// SQLDB is what the SQL graph needs of the main store: its graph queries
+// and graph write transactions. *storage.Store implements it.
+type SQLDB interface {
+	GraphWrite(ctx context.Context, fn func(tx *storage.GraphTx) error) error
+	GraphFriends(ctx context.Context, userID, after string, limit int) ([]string, error)
+	GraphFollowers(ctx context.Context, userID, after string, limit int) ([]string, error)
+	GraphFollowing(ctx context.Context, userID, after string, limit int) ([]string, error)
+	GraphBlocked(ctx context.Context, userID, after string, limit int) ([]string, error)
+	GraphMutualFriends(ctx context.Context, a, b, after string, limit int) ([]string, error)
+	GraphRequests(ctx context.Context, userID string, incoming bool, afterTS int64, afterID string, limit int) ([]storage.FriendRequest, error)
+	GraphSuggestions(ctx context.Context, userID string, limit int) ([]storage.GraphSuggestion, error)
+	GraphRelationship(ctx context.Context, a, b string) (storage.GraphRelationship, error)
+	GraphCounts(ctx context.Context, userID string) (storage.GraphCounts, error)
+	GraphDMPolicy(ctx context.Context, userID string) (string, error)
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -21,7 +37,7 @@ var _ Store = (*SQLStore)(nil)
 // NewSQL returns the graph over db. Graph writes use db's write pool in
 // transactions of their own, never the rooms writer: they take no stream
 // positions and must not queue behind sends.
-func NewSQL(db *storage.Store) *SQLStore {
+func NewSQL(db SQLDB) *SQLStore {
 	s := &SQLStore{db: db}
 	s.rules = rules{inTx: s.inTx}
 	return s

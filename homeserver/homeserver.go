@@ -47,6 +47,10 @@ type Server struct {
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
 
+	// Domain holds the services both APIs share (domain.go). Static
+	// after New.
+	Domain *Domain
+
 	mu   sync.Mutex
 	http *http.Server // guarded by mu
 }
@@ -145,13 +149,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		apiCfg.RegisterLimiter = ratelimit.New(cfg.RateLimit.Register.PerSecond, cfg.RateLimit.Register.Burst)
 		limiters = append(limiters, apiCfg.FailedLoginLimiter, apiCfg.RegisterLimiter)
 	}
+	dom := newDomain(cfg.ServerName, store, rs, log)
 	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
-		ToDevice: td})
+		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, handler: api.Handler(), cancel: cancel}
+	s.Domain = dom
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })

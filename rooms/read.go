@@ -165,7 +165,7 @@ func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Acces
 	if !v.EverMember() {
 		return nil, errNoReadAccess
 	}
-	if cur, _ := v.Current(); cur == "leave" || cur == "ban" {
+	if _, gone := v.Departed(); gone {
 		m, err := s.store.GetMembership(ctx, roomID, userID)
 		if err != nil {
 			return nil, err

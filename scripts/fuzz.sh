@@ -25,6 +25,7 @@ targets=(
 	"./rooms/inbound FuzzCheck"
 	"./pushrules FuzzCheckActions"
 	"./pushrules FuzzParseDocument"
+	"./e2ekeys FuzzKeyJSON"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"

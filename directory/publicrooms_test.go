@@ -1,32 +1,10 @@
-package clientapi
+package directory
 
 import (
 	"testing"
 
 	"github.com/parley-im/parley/storage"
 )
-
-func TestPowerAllows(t *testing.T) {
-	pl := []byte(`{"users":{"@mod:x":50,"@admin:x":100},"users_default":0,"events":{"m.room.canonical_alias":50},"state_default":100}`)
-	for user, want := range map[string]bool{"@mod:x": true, "@admin:x": true, "@nobody:x": false} {
-		if got := powerAllows(pl, user, "m.room.canonical_alias"); got != want {
-			t.Errorf("%s: %v", user, got)
-		}
-	}
-	// Without an events entry, state_default applies; absent, it is 50.
-	if powerAllows([]byte(`{"users":{"@mod:x":50},"state_default":60}`), "@mod:x", "m.room.canonical_alias") {
-		t.Error("state_default 60 must refuse 50")
-	}
-	if !powerAllows([]byte(`{"users":{"@mod:x":50}}`), "@mod:x", "m.room.canonical_alias") {
-		t.Error("default state_default is 50")
-	}
-	if !powerAllows(nil, "@anyone:x", "m.room.canonical_alias") {
-		t.Error("no power levels: state_default is 0")
-	}
-	if powerAllows([]byte(`{"users":{"@mod:x":"100"}}`), "@mod:x", "m.room.canonical_alias") {
-		t.Error("string levels must deny")
-	}
-}
 
 func stateEvent(typ, key, client, membership string) storage.Event {
 	return storage.Event{Type: typ, StateKey: &key, Client: []byte(client), Membership: membership}
@@ -48,30 +26,30 @@ func TestSummarizeRoomAndFilter(t *testing.T) {
 		stateEvent("m.room.member", "@c:x", `{"content":{"membership":"leave"}}`, "leave"),
 		stateEvent("m.room.topic", "", `{"content":{"topic":42}}`, ""), // later and malformed: no topic
 	}
-	p := summarizeRoom("!r:x", state)
-	want := publicRoom{RoomID: "!r:x", NumJoinedMembers: 2, WorldReadable: true, GuestCanJoin: true, Name: "Cheese Lovers",
+	p := Summarize("!r:x", state)
+	want := PublicRoom{RoomID: "!r:x", NumJoinedMembers: 2, WorldReadable: true, GuestCanJoin: true, Name: "Cheese Lovers",
 		CanonicalAlias: "#cheese:x", AvatarURL: "mxc://x/a", JoinRule: "public", RoomType: "m.space"}
 	if p != want {
 		t.Errorf("got  %+v\nwant %+v", p, want)
 	}
 	space, none := "m.space", (*string)(nil)
 	for _, c := range []struct {
-		f    publicRoomsFilter
+		f    Filter
 		want bool
 	}{
-		{publicRoomsFilter{}, true},
-		{publicRoomsFilter{GenericSearchTerm: "  CHEESE "}, true},
-		{publicRoomsFilter{GenericSearchTerm: "#cheese"}, true},
-		{publicRoomsFilter{GenericSearchTerm: "wine"}, false},
-		{publicRoomsFilter{RoomTypes: []*string{&space}}, true},
-		{publicRoomsFilter{RoomTypes: []*string{none}}, false},
+		{Filter{}, true},
+		{Filter{GenericSearchTerm: "  CHEESE "}, true},
+		{Filter{GenericSearchTerm: "#cheese"}, true},
+		{Filter{GenericSearchTerm: "wine"}, false},
+		{Filter{RoomTypes: []*string{&space}}, true},
+		{Filter{RoomTypes: []*string{none}}, false},
 	} {
-		if got := c.f.matches(&p); got != c.want {
+		if got := c.f.Matches(&p); got != c.want {
 			t.Errorf("%+v: %v", c.f, got)
 		}
 	}
-	plain := publicRoom{RoomID: "!p:x"}
-	if !(&publicRoomsFilter{RoomTypes: []*string{none}}).matches(&plain) {
+	plain := PublicRoom{RoomID: "!p:x"}
+	if !(&Filter{RoomTypes: []*string{none}}).Matches(&plain) {
 		t.Error("null room type must match rooms without a type")
 	}
 }

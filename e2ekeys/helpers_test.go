@@ -1,4 +1,4 @@
-package clientapi
+package e2ekeys
 
 import (
 	"encoding/json"

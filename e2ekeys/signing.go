@@ -1,45 +1,41 @@
-package clientapi
+package e2ekeys
 
 // Cross-signing: uploading signing keys and signatures. Device and
 // one-time keys are in keys.go.
 
 import (
+	"context"
 	"encoding/json"
-	"net/http"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
-
-	"github.com/parley-im/parley/apierr"
-	"github.com/parley-im/parley/rooms/pdu"
 )
 
-// deviceSigningUpload stores cross-signing keys. As the spec (v1.11+) has
-// it, user-interactive auth is needed only to replace keys: a first upload,
-// or a retry of the same keys, goes through without it.
-func (a *API) deviceSigningUpload(w http.ResponseWriter, r *http.Request, s *session) error {
-	var req struct {
-		MasterKey      json.RawMessage `json:"master_key"`
-		SelfSigningKey json.RawMessage `json:"self_signing_key"`
-		UserSigningKey json.RawMessage `json:"user_signing_key"`
-		Auth           *uiaAuth        `json:"auth"`
-	}
-	if err := a.readJSON(r, &req); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	existing, err := a.store.CrossSigningKeys(ctx, []string{s.UserID})
+// SigningKeys are the cross-signing keys of one upload; nil or JSON null
+// for a key not uploaded.
+type SigningKeys struct {
+	Master, SelfSigning, UserSigning json.RawMessage
+}
+
+// UploadSigningKeys stores userID's cross-signing keys. As the spec
+// (v1.11+) has it, user-interactive auth is needed only to replace keys: a
+// first upload, or a retry of the same keys, goes through without it.
+// authorize is called exactly when it is needed, before anything is
+// written; its error is returned as is.
+func (s *Service) UploadSigningKeys(ctx context.Context, userID string, up SigningKeys, authorize func(context.Context) error) error {
+	existing, err := s.store.CrossSigningKeys(ctx, []string{userID})
 	if err != nil {
-		return err
+		return fmt.Errorf("load cross-signing keys of %s: %w", userID, err)
 	}
-	mine := existing[s.UserID]
+	mine := existing[userID]
 	changed := map[string]string{}
-	for i, raw := range []json.RawMessage{req.MasterKey, req.SelfSigningKey, req.UserSigningKey} {
+	for i, raw := range []json.RawMessage{up.Master, up.SelfSigning, up.UserSigning} {
 		typ := crossSigningTypes[i]
 		if len(raw) == 0 || string(raw) == "null" {
 			continue
 		}
-		if err := checkCrossSigningKey(raw, s.UserID, typ); err != nil {
+		if err := checkCrossSigningKey(raw, userID, typ); err != nil {
 			return err
 		}
 		// As for device keys, a key that differs only in signatures is the
@@ -49,27 +45,24 @@ func (a *API) deviceSigningUpload(w http.ResponseWriter, r *http.Request, s *ses
 		}
 	}
 	if mine["master"] == "" && changed["master"] == "" && len(changed) > 0 {
-		return apierr.MissingParam("No master key is available")
+		return fail(ErrMissingParam, "No master key is available")
 	}
 	if len(changed) == 0 {
-		return writeJSON(w, emptyObject)
+		return nil
 	}
 	if mine["master"] != "" {
-		if err := a.requirePassword(ctx, s, req.Auth); err != nil {
+		if err := authorize(ctx); err != nil {
 			return err
 		}
 	}
 	for _, typ := range crossSigningTypes {
 		if k, ok := changed[typ]; ok {
-			if err := a.store.PutCrossSigningKey(ctx, s.UserID, typ, k); err != nil {
-				return err
+			if err := s.store.PutCrossSigningKey(ctx, userID, typ, k); err != nil {
+				return fmt.Errorf("store %s key of %s: %w", typ, userID, err)
 			}
 		}
 	}
-	if err := a.rooms.DeviceListChanged(ctx, s.UserID); err != nil {
-		return err
-	}
-	return writeJSON(w, emptyObject)
+	return s.changed(ctx, userID)
 }
 
 // checkCrossSigningKey checks a cross-signing key's shape: the caller's,
@@ -81,67 +74,71 @@ func checkCrossSigningKey(raw json.RawMessage, userID, usage string) error {
 		Keys   map[string]string `json:"keys"`
 	}
 	if _, ok := jsonObject(raw); !ok || json.Unmarshal(raw, &k) != nil {
-		return apierr.BadJSON("A cross-signing key must be an object with user_id, usage and keys")
+		return fail(ErrBadJSON, "A cross-signing key must be an object with user_id, usage and keys")
 	}
 	if k.UserID != userID {
-		return apierr.InvalidParam("Cross-signing keys must be your own")
+		return fail(ErrInvalidParam, "Cross-signing keys must be your own")
 	}
 	if !slices.Contains(k.Usage, usage) || len(k.Keys) == 0 {
-		return apierr.InvalidParam("The " + usage + " key needs usage " + usage + " and at least one key")
+		return fail(ErrInvalidParam, "The "+usage+" key needs usage "+usage+" and at least one key")
 	}
 	return nil
 }
 
-// signaturesUpload adds the caller's signatures to keys: to their own
-// devices' keys and cross-signing keys (stored in the key itself, which
-// everyone may see), and to other users' master keys (stored with the
-// caller, who alone sees them). Each signed object must be the stored key
-// plus signatures; Parley does not check the signatures themselves.
-func (a *API) signaturesUpload(w http.ResponseWriter, r *http.Request, s *session) error {
-	var req map[string]map[string]json.RawMessage
-	if err := a.readJSON(r, &req); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	users := []string{s.UserID}
-	for u := range req {
-		if u != s.UserID && pdu.ValidUserID(u) && pdu.Domain(u) == a.cfg.ServerName && len(users) < keysBatch {
+// Failure is why one signed object of a signature upload was refused,
+// as the spec's failures map has it.
+type Failure struct {
+	Code    string `json:"errcode"`
+	Message string `json:"error"`
+}
+
+// UploadSignatures adds signer's signatures to keys (signed maps user ->
+// key ID -> signed object): to their own devices' keys and cross-signing
+// keys (stored in the key itself, which everyone may see), and to other
+// users' master keys (stored with the signer, who alone sees them). Each
+// signed object must be the stored key plus signatures; Parley does not
+// check the signatures themselves. Refused objects are reported by user
+// and key ID; the others are stored.
+func (s *Service) UploadSignatures(ctx context.Context, signer string, signed map[string]map[string]json.RawMessage) (map[string]map[string]Failure, error) {
+	users := []string{signer}
+	for u := range signed {
+		if u != signer && s.local(u) && len(users) < keysBatch {
 			users = append(users, u)
 		}
 	}
-	devKeys, err := a.store.DeviceKeys(ctx, []string{s.UserID})
+	devKeys, err := s.store.DeviceKeys(ctx, []string{signer})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("load device keys of %s: %w", signer, err)
 	}
-	cross, err := a.store.CrossSigningKeys(ctx, users)
+	cross, err := s.store.CrossSigningKeys(ctx, users)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("load cross-signing keys: %w", err)
 	}
-	failures := map[string]map[string]any{}
-	fail := func(user, keyID, code, msg string) {
+	failures := map[string]map[string]Failure{}
+	refuse := func(user, keyID, code, msg string) {
 		if failures[user] == nil {
-			failures[user] = map[string]any{}
+			failures[user] = map[string]Failure{}
 		}
-		failures[user][keyID] = map[string]string{"errcode": code, "error": msg}
+		failures[user][keyID] = Failure{Code: code, Message: msg}
 	}
 	stored := false
-	for user, objects := range req {
+	for user, objects := range signed {
 		for keyID, obj := range objects {
-			var signed struct {
+			var sig struct {
 				Signatures map[string]map[string]string `json:"signatures"`
 			}
-			if _, ok := jsonObject(obj); !ok || json.Unmarshal(obj, &signed) != nil || len(signed.Signatures[s.UserID]) == 0 {
-				fail(user, keyID, "M_INVALID_SIGNATURE", "No signatures by "+s.UserID)
+			if _, ok := jsonObject(obj); !ok || json.Unmarshal(obj, &sig) != nil || len(sig.Signatures[signer]) == 0 {
+				refuse(user, keyID, "M_INVALID_SIGNATURE", "No signatures by "+signer)
 				continue
 			}
-			sigs := signed.Signatures[s.UserID]
-			target, typ := signedKey(user, keyID, s.UserID, devKeys, cross)
+			sigs := sig.Signatures[signer]
+			target, typ := signedKey(user, keyID, signer, devKeys, cross)
 			if target == "" {
-				fail(user, keyID, "M_NOT_FOUND", "Unknown key")
+				refuse(user, keyID, "M_NOT_FOUND", "Unknown key")
 				continue
 			}
 			if !sameKey([]byte(target), obj) {
-				fail(user, keyID, "M_INVALID_SIGNATURE", "The signed object does not match the stored key")
+				refuse(user, keyID, "M_INVALID_SIGNATURE", "The signed object does not match the stored key")
 				continue
 			}
 			// Each write also updates the loaded copy, so two objects of one
@@ -149,33 +146,33 @@ func (a *API) signaturesUpload(w http.ResponseWriter, r *http.Request, s *sessio
 			var err error
 			switch {
 			case typ == "device":
-				k := mergeSignatures(target, s.UserID, sigs)
+				k := mergeSignatures(target, signer, sigs)
 				devKeys[user][keyID] = k
-				err = a.store.PutDeviceKeys(ctx, user, keyID, k)
-			case user == s.UserID:
-				k := mergeSignatures(target, s.UserID, sigs)
+				err = s.store.PutDeviceKeys(ctx, user, keyID, k)
+			case user == signer:
+				k := mergeSignatures(target, signer, sigs)
 				cross[user][typ] = k
-				err = a.store.PutCrossSigningKey(ctx, user, typ, k)
+				err = s.store.PutCrossSigningKey(ctx, user, typ, k)
 			default:
-				if cross[s.UserID] == nil {
-					cross[s.UserID] = map[string]string{}
+				if cross[signer] == nil {
+					cross[signer] = map[string]string{}
 				}
-				row := userSigningRow(cross[s.UserID][userSigningSigPrefix+user], keyID, sigs)
-				cross[s.UserID][userSigningSigPrefix+user] = row
-				err = a.store.PutCrossSigningKey(ctx, s.UserID, userSigningSigPrefix+user, row)
+				row := userSigningRow(cross[signer][userSigningSigPrefix+user], keyID, sigs)
+				cross[signer][userSigningSigPrefix+user] = row
+				err = s.store.PutCrossSigningKey(ctx, signer, userSigningSigPrefix+user, row)
 			}
 			if err != nil {
-				return err
+				return nil, fmt.Errorf("store signature by %s: %w", signer, err)
 			}
 			stored = true
 		}
 	}
 	if stored {
-		if err := a.rooms.DeviceListChanged(ctx, s.UserID); err != nil {
-			return err
+		if err := s.changed(ctx, signer); err != nil {
+			return nil, err
 		}
 	}
-	return writeJSON(w, map[string]any{"failures": failures})
+	return failures, nil
 }
 
 // signedKey finds the stored key a signature upload names: one of the
@@ -216,11 +213,14 @@ func hasPublicKey(keyJSON, pub string) bool {
 	return false
 }
 
-// mergeSignatures adds signer's sigs to a stored key's signatures.
+// mergeSignatures adds signer's sigs to a stored key's signatures. A key
+// that is not a JSON object (stored keys always are) is returned as is.
 func mergeSignatures(keyJSON, signer string, sigs map[string]string) string {
-	var k map[string]json.RawMessage
+	k, ok := jsonObject(json.RawMessage(keyJSON))
+	if !ok {
+		return keyJSON
+	}
 	var all map[string]map[string]string
-	_ = json.Unmarshal([]byte(keyJSON), &k)
 	_ = json.Unmarshal(k["signatures"], &all)
 	if all == nil {
 		all = map[string]map[string]string{}
@@ -268,8 +268,8 @@ func withUserSigningSigs(keyJSON, viewer, row string) json.RawMessage {
 
 // withDisplayName adds unsigned.device_display_name to device keys.
 func withDisplayName(keyJSON, name string) json.RawMessage {
-	var k map[string]json.RawMessage
-	if name == "" || json.Unmarshal([]byte(keyJSON), &k) != nil {
+	k, ok := jsonObject(json.RawMessage(keyJSON))
+	if name == "" || !ok {
 		return json.RawMessage(keyJSON)
 	}
 	var unsigned map[string]any

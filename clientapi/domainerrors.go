@@ -1,0 +1,66 @@
+package clientapi
+
+// One mapping from the domain packages' typed errors to Matrix errors.
+// Each domain package wraps its sentinels with a human-readable reason
+// ("sentinel: reason"); the reason becomes the Matrix error message.
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/devices"
+	"github.com/parley-im/parley/directory"
+	"github.com/parley-im/parley/e2ekeys"
+	"github.com/parley-im/parley/profiles"
+	"github.com/parley-im/parley/pushrules"
+)
+
+// domainErrors lists, per sentinel, the Matrix error it becomes.
+var domainErrors = []struct {
+	sentinel error
+	matrix   func(msg string) *apierr.Error
+}{
+	{pushrules.ErrInvalidParam, apierr.InvalidParam},
+	{pushrules.ErrMissingParam, apierr.MissingParam},
+	{pushrules.ErrBadJSON, apierr.BadJSON},
+	{pushrules.ErrNotFound, apierr.NotFound},
+	{pushrules.ErrAnchorNotFound, unknown400},
+
+	{profiles.ErrNotFound, apierr.NotFound},
+	{profiles.ErrForbidden, apierr.Forbidden},
+	{profiles.ErrInvalidParam, apierr.InvalidParam},
+
+	{devices.ErrNotFound, apierr.NotFound},
+	{devices.ErrInvalidParam, apierr.InvalidParam},
+
+	{e2ekeys.ErrInvalidParam, apierr.InvalidParam},
+	{e2ekeys.ErrMissingParam, apierr.MissingParam},
+	{e2ekeys.ErrBadJSON, apierr.BadJSON},
+
+	{directory.ErrNotFound, apierr.NotFound},
+	{directory.ErrForbidden, apierr.Forbidden},
+	{directory.ErrInvalidParam, apierr.InvalidParam},
+	{directory.ErrMissingParam, apierr.MissingParam},
+	{directory.ErrAliasExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
+}
+
+func unknown400(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_UNKNOWN", msg) }
+
+// domainError maps an error of a domain package to its Matrix error, or
+// returns nil if err is none of them.
+func domainError(err error) *apierr.Error {
+	for _, d := range domainErrors {
+		if errors.Is(err, d.sentinel) {
+			// The reason follows the sentinel's text, even under
+			// further wraps.
+			msg := err.Error()
+			if _, r, ok := strings.Cut(msg, d.sentinel.Error()+": "); ok {
+				msg = r
+			}
+			return d.matrix(msg)
+		}
+	}
+	return nil
+}
