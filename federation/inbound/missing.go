@@ -42,13 +42,17 @@ type GapFiller interface {
 // (accepted oldest first), and when that does not close the gap, the
 // state at each missing prev event with state_ids.
 func (h *Handler) acceptFilling(ctx context.Context, origin, version string, ev *pdu.Event, raw []byte) (*checks.Verdict, error) {
-	v, err := h.acceptWithAuth(ctx, origin, version, ev, raw)
+	v, _, err := h.cfg.Pipeline.Accept(ctx, raw)
 	var me *checks.MissingError
-	if !errors.As(err, &me) || len(me.Prev) == 0 || h.cfg.Fetcher == nil {
+	if !errors.As(err, &me) || h.cfg.Fetcher == nil {
 		return v, err
 	}
-	if err := h.fetchMissing(ctx, origin, version, ev); err != nil {
-		h.log.Info("federation: get_missing_events", "origin", origin, "event", ev.ID, "err", err)
+	// Prev events first, as Synapse does: get_missing_events often brings
+	// the auth events too (a member's join is both).
+	if len(me.Prev) > 0 {
+		if err := h.fetchMissing(ctx, origin, version, ev); err != nil {
+			h.log.Info("federation: get_missing_events", "origin", origin, "event", ev.ID, "err", err)
+		}
 	}
 	v, err = h.acceptWithAuth(ctx, origin, version, ev, raw)
 	if !errors.As(err, &me) || len(me.Prev) == 0 {
@@ -93,7 +97,7 @@ func (h *Handler) fetchAuthChain(ctx context.Context, origin, version string, ev
 // hold, as outliers. An event that fails is skipped: the event that needed
 // it then reports it missing again.
 func (h *Handler) storeOutliers(ctx context.Context, roomID string, evs []*pdu.Event) error {
-	evs, err := h.notHeld(ctx, evs)
+	evs, err := h.notHeld(ctx, evs, false)
 	if err != nil {
 		return err
 	}
@@ -122,7 +126,7 @@ func (h *Handler) fetchMissing(ctx context.Context, origin, version string, ev *
 		return err
 	}
 	evs := parseAll(raws[:min(len(raws), h.lim.MissingEvents)], version, ev.RoomID)
-	evs, err = h.notHeld(ctx, evs)
+	evs, err = h.notHeld(ctx, evs, true)
 	if err != nil {
 		return err
 	}
@@ -207,9 +211,10 @@ func (h *Handler) fillGap(ctx context.Context, origin, version string, ev *pdu.E
 	return nil
 }
 
-// notHeld returns those of evs the server does not hold (outliers count
-// as not held only to the caller's later Accept; here they are held).
-func (h *Handler) notHeld(ctx context.Context, evs []*pdu.Event) ([]*pdu.Event, error) {
+// notHeld returns those of evs the server does not hold, counting
+// outliers as not held when outliersToo (they may still be accepted as
+// regular events).
+func (h *Handler) notHeld(ctx context.Context, evs []*pdu.Event, outliersToo bool) ([]*pdu.Event, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
@@ -223,7 +228,7 @@ func (h *Handler) notHeld(ctx context.Context, evs []*pdu.Event) ([]*pdu.Event, 
 	}
 	out := evs[:0:0]
 	for i, e := range evs {
-		if i >= len(held) || held[i].Event == nil {
+		if i >= len(held) || held[i].Event == nil || (outliersToo && held[i].Outlier) {
 			out = append(out, e)
 		}
 	}
