@@ -23,6 +23,8 @@ targets=(
 	"./accounts/password FuzzParsePHC"
 	"./rooms/stateres FuzzResolve"
 	"./rooms/inbound FuzzCheck"
+	"./federation/inbound FuzzParseTransaction"
+	"./federation/serveracl FuzzAllowed"
 	"./pushrules FuzzCheckActions"
 	"./pushrules FuzzParseDocument"
 )
