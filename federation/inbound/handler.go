@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -131,9 +132,16 @@ type Handler struct {
 	now    func() time.Time
 	txns   *txnCache
 	rooms  roomLocks
-	mu     sync.Mutex
-	active map[string]string // origin -> txnId in flight; guarded by mu
+	// lastSweep is when rate's idle buckets were last dropped (Unix
+	// nanoseconds), so that one origin each is all it keeps.
+	lastSweep atomic.Int64
+	mu        sync.Mutex
+	active    map[string]string // origin -> txnId in flight; guarded by mu
 }
+
+// sweepEvery is how often the per-origin rate buckets of idle origins are
+// dropped.
+const sweepEvery = time.Minute
 
 // New returns a Handler for cfg.
 func New(cfg Config) *Handler {
@@ -204,7 +212,11 @@ func (h *Handler) ServeSend(w http.ResponseWriter, r *http.Request) {
 // and processes the transaction. An error means nothing was processed,
 // and the sender may send the same transaction again.
 func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byte, error) {
-	if ok, wait := h.rate.Allow(origin, h.now()); !ok {
+	now := h.now()
+	if last := h.lastSweep.Load(); now.UnixNano()-last > int64(sweepEvery) && h.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		h.rate.Sweep(now)
+	}
+	if ok, wait := h.rate.Allow(origin, now); !ok {
 		return 0, nil, apierr.LimitExceeded(wait.Milliseconds() + 1)
 	}
 	// One transaction in flight per origin (the spec's sender sends one at

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -432,3 +433,34 @@ func TestSendConcurrentFromOneOrigin(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestSendBadNumbers: a PDU with a number outside canonical JSON's range
+// is ignored alone (no event ID can be given to it, as in Synapse), and
+// the PDUs beside it are taken.
+func TestSendBadNumbers(t *testing.T) {
+	e := newEnv(t, nil)
+	tr := e.newRoom()
+	auth := tr.fork.Build(pdu.Proto{Sender: bob, Type: "m.room.message", Content: json.RawMessage(`{}`)}).AuthEvents
+	huge := remote.Forge(t, "11", map[string]any{
+		"type": "m.room.message", "room_id": tr.room.ID, "sender": bob,
+		"content": map[string]any{"msgtype": "m.text", "body": "big", "n": int64(1) << 53}, "depth": tr.fork.Depth + 1,
+		"prev_events": tr.fork.Prev, "auth_events": auth, "origin_server_ts": 1_800_000_000_000,
+	})
+	if _, err := pdu.Parse(huge, "11"); !errors.Is(err, pdu.ErrInvalid) {
+		t.Fatalf("Parse(2^53 in content) = %v, want ErrInvalid", err)
+	}
+	good := tr.fork.SendMessage(bob, "fine")
+	status, body := e.send(remote.Name, "nums", []json.RawMessage{huge, good.Raw}, nil)
+	var resp struct {
+		PDUs map[string]inbound.PDUResult `json:"pdus"`
+	}
+	if err := json.Unmarshal(body, &resp); status != 200 || err != nil {
+		t.Fatalf("send = %d %s, want 200", status, body)
+	}
+	if len(resp.PDUs) != 1 || resp.PDUs[good.ID].Error != "" {
+		t.Errorf("results = %v, want only %s, taken", resp.PDUs, good.ID)
+	}
+	if got := len(tr.store.Extremities()); got != 1 || tr.store.Kind(good.ID) != checks.Accepted {
+		t.Errorf("store: %d extremities, good event %v; want the good event accepted alone", got, tr.store.Kind(good.ID))
+	}
+}
