@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -583,4 +584,32 @@ func (rd redirect) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	req.URL.Scheme, req.URL.Host = rd.target.Scheme, rd.target.Host
 	return rd.next.RoundTrip(req)
+}
+
+// gapFiller is a test double of the storage's GapFiller: it stores the
+// prev event with the state given, as a live event that is not a forward
+// extremity (the remotetest store's soft-failed kind), without checking
+// it. The real one must run checks 1–4 against the state.
+type gapFiller struct{ rooms *rooms }
+
+func (g *gapFiller) AcceptWithState(ctx context.Context, roomID string, raw []byte, stateBefore checks.StateMap) error {
+	version, err := g.rooms.RoomVersion(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	ev, err := pdu.Parse(raw, version)
+	if err != nil {
+		return err
+	}
+	for range 5 {
+		_, ext, err := g.rooms.Current(ctx, roomID, nil)
+		if err != nil {
+			return err
+		}
+		_, err = g.rooms.Persist(ctx, &checks.Verdict{Raw: ev.Raw, Event: ev, Kind: checks.SoftFailed, StateBefore: stateBefore, ExtremitiesSeen: ext})
+		if !errors.Is(err, checks.ErrExtremitiesMoved) {
+			return err
+		}
+	}
+	return checks.ErrTooManyAttempts
 }

@@ -464,3 +464,42 @@ func TestSendBadNumbers(t *testing.T) {
 		t.Errorf("store: %d extremities, good event %v; want the good event accepted alone", got, tr.store.Kind(good.ID))
 	}
 }
+
+// TestSendGapFilled: with a GapFiller, a gap beyond get_missing_events is
+// filled with the state at the missing prev event: the state events the
+// server lacks are fetched one by one and stored as outliers, the prev
+// event is stored with that state, and the PDU is accepted.
+func TestSendGapFilled(t *testing.T) {
+	p := newPeer(t)
+	gaps := &gapFiller{}
+	e := newEnv(t, func(c *inbound.Config) {
+		c.Fetcher = p.fetcher()
+		c.Limit.MissingEvents = 10
+		c.Gaps = gaps
+	})
+	gaps.rooms = e.rooms
+	tr := e.newRoom()
+	var topic, last *pdu.Event
+	for i := range 25 {
+		if i == 3 {
+			topic = tr.fork.SendState(alice, "m.room.topic", "", `{"topic":"changed in the gap"}`)
+		}
+		last = tr.fork.SendMessage(bob, fmt.Sprintf("m%d", i))
+	}
+	prev := tr.room.ByID[last.PrevEvents[0]]
+	p.setStateBefore(prev.ID, tr.fork.State)
+	p.serve(tr.room)
+	got := e.results(remote.Name, "filled", last)
+	if r := got[last.ID]; r.Error != "" {
+		t.Fatalf("result = %q, want success", r.Error)
+	}
+	if k := tr.store.Kind(last.ID); k != checks.Accepted {
+		t.Errorf("PDU stored as %v, want accepted", k)
+	}
+	if k := tr.store.Kind(topic.ID); k != checks.Outlier {
+		t.Errorf("topic from the gap's state stored as %v, want outlier", k)
+	}
+	if n := p.count("event"); n != 2 {
+		t.Errorf("event fetches = %d, want 2 (the topic and the prev event)", n)
+	}
+}
