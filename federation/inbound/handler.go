@@ -17,6 +17,8 @@ import (
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/ratelimit"
 	checks "github.com/parley-im/parley/rooms/inbound"
+	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/storage/storetext"
 )
 
 // Pipeline runs the room-DAG checks on one PDU and stores the verdict.
@@ -30,6 +32,21 @@ type Pipeline interface {
 // the EDUs (typing, receipts) that only members' servers may send.
 type RoomServers interface {
 	ServerInRoom(ctx context.Context, roomID, server string) (bool, error)
+}
+
+// TxnLog keeps the answers to transactions across restarts, so that a
+// transaction retried after one gets its first answer and its EDUs are not
+// delivered twice. *storage.Store is one (schema 028).
+type TxnLog interface {
+	// FederationTxn returns the answer recorded, or an error wrapping
+	// storage.ErrNotFound.
+	FederationTxn(ctx context.Context, origin, txnID string) ([]byte, error)
+	// RecordFederationTxn records answer at ts (ms); a second record of
+	// the same transaction keeps the first.
+	RecordFederationTxn(ctx context.Context, origin, txnID string, answer []byte, ts int64) error
+	// DeleteFederationTxnsBefore deletes up to limit answers older than
+	// beforeTS (ms).
+	DeleteFederationTxnsBefore(ctx context.Context, beforeTS int64, limit int) (int64, error)
 }
 
 // Limits bound what one origin, and all of them, may cost. A zero field
@@ -59,6 +76,9 @@ type Limits struct {
 	// retry, and TxnTTL how long. Zero means 8192 and one hour.
 	TxnCache int
 	TxnTTL   time.Duration
+	// TxnLogTTL is how long the TxnLog keeps an answer. Zero means a
+	// day: a sender retries a failed transaction for hours.
+	TxnLogTTL time.Duration
 	// ProcessTimeout bounds the work on one transaction. The work goes on
 	// when the sender hangs up, so a retry gets the finished answer. Zero
 	// means two minutes.
@@ -88,6 +108,9 @@ func (l Limits) withDefaults() Limits {
 	if l.TxnTTL <= 0 {
 		l.TxnTTL = time.Hour
 	}
+	if l.TxnLogTTL <= 0 {
+		l.TxnLogTTL = 24 * time.Hour
+	}
 	if l.ProcessTimeout <= 0 {
 		l.ProcessTimeout = 2 * time.Minute
 	}
@@ -111,6 +134,9 @@ type Config struct {
 	Source      checks.Source
 	Fetcher     Fetcher
 	RoomServers RoomServers
+	// TxnLog, when set, keeps answers across restarts; nil keeps them in
+	// memory only.
+	TxnLog TxnLog
 	// Gaps, when set, takes a prev event whose state the remote gave
 	// (see GapFiller); nil means such a gap fails the PDU.
 	Gaps  GapFiller
@@ -182,6 +208,10 @@ func (h *Handler) ServeSend(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, apierr.MissingParam("Missing transaction ID"))
 		return
 	}
+	if len(txnID) > maxTxnIDBytes || storetext.Check(txnID) != nil {
+		apierr.Write(w, apierr.InvalidParam("Transaction ID is too long or not storable text"))
+		return
+	}
 	// A retry of a transaction already answered costs nothing: answer it
 	// before any limit, so a sender whose first answer was lost is never
 	// refused the copy.
@@ -214,7 +244,7 @@ func (h *Handler) ServeSend(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byte, error) {
 	now := h.now()
 	if last := h.lastSweep.Load(); now.UnixNano()-last > int64(sweepEvery) && h.lastSweep.CompareAndSwap(last, now.UnixNano()) {
-		h.rate.Sweep(now)
+		h.sweep(r.Context(), now)
 	}
 	if ok, wait := h.rate.Allow(origin, now); !ok {
 		return 0, nil, apierr.LimitExceeded(wait.Milliseconds() + 1)
@@ -235,6 +265,16 @@ func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byt
 		delete(h.active, origin)
 		h.mu.Unlock()
 	}()
+	if h.cfg.TxnLog != nil {
+		answer, err := h.cfg.TxnLog.FederationTxn(r.Context(), origin, txnID)
+		switch {
+		case err == nil:
+			return http.StatusOK, answer, nil
+		case !errors.Is(err, storage.ErrNotFound):
+			// Processing again is safe: PDUs already held answer {}.
+			h.log.Warn("federation: reading the transaction log", "origin", origin, "txn", txnID, "err", err)
+		}
+	}
 
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.lim.MaxBodyBytes))
 	if err != nil {
@@ -257,7 +297,31 @@ func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byt
 	if err != nil {
 		return 0, nil, err
 	}
+	if h.cfg.TxnLog != nil {
+		// Recorded before the answer goes out: a sender that misses the
+		// answer and retries after a restart gets it from here.
+		if err := h.cfg.TxnLog.RecordFederationTxn(ctx, origin, txnID, out, h.now().UnixMilli()); err != nil {
+			h.log.Warn("federation: recording the transaction", "origin", origin, "txn", txnID, "err", err)
+		}
+	}
 	return http.StatusOK, out, nil
+}
+
+// maxTxnIDBytes bounds a transaction ID, which is kept as a key.
+const maxTxnIDBytes = 255
+
+// txnLogSweepBatch bounds the answers one sweep deletes from the TxnLog.
+const txnLogSweepBatch = 1000
+
+// sweep drops idle origins' rate buckets and old TxnLog answers.
+func (h *Handler) sweep(ctx context.Context, now time.Time) {
+	h.rate.Sweep(now)
+	if h.cfg.TxnLog == nil {
+		return
+	}
+	if _, err := h.cfg.TxnLog.DeleteFederationTxnsBefore(ctx, now.Add(-h.lim.TxnLogTTL).UnixMilli(), txnLogSweepBatch); err != nil {
+		h.log.Warn("federation: sweeping the transaction log", "err", err)
+	}
 }
 
 type sendResponse struct {
