@@ -503,3 +503,18 @@ func TestSendGapFilled(t *testing.T) {
 		t.Errorf("event fetches = %d, want 2 (the topic and the prev event)", n)
 	}
 }
+
+// TestSendBadTxnID: a transaction ID that cannot be kept as a key is
+// refused with 400 M_INVALID_PARAM before any work.
+func TestSendBadTxnID(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, id := range []string{"nul\x00id", "bad\xffutf8", strings.Repeat("x", 256)} {
+		status, body := e.sendRaw(remote.Name, id, []byte(`{"pdus":[]}`))
+		if status != 400 || !strings.Contains(string(body), "M_INVALID_PARAM") {
+			t.Errorf("send(txn %q) = %d %s, want 400 M_INVALID_PARAM", id, status, body)
+		}
+	}
+	if status, _ := e.sendRaw(remote.Name, strings.Repeat("x", 255), []byte(`{"pdus":[]}`)); status != 200 {
+		t.Errorf("send(255-byte txn ID) = %d, want 200", status)
+	}
+}
