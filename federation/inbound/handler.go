@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +63,8 @@ type Limits struct {
 	OriginRate  float64
 	OriginBurst int
 	// MaxRooms bounds the rooms being processed at once, server-wide.
-	// Zero means 4 × GOMAXPROCS.
+	// Zero means 8: the checks are CPU-bound and the store has one
+	// writer, so more would only queue elsewhere.
 	MaxRooms int
 	// MissingEvents is the limit sent with get_missing_events. Zero means
 	// 20; it is clamped to 10–20, as Synapse asks for 10 and sends 20.
@@ -100,7 +100,7 @@ func (l Limits) withDefaults() Limits {
 		l.OriginRate, l.OriginBurst = 50, max(l.OriginBurst, 100)
 	}
 	def(&l.OriginBurst, 100)
-	def(&l.MaxRooms, 4*runtime.GOMAXPROCS(0))
+	def(&l.MaxRooms, 8)
 	def(&l.MissingEvents, 20)
 	l.MissingEvents = min(max(l.MissingEvents, 10), 20)
 	def(&l.MaxFetchedEvents, 200)
