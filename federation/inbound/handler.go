@@ -150,14 +150,14 @@ type Config struct {
 // Handler serves /send. Its fields are static after New, except those
 // guarded by mu.
 type Handler struct {
-	cfg    Config
-	lim    Limits
-	rate   *ratelimit.Limiter
-	slots  chan struct{} // one token per room being processed
-	log    *slog.Logger
-	now    func() time.Time
-	txns   *txnCache
-	rooms  roomLocks
+	cfg   Config
+	lim   Limits
+	rate  *ratelimit.Limiter
+	slots chan struct{} // one token per room being processed
+	log   *slog.Logger
+	now   func() time.Time
+	txns  *txnCache
+	rooms roomLocks
 	// lastSweep is when rate's idle buckets were last dropped (Unix
 	// nanoseconds), so that one origin each is all it keeps.
 	lastSweep atomic.Int64
