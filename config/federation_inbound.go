@@ -27,8 +27,10 @@ type FederationInbound struct {
 	// PDU's prev events are missing, 10 to 20. Zero value means 20, what
 	// Synapse sends.
 	MissingEventsLimit int `yaml:"missing_events_limit"`
-	// MaxFetchedEvents bounds the events fetched one by one to fill a gap
-	// with the state at a missing prev event. Zero value means 200.
+	// MaxFetchedEvents is how many events lacking from the state at a
+	// missing prev event are fetched one by one; when more are lacking,
+	// the whole state comes in one /state request. Zero value means 10:
+	// ten round trips cost about what one /state of a big room does.
 	MaxFetchedEvents int `yaml:"max_fetched_events"`
 	// TxnLogHours is how long the answer to a transaction is kept in the
 	// store, so that a retry (after a restart too) gets it again instead
@@ -42,7 +44,7 @@ func (f *FederationInbound) fillDefaults() {
 	setDefault(&f.OriginBurst, 100)
 	setDefault(&f.MaxRooms, 8)
 	setDefault(&f.MissingEventsLimit, 20)
-	setDefault(&f.MaxFetchedEvents, 200)
+	setDefault(&f.MaxFetchedEvents, 10)
 	setDefault(&f.TxnLogHours, 24)
 }
 

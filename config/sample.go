@@ -182,8 +182,9 @@ federation_inbound:
   max_rooms: 8
   # Events asked for at once when a PDU's prev events are missing (10-20).
   missing_events_limit: 20
-  # Events fetched one by one to fill a deeper gap.
-  max_fetched_events: 200
+  # Events fetched one by one to fill a deeper gap; more lacking, and the
+  # whole state comes in one /state request.
+  max_fetched_events: 10
   # Hours the answer to a transaction is kept for retries.
   txn_log_hours: 24
 `

@@ -26,6 +26,9 @@ type Fetcher interface {
 	// StateIDs is GET /_matrix/federation/v1/state_ids: the IDs of the
 	// room state before eventID, and of its auth chain.
 	StateIDs(ctx context.Context, server, roomID, eventID string) (state, authChain []string, err error)
+	// State is GET /_matrix/federation/v1/state: the events of the room
+	// state before eventID, and of its auth chain.
+	State(ctx context.Context, server, roomID, eventID string) (state, authChain []json.RawMessage, err error)
 }
 
 // ClientFetcher is a Fetcher over mautrix-go's federation client, which
@@ -88,6 +91,15 @@ func (f ClientFetcher) StateIDs(ctx context.Context, server, roomID, eventID str
 		auth[i] = string(e)
 	}
 	return state, auth, nil
+}
+
+// State implements Fetcher.
+func (f ClientFetcher) State(ctx context.Context, server, roomID, eventID string) ([]json.RawMessage, []json.RawMessage, error) {
+	resp, err := f.Client.GetState(ctx, server, id.RoomID(roomID), id.EventID(eventID))
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp.PDUs, resp.AuthChain, nil
 }
 
 func eventIDs(ids []string) []id.EventID {

@@ -69,8 +69,10 @@ type Limits struct {
 	// MissingEvents is the limit sent with get_missing_events. Zero means
 	// 20; it is clamped to 10–20, as Synapse asks for 10 and sends 20.
 	MissingEvents int
-	// MaxFetchedEvents bounds the events fetched one by one to fill a
-	// gap with the state at a prev event. Zero means 200.
+	// MaxFetchedEvents is how many events lacking from the state at a
+	// missing prev event are fetched one by one (/event); when more are
+	// lacking, the whole state comes in one /state instead. Zero means
+	// 10: ten round trips cost about what one /state of a big room does.
 	MaxFetchedEvents int
 	// TxnCache is how many answered transaction IDs are kept to answer a
 	// retry, and TxnTTL how long. Zero means 8192 and one hour.
@@ -103,7 +105,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxRooms, 8)
 	def(&l.MissingEvents, 20)
 	l.MissingEvents = min(max(l.MissingEvents, 10), 20)
-	def(&l.MaxFetchedEvents, 200)
+	def(&l.MaxFetchedEvents, 10)
 	def(&l.TxnCache, 8192)
 	if l.TxnTTL <= 0 {
 		l.TxnTTL = time.Hour

@@ -390,6 +390,7 @@ func newPeer(t testing.TB) *peer {
 	r.Get("/_matrix/federation/v1/event_auth/{roomId}/{eventId}", p.eventAuth)
 	r.Get("/_matrix/federation/v1/event/{eventId}", p.event)
 	r.Get("/_matrix/federation/v1/state_ids/{roomId}", p.stateIDs)
+	r.Get("/_matrix/federation/v1/state/{roomId}", p.state)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Header.Get("Authorization") == "" {
 			http.Error(w, `{"errcode":"M_UNAUTHORIZED"}`, http.StatusUnauthorized)
@@ -553,6 +554,29 @@ func (p *peer) stateIDs(w http.ResponseWriter, r *http.Request) {
 		chain = append(chain, e.ID)
 	}
 	writeJSON(w, map[string]any{"pdu_ids": ids, "auth_chain_ids": chain})
+}
+
+func (p *peer) state(w http.ResponseWriter, r *http.Request) {
+	p.called("state")
+	evID := r.URL.Query().Get("event_id")
+	p.mu.Lock()
+	state, ok := p.stateBefore[evID]
+	p.mu.Unlock()
+	if !ok {
+		http.Error(w, `{"errcode":"M_NOT_FOUND"}`, http.StatusNotFound)
+		return
+	}
+	var ids []string
+	pdus := []json.RawMessage{}
+	for _, id := range state {
+		ids = append(ids, id)
+		pdus = append(pdus, p.get(id).Raw)
+	}
+	chain := []json.RawMessage{}
+	for _, e := range p.authChain(chi.URLParam(r, "roomId"), ids) {
+		chain = append(chain, e.Raw)
+	}
+	writeJSON(w, map[string]any{"pdus": pdus, "auth_chain": chain})
 }
 
 // fetcher is the production ClientFetcher over a mautrix-go federation

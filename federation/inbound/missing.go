@@ -172,10 +172,20 @@ func (h *Handler) fillGap(ctx context.Context, origin, version string, ev *pdu.E
 				lacking = append(lacking, id)
 			}
 		}
-		if len(lacking) > h.lim.MaxFetchedEvents {
-			return fmt.Errorf("%w: event %s: the state at prev event %s lacks %d events, over the limit of %d", errGap, ev.ID, prev, len(lacking), h.lim.MaxFetchedEvents)
-		}
 		var fetched []*pdu.Event
+		if len(lacking) > h.lim.MaxFetchedEvents {
+			// Many round trips: take the whole state in one /state
+			// instead, and fetch only the prev event itself alone.
+			got, err := h.fetchState(ctx, origin, version, ev, prev, lacking)
+			if err != nil {
+				return err
+			}
+			for _, e := range got {
+				byID[e.ID] = e
+				fetched = append(fetched, e)
+			}
+			lacking = []string{prev}
+		}
 		for _, id := range lacking {
 			raw, err := h.cfg.Fetcher.Event(ctx, origin, id)
 			if err != nil {
@@ -209,6 +219,33 @@ func (h *Handler) fillGap(ctx context.Context, origin, version string, ev *pdu.E
 		}
 	}
 	return nil
+}
+
+// maxStateEvents bounds the events taken from one /state answer; each
+// costs a signature check.
+const maxStateEvents = 50_000
+
+// fetchState asks origin for the whole state before prev (/state) and
+// returns those of its events and auth chain that are in lacking.
+func (h *Handler) fetchState(ctx context.Context, origin, version string, ev *pdu.Event, prev string, lacking []string) ([]*pdu.Event, error) {
+	state, authChain, err := h.cfg.Fetcher.State(ctx, origin, ev.RoomID, prev)
+	if err != nil {
+		return nil, fmt.Errorf("%w: event %s: state at prev event %s: %w", errGap, ev.ID, prev, err)
+	}
+	if len(state)+len(authChain) > maxStateEvents {
+		return nil, fmt.Errorf("%w: event %s: the state at prev event %s has %d events, over the limit of %d", errGap, ev.ID, prev, len(state)+len(authChain), maxStateEvents)
+	}
+	want := make(map[string]bool, len(lacking))
+	for _, id := range lacking {
+		want[id] = true
+	}
+	var out []*pdu.Event
+	for _, e := range parseAll(append(state, authChain...), version, ev.RoomID) {
+		if want[e.ID] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // notHeld returns those of evs the server does not hold, counting

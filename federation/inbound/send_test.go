@@ -504,6 +504,49 @@ func TestSendGapFilled(t *testing.T) {
 	}
 }
 
+// TestSendGapFilledWithState: when more state events are lacking than
+// MaxFetchedEvents, the whole state comes in one /state, and only the
+// prev event itself is fetched alone.
+func TestSendGapFilledWithState(t *testing.T) {
+	p := newPeer(t)
+	gaps := &gapFiller{}
+	e := newEnv(t, func(c *inbound.Config) {
+		c.Fetcher = p.fetcher()
+		c.Limit.MissingEvents = 10
+		c.Limit.MaxFetchedEvents = 1
+		c.Gaps = gaps
+	})
+	gaps.rooms = e.rooms
+	tr := e.newRoom()
+	var topic, last *pdu.Event
+	for i := range 25 {
+		if i == 3 {
+			topic = tr.fork.SendState(alice, "m.room.topic", "", `{"topic":"changed in the gap"}`)
+			tr.fork.SendState(alice, "m.room.name", "", `{"name":"renamed in the gap"}`)
+		}
+		last = tr.fork.SendMessage(bob, fmt.Sprintf("m%d", i))
+	}
+	prev := tr.room.ByID[last.PrevEvents[0]]
+	p.setStateBefore(prev.ID, tr.fork.State)
+	p.serve(tr.room)
+	got := e.results(remote.Name, "filled", last)
+	if r := got[last.ID]; r.Error != "" {
+		t.Fatalf("result = %q, want success", r.Error)
+	}
+	if k := tr.store.Kind(last.ID); k != checks.Accepted {
+		t.Errorf("PDU stored as %v, want accepted", k)
+	}
+	if k := tr.store.Kind(topic.ID); k != checks.Outlier {
+		t.Errorf("topic from the gap's state stored as %v, want outlier", k)
+	}
+	if n := p.count("event"); n != 1 {
+		t.Errorf("event fetches = %d, want 1 (the prev event)", n)
+	}
+	if n := p.count("state"); n != 1 {
+		t.Errorf("state fetches = %d, want 1", n)
+	}
+}
+
 // TestSendBadTxnID: a transaction ID that cannot be kept as a key is
 // refused with 400 M_INVALID_PARAM before any work.
 func TestSendBadTxnID(t *testing.T) {
