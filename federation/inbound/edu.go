@@ -94,19 +94,27 @@ func (h *Handler) handleEDUs(ctx context.Context, origin string, edus []EDU) {
 		if ctx.Err() != nil {
 			return
 		}
+		var taken bool
 		switch e.Type {
 		case "m.typing":
-			h.eduTyping(ctx, origin, e.Content)
+			taken = h.eduTyping(ctx, origin, e.Content)
 		case "m.receipt":
-			h.eduReceipt(ctx, origin, e.Content)
+			taken = h.eduReceipt(ctx, origin, e.Content)
 		case "m.presence":
-			h.eduPresence(ctx, origin, e.Content)
+			taken = h.eduPresence(ctx, origin, e.Content)
 		case "m.direct_to_device":
-			h.eduToDevice(ctx, origin, e.Content)
+			taken = h.eduToDevice(ctx, origin, e.Content)
 		case "m.device_list_update":
-			h.eduDeviceList(ctx, origin, e.Content)
+			taken = h.eduDeviceList(ctx, origin, e.Content)
 		case "m.signing_key_update":
-			h.eduSigningKey(ctx, origin, e.Content)
+			taken = h.eduSigningKey(ctx, origin, e.Content)
+		default:
+			continue
+		}
+		if taken {
+			h.count.eduTaken.Add(1)
+		} else {
+			h.count.eduDropped.Add(1)
 		}
 	}
 }
@@ -130,29 +138,32 @@ func (h *Handler) mayTouchRoom(ctx context.Context, origin, roomID string) bool 
 	return err == nil && acl.Allowed(origin)
 }
 
-func (h *Handler) eduTyping(ctx context.Context, origin string, content json.RawMessage) {
+func (h *Handler) eduTyping(ctx context.Context, origin string, content json.RawMessage) bool {
 	var c struct {
 		RoomID string `json:"room_id"`
 		UserID string `json:"user_id"`
 		Typing *bool  `json:"typing"`
 	}
 	if h.cfg.EDUs.Typing == nil || json.Unmarshal(content, &c) != nil || c.Typing == nil || !ofOrigin(c.UserID, origin) {
-		return
+		return false
 	}
-	if h.mayTouchRoom(ctx, origin, c.RoomID) {
-		h.cfg.EDUs.Typing.RemoteTyping(ctx, c.RoomID, c.UserID, *c.Typing)
+	if !h.mayTouchRoom(ctx, origin, c.RoomID) {
+		return false
 	}
+	h.cfg.EDUs.Typing.RemoteTyping(ctx, c.RoomID, c.UserID, *c.Typing)
+	return true
 }
 
-func (h *Handler) eduReceipt(ctx context.Context, origin string, content json.RawMessage) {
+func (h *Handler) eduReceipt(ctx context.Context, origin string, content json.RawMessage) bool {
 	// {room_id: {receipt type: {user_id: {event_ids: [...], data: {...}}}}}
 	var rooms map[string]map[string]map[string]struct {
 		EventIDs []string        `json:"event_ids"`
 		Data     json.RawMessage `json:"data"`
 	}
 	if h.cfg.EDUs.Receipts == nil || json.Unmarshal(content, &rooms) != nil || len(rooms) > maxEDUEntries {
-		return
+		return false
 	}
+	taken := false
 	for roomID, types := range rooms {
 		if !h.mayTouchRoom(ctx, origin, roomID) {
 			continue
@@ -166,9 +177,11 @@ func (h *Handler) eduReceipt(ctx context.Context, origin string, content json.Ra
 					continue
 				}
 				h.cfg.EDUs.Receipts.RemoteReceipt(ctx, Receipt{RoomID: roomID, Type: typ, UserID: userID, EventIDs: r.EventIDs, Data: r.Data})
+				taken = true
 			}
 		}
 	}
+	return taken
 }
 
 func allValidEventIDs(ids []string) bool {
@@ -180,13 +193,14 @@ func allValidEventIDs(ids []string) bool {
 	return true
 }
 
-func (h *Handler) eduPresence(ctx context.Context, origin string, content json.RawMessage) {
+func (h *Handler) eduPresence(ctx context.Context, origin string, content json.RawMessage) bool {
 	var c struct {
 		Push []json.RawMessage `json:"push"`
 	}
 	if h.cfg.EDUs.Presence == nil || json.Unmarshal(content, &c) != nil || len(c.Push) > maxEDUEntries {
-		return
+		return false
 	}
+	taken := false
 	for _, raw := range c.Push {
 		var p Presence
 		if json.Unmarshal(raw, &p) != nil || !ofOrigin(p.UserID, origin) {
@@ -199,10 +213,12 @@ func (h *Handler) eduPresence(ctx context.Context, origin string, content json.R
 		}
 		p.Raw = raw
 		h.cfg.EDUs.Presence.RemotePresence(ctx, p)
+		taken = true
 	}
+	return taken
 }
 
-func (h *Handler) eduToDevice(ctx context.Context, origin string, content json.RawMessage) {
+func (h *Handler) eduToDevice(ctx context.Context, origin string, content json.RawMessage) bool {
 	var c struct {
 		Sender    string                                `json:"sender"`
 		Type      string                                `json:"type"`
@@ -210,7 +226,7 @@ func (h *Handler) eduToDevice(ctx context.Context, origin string, content json.R
 		Messages  map[string]map[string]json.RawMessage `json:"messages"`
 	}
 	if h.cfg.EDUs.ToDevice == nil || json.Unmarshal(content, &c) != nil || !ofOrigin(c.Sender, origin) || c.Type == "" || len(c.Messages) > maxEDUEntries {
-		return
+		return false
 	}
 	local := make(map[string]map[string]json.RawMessage, len(c.Messages))
 	for userID, devices := range c.Messages {
@@ -218,28 +234,32 @@ func (h *Handler) eduToDevice(ctx context.Context, origin string, content json.R
 			local[userID] = devices
 		}
 	}
-	if len(local) > 0 {
-		h.cfg.EDUs.ToDevice.RemoteToDevice(ctx, ToDevice{Sender: c.Sender, Type: c.Type, MessageID: c.MessageID, Messages: local})
+	if len(local) == 0 {
+		return false
 	}
+	h.cfg.EDUs.ToDevice.RemoteToDevice(ctx, ToDevice{Sender: c.Sender, Type: c.Type, MessageID: c.MessageID, Messages: local})
+	return true
 }
 
-func (h *Handler) eduDeviceList(ctx context.Context, origin string, content json.RawMessage) {
+func (h *Handler) eduDeviceList(ctx context.Context, origin string, content json.RawMessage) bool {
 	var c struct {
 		UserID   string `json:"user_id"`
 		DeviceID string `json:"device_id"`
 	}
 	if h.cfg.EDUs.DeviceList == nil || json.Unmarshal(content, &c) != nil || !ofOrigin(c.UserID, origin) || c.DeviceID == "" {
-		return
+		return false
 	}
 	h.cfg.EDUs.DeviceList.RemoteDeviceListUpdate(ctx, c.UserID, c.DeviceID, content)
+	return true
 }
 
-func (h *Handler) eduSigningKey(ctx context.Context, origin string, content json.RawMessage) {
+func (h *Handler) eduSigningKey(ctx context.Context, origin string, content json.RawMessage) bool {
 	var c struct {
 		UserID string `json:"user_id"`
 	}
 	if h.cfg.EDUs.SigningKey == nil || json.Unmarshal(content, &c) != nil || !ofOrigin(c.UserID, origin) {
-		return
+		return false
 	}
 	h.cfg.EDUs.SigningKey.RemoteSigningKeyUpdate(ctx, c.UserID, content)
+	return true
 }

@@ -160,6 +160,7 @@ type Handler struct {
 	now   func() time.Time
 	txns  *txnCache
 	rooms roomLocks
+	count counters
 	// lastSweep is when rate's idle buckets were last dropped (Unix
 	// nanoseconds), so that one origin each is all it keeps.
 	lastSweep atomic.Int64
@@ -211,6 +212,7 @@ func (h *Handler) ServeSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(txnID) > maxTxnIDBytes || storetext.Check(txnID) != nil {
+		h.count.txnRefusedBad.Add(1)
 		apierr.Write(w, apierr.InvalidParam("Transaction ID is too long or not storable text"))
 		return
 	}
@@ -219,6 +221,7 @@ func (h *Handler) ServeSend(w http.ResponseWriter, r *http.Request) {
 	// refused the copy.
 	entry, first := h.txns.start(origin, txnID, h.now())
 	if !first {
+		h.count.txnRetried.Add(1)
 		select {
 		case <-entry.done:
 			if entry.err != nil {
@@ -248,9 +251,6 @@ func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byt
 	if last := h.lastSweep.Load(); now.UnixNano()-last > int64(sweepEvery) && h.lastSweep.CompareAndSwap(last, now.UnixNano()) {
 		h.sweep(r.Context(), now)
 	}
-	if ok, wait := h.rate.Allow(origin, now); !ok {
-		return 0, nil, apierr.LimitExceeded(wait.Milliseconds() + 1)
-	}
 	// One transaction in flight per origin (the spec's sender sends one at
 	// a time; a second is a misbehaving or restarted sender). Answer 429,
 	// as Synapse does, rather than hold a connection and a goroutine.
@@ -258,6 +258,7 @@ func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byt
 	if cur, busy := h.active[origin]; busy {
 		h.mu.Unlock()
 		h.log.Info("federation: refusing a concurrent transaction", "origin", origin, "txn", txnID, "in_flight", cur)
+		h.count.txnRefusedBusy.Add(1)
 		return 0, nil, apierr.LimitExceeded(1000)
 	}
 	h.active[origin] = txnID
@@ -267,10 +268,17 @@ func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byt
 		delete(h.active, origin)
 		h.mu.Unlock()
 	}()
+	// The rate counts only transactions that may run, so a sender
+	// refused as concurrent is not also charged for it.
+	if ok, wait := h.rate.Allow(origin, now); !ok {
+		h.count.txnRefusedRate.Add(1)
+		return 0, nil, apierr.LimitExceeded(wait.Milliseconds() + 1)
+	}
 	if h.cfg.TxnLog != nil {
 		answer, err := h.cfg.TxnLog.FederationTxn(r.Context(), origin, txnID)
 		switch {
 		case err == nil:
+			h.count.txnRetried.Add(1)
 			return http.StatusOK, answer, nil
 		case !errors.Is(err, storage.ErrNotFound):
 			// Processing again is safe: PDUs already held answer {}.
@@ -281,6 +289,7 @@ func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byt
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.lim.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
+		h.count.txnRefusedBad.Add(1)
 		if errors.As(err, &tooBig) {
 			return 0, nil, apierr.TooLarge("Transaction body is too large")
 		}
@@ -288,6 +297,7 @@ func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byt
 	}
 	txn, err := ParseTransaction(body, h.lim.MaxPDUs, h.lim.MaxEDUs)
 	if err != nil {
+		h.count.txnRefusedBad.Add(1)
 		return 0, nil, err
 	}
 	// The work outlives the request: a sender that timed out retries the
@@ -299,6 +309,7 @@ func (h *Handler) admitAndRun(r *http.Request, origin, txnID string) (int, []byt
 	if err != nil {
 		return 0, nil, err
 	}
+	h.count.txnOK.Add(1)
 	if h.cfg.TxnLog != nil {
 		// Recorded before the answer goes out: a sender that misses the
 		// answer and retries after a restart gets it from here.

@@ -129,9 +129,11 @@ func (h *Handler) runRoom(ctx context.Context, origin string, b *roomBatch) map[
 			continue
 		case !acl.Allowed(origin):
 			out[ev.ID] = PDUResult{Error: fmt.Sprintf("server %s is denied by the room's server ACL", origin)}
+			h.count.countPDU(out[ev.ID], true)
 			continue
 		}
 		out[ev.ID] = h.handlePDU(ctx, origin, b.version, ev, b.raws[i])
+		h.count.countPDU(out[ev.ID], false)
 		if ev.Type == "m.room.server_acl" && ev.StateKey != nil && *ev.StateKey == "" {
 			acl, err = h.roomACL(ctx, b.roomID) // it may have changed
 		}
