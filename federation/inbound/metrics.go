@@ -14,10 +14,8 @@ type counters struct {
 	eduTaken, eduDropped                                             atomic.Int64
 }
 
-func (c *counters) countPDU(r PDUResult, denied bool) {
+func (c *counters) countPDU(r PDUResult) {
 	switch {
-	case denied:
-		c.pduDenied.Add(1)
 	case r.Error == "":
 		c.pduTaken.Add(1)
 	case len(r.Error) >= len("rejected:") && r.Error[:len("rejected:")] == "rejected:":

@@ -36,17 +36,12 @@ type GapFiller interface {
 	AcceptWithState(ctx context.Context, roomID string, raw []byte, stateBefore checks.StateMap) error
 }
 
-// acceptFilling runs ev through the pipeline; when it names missing
-// events, it fetches them from origin and tries again: auth events with
-// event_auth (stored as outliers), prev events with get_missing_events
-// (accepted oldest first), and when that does not close the gap, the
-// state at each missing prev event with state_ids.
-func (h *Handler) acceptFilling(ctx context.Context, origin, version string, ev *pdu.Event, raw []byte) (*checks.Verdict, error) {
-	v, _, err := h.cfg.Pipeline.Accept(ctx, raw)
-	var me *checks.MissingError
-	if !errors.As(err, &me) || h.cfg.Fetcher == nil {
-		return v, err
-	}
+// fillMissing fetches from origin what me names as missing for ev and
+// runs ev through the pipeline again: prev events with
+// get_missing_events (accepted oldest first), auth events with event_auth
+// (stored as outliers), and when that does not close the gap, the state
+// at each missing prev event with state_ids.
+func (h *Handler) fillMissing(ctx context.Context, origin, version string, ev *pdu.Event, raw []byte, me *checks.MissingError) (*checks.Verdict, error) {
 	// Prev events first, as Synapse does: get_missing_events often brings
 	// the auth events too (a member's join is both).
 	if len(me.Prev) > 0 {
@@ -54,7 +49,7 @@ func (h *Handler) acceptFilling(ctx context.Context, origin, version string, ev 
 			h.log.Info("federation: get_missing_events", "origin", origin, "event", ev.ID, "err", err)
 		}
 	}
-	v, err = h.acceptWithAuth(ctx, origin, version, ev, raw)
+	v, err := h.acceptWithAuth(ctx, origin, version, ev, raw)
 	if !errors.As(err, &me) || len(me.Prev) == 0 {
 		return v, err
 	}

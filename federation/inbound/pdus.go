@@ -14,16 +14,18 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// roomBatch is one room's PDUs of a transaction, in arrival order.
+// roomBatch is one room's PDUs of a transaction, in arrival order. They
+// are not parsed here: the pipeline parses each, and the handler parses
+// again only on the paths that need the event (errors, fetches), so an
+// accepted PDU is parsed once.
 type roomBatch struct {
 	roomID  string
 	version string
-	events  []*pdu.Event
-	raws    [][]byte
+	raws    []json.RawMessage
 }
 
-// handlePDUs groups the PDUs by room, answers at once those that cannot
-// be handled (unknown room, unparseable), and runs each room's batch in
+// handlePDUs groups the PDUs by room, skips those of rooms this server
+// is not in, and runs each room's batch in
 // order, rooms in parallel within the server-wide slots.
 func (h *Handler) handlePDUs(ctx context.Context, origin string, raws []json.RawMessage) map[string]PDUResult {
 	results := make(map[string]PDUResult, len(raws))
@@ -46,20 +48,12 @@ func (h *Handler) handlePDUs(ctx context.Context, origin string, raws []json.Raw
 		if version == "" {
 			continue // a room this server is not in: ignored, as Synapse does
 		}
-		ev, err := pdu.Parse(raw, version)
-		if ev == nil {
-			if id := eventIDOf(raw); id != "" {
-				results[id] = PDUResult{Error: fmt.Sprintf("invalid event: %v", err)}
-			}
-			continue
-		}
 		b := byRoom[roomID]
 		if b == nil {
 			b = &roomBatch{roomID: roomID, version: version}
 			byRoom[roomID] = b
 			batches = append(batches, b)
 		}
-		b.events = append(b.events, ev)
 		b.raws = append(b.raws, raw)
 	}
 
@@ -109,36 +103,58 @@ func eventIDOf(raw []byte) string {
 // runRoom handles b's events one at a time, under the room's lock and one
 // of the server-wide slots.
 func (h *Handler) runRoom(ctx context.Context, origin string, b *roomBatch) map[string]PDUResult {
-	out := make(map[string]PDUResult, len(b.events))
+	out := make(map[string]PDUResult, len(b.raws))
 	unlock := h.rooms.lock(b.roomID)
 	defer unlock()
+	refuse := func(raw []byte, r PDUResult) {
+		if id := h.idOf(raw, b.version); id != "" {
+			out[id] = r
+		}
+	}
 	select {
 	case h.slots <- struct{}{}:
 		defer func() { <-h.slots }()
 	case <-ctx.Done():
-		for _, ev := range b.events {
-			out[ev.ID] = PDUResult{Error: "server busy: " + ctx.Err().Error()}
+		for _, raw := range b.raws {
+			refuse(raw, PDUResult{Error: "server busy: " + ctx.Err().Error()})
 		}
 		return out
 	}
 	acl, err := h.roomACL(ctx, b.roomID)
-	for i, ev := range b.events {
+	for _, raw := range b.raws {
 		switch {
 		case err != nil:
-			out[ev.ID] = PDUResult{Error: "internal error reading the room's server ACL"}
+			h.log.Error("federation: server ACL", "room", b.roomID, "err", err)
+			refuse(raw, PDUResult{Error: "internal error reading the room's server ACL"})
 			continue
 		case !acl.Allowed(origin):
-			out[ev.ID] = PDUResult{Error: fmt.Sprintf("server %s is denied by the room's server ACL", origin)}
-			h.count.countPDU(out[ev.ID], true)
+			refuse(raw, PDUResult{Error: fmt.Sprintf("server %s is denied by the room's server ACL", origin)})
+			h.count.pduDenied.Add(1)
 			continue
 		}
-		out[ev.ID] = h.handlePDU(ctx, origin, b.version, ev, b.raws[i])
-		h.count.countPDU(out[ev.ID], false)
-		if ev.Type == "m.room.server_acl" && ev.StateKey != nil && *ev.StateKey == "" {
+		id, r := h.handlePDU(ctx, origin, b.version, raw)
+		h.count.countPDU(r)
+		if id != "" {
+			out[id] = r
+		}
+		if r.Error == "" && isACLEvent(raw) {
 			acl, err = h.roomACL(ctx, b.roomID) // it may have changed
 		}
 	}
 	return out
+}
+
+// idOf is raw's event ID, or "" when none can be computed.
+func (h *Handler) idOf(raw []byte, version string) string {
+	if ev, _ := pdu.Parse(raw, version); ev != nil {
+		return ev.ID
+	}
+	return eventIDOf(raw)
+}
+
+func isACLEvent(raw []byte) bool {
+	res := gjson.GetManyBytes(raw, "type", "state_key")
+	return res[0].Str == "m.room.server_acl" && res[1].Type == gjson.String && res[1].Str == ""
 }
 
 // roomACL reads the room's current m.room.server_acl; a room without one
@@ -163,15 +179,27 @@ func (h *Handler) roomACL(ctx context.Context, roomID string) (*serveracl.ACL, e
 	return serveracl.Parse(stored[0].Event.Content), nil
 }
 
-// handlePDU takes one PDU through the pipeline, filling what it lacks
-// from origin first when the pipeline names missing events.
-func (h *Handler) handlePDU(ctx context.Context, origin, version string, ev *pdu.Event, raw []byte) PDUResult {
-	v, err := h.acceptFilling(ctx, origin, version, ev, raw)
+// handlePDU takes one PDU through the pipeline and, when the pipeline
+// names missing events, fetches them from origin and tries again. It
+// returns the PDU's ID ("" when none can be computed) and its result.
+func (h *Handler) handlePDU(ctx context.Context, origin, version string, raw []byte) (string, PDUResult) {
+	v, _, err := h.cfg.Pipeline.Accept(ctx, raw)
+	if err == nil {
+		return v.Event.ID, resultOf(v, nil)
+	}
+	ev, _ := pdu.Parse(raw, version)
+	if ev == nil {
+		return eventIDOf(raw), resultOf(nil, err)
+	}
+	var me *checks.MissingError
+	if errors.As(err, &me) && h.cfg.Fetcher != nil {
+		v, err = h.fillMissing(ctx, origin, version, ev, raw, me)
+	}
 	r := resultOf(v, err)
 	if r.Error == "internal error" {
 		h.log.Error("federation: inbound PDU", "origin", origin, "event", ev.ID, "err", err)
 	}
-	return r
+	return ev.ID, r
 }
 
 func resultOf(v *checks.Verdict, err error) PDUResult {
