@@ -293,17 +293,32 @@ type testRoom struct {
 // and runs setup (more events on the fork, fed to the local server too).
 func (e *env) newRoom(extra ...*remotetest.Server) *testRoom {
 	e.t.Helper()
+	return e.newRoomV("11", extra...)
+}
+
+// newRoomV is newRoom for a room of version 10, 11 or 12.
+func (e *env) newRoomV(version string, extra ...*remotetest.Server) *testRoom {
+	e.t.Helper()
 	servers := append([]*remotetest.Server{remote, other}, extra...)
-	r := remotetest.NewRoom(e.t, "11", servers...)
+	r := remotetest.NewRoom(e.t, version, servers...)
 	e.nRooms++
-	r.ID = fmt.Sprintf("!r%d:remote.example", e.nRooms)
-	f := r.Create(alice, `{"room_version":"11"}`)
+	create, pl := fmt.Sprintf(`{"room_version":%q}`, version), `{"users":{"@alice:remote.example":100}}`
+	switch version {
+	case "10":
+		create = fmt.Sprintf(`{"creator":%q,"room_version":"10"}`, alice)
+	case "12":
+		pl = `{"users":{}}` // the creator has unlimited power and must not be listed
+	}
+	if !pdu.RoomIDFromCreate(version) {
+		r.ID = fmt.Sprintf("!r%d:remote.example", e.nRooms)
+	}
+	f := r.Create(alice, create)
 	tr := &testRoom{room: r, fork: f, store: e.rooms.add(r)}
 	p := e.pipeline()
 	remotetest.Feed(e.t, p, checks.Accepted, r.ByID[f.Prev[0]])
 	remotetest.Feed(e.t, p, checks.Accepted,
 		f.SendState(alice, "m.room.member", alice, `{"membership":"join"}`),
-		f.SendState(alice, "m.room.power_levels", "", `{"users":{"@alice:remote.example":100}}`),
+		f.SendState(alice, "m.room.power_levels", "", pl),
 		f.SendState(alice, "m.room.join_rules", "", `{"join_rule":"public"}`),
 		f.SendState(bob, "m.room.member", bob, `{"membership":"join"}`),
 	)

@@ -171,29 +171,31 @@ func TestSendOrderAcrossRooms(t *testing.T) {
 // mautrix-go's federation client; they are accepted oldest first, then
 // the PDU.
 func TestSendMissingPrevEvents(t *testing.T) {
-	p := newPeer(t)
-	e := newEnv(t, func(c *inbound.Config) { c.Fetcher = p.fetcher() })
-	tr := e.newRoom()
-	m1 := tr.fork.SendMessage(bob, "m1")
-	m2 := tr.fork.SendMessage(bob, "m2")
-	m3 := tr.fork.SendMessage(alice, "m3")
-	p.serve(tr.room)
+	forEachVersion(t, func(t *testing.T, version string) {
+		p := newPeer(t)
+		e := newEnv(t, func(c *inbound.Config) { c.Fetcher = p.fetcher() })
+		tr := e.newRoomV(version)
+		m1 := tr.fork.SendMessage(bob, "m1")
+		m2 := tr.fork.SendMessage(bob, "m2")
+		m3 := tr.fork.SendMessage(alice, "m3")
+		p.serve(tr.room)
 
-	got := e.results(remote.Name, "gap", m3)
-	if r := got[m3.ID]; r.Error != "" {
-		t.Fatalf("m3 result = %q, want success", r.Error)
-	}
-	for _, ev := range []*pdu.Event{m1, m2, m3} {
-		if k := tr.store.Kind(ev.ID); k != checks.Accepted {
-			t.Errorf("%s stored as %v, want accepted", ev.Content, k)
+		got := e.results(remote.Name, "gap", m3)
+		if r := got[m3.ID]; r.Error != "" {
+			t.Fatalf("m3 result = %q, want success", r.Error)
 		}
-	}
-	if n := p.count("get_missing_events"); n != 1 {
-		t.Errorf("get_missing_events calls = %d, want 1", n)
-	}
-	if ext := tr.store.Extremities(); len(ext) != 1 || ext[0] != m3.ID {
-		t.Errorf("extremities = %v, want [%s]", ext, m3.ID)
-	}
+		for _, ev := range []*pdu.Event{m1, m2, m3} {
+			if k := tr.store.Kind(ev.ID); k != checks.Accepted {
+				t.Errorf("%s stored as %v, want accepted", ev.Content, k)
+			}
+		}
+		if n := p.count("get_missing_events"); n != 1 {
+			t.Errorf("get_missing_events calls = %d, want 1", n)
+		}
+		if ext := tr.store.Extremities(); len(ext) != 1 || ext[0] != m3.ID {
+			t.Errorf("extremities = %v, want [%s]", ext, m3.ID)
+		}
+	})
 }
 
 // TestSendMissingAuthAndPrev: carol of another server joined on a branch
@@ -201,19 +203,21 @@ func TestSendMissingPrevEvents(t *testing.T) {
 // auth event. Both come from the sender (get_missing_events brings the
 // join, which needs nothing else), and the message is accepted.
 func TestSendMissingAuthAndPrev(t *testing.T) {
-	p := newPeer(t)
-	e := newEnv(t, func(c *inbound.Config) { c.Fetcher = p.fetcher() })
-	tr := e.newRoom()
-	join := tr.fork.SendState(carol, "m.room.member", carol, `{"membership":"join"}`)
-	msg := tr.fork.SendMessage(carol, "hi from other")
-	p.serve(tr.room)
-	got := e.results(other.Name, "carol", msg)
-	if r := got[msg.ID]; r.Error != "" {
-		t.Fatalf("result = %q, want success", r.Error)
-	}
-	if k := tr.store.Kind(join.ID); k != checks.Accepted {
-		t.Errorf("join stored as %v, want accepted", k)
-	}
+	forEachVersion(t, func(t *testing.T, version string) {
+		p := newPeer(t)
+		e := newEnv(t, func(c *inbound.Config) { c.Fetcher = p.fetcher() })
+		tr := e.newRoomV(version)
+		join := tr.fork.SendState(carol, "m.room.member", carol, `{"membership":"join"}`)
+		msg := tr.fork.SendMessage(carol, "hi from other")
+		p.serve(tr.room)
+		got := e.results(other.Name, "carol", msg)
+		if r := got[msg.ID]; r.Error != "" {
+			t.Fatalf("result = %q, want success", r.Error)
+		}
+		if k := tr.store.Kind(join.ID); k != checks.Accepted {
+			t.Errorf("join stored as %v, want accepted", k)
+		}
+	})
 }
 
 // TestSendMissingAuthOnly: an event whose prev events are held but whose
@@ -221,25 +225,27 @@ func TestSendMissingAuthAndPrev(t *testing.T) {
 // outliers, and is then checked (here rejected: the state before it has
 // no such member).
 func TestSendMissingAuthOnly(t *testing.T) {
-	p := newPeer(t)
-	e := newEnv(t, func(c *inbound.Config) { c.Fetcher = p.fetcher() })
-	tr := e.newRoom()
-	side := tr.fork.Clone()
-	join := side.SendState(carol, "m.room.member", carol, `{"membership":"join"}`)
-	// carol's message on the main fork, citing her join only in auth.
-	msg := tr.fork.Build(pdu.Proto{Sender: carol, Type: "m.room.message", Content: json.RawMessage(`{"body":"x","msgtype":"m.text"}`),
-		AuthEvents: side.Build(pdu.Proto{Sender: carol, Type: "m.room.message", Content: json.RawMessage(`{}`)}).AuthEvents})
-	p.serve(tr.room)
-	got := e.results(other.Name, "auth", msg)
-	if r := got[msg.ID]; !strings.Contains(r.Error, "rejected") {
-		t.Errorf("result = %q, want rejected (after fetching its auth events)", r.Error)
-	}
-	if n := p.count("event_auth"); n != 1 {
-		t.Errorf("event_auth calls = %d, want 1", n)
-	}
-	if k := tr.store.Kind(join.ID); k != checks.Outlier {
-		t.Errorf("carol's join stored as %v, want outlier", k)
-	}
+	forEachVersion(t, func(t *testing.T, version string) {
+		p := newPeer(t)
+		e := newEnv(t, func(c *inbound.Config) { c.Fetcher = p.fetcher() })
+		tr := e.newRoomV(version)
+		side := tr.fork.Clone()
+		join := side.SendState(carol, "m.room.member", carol, `{"membership":"join"}`)
+		// carol's message on the main fork, citing her join only in auth.
+		msg := tr.fork.Build(pdu.Proto{Sender: carol, Type: "m.room.message", Content: json.RawMessage(`{"body":"x","msgtype":"m.text"}`),
+			AuthEvents: side.Build(pdu.Proto{Sender: carol, Type: "m.room.message", Content: json.RawMessage(`{}`)}).AuthEvents})
+		p.serve(tr.room)
+		got := e.results(other.Name, "auth", msg)
+		if r := got[msg.ID]; !strings.Contains(r.Error, "rejected") {
+			t.Errorf("result = %q, want rejected (after fetching its auth events)", r.Error)
+		}
+		if n := p.count("event_auth"); n != 1 {
+			t.Errorf("event_auth calls = %d, want 1", n)
+		}
+		if k := tr.store.Kind(join.ID); k != checks.Outlier {
+			t.Errorf("carol's join stored as %v, want outlier", k)
+		}
+	})
 }
 
 // TestSendGapTooBig: when get_missing_events does not reach what the
@@ -470,81 +476,85 @@ func TestSendBadNumbers(t *testing.T) {
 // server lacks are fetched one by one and stored as outliers, the prev
 // event is stored with that state, and the PDU is accepted.
 func TestSendGapFilled(t *testing.T) {
-	p := newPeer(t)
-	gaps := &gapFiller{}
-	e := newEnv(t, func(c *inbound.Config) {
-		c.Fetcher = p.fetcher()
-		c.Limit.MissingEvents = 10
-		c.Gaps = gaps
-	})
-	gaps.rooms = e.rooms
-	tr := e.newRoom()
-	var topic, last *pdu.Event
-	for i := range 25 {
-		if i == 3 {
-			topic = tr.fork.SendState(alice, "m.room.topic", "", `{"topic":"changed in the gap"}`)
+	forEachVersion(t, func(t *testing.T, version string) {
+		p := newPeer(t)
+		gaps := &gapFiller{}
+		e := newEnv(t, func(c *inbound.Config) {
+			c.Fetcher = p.fetcher()
+			c.Limit.MissingEvents = 10
+			c.Gaps = gaps
+		})
+		gaps.rooms = e.rooms
+		tr := e.newRoomV(version)
+		var topic, last *pdu.Event
+		for i := range 25 {
+			if i == 3 {
+				topic = tr.fork.SendState(alice, "m.room.topic", "", `{"topic":"changed in the gap"}`)
+			}
+			last = tr.fork.SendMessage(bob, fmt.Sprintf("m%d", i))
 		}
-		last = tr.fork.SendMessage(bob, fmt.Sprintf("m%d", i))
-	}
-	prev := tr.room.ByID[last.PrevEvents[0]]
-	p.setStateBefore(prev.ID, tr.fork.State)
-	p.serve(tr.room)
-	got := e.results(remote.Name, "filled", last)
-	if r := got[last.ID]; r.Error != "" {
-		t.Fatalf("result = %q, want success", r.Error)
-	}
-	if k := tr.store.Kind(last.ID); k != checks.Accepted {
-		t.Errorf("PDU stored as %v, want accepted", k)
-	}
-	if k := tr.store.Kind(topic.ID); k != checks.Outlier {
-		t.Errorf("topic from the gap's state stored as %v, want outlier", k)
-	}
-	if n := p.count("event"); n != 2 {
-		t.Errorf("event fetches = %d, want 2 (the topic and the prev event)", n)
-	}
+		prev := tr.room.ByID[last.PrevEvents[0]]
+		p.setStateBefore(prev.ID, tr.fork.State)
+		p.serve(tr.room)
+		got := e.results(remote.Name, "filled", last)
+		if r := got[last.ID]; r.Error != "" {
+			t.Fatalf("result = %q, want success", r.Error)
+		}
+		if k := tr.store.Kind(last.ID); k != checks.Accepted {
+			t.Errorf("PDU stored as %v, want accepted", k)
+		}
+		if k := tr.store.Kind(topic.ID); k != checks.Outlier {
+			t.Errorf("topic from the gap's state stored as %v, want outlier", k)
+		}
+		if n := p.count("event"); n != 2 {
+			t.Errorf("event fetches = %d, want 2 (the topic and the prev event)", n)
+		}
+	})
 }
 
 // TestSendGapFilledWithState: when more state events are lacking than
 // MaxFetchedEvents, the whole state comes in one /state, and only the
 // prev event itself is fetched alone.
 func TestSendGapFilledWithState(t *testing.T) {
-	p := newPeer(t)
-	gaps := &gapFiller{}
-	e := newEnv(t, func(c *inbound.Config) {
-		c.Fetcher = p.fetcher()
-		c.Limit.MissingEvents = 10
-		c.Limit.MaxFetchedEvents = 1
-		c.Gaps = gaps
-	})
-	gaps.rooms = e.rooms
-	tr := e.newRoom()
-	var topic, last *pdu.Event
-	for i := range 25 {
-		if i == 3 {
-			topic = tr.fork.SendState(alice, "m.room.topic", "", `{"topic":"changed in the gap"}`)
-			tr.fork.SendState(alice, "m.room.name", "", `{"name":"renamed in the gap"}`)
+	forEachVersion(t, func(t *testing.T, version string) {
+		p := newPeer(t)
+		gaps := &gapFiller{}
+		e := newEnv(t, func(c *inbound.Config) {
+			c.Fetcher = p.fetcher()
+			c.Limit.MissingEvents = 10
+			c.Limit.MaxFetchedEvents = 1
+			c.Gaps = gaps
+		})
+		gaps.rooms = e.rooms
+		tr := e.newRoomV(version)
+		var topic, last *pdu.Event
+		for i := range 25 {
+			if i == 3 {
+				topic = tr.fork.SendState(alice, "m.room.topic", "", `{"topic":"changed in the gap"}`)
+				tr.fork.SendState(alice, "m.room.name", "", `{"name":"renamed in the gap"}`)
+			}
+			last = tr.fork.SendMessage(bob, fmt.Sprintf("m%d", i))
 		}
-		last = tr.fork.SendMessage(bob, fmt.Sprintf("m%d", i))
-	}
-	prev := tr.room.ByID[last.PrevEvents[0]]
-	p.setStateBefore(prev.ID, tr.fork.State)
-	p.serve(tr.room)
-	got := e.results(remote.Name, "filled", last)
-	if r := got[last.ID]; r.Error != "" {
-		t.Fatalf("result = %q, want success", r.Error)
-	}
-	if k := tr.store.Kind(last.ID); k != checks.Accepted {
-		t.Errorf("PDU stored as %v, want accepted", k)
-	}
-	if k := tr.store.Kind(topic.ID); k != checks.Outlier {
-		t.Errorf("topic from the gap's state stored as %v, want outlier", k)
-	}
-	if n := p.count("event"); n != 1 {
-		t.Errorf("event fetches = %d, want 1 (the prev event)", n)
-	}
-	if n := p.count("state"); n != 1 {
-		t.Errorf("state fetches = %d, want 1", n)
-	}
+		prev := tr.room.ByID[last.PrevEvents[0]]
+		p.setStateBefore(prev.ID, tr.fork.State)
+		p.serve(tr.room)
+		got := e.results(remote.Name, "filled", last)
+		if r := got[last.ID]; r.Error != "" {
+			t.Fatalf("result = %q, want success", r.Error)
+		}
+		if k := tr.store.Kind(last.ID); k != checks.Accepted {
+			t.Errorf("PDU stored as %v, want accepted", k)
+		}
+		if k := tr.store.Kind(topic.ID); k != checks.Outlier {
+			t.Errorf("topic from the gap's state stored as %v, want outlier", k)
+		}
+		if n := p.count("event"); n != 1 {
+			t.Errorf("event fetches = %d, want 1 (the prev event)", n)
+		}
+		if n := p.count("state"); n != 1 {
+			t.Errorf("state fetches = %d, want 1", n)
+		}
+	})
 }
 
 // TestSendBadTxnID: a transaction ID that cannot be kept as a key is
@@ -559,5 +569,13 @@ func TestSendBadTxnID(t *testing.T) {
 	}
 	if status, _ := e.sendRaw(remote.Name, strings.Repeat("x", 255), []byte(`{"pdus":[]}`)); status != 200 {
 		t.Errorf("send(255-byte txn ID) = %d, want 200", status)
+	}
+}
+
+// forEachVersion runs fn as a subtest per room version the pipeline
+// takes.
+func forEachVersion(t *testing.T, fn func(t *testing.T, version string)) {
+	for _, v := range []string{"10", "11", "12"} {
+		t.Run("v"+v, func(t *testing.T) { fn(t, v) })
 	}
 }
