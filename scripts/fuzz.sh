@@ -24,6 +24,7 @@ targets=(
 	"./rooms/stateres FuzzResolve"
 	"./rooms/inbound FuzzCheck"
 	"./federation/inbound FuzzParseTransaction"
+	"./federation/inbound FuzzProcess"
 	"./federation/serveracl FuzzAllowed"
 	"./pushrules FuzzCheckActions"
 	"./pushrules FuzzParseDocument"
