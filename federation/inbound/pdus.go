@@ -83,8 +83,7 @@ func roomOf(raw []byte) string {
 		return res[0].Str
 	}
 	if res[1].Str == "m.room.create" && res[2].Type == gjson.String && pdu.RoomIDFromCreate(res[2].Str) {
-		if ev, err := pdu.Parse(raw, res[2].Str); ev != nil {
-			_ = err
+		if ev, _ := pdu.Parse(raw, res[2].Str); ev != nil {
 			return ev.RoomID
 		}
 	}

@@ -1,7 +1,6 @@
 package inbound_test
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -438,7 +437,6 @@ func TestSendConcurrentFromOneOrigin(t *testing.T) {
 	}
 }
 
-var _ = context.Background
 
 // TestSendBadNumbers: a PDU with a number outside canonical JSON's range
 // is ignored alone (no event ID can be given to it, as in Synapse), and
