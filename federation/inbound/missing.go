@@ -145,6 +145,9 @@ func (h *Handler) fetchMissing(ctx context.Context, origin, version string, ev *
 // events the server lacks as outliers, and hands the prev event with
 // that state to the GapFiller. Without one it fails with errGap.
 func (h *Handler) fillGap(ctx context.Context, origin, version string, ev *pdu.Event, prevs []string) error {
+	if len(prevs) > maxGapPrevs {
+		return fmt.Errorf("%w: event %s: %d prev events beyond get_missing_events, over the limit of %d", errGap, ev.ID, len(prevs), maxGapPrevs)
+	}
 	for _, prev := range prevs {
 		state, authChain, err := h.cfg.Fetcher.StateIDs(ctx, origin, ev.RoomID, prev)
 		if err != nil {
@@ -215,6 +218,10 @@ func (h *Handler) fillGap(ctx context.Context, origin, version string, ev *pdu.E
 	}
 	return nil
 }
+
+// maxGapPrevs bounds the prev events of one PDU whose state is fetched:
+// each may cost a /state of the whole room.
+const maxGapPrevs = 5
 
 // maxStateEvents bounds the events taken from one /state answer; each
 // costs a signature check.
