@@ -437,7 +437,6 @@ func TestSendConcurrentFromOneOrigin(t *testing.T) {
 	}
 }
 
-
 // TestSendBadNumbers: a PDU with a number outside canonical JSON's range
 // is ignored alone (no event ID can be given to it, as in Synapse), and
 // the PDUs beside it are taken.
