@@ -211,6 +211,8 @@ func resultOf(v *checks.Verdict, err error) PDUResult {
 		return PDUResult{Error: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return PDUResult{Error: "not processed in time"}
+	case errors.Is(err, checks.ErrTooManyAttempts):
+		return PDUResult{Error: "the room kept moving while the event was checked; not stored"}
 	}
 	return PDUResult{Error: "internal error"}
 }

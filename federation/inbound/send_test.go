@@ -576,3 +576,49 @@ func forEachVersion(t *testing.T, fn func(t *testing.T, version string)) {
 		t.Run("v"+v, func(t *testing.T) { fn(t, v) })
 	}
 }
+
+// TestSendWithAndWithoutOrigin: PDUs are taken with and without the
+// optional top-level "origin" key, in every room version.
+func TestSendWithAndWithoutOrigin(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, version string) {
+		e := newEnv(t, nil)
+		tr := e.newRoomV(version)
+		without := tr.fork.SendMessage(bob, "no origin")
+		auth := tr.fork.Build(pdu.Proto{Sender: bob, Type: "m.room.message", Content: json.RawMessage(`{}`)}).AuthEvents
+		raw := remote.Forge(t, version, map[string]any{
+			"type": "m.room.message", "room_id": tr.room.ID, "sender": bob, "origin": remote.Name,
+			"content": map[string]any{"msgtype": "m.text", "body": "with origin"}, "depth": without.Depth + 1,
+			"prev_events": []string{without.ID}, "auth_events": auth, "origin_server_ts": 1_800_000_000_000,
+		})
+		with, err := pdu.Parse(raw, version)
+		if err != nil {
+			t.Fatalf("Parse(with origin) = %v", err)
+		}
+		got := e.results(remote.Name, "o", without, with)
+		for _, ev := range []*pdu.Event{without, with} {
+			if r, ok := got[ev.ID]; !ok || r.Error != "" || tr.store.Kind(ev.ID) != checks.Accepted {
+				t.Errorf("%s: result %v (present %v), stored as %v; want taken and accepted", ev.Content, r, ok, tr.store.Kind(ev.ID))
+			}
+		}
+	})
+}
+
+// TestSendFetchFails: when the sender cannot serve what a PDU lacks, the
+// PDU gets an error naming what is missing, and nothing else changes.
+func TestSendFetchFails(t *testing.T) {
+	p := newPeer(t) // serves no events
+	e := newEnv(t, func(c *inbound.Config) { c.Fetcher = p.fetcher() })
+	tr := e.newRoom()
+	tr.fork.SendMessage(bob, "never sent")
+	orphan := tr.fork.SendMessage(bob, "orphan")
+	got := e.results(remote.Name, "f", orphan)
+	if r := got[orphan.ID]; !strings.Contains(r.Error, "state_ids") {
+		t.Errorf("result = %q, want an error saying the state could not be fetched", r.Error)
+	}
+	if k := tr.store.Kind(orphan.ID); k != 0 {
+		t.Errorf("orphan stored as %v, want not stored", k)
+	}
+	if n := p.count("get_missing_events"); n != 1 {
+		t.Errorf("get_missing_events calls = %d, want 1", n)
+	}
+}
