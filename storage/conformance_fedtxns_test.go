@@ -47,3 +47,37 @@ func TestConformanceFederationTxns(t *testing.T) {
 		}
 	})
 }
+
+func TestConformanceServerInRoom(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *storage.Store) {
+		ctx := context.Background()
+		insertEvents(t, s, []string{"!a:x"},
+			evAt(1, "!a:x", "m.room.create", sk(""), "@v:x"),
+			memberEv(2, "!a:x", "@v:x", "join"),
+			memberEv(3, "!a:x", "@r:remote.example", "join"),
+			memberEv(4, "!a:x", "@p:port.example:8448", "join"),
+			memberEv(5, "!a:x", "@i:invited.example", "invite"),
+			memberEv(6, "!a:x", "@l:left.example", "join"),
+			memberEv(7, "!a:x", "@l:left.example", "leave"),
+		)
+		for _, tt := range []struct {
+			room, server string
+			want         bool
+		}{
+			{"!a:x", "remote.example", true},
+			{"!a:x", "REMOTE.example", false}, // exact, on both engines
+			{"!a:x", "example", false},        // a suffix of a name is not the name
+			{"!a:x", "port.example:8448", true},
+			{"!a:x", "port.example", false},
+			{"!a:x", "invited.example", false},
+			{"!a:x", "left.example", false},
+			{"!a:x", "x", true},
+			{"!b:x", "remote.example", false},
+			{"!a:x", "%", false},
+		} {
+			if got, err := s.ServerInRoom(ctx, tt.room, tt.server); err != nil || got != tt.want {
+				t.Errorf("ServerInRoom(%s, %s) = %v, %v; want %v", tt.room, tt.server, got, err, tt.want)
+			}
+		}
+	})
+}

@@ -49,3 +49,9 @@ func TestSendTxnLogAcrossRestart(t *testing.T) {
 		})
 	}
 }
+
+// The store is the handler's TxnLog and RoomServers as it is.
+var (
+	_ inbound.TxnLog      = (*storage.Store)(nil)
+	_ inbound.RoomServers = (*storage.Store)(nil)
+)
