@@ -40,3 +40,31 @@ func BenchmarkSendOneRoom(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "pdus/s")
 }
+
+// BenchmarkSendManyRooms is BenchmarkSendOneRoom with each transaction's
+// 50 PDUs spread over 10 rooms, so rooms run in parallel (at most
+// MaxRooms, 8, at once).
+func BenchmarkSendManyRooms(b *testing.B) {
+	const rooms, per = 10, 5
+	e := newEnv(b, nil)
+	trs := make([]*testRoom, rooms)
+	for i := range trs {
+		trs[i] = e.newRoom()
+	}
+	txns := make([][]*pdu.Event, b.N)
+	for i := range txns {
+		for j := 0; j < per; j++ {
+			for _, tr := range trs {
+				txns[i] = append(txns[i], tr.fork.SendMessage(bob, "a typical message, about this long, with nothing special in it"))
+			}
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if got := e.results(remote.Name, fmt.Sprintf("m%d", i), txns[i]...); len(got) != rooms*per {
+			b.Fatalf("results = %d, want %d", len(got), rooms*per)
+		}
+	}
+	b.ReportMetric(float64(b.N*rooms*per)/b.Elapsed().Seconds(), "pdus/s")
+}
