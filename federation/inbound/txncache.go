@@ -7,9 +7,11 @@ import (
 
 // txnCache remembers the answers to recent transactions, keyed by origin
 // and transaction ID, so a retried transaction gets the first answer and
-// is not processed again. It is in memory: after a restart a retried
-// transaction is processed again, which is harmless for PDUs (each is
-// then already held) and repeats its EDUs (see docs/federation.md).
+// is not processed again. It is in memory and also holds the transactions
+// in flight, so a concurrent retry waits for the first copy's answer; the
+// Config.TxnLog, when set, keeps answers across restarts. Without one, a
+// transaction retried after a restart is processed again, which is
+// harmless for PDUs (each is then already held) and repeats its EDUs.
 type txnCache struct {
 	max int
 	ttl time.Duration
