@@ -55,6 +55,9 @@ type Config struct {
 	// that servers predating version 12 must join. Rooms keep the version
 	// they were created with.
 	DefaultRoomVersion string `yaml:"default_room_version"`
+	// FederationInbound bounds inbound federation transactions
+	// (federation_inbound.go).
+	FederationInbound FederationInbound `yaml:"federation_inbound"`
 }
 
 // HTTP bounds what one client connection may hold.
@@ -328,6 +331,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.RoomTiers.LargeAbove, 500)
 	setDefault(&c.RoomTiers.HugeAbove, 5000)
+	c.FederationInbound.fillDefaults()
 	setDefault(&c.DefaultRoomVersion, "12")
 	// "tokens: []" and an absent key mean the same; keep one representation
 	// so that configurations compare equal.

@@ -169,5 +169,23 @@ room_tiers:
   max_members: 0
   # In a huge room, only moderators (power level 50+) may send messages.
   huge_moderators_only: false
+
+# What other servers may push through /_matrix/federation/v1/send.
+federation_inbound:
+  # Bytes of one transaction body; more get 413.
+  max_body_bytes: 8388608
+  # Transactions one origin server may start a second, and its burst;
+  # more get 429. A negative origin_per_second turns the limit off.
+  origin_per_second: 50
+  origin_burst: 100
+  # Rooms whose incoming events are processed at once, server-wide.
+  max_rooms: 8
+  # Events asked for at once when a PDU's prev events are missing (10-20).
+  missing_events_limit: 20
+  # Events fetched one by one to fill a deeper gap; more lacking, and the
+  # whole state comes in one /state request.
+  max_fetched_events: 10
+  # Hours the answer to a transaction is kept for retries.
+  txn_log_hours: 24
 `
 }

@@ -97,6 +97,7 @@ func (c *Config) Validate() error {
 	check("log.level", nonEmpty(checkLogLevel)(c.Log.Level))
 	check("log.format", nonEmpty(checkLogFormat)(c.Log.Format))
 	check("room_tiers", c.RoomTiers.validate())
+	check("federation_inbound", c.FederationInbound.validate())
 	return errors.Join(errs...)
 }
 
