@@ -26,6 +26,7 @@ import (
 	"github.com/parley-im/parley/desks"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
+	"github.com/parley-im/parley/keybackup"
 	"github.com/parley-im/parley/media"
 	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/ratelimit"
@@ -85,6 +86,9 @@ type Deps struct {
 	// PushRules owns users' push rules; nil builds one on Store and Rooms
 	// with the default cache size.
 	PushRules *pushrules.Service
+	// KeyBackup owns server-side key backup (keybackup_handlers.go); nil
+	// builds one on Store with the default limits.
+	KeyBackup *keybackup.Service
 }
 
 // API is the client-server API.
@@ -107,6 +111,7 @@ type API struct {
 	// pushRules serves and edits push rules (pushrules_handlers.go) and
 	// gives sync the muted rooms.
 	pushRules *pushrules.Service
+	keyBackup *keybackup.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -138,12 +143,15 @@ func New(cfg Config, d Deps) *API {
 		}
 		d.PushRules = pushrules.New(d.Store, pub, d.Logger, 0)
 	}
+	if d.KeyBackup == nil {
+		d.KeyBackup = keybackup.New(d.Store, keybackup.Config{})
+	}
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {
 		exempt[u] = true
 	}
 	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules, keyBackup: d.KeyBackup,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 }
 
