@@ -47,9 +47,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxSyncTimeout caps a /sync long-poll. Zero means 60s.
 	MaxSyncTimeout time.Duration
-	// RateLimit enables per-user and per-IP limits; nil limiters mean none.
-	UserLimiter *ratelimit.Limiter
-	IPLimiter   *ratelimit.Limiter
+	// DeviceLimiter is the flood guard on each device's authenticated
+	// requests (all but /sync), keyed by user and device; IPLimiter limits
+	// each client address. Nil limiters mean none. Actions (messages,
+	// joins, invites, room creation, media uploads) have limits of their
+	// own in the packages that perform them (rooms, media).
+	DeviceLimiter *ratelimit.Limiter
+	IPLimiter     *ratelimit.Limiter
 	RateExempt  []string
 	// FullSyncLimiter limits each user's initial and full_state syncs; nil
 	// means no per-user limit (synclimit.go).
@@ -174,7 +178,7 @@ func (a *API) authed(h handlerFunc) http.HandlerFunc {
 			apierr.Write(w, err)
 			return
 		}
-		if err := a.limitUser(s.UserID); err != nil {
+		if err := a.limitDevice(s); err != nil {
 			apierr.Write(w, err)
 			return
 		}
@@ -209,11 +213,14 @@ func (a *API) open(h func(w http.ResponseWriter, r *http.Request) error) http.Ha
 	}
 }
 
-func (a *API) limitUser(userID string) error {
-	if a.cfg.UserLimiter == nil || a.exempt[userID] {
+// limitDevice applies the per-device flood guard. It is keyed by device,
+// not user, so one runaway client does not lock its user's other devices
+// out; the user-wide limits are per action (rooms.ActionLimits).
+func (a *API) limitDevice(s *session) error {
+	if a.cfg.DeviceLimiter == nil || a.exempt[s.UserID] {
 		return nil
 	}
-	if ok, retry := a.cfg.UserLimiter.Allow(userID, time.Now()); !ok {
+	if ok, retry := a.cfg.DeviceLimiter.Allow(s.UserID+"|"+s.DeviceID, time.Now()); !ok {
 		return apierr.LimitExceeded(retry.Milliseconds() + 1)
 	}
 	return nil
@@ -222,6 +229,7 @@ func (a *API) limitUser(userID string) error {
 // fail maps domain errors to Matrix errors, and logs internal faults once.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apierr.Error
+	var limited *rooms.RateLimitError
 	if pe := pushRuleError(err); pe != nil {
 		ae = pe
 	}
@@ -240,6 +248,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = apierr.TooLarge(reason(err))
 	case errors.Is(err, rooms.ErrBadRoomVersion):
 		ae = apierr.New(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", reason(err))
+	case errors.As(err, &limited):
+		ae = apierr.LimitExceeded(limited.RetryAfter.Milliseconds() + 1)
 	case errors.Is(err, rooms.ErrBusy):
 		ae = apierr.LimitExceeded(rooms.RetryAfter)
 	case errors.Is(err, rooms.ErrOverloaded):

@@ -108,7 +108,7 @@ func (a *API) mediaAuth(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := a.limitUser(s.UserID); err != nil {
+	if err := a.limitDevice(s); err != nil {
 		return "", err
 	}
 	return s.UserID, nil
