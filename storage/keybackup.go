@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // Server-side key backup (tables from schema 026). Storage keeps versions
@@ -71,23 +73,19 @@ func (s *Store) CreateBackupVersion(ctx context.Context, userID, algorithm, auth
 // 0 means the current one. ErrNotFound when there is none.
 func (s *Store) GetBackupVersion(ctx context.Context, userID string, version int64) (BackupVersion, error) {
 	var v BackupVersion
-	q := `SELECT version, algorithm, auth_data, etag FROM key_backup_versions WHERE user_id = $1 AND deleted = 0 AND version = $2`
+	const cols = `SELECT version, algorithm, auth_data, etag, session_count FROM key_backup_versions WHERE user_id = $1 AND deleted = 0`
+	q := cols + ` AND version = $2`
 	args := []any{userID, version}
 	if version == 0 {
-		q = `SELECT version, algorithm, auth_data, etag FROM key_backup_versions WHERE user_id = $1 AND deleted = 0
-			ORDER BY version DESC LIMIT 1`
+		q = cols + ` ORDER BY version DESC LIMIT 1`
 		args = args[:1]
 	}
-	err := s.read.QueryRowContext(ctx, q, args...).Scan(&v.Version, &v.Algorithm, &v.AuthData, &v.Etag)
+	err := s.read.QueryRowContext(ctx, q, args...).Scan(&v.Version, &v.Algorithm, &v.AuthData, &v.Etag, &v.Count)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, ErrNotFound
 	}
 	if err != nil {
 		return v, fmt.Errorf("backup version: %w", err)
-	}
-	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_backup_sessions WHERE user_id = $1 AND version = $2`,
-		userID, v.Version).Scan(&v.Count); err != nil {
-		return v, fmt.Errorf("backup count: %w", err)
 	}
 	return v, nil
 }
@@ -125,6 +123,10 @@ func (s *Store) DeleteBackupVersion(ctx context.Context, userID string, version 
 	})
 }
 
+// backupChunk bounds the rows one statement reads or writes, well under
+// both engines' parameter limits (8 parameters a row).
+const backupChunk = 200
+
 // PutBackupSessions writes sessions into version, which must be the user's
 // current one (ErrNotFound when there is none, *BackupVersionError when it
 // is another). For a session already stored, replace(old, new) decides
@@ -132,6 +134,11 @@ func (s *Store) DeleteBackupVersion(ctx context.Context, userID string, version 
 // changed. More than maxSessions sessions in the version (0: no cap) fails
 // with ErrBackupFull and changes nothing. It returns the etag and count
 // after the write.
+//
+// On SQLite the write connection is shared with the room writer, so the
+// transaction is kept short: one query reads the stored copies of a chunk
+// of sessions and one statement writes the chunk's winners, instead of
+// two statements a session.
 func (s *Store) PutBackupSessions(ctx context.Context, userID string, version int64, sessions []BackupSession,
 	replace func(old, new *BackupSession) bool, maxSessions int64) (etag, count int64, err error) {
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
@@ -153,51 +160,109 @@ func (s *Store) PutBackupSessions(ctx context.Context, userID string, version in
 			userID, version); err != nil {
 			return fmt.Errorf("lock backup version: %w", err)
 		}
-		changed := false
-		for i := range sessions {
-			n := &sessions[i]
-			var old BackupSession
-			var verified int
-			err := tx.QueryRowContext(ctx, `SELECT first_message_index, forwarded_count, is_verified FROM key_backup_sessions
-				WHERE user_id = $1 AND version = $2 AND room_id = $3 AND session_id = $4`, userID, version, n.RoomID, n.SessionID).
-				Scan(&old.FirstMessageIndex, &old.ForwardedCount, &verified)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-				_, err = tx.ExecContext(ctx, `INSERT INTO key_backup_sessions (user_id, version, room_id, session_id,
-					first_message_index, forwarded_count, is_verified, session_data) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
-					userID, version, n.RoomID, n.SessionID, n.FirstMessageIndex, n.ForwardedCount, boolInt(n.IsVerified), n.SessionData)
-			case err != nil:
-			default:
-				old.RoomID, old.SessionID, old.IsVerified = n.RoomID, n.SessionID, verified != 0
-				if !replace(&old, n) {
-					continue
-				}
-				_, err = tx.ExecContext(ctx, `UPDATE key_backup_sessions SET first_message_index = $5, forwarded_count = $6,
-					is_verified = $7, session_data = $8 WHERE user_id = $1 AND version = $2 AND room_id = $3 AND session_id = $4`,
-					userID, version, n.RoomID, n.SessionID, n.FirstMessageIndex, n.ForwardedCount, boolInt(n.IsVerified), n.SessionData)
-			}
+		var written, added int64
+		for start := 0; start < len(sessions); start += backupChunk {
+			chunk := sessions[start:min(start+backupChunk, len(sessions))]
+			w, a, err := s.putBackupChunk(ctx, tx, userID, version, chunk, replace)
 			if err != nil {
-				return fmt.Errorf("put backup session: %w", err)
+				return err
 			}
-			changed = true
+			written += w
+			added += a
 		}
-		if changed {
-			if _, err := tx.ExecContext(ctx, `UPDATE key_backup_versions SET etag = etag + 1 WHERE user_id = $1 AND version = $2`,
-				userID, version); err != nil {
+		if written > 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE key_backup_versions SET etag = etag + 1, session_count = session_count + $3
+				WHERE user_id = $1 AND version = $2`, userID, version, added); err != nil {
 				return fmt.Errorf("bump backup etag: %w", err)
 			}
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_backup_sessions WHERE user_id = $1 AND version = $2`,
-			userID, version).Scan(&count); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT etag, session_count FROM key_backup_versions WHERE user_id = $1 AND version = $2`,
+			userID, version).Scan(&etag, &count); err != nil {
 			return fmt.Errorf("backup count: %w", err)
 		}
 		if maxSessions > 0 && count > maxSessions {
 			return ErrBackupFull
 		}
-		return tx.QueryRowContext(ctx, `SELECT etag FROM key_backup_versions WHERE user_id = $1 AND version = $2`,
-			userID, version).Scan(&etag)
+		return nil
 	})
 	return etag, count, err
+}
+
+// putBackupChunk writes one chunk of sessions and reports how many rows it
+// wrote and how many of those were new.
+func (s *Store) putBackupChunk(ctx context.Context, tx *sql.Tx, userID string, version int64, chunk []BackupSession,
+	replace func(old, new *BackupSession) bool) (written, added int64, err error) {
+	type key struct{ room, session string }
+	// SQLite treats "$N" and "?N" as parameter names and resolves each by a
+	// linear search, when preparing and again when binding, which made a
+	// chunk's statements quadratic in its size (most of an upload's time);
+	// plain "?" in argument order costs nothing. PostgreSQL needs "$N".
+	ph := func(n int) string {
+		if s.postgres {
+			return "$" + strconv.Itoa(n)
+		}
+		return "?"
+	}
+	var values strings.Builder
+	args := make([]any, 0, 8*len(chunk))
+	for i, n := range chunk {
+		if i > 0 {
+			values.WriteByte(',')
+		}
+		fmt.Fprintf(&values, "(CAST(%s AS TEXT), CAST(%s AS TEXT))", ph(len(args)+1), ph(len(args)+2))
+		args = append(args, n.RoomID, n.SessionID)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT k.room_id, k.session_id, k.first_message_index, k.forwarded_count, k.is_verified
+		FROM key_backup_sessions k JOIN (VALUES `+values.String()+`) AS b ON k.room_id = b.column1 AND k.session_id = b.column2
+		WHERE k.user_id = `+ph(len(args)+1)+` AND k.version = `+ph(len(args)+2), append(args, userID, version)...)
+	if err != nil {
+		return 0, 0, fmt.Errorf("stored backup sessions: %w", err)
+	}
+	stored := make(map[key]BackupSession, len(chunk))
+	for rows.Next() {
+		var b BackupSession
+		var verified int
+		if err := rows.Scan(&b.RoomID, &b.SessionID, &b.FirstMessageIndex, &b.ForwardedCount, &verified); err != nil {
+			rows.Close()
+			return 0, 0, fmt.Errorf("stored backup sessions: %w", err)
+		}
+		b.IsVerified = verified != 0
+		stored[key{b.RoomID, b.SessionID}] = b
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("stored backup sessions: %w", err)
+	}
+
+	values.Reset()
+	args = args[:0]
+	for i := range chunk {
+		n := &chunk[i]
+		if old, ok := stored[key{n.RoomID, n.SessionID}]; ok {
+			if !replace(&old, n) {
+				continue
+			}
+		} else {
+			added++
+		}
+		if written > 0 {
+			values.WriteByte(',')
+		}
+		p := len(args)
+		fmt.Fprintf(&values, "(%s,%s,%s,%s,%s,%s,%s,%s)", ph(p+1), ph(p+2), ph(p+3), ph(p+4), ph(p+5), ph(p+6), ph(p+7), ph(p+8))
+		args = append(args, userID, version, n.RoomID, n.SessionID, n.FirstMessageIndex, n.ForwardedCount, boolInt(n.IsVerified), n.SessionData)
+		written++
+	}
+	if written == 0 {
+		return 0, 0, nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO key_backup_sessions (user_id, version, room_id, session_id,
+		first_message_index, forwarded_count, is_verified, session_data) VALUES `+values.String()+`
+		ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET first_message_index = excluded.first_message_index,
+		forwarded_count = excluded.forwarded_count, is_verified = excluded.is_verified, session_data = excluded.session_data`, args...); err != nil {
+		return 0, 0, fmt.Errorf("put backup sessions: %w", err)
+	}
+	return written, added, nil
 }
 
 // BackupSessions returns the sessions of a live version: all of them, one
@@ -270,17 +335,13 @@ func (s *Store) DeleteBackupSessions(ctx context.Context, userID string, version
 			return fmt.Errorf("delete backup sessions: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
-			if _, err := tx.ExecContext(ctx, `UPDATE key_backup_versions SET etag = etag + 1 WHERE user_id = $1 AND version = $2`,
-				userID, version); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE key_backup_versions SET etag = etag + 1, session_count = session_count - $3
+				WHERE user_id = $1 AND version = $2`, userID, version, n); err != nil {
 				return fmt.Errorf("bump backup etag: %w", err)
 			}
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM key_backup_sessions WHERE user_id = $1 AND version = $2`,
-			userID, version).Scan(&count); err != nil {
-			return fmt.Errorf("backup count: %w", err)
-		}
-		return tx.QueryRowContext(ctx, `SELECT etag FROM key_backup_versions WHERE user_id = $1 AND version = $2`,
-			userID, version).Scan(&etag)
+		return tx.QueryRowContext(ctx, `SELECT etag, session_count FROM key_backup_versions WHERE user_id = $1 AND version = $2`,
+			userID, version).Scan(&etag, &count)
 	})
 	return etag, count, err
 }

@@ -4,12 +4,15 @@
 -- number can never write into a newer backup by mistake. The current
 -- version is the highest one not deleted. etag counts changes to the keys
 -- of a version; clients compare it to learn whether to re-download.
+-- session_count is kept with every change, so neither the version info nor
+-- an upload's answer counts a large backup's rows.
 CREATE TABLE key_backup_versions (
     user_id   TEXT NOT NULL,
     version   BIGINT NOT NULL,
     algorithm TEXT NOT NULL,
     auth_data TEXT NOT NULL,
     etag      BIGINT NOT NULL DEFAULT 0,
+    session_count BIGINT NOT NULL DEFAULT 0,
     deleted   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, version)
 );
