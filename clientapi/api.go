@@ -54,7 +54,7 @@ type Config struct {
 	// own in the packages that perform them (rooms, media).
 	DeviceLimiter *ratelimit.Limiter
 	IPLimiter     *ratelimit.Limiter
-	RateExempt  []string
+	RateExempt    []string
 	// FullSyncLimiter limits each user's initial and full_state syncs; nil
 	// means no per-user limit (synclimit.go).
 	FullSyncLimiter *ratelimit.Limiter

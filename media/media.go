@@ -56,9 +56,6 @@ type Repo struct {
 	store      *store
 	serverName string
 	maxUpload  int64
-	// uploads and exempt are Config.UploadLimiter and UploadExempt.
-	uploads *ratelimit.Limiter
-	exempt  map[string]bool
 	log        *slog.Logger
 	// thumbLimits are the thumbnail limits with defaults filled in.
 	thumbLimits ThumbnailLimits
@@ -66,6 +63,10 @@ type Repo struct {
 	decodes *decodeQueue
 	// access is set once by Mount, before any request is served.
 	access Access
+
+	// uploads and exempt are Config.UploadLimiter and UploadExempt.
+	uploads *ratelimit.Limiter
+	exempt  map[string]bool
 }
 
 // Authenticate is supplied by the client API: it checks the access token and
