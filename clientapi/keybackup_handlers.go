@@ -16,17 +16,18 @@ import (
 // Server-side key backup (spec: "Server-side key backups"). The rules live
 // in package keybackup; these handlers parse requests and map its errors.
 
-// mountKeyBackup adds the room_keys routes under a client API prefix.
-func (a *API) mountKeyBackup(r chi.Router) {
-	r.Post("/room_keys/version", a.authed(a.createBackupVersion))
-	r.Get("/room_keys/version", a.authed(a.getBackupVersion))
-	r.Get("/room_keys/version/{version}", a.authed(a.getBackupVersion))
-	r.Put("/room_keys/version/{version}", a.authed(a.putBackupVersion))
-	r.Delete("/room_keys/version/{version}", a.authed(a.deleteBackupVersion))
+// mountKeyBackup adds the room_keys routes, their paths prefixed with
+// prefix ("" inside a prefix's sub-router).
+func (a *API) mountKeyBackup(r chi.Router, prefix string) {
+	r.Post(prefix+"/room_keys/version", a.authed(a.createBackupVersion))
+	r.Get(prefix+"/room_keys/version", a.authed(a.getBackupVersion))
+	r.Get(prefix+"/room_keys/version/{version}", a.authed(a.getBackupVersion))
+	r.Put(prefix+"/room_keys/version/{version}", a.authed(a.putBackupVersion))
+	r.Delete(prefix+"/room_keys/version/{version}", a.authed(a.deleteBackupVersion))
 	for _, p := range []string{"/room_keys/keys", "/room_keys/keys/{roomId}", "/room_keys/keys/{roomId}/{sessionId}"} {
-		r.Put(p, a.authed(a.putBackupKeys))
-		r.Get(p, a.authed(a.getBackupKeys))
-		r.Delete(p, a.authed(a.deleteBackupKeys))
+		r.Put(prefix+p, a.authed(a.putBackupKeys))
+		r.Get(prefix+p, a.authed(a.getBackupKeys))
+		r.Delete(prefix+p, a.authed(a.deleteBackupKeys))
 	}
 }
 
