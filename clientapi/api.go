@@ -164,6 +164,9 @@ type session struct {
 	UserID   string
 	DeviceID string
 	IsAdmin  bool
+	// deviceKey keys the per-device flood guard, built once when the token
+	// is resolved so that cached requests do not concatenate it again.
+	deviceKey string
 }
 
 // handlerFunc is an authenticated handler: it returns an error instead of
@@ -220,7 +223,11 @@ func (a *API) limitDevice(s *session) error {
 	if a.cfg.DeviceLimiter == nil || a.exempt[s.UserID] {
 		return nil
 	}
-	if ok, retry := a.cfg.DeviceLimiter.Allow(s.UserID+"|"+s.DeviceID, time.Now()); !ok {
+	key := s.deviceKey
+	if key == "" {
+		key = s.UserID + "|" + s.DeviceID
+	}
+	if ok, retry := a.cfg.DeviceLimiter.Allow(key, time.Now()); !ok {
 		return apierr.LimitExceeded(retry.Milliseconds() + 1)
 	}
 	return nil

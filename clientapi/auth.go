@@ -96,7 +96,7 @@ func (a *API) authenticate(r *http.Request) (*session, error) {
 	if u.Deactivated {
 		return nil, apierr.UnknownToken("This account has been deactivated")
 	}
-	s := session{UserID: d.UserID, DeviceID: d.DeviceID, IsAdmin: u.IsAdmin}
+	s := session{UserID: d.UserID, DeviceID: d.DeviceID, IsAdmin: u.IsAdmin, deviceKey: d.UserID + "|" + d.DeviceID}
 	a.tokens.put(h, s)
 	_ = a.store.TouchDevice(r.Context(), d.UserID, d.DeviceID, time.Now().UnixMilli(), clientIP(r))
 	return &s, nil
