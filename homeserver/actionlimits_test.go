@@ -235,3 +235,27 @@ func TestRateLimitPerAction(t *testing.T) {
 		})
 	}
 }
+
+// TestFloodGuardPerDevice: the flood guard counts each device on its own,
+// so one runaway client does not lock out its user's other devices, and
+// /sync is outside it.
+func TestFloodGuardPerDevice(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{Mutate: func(c *config.Config) {
+		c.RateLimit.Enabled = true
+		c.RateLimit.PerDevice = config.Bucket{PerSecond: 0.001, Burst: 3}
+	}})
+	first := srv.Register(t, "alice")
+	second := srv.Login(t, "alice")
+	for i := range 4 {
+		st, res := first.Do("GET", "/_matrix/client/v3/account/whoami", nil)
+		if want := map[bool]int{true: 429, false: 200}[i == 3]; st != want {
+			t.Fatalf("first device's whoami #%d = %d %s, want %d", i+1, st, res.Raw, want)
+		}
+	}
+	if st, res := second.Do("GET", "/_matrix/client/v3/account/whoami", nil); st != 200 {
+		t.Errorf("second device's whoami = %d %s, want 200 (its own bucket)", st, res.Raw)
+	}
+	if st, _ := first.Do("GET", "/_matrix/client/v3/sync?timeout=0", nil); st != 200 {
+		t.Errorf("first device's sync while limited = %d, want 200", st)
+	}
+}
