@@ -21,7 +21,7 @@ import (
 
 // Store is what the service needs from storage.
 type Store interface {
-	CreateBackupVersion(ctx context.Context, userID, algorithm, authData string) (int64, error)
+	CreateBackupVersion(ctx context.Context, userID, algorithm, authData string, maxLive int64) (int64, error)
 	GetBackupVersion(ctx context.Context, userID string, version int64) (storage.BackupVersion, error)
 	UpdateBackupAuthData(ctx context.Context, userID string, version int64, authData string) error
 	DeleteBackupVersion(ctx context.Context, userID string, version int64) error
@@ -33,11 +33,16 @@ type Store interface {
 
 // Defaults for Config's zero values.
 const (
-	// DefaultMaxSessions caps one backup version. An account that has read
-	// encrypted rooms for years holds tens of thousands of megolm
-	// sessions; 200,000 leaves room for that while keeping one "download
-	// everything" answer (about 1 KiB a session) within a few hundred MiB.
+	// DefaultMaxSessions caps the sessions one user keeps in all live
+	// backup versions together (older versions keep their keys until
+	// deleted). An account that has read encrypted rooms for years holds
+	// tens of thousands of megolm sessions; 200,000 leaves room for that
+	// while keeping one "download everything" answer (about 1 KiB a
+	// session) within a few hundred MiB.
 	DefaultMaxSessions = 200_000
+	// DefaultMaxVersions caps a user's live (not deleted) backup versions:
+	// each holds up to 1 MiB of auth_data. Clients keep one.
+	DefaultMaxVersions = 100
 	// DefaultMaxSessionsPerRequest caps one upload. Clients send a few
 	// hundred at a time (Element: 200).
 	DefaultMaxSessionsPerRequest = 10_000
@@ -49,8 +54,10 @@ const (
 
 // Config tunes the service; zero values mean the defaults above.
 type Config struct {
-	// MaxSessions caps the sessions one backup version holds.
+	// MaxSessions caps the sessions one user keeps in all live versions.
 	MaxSessions int64
+	// MaxVersions caps one user's live backup versions.
+	MaxVersions int64
 	// MaxSessionsPerRequest caps the sessions one upload carries.
 	MaxSessionsPerRequest int
 }
@@ -85,6 +92,9 @@ type Service struct {
 func New(store Store, cfg Config) *Service {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.MaxVersions <= 0 {
+		cfg.MaxVersions = DefaultMaxVersions
 	}
 	if cfg.MaxSessionsPerRequest <= 0 {
 		cfg.MaxSessionsPerRequest = DefaultMaxSessionsPerRequest
@@ -164,7 +174,10 @@ func (s *Service) CreateVersion(ctx context.Context, userID, algorithm string, a
 	if err := checkVersionBody(algorithm, authData); err != nil {
 		return "", err
 	}
-	v, err := s.store.CreateBackupVersion(ctx, userID, algorithm, string(authData))
+	v, err := s.store.CreateBackupVersion(ctx, userID, algorithm, string(authData), s.cfg.MaxVersions)
+	if errors.Is(err, storage.ErrBackupFull) {
+		return "", fmt.Errorf("%w: a user keeps at most %d backup versions; delete one first", ErrFull, s.cfg.MaxVersions)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -280,7 +293,7 @@ func (s *Service) PutKeys(ctx context.Context, userID, version string, keys []Ke
 	case errors.Is(err, storage.ErrNotFound):
 		return Counts{}, fmt.Errorf("%w: no current backup version", ErrNotFound)
 	case errors.Is(err, storage.ErrBackupFull):
-		return Counts{}, fmt.Errorf("%w: a backup holds at most %d sessions", ErrFull, s.cfg.MaxSessions)
+		return Counts{}, fmt.Errorf("%w: a user's backups hold at most %d sessions", ErrFull, s.cfg.MaxSessions)
 	case err != nil:
 		return Counts{}, err
 	}

@@ -17,7 +17,7 @@ func TestKeyBackupSessionCap(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *storage.Store) {
 		ctx := context.Background()
 		const user = "@a:x"
-		v, err := s.CreateBackupVersion(ctx, user, "alg", "{}")
+		v, err := s.CreateBackupVersion(ctx, user, "alg", "{}", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,6 +64,34 @@ func TestKeyBackupSessionCap(t *testing.T) {
 		_, count, err = s.DeleteBackupSessions(ctx, user, v, "!r:x", "")
 		if err != nil || count != 0 {
 			t.Errorf("delete the room = count %d, %v; want 0", count, err)
+		}
+
+		// The cap is per user: an older live version's keys count too,
+		// until it is deleted.
+		const bob = "@b:x"
+		b1, _ := s.CreateBackupVersion(ctx, bob, "alg", "{}", 0)
+		if _, _, err := s.PutBackupSessions(ctx, bob, b1, sess("a", "b"), keybackup.Replace, 3); err != nil {
+			t.Fatal(err)
+		}
+		b2, err := s.CreateBackupVersion(ctx, bob, "alg", "{}", 2)
+		if err != nil {
+			t.Fatalf("second version with a cap of 2 = %v, want nil", err)
+		}
+		if _, err := s.CreateBackupVersion(ctx, bob, "alg", "{}", 2); !errors.Is(err, storage.ErrBackupFull) {
+			t.Errorf("third live version with a cap of 2 = %v, want ErrBackupFull", err)
+		}
+		if _, _, err := s.PutBackupSessions(ctx, bob, b2, sess("c", "d"), keybackup.Replace, 3); !errors.Is(err, storage.ErrBackupFull) {
+			t.Errorf("4 sessions over two live versions with a cap of 3 = %v, want ErrBackupFull", err)
+		}
+		if err := s.DeleteBackupVersion(ctx, bob, b1); err != nil {
+			t.Fatal(err)
+		}
+		if _, count, err := s.PutBackupSessions(ctx, bob, b2, sess("c", "d"), keybackup.Replace, 3); err != nil || count != 2 {
+			t.Errorf("after deleting the old version = count %d, %v; want 2, nil", count, err)
+		}
+		b3, err := s.CreateBackupVersion(ctx, bob, "alg", "{}", 2)
+		if err != nil || b3 != b2+1 {
+			t.Errorf("version after deleting one = %d, %v; want %d (numbers never reused)", b3, err, b2+1)
 		}
 	})
 }

@@ -46,14 +46,19 @@ func (e *BackupVersionError) Error() string {
 var ErrBackupFull = errors.New("storage: key backup holds the maximum number of sessions")
 
 // CreateBackupVersion adds a version numbered one above any the user ever
-// had (deleted ones included), which makes it the current one.
-func (s *Store) CreateBackupVersion(ctx context.Context, userID, algorithm, authData string) (int64, error) {
+// had (deleted ones included), which makes it the current one. When the
+// user already has maxLive versions not deleted (0: no cap) it fails with
+// ErrBackupFull.
+func (s *Store) CreateBackupVersion(ctx context.Context, userID, algorithm, authData string, maxLive int64) (int64, error) {
 	for attempt := 0; ; attempt++ {
-		var v int64
+		var v, live int64
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM key_backup_versions WHERE user_id = $1`,
-				userID).Scan(&v); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1, COALESCE(SUM(1 - deleted), 0)
+				FROM key_backup_versions WHERE user_id = $1`, userID).Scan(&v, &live); err != nil {
 				return err
+			}
+			if maxLive > 0 && live >= maxLive {
+				return ErrBackupFull
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO key_backup_versions (user_id, version, algorithm, auth_data) VALUES ($1,$2,$3,$4)`,
 				userID, v, algorithm, authData)
@@ -61,6 +66,9 @@ func (s *Store) CreateBackupVersion(ctx context.Context, userID, algorithm, auth
 		})
 		if isUniqueViolation(err) && attempt < 3 {
 			continue // a concurrent create took the number (PostgreSQL)
+		}
+		if errors.Is(err, ErrBackupFull) {
+			return 0, err
 		}
 		if err != nil {
 			return 0, fmt.Errorf("create backup version: %w", err)
@@ -104,11 +112,13 @@ func (s *Store) UpdateBackupAuthData(ctx context.Context, userID string, version
 	return nil
 }
 
-// DeleteBackupVersion marks a version deleted and drops its sessions.
+// DeleteBackupVersion marks a version deleted and drops its sessions and
+// auth_data; the small row stays so the number is never given out again.
 // ErrNotFound when it does not exist or was already deleted.
 func (s *Store) DeleteBackupVersion(ctx context.Context, userID string, version int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE key_backup_versions SET deleted = 1 WHERE user_id = $1 AND version = $2 AND deleted = 0`,
+		res, err := tx.ExecContext(ctx, `UPDATE key_backup_versions SET deleted = 1, auth_data = '{}', session_count = 0
+			WHERE user_id = $1 AND version = $2 AND deleted = 0`,
 			userID, version)
 		if err != nil {
 			return fmt.Errorf("delete backup version: %w", err)
@@ -131,8 +141,8 @@ const backupChunk = 200
 // current one (ErrNotFound when there is none, *BackupVersionError when it
 // is another). For a session already stored, replace(old, new) decides
 // whether new takes its place. The etag rises by one when anything
-// changed. More than maxSessions sessions in the version (0: no cap) fails
-// with ErrBackupFull and changes nothing. It returns the etag and count
+// changed. More than maxSessions sessions in all the user's live versions
+// (0: no cap) fails with ErrBackupFull and changes nothing. It returns the etag and count
 // after the write.
 //
 // On SQLite the write connection is shared with the room writer, so the
@@ -180,8 +190,16 @@ func (s *Store) PutBackupSessions(ctx context.Context, userID string, version in
 			userID, version).Scan(&etag, &count); err != nil {
 			return fmt.Errorf("backup count: %w", err)
 		}
-		if maxSessions > 0 && count > maxSessions {
-			return ErrBackupFull
+		if maxSessions > 0 && added > 0 {
+			// The cap is per user: older versions still hold their keys.
+			var total int64
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(session_count), 0) FROM key_backup_versions
+				WHERE user_id = $1 AND deleted = 0`, userID).Scan(&total); err != nil {
+				return fmt.Errorf("backup total: %w", err)
+			}
+			if total > maxSessions {
+				return ErrBackupFull
+			}
 		}
 		return nil
 	})
