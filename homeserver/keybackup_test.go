@@ -277,3 +277,25 @@ func TestKeyBackupDeleteVersionDropsKeys(t *testing.T) {
 		t.Errorf("PUT into version %s after deleting %s = %s, want count 1", v1, v2, res.Raw)
 	}
 }
+
+// TestKeyBackupVersionCap: a user keeps at most 100 live backup versions;
+// the 101st is refused with 413 M_TOO_LARGE until one is deleted.
+func TestKeyBackupVersionCap(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	body := map[string]any{"algorithm": backupAlg, "auth_data": map[string]any{}}
+	first := ""
+	for i := range 100 {
+		v := alice.MustDo("POST", "/_matrix/client/v3/room_keys/version", body).Get("version").String()
+		if i == 0 {
+			first = v
+		}
+	}
+	if st, res := alice.Do("POST", "/_matrix/client/v3/room_keys/version", body); st != 413 || res.Get("errcode").String() != "M_TOO_LARGE" {
+		t.Fatalf("101st version = %d %s, want 413 M_TOO_LARGE", st, res.Raw)
+	}
+	alice.MustDo("DELETE", "/_matrix/client/v3/room_keys/version/"+first, nil)
+	if got := alice.MustDo("POST", "/_matrix/client/v3/room_keys/version", body).Get("version").String(); got != "101" {
+		t.Errorf("version after deleting one = %q, want 101", got)
+	}
+}
