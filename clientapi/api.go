@@ -29,6 +29,7 @@ import (
 	"github.com/parley-im/parley/e2ekeys"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
+	"github.com/parley-im/parley/keybackup"
 	"github.com/parley-im/parley/media"
 	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/pushrules"
@@ -50,10 +51,14 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxSyncTimeout caps a /sync long-poll. Zero means 60s.
 	MaxSyncTimeout time.Duration
-	// RateLimit enables per-user and per-IP limits; nil limiters mean none.
-	UserLimiter *ratelimit.Limiter
-	IPLimiter   *ratelimit.Limiter
-	RateExempt  []string
+	// DeviceLimiter is the flood guard on each device's authenticated
+	// requests (all but /sync), keyed by user and device; IPLimiter limits
+	// each client address. Nil limiters mean none. Actions (messages,
+	// joins, invites, room creation, media uploads) have limits of their
+	// own in the packages that perform them (rooms, media).
+	DeviceLimiter *ratelimit.Limiter
+	IPLimiter     *ratelimit.Limiter
+	RateExempt    []string
 	// FullSyncLimiter limits each user's initial and full_state syncs; nil
 	// means no per-user limit (synclimit.go).
 	FullSyncLimiter *ratelimit.Limiter
@@ -95,6 +100,9 @@ type Deps struct {
 	Devices   *devices.Service
 	Keys      *e2ekeys.Service
 	Directory *directory.Service
+	// KeyBackup owns server-side key backup (keybackup_handlers.go); nil
+	// builds one on Store with the default limits.
+	KeyBackup *keybackup.Service
 }
 
 // API is the client-server API.
@@ -123,6 +131,7 @@ type API struct {
 	devices   *devices.Service
 	keys      *e2ekeys.Service
 	directory *directory.Service
+	keyBackup *keybackup.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -155,13 +164,16 @@ func New(cfg Config, d Deps) *API {
 		d.PushRules = pushrules.New(d.Store, pub, d.Logger, 0)
 	}
 	d = withDomainServices(cfg, d)
+	if d.KeyBackup == nil {
+		d.KeyBackup = keybackup.New(d.Store, keybackup.Config{})
+	}
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {
 		exempt[u] = true
 	}
 	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
 		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
-		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory,
+		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 }
 
@@ -170,6 +182,9 @@ type session struct {
 	UserID   string
 	DeviceID string
 	IsAdmin  bool
+	// deviceKey keys the per-device flood guard, built once when the token
+	// is resolved so that cached requests do not concatenate it again.
+	deviceKey string
 }
 
 // handlerFunc is an authenticated handler: it returns an error instead of
@@ -184,7 +199,7 @@ func (a *API) authed(h handlerFunc) http.HandlerFunc {
 			apierr.Write(w, err)
 			return
 		}
-		if err := a.limitUser(s.UserID); err != nil {
+		if err := a.limitDevice(s); err != nil {
 			apierr.Write(w, err)
 			return
 		}
@@ -219,11 +234,18 @@ func (a *API) open(h func(w http.ResponseWriter, r *http.Request) error) http.Ha
 	}
 }
 
-func (a *API) limitUser(userID string) error {
-	if a.cfg.UserLimiter == nil || a.exempt[userID] {
+// limitDevice applies the per-device flood guard. It is keyed by device,
+// not user, so one runaway client does not lock its user's other devices
+// out; the user-wide limits are per action (rooms.ActionLimits).
+func (a *API) limitDevice(s *session) error {
+	if a.cfg.DeviceLimiter == nil || a.exempt[s.UserID] {
 		return nil
 	}
-	if ok, retry := a.cfg.UserLimiter.Allow(userID, time.Now()); !ok {
+	key := s.deviceKey
+	if key == "" {
+		key = s.UserID + "|" + s.DeviceID
+	}
+	if ok, retry := a.cfg.DeviceLimiter.Allow(key, time.Now()); !ok {
 		return apierr.LimitExceeded(retry.Milliseconds() + 1)
 	}
 	return nil
@@ -232,6 +254,7 @@ func (a *API) limitUser(userID string) error {
 // fail maps domain errors to Matrix errors, and logs internal faults once.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apierr.Error
+	var limited *rooms.RateLimitError
 	if de := domainError(err); de != nil {
 		ae = de
 	}
@@ -250,6 +273,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = apierr.TooLarge(reason(err))
 	case errors.Is(err, rooms.ErrBadRoomVersion):
 		ae = apierr.New(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", reason(err))
+	case errors.As(err, &limited):
+		ae = apierr.LimitExceeded(limited.RetryAfter.Milliseconds() + 1)
 	case errors.Is(err, rooms.ErrBusy):
 		ae = apierr.LimitExceeded(rooms.RetryAfter)
 	case errors.Is(err, rooms.ErrOverloaded):

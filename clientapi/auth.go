@@ -97,7 +97,7 @@ func (a *API) authenticate(r *http.Request) (*session, error) {
 	if u.Deactivated {
 		return nil, apierr.UnknownToken("This account has been deactivated")
 	}
-	s := session{UserID: d.UserID, DeviceID: d.DeviceID, IsAdmin: u.IsAdmin}
+	s := session{UserID: d.UserID, DeviceID: d.DeviceID, IsAdmin: u.IsAdmin, deviceKey: d.UserID + "|" + d.DeviceID}
 	a.tokens.put(h, s)
 	_ = a.store.TouchDevice(r.Context(), d.UserID, d.DeviceID, time.Now().UnixMilli(), clientIP(r))
 	return &s, nil
@@ -109,7 +109,7 @@ func (a *API) mediaAuth(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := a.limitUser(s.UserID); err != nil {
+	if err := a.limitDevice(s); err != nil {
 		return "", err
 	}
 	return s.UserID, nil

@@ -140,10 +140,3 @@ func (a *API) turnServer(w http.ResponseWriter, r *http.Request, s *session) err
 func (a *API) thirdPartyProtocols(w http.ResponseWriter, r *http.Request, s *session) error {
 	return writeJSON(w, emptyObject)
 }
-
-// roomKeysVersion reports that there is no server-side key backup, in the
-// words the spec uses for "none yet", so clients offer to set one up later
-// rather than failing.
-func (a *API) roomKeysVersion(w http.ResponseWriter, r *http.Request, s *session) error {
-	return apierr.NotFound("No current backup version")
-}

@@ -41,6 +41,15 @@ func (a *API) Handler() http.Handler {
 	r.Route("/_parley/admin/v1", func(r chi.Router) {
 		a.mountDeskAdmin(r)
 	})
+	// Unstable aliases that clients still call: Element's cross-signing
+	// setup posts keys/device_signing/upload under /unstable, as Synapse
+	// still serves it; key backup and signatures are served there too.
+	// Full paths, not a sub-router, so other /unstable routes can be
+	// added beside them.
+	const unstable = "/_matrix/client/unstable"
+	r.Post(unstable+"/keys/device_signing/upload", a.authed(a.deviceSigningUpload))
+	r.Post(unstable+"/keys/signatures/upload", a.authed(a.signaturesUpload))
+	a.mountKeyBackup(r, unstable)
 	for _, prefix := range []string{"/_matrix/client/v3", "/_matrix/client/r0"} {
 		r.Route(prefix, func(r chi.Router) {
 			r.Get("/capabilities", a.authed(a.capabilities))
@@ -140,7 +149,7 @@ func (a *API) Handler() http.Handler {
 			r.Get("/keys/changes", a.authed(a.keysChanges))
 			r.Post("/keys/device_signing/upload", a.authed(a.deviceSigningUpload))
 			r.Post("/keys/signatures/upload", a.authed(a.signaturesUpload))
-			r.Get("/room_keys/version", a.authed(a.roomKeysVersion))
+			a.mountKeyBackup(r, "") // keybackup_handlers.go
 			r.Get("/voip/turnServer", a.authed(a.turnServer))
 			r.Get("/thirdparty/protocols", a.authed(a.thirdPartyProtocols))
 		})

@@ -149,9 +149,11 @@ type RateLimit struct {
 	// is the exception: Default and a file that omits the key give true, and
 	// only an explicit false turns limiting off.
 	Enabled bool `yaml:"enabled"`
-	// PerUser limits each signed-in user. Zero values mean 10 requests a
-	// second with a burst of 50: a client's startup fires a few dozen
-	// requests at once, while steady use stays far below 10 a second.
+	// PerUser is deprecated and ignored: it was one bucket per user for
+	// every request, which let typing notices and read markers starve a
+	// user's messages. Actions now have limits of their own (Message, Join,
+	// Invite*, CreateRoom, MediaUpload) and PerDevice guards the rest. The
+	// key is still read, so old files load.
 	PerUser Bucket `yaml:"per_user"`
 	// PerIP limits each client address, which is what bounds requests before
 	// sign-in (login, registration). Zero values mean 20 a second with a burst
@@ -171,6 +173,45 @@ type RateLimit struct {
 	// Zero values mean 0.17 a second with a burst of 3, as Synapse does.
 	// Loopback clients without X-Forwarded-For are not limited.
 	Register Bucket `yaml:"register"`
+
+	// Limits per action kind, as Synapse has (rc_message, rc_joins,
+	// rc_invites): each counts one kind of action per user, whatever route
+	// or device it comes from, and is checked in the package that performs
+	// the action (rooms, media), so no second route escapes it. Exempt
+	// applies to all of them.
+
+	// Message limits the events a user sends: messages, reactions, edits,
+	// redactions and state changes (rooms.Service.Send and Redact). Zero
+	// values mean 5 a second with a burst of 100. Synapse's 0.2 a second
+	// with a burst of 10 refuses a fast typist and a client flushing the
+	// messages it queued while offline; no person keeps up 5 a second for
+	// long, while a spamming script is cut to that.
+	Message Bucket `yaml:"message"`
+	// Join limits the rooms a user joins. Zero values mean 0.1 a second with
+	// a burst of 10 (Synapse's rc_joins.local).
+	Join Bucket `yaml:"join"`
+	// InvitePerRoom limits invites sent in one room, by anyone. Zero values
+	// mean 0.3 a second with a burst of 10 (Synapse's rc_invites.per_room).
+	InvitePerRoom Bucket `yaml:"invite_per_room"`
+	// InvitePerUser limits invites one user receives, from anyone: an
+	// invite spam wave to one victim stops at the burst. Zero values mean
+	// 0.003 a second (about one every 5.5 minutes) with a burst of 5
+	// (Synapse's rc_invites.per_user).
+	InvitePerUser Bucket `yaml:"invite_per_user"`
+	// CreateRoom limits the rooms a user creates. Zero values mean 0.05 a
+	// second (one every 20 s) with a burst of 10: starting a few DMs at
+	// once passes, a script filling the database with rooms does not.
+	CreateRoom Bucket `yaml:"create_room"`
+	// MediaUpload limits a user's media uploads. Zero values mean 1 a
+	// second with a burst of 30, enough to send an album of photos at once.
+	MediaUpload Bucket `yaml:"media_upload"`
+	// PerDevice is a generous flood guard on every other authenticated
+	// request of one device (typing, receipts, read markers, to-device,
+	// key uploads, reads); /sync is not counted. Zero values mean 50 a
+	// second with a burst of 300: a client never meets it in normal use
+	// (key sharing in a large room sends a few dozen requests at once),
+	// a runaway loop does.
+	PerDevice Bucket `yaml:"per_device"`
 }
 
 // Bucket is a token bucket: PerSecond tokens come back each second, up to
@@ -309,6 +350,20 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.RateLimit.FailedLogin.Burst, 3)
 	setDefault(&c.RateLimit.Register.PerSecond, 0.17)
 	setDefault(&c.RateLimit.Register.Burst, 3)
+	setDefault(&c.RateLimit.Message.PerSecond, 5)
+	setDefault(&c.RateLimit.Message.Burst, 100)
+	setDefault(&c.RateLimit.Join.PerSecond, 0.1)
+	setDefault(&c.RateLimit.Join.Burst, 10)
+	setDefault(&c.RateLimit.InvitePerRoom.PerSecond, 0.3)
+	setDefault(&c.RateLimit.InvitePerRoom.Burst, 10)
+	setDefault(&c.RateLimit.InvitePerUser.PerSecond, 0.003)
+	setDefault(&c.RateLimit.InvitePerUser.Burst, 5)
+	setDefault(&c.RateLimit.CreateRoom.PerSecond, 0.05)
+	setDefault(&c.RateLimit.CreateRoom.Burst, 10)
+	setDefault(&c.RateLimit.MediaUpload.PerSecond, 1)
+	setDefault(&c.RateLimit.MediaUpload.Burst, 30)
+	setDefault(&c.RateLimit.PerDevice.PerSecond, 50)
+	setDefault(&c.RateLimit.PerDevice.Burst, 300)
 	setDefault(&c.Passwords.MaxWaiting, 8)
 	setDefault(&c.HTTP.BodyIdleTimeoutMs, 30000)
 	setDefault(&c.HTTP.MaxConnsPerAddress, 100)

@@ -56,8 +56,8 @@ media:
 rate_limit:
   # false turns all request rate limits off.
   enabled: true
-  # Each signed-in user: tokens regained a second, and bucket size. A
-  # client's startup fires a few dozen requests at once.
+  # Deprecated and ignored (it was one bucket for every request of a
+  # user); see the per-action limits and per_device below.
   per_user:
     per_second: 10
     burst: 50
@@ -77,6 +77,36 @@ rate_limit:
   register:
     per_second: 0.17
     burst: 3
+  # Per action kind, per user, whatever the route or device (as Synapse's
+  # rc_message, rc_joins, rc_invites). exempt applies.
+  # Events sent: messages, reactions, edits, redactions, state changes.
+  message:
+    per_second: 5
+    burst: 100
+  # Rooms joined (Synapse's rc_joins.local).
+  join:
+    per_second: 0.1
+    burst: 10
+  # Invites sent in one room, and received by one user (Synapse's).
+  invite_per_room:
+    per_second: 0.3
+    burst: 10
+  invite_per_user:
+    per_second: 0.003
+    burst: 5
+  # Rooms created.
+  create_room:
+    per_second: 0.05
+    burst: 10
+  # Media uploads.
+  media_upload:
+    per_second: 1
+    burst: 30
+  # Flood guard on every other authenticated request of one device
+  # (typing, receipts, read markers, to-device, key uploads); not /sync.
+  per_device:
+    per_second: 50
+    burst: 300
 
 passwords:
   # Password hashes run at once; further logins wait. 0 means one less than

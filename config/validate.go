@@ -72,6 +72,13 @@ func (c *Config) Validate() error {
 
 	checkBucket(check, "rate_limit.failed_login", c.RateLimit.FailedLogin)
 	checkBucket(check, "rate_limit.register", c.RateLimit.Register)
+	checkBucket(check, "rate_limit.message", c.RateLimit.Message)
+	checkBucket(check, "rate_limit.join", c.RateLimit.Join)
+	checkBucket(check, "rate_limit.invite_per_room", c.RateLimit.InvitePerRoom)
+	checkBucket(check, "rate_limit.invite_per_user", c.RateLimit.InvitePerUser)
+	checkBucket(check, "rate_limit.create_room", c.RateLimit.CreateRoom)
+	checkBucket(check, "rate_limit.media_upload", c.RateLimit.MediaUpload)
+	checkBucket(check, "rate_limit.per_device", c.RateLimit.PerDevice)
 	check("passwords.max_waiting", checkNotNegative(c.Passwords.MaxWaiting))
 	check("http.body_idle_timeout_ms", checkNotNegative(c.HTTP.BodyIdleTimeoutMs))
 	check("http.max_conns_per_address", checkNotNegative(c.HTTP.MaxConnsPerAddress))

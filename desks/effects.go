@@ -133,7 +133,7 @@ func (s *Service) applyRoom(ctx context.Context, c *consultation, t roomTarget) 
 			c.fxAgents[a] = "invite"
 		}
 		if _, err := s.rooms.ChangeMembership(ctx, rooms.MembershipRequest{RoomID: c.roomID, Sender: a, Target: a,
-			Membership: "join", Profile: s.profile(ctx, a)}); err != nil {
+			Membership: "join", Profile: s.profile(ctx, a), ByService: true}); err != nil { // routed here, not the agent's own join
 			return 0, fmt.Errorf("join %s: %w", a, err)
 		}
 		c.fxAgents[a] = "join"
@@ -146,7 +146,7 @@ func (s *Service) applyRoom(ctx context.Context, c *consultation, t roomTarget) 
 	if t.content != c.fxState {
 		key := ""
 		if _, err := s.rooms.Send(ctx, rooms.SendRequest{RoomID: c.roomID, Sender: t.service, Type: StateEventType,
-			StateKey: &key, Content: json.RawMessage(t.content)}); err != nil {
+			StateKey: &key, Content: json.RawMessage(t.content), ByService: true}); err != nil {
 			return len(t.notices), fmt.Errorf("state event: %w", err)
 		}
 		c.fxState = t.content
@@ -184,7 +184,7 @@ func (s *Service) postNotice(ctx context.Context, c *consultation, service strin
 		return err
 	}
 	_, err = s.rooms.Send(ctx, rooms.SendRequest{RoomID: c.roomID, Sender: service, DeviceID: "desk", TxnID: n.txn,
-		Type: "m.room.message", Content: content})
+		Type: "m.room.message", Content: content, ByService: true})
 	if err != nil {
 		return fmt.Errorf("notice: %w", err)
 	}

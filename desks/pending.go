@@ -156,13 +156,13 @@ func (s *Service) ensureRoom(ctx context.Context, p storage.PendingConsultation,
 	}
 	if !joined {
 		if _, err := s.rooms.ChangeMembership(ctx, rooms.MembershipRequest{RoomID: p.RoomID, Sender: p.Customer, Target: p.Customer,
-			Membership: "join", Profile: profile}); err != nil {
+			Membership: "join", Profile: profile, ByService: true}); err != nil { // replayed work: limited at the request, not on retry
 			return fmt.Errorf("join customer: %w", err)
 		}
 	}
 	content, _ := json.Marshal(map[string]string{"msgtype": "m.text", "body": p.Body}) // strings always marshal
 	if _, err := s.rooms.Send(ctx, rooms.SendRequest{RoomID: p.RoomID, Sender: p.Customer, DeviceID: p.DeviceID,
-		TxnID: questionTxn(p.ID), Type: "m.room.message", Content: content}); err != nil {
+		TxnID: questionTxn(p.ID), Type: "m.room.message", Content: content, ByService: true}); err != nil {
 		return fmt.Errorf("post first message: %w", err)
 	}
 	return nil

@@ -48,7 +48,8 @@ type abuser func(ctx context.Context, cl *bndClient) (int, error)
 func BenchmarkAbusiveUserDoesNotSlowOthers(b *testing.B) {
 	srv := hstest.Start(b, hstest.Options{Mutate: func(c *config.Config) {
 		c.RateLimit.Enabled = true
-		c.RateLimit.PerUser = config.Bucket{PerSecond: 50, Burst: 100}
+		c.RateLimit.Message = config.Bucket{PerSecond: 50, Burst: 100} // the good user sends at half this
+		c.RateLimit.PerDevice = config.Bucket{PerSecond: 50, Burst: 100}
 		c.RateLimit.PerIP = config.Bucket{PerSecond: 20, Burst: 100} // the defaults, spelled out
 		// Production hashing cost, so that the logins the per-IP bucket
 		// lets through cost what they would in production.

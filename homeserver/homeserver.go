@@ -83,7 +83,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
-	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log,
+	// Per-action limits (config rate_limit.message, join, invite_*,
+	// create_room, media_upload) live in the packages that act; built
+	// here so the sweeper below sees them (actionlimits.go).
+	actions, mediaUploads, actionLimiters := actionLimits(cfg.RateLimit)
+	rs, err := rooms.New(ctx, rooms.Config{Actions: actions, ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log,
 		Policy:         clientapi.NewInvitePolicy(cfg.ServerName, store, rel),
 		MaxBatchEvents: cfg.Writer.BatchEvents, MaxQueue: cfg.Writer.Queue, MaxQueuePerUser: cfg.Writer.QueuePerUser,
 		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
@@ -95,7 +99,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	repo, err := media.New(media.Config{Dir: filepath.Join(cfg.DataDir, "media"), ServerName: cfg.ServerName,
-		MaxUploadBytes: cfg.Media.MaxUploadBytes, Logger: log, Thumbnails: media.ThumbnailLimits{
+		MaxUploadBytes: cfg.Media.MaxUploadBytes, UploadLimiter: mediaUploads, UploadExempt: actions.Exempt, Logger: log, Thumbnails: media.ThumbnailLimits{
 			MaxPixels: cfg.Media.ThumbnailMaxPixels, MaxDecodeBytes: cfg.Media.ThumbnailMaxDecodeBytes,
 			MaxJPEGScans: cfg.Media.ThumbnailMaxJPEGScans, Concurrency: cfg.Media.ThumbnailConcurrency,
 			MaxPending: cfg.Media.ThumbnailQueue}})
@@ -138,11 +142,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		RateExempt:     cfg.RateLimit.Exempt,
 	}
 	apiCfg.MaxConcurrentFullSyncs = cfg.Sync.MaxConcurrentFullSyncs
-	var limiters []*ratelimit.Limiter
+	limiters := actionLimiters
 	if cfg.RateLimit.Enabled {
-		apiCfg.UserLimiter = ratelimit.New(cfg.RateLimit.PerUser.PerSecond, cfg.RateLimit.PerUser.Burst)
+		apiCfg.DeviceLimiter = ratelimit.New(cfg.RateLimit.PerDevice.PerSecond, cfg.RateLimit.PerDevice.Burst)
 		apiCfg.IPLimiter = ratelimit.New(cfg.RateLimit.PerIP.PerSecond, cfg.RateLimit.PerIP.Burst)
-		limiters = append(limiters, apiCfg.UserLimiter, apiCfg.IPLimiter)
+		limiters = append(limiters, apiCfg.DeviceLimiter, apiCfg.IPLimiter)
 		apiCfg.FullSyncLimiter = ratelimit.New(cfg.Sync.FullSync.PerSecond, cfg.Sync.FullSync.Burst)
 		limiters = append(limiters, apiCfg.FullSyncLimiter)
 		apiCfg.FailedLoginLimiter = ratelimit.New(cfg.RateLimit.FailedLogin.PerSecond, cfg.RateLimit.FailedLogin.Burst)

@@ -140,7 +140,7 @@ func TestFullStateAndLazyMembers(t *testing.T) {
 func TestRateLimits(t *testing.T) {
 	srv := hstest.Start(t, hstest.Options{Mutate: func(c *config.Config) {
 		c.RateLimit.Enabled = true
-		c.RateLimit.PerUser.PerSecond, c.RateLimit.PerUser.Burst = 1, 3
+		c.RateLimit.PerDevice.PerSecond, c.RateLimit.PerDevice.Burst = 1, 3
 	}})
 	alice := srv.Register(t, "alice")
 	var st int

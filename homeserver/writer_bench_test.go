@@ -32,7 +32,8 @@ import (
 func BenchmarkWriterUnderAbuse(b *testing.B) {
 	srv := hstest.Start(b, hstest.Options{Mutate: func(c *config.Config) {
 		c.RateLimit.Enabled = true
-		c.RateLimit.PerUser = config.Bucket{PerSecond: 100, Burst: 200}
+		c.RateLimit.Message = config.Bucket{PerSecond: 100, Burst: 200}
+		c.RateLimit.PerDevice = config.Bucket{PerSecond: 100, Burst: 200}
 		c.RateLimit.Exempt = []string{"@bridge:localhost", "@reader:localhost"}
 	}})
 	good := srv.Register(b, "good")

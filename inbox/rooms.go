@@ -116,6 +116,9 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		}
 		r.state = append(r.state, e)
 	}
+	if err := s.addInviters(ctx, rooms, req.UserID); err != nil { // invitestate.go
+		return err
+	}
 	gapState, err := s.store.StateEventsIn(ctx, gaps)
 	if err != nil {
 		return err

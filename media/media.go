@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/ratelimit"
 )
 
 // defaultMaxUpload applies when Config.MaxUploadBytes is zero.
@@ -38,6 +39,11 @@ type Config struct {
 	ServerName string
 	// MaxUploadBytes caps one upload; zero means 50 MiB.
 	MaxUploadBytes int64
+	// UploadLimiter limits each user's uploads, checked where every upload
+	// passes (upload.go) before a byte is stored; nil means unlimited.
+	// UploadExempt users are never limited.
+	UploadLimiter *ratelimit.Limiter
+	UploadExempt  map[string]bool
 	// Thumbnails bounds thumbnail generation (see ThumbnailLimits).
 	Thumbnails ThumbnailLimits
 	// Logger receives internal faults, which clients only see as a bare
@@ -57,6 +63,10 @@ type Repo struct {
 	decodes *decodeQueue
 	// access is set once by Mount, before any request is served.
 	access Access
+
+	// uploads and exempt are Config.UploadLimiter and UploadExempt.
+	uploads *ratelimit.Limiter
+	exempt  map[string]bool
 }
 
 // Authenticate is supplied by the client API: it checks the access token and
@@ -113,6 +123,8 @@ func New(cfg Config) (*Repo, error) {
 		serverName: cfg.ServerName,
 		maxUpload:  limit,
 		log:        logger,
+		uploads:    cfg.UploadLimiter,
+		exempt:     cfg.UploadExempt,
 	}
 	repo.thumbLimits = cfg.Thumbnails.withDefaults()
 	repo.decodes = newDecodeQueue(repo.thumbLimits.Concurrency, repo.thumbLimits.MaxPending, repo.thumbLimits.Deadline)

@@ -55,7 +55,15 @@ func tooLarge(limit int64) *apierr.Error {
 // content-addressed place before the metadata is written, so a record never
 // points at a missing file; a crash in between leaves at worst an orphan
 // content file, never a dangling ID.
+//
+// The per-user upload limit is checked here, before a byte is read, so
+// every route that uploads counts against it.
 func (m *Repo) upload(ctx context.Context, body io.Reader, userID, contentType, name string) (*metadata, error) {
+	if !m.exempt[userID] {
+		if ok, retry := m.uploads.Allow(userID, time.Now()); !ok {
+			return nil, apierr.LimitExceeded(retry.Milliseconds() + 1)
+		}
+	}
 	sha, size, err := m.store.putContent(ctx, body, m.maxUpload)
 	if err != nil {
 		return nil, err

@@ -85,6 +85,13 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 				return "", err
 			}
 		}
+		if err := s.cfg.Actions.createRoom(req.Creator); err != nil {
+			return "", err
+		}
+		if err := s.cfg.Actions.inviteAtCreate(req.Creator, req.Invite); err != nil {
+			s.cfg.Actions.refundCreateRoom(req.Creator)
+			return "", err
+		}
 	}
 	protos, err := openingEvents(req, preset, version)
 	if err != nil {

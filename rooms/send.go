@@ -20,6 +20,10 @@ type SendRequest struct {
 	Type     string
 	StateKey *string
 	Content  json.RawMessage
+	// ByService marks a send a server-side service (the desks) makes on
+	// its own schedule: it does not count against the sender's message
+	// limit (actionlimit.go). Clients never set it.
+	ByService bool
 }
 
 // Send appends a client's event to its room and returns the event ID once the
@@ -33,6 +37,11 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 	}
 	if err := s.checkClientMember(ctx, req.Sender, req.Type, req.StateKey, req.Content); err != nil {
 		return "", err
+	}
+	if !req.ByService {
+		if err := s.cfg.Actions.message(req.Sender); err != nil {
+			return "", err
+		}
 	}
 	isMember := req.StateKey != nil && req.Type == "m.room.member"
 	var eventID string
@@ -144,8 +153,9 @@ type MembershipRequest struct {
 	ProfileUpdate bool
 	// ByService marks an invite a server-side service (the desks) makes at
 	// the invitee's own request or an operator's: the MembershipPolicy,
-	// which guards users from other people, is not asked. Clients never set
-	// it.
+	// which guards users from other people, is not asked; nor are the
+	// join and invite limits (actionlimit.go), for the joins a service
+	// makes too. Clients never set it.
 	ByService bool
 }
 
@@ -160,6 +170,14 @@ type MembershipRequest struct {
 func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (string, error) {
 	if req.Membership == "invite" && !req.ByService {
 		if err := s.checkInvite(ctx, req.Sender, req.Target); err != nil {
+			return "", err
+		}
+		if err := s.cfg.Actions.invite(req.Sender, req.RoomID, req.Target); err != nil {
+			return "", err
+		}
+	}
+	if req.Membership == "join" && req.Sender == req.Target && !req.ProfileUpdate && !req.ByService {
+		if err := s.cfg.Actions.join(req.Sender); err != nil {
 			return "", err
 		}
 	}
@@ -251,6 +269,9 @@ func (s *Service) Redact(ctx context.Context, req RedactRequest) (string, error)
 		return "", fmt.Errorf("%w: event %s", ErrNotFound, req.EventID)
 	}
 	if err != nil {
+		return "", err
+	}
+	if err := s.cfg.Actions.message(req.Sender); err != nil {
 		return "", err
 	}
 	var eventID string

@@ -54,6 +54,9 @@ type Config struct {
 	// means pdu.DefaultRoomVersion; New refuses a version pdu does not
 	// implement.
 	DefaultRoomVersion string
+	// Actions limits messages, joins, invites and room creation per user
+	// (actionlimit.go). Nil means unlimited.
+	Actions *ActionLimits
 }
 
 // Service is the room writer and the room read API.

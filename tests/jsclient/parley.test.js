@@ -15,7 +15,10 @@
 //      a read receipt, on both of bob's devices, and show the receipt to alice;
 //   5. show typing notifications to the other user;
 //   6. upload media, download it from the authenticated v1 endpoint byte for
-//      byte, and deliver an m.image message that refers to it.
+//      byte, and deliver an m.image message that refers to it;
+//   7. with the SDK's Rust crypto: create a key backup version, let the SDK
+//      back up the megolm key of an encrypted message, and restore it on a
+//      new device of the same user.
 // Waits poll the clients' state with a deadline (no fixed sleeps). Each test
 // has a 60 s limit (the whole suite 10 min), and the server is killed at the end.
 //
@@ -30,6 +33,7 @@ import {
     http,
     httpErrorReport,
     isRemote,
+    loggingFetch,
     loginDevice,
     messageEvents,
     rateLimitNote,
@@ -157,6 +161,10 @@ describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "Postgr
             return room?.getMyMembership() === "invite" && room;
         });
         assert.equal(invite.getDMInviter(), users.alice.user_id, "the invite is not marked is_direct");
+        // The invite state carries alice's member event, so the invite is
+        // named after her rather than "Empty room".
+        assert.ok(invite.getMember(users.alice.user_id), "invite_state lacks the inviter's member event");
+        assert.notEqual(invite.name, "Empty room", `DM invite name ${invite.name}`);
 
         await c.bob1.joinRoom(roomId);
         for (const name of ["alice1", "alice2", "bob1", "bob2"]) {
@@ -381,5 +389,50 @@ describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "Postgr
         const bobDl = await http(server.baseUrl, "GET", url, { token: c.bob1.getAccessToken() });
         assert.equal(bobDl.status, 200, `bob's download: ${bobDl.status}`);
         assert.ok(bobDl.bytes.equals(PNG), "bob's download differs from the upload");
+    });
+
+    scenario("7. key backup: the SDK's Rust crypto backs up a room key and a new device restores it", [], async () => {
+        const base = server.baseUrl;
+        const carol = `carol_${RUN_ID}`;
+        const cr1 = await registerUser(base, carol, PASSWORD, "carol1");
+        const none = await http(base, "GET", "/_matrix/client/v3/room_keys/version", { token: cr1.access_token });
+        assert.equal(none.status, 404, `room_keys/version before any backup: ${none.status} ${show(none.json)}`);
+
+        const newCryptoClient = async (label, cr) => {
+            const client = sdk.createClient({
+                baseUrl: base, userId: cr.user_id, accessToken: cr.access_token, deviceId: cr.device_id,
+                fetchFn: loggingFetch(label), localTimeoutMs: 30000,
+            });
+            await client.initRustCrypto({ useIndexedDB: false });
+            c[label] = client; // after() stops it
+            return client;
+        };
+        const c1 = await newCryptoClient("carol1", cr1);
+        await c1.startClient({ initialSyncLimit: 20 });
+        await waitFor("carol1's first sync", () => c1.isInitialSyncComplete());
+        const crypto1 = c1.getCrypto();
+        await crypto1.resetKeyBackup(); // POST room_keys/version, signed by the device
+        const info = await waitFor("the SDK to see the new backup", async () => (await crypto1.getKeyBackupInfo())?.version && (await crypto1.getKeyBackupInfo()));
+        assert.equal(info.algorithm, "m.megolm_backup.v1.curve25519-aes-sha2");
+
+        const { room_id: roomId } = await c1.createRoom({
+            initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+        });
+        await waitFor("carol1 to see the encrypted room", () => c1.getRoom(roomId));
+        await c1.sendTextMessage(roomId, "history for the next device");
+        const backed = await waitFor("the SDK to upload the room key", async () => {
+            const r = await http(base, "GET", "/_matrix/client/v3/room_keys/version", { token: cr1.access_token });
+            return r.json?.count >= 1 && r.json;
+        });
+        assert.equal(backed.version, info.version);
+        assert.ok(backed.etag, `version info without an etag: ${show(backed)}`);
+
+        const key = await crypto1.getSessionBackupPrivateKey();
+        assert.ok(key, "the SDK kept no backup decryption key");
+        const cr2 = await loginDevice(base, carol, PASSWORD, "carol2");
+        const c2 = await newCryptoClient("carol2", cr2);
+        await c2.getCrypto().storeSessionBackupPrivateKey(key, backed.version);
+        const restored = await c2.getCrypto().restoreKeyBackup();
+        assert.equal(restored.imported, 1, `restore: ${show(restored)}`);
     });
 });
