@@ -1,0 +1,105 @@
+package storage
+
+import (
+	"database/sql/driver"
+	"strings"
+	"sync/atomic"
+)
+
+// Test-only fault injection at the statement level.
+//
+// The rooms writer has failure paths (retry each job alone, recover a
+// panicking job, undo its cache when a commit fails) that a healthy database
+// never takes. To run them on the real engines, and not on a fake store that
+// could drift from them, a test may make chosen statements fail. The hook
+// sits in the driver wrapper (textguard.go) below database/sql, so it sees
+// every statement the store runs, including ones added after this file:
+// a test names statements by their SQL text (the Stmt* prefixes), not by
+// the WriteTx method that runs them.
+//
+// Production code never sets a fault. Unset, it costs one atomic load per
+// statement.
+
+// StatementFault is called before a statement runs on one of the store's
+// connections, with its SQL text and arguments (after conversion). An error
+// it returns fails the statement as if the database had refused it; the
+// transaction is left for the caller to roll back. It may also panic, to
+// stand for a bug in the code that issued the statement. It runs on the
+// goroutine that issues the statement and must be safe for concurrent use.
+type StatementFault func(query string, args []driver.NamedValue) error
+
+// Statement kinds a fault can pick out: the start of their SQL text, as
+// IsStatement matches it.
+const (
+	StmtInsertEvent      = "INSERT INTO events"
+	StmtUpsertState      = "INSERT INTO current_state"
+	StmtUpsertMembership = "INSERT INTO memberships"
+	StmtInsertRoom       = "INSERT INTO rooms"
+	StmtInsertTxn        = "INSERT INTO txns"
+	StmtPutReceipt       = "INSERT INTO receipts"
+	StmtPutAccountData   = "INSERT INTO account_data"
+	StmtRedact           = "UPDATE events SET"
+	StmtWatermark        = "INSERT INTO stream_watermark"
+)
+
+// IsStatement reports whether query is of kind: whether its text, after
+// leading space, starts with kind followed by a space or "(".
+func IsStatement(query, kind string) bool {
+	q := strings.TrimLeft(query, " \t\r\n")
+	if !strings.HasPrefix(q, kind) {
+		return false
+	}
+	rest := q[len(kind):]
+	return rest == "" || rest[0] == ' ' || rest[0] == '(' || rest[0] == '\n' || rest[0] == '\t'
+}
+
+// ArgsHold reports whether any argument of a statement equals v: a test
+// uses it to fail the statements of one room or one user only.
+func ArgsHold(args []driver.NamedValue, v string) bool {
+	for _, a := range args {
+		switch x := a.Value.(type) {
+		case string:
+			if x == v {
+				return true
+			}
+		case []byte:
+			if string(x) == v {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// SetStatementFault installs f on every connection of the store, or clears
+// it when f is nil. Tests only; see StatementFault. To fail a commit, use
+// SetCommitFault.
+func (s *Store) SetStatementFault(f StatementFault) {
+	if s.faults == nil {
+		return
+	}
+	if f == nil {
+		s.faults.f.Store(nil)
+		return
+	}
+	s.faults.f.Store(&f)
+}
+
+// faultHook holds a store's statement fault. One is shared by the store and
+// the connectors it opened; a nil *faultHook (a read-only SQLite pool) has
+// none.
+type faultHook struct {
+	f atomic.Pointer[StatementFault]
+}
+
+// check runs the fault, if any, for one statement.
+func (h *faultHook) check(query string, args []driver.NamedValue) error {
+	if h == nil {
+		return nil
+	}
+	f := h.f.Load()
+	if f == nil {
+		return nil
+	}
+	return (*f)(query, args)
+}
