@@ -70,6 +70,8 @@ type faultEnv struct {
 	svc   *rooms.Service
 	store *storage.Store
 	log   *commitLog
+	// pending is a statement fault for the next batchUp, behind its gate.
+	pending storage.StatementFault
 }
 
 // forEachStore runs f on SQLite and, when PARLEY_TEST_DATABASE_URL is set,
@@ -425,4 +427,171 @@ func TestWriterRetriesAlone(t *testing.T) {
 
 func sendJob(env *faultEnv, roomID, body string) func() error {
 	return func() error { _, err := env.send(roomID, alice, body); return err }
+}
+
+// TestWriterCommitFailure: when a batch cannot commit, no write in it is
+// acknowledged or announced, and the writer's memory is undone: the next
+// event of a room follows the last committed one, a state change that
+// failed is not what the next one replaces, a member whose join failed is
+// no member, a room whose creation failed does not exist, and no position
+// is skipped. When the failure passes, each write is retried alone and
+// nothing is lost.
+func TestWriterCommitFailure(t *testing.T) {
+	cases := []struct {
+		name string
+		// arm makes commits fail: always, or the first batch's only.
+		arm func(env *faultEnv, failFrom, failUntil int32)
+		// lost: the failure outlasts the retries, so every write fails.
+		lost bool
+	}{
+		{name: "commit fails", lost: true, arm: armCommitFault},
+		{name: "commit fails once", lost: false, arm: armCommitFault},
+		{name: "watermark write fails", lost: true, arm: armWatermarkFault},
+		{name: "watermark write fails once", lost: false, arm: armWatermarkFault},
+	}
+	forEachStore(t, func(t *testing.T, env *faultEnv) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				gateRoom, room := env.createRoom(t, "gate"), env.createRoom(t, "named")
+				last, err := env.send(room, alice, "before")
+				if err != nil {
+					t.Fatal(err)
+				}
+				nameBefore := stateID(t, env, room, "m.room.name")
+				newRoom := env.svc.NewRoomID()
+				// The gate's own batch commits; the next one (the writes
+				// below, together) fails, and with lost so do the retries.
+				until := int32(3)
+				if tc.lost {
+					until = 1 << 30
+				}
+				tc.arm(env, 2, until)
+				g := newGate(gateRoom)
+				env.store.SetStatementFault(g.fault(env.pending))
+				env.pending = nil
+				before, posBefore := env.log.len(), int64(0)
+				var renameID, joinID, msgID string
+				errs := batchUp(t, env, g, func() error {
+					_, err := env.send(gateRoom, alice, "gate")
+					posBefore = env.maxPos(t)
+					return err
+				}, []func() error{
+					func() (err error) { msgID, err = env.send(room, alice, "lost?"); return err },
+					func() (err error) { renameID, err = env.setState(room, "m.room.name", "", `{"name":"renamed"}`); return err },
+					func() (err error) { joinID, err = env.join(room, bob); return err },
+					func() error {
+						_, err := env.svc.CreateRoom(ctx, rooms.CreateRequest{RoomID: newRoom, Creator: alice, Preset: "private_chat"})
+						return err
+					},
+					func() error { return env.svc.PutReceipt(ctx, room, alice, "m.read", last, "") },
+					func() error { return env.svc.PutAccountData(ctx, alice, "", "org.example.x", []byte(`{"x":1}`)) },
+				})
+				env.store.SetStatementFault(nil)
+				env.store.SetCommitFault(nil)
+				commits := env.log.since(before)
+				if !tc.lost {
+					for i, err := range errs {
+						if err != nil {
+							t.Errorf("write %d = %v, want committed on its retry alone", i, err)
+						}
+					}
+					if len(commits) != 1+len(errs) {
+						t.Errorf("%d commits after the failure, want %d: the gate's, then one per write retried alone: %+v", len(commits)-1, len(errs), commits)
+					}
+					if got := stateID(t, env, room, "m.room.name"); got != renameID {
+						t.Errorf("m.room.name = %s, want the rename %s", got, renameID)
+					}
+					if _, err := env.send(room, bob, "member now"); err != nil {
+						t.Errorf("bob's send after his join committed: %v", err)
+					}
+					if _, err := env.store.GetEvent(ctx, msgID); err != nil {
+						t.Errorf("the message acknowledged on retry is not stored: %v", err)
+					}
+					_ = joinID
+					return
+				}
+				for i, err := range errs {
+					if !errors.Is(err, errInjected) {
+						t.Errorf("write %d = %v, want the commit's failure", i, err)
+					}
+				}
+				if len(commits) != 1 {
+					t.Errorf("%d commits announced after the gate's, want none", len(commits)-1)
+				}
+				if got := env.maxPos(t); got != posBefore {
+					t.Errorf("max position = %d after failed commits, want %d", got, posBefore)
+				}
+				if got := stateID(t, env, room, "m.room.name"); got != nameBefore {
+					t.Errorf("m.room.name = %s, want still %s", got, nameBefore)
+				}
+				// The writer's memory was undone.
+				next, err := env.send(room, alice, "after")
+				if err != nil {
+					t.Fatalf("send after the failure passed: %v", err)
+				}
+				env.checkFollows(t, last, next)
+				if got := env.event(t, next).Pos; got != posBefore+1 {
+					t.Errorf("next position = %d, want %d (none skipped)", got, posBefore+1)
+				}
+				rename, err := env.setState(room, "m.room.name", "", `{"name":"again"}`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := gjson.GetBytes(env.event(t, rename).Unsigned, "replaces_state").String(); got != nameBefore {
+					t.Errorf("the next rename replaces %s, want %s: the failed rename stayed in the writer's state", got, nameBefore)
+				}
+				if _, err := env.send(room, bob, "not a member"); !errors.Is(err, rooms.ErrForbidden) && !errors.Is(err, rooms.ErrUnknownRoom) {
+					t.Errorf("bob's send after his join failed = %v, want a refusal", err)
+				}
+				if _, err := env.send(newRoom, alice, "hello"); !errors.Is(err, rooms.ErrUnknownRoom) {
+					t.Errorf("send to the room whose creation failed = %v, want ErrUnknownRoom", err)
+				}
+				if _, err := env.store.GetRoom(ctx, newRoom); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("GetRoom(room whose creation failed) = %v, want ErrNotFound", err)
+				}
+			})
+		}
+	})
+}
+
+// armCommitFault fails the commits numbered from..until-1 (1 is the next).
+func armCommitFault(env *faultEnv, from, until int32) {
+	var n atomic.Int32
+	env.store.SetCommitFault(func() error {
+		if i := n.Add(1); i >= from && i < until {
+			return errInjected
+		}
+		return nil
+	})
+}
+
+// armWatermarkFault fails the watermark write, the last statement of a
+// commit, of the commits numbered from..until-1.
+func armWatermarkFault(env *faultEnv, from, until int32) {
+	var n atomic.Int32
+	env.pending = func(q string, _ []driver.NamedValue) error {
+		if !storage.IsStatement(q, storage.StmtWatermark) {
+			return nil
+		}
+		if i := n.Add(1); i >= from && i < until {
+			return errInjected
+		}
+		return nil
+	}
+}
+
+// stateID returns the event ID of a room's current state event of typ.
+func stateID(t *testing.T, env *faultEnv, roomID, typ string) string {
+	t.Helper()
+	state, err := env.store.CurrentState(context.Background(), roomID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range state {
+		if ev.Type == typ && ev.StateKeyOr() == "" {
+			return ev.EventID
+		}
+	}
+	return ""
 }
