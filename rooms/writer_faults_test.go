@@ -478,7 +478,10 @@ func TestWriterCommitFailure(t *testing.T) {
 					return err
 				}, []func() error{
 					func() (err error) { msgID, err = env.send(room, alice, "lost?"); return err },
-					func() (err error) { renameID, err = env.setState(room, "m.room.name", "", `{"name":"renamed"}`); return err },
+					func() (err error) {
+						renameID, err = env.setState(room, "m.room.name", "", `{"name":"renamed"}`)
+						return err
+					},
 					func() (err error) { joinID, err = env.join(room, bob); return err },
 					func() error {
 						_, err := env.svc.CreateRoom(ctx, rooms.CreateRequest{RoomID: newRoom, Creator: alice, Preset: "private_chat"})
