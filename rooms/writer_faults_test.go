@@ -598,3 +598,94 @@ func stateID(t *testing.T, env *faultEnv, roomID, typ string) string {
 	}
 	return ""
 }
+
+// TestWriterCommitAnswerLost: a commit can succeed while its answer never
+// arrives (the connection drops after the database committed). The writer
+// must not then hand the batch's positions out again or build on events it
+// forgot: that made every later write collide with the durable ones and
+// fail until a restart. When the store shows the batch is durable, its
+// writes are acknowledged; when the store cannot tell, they fail, and the
+// writer re-reads the store before its next batch.
+func TestWriterCommitAnswerLost(t *testing.T) {
+	cases := []struct {
+		name string
+		// unknown: the store cannot be read either, so the outcome is
+		// unknown to the writer. The read goes through the fault hook on
+		// PostgreSQL only (SQLite reads use cached prepared statements).
+		unknown bool
+		txn     string
+	}{
+		{name: "state event", txn: ""},
+		{name: "message with txn", txn: "t1"},
+		{name: "outcome unknown", unknown: true},
+	}
+	forEachStore(t, func(t *testing.T, env *faultEnv) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				if tc.unknown && t.Name() != "" && strings.Contains(t.Name(), "sqlite") {
+					t.Skip("SQLite reads bypass the fault hook")
+				}
+				ctx := context.Background()
+				room := env.createRoom(t, "r")
+				if _, err := env.send(room, alice, "before"); err != nil {
+					t.Fatal(err)
+				}
+				var committed, maxReads atomic.Int32
+				env.store.SetStatementFault(func(q string, _ []driver.NamedValue) error {
+					if q == storage.StmtCommitted && committed.Add(1) == 1 {
+						return errInjected
+					}
+					if tc.unknown && strings.HasPrefix(q, "SELECT MAX(pos) FROM") {
+						maxReads.Add(1)
+						return errInjected
+					}
+					return nil
+				})
+				req := rooms.SendRequest{RoomID: room, Sender: alice, DeviceID: "D", TxnID: tc.txn, Type: "m.room.message",
+					Content: json.RawMessage(`{"msgtype":"m.text","body":"maybe"}`)}
+				if tc.txn == "" {
+					req.Type, req.StateKey, req.Content = "m.room.topic", new(string), json.RawMessage(`{"topic":"maybe"}`)
+				}
+				id, err := env.svc.Send(ctx, req)
+				if tc.unknown {
+					if !errors.Is(err, errInjected) {
+						t.Errorf("send whose commit's outcome is unknown = %v, want the commit's error", err)
+					}
+				} else if err != nil {
+					t.Errorf("send whose commit is durable = %v, want it acknowledged", err)
+				}
+				env.store.SetStatementFault(nil)
+				// The durable event, as the store has it.
+				var durable storage.Event
+				if tc.txn == "" {
+					durable = env.event(t, stateID(t, env, room, "m.room.topic"))
+				} else {
+					durable = env.event(t, id)
+				}
+				if got := gjson.GetBytes(durable.Client, "content.body").String() + gjson.GetBytes(durable.Client, "content.topic").String(); got != "maybe" {
+					t.Fatalf("the durable event holds %q, want the send's", got)
+				}
+				if tc.txn != "" {
+					again, err := env.svc.Send(ctx, req)
+					if err != nil || again != id {
+						t.Errorf("the client's retry = %s, %v; want the first event %s", again, err, id)
+					}
+				}
+				// The writer serves on, above the durable positions and on
+				// top of the durable event.
+				for i := range 3 {
+					next, err := env.send(room, alice, fmt.Sprint("after ", i))
+					if err != nil {
+						t.Fatalf("send %d after the lost answer: %v", i, err)
+					}
+					if i == 0 {
+						env.checkFollows(t, durable.EventID, next)
+						if got := env.event(t, next).Pos; got <= durable.Pos {
+							t.Errorf("next position %d, want above the durable event's %d", got, durable.Pos)
+						}
+					}
+				}
+			})
+		}
+	})
+}

@@ -40,6 +40,12 @@ const (
 	StmtPutAccountData   = "INSERT INTO account_data"
 	StmtRedact           = "UPDATE events SET"
 	StmtWatermark        = "INSERT INTO stream_watermark"
+	// StmtCommitted is no statement: a fault sees it, with no arguments,
+	// after a transaction committed. An error returned then reports the
+	// commit as failed although it is durable, as when the connection
+	// drops while the database's answer to COMMIT is on its way. (To fail
+	// a commit before it happens, use SetCommitFault.)
+	StmtCommitted = "COMMITTED"
 )
 
 // IsStatement reports whether query is of kind: whether its text, after
@@ -90,6 +96,28 @@ func (s *Store) SetStatementFault(f StatementFault) {
 // none.
 type faultHook struct {
 	f atomic.Pointer[StatementFault]
+}
+
+// wrapTx wraps a transaction just begun so that its commit reports to the
+// fault (StmtCommitted), when a fault is set; otherwise it returns tx as is.
+func (h *faultHook) wrapTx(tx driver.Tx, err error) (driver.Tx, error) {
+	if err != nil || h == nil || h.f.Load() == nil {
+		return tx, err
+	}
+	return faultTx{Tx: tx, faults: h}, nil
+}
+
+// faultTx is a transaction begun while a fault was set.
+type faultTx struct {
+	driver.Tx
+	faults *faultHook
+}
+
+func (t faultTx) Commit() error {
+	if err := t.Tx.Commit(); err != nil {
+		return err
+	}
+	return t.faults.check(StmtCommitted, nil)
 }
 
 // check runs the fault, if any, for one statement.

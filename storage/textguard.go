@@ -126,9 +126,9 @@ func (c *guardConn) PrepareContext(ctx context.Context, query string) (driver.St
 
 func (c *guardConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	if b, ok := c.Conn.(driver.ConnBeginTx); ok {
-		return b.BeginTx(ctx, opts)
+		return c.faults.wrapTx(b.BeginTx(ctx, opts))
 	}
-	return c.Conn.Begin() //nolint:staticcheck // the fallback database/sql itself uses
+	return c.faults.wrapTx(c.Conn.Begin()) //nolint:staticcheck // the fallback database/sql itself uses
 }
 
 func (c *guardConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
