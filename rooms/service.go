@@ -260,8 +260,9 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 
 // committedAnyway reports whether a batch whose commit returned err is
 // durable all the same: a connection can drop after the database committed
-// and before its answer arrived. Positions come only from this writer, so
-// the store holding the batch's highest position tells. Undoing such a batch
+// and before its answer arrived. Positions come only from this writer, and
+// every batch before this one committed at or below its start, so any
+// position above the start in the store is this batch's. Undoing such a batch
 // would hand its positions out again and build on events it forgot, and
 // every later write would collide with the durable ones. When the store
 // cannot be asked, the batch counts as failed (nothing is acknowledged that
@@ -278,7 +279,7 @@ func (s *Service) committedAnyway(b *batch, err error) bool {
 		s.log.Error("commit failed and the store cannot say whether it landed; resyncing before the next write", "err", err, "check", qerr)
 		s.unsure = true
 		return false
-	case stored >= s.pos:
+	case stored > b.startPos:
 		s.log.Warn("commit reported a failure but its writes are durable; acknowledging them", "err", err)
 		return true
 	}
