@@ -18,7 +18,11 @@ import (
 // the WriteTx method that runs them.
 //
 // Production code never sets a fault. Unset, it costs one atomic load per
-// statement.
+// statement and per transaction begun.
+//
+// Reads that SQLite runs as cached prepared statements (the read pool's
+// statement cache) do not pass the hook; every statement of the write
+// connection, and every statement on PostgreSQL, does.
 
 // StatementFault is called before a statement runs on one of the store's
 // connections, with its SQL text and arguments (after conversion). An error
@@ -40,11 +44,15 @@ const (
 	StmtPutAccountData   = "INSERT INTO account_data"
 	StmtRedact           = "UPDATE events SET"
 	StmtWatermark        = "INSERT INTO stream_watermark"
+	// StmtCommit is a transaction's commit, which a fault sees with no
+	// arguments. An error fails the commit: the transaction is rolled back
+	// and the error returned, as a full disk or a failing fsync would.
+	// (SetCommitFault does the same for every write transaction.)
+	StmtCommit = "COMMIT"
 	// StmtCommitted is no statement: a fault sees it, with no arguments,
 	// after a transaction committed. An error returned then reports the
 	// commit as failed although it is durable, as when the connection
-	// drops while the database's answer to COMMIT is on its way. (To fail
-	// a commit before it happens, use SetCommitFault.)
+	// drops while the database's answer to COMMIT is on its way.
 	StmtCommitted = "COMMITTED"
 )
 
@@ -114,6 +122,10 @@ type faultTx struct {
 }
 
 func (t faultTx) Commit() error {
+	if err := t.faults.check(StmtCommit, nil); err != nil {
+		_ = t.Tx.Rollback()
+		return err
+	}
 	if err := t.Tx.Commit(); err != nil {
 		return err
 	}

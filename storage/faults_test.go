@@ -68,6 +68,27 @@ func TestStatementFault(t *testing.T) {
 		if got, err := s.GetAccountData(ctx, "@good:x", "", "org.example.t"); err != nil || got != `{"a":1}` {
 			t.Errorf("account data after a commit whose answer was lost = %q, %v; want it durable", got, err)
 		}
+
+		s.SetStatementFault(func(q string, _ []driver.NamedValue) error {
+			if q == storage.StmtCommit {
+				return injected
+			}
+			return nil
+		})
+		tx, err = s.BeginWrite(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.PutAccountData(ctx, "@good:x", "", "org.example.u", `{"b":2}`, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); !errors.Is(err, injected) {
+			t.Errorf("Commit with a failing commit = %v, want the injected error", err)
+		}
+		s.SetStatementFault(nil)
+		if got, err := s.GetAccountData(ctx, "@good:x", "", "org.example.u"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("account data of a failed commit = %q, %v; want ErrNotFound", got, err)
+		}
 		if err := s.CreateUser(ctx, storage.User{UserID: "@bad:x", CreatedTS: 1}); err != nil {
 			t.Errorf("CreateUser after the fault was cleared = %v, want nil", err)
 		}
