@@ -459,6 +459,7 @@ func TestWriterCommitFailure(t *testing.T) {
 					t.Fatal(err)
 				}
 				nameBefore := stateID(t, env, room, "m.room.name")
+				cacheBefore := env.svc.CacheStats()
 				newRoom := env.svc.NewRoomID()
 				// The gate's own batch commits; the next one (the writes
 				// below, together) fails, and with lost so do the retries.
@@ -528,14 +529,25 @@ func TestWriterCommitFailure(t *testing.T) {
 				if got := stateID(t, env, room, "m.room.name"); got != nameBefore {
 					t.Errorf("m.room.name = %s, want still %s", got, nameBefore)
 				}
-				// The writer's memory was undone.
+				// The writer's memory was undone. (A write that changes no
+				// cached state lets the failed batch's cache figures publish.)
+				if err := env.svc.PutAccountData(ctx, alice, "", "org.example.settle", []byte(`{}`)); err != nil {
+					t.Fatal(err)
+				}
+				if got := env.maxPos(t); got != posBefore+1 {
+					t.Errorf("the first write after the failure took position %d, want %d (none skipped)", got, posBefore+1)
+				}
+				if got := env.svc.CacheStats(); got.Rooms != cacheBefore.Rooms || got.Bytes != cacheBefore.Bytes {
+					t.Errorf("room cache after the failed batch: %d rooms, %d bytes; want %d rooms, %d bytes as before it",
+						got.Rooms, got.Bytes, cacheBefore.Rooms, cacheBefore.Bytes)
+				}
 				next, err := env.send(room, alice, "after")
 				if err != nil {
 					t.Fatalf("send after the failure passed: %v", err)
 				}
 				env.checkFollows(t, last, next)
-				if got := env.event(t, next).Pos; got != posBefore+1 {
-					t.Errorf("next position = %d, want %d (none skipped)", got, posBefore+1)
+				if got := env.event(t, next).Pos; got != posBefore+2 {
+					t.Errorf("next event's position = %d, want %d (after the settling write; none skipped)", got, posBefore+2)
 				}
 				rename, err := env.setState(room, "m.room.name", "", `{"name":"again"}`)
 				if err != nil {
