@@ -241,8 +241,14 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 			return nil, txErr.err
 		}
 		if err != nil && len(b.undo) != mark {
-			// A job refused after it changed memory: undo its part only.
-			b.rollbackTo(mark)
+			// A job refused after it wrote: memory changes only ever follow
+			// writes, and a transaction cannot drop one job's rows. Fail the
+			// batch, so that each job is retried alone and this one's rows
+			// are rolled back with its own transaction; undoing its memory
+			// alone committed a refused event behind the writer's back.
+			tx.Rollback()
+			b.rollback()
+			return nil, err
 		}
 		results[i] = err
 	}
