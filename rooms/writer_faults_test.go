@@ -140,8 +140,7 @@ func (e *faultEnv) join(roomID, user string) (string, error) {
 	return e.svc.ChangeMembership(context.Background(), rooms.MembershipRequest{RoomID: roomID, Sender: user, Target: user, Membership: "join"})
 }
 
-// head returns the last event of a room as the store has it, by walking
-// from a known event to the newest one of the room in the store's order.
+// event reads an event from the store.
 func (e *faultEnv) event(t *testing.T, id string) storage.Event {
 	t.Helper()
 	ev, err := e.store.GetEvent(context.Background(), id)
@@ -472,7 +471,7 @@ func TestWriterCommitFailure(t *testing.T) {
 				env.store.SetStatementFault(g.fault(env.pending))
 				env.pending = nil
 				before, posBefore := env.log.len(), int64(0)
-				var renameID, joinID, msgID string
+				var renameID, msgID string
 				errs := batchUp(t, env, g, func() error {
 					_, err := env.send(gateRoom, alice, "gate")
 					posBefore = env.maxPos(t)
@@ -483,7 +482,7 @@ func TestWriterCommitFailure(t *testing.T) {
 						renameID, err = env.setState(room, "m.room.name", "", `{"name":"renamed"}`)
 						return err
 					},
-					func() (err error) { joinID, err = env.join(room, bob); return err },
+					func() error { _, err := env.join(room, bob); return err },
 					func() error {
 						_, err := env.svc.CreateRoom(ctx, rooms.CreateRequest{RoomID: newRoom, Creator: alice, Preset: "private_chat"})
 						return err
@@ -512,7 +511,6 @@ func TestWriterCommitFailure(t *testing.T) {
 					if _, err := env.store.GetEvent(ctx, msgID); err != nil {
 						t.Errorf("the message acknowledged on retry is not stored: %v", err)
 					}
-					_ = joinID
 					return
 				}
 				for i, err := range errs {
