@@ -79,6 +79,9 @@ type Service struct {
 	// Owned by the writer goroutine.
 	pos   int64
 	cache *roomCache
+	// unsure is set when a commit failed and the store could not be asked
+	// whether it landed: pos and cache may be behind the store (resync).
+	unsure bool
 }
 
 // New creates the service and starts its writer goroutine. Shutdown stops it.
@@ -235,6 +238,11 @@ func (s *Service) runBatch(jobs []*job) {
 func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if s.unsure {
+		if err := s.resync(ctx); err != nil {
+			return nil, err
+		}
+	}
 	tx, err := s.store.BeginWrite(ctx)
 	if err != nil {
 		return nil, err
@@ -251,19 +259,71 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 			return nil, txErr.err
 		}
 		if err != nil && len(b.undo) != mark {
-			// A job refused after it changed memory: undo its part only.
-			b.rollbackTo(mark)
+			// A job refused after it wrote: memory changes only ever follow
+			// writes, and a transaction cannot drop one job's rows. Fail the
+			// batch, so that each job is retried alone and this one's rows
+			// are rolled back with its own transaction; undoing its memory
+			// alone committed a refused event behind the writer's back.
+			tx.Rollback()
+			b.rollback()
+			return nil, err
 		}
 		results[i] = err
 	}
 	if err := tx.Commit(); err != nil {
-		b.rollback()
-		return nil, err
+		if !s.committedAnyway(b, err) {
+			b.rollback()
+			return nil, err
+		}
 	}
 	if b.commit.Pos = s.pos; b.commit.Pos > b.startPos && s.cfg.Listener != nil {
 		s.cfg.Listener.Committed(b.commit)
 	}
 	return results, nil
+}
+
+// committedAnyway reports whether a batch whose commit returned err is
+// durable all the same: a connection can drop after the database committed
+// and before its answer arrived. Positions come only from this writer, and
+// every batch before this one committed at or below its start, so any
+// position above the start in the store is this batch's. Undoing such a batch
+// would hand its positions out again and build on events it forgot, and
+// every later write would collide with the durable ones. When the store
+// cannot be asked, the batch counts as failed (nothing is acknowledged that
+// may be lost) and the next batch first resyncs.
+func (s *Service) committedAnyway(b *batch, err error) bool {
+	if s.pos == b.startPos {
+		return false // it wrote no position, so it cannot be told apart; nothing to hand out twice either
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stored, qerr := s.store.MaxPosition(ctx)
+	switch {
+	case qerr != nil:
+		s.log.Error("commit failed and the store cannot say whether it landed; resyncing before the next write", "err", err, "check", qerr)
+		s.unsure = true
+		return false
+	case stored > b.startPos:
+		s.log.Warn("commit reported a failure but its writes are durable; acknowledging them", "err", err)
+		return true
+	}
+	return false
+}
+
+// resync reloads what the writer keeps in memory from the store after a
+// commit of unknown outcome: the position, and the rooms' state (every
+// cached room is dropped and reloads on its next write).
+func (s *Service) resync(ctx context.Context) error {
+	stored, err := s.store.MaxPosition(ctx)
+	if err != nil {
+		return fmt.Errorf("resync after a failed commit: %w", err)
+	}
+	s.pos = max(s.pos, stored)
+	for id := range s.cache.rooms {
+		s.cache.remove(id)
+	}
+	s.unsure = false
+	return nil
 }
 
 // safeApply runs a job, turning a panic into a transaction failure: a bug

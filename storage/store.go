@@ -49,6 +49,7 @@ type Store struct {
 	queries atomic.Int64 // statements run outside write transactions
 
 	commitFault atomic.Pointer[func() error] // see SetCommitFault
+	faults      *faultHook                   // see SetStatementFault; static after Open
 
 	otk otkCache // one-time-key counts per device; see otkcache.go
 }
@@ -180,10 +181,11 @@ func openSQLite(path string) (*Store, error) {
 	// acknowledged send survives power loss. WAL lets readers run beside the writer.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)&_txlock=immediate"
-	write := sql.OpenDB(guardConnector{dsnConnector{drv: &sqlite.Driver{}, dsn: dsn}})
+	faults := new(faultHook)
+	write := sql.OpenDB(guardConnector{inner: dsnConnector{drv: &sqlite.Driver{}, dsn: dsn}, faults: faults})
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	read := sql.OpenDB(guardConnector{dsnConnector{drv: &sqlite.Driver{}, dsn: dsn + "&_pragma=query_only(on)"}})
+	read := sql.OpenDB(guardConnector{inner: dsnConnector{drv: &sqlite.Driver{}, dsn: dsn + "&_pragma=query_only(on)"}})
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 	if err := write.Ping(); err != nil {
@@ -191,7 +193,9 @@ func openSQLite(path string) (*Store, error) {
 		read.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	return newStore(read, write, false), nil
+	s := newStore(read, write, false)
+	s.faults = faults
+	return s, nil
 }
 
 func openPostgres(url string) (*Store, error) {
@@ -201,7 +205,8 @@ func openPostgres(url string) (*Store, error) {
 	}
 	// Acknowledge only what is on disk, whatever the server's default says.
 	cfg.RuntimeParams["synchronous_commit"] = "on"
-	db := sql.OpenDB(guardConnector{stdlib.GetConnector(*cfg)})
+	faults := new(faultHook)
+	db := sql.OpenDB(guardConnector{inner: stdlib.GetConnector(*cfg), faults: faults})
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -211,7 +216,9 @@ func openPostgres(url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return newStore(db, db, true), nil
+	s := newStore(db, db, true)
+	s.faults = faults
+	return s, nil
 }
 
 // Close releases the connections.

@@ -22,7 +22,8 @@ var ErrUnstorable = storetext.ErrUnstorable
 // the driver, below database/sql, so it covers every query, transaction and
 // prepared statement the package runs, including ones added later.
 type guardConnector struct {
-	inner driver.Connector
+	inner  driver.Connector
+	faults *faultHook // test-only statement faults (faults.go); nil for none
 }
 
 func (c guardConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -30,7 +31,7 @@ func (c guardConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: conn}, nil
+	return &guardConn{Conn: conn, faults: c.faults}, nil
 }
 
 func (c guardConnector) Driver() driver.Driver { return c.inner.Driver() }
@@ -51,6 +52,7 @@ func (c dsnConnector) Driver() driver.Driver                        { return c.d
 // check in CheckNamedValue.
 type guardConn struct {
 	driver.Conn
+	faults *faultHook // static; see faults.go
 }
 
 // CheckNamedValue refuses unstorable text, then lets the engine's own check
@@ -124,12 +126,15 @@ func (c *guardConn) PrepareContext(ctx context.Context, query string) (driver.St
 
 func (c *guardConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	if b, ok := c.Conn.(driver.ConnBeginTx); ok {
-		return b.BeginTx(ctx, opts)
+		return c.faults.wrapTx(b.BeginTx(ctx, opts))
 	}
-	return c.Conn.Begin() //nolint:staticcheck // the fallback database/sql itself uses
+	return c.faults.wrapTx(c.Conn.Begin()) //nolint:staticcheck // the fallback database/sql itself uses
 }
 
 func (c *guardConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if err := c.faults.check(query, args); err != nil {
+		return nil, err
+	}
 	if e, ok := c.Conn.(driver.ExecerContext); ok {
 		return e.ExecContext(ctx, query, args)
 	}
@@ -137,6 +142,9 @@ func (c *guardConn) ExecContext(ctx context.Context, query string, args []driver
 }
 
 func (c *guardConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if err := c.faults.check(query, args); err != nil {
+		return nil, err
+	}
 	if q, ok := c.Conn.(driver.QueryerContext); ok {
 		return q.QueryContext(ctx, query, args)
 	}
