@@ -51,6 +51,7 @@ type Notifier struct {
 	tiers rooms.Tiers // set by SetTiers before serving, then static
 
 	timelines *timelineCache // rooms' newest events, shared by syncs; see timelinecache.go
+	unread    *unreadCache   // recent notifying events and members' counts; see unread.go
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by Stop: every long-poll answers now
@@ -100,6 +101,7 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 	n.stopped = make(chan struct{})
 	n.tiers = rooms.Tiers{}.WithDefaults()
 	n.timelines = newTimelineCache()
+	n.unread = newUnreadCache(pos)
 	return n, nil
 }
 
@@ -122,6 +124,7 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 		if ev.Type == "m.room.redaction" {
 			n.timelines.drop(ev.RoomID) // a stored event changed
 		}
+		n.unread.noteEvent(ev)
 		if ev.Type == "m.room.member" && ev.StateKey != nil {
 			target := *ev.StateKey
 			before := len(n.roomMembers[ev.RoomID])
@@ -141,6 +144,11 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 	for _, t := range c.RoomTouches {
 		n.roomPos[t.ID] = t.Pos
 		n.receiptPos[t.ID] = t.Pos
+		if t.User != "" {
+			n.unread.forget(t.User, t.ID) // their read position may have moved
+		} else {
+			n.unread.voidRoom(t.ID) // a change of unknown owner: void the room's counts
+		}
 		if t.User != "" && n.quietLocked(t.ID) {
 			n.touchUserLocked(t.User, t.Pos) // a receipt in a big room: its owner's devices only
 			continue
