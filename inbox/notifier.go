@@ -52,6 +52,7 @@ type Notifier struct {
 
 	timelines *timelineCache // rooms' newest events, shared by syncs; see timelinecache.go
 	unread    *unreadCache   // recent notifying events and members' counts; see unread.go
+	members   *memberCache   // current member events for lazy-loading; see membercache.go
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by Stop: every long-poll answers now
@@ -102,6 +103,7 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 	n.tiers = rooms.Tiers{}.WithDefaults()
 	n.timelines = newTimelineCache()
 	n.unread = newUnreadCache(pos)
+	n.members = newMemberCache()
 	return n, nil
 }
 
@@ -123,10 +125,12 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 		n.roomPos[ev.RoomID] = ev.Pos
 		if ev.Type == "m.room.redaction" {
 			n.timelines.drop(ev.RoomID) // a stored event changed
+			n.members.void(ev.RoomID)
 		}
 		n.unread.noteEvent(ev)
 		if ev.Type == "m.room.member" && ev.StateKey != nil {
 			target := *ev.StateKey
+			n.members.void(ev.RoomID)
 			before := len(n.roomMembers[ev.RoomID])
 			if ev.Membership == "join" {
 				n.addMemberLocked(ev.RoomID, target)

@@ -172,7 +172,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 				}
 			}
 		}
-		members, err := s.store.MemberEvents(ctx, pairs)
+		members, err := s.memberEvents(ctx, pairs)
 		if err != nil {
 			return err
 		}
