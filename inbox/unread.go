@@ -81,7 +81,7 @@ type unreadTicket struct {
 const (
 	unreadPerRoom  = 256
 	unreadEvents   = 200_000
-	unreadEntries  = 1_000_000
+	unreadEntries  = 200_000
 	unreadMaxDelta = unreadPerRoom // events a lookup walks before it asks the database instead
 )
 
