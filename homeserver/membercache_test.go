@@ -1,6 +1,7 @@
 package homeserver_test
 
 import (
+	"fmt"
 	"net/url"
 	"testing"
 
@@ -75,5 +76,57 @@ func TestLazyMembersFromMemory(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWokenMemberMakesNoQuery (issue 15 item 21): in a small room and in a
+// large one (above room_tiers.large_above, where members are lazy-loaded and
+// receipts stay with their owner), with no filter, Element's lazy-loading
+// filter and cmd/parley-bench's long-poll filter, the second member woken
+// by a message makes no query: the timeline, unread counts, member events,
+// push rules and one-time-key counts all come from memory.
+func TestWokenMemberMakesNoQuery(t *testing.T) {
+	for _, large := range []bool{false, true} {
+		for _, filter := range []string{"", lazyFilter, benchPollFilter} {
+			for _, st := range hstest.Stores(t) { // a fresh database per case
+				t.Run(fmt.Sprintf("%s/large=%v/filter=%.20s", st.Name, large, filter), func(t *testing.T) {
+					var srv *hstest.Server
+					if large {
+						srv = tierServer(t, st, nil)
+					} else {
+						srv = hstest.Start(t, hstest.Options{Store: st})
+					}
+					alice, bob, carol := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
+					room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+					bob.Join(room)
+					carol.Join(room)
+					sync := func(c *hstest.Client, since string) gjson.Result {
+						q := url.Values{"timeout": {"0"}}
+						if filter != "" {
+							q.Set("filter", filter)
+						}
+						if since != "" {
+							q.Set("since", since)
+						}
+						return c.MustDo("GET", "/_matrix/client/v3/sync?"+q.Encode(), nil)
+					}
+					bobSince := sync(bob, "").Get("next_batch").String()
+					carolSince := sync(carol, "").Get("next_batch").String()
+					alice.Send(room, "m0", "zero")
+					bobSince = sync(bob, bobSince).Get("next_batch").String()
+					carolSince = sync(carol, carolSince).Get("next_batch").String()
+					alice.Send(room, "m1", "one")
+					sync(bob, bobSince)
+					q0 := srv.Srv.Store.Queries()
+					s := sync(carol, carolSince)
+					if got := srv.Srv.Store.Queries() - q0; got != 0 {
+						t.Errorf("the second woken member's sync made %d queries, want 0", got)
+					}
+					if got := hstest.Bodies(s, room); len(got) != 1 || got[0] != "one" {
+						t.Errorf("carol's sync bodies = %v, want [one]", got)
+					}
+				})
+			}
+		}
 	}
 }

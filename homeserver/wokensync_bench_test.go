@@ -1,6 +1,7 @@
 package homeserver_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -41,7 +42,7 @@ func BenchmarkWokenMemberSync(b *testing.B) {
 	}
 	h := srv.Srv.Handler()
 	filter := url.QueryEscape(benchPollFilter)
-	sync := func(i int) gjson.Result {
+	sync := func(i int) []byte {
 		q := "/_matrix/client/v3/sync?timeout=0&set_presence=offline&filter=" + filter
 		if since[i] != "" {
 			q += "&since=" + url.QueryEscape(since[i])
@@ -53,9 +54,9 @@ func BenchmarkWokenMemberSync(b *testing.B) {
 		if w.Code != http.StatusOK {
 			b.Fatalf("sync = %d %s", w.Code, w.Body.String())
 		}
-		res := gjson.ParseBytes(w.Body.Bytes())
-		since[i] = res.Get("next_batch").String()
-		return res
+		body := w.Body.Bytes()
+		since[i] = gjson.GetBytes(body, "next_batch").String()
+		return body
 	}
 	for i := range clients {
 		sync(i)
@@ -78,7 +79,7 @@ func BenchmarkWokenMemberSync(b *testing.B) {
 		q0 := srv.Srv.Store.Queries()
 		res := sync(i)
 		queries += srv.Srv.Store.Queries() - q0
-		if len(hstest.Bodies(res, room)) != 1 {
+		if !bytes.Contains(res, []byte(`"body":"news"`)) {
 			b.Fatalf("member %d's sync lacks the message", i)
 		}
 	}
