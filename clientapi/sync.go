@@ -62,6 +62,7 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 	if err != nil {
 		return err
 	}
+	defer a.syncer.Release(body) // written (copied out) by then
 	return writeRaw(w, body)
 }
 
