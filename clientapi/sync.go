@@ -69,7 +69,6 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 // loadFilter accepts an inline JSON filter or the ID of a stored one. The
 // result is shared through a.filters and must not be changed.
 func (a *API) loadFilter(r *http.Request, userID, f string) (*inbox.Filter, error) {
-	raw := []byte(f)
 	key := filterKey{filter: f}
 	if !strings.HasPrefix(strings.TrimSpace(f), "{") {
 		key.user = userID
@@ -77,6 +76,7 @@ func (a *API) loadFilter(r *http.Request, userID, f string) (*inbox.Filter, erro
 	if cached := a.filters.get(key); cached != nil {
 		return cached, nil
 	}
+	raw := []byte(f)
 	if key.user != "" {
 		body, err := a.store.GetFilter(r.Context(), userID, f)
 		if errors.Is(err, storage.ErrNotFound) {

@@ -59,21 +59,22 @@ func (s *Syncer) memberEvents(ctx context.Context, pairs []storage.RoomUser) ([]
 	c := s.n.members
 	var out []storage.Event
 	var missing []storage.RoomUser
-	gens := map[string]uint64{}
+	var gens map[string]uint64 // room -> generation before the read, for the rooms read
 	c.mu.Lock()
 	epoch := c.epoch
 	for _, p := range pairs {
-		r := c.rooms[p.RoomID]
-		if r == nil {
-			gens[p.RoomID] = 0
-			missing = append(missing, p)
-			continue
+		var gen uint64
+		if r := c.rooms[p.RoomID]; r != nil {
+			if e, ok := r.evs[p.UserID]; ok {
+				out = append(out, e)
+				continue
+			}
+			gen = r.gen
 		}
-		if e, ok := r.evs[p.UserID]; ok {
-			out = append(out, e)
-			continue
+		if gens == nil {
+			gens = map[string]uint64{}
 		}
-		gens[p.RoomID] = r.gen
+		gens[p.RoomID] = gen
 		missing = append(missing, p)
 	}
 	c.mu.Unlock()
