@@ -1,8 +1,9 @@
 package inbox
 
 import (
+	"cmp"
 	"context"
-	"sort"
+	"slices"
 	"sync"
 
 	"github.com/parley-im/parley/storage"
@@ -126,5 +127,7 @@ func (s *Syncer) memberEvents(ctx context.Context, pairs []storage.RoomUser) ([]
 }
 
 func sortByPos(evs []storage.Event) {
-	sort.Slice(evs, func(i, j int) bool { return evs[i].Pos < evs[j].Pos })
+	if len(evs) > 1 {
+		slices.SortFunc(evs, func(a, b storage.Event) int { return cmp.Compare(a.Pos, b.Pos) })
+	}
 }

@@ -43,8 +43,7 @@ func (s *Syncer) Release(body []byte) {
 
 func (w *jsonWriter) raw(s string) *jsonWriter { w.buf = append(w.buf, s...); return w }
 func (w *jsonWriter) str(s string) *jsonWriter {
-	q, _ := json.Marshal(s)
-	w.buf = append(w.buf, q...)
+	w.buf = rooms.AppendJSONString(w.buf, s)
 	return w
 }
 func (w *jsonWriter) int(n int64) *jsonWriter { w.buf = strconv.AppendInt(w.buf, n, 10); return w }
