@@ -82,7 +82,7 @@ const (
 	unreadPerRoom  = 256
 	unreadEvents   = 200_000
 	unreadEntries  = 200_000
-	unreadMaxDelta = unreadPerRoom // events a lookup walks before it asks the database instead
+	unreadMaxDelta = 128 // events a lookup walks before it asks the database instead
 )
 
 func newUnreadCache(floor int64) *unreadCache {
