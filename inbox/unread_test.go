@@ -66,3 +66,25 @@ func TestUnreadCacheTrims(t *testing.T) {
 		t.Errorf("lookup past the trimmed events missed %d rooms, want 1", len(missed))
 	}
 }
+
+// TestUnreadCacheCarriesOverBoundedly: a kept count is carried over up to
+// unreadMaxDelta events; further back the database is asked.
+func TestUnreadCacheCarriesOverBoundedly(t *testing.T) {
+	const user, room = "@u:x", "!r:x"
+	for _, n := range []int{1, unreadMaxDelta, unreadMaxDelta + 1} {
+		c := newUnreadCache(0)
+		missed := c.lookup(user, []string{room}, 1, map[string]storage.Unread{}, nil)
+		c.keep(user, missed, 1, map[string]storage.Unread{room: {Notifications: 1}})
+		for pos := int64(2); pos < 2+int64(n); pos++ {
+			c.noteEvent(&rooms.CommittedEvent{RoomID: room, Pos: pos, Type: "m.room.message", Sender: "@v:x", Notify: true})
+		}
+		out := map[string]storage.Unread{}
+		missed = c.lookup(user, []string{room}, 1+int64(n), out, nil)
+		if hit, want := len(missed) == 0, n <= unreadMaxDelta; hit != want {
+			t.Errorf("%d events later: answered from memory = %v, want %v", n, hit, want)
+		}
+		if len(missed) == 0 && out[room].Notifications != int64(1+n) {
+			t.Errorf("%d events later: count = %d, want %d", n, out[room].Notifications, 1+n)
+		}
+	}
+}
