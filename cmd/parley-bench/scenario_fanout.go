@@ -80,7 +80,7 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 			return nil, err
 		}
 		if n := tr.deliveries.Load() - deliveries0; n > 0 {
-			rep.Values["server_cpu_us_per_delivery"] = float64((cpu1-cpu0).Microseconds()) / float64(n)
+			rep.Values["server_cpu_us_per_delivery"] = float64((cpu1 - cpu0).Microseconds()) / float64(n)
 		}
 	}
 	ps.stop()
