@@ -140,6 +140,8 @@ type API struct {
 	// hashShares bounds password checks in flight per client address
 	// (loginlimit.go).
 	hashShares hashShares
+	// filters keeps parsed sync filters (filtercache.go).
+	filters filterCache
 }
 
 // New builds the API.

@@ -62,13 +62,22 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 	if err != nil {
 		return err
 	}
+	defer a.syncer.Release(body) // written (copied out) by then
 	return writeRaw(w, body)
 }
 
-// loadFilter accepts an inline JSON filter or the ID of a stored one.
+// loadFilter accepts an inline JSON filter or the ID of a stored one. The
+// result is shared through a.filters and must not be changed.
 func (a *API) loadFilter(r *http.Request, userID, f string) (*inbox.Filter, error) {
-	raw := []byte(f)
+	key := filterKey{filter: f}
 	if !strings.HasPrefix(strings.TrimSpace(f), "{") {
+		key.user = userID
+	}
+	if cached := a.filters.get(key); cached != nil {
+		return cached, nil
+	}
+	raw := []byte(f)
+	if key.user != "" {
 		body, err := a.store.GetFilter(r.Context(), userID, f)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, apierr.NotFound("Unknown filter " + f)
@@ -82,6 +91,7 @@ func (a *API) loadFilter(r *http.Request, userID, f string) (*inbox.Filter, erro
 	if err != nil {
 		return nil, apierr.BadJSON("Invalid filter: " + err.Error())
 	}
+	a.filters.put(key, filter)
 	return filter, nil
 }
 

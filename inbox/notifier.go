@@ -51,6 +51,8 @@ type Notifier struct {
 	tiers rooms.Tiers // set by SetTiers before serving, then static
 
 	timelines *timelineCache // rooms' newest events, shared by syncs; see timelinecache.go
+	unread    *unreadCache   // recent notifying events and members' counts; see unread.go
+	members   *memberCache   // current member events for lazy-loading; see membercache.go
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by Stop: every long-poll answers now
@@ -100,6 +102,8 @@ func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
 	n.stopped = make(chan struct{})
 	n.tiers = rooms.Tiers{}.WithDefaults()
 	n.timelines = newTimelineCache()
+	n.unread = newUnreadCache(pos)
+	n.members = newMemberCache()
 	return n, nil
 }
 
@@ -121,9 +125,12 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 		n.roomPos[ev.RoomID] = ev.Pos
 		if ev.Type == "m.room.redaction" {
 			n.timelines.drop(ev.RoomID) // a stored event changed
+			n.members.void(ev.RoomID)
 		}
+		n.unread.noteEvent(ev)
 		if ev.Type == "m.room.member" && ev.StateKey != nil {
 			target := *ev.StateKey
+			n.members.void(ev.RoomID)
 			before := len(n.roomMembers[ev.RoomID])
 			if ev.Membership == "join" {
 				n.addMemberLocked(ev.RoomID, target)
@@ -141,6 +148,11 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 	for _, t := range c.RoomTouches {
 		n.roomPos[t.ID] = t.Pos
 		n.receiptPos[t.ID] = t.Pos
+		if t.User != "" {
+			n.unread.forget(t.User, t.ID) // their read position may have moved
+		} else {
+			n.unread.voidRoom(t.ID) // a change of unknown owner: void the room's counts
+		}
 		if t.User != "" && n.quietLocked(t.ID) {
 			n.touchUserLocked(t.User, t.Pos) // a receipt in a big room: its owner's devices only
 			continue

@@ -16,10 +16,34 @@ type jsonWriter struct{ buf []byte }
 
 func newJSONWriter(n int) *jsonWriter { return &jsonWriter{buf: make([]byte, 0, n)} }
 
+// writer returns a jsonWriter with a recycled buffer when one is free (see
+// Release): a message in a big room makes every woken member build a
+// response, and a fresh 4 KiB buffer each was the largest allocation on
+// that path.
+func (s *Syncer) writer(n int) *jsonWriter {
+	if b, ok := s.bodies.Get().(*[]byte); ok {
+		return &jsonWriter{buf: (*b)[:0]}
+	}
+	return newJSONWriter(n)
+}
+
+// maxRecycledBody bounds the buffers Release keeps: an initial sync's
+// megabytes are not worth holding on to.
+const maxRecycledBody = 64 << 10
+
+// Release hands back a body Sync returned, once it has been written: its
+// buffer serves a later response. The caller must not touch body after.
+func (s *Syncer) Release(body []byte) {
+	if cap(body) == 0 || cap(body) > maxRecycledBody {
+		return
+	}
+	body = body[:0]
+	s.bodies.Put(&body)
+}
+
 func (w *jsonWriter) raw(s string) *jsonWriter { w.buf = append(w.buf, s...); return w }
 func (w *jsonWriter) str(s string) *jsonWriter {
-	q, _ := json.Marshal(s)
-	w.buf = append(w.buf, q...)
+	w.buf = rooms.AppendJSONString(w.buf, s)
 	return w
 }
 func (w *jsonWriter) int(n int64) *jsonWriter { w.buf = strconv.AppendInt(w.buf, n, 10); return w }
@@ -41,7 +65,7 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 	globalData, presence, toDevice, changed, otk, fallback := us.globalData, us.presence, us.toDevice, us.changed, us.otk, us.fallback
 	now := s.now().UnixMilli()
 	v := rooms.Viewer{UserID: req.UserID, DeviceID: req.DeviceID}
-	w := newJSONWriter(4096)
+	w := s.writer(4096)
 	w.raw(`{"next_batch":`).str(next.String())
 
 	ids := make([]string, 0, len(rms))

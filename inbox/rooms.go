@@ -175,7 +175,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 				}
 			}
 		}
-		members, err := s.store.MemberEvents(ctx, pairs)
+		members, err := s.memberEvents(ctx, pairs)
 		if err != nil {
 			return err
 		}
@@ -229,9 +229,22 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 			r.receipts = append(r.receipts, rc)
 		}
 	}
-	unread, err := s.store.UnreadCounts(ctx, req.UserID, joinIDs, upto)
-	if err != nil {
-		return err
+	// Counts come from memory when the cache knows the room (unread.go);
+	// the rest from one query, whose answers are kept for the next wake-up.
+	unread := make(map[string]storage.Unread, len(joinIDs))
+	if missed := s.n.unread.lookup(req.UserID, joinIDs, upto, unread, nil); len(missed) > 0 {
+		ids := make([]string, len(missed))
+		for i, t := range missed {
+			ids[i] = t.room
+		}
+		got, err := s.store.UnreadCounts(ctx, req.UserID, ids, upto)
+		if err != nil {
+			return err
+		}
+		s.n.unread.keep(req.UserID, missed, upto, got)
+		for id, u := range got {
+			unread[id] = u
+		}
 	}
 	for _, id := range joinIDs {
 		u := unread[id]

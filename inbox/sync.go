@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/parley-im/parley/storage"
@@ -22,6 +23,8 @@ type Syncer struct {
 	now          func() time.Time
 
 	acks toDeviceAcks // devices whose delivered to-device rows await deletion
+
+	bodies sync.Pool // *[]byte response buffers handed back by Release; safe for concurrent use
 }
 
 // SyncerConfig wires a Syncer.
@@ -90,7 +93,7 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 				return nil, ctx.Err()
 			}
 			if !s.n.HasNews(req.UserID, *req.Since) {
-				return emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice}), nil
+				return s.emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice}), nil
 			}
 		}
 		body, next, empty, err := s.build(ctx, req)
@@ -100,12 +103,13 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 		if !time.Now().Before(deadline) {
 			return body, nil // time is up: answer with the newer token
 		}
+		s.Release(body)
 		req.Since = &next
 	}
 }
 
-func emptyResponse(t Token) []byte {
-	w := newJSONWriter(128)
+func (s *Syncer) emptyResponse(t Token) []byte {
+	w := s.writer(128)
 	w.raw(`{"next_batch":`).str(t.String()).raw(`,"rooms":{"join":{},"invite":{},"leave":{}}}`)
 	return w.bytes()
 }

@@ -135,6 +135,7 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 	})
 	b.commit.Events = append(b.commit.Events, CommittedEvent{
 		RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: ev.StateKey, Membership: row.Membership, Sender: ev.Sender,
+		Notify: cls.Notify, RoomMention: cls.RoomMention, Mentions: cls.Mentions,
 	})
 	return pos, nil
 }

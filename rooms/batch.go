@@ -33,6 +33,11 @@ type CommittedEvent struct {
 	StateKey   *string
 	Membership string
 	Sender     string
+	// What the server-default push rules say about the event
+	// (pushrules.Class): the notifier keeps recent notifying events so that
+	// a woken member's unread count needs no query. Mentions is read-only.
+	Notify, RoomMention bool
+	Mentions            []string
 }
 
 // Touch names a room or user and the position that changed it.

@@ -30,6 +30,7 @@ targets=(
 	"./pushrules FuzzCheckActions"
 	"./pushrules FuzzParseDocument"
 	"./e2ekeys FuzzKeyJSON"
+	"./cmd/parley-bench FuzzParseStatCPU"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"

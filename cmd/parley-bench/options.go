@@ -81,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Conns, "conns", 0, "idle: concurrent long-polls to hold (default 1000)")
 	fs.IntVar(&o.Steps, "steps", 0, "idle: RSS samples between C/steps and C (default 4)")
 	fs.IntVar(&o.History, "history", 0, "initial-sync: messages per room (default 100)")
-	fs.IntVar(&o.PID, "pid", 0, "idle: server process ID whose RSS to read from /proc")
+	fs.IntVar(&o.PID, "pid", 0, "idle: server process ID whose RSS to read from /proc; fanout: whose CPU time per delivery to report")
 	fs.StringVar(&o.SetPresence, "set-presence", "offline", "set_presence of every sync: offline (no presence changes), online (as Element) or unavailable")
 	fs.StringVar(&o.SharedSecret, "shared-secret", "", "register with this secret through /_synapse/admin/v1/register")
 	fs.StringVar(&o.UserPrefix, "user-prefix", "", "localpart prefix of the run's users (default pb + random hex)")
@@ -175,8 +175,8 @@ func (o *options) validate() error {
 	if o.Scenario == "idle" && o.Steps > o.Conns {
 		errs = append(errs, fmt.Errorf("--steps %d is more than --conns %d", o.Steps, o.Conns))
 	}
-	if o.PID < 0 || (o.PID > 0 && o.Scenario != "idle") {
-		errs = append(errs, errors.New("--pid is for the idle scenario and must be a process ID"))
+	if o.PID < 0 || (o.PID > 0 && o.Scenario != "idle" && o.Scenario != "fanout") {
+		errs = append(errs, errors.New("--pid is for the idle and fanout scenarios and must be a process ID"))
 	}
 	for _, d := range []struct {
 		name string

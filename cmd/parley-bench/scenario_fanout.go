@@ -36,6 +36,13 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 	defer ps.stop()
 
 	var acked, incomplete atomic.Int64
+	var cpu0 time.Duration
+	if o.PID > 0 {
+		if cpu0, err = readCPU(o.PID); err != nil {
+			return nil, err
+		}
+	}
+	deliveries0 := tr.deliveries.Load()
 	mctx, end := b.measureWindow(ctx, func() string {
 		return fmt.Sprintf("%d complete, %d deliveries, %d errors", tr.complete.Load(), tr.deliveries.Load(), b.errs.total())
 	})
@@ -67,6 +74,15 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 	end()
 	wg.Wait() // the last messages are let finish, up to --drain
 	elapsed := time.Since(start)
+	if o.PID > 0 {
+		cpu1, err := readCPU(o.PID)
+		if err != nil {
+			return nil, err
+		}
+		if n := tr.deliveries.Load() - deliveries0; n > 0 {
+			rep.Values["server_cpu_us_per_delivery"] = float64((cpu1 - cpu0).Microseconds()) / float64(n)
+		}
+	}
 	ps.stop()
 
 	rep.finish(setup, elapsed, b.errs)

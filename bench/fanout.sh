@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One fan-out measurement against a fresh server: the server starts with
+# bench/smoke.sh's settings (rate limits off, cheap password hashing), then
+# `parley-bench fanout` runs with --pid, so the report carries the server's
+# CPU time per delivery next to the latencies. The JSON report goes to stdout.
+#
+#   bench/fanout.sh PARLEY_BIN PARLEY_BENCH_BIN MEMBERS RATE [DATABASE_URL]
+#
+# DATABASE_URL empty means SQLite in a temporary data directory. For
+# PostgreSQL give a fresh, empty database. DURATION (20s) sets the window.
+set -euo pipefail
+
+parley=$1 pb=$2 members=$3 rate=$4 db=${5:-}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/parley-fanout.XXXXXX")
+port=$((20000 + RANDOM % 10000))
+pid=""
+cleanup() {
+	[[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+printf 'rate_limit:\n  enabled: false\npasswords:\n  argon2_memory_kib: 1024\n  argon2_time: 1\n' >"$dir/parley.yaml"
+PARLEY_LISTEN=127.0.0.1:$port PARLEY_DATA_DIR=$dir PARLEY_DATABASE_URL=$db PARLEY_REGISTRATION=open \
+	"$parley" serve --config "$dir/parley.yaml" >"$dir/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+	kill -0 "$pid" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+	sleep 0.2
+done
+"$pb" fanout --target "http://127.0.0.1:$port" --members "$members" --rate "$rate" \
+	--duration "${DURATION:-20s}" --setup-timeout 10m --pid "$pid" --json
