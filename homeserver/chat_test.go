@@ -136,6 +136,33 @@ func TestUnreadCountsClearedByReceipt(t *testing.T) {
 	}
 }
 
+// TestMentionNotifiesTheOthersToo: a message that mentions one member (as
+// every reply does, m.mentions naming the parent's sender) highlights that
+// member and still counts as unread for the rest of the room, as the
+// default rules' .m.rule.message says.
+func TestMentionNotifiesTheOthersToo(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice, bob, carol := srv.Register(t, "alice"), srv.Register(t, "bob"), srv.Register(t, "carol")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			bob.Join(room)
+			carol.Join(room)
+			alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/send/m.room.message/m1",
+				map[string]any{"msgtype": "m.text", "body": "bob: yes", "m.mentions": map[string]any{"user_ids": []string{bob.UserID}}})
+			for _, tc := range []struct {
+				c                   *hstest.Client
+				notified, highlight int64
+			}{{bob, 1, 1}, {carol, 1, 0}} {
+				un := hstest.Room(tc.c.Sync("", 0), "join", room).Get("unread_notifications")
+				if n, h := un.Get("notification_count").Int(), un.Get("highlight_count").Int(); n != tc.notified || h != tc.highlight {
+					t.Errorf("%s unread = %d/%d, want %d/%d", tc.c.UserID, n, h, tc.notified, tc.highlight)
+				}
+			}
+		})
+	}
+}
+
 // TestMutedRoomCountsOnlyMentions: a room muted with a room push rule
 // (actions []) shows no unread count except mentions; the initial sync
 // carries the ruleset.

@@ -51,9 +51,9 @@ func Classify(ev *pdu.Event, senderMayNotifyRoom func() bool) Class {
 	if ev.Type == "m.room.tombstone" && ev.StateKey != nil && *ev.StateKey == "" {
 		c.RoomMention = true
 	}
-	if len(c.Mentions) > 0 || c.RoomMention {
-		return c
-	}
+	// The mention rules match only the users mentioned; everyone else goes
+	// on through the rules below, so a reply that mentions its parent's
+	// sender still notifies the rest of the room (.m.rule.message).
 	if ev.Type == "m.reaction" || ev.Type == "m.room.server_acl" {
 		return c
 	}
