@@ -49,6 +49,7 @@ type Config struct {
 	HTTP         HTTP         `yaml:"http"`
 	ToDevice     ToDevice     `yaml:"to_device"`
 	RoomTiers    RoomTiers    `yaml:"room_tiers"`
+	Federation   Federation   `yaml:"federation"`
 }
 
 // HTTP bounds what one client connection may hold.
@@ -322,6 +323,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.RoomTiers.LargeAbove, 500)
 	setDefault(&c.RoomTiers.HugeAbove, 5000)
+	c.Federation.fillDefaults()
 	// "tokens: []" and an absent key mean the same; keep one representation
 	// so that configurations compare equal.
 	if len(c.Registration.Tokens) == 0 {

@@ -107,5 +107,6 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 		*v.field = value
 	}
+	errs = append(errs, c.applyFederationEnv(getenv)) // see federation.go
 	return errors.Join(errs...)
 }

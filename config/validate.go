@@ -96,6 +96,7 @@ func (c *Config) Validate() error {
 	check("log.level", nonEmpty(checkLogLevel)(c.Log.Level))
 	check("log.format", nonEmpty(checkLogFormat)(c.Log.Format))
 	check("room_tiers", c.RoomTiers.validate())
+	errs = append(errs, c.Federation.validate())
 	return errors.Join(errs...)
 }
 
