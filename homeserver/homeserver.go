@@ -47,8 +47,12 @@ type Server struct {
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
 
-	mu   sync.Mutex
-	http *http.Server // guarded by mu
+	Fed      *Federation // nil when federation is off; see federation.go
+
+	mu        sync.Mutex
+	http      *http.Server // guarded by mu
+	fedHTTP   *http.Server // guarded by mu
+	fedClosed bool         // guarded by mu
 }
 
 // New opens the store (migrating it), loads or creates the signing key and
@@ -65,6 +69,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	fed, err := newFederation(ctx, cfg, store, key, log)
+	if err != nil {
+		store.Close()
+		return nil, err
 	}
 	n, err := inbox.NewNotifier(ctx, store)
 	if err != nil {
@@ -150,8 +159,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		ToDevice: td})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
-		Desks: ds, ToDevice: td, handler: api.Handler(), cancel: cancel}
+	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
+		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), cancel: cancel}
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })
@@ -224,6 +233,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 			srv.Close()
 		}
+	}
+	if err := s.shutdownFederation(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	s.cancel()
 	s.bg.Wait()
