@@ -108,9 +108,9 @@ func (s *Server) ServeFederation(ln net.Listener) error {
 	srv := &http.Server{Handler: withBodyIdleTimeout(s.Fed.Router, idle), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 2 * idle, IdleTimeout: 120 * time.Second, TLSConfig: s.Fed.tls}
 	s.mu.Lock()
-	if s.fedClosed {
+	if s.closed {
 		s.mu.Unlock()
-		return nil
+		return ln.Close()
 	}
 	s.fedHTTP = srv
 	s.mu.Unlock()
@@ -124,7 +124,6 @@ func (s *Server) ServeFederation(ln net.Listener) error {
 func (s *Server) shutdownFederation(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.fedHTTP
-	s.fedClosed = true
 	s.mu.Unlock()
 	if srv == nil {
 		return nil

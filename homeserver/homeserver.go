@@ -52,7 +52,7 @@ type Server struct {
 	mu        sync.Mutex
 	http      *http.Server // guarded by mu
 	fedHTTP   *http.Server // guarded by mu
-	fedClosed bool         // guarded by mu
+	closed    bool         // guarded by mu; set by Shutdown, so a late Serve returns at once
 }
 
 // New opens the store (migrating it), loads or creates the signing key and
@@ -211,6 +211,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: idle, IdleTimeout: 120 * time.Second}
 	ln = connlimit.New(ln, s.cfg.HTTP.MaxConnsPerAddress, s.cfg.HTTP.LimitLoopback)
 	s.mu.Lock()
+	if s.closed { // Shutdown ran before Serve: nothing would ever stop srv
+		s.mu.Unlock()
+		return ln.Close()
+	}
 	s.http = srv
 	s.mu.Unlock()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -225,6 +229,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.http
+	s.closed = true
 	s.mu.Unlock()
 	var errs []error
 	s.Notifier.Stop() // answer held long-polls now rather than at their timeout
