@@ -47,12 +47,12 @@ type Server struct {
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
 
-	Fed      *Federation // nil when federation is off; see federation.go
+	Fed *Federation // nil when federation is off; see federation.go
 
-	mu        sync.Mutex
-	http      *http.Server // guarded by mu
-	fedHTTP   *http.Server // guarded by mu
-	closed    bool         // guarded by mu; set by Shutdown, so a late Serve returns at once
+	mu      sync.Mutex
+	http    *http.Server // guarded by mu
+	fedHTTP *http.Server // guarded by mu
+	closed  bool         // guarded by mu; set by Shutdown, so a late Serve returns at once
 }
 
 // New opens the store (migrating it), loads or creates the signing key and

@@ -150,4 +150,3 @@ func (k *Keyring) notarise(raw []byte) (json.RawMessage, error) {
 	sig := base64.RawStdEncoding.EncodeToString(ed25519.Sign(key.Priv, msg))
 	return sjson.SetBytes(raw, exgjson.Path("signatures", k.cfg.Own.ServerName(), string(key.ID)), sig)
 }
-

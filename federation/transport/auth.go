@@ -55,7 +55,9 @@ func Origin(ctx context.Context) string {
 	return s
 }
 
-func unauthorized(msg string) error { return apierr.New(http.StatusUnauthorized, "M_UNAUTHORIZED", msg) }
+func unauthorized(msg string) error {
+	return apierr.New(http.StatusUnauthorized, "M_UNAUTHORIZED", msg)
+}
 
 // Middleware lets a request through only with a valid X-Matrix signature
 // addressed to us, and puts the origin in its context (see Origin). Every
