@@ -24,6 +24,10 @@ import (
 const (
 	MaxQueryBytes   = 64 << 10
 	MaxQueryServers = 100
+	// MaxQueryFetches is how many servers one notary query may make us
+	// fetch (the others are answered from the cache or left out), so an
+	// unauthenticated query cannot make us dial a hundred hosts.
+	MaxQueryFetches = 5
 )
 
 // Mount adds the key endpoints to r: /_matrix/key/v2/server and the notary
@@ -101,6 +105,7 @@ func (k *Keyring) answer(r *http.Request, want map[string]int64) []json.RawMessa
 	ctx := r.Context()
 	out := make([]json.RawMessage, 0, len(want))
 	own := k.cfg.Own
+	fetches := 0
 	for server, minValid := range want {
 		if server == own.ServerName() {
 			skr, err := own.Response(k.cfg.Now())
@@ -115,7 +120,8 @@ func (k *Keyring) answer(r *http.Request, want map[string]int64) []json.RawMessa
 		}
 		raw, valid, _, err := k.cfg.Store.RemoteKeyResponse(ctx, server)
 		now := k.cfg.Now().UnixMilli()
-		if errors.Is(err, storage.ErrNotFound) || (err == nil && (valid < now || valid < minValid)) {
+		if (errors.Is(err, storage.ErrNotFound) || (err == nil && (valid < now || valid < minValid))) && fetches < MaxQueryFetches {
+			fetches++
 			if k.Refresh(ctx, server) == nil {
 				raw, valid, _, err = k.cfg.Store.RemoteKeyResponse(ctx, server)
 			}

@@ -38,6 +38,12 @@ const MaxValidity = 7 * 24 * time.Hour
 // IDs from turning every request into an outbound fetch.
 const DefaultMinRefetch = time.Minute
 
+// MaxTrackedFetches bounds the servers whose last fetch time is kept. Past
+// it, new servers are not fetched until older entries age out (MinRefetch):
+// requests that name thousands of made-up origins cost bounded memory and
+// bounded outbound fetches.
+const MaxTrackedFetches = 10_000
+
 // Store keeps remote keys; *storage.Store implements it.
 type Store interface {
 	PutRemoteKeys(ctx context.Context, serverName string, keys []storage.RemoteKey, response string, validUntilTS, fetchedTS int64) error
@@ -198,13 +204,17 @@ func (k *Keyring) cached(ctx context.Context, server, keyID string) (storage.Rem
 		for _, r := range rows {
 			keys[r.KeyID] = r
 		}
-		k.mu.Lock()
-		if cur, ok := k.cache[server]; ok { // a fetch got there first
-			keys = cur
-		} else {
-			k.cache[server] = keys
+		// Only servers with keys are remembered: requests naming made-up
+		// origins must not grow the map.
+		if len(keys) > 0 {
+			k.mu.Lock()
+			if cur, ok := k.cache[server]; ok { // a fetch got there first
+				keys = cur
+			} else {
+				k.cache[server] = keys
+			}
+			k.mu.Unlock()
 		}
-		k.mu.Unlock()
 	}
 	rk, ok := keys[keyID]
 	return rk, ok, nil
@@ -218,6 +228,16 @@ func (k *Keyring) mayFetch(server string) bool {
 	defer k.mu.Unlock()
 	if last, ok := k.lastFetch[server]; ok && now.Sub(last) < k.cfg.MinRefetch {
 		return false
+	}
+	if len(k.lastFetch) >= MaxTrackedFetches {
+		for s, last := range k.lastFetch {
+			if now.Sub(last) >= k.cfg.MinRefetch {
+				delete(k.lastFetch, s)
+			}
+		}
+		if len(k.lastFetch) >= MaxTrackedFetches {
+			return false // a flood of new names: fetch again once it ebbs
+		}
 	}
 	k.lastFetch[server] = now
 	return true
