@@ -230,7 +230,10 @@ func TestKeyringRefetchLimit(t *testing.T) {
 	clock := time.Now()
 	remote := ownFor(t, testKey("remote.example", "r1", 2), newMemStore())
 	f := &fakeFetcher{direct: map[string]func() (*federation.ServerKeyResponse, error){
-		"remote.example": func() (*federation.ServerKeyResponse, error) { skr, _ := remote.Response(clock); return reparse(t, skr), nil },
+		"remote.example": func() (*federation.ServerKeyResponse, error) {
+			skr, _ := remote.Response(clock)
+			return reparse(t, skr), nil
+		},
 	}}
 	ring := New(Config{Own: ownFor(t, testKey("me.example", "m1", 1), newMemStore()), Store: newMemStore(), Fetch: f,
 		Now: func() time.Time { return clock }})
@@ -290,5 +293,36 @@ func TestKeyringOwnKeys(t *testing.T) {
 	}
 	if err := reparse(t, skr).VerifySelfSignature(); err != nil || len(skr.OldVerifyKeys) != 1 {
 		t.Errorf("own response: self-signature %v, old keys %v; want valid with one old key", err, skr.OldVerifyKeys)
+	}
+}
+
+// BenchmarkVerifyKeyCached is a key lookup that hits the memory cache: what
+// every inbound request and every PDU signature check pays once keys are
+// known.
+func BenchmarkVerifyKeyCached(b *testing.B) {
+	ctx := context.Background()
+	now := time.Now()
+	remote, err := NewOwn(ctx, newMemStore(), testKey("remote.example", "r1", 2), 0, now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &fakeFetcher{direct: map[string]func() (*federation.ServerKeyResponse, error){
+		"remote.example": func() (*federation.ServerKeyResponse, error) {
+			skr, _ := remote.Response(now)
+			raw, _ := json.Marshal(skr)
+			var out federation.ServerKeyResponse
+			return &out, json.Unmarshal(raw, &out)
+		},
+	}}
+	me, _ := NewOwn(ctx, newMemStore(), testKey("me.example", "m1", 1), 0, now)
+	ring := New(Config{Own: me, Store: newMemStore(), Fetch: f})
+	if _, err := ring.VerifyKey(ctx, "remote.example", "ed25519:r1", now.UnixMilli(), "11"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ring.VerifyKey(ctx, "remote.example", "ed25519:r1", now.UnixMilli(), "11"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
