@@ -36,7 +36,8 @@ func mountProbe(f *homeserver.Federation) {
 	f.Router.Authed.HandleFunc("/_matrix/federation/v1/parley_probe", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"origin": transport.Origin(r.Context()), "body": string(body)})
+		json.NewEncoder(w).Encode(map[string]any{"origin": transport.Origin(r.Context()), "body": string(body),
+			"content_type": r.Header.Get("Content-Type")})
 	})
 	f.Router.Authed.Put("/_matrix/federation/v1/send/{txnID}", func(w http.ResponseWriter, r *http.Request) {
 		var txn struct {
@@ -190,10 +191,13 @@ func TestFederationKeys(t *testing.T) {
 			})
 
 			t.Run("signed request accepted", func(t *testing.T) {
-				var out struct{ Origin, Body string }
+				var out struct {
+					Origin, Body string
+					ContentType  string `json:"content_type"`
+				}
 				_, _, err := a.Srv.Fed.Client.MakeFullRequest(ctx, federation.RequestParams{ServerName: b.FedName, Method: http.MethodPost,
 					Path: federation.URLPath{"v1", "parley_probe"}, Authenticate: true, RequestJSON: map[string]int{"n": 1}, ResponseJSON: &out})
-				if err != nil || out.Origin != a.FedName || out.Body != `{"n":1}` {
+				if err != nil || out.Origin != a.FedName || out.Body != `{"n":1}` || out.ContentType != "application/json" {
 					t.Fatalf("signed POST A->B = %+v, %v; want origin %s and the body", out, err, a.FedName)
 				}
 				results, err := a.Srv.Fed.Client.Send(ctx, b.FedName, "t1", []json.RawMessage{json.RawMessage(`{"a":1}`), json.RawMessage(`{"b":2}`)}, nil)

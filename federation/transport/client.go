@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"time"
 
@@ -70,7 +71,21 @@ func NewClient(cfg ClientConfig) *Client {
 	// Without this the library fetches .well-known with http.DefaultClient:
 	// no SSRF guard and no TLS policy. ExtHTTP shares the guarded dialer.
 	srt.ResolveOpts = &federation.ResolveServerNameOpts{HTTPClient: fc.ExtHTTP, DNSClient: cfg.Resolver}
+	fc.HTTP.Transport = jsonContentType{srt}
 	return &Client{Client: fc, filter: filter}
+}
+
+// jsonContentType labels request bodies as JSON: mautrix's client sends
+// them without a Content-Type, and the spec's federation bodies are all
+// JSON; strict peers and proxies may refuse an unlabelled body.
+type jsonContentType struct{ next http.RoundTripper }
+
+func (t jsonContentType) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody && r.Header.Get("Content-Type") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Content-Type", "application/json")
+	}
+	return t.next.RoundTrip(r)
 }
 
 // Allowed reports whether outbound federation may dial ip.

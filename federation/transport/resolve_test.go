@@ -163,7 +163,7 @@ func TestResolutionOrder(t *testing.T) {
 // HTTP client that dials through the SSRF guard, not http.DefaultClient.
 func TestClientGuardsWellKnown(t *testing.T) {
 	c := NewClient(ClientConfig{ServerName: "a.example"})
-	srt := c.HTTP.Transport.(*federation.ServerResolvingTransport)
+	srt := c.HTTP.Transport.(jsonContentType).next.(*federation.ServerResolvingTransport)
 	if srt.ResolveOpts == nil || srt.ResolveOpts.HTTPClient == nil || srt.ResolveOpts.HTTPClient == http.DefaultClient {
 		t.Fatalf("ResolveOpts = %+v, want Parley's guarded client", srt.ResolveOpts)
 	}
