@@ -24,6 +24,7 @@ targets=(
 	"./rooms/stateres FuzzResolve"
 	"./pushrules FuzzCheckActions"
 	"./pushrules FuzzParseDocument"
+	"./federation/transport FuzzAuthenticate"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
