@@ -31,10 +31,16 @@ type Federation struct {
 	tls    *tls.Config
 }
 
-// newFederation builds the federation parts when cfg.Federation.Listen is
-// set, and nil otherwise.
+// newFederation records the signing key as current (retiring any other, so
+// a key rotated while federation was off still reaches old_verify_keys)
+// and builds the federation parts when cfg.Federation.Listen is set; nil
+// otherwise.
 func newFederation(ctx context.Context, cfg config.Config, store *storage.Store, key *pdu.SigningKey, log *slog.Logger) (*Federation, error) {
 	fc := cfg.Federation
+	own, err := keys.NewOwn(ctx, store, key, time.Duration(fc.KeyValidityHours)*time.Hour, time.Now())
+	if err != nil {
+		return nil, err
+	}
 	if fc.Listen == "" {
 		return nil, nil
 	}
@@ -48,10 +54,6 @@ func newFederation(ctx context.Context, cfg config.Config, store *storage.Store,
 	}
 	if fc.InsecureSkipVerify {
 		log.Warn("federation.insecure_skip_verify is on: outbound TLS certificates are not checked (unsafe outside loopback tests)")
-	}
-	own, err := keys.NewOwn(ctx, store, key, time.Duration(fc.KeyValidityHours)*time.Hour, time.Now())
-	if err != nil {
-		return nil, err
 	}
 	client := transport.NewClient(transport.ClientConfig{ServerName: cfg.ServerName, Key: own.SigningKey(),
 		AllowIPs: fc.AllowPrefixes(), InsecureSkipVerify: fc.InsecureSkipVerify, UserAgent: "Parley/" + parleyVersion()})
