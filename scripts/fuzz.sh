@@ -25,6 +25,7 @@ targets=(
 	"./pushrules FuzzCheckActions"
 	"./pushrules FuzzParseDocument"
 	"./federation/transport FuzzAuthenticate"
+	"./federation/keys FuzzNotaryQuery"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"

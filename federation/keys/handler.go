@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/federation"
 
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -107,6 +108,9 @@ func (k *Keyring) answer(r *http.Request, want map[string]int64) []json.RawMessa
 	own := k.cfg.Own
 	fetches := 0
 	for server, minValid := range want {
+		if !pdu.ValidServerName(server) {
+			continue
+		}
 		if server == own.ServerName() {
 			skr, err := own.Response(k.cfg.Now())
 			if err != nil {
