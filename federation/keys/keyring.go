@@ -44,6 +44,11 @@ const DefaultMinRefetch = time.Minute
 // bounded outbound fetches.
 const MaxTrackedFetches = 10_000
 
+// DefaultFetchTimeout bounds a key fetch: inbound requests and PDU checks
+// wait on it, and a peer that does not answer in 10 s is better treated as
+// unknown (the sender retries) than waited on.
+const DefaultFetchTimeout = 10 * time.Second
+
 // Store keeps remote keys; *storage.Store implements it.
 type Store interface {
 	PutRemoteKeys(ctx context.Context, serverName string, keys []storage.RemoteKey, response string, validUntilTS, fetchedTS int64) error
@@ -69,6 +74,9 @@ type Config struct {
 	Notaries []string
 	// MinRefetch: zero value means DefaultMinRefetch.
 	MinRefetch time.Duration
+	// FetchTimeout bounds one fetch of a server's keys, notaries and
+	// direct together. Zero value means DefaultFetchTimeout.
+	FetchTimeout time.Duration
 	Logger     *slog.Logger
 	Now        func() time.Time // zero value means time.Now
 }
@@ -92,6 +100,9 @@ type Keyring struct {
 func New(cfg Config) *Keyring {
 	if cfg.MinRefetch <= 0 {
 		cfg.MinRefetch = DefaultMinRefetch
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = DefaultFetchTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -244,13 +255,17 @@ func (k *Keyring) mayFetch(server string) bool {
 }
 
 // fetch gets server's keys (notaries first, then directly), checks them and
-// stores them. Concurrent callers for one server share one fetch.
+// stores them. Concurrent callers for one server share one fetch, which
+// runs under FetchTimeout and not under any one caller's context: a caller
+// that gives up stops waiting without failing the others.
 func (k *Keyring) fetch(ctx context.Context, server string, viaNotary bool) error {
 	key := server
 	if !viaNotary {
 		key = "direct\x00" + server
 	}
-	_, err, _ := k.flight.Do(key, func() (any, error) {
+	ch := k.flight.DoChan(key, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.cfg.FetchTimeout)
+		defer cancel()
 		var errs []error
 		if viaNotary {
 			for _, notary := range k.cfg.Notaries {
@@ -271,7 +286,12 @@ func (k *Keyring) fetch(ctx context.Context, server string, viaNotary bool) erro
 		errs = append(errs, fmt.Errorf("direct: %w", err))
 		return nil, errors.Join(errs...)
 	})
-	return err
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Refresh fetches server's keys now, whatever the cache holds; the notary

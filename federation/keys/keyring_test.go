@@ -326,3 +326,32 @@ func BenchmarkVerifyKeyCached(b *testing.B) {
 		}
 	}
 }
+
+// blockingFetcher never answers until its context ends.
+type blockingFetcher struct{ fakeFetcher }
+
+func (*blockingFetcher) ServerKeys(ctx context.Context, _ string) (*federation.ServerKeyResponse, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestKeyringFetchTimeout: a peer that never answers costs at most
+// FetchTimeout, and a caller that gives up earlier stops waiting at once.
+func TestKeyringFetchTimeout(t *testing.T) {
+	ring := New(Config{Own: ownFor(t, testKey("me.example", "m1", 1), newMemStore()), Store: newMemStore(),
+		Fetch: &blockingFetcher{}, FetchTimeout: 50 * time.Millisecond})
+	start := time.Now()
+	if _, err := ring.VerifyKey(context.Background(), "slow.example", "ed25519:x", start.UnixMilli(), ""); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("VerifyKey(silent peer) = %v, want ErrKeyNotFound", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("VerifyKey(silent peer) took %v, want about FetchTimeout (50ms)", d)
+	}
+	ring = New(Config{Own: ownFor(t, testKey("me.example", "m1", 1), newMemStore()), Store: newMemStore(),
+		Fetch: &blockingFetcher{}, FetchTimeout: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := ring.VerifyKey(ctx, "slow.example", "ed25519:x", start.UnixMilli(), ""); !errors.Is(err, context.Canceled) {
+		t.Errorf("VerifyKey(cancelled caller) = %v, want context.Canceled", err)
+	}
+}
