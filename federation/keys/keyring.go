@@ -77,8 +77,8 @@ type Config struct {
 	// FetchTimeout bounds one fetch of a server's keys, notaries and
 	// direct together. Zero value means DefaultFetchTimeout.
 	FetchTimeout time.Duration
-	Logger     *slog.Logger
-	Now        func() time.Time // zero value means time.Now
+	Logger       *slog.Logger
+	Now          func() time.Time // zero value means time.Now
 }
 
 // Keyring answers "which public key is keyID of server at time T": from
