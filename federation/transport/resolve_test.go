@@ -176,3 +176,25 @@ func TestClientGuardsWellKnown(t *testing.T) {
 		t.Errorf(".well-known from a loopback address = %v, want it refused by the IP filter", err)
 	}
 }
+
+// TestSSRFGuardOnResolvedName: the guard runs on the dialled IP, so a DNS
+// name that resolves to loopback is refused like the literal.
+func TestSSRFGuardOnResolvedName(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"server":{"name":"stub","version":"1"}}`))
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	name := "localhost:" + port // a name, not an IP: resolved at dial time
+	ctx := context.Background()
+	guarded := NewClient(ClientConfig{ServerName: "a.example", InsecureSkipVerify: true})
+	if _, err := guarded.Version(ctx, name); err == nil || !strings.Contains(err.Error(), federation.ErrIPFiltered.Error()) {
+		t.Errorf("Version(%s) without allowlist = %v, want refused by the IP filter", name, err)
+	}
+	allow, _ := ParseAllowList([]string{"127.0.0.0/8", "::1"})
+	open := NewClient(ClientConfig{ServerName: "a.example", InsecureSkipVerify: true, AllowIPs: allow})
+	if v, err := open.Version(ctx, name); err != nil || v.Server.Name != "stub" {
+		t.Errorf("Version(%s) with loopback allowed = %+v, %v; want the stub", name, v, err)
+	}
+}
