@@ -90,8 +90,8 @@ type Keyring struct {
 	flight singleflight.Group // one fetch per server at a time
 
 	mu        sync.Mutex
-	cache     map[string]map[string]storage.RemoteKey // server -> key ID -> key; guarded by mu
-	lastFetch map[string]time.Time                    // server -> last fetch attempt; guarded by mu
+	cache     map[string]map[string]cachedKey // server -> key ID -> key; guarded by mu; inner maps are never changed, only replaced
+	lastFetch map[string]time.Time            // server -> last fetch attempt; guarded by mu
 
 	directFetches, notaryFetches atomic.Int64
 }
@@ -110,7 +110,19 @@ func New(cfg Config) *Keyring {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Keyring{cfg: cfg, cache: map[string]map[string]storage.RemoteKey{}, lastFetch: map[string]time.Time{}}
+	return &Keyring{cfg: cfg, cache: map[string]map[string]cachedKey{}, lastFetch: map[string]time.Time{}}
+}
+
+// cachedKey is a stored key with its public key decoded once, so a cache
+// hit allocates nothing.
+type cachedKey struct {
+	storage.RemoteKey
+	pub ed25519.PublicKey // nil when the stored key is malformed
+}
+
+func newCachedKey(rk storage.RemoteKey) cachedKey {
+	pub, _ := decodeKey(rk.PublicKey)
+	return cachedKey{RemoteKey: rk, pub: pub}
 }
 
 // Own returns this server's key set.
@@ -168,8 +180,8 @@ func (k *Keyring) verifyKey(ctx context.Context, server, keyID string, atMs int6
 	if err != nil {
 		return nil, err
 	}
-	if found && usable(rk, atMs, roomVersion) {
-		return decodeKey(rk.PublicKey)
+	if found && usable(rk.RemoteKey, atMs, roomVersion) {
+		return rk.key()
 	}
 	if k.mayFetch(server) {
 		if err := k.fetch(ctx, server, viaNotary); err != nil {
@@ -186,10 +198,17 @@ func (k *Keyring) verifyKey(ctx context.Context, server, keyID string, atMs int6
 	switch {
 	case !found:
 		return nil, fmt.Errorf("%w: %s %s", ErrKeyNotFound, server, keyID)
-	case !usable(rk, atMs, roomVersion):
+	case !usable(rk.RemoteKey, atMs, roomVersion):
 		return nil, fmt.Errorf("%w: %s %s at %d", ErrKeyExpired, server, keyID, atMs)
 	}
-	return decodeKey(rk.PublicKey)
+	return rk.key()
+}
+
+func (c cachedKey) key() (ed25519.PublicKey, error) {
+	if c.pub == nil {
+		return nil, fmt.Errorf("%w: malformed public key %s", ErrKeyNotFound, c.KeyID)
+	}
+	return c.pub, nil
 }
 
 func decodeKey(b64 string) (ed25519.PublicKey, error) {
@@ -202,18 +221,18 @@ func decodeKey(b64 string) (ed25519.PublicKey, error) {
 
 // cached looks a key up in memory, loading the server's keys from the store
 // on first use.
-func (k *Keyring) cached(ctx context.Context, server, keyID string) (storage.RemoteKey, bool, error) {
+func (k *Keyring) cached(ctx context.Context, server, keyID string) (cachedKey, bool, error) {
 	k.mu.Lock()
 	keys, loaded := k.cache[server]
 	k.mu.Unlock()
 	if !loaded {
 		rows, err := k.cfg.Store.RemoteKeys(ctx, server)
 		if err != nil {
-			return storage.RemoteKey{}, false, err
+			return cachedKey{}, false, err
 		}
-		keys = make(map[string]storage.RemoteKey, len(rows))
+		keys = make(map[string]cachedKey, len(rows))
 		for _, r := range rows {
-			keys[r.KeyID] = r
+			keys[r.KeyID] = newCachedKey(r)
 		}
 		// Only servers with keys are remembered: requests naming made-up
 		// origins must not grow the map.
@@ -396,23 +415,13 @@ func (k *Keyring) save(ctx context.Context, server string, skr *federation.Serve
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	keys := k.cache[server]
-	if keys == nil {
-		keys = map[string]storage.RemoteKey{}
-	} else {
-		keys = clone(keys) // readers hold the old map without the lock
+	keys := make(map[string]cachedKey, len(k.cache[server])+len(rows))
+	for id, c := range k.cache[server] { // readers hold the old map without the lock
+		keys[id] = c
 	}
 	for _, r := range rows {
-		keys[r.KeyID] = r
+		keys[r.KeyID] = newCachedKey(r)
 	}
 	k.cache[server] = keys
 	return nil
-}
-
-func clone(m map[string]storage.RemoteKey) map[string]storage.RemoteKey {
-	out := make(map[string]storage.RemoteKey, len(m)+2)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
