@@ -73,6 +73,8 @@ func decode(data []byte, c *Config) error {
 //	PARLEY_NEO4J_URL        graph.neo4j_url
 //	PARLEY_LOG_LEVEL        log.level
 //
+// and the PARLEY_FEDERATION_* variables (applyFederationEnv, federation.go).
+//
 // Each value is checked as it is applied, and an error names the variable,
 // which Validate could not. A nil getenv applies nothing.
 func (c *Config) ApplyEnv(getenv func(string) string) error {
