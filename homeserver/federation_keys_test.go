@@ -377,12 +377,13 @@ func TestFederationSSRFGuard(t *testing.T) {
 	}
 }
 
-func mustAllow(t *testing.T, cidrs ...string) []netipPrefix {
-	p, err := transport.ParseAllowList(cidrs)
-	if err != nil {
+func mustAllow(t *testing.T, cidrs string) []netip.Prefix {
+	c := config.Default()
+	c.Federation.AllowIPs = cidrs
+	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return c.Federation.AllowPrefixes()
 }
 
 type failingFetcher struct{}
@@ -411,7 +412,5 @@ func xMatrix(t *testing.T, priv ed25519.PrivateKey, keyID, method, uri, origin, 
 	}
 	return federation.XMatrixAuth{Origin: origin, Destination: dest, KeyID: id.KeyID(keyID), Signature: sig}.String()
 }
-
-type netipPrefix = netip.Prefix
 
 func splitHostPort(s string) (string, string, error) { return net.SplitHostPort(s) }

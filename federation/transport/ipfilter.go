@@ -1,10 +1,8 @@
 package transport
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 )
 
 // deniedRanges are refused for outbound federation by default: loopback,
@@ -35,30 +33,9 @@ type IPFilter struct {
 	allow []netip.Prefix
 }
 
-// ParseAllowList parses CIDRs ("127.0.0.0/8") or bare addresses, as the
-// PARLEY_FEDERATION_ALLOW_IPS list gives them.
-func ParseAllowList(items []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range items {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is neither a CIDR nor an IP address", s)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
-
 // NewIPFilter returns a filter that refuses the denied ranges except those
-// addresses inside allow.
+// addresses inside allow (config.Federation.AllowPrefixes parses the
+// configured list).
 func NewIPFilter(allow []netip.Prefix) *IPFilter { return &IPFilter{allow: allow} }
 
 // Allowed reports whether ip may be dialled.

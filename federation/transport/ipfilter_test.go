@@ -2,14 +2,12 @@ package transport
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 )
 
 func TestIPFilter(t *testing.T) {
-	allow, err := ParseAllowList([]string{"127.0.0.0/8", " 10.1.2.3 ", ""})
-	if err != nil {
-		t.Fatal(err)
-	}
+	allow := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.1.2.3/32")}
 	open, guarded := NewIPFilter(allow), NewIPFilter(nil)
 	for _, tc := range []struct {
 		ip                    string
@@ -42,8 +40,5 @@ func TestIPFilter(t *testing.T) {
 	}
 	if guarded.Allowed(nil) {
 		t.Errorf("Allowed(nil) = true, want false")
-	}
-	if _, err := ParseAllowList([]string{"not-a-cidr"}); err == nil {
-		t.Errorf("ParseAllowList(not-a-cidr) = nil error, want one")
 	}
 }

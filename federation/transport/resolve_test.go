@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -192,7 +193,7 @@ func TestSSRFGuardOnResolvedName(t *testing.T) {
 	if _, err := guarded.Version(ctx, name); err == nil || !strings.Contains(err.Error(), federation.ErrIPFiltered.Error()) {
 		t.Errorf("Version(%s) without allowlist = %v, want refused by the IP filter", name, err)
 	}
-	allow, _ := ParseAllowList([]string{"127.0.0.0/8", "::1"})
+	allow := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	open := NewClient(ClientConfig{ServerName: "a.example", InsecureSkipVerify: true, AllowIPs: allow})
 	if v, err := open.Version(ctx, name); err != nil || v.Server.Name != "stub" {
 		t.Errorf("Version(%s) with loopback allowed = %+v, %v; want the stub", name, v, err)
