@@ -108,7 +108,10 @@ func (s *Server) ServeFederation(ln net.Listener) error {
 		idle = 30 * time.Second
 	}
 	srv := &http.Server{Handler: withBodyIdleTimeout(s.Fed.Router, idle), ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: 2 * idle, IdleTimeout: 120 * time.Second, TLSConfig: s.Fed.tls}
+		ReadTimeout: 2 * idle, IdleTimeout: 120 * time.Second, TLSConfig: s.Fed.tls,
+		// A public federation port sees scanners and failed handshakes all
+		// day: log them at debug, not on stderr.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
