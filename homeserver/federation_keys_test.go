@@ -200,7 +200,7 @@ func TestFederationKeys(t *testing.T) {
 				if err != nil || out.Origin != a.FedName || out.Body != `{"n":1}` || out.ContentType != "application/json" {
 					t.Fatalf("signed POST A->B = %+v, %v; want origin %s and the body", out, err, a.FedName)
 				}
-				results, err := a.Srv.Fed.Client.Send(ctx, b.FedName, "t1", []json.RawMessage{json.RawMessage(`{"a":1}`), json.RawMessage(`{"b":2}`)}, nil)
+				results, err := a.Srv.Fed.Client.Send(ctx, b.FedName, "t1", 0, []json.RawMessage{json.RawMessage(`{"a":1}`), json.RawMessage(`{"b":2}`)}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -93,17 +93,23 @@ func (c *Client) Allowed(ip net.IP) bool { return c.filter.Allowed(ip) }
 
 // Send PUTs one transaction to destination (/_matrix/federation/v1/send)
 // and returns the destination's per-PDU results: event ID to error text,
-// "" for a PDU it accepted. An error means the transaction as a whole was
-// not accepted and must be resent with the same txnID.
-func (c *Client) Send(ctx context.Context, destination, txnID string, pdus, edus []json.RawMessage) (map[string]string, error) {
+// "" for a PDU it accepted. originTS is the transaction's
+// origin_server_ts in ms (0: now); a retry should resend the same one. An
+// error means the transaction as a whole was not accepted and must be
+// resent with the same txnID.
+func (c *Client) Send(ctx context.Context, destination, txnID string, originTS int64, pdus, edus []json.RawMessage) (map[string]string, error) {
 	if pdus == nil {
 		pdus = []json.RawMessage{} // the spec requires the key
+	}
+	ts := jsontime.UM(time.Now())
+	if originTS != 0 {
+		ts = jsontime.UMInt(originTS)
 	}
 	resp, err := c.SendTransaction(ctx, &federation.ReqSendTransaction{
 		Destination:    destination,
 		TxnID:          txnID,
 		Origin:         c.ServerName,
-		OriginServerTS: jsontime.UM(time.Now()),
+		OriginServerTS: ts,
 		PDUs:           pdus,
 		EDUs:           edus,
 	})
