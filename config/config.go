@@ -58,6 +58,7 @@ type Config struct {
 	// FederationInbound bounds inbound federation transactions
 	// (federation_inbound.go).
 	FederationInbound FederationInbound `yaml:"federation_inbound"`
+	Federation        Federation        `yaml:"federation"`
 }
 
 // HTTP bounds what one client connection may hold.
@@ -388,6 +389,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.RoomTiers.HugeAbove, 5000)
 	c.FederationInbound.fillDefaults()
 	setDefault(&c.DefaultRoomVersion, "12")
+	c.Federation.fillDefaults()
 	// "tokens: []" and an absent key mean the same; keep one representation
 	// so that configurations compare equal.
 	if len(c.Registration.Tokens) == 0 {

@@ -74,6 +74,8 @@ func decode(data []byte, c *Config) error {
 //	PARLEY_LOG_LEVEL        log.level
 //	PARLEY_DEFAULT_ROOM_VERSION default_room_version
 //
+// and the PARLEY_FEDERATION_* variables (applyFederationEnv, federation.go).
+//
 // Each value is checked as it is applied, and an error names the variable,
 // which Validate could not. A nil getenv applies nothing.
 func (c *Config) ApplyEnv(getenv func(string) string) error {
@@ -109,5 +111,6 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 		*v.field = value
 	}
+	errs = append(errs, c.applyFederationEnv(getenv)) // see federation.go
 	return errors.Join(errs...)
 }

@@ -217,5 +217,29 @@ federation_inbound:
   max_fetched_events: 10
   # Hours the answer to a transaction is kept for retries.
   txn_log_hours: 24
+
+federation:
+  # host:port of the federation listener (TLS), apart from the client one,
+  # e.g. 0.0.0.0:8448. Empty means federation is off.
+  # Env: PARLEY_FEDERATION_LISTEN.
+  listen: ""
+  # PEM certificate and key for the federation listener. Both empty means a
+  # self-signed pair in data_dir, for tests only.
+  # Env: PARLEY_FEDERATION_TLS_CERT, PARLEY_FEDERATION_TLS_KEY.
+  tls_cert: ""
+  tls_key: ""
+  # Comma-separated CIDRs outbound federation may dial although loopback or
+  # private (refused by default against SSRF). Env: PARLEY_FEDERATION_ALLOW_IPS.
+  allow_ips: ""
+  # UNSAFE: skip TLS certificate checks on outbound federation. Loopback
+  # tests only. Env: PARLEY_FEDERATION_INSECURE_SKIP_VERIFY.
+  insecure_skip_verify: false
+  # Served as m.server at /.well-known/matrix/server, e.g.
+  # matrix.example.org:443. Empty means none.
+  well_known_server: ""
+  # Comma-separated servers asked for other servers' keys first (notaries).
+  key_notaries: ""
+  # Hours this server's published signing keys are valid.
+  key_validity_hours: 24
 `
 }

@@ -105,6 +105,7 @@ func (c *Config) Validate() error {
 	check("log.format", nonEmpty(checkLogFormat)(c.Log.Format))
 	check("room_tiers", c.RoomTiers.validate())
 	check("federation_inbound", c.FederationInbound.validate())
+	errs = append(errs, c.Federation.validate())
 	return errors.Join(errs...)
 }
 

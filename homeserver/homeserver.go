@@ -50,9 +50,12 @@ type Server struct {
 	// Domain holds the services both APIs share (domain.go). Static
 	// after New.
 	Domain *Domain
+	Fed    *Federation // nil when federation is off; see federation.go
 
-	mu   sync.Mutex
-	http *http.Server // guarded by mu
+	mu      sync.Mutex
+	http    *http.Server // guarded by mu
+	fedHTTP *http.Server // guarded by mu
+	closed  bool         // guarded by mu; set by Shutdown, so a late Serve returns at once
 }
 
 // New opens the store (migrating it), loads or creates the signing key and
@@ -69,6 +72,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	fed, err := newFederation(ctx, cfg, store, key, log)
+	if err != nil {
+		store.Close()
+		return nil, err
 	}
 	n, err := inbox.NewNotifier(ctx, store)
 	if err != nil {
@@ -159,8 +167,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
-		Desks: ds, ToDevice: td, handler: api.Handler(), cancel: cancel}
+	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
+		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), cancel: cancel}
 	s.Domain = dom
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
@@ -212,6 +220,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: idle, IdleTimeout: 120 * time.Second}
 	ln = connlimit.New(ln, s.cfg.HTTP.MaxConnsPerAddress, s.cfg.HTTP.LimitLoopback)
 	s.mu.Lock()
+	if s.closed { // Shutdown ran before Serve: nothing would ever stop srv
+		s.mu.Unlock()
+		return ln.Close()
+	}
 	s.http = srv
 	s.mu.Unlock()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -226,6 +238,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.http
+	s.closed = true
 	s.mu.Unlock()
 	var errs []error
 	s.Notifier.Stop() // answer held long-polls now rather than at their timeout
@@ -234,6 +247,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 			srv.Close()
 		}
+	}
+	if err := s.shutdownFederation(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	s.cancel()
 	s.bg.Wait()

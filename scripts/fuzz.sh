@@ -31,6 +31,8 @@ targets=(
 	"./pushrules FuzzParseDocument"
 	"./e2ekeys FuzzKeyJSON"
 	"./cmd/parley-bench FuzzParseStatCPU"
+	"./federation/transport FuzzAuthenticate"
+	"./federation/keys FuzzNotaryQuery"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"

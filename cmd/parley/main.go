@@ -112,8 +112,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if cfg.Registration.Mode == config.RegistrationClosed {
 		log.Info("registration is closed; create the first user with: parley user add NAME --admin")
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if srv.Fed != nil {
+		fedLn, err := net.Listen("tcp", cfg.Federation.Listen)
+		if err != nil {
+			srv.Shutdown(context.Background())
+			return fmt.Errorf("federation listen: %w", err)
+		}
+		log.Info("federation is listening (TLS)", "addr", fedLn.Addr().String())
+		go func() { errc <- srv.ServeFederation(fedLn) }()
+	}
 	select {
 	case err := <-errc:
 		srv.Shutdown(context.Background())

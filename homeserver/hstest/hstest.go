@@ -91,6 +91,8 @@ type Server struct {
 	Srv     *homeserver.Server
 	URL     string
 	Cfg     config.Config
+	FedName string // server name of a federating server (StartFederating), port included
+	FedURL  string // https:// URL of its federation listener
 	done    chan error
 	stopped bool
 }
