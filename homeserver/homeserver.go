@@ -44,6 +44,7 @@ type Server struct {
 	Graph    graph.Store
 	ToDevice *todevice.Service
 	handler  http.Handler
+	commits  *commitFanout
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
 
@@ -79,7 +80,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
-	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log,
+	commits := &commitFanout{first: n}
+	rs, err := rooms.New(ctx, rooms.Config{ServerName: cfg.ServerName, Key: key, Store: store, Listener: commits, Logger: log,
 		Policy:         clientapi.NewInvitePolicy(cfg.ServerName, store, rel),
 		MaxBatchEvents: cfg.Writer.BatchEvents, MaxQueue: cfg.Writer.Queue, MaxQueuePerUser: cfg.Writer.QueuePerUser,
 		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
@@ -151,7 +153,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
-		Desks: ds, ToDevice: td, handler: api.Handler(), cancel: cancel}
+		Desks: ds, ToDevice: td, handler: api.Handler(), commits: commits, cancel: cancel}
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })
