@@ -219,20 +219,24 @@ func (s *Store) FedDestination(ctx context.Context, dest string) (FedDestination
 	return d, nil
 }
 
-// FedPutDestination stores a destination's state and deletes the durable
-// EDUs it has acknowledged (IDs at or below SentEDU), in one transaction.
-func (s *Store) FedPutDestination(ctx context.Context, d FedDestination) error {
+// FedPutDestinations stores destinations' states and deletes the durable
+// EDUs each has acknowledged (IDs at or below SentEDU), all in one
+// transaction: the queue group-commits the states of many destinations,
+// so a room with many servers costs one commit per round, not one each.
+func (s *Store) FedPutDestinations(ctx context.Context, ds []FedDestination) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO fed_destinations (destination, sent_pos, sent_edu, txn_id, txn_pos, txn_edu, failures, retry_at_ts)
+		for _, d := range ds {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO fed_destinations (destination, sent_pos, sent_edu, txn_id, txn_pos, txn_edu, failures, retry_at_ts)
 			VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (destination) DO UPDATE SET sent_pos = excluded.sent_pos,
 			sent_edu = excluded.sent_edu, txn_id = excluded.txn_id, txn_pos = excluded.txn_pos, txn_edu = excluded.txn_edu,
 			failures = excluded.failures, retry_at_ts = excluded.retry_at_ts`,
-			d.Destination, d.SentPos, d.SentEDU, d.TxnID, d.TxnPos, d.TxnEDU, d.Failures, d.RetryAtTS); err != nil {
-			return fmt.Errorf("fed put destination %s: %w", d.Destination, err)
-		}
-		if d.SentEDU > 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM fed_edus WHERE destination = $1 AND id <= $2`, d.Destination, d.SentEDU); err != nil {
-				return fmt.Errorf("fed delete edus of %s: %w", d.Destination, err)
+				d.Destination, d.SentPos, d.SentEDU, d.TxnID, d.TxnPos, d.TxnEDU, d.Failures, d.RetryAtTS); err != nil {
+				return fmt.Errorf("fed put destination %s: %w", d.Destination, err)
+			}
+			if d.SentEDU > 0 {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM fed_edus WHERE destination = $1 AND id <= $2`, d.Destination, d.SentEDU); err != nil {
+					return fmt.Errorf("fed delete edus of %s: %w", d.Destination, err)
+				}
 			}
 		}
 		return nil

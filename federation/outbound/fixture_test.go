@@ -20,7 +20,7 @@ import (
 // stopped (injectMember); the server and a new queue then start again on
 // the same data, which also exercises the queue's restart.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	st      hstest.Store
 	dir     string
 	srv     *hstest.Server
@@ -30,7 +30,7 @@ type fixture struct {
 	clients []*hstest.Client
 }
 
-func newFixture(t *testing.T, st hstest.Store, mutate func(*outbound.Config)) *fixture {
+func newFixture(t testing.TB, st hstest.Store, mutate func(*outbound.Config)) *fixture {
 	f := &fixture{t: t, st: st, dir: t.TempDir(), tr: newTransport(), mutate: mutate}
 	f.srv = hstest.Start(t, hstest.Options{Store: st, DataDir: f.dir})
 	return f

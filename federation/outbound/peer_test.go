@@ -37,6 +37,13 @@ type peer struct {
 	txns        []gotTxn // processed transactions, in order
 	inflight    int
 	maxInflight int
+
+	// countOnly (set before use) makes the peer count PDUs instead of
+	// keeping them, for benchmarks; count and reached are guarded by mu.
+	countOnly bool
+	count     int
+	target    int
+	reached   chan struct{} // closed when count reaches target
 }
 
 type gotTxn struct {
@@ -99,7 +106,14 @@ func (p *peer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.mu.Lock()
-	if !p.seen[id] {
+	if p.countOnly && !p.seen[id] {
+		p.seen[id] = true
+		p.count += int(gjson.GetBytes(body, "pdus.#").Int())
+		if p.reached != nil && p.count >= p.target {
+			close(p.reached)
+			p.reached = nil
+		}
+	} else if !p.seen[id] {
 		p.seen[id] = true
 		doc := gjson.ParseBytes(body)
 		p.txns = append(p.txns, gotTxn{ID: id, PDUs: doc.Get("pdus").Array(), EDUs: doc.Get("edus").Array()})

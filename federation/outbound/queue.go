@@ -110,6 +110,7 @@ type Queue struct {
 	// workers read PDUs at or below it only. Stored by the scanner.
 	scanned  atomic.Int64
 	scanWake chan struct{} // capacity 1: a pending wake-up for the scanner
+	saves    chan saveReq  // to the saver (saver.go)
 
 	// Owned by the scanner goroutine.
 	rooms      map[string]map[string]struct{} // room -> remote servers in it now
@@ -135,6 +136,8 @@ type dest struct {
 	ephemeral []EDU // typing, receipts, presence not yet sent
 	// reachable (capacity 1) cuts a backoff short: we heard from it.
 	reachable chan struct{}
+	// wakeCh (capacity 1) ends a worker's linger: new work.
+	wakeCh chan struct{}
 }
 
 // New loads the queue's state from the store and starts the scanner and a
@@ -171,14 +174,15 @@ func New(ctx context.Context, cfg Config) (*Queue, error) {
 	q := &Queue{
 		cfg: cfg, store: st, log: cfg.Logger, ctx: qctx, cancel: cancel,
 		scanWake: make(chan struct{}, 1), rooms: map[string]map[string]struct{}{}, joinCounts: map[roomServer]int{},
-		dests: map[string]*dest{}, eduID: eduID, eduPending: pending,
+		dests: map[string]*dest{}, eduID: eduID, eduPending: pending, saves: make(chan saveReq, maxSaveBatch),
 	}
 	q.scanned.Store(scanned)
 	q.latest.Store(latest)
 	for _, sp := range spans {
 		q.roomAdd(sp.RoomID, sp.Server)
 	}
-	q.wg.Add(1)
+	q.wg.Add(2)
+	go q.saveLoop()
 	go q.scanLoop()
 	q.scanWake <- struct{}{}
 	for _, d := range known {
@@ -293,7 +297,7 @@ func (q *Queue) ackedEDUs(destination string, n int) {
 func (q *Queue) destLocked(name string) *dest {
 	d := q.dests[name]
 	if d == nil {
-		d = &dest{name: name, reachable: make(chan struct{}, 1)}
+		d = &dest{name: name, reachable: make(chan struct{}, 1), wakeCh: make(chan struct{}, 1)}
 		q.dests[name] = d
 	}
 	return d
@@ -315,6 +319,11 @@ func (q *Queue) wake(destination string) {
 		d.running = true
 		q.wg.Add(1)
 		go q.runDest(d)
+		return
+	}
+	select {
+	case d.wakeCh <- struct{}{}:
+	default:
 	}
 }
 
