@@ -35,7 +35,7 @@ type worker struct {
 	// All owned by the worker goroutine.
 	st      storage.FedDestination
 	loaded  bool
-	unsaved bool  // st is ahead of the store (an acknowledgement, a moved cursor)
+	unsaved bool // st is ahead of the store (an acknowledgement, a moved cursor)
 	savedAt time.Time
 	window  int64 // the next read's width in positions
 	eduN    int   // durable EDUs in the transaction being sent
