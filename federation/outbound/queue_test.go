@@ -11,6 +11,7 @@ import (
 
 	"github.com/parley-im/parley/federation/outbound"
 	"github.com/parley-im/parley/homeserver/hstest"
+	"github.com/parley-im/parley/rooms"
 )
 
 const remote = "remote.test"
@@ -397,4 +398,43 @@ func TestOutboundHookNeverBlocks(t *testing.T) {
 		t.Fatal("local sends blocked behind hanging destinations")
 	}
 	hstest.Eventually(t, "every destination to hold a transaction", func() bool { return p.inFlight() == 5 })
+}
+
+// A destination in a quiet room, on a server whose other rooms are busy,
+// still gets the quiet room's events: the worker reads through windows of
+// positions with nothing for it.
+func TestOutboundQuietRoomAmongBusyOnes(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			f := newFixture(t, st, nil)
+			alice := f.register("alice")
+			quiet := f.room(alice)
+			busy := f.room(alice)
+			f.injectMember(quiet, "join", "@bob:"+remote)
+			p := newPeer(t)
+			f.tr.route(remote, p.srv.URL)
+			alice.Send(quiet, "q0", "q0")
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Go(func() {
+					for i := range 500 {
+						if _, err := f.srv.Srv.Rooms.Send(context.Background(), rooms.SendRequest{RoomID: busy, Sender: alice.UserID,
+							Type: "m.room.message", Content: []byte(`{"msgtype":"m.text","body":"busy"}`)}); err != nil {
+							t.Errorf("send %d/%d: %v", w, i, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			alice.Send(quiet, "q1", "q1")
+			q := f.startQueue() // catch-up: 2,000 busy positions between q0 and q1
+			waitCaughtUp(t, q, remote)
+			alice.Send(quiet, "q2", "q2")
+			waitCaughtUp(t, q, remote)
+			if got, want := p.bodies(), []string{"q0", "q1", "q2"}; !slices.Equal(got, want) {
+				t.Errorf("received bodies = %v, want %v", got, want)
+			}
+		})
+	}
 }
