@@ -23,6 +23,7 @@ type FedEventMeta struct {
 	Type       string
 	StateKey   *string
 	Membership string
+	OnBehalf   string // the origin server, for an event we send on its behalf
 }
 
 // FedSpanChange opens (a server gains its first joined user in a room) or
@@ -84,8 +85,10 @@ func (s *Store) FedScanPos(ctx context.Context) (int64, error) {
 // FedEventsAfter returns the events with positions in (after, upto], oldest
 // first, at most limit of them, without their bodies.
 func (s *Store) FedEventsAfter(ctx context.Context, after, upto int64, limit int) ([]FedEventMeta, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT pos, room_id, sender, type, state_key, COALESCE(membership, '')
-		FROM events WHERE pos > $1 AND pos <= $2 ORDER BY pos LIMIT $3`, after, upto, limit)
+	rows, err := s.read.QueryContext(ctx, `SELECT e.pos, e.room_id, e.sender, e.type, e.state_key, COALESCE(e.membership, ''),
+			COALESCE(ob.origin, '')
+		FROM events e LEFT JOIN fed_on_behalf ob ON ob.pos = e.pos
+		WHERE e.pos > $1 AND e.pos <= $2 ORDER BY e.pos LIMIT $3`, after, upto, limit)
 	if err != nil {
 		return nil, fmt.Errorf("fed events after %d: %w", after, err)
 	}
@@ -94,7 +97,7 @@ func (s *Store) FedEventsAfter(ctx context.Context, after, upto int64, limit int
 	for rows.Next() {
 		var e FedEventMeta
 		var sk sql.NullString
-		if err := rows.Scan(&e.Pos, &e.RoomID, &e.Sender, &e.Type, &sk, &e.Membership); err != nil {
+		if err := rows.Scan(&e.Pos, &e.RoomID, &e.Sender, &e.Type, &sk, &e.Membership, &e.OnBehalf); err != nil {
 			return nil, fmt.Errorf("fed events after %d: %w", after, err)
 		}
 		if sk.Valid {
@@ -245,14 +248,16 @@ func (s *Store) FedPutDestinations(ctx context.Context, ds []FedDestination) err
 
 // FedPDUs returns the events to send to dest with positions in (after,
 // upto], oldest first, at most limit: those of rooms dest was in at the
-// event's position whose sender's server is origin (each server sends only
-// its own events).
+// event's position whose sender's server is origin (each server sends its
+// own events), and those marked to send on behalf of a server other than
+// dest (MarkSendOnBehalf).
 func (s *Store) FedPDUs(ctx context.Context, dest, origin string, after, upto int64, limit int) ([]FedPDU, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT e.pos, e.event_id, e.room_id, e.sender, e.pdu
+	rows, err := s.read.QueryContext(ctx, `SELECT e.pos, e.event_id, e.room_id, e.sender, e.pdu, COALESCE(ob.origin, '')
 		FROM fed_room_servers rs JOIN events e ON e.room_id = rs.room_id
+		LEFT JOIN fed_on_behalf ob ON ob.pos = e.pos
 		WHERE rs.server_name = $1 AND (rs.left_pos = 0 OR rs.left_pos > $2) AND rs.joined_pos <= $3
 			AND e.pos > $2 AND e.pos <= $3 AND e.pos >= rs.joined_pos AND (rs.left_pos = 0 OR e.pos <= rs.left_pos)
-			AND e.sender LIKE $4 ESCAPE '\'
+			AND (e.sender LIKE $4 ESCAPE '\' OR (ob.origin IS NOT NULL AND ob.origin <> $1))
 		ORDER BY e.pos LIMIT $5`, dest, after, upto, likeSuffix(origin), limit)
 	if err != nil {
 		return nil, fmt.Errorf("fed pdus for %s: %w", dest, err)
@@ -261,11 +266,11 @@ func (s *Store) FedPDUs(ctx context.Context, dest, origin string, after, upto in
 	var out []FedPDU
 	for rows.Next() {
 		var p FedPDU
-		var body string
-		if err := rows.Scan(&p.Pos, &p.EventID, &p.RoomID, &p.Sender, &body); err != nil {
+		var body, onBehalf string
+		if err := rows.Scan(&p.Pos, &p.EventID, &p.RoomID, &p.Sender, &body, &onBehalf); err != nil {
 			return nil, fmt.Errorf("fed pdus for %s: %w", dest, err)
 		}
-		if !strings.HasSuffix(p.Sender, ":"+origin) {
+		if onBehalf == "" && !strings.HasSuffix(p.Sender, ":"+origin) {
 			continue // LIKE ignores case on SQLite
 		}
 		p.PDU = []byte(body)
@@ -332,4 +337,15 @@ func (s *Store) FedEDUStats(ctx context.Context) (maxID int64, pending map[strin
 		pending[d] = n
 	}
 	return maxID, pending, rows.Err()
+}
+
+// MarkSendOnBehalf records, in the writer's transaction, that the event at
+// pos (a remote user's, accepted through send_join, send_leave or
+// send_knock) is to be sent to the room's other servers on behalf of
+// origin, which does not know them.
+func (w *WriteTx) MarkSendOnBehalf(ctx context.Context, pos int64, origin string) error {
+	if _, err := w.tx.ExecContext(ctx, `INSERT INTO fed_on_behalf (pos, origin) VALUES ($1, $2) ON CONFLICT (pos) DO NOTHING`, pos, origin); err != nil {
+		return fmt.Errorf("mark send on behalf of %s: %w", origin, err)
+	}
+	return nil
 }

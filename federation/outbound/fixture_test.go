@@ -80,6 +80,18 @@ func (f *fixture) restart(between func()) {
 // with a key of its server) to the room's log, as inbound federation would.
 func (f *fixture) injectMember(roomID, membership string, userIDs ...string) {
 	f.t.Helper()
+	f.inject(roomID, membership, false, userIDs...)
+}
+
+// injectOnBehalf is injectMember for events this server accepted as the
+// resident server (send_join): marked to send on their origin's behalf.
+func (f *fixture) injectOnBehalf(roomID, membership string, userIDs ...string) {
+	f.t.Helper()
+	f.inject(roomID, membership, true, userIDs...)
+}
+
+func (f *fixture) inject(roomID, membership string, onBehalf bool, userIDs ...string) {
+	f.t.Helper()
 	f.restart(func() {
 		ctx := context.Background()
 		cfg := f.srv.Cfg
@@ -89,12 +101,12 @@ func (f *fixture) injectMember(roomID, membership string, userIDs ...string) {
 		}
 		defer store.Close()
 		for _, userID := range userIDs {
-			f.appendMember(ctx, store, roomID, userID, membership)
+			f.appendMember(ctx, store, roomID, userID, membership, onBehalf)
 		}
 	})
 }
 
-func (f *fixture) appendMember(ctx context.Context, store *storage.Store, roomID, userID, membership string) {
+func (f *fixture) appendMember(ctx context.Context, store *storage.Store, roomID, userID, membership string, onBehalf bool) {
 	head, err := store.LoadRoomHead(ctx, roomID)
 	if err != nil {
 		f.t.Fatalf("load room: %v", err)
@@ -133,6 +145,12 @@ func (f *fixture) appendMember(ctx context.Context, store *storage.Store, roomID
 		Sender: userID, Depth: ev.Depth, OriginTS: ev.OriginServerTS, Membership: membership, Client: client}, ev.Raw); err != nil {
 		tx.Rollback()
 		f.t.Fatalf("insert member event: %v", err)
+	}
+	if onBehalf {
+		if err := tx.MarkSendOnBehalf(ctx, pos+1, server); err != nil {
+			tx.Rollback()
+			f.t.Fatal(err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		f.t.Fatalf("commit member event: %v", err)

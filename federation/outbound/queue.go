@@ -212,15 +212,24 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 // runs on the writer goroutine, so it only records the position and wakes
 // the scanner: it never blocks, allocates nothing and does no I/O.
 func (q *Queue) Committed(c *rooms.Commit) {
-	if c.Pos > q.latest.Load() {
-		q.latest.Store(c.Pos) // only the writer stores, in commit order
-	}
+	q.raiseLatest(c.Pos)
 	if len(c.Events) == 0 {
 		return
 	}
 	select {
 	case q.scanWake <- struct{}{}:
 	default:
+	}
+}
+
+// raiseLatest moves latest up to pos (never down). The writer's notice and
+// the scanner's periodic look at the store both raise it.
+func (q *Queue) raiseLatest(pos int64) {
+	for {
+		cur := q.latest.Load()
+		if pos <= cur || q.latest.CompareAndSwap(cur, pos) {
+			return
+		}
 	}
 }
 

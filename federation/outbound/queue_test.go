@@ -438,3 +438,48 @@ func TestOutboundQuietRoomAmongBusyOnes(t *testing.T) {
 		})
 	}
 }
+
+// A remote user's join that this server accepted as the resident server
+// (send_join) goes to the room's other servers on its origin's behalf, and
+// not back to its origin.
+func TestOutboundSendOnBehalf(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			f := newFixture(t, st, nil)
+			alice := f.register("alice")
+			room := f.room(alice)
+			p1, p2 := newPeer(t), newPeer(t)
+			f.tr.route("one.test", p1.srv.URL)
+			f.tr.route("two.test", p2.srv.URL)
+			f.startQueue()
+			f.injectMember(room, "join", "@bob:one.test")     // joined elsewhere: not ours to send
+			f.injectOnBehalf(room, "join", "@carol:two.test") // joined through us
+			alice.Send(room, "t1", "a1")
+			waitCaughtUp(t, f.q, "one.test")
+			waitCaughtUp(t, f.q, "two.test")
+
+			joins := func(p *peer) []string {
+				var out []string
+				for _, txn := range p.got() {
+					for _, pdu := range txn.PDUs {
+						if pdu.Get("type").String() == "m.room.member" {
+							out = append(out, pdu.Get("state_key").String())
+						}
+					}
+				}
+				return out
+			}
+			if got, want := joins(p1), []string{"@carol:two.test"}; !slices.Equal(got, want) {
+				t.Errorf("one.test got member events of %v, want %v", got, want)
+			}
+			if got := joins(p2); len(got) != 0 {
+				t.Errorf("two.test got member events of %v, want none (its own join is not sent back)", got)
+			}
+			for name, p := range map[string]*peer{"one.test": p1, "two.test": p2} {
+				if got, want := p.bodies(), []string{"a1"}; !slices.Equal(got, want) {
+					t.Errorf("%s got %v, want %v", name, got, want)
+				}
+			}
+		})
+	}
+}

@@ -47,6 +47,11 @@ func (q *Queue) scanLoop() {
 			return
 		case <-q.scanWake:
 		case <-tick.C:
+			// Commits made before the queue was registered as a listener
+			// (or while its notice was lost) are found here.
+			if pos, err := q.store.MaxPosition(q.ctx); err == nil {
+				q.raiseLatest(pos)
+			}
 		}
 		if err := q.scan(q.ctx, &persisted); err != nil {
 			if q.ctx.Err() == nil {
@@ -120,7 +125,7 @@ func (q *Queue) follow(ctx context.Context, evs []storage.FedEventMeta) ([]stora
 				}
 			}
 		}
-		if serverOf(e.Sender) == q.cfg.ServerName {
+		if e.OnBehalf != "" || serverOf(e.Sender) == q.cfg.ServerName {
 			touched[e.RoomID] = struct{}{}
 		}
 	}

@@ -45,3 +45,13 @@ CREATE TABLE fed_scan (
     id  INTEGER PRIMARY KEY,
     pos BIGINT NOT NULL
 );
+
+-- Events of remote users that this server must send on their server's
+-- behalf: those it accepted as the resident server through send_join,
+-- send_leave or send_knock (the joining server does not know the room's
+-- other servers). They go to every server in the room but origin. Written
+-- by the room writer in the event's own transaction.
+CREATE TABLE fed_on_behalf (
+    pos    BIGINT PRIMARY KEY,
+    origin TEXT NOT NULL
+);
