@@ -96,13 +96,12 @@ func (w *worker) run(ctx context.Context) {
 			}
 			continue
 		}
-		if !w.linger(ctx) {
+		woken, ok := w.linger(ctx)
+		if !ok {
 			return
 		}
-		if w.unsaved {
-			// Before the worker may end: a successor loads its state from
-			// the store.
-			w.save(ctx)
+		if woken {
+			continue
 		}
 		q.mu.Lock()
 		if d.dirty {
@@ -120,22 +119,23 @@ func (w *worker) run(ctx context.Context) {
 
 // linger waits, when acknowledgements are unsaved, up to ackSaveEvery for
 // more work before saving them: under steady traffic a destination's
-// cursor is written about once a second, not once per transaction. It
-// returns false when the queue stops.
-func (w *worker) linger(ctx context.Context) bool {
+// cursor is written about once a second, not once per transaction, and it
+// is saved before the worker ends (a successor loads it from the store).
+// woken means new work came; ok is false when the queue stops.
+func (w *worker) linger(ctx context.Context) (woken, ok bool) {
 	if !w.unsaved {
-		return true
+		return false, true
 	}
 	t := time.NewTimer(ackSaveEvery)
 	defer t.Stop()
 	select {
 	case <-w.d.wakeCh:
-		return true // the caller sees dirty and goes on
+		return true, true
 	case <-t.C:
 		w.save(ctx)
-		return true
+		return false, true
 	case <-ctx.Done():
-		return false
+		return false, false
 	}
 }
 
