@@ -20,6 +20,7 @@ import (
 	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/connlimit"
 	"github.com/parley-im/parley/desks"
+	"github.com/parley-im/parley/federation/outbound"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
@@ -50,6 +51,8 @@ type Server struct {
 
 	mu   sync.Mutex
 	http *http.Server // guarded by mu
+
+	outbound *outbound.Queue // guarded by mu; see StartOutbound
 }
 
 // New opens the store (migrating it), loads or creates the signing key and
@@ -229,6 +232,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.bg.Wait()
+	if q := s.Outbound(); q != nil {
+		if err := q.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := s.Rooms.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}

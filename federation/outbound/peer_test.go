@@ -253,20 +253,20 @@ func deadAddr(t testing.TB) string {
 	return "http://" + addr
 }
 
-// startQueue starts a queue on srv's store, fed by srv's writer, and stops
+// startQueue starts the queue on srv (homeserver.StartOutbound: srv's
+// store, fed by its writer, stopped with it) with test backoffs, and stops
 // it when the test ends.
 func startQueue(t testing.TB, srv *hstest.Server, tr outbound.Transport, mutate func(*outbound.Config)) *outbound.Queue {
 	t.Helper()
-	cfg := outbound.Config{ServerName: srv.Cfg.ServerName, Store: srv.Srv.Store, Transport: tr, Logger: testLogger(),
+	cfg := outbound.Config{Transport: tr, Logger: testLogger(),
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, SendTimeout: 10 * time.Second}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	q, err := outbound.New(context.Background(), cfg)
+	q, err := srv.Srv.StartOutbound(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("outbound.New: %v", err)
+		t.Fatalf("StartOutbound: %v", err)
 	}
-	srv.Srv.AddCommitListener(q)
 	t.Cleanup(func() { stopQueue(t, q) })
 	return q
 }

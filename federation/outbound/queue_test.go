@@ -380,7 +380,13 @@ func TestOutboundHookNeverBlocks(t *testing.T) {
 	}
 	f.injectMember(room, "join", users...)
 	f.startQueue()
-	stopped := startQueue(t, f.srv, f.tr, nil)
+	// A second queue, stopped, stays registered: its notice must not block.
+	stopped, err := outbound.New(context.Background(), outbound.Config{ServerName: f.srv.Cfg.ServerName,
+		Store: f.srv.Srv.Store, Transport: f.tr, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.Srv.AddCommitListener(stopped)
 	stopQueue(t, stopped)
 	var wg sync.WaitGroup
 	done := make(chan struct{})

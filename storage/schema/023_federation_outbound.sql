@@ -41,10 +41,13 @@ CREATE TABLE fed_edus (
 );
 
 -- How far the queue has read the room logs into fed_room_servers (one row).
+-- It starts at the end of the existing logs: before this schema no remote
+-- user could be a member, so an upgraded server skips reading its history.
 CREATE TABLE fed_scan (
     id  INTEGER PRIMARY KEY,
     pos BIGINT NOT NULL
 );
+INSERT INTO fed_scan (id, pos) SELECT 1, COALESCE(MAX(pos), 0) FROM events;
 
 -- Events of remote users that this server must send on their server's
 -- behalf: those it accepted as the resident server through send_join,
