@@ -231,6 +231,10 @@ func (w *worker) acked() {
 	st.SentEDU = max(st.SentEDU, st.TxnEDU)
 	st.TxnID, st.Failures, st.RetryAtTS = "", 0, 0
 	w.unsaved = true
+	select {
+	case <-w.d.reachable: // it answered: a stale "reachable" must not cut a later backoff short
+	default:
+	}
 	if w.eduN > 0 {
 		w.q.ackedEDUs(w.d.name, w.eduN)
 		w.eduN = 0
