@@ -266,13 +266,15 @@ func TestOutboundRoomSpans(t *testing.T) {
 			alice.Send(room, "t3", "a3")
 			changeMember(t, f.srv, room, alice.UserID, "@dave:two.test", "leave") // the kick: two.test's last user
 			alice.Send(room, "t4", "a4")
+			f.injectMember(room, "join", "@carol:two.test") // back: a second span
+			alice.Send(room, "t5", "a5")
 			waitCaughtUp(t, f.q, "one.test")
 			waitCaughtUp(t, f.q, "two.test")
 
-			if got, want := p1.bodies(), []string{"a1", "a2", "a3", "a4"}; !slices.Equal(got, want) {
+			if got, want := p1.bodies(), []string{"a1", "a2", "a3", "a4", "a5"}; !slices.Equal(got, want) {
 				t.Errorf("one.test got %v, want %v", got, want)
 			}
-			if got, want := p2.bodies(), []string{"a2", "a3"}; !slices.Equal(got, want) {
+			if got, want := p2.bodies(), []string{"a2", "a3", "a5"}; !slices.Equal(got, want) {
 				t.Errorf("two.test got %v, want %v", got, want)
 			}
 			kicked := false
