@@ -20,6 +20,7 @@ import (
 	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/connlimit"
 	"github.com/parley-im/parley/desks"
+	"github.com/parley-im/parley/federation/outbound"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
@@ -44,6 +45,7 @@ type Server struct {
 	Graph    graph.Store
 	ToDevice *todevice.Service
 	handler  http.Handler
+	commits  *commitFanout
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
 
@@ -56,6 +58,8 @@ type Server struct {
 	http    *http.Server // guarded by mu
 	fedHTTP *http.Server // guarded by mu
 	closed  bool         // guarded by mu; set by Shutdown, so a late Serve returns at once
+
+	outbound *outbound.Queue // guarded by mu; see StartOutbound
 }
 
 // New opens the store (migrating it), loads or creates the signing key and
@@ -95,7 +99,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// create_room, media_upload) live in the packages that act; built
 	// here so the sweeper below sees them (actionlimits.go).
 	actions, mediaUploads, actionLimiters := actionLimits(cfg.RateLimit)
-	rs, err := rooms.New(ctx, rooms.Config{Actions: actions, ServerName: cfg.ServerName, Key: key, Store: store, Listener: n, Logger: log,
+	commits := &commitFanout{first: n}
+	rs, err := rooms.New(ctx, rooms.Config{Actions: actions, ServerName: cfg.ServerName, Key: key, Store: store, Listener: commits, Logger: log,
 		Policy:         clientapi.NewInvitePolicy(cfg.ServerName, store, rel),
 		MaxBatchEvents: cfg.Writer.BatchEvents, MaxQueue: cfg.Writer.Queue, MaxQueuePerUser: cfg.Writer.QueuePerUser,
 		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
@@ -168,7 +173,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
-		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), cancel: cancel}
+		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), commits: commits, cancel: cancel}
 	s.Domain = dom
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
@@ -253,6 +258,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.bg.Wait()
+	if q := s.Outbound(); q != nil {
+		if err := q.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := s.Rooms.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
