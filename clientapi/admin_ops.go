@@ -52,10 +52,10 @@ func adminPage(r *http.Request) (admin.Page, error) {
 	return admin.ParsePage(q.Get("from"), q.Get("limit"))
 }
 
-// listAnswer writes a page of a list under key, with next_batch when more
-// follow.
-func listAnswer(w http.ResponseWriter, key string, items any, next string) error {
-	out := map[string]any{key: items}
+// listAnswer writes a page of a list as chunk, with next_batch when more
+// follow, as Parley's other paged lists do.
+func listAnswer(w http.ResponseWriter, items any, next string) error {
+	out := map[string]any{"chunk": items}
 	if next != "" {
 		out["next_batch"] = next
 	}
@@ -71,7 +71,7 @@ func (a *API) adminAudit(w http.ResponseWriter, r *http.Request, _ *session) err
 	if err != nil {
 		return err
 	}
-	return listAnswer(w, "entries", rows, next)
+	return listAnswer(w, rows, next)
 }
 
 func (a *API) adminListUsers(w http.ResponseWriter, r *http.Request, _ *session) error {
@@ -83,7 +83,7 @@ func (a *API) adminListUsers(w http.ResponseWriter, r *http.Request, _ *session)
 	if err != nil {
 		return err
 	}
-	return listAnswer(w, "users", users, next)
+	return listAnswer(w, users, next)
 }
 
 func (a *API) adminCreateUser(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -188,7 +188,7 @@ func (a *API) adminListRooms(w http.ResponseWriter, r *http.Request, _ *session)
 	if err != nil {
 		return err
 	}
-	return listAnswer(w, "rooms", rooms, next)
+	return listAnswer(w, rooms, next)
 }
 
 func (a *API) adminGetRoom(w http.ResponseWriter, r *http.Request, _ *session) error {

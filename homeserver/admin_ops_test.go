@@ -29,7 +29,7 @@ func auditActions(t *testing.T, boss *hstest.Client, target string) []string {
 	t.Helper()
 	res := boss.MustDo("GET", adminAPI+"/audit?target="+url.QueryEscape(target), nil)
 	var out []string
-	entries := res.Get("entries").Array()
+	entries := res.Get("chunk").Array()
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]
 		if got := e.Get("actor").String(); got != boss.UserID {
@@ -118,7 +118,7 @@ func TestAdminOpsRefusals(t *testing.T) {
 				}
 			}
 			// Nothing above changed anything, so nothing was audited.
-			if got := boss.MustDo("GET", adminAPI+"/audit", nil).Get("entries").Array(); len(got) != 0 {
+			if got := boss.MustDo("GET", adminAPI+"/audit", nil).Get("chunk").Array(); len(got) != 0 {
 				t.Errorf("audit after refusals = %v, want empty", got)
 			}
 			if st, _ := alice.Do("GET", "/_matrix/client/v3/account/whoami", nil); st != 200 {
@@ -149,7 +149,7 @@ func TestAdminOpsUsers(t *testing.T) {
 			from := ""
 			for range 5 {
 				res := boss.MustDo("GET", adminAPI+"/users?limit=1&from="+url.QueryEscape(from), nil)
-				for _, u := range res.Get("users").Array() {
+				for _, u := range res.Get("chunk").Array() {
 					seen = append(seen, u.Get("user_id").String())
 				}
 				if from = res.Get("next_batch").String(); from == "" {
@@ -159,7 +159,7 @@ func TestAdminOpsUsers(t *testing.T) {
 			if want := "[@alice:localhost @boss:localhost @carol:localhost]"; fmt.Sprint(seen) != want {
 				t.Errorf("paged users = %v, want %s", seen, want)
 			}
-			found := boss.MustDo("GET", adminAPI+"/users?search=carol+c", nil).Get("users").Array()
+			found := boss.MustDo("GET", adminAPI+"/users?search=carol+c", nil).Get("chunk").Array()
 			if len(found) != 1 || found[0].Get("user_id").String() != carol.UserID || found[0].Get("admin").Bool() {
 				t.Errorf("search by display name = %v, want carol, not admin", found)
 			}
@@ -223,10 +223,10 @@ func TestAdminOpsUsers(t *testing.T) {
 			// Paging the audit log: 6 rows, newest first, 4 then 2.
 			p1 := boss.MustDo("GET", adminAPI+"/audit?limit=4", nil)
 			p2 := boss.MustDo("GET", adminAPI+"/audit?limit=4&from="+p1.Get("next_batch").String(), nil)
-			if n1, n2 := p1.Get("entries.#").Int(), p2.Get("entries.#").Int(); n1 != 4 || n2 != 2 || p2.Get("next_batch").Exists() {
+			if n1, n2 := p1.Get("chunk.#").Int(), p2.Get("chunk.#").Int(); n1 != 4 || n2 != 2 || p2.Get("next_batch").Exists() {
 				t.Errorf("audit pages = %d then %d (next %q), want 4 then 2 and no next", n1, n2, p2.Get("next_batch").String())
 			}
-			if a, b := p1.Get("entries.3.id").Int(), p2.Get("entries.0.id").Int(); b >= a {
+			if a, b := p1.Get("chunk.3.id").Int(), p2.Get("chunk.0.id").Int(); b >= a {
 				t.Errorf("audit page 2 starts at id %d, want below page 1's last %d", b, a)
 			}
 		})
@@ -287,11 +287,11 @@ func TestAdminOpsRooms(t *testing.T) {
 			other := carol.CreateRoom(map[string]any{})
 			bob.Join(room)
 
-			list := boss.MustDo("GET", adminAPI+"/rooms", nil).Get("rooms")
+			list := boss.MustDo("GET", adminAPI+"/rooms", nil).Get("chunk")
 			if got := list.Get(`#(room_id=="` + room + `").joined_members`).Int(); got != 2 || list.Get("#").Int() != 2 {
 				t.Errorf("room list = %s, want 2 rooms, %s with 2 members", list.Raw, room)
 			}
-			found := boss.MustDo("GET", adminAPI+"/rooms?search=abuse", nil).Get("rooms").Array()
+			found := boss.MustDo("GET", adminAPI+"/rooms?search=abuse", nil).Get("chunk").Array()
 			if len(found) != 1 || found[0].Get("room_id").String() != room {
 				t.Errorf("search by alias = %v, want [%s]", found, room)
 			}
