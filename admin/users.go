@@ -245,3 +245,10 @@ func (s *Service) SetAdmin(ctx context.Context, actor, userID string, admin bool
 	}
 	return s.audit(ctx, actor, action, userID, nil)
 }
+
+// LocalUserID turns "alice", "@alice" or "@alice:server" into a user ID on
+// this server, for the parley command's NAME arguments.
+func (s *Service) LocalUserID(name string) (string, error) {
+	id, _, err := s.qualify(name)
+	return id, err
+}

@@ -3,6 +3,8 @@
 //	parley serve [--config FILE]
 //	parley config sample
 //	parley user add NAME [--password P] [--admin] [--config FILE]
+//	parley user list [--search TERM] [--config FILE]
+//	parley user reset-password NAME [--password P] [--logout] [--config FILE]
 //	parley version
 package main
 
@@ -39,6 +41,10 @@ const usage = `usage:
   parley config sample                         print a commented YAML config
   parley user add NAME [--password P] [--admin] [--config FILE]
                                                create an account
+  parley user list [--search TERM] [--config FILE]
+                                               list accounts
+  parley user reset-password NAME [--password P] [--logout] [--config FILE]
+                                               set a new password
   parley version                               print the version`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -57,6 +63,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "user":
 		if len(args) >= 3 && args[1] == "add" {
 			return userAdd(ctx, args[2:], stdout, getenv)
+		}
+		if len(args) >= 2 && args[1] == "list" {
+			return userList(ctx, args[2:], stdout, getenv)
+		}
+		if len(args) >= 3 && args[1] == "reset-password" {
+			return userResetPassword(ctx, args[2:], stdout, getenv)
 		}
 		return errors.New(usage)
 	case "version", "--version", "-v":
