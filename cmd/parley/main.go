@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/homeserver"
 )
@@ -142,7 +143,7 @@ func userAdd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	name := args[0]
 	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
 	pw := fs.String("password", "", "password (default: a random one, printed)")
-	admin := fs.Bool("admin", false, "make the user a server admin")
+	makeAdmin := fs.Bool("admin", false, "make the user a server admin")
 	cfgPath := fs.String("config", "", "YAML config file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -164,12 +165,13 @@ func userAdd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	if generated {
 		password = homeserver.RandomPassword()
 	}
-	userID, err := srv.CreateUser(ctx, name, password, *admin)
+	// The admin API's code: same checks, and an audit row by "cli".
+	userID, err := srv.Admin().CreateUser(ctx, homeserver.CLIActor, admin.NewUser{UserID: name, Password: password, Admin: *makeAdmin})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "created %s", userID)
-	if *admin {
+	if *makeAdmin {
 		fmt.Fprint(stdout, " (admin)")
 	}
 	fmt.Fprintln(stdout)

@@ -13,7 +13,8 @@ import (
 
 // TestUserListAndResetPassword runs parley user list and reset-password
 // in-process on both stores: the list shows every account, the reset
-// changes the password and is audited with the actor "cli".
+// changes the password; user add and the reset are audited with the actor
+// "cli".
 func TestUserListAndResetPassword(t *testing.T) {
 	for _, store := range hstest.Stores(t) {
 		t.Run(store.Name, func(t *testing.T) {
@@ -63,8 +64,9 @@ func TestUserListAndResetPassword(t *testing.T) {
 				}
 			}
 			rows, err := srv.Store.AuditLog(context.Background(), 0, "@alice:example.org", 10)
-			if err != nil || len(rows) != 1 || rows[0].Actor != "cli" || rows[0].Action != "user.password.reset" {
-				t.Errorf("audit rows = %+v (%v), want one user.password.reset by cli", rows, err)
+			if err != nil || len(rows) != 2 || rows[0].Actor != "cli" || rows[0].Action != "user.password.reset" ||
+				rows[1].Actor != "cli" || rows[1].Action != "user.create" {
+				t.Errorf("audit rows = %+v (%v), want user.create then user.password.reset, by cli", rows, err)
 			}
 		})
 	}
