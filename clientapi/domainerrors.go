@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/directory"
@@ -44,6 +45,12 @@ var domainErrors = []struct {
 	{directory.ErrInvalidParam, apierr.InvalidParam},
 	{directory.ErrMissingParam, apierr.MissingParam},
 	{directory.ErrAliasExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
+
+	{admin.ErrNotFound, apierr.NotFound},
+	{admin.ErrInvalidParam, apierr.InvalidParam},
+	{admin.ErrMissingParam, apierr.MissingParam},
+	{admin.ErrUserInUse, func(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_USER_IN_USE", msg) }},
+	{admin.ErrExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
 }
 
 func unknown400(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_UNKNOWN", msg) }

@@ -40,6 +40,7 @@ func (a *API) Handler() http.Handler {
 	})
 	r.Route("/_parley/admin/v1", func(r chi.Router) {
 		a.mountDeskAdmin(r)
+		a.mountAdmin(r)
 	})
 	// Unstable aliases that clients still call: Element's cross-signing
 	// setup posts keys/device_signing/upload under /unstable, as Synapse

@@ -76,6 +76,9 @@ type Service struct {
 	createMu     sync.Mutex
 	lastCreateTS int64
 
+	// blocked is the set of rooms an operator blocked (blocked.go).
+	blocked blockedRooms
+
 	// Owned by the writer goroutine.
 	pos   int64
 	cache *roomCache
@@ -127,6 +130,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		done:  make(chan struct{}),
 		pos:   pos,
 		cache: newRoomCache(cfg.CacheBytes),
+	}
+	if err := s.loadBlocked(ctx); err != nil {
+		return nil, err
 	}
 	go s.writeLoop()
 	return s, nil
