@@ -65,8 +65,10 @@ type Service struct {
 	stopOnce sync.Once
 
 	// Owned by the writer goroutine.
-	pos   int64
-	cache *roomCache
+	pos         int64 // the last stream position assigned
+	group       int64 // the last state group ID assigned
+	backfillPos int64 // the last (lowest, <= 0) backfill position assigned
+	cache       *roomCache
 }
 
 // New creates the service and starts its writer goroutine. Shutdown stops it.
@@ -97,6 +99,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	group, err := cfg.Store.MaxStateGroup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	backfillPos, err := cfg.Store.MinPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		cfg:   cfg,
 		store: cfg.Store,
@@ -104,8 +114,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		queue: newFairQueue(cfg.MaxQueue, cfg.MaxQueuePerUser),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
-		pos:   pos,
-		cache: newRoomCache(cfg.CacheBytes),
+		pos:         pos,
+		group:       group,
+		backfillPos: backfillPos,
+		cache:       newRoomCache(cfg.CacheBytes),
 	}
 	go s.writeLoop()
 	return s, nil
@@ -221,7 +233,7 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &batch{s: s, tx: tx, startPos: s.pos, commit: &Commit{}}
+	b := &batch{s: s, tx: tx, startPos: s.pos, startGroup: s.group, startBackfill: s.backfillPos, commit: &Commit{}}
 	results := make([]error, len(jobs))
 	for i, j := range jobs {
 		mark := len(b.undo)
