@@ -598,3 +598,25 @@ func (w *WriteTx) DeleteUnlisted(ctx context.Context, eventID string) error {
 	}
 	return nil
 }
+
+// Edges returns an event's prev_events and auth_events as stored.
+func (s *Store) Edges(ctx context.Context, eventID string) (prev, auth []string, err error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT target_id, auth FROM event_edges WHERE event_id = $1 ORDER BY auth, target_id`, eventID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("edges of %s: %w", eventID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var isAuth int
+		if err := rows.Scan(&id, &isAuth); err != nil {
+			return nil, nil, fmt.Errorf("edges of %s: %w", eventID, err)
+		}
+		if isAuth == 1 {
+			auth = append(auth, id)
+		} else {
+			prev = append(prev, id)
+		}
+	}
+	return prev, auth, rows.Err()
+}
