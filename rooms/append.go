@@ -92,9 +92,15 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 	// before it is the current state: its group is the current group, or a
 	// one-row delta on it for a state event.
 	group, hops := rs.group, rs.groupHops
-	if ev.StateKey != nil {
+	if ev.StateKey != nil || (group == 0 && len(rs.state) > 0) {
+		// A state event, or the first event since the upgrade to state
+		// groups of a room that has none yet: it gets a snapshot.
+		k := &key
+		if ev.StateKey == nil {
+			k = nil
+		}
 		var err error
-		if group, hops, err = b.extendGroup(ctx, rs, key, ev.ID); err != nil {
+		if group, hops, err = b.extendGroup(ctx, rs, k, ev.ID); err != nil {
 			return 0, err
 		}
 	}
@@ -108,7 +114,7 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 	if err := b.advanceExtremitiesTx(ctx, rs, ev); err != nil {
 		return 0, err
 	}
-	if ev.StateKey != nil && group != rs.group {
+	if group != rs.group {
 		if err := b.tx.SetRoomStateGroup(ctx, rs.id, group); err != nil {
 			return 0, dbErr(err)
 		}

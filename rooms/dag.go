@@ -93,17 +93,20 @@ func (b *batch) setGroup(rs *roomState, group int64, hops int) {
 	b.onUndo(func() { rs.group, rs.groupHops = oldGroup, oldHops })
 }
 
-// extendGroup writes the group of the room's current state with key set to
-// eventID: one delta row on the current group, or a snapshot when there is
-// no current group yet or the chain reached maxGroupHops.
-func (b *batch) extendGroup(ctx context.Context, rs *roomState, key authrules.StateKey, eventID string) (int64, int, error) {
+// extendGroup writes the group of the room's current state with key (when
+// not nil) set to eventID: one delta row on the current group, or a
+// snapshot when there is no current group yet or the chain reached
+// maxGroupHops.
+func (b *batch) extendGroup(ctx context.Context, rs *roomState, key *authrules.StateKey, eventID string) (int64, int, error) {
 	id := b.nextGroup()
-	if rs.group == 0 || rs.groupHops+1 >= maxGroupHops {
+	if rs.group == 0 || rs.groupHops+1 >= maxGroupHops || key == nil {
 		snap := make(storage.StateMap, len(rs.state)+1)
 		for k, e := range rs.state {
 			snap[storage.StateTuple(k)] = e.ev.ID
 		}
-		snap[storage.StateTuple(key)] = eventID
+		if key != nil {
+			snap[storage.StateTuple(*key)] = eventID
+		}
 		if err := b.tx.InsertStateGroup(ctx, storage.StateGroupRow{ID: id, RoomID: rs.id}, nil, snap); err != nil {
 			return 0, 0, dbErr(err)
 		}

@@ -409,8 +409,16 @@ func (s *Service) StateAfterEvent(ctx context.Context, eventID string) (stateres
 	if err != nil {
 		return nil, err
 	}
-	if len(stored) == 0 || stored[0].StateGroup == 0 || stored[0].Kind == storage.Rejected {
+	if len(stored) == 0 || stored[0].Kind == storage.Rejected || stored[0].Kind == storage.Outlier {
 		return nil, fmt.Errorf("%w: %s", ErrNoState, eventID)
+	}
+	if stored[0].StateGroup == 0 {
+		// Written before state groups: linear history, read by position.
+		m, err := s.store.StateMapAtPos(ctx, stored[0].RoomID, stored[0].Pos)
+		if err != nil {
+			return nil, err
+		}
+		return toStateres(m), nil
 	}
 	m, _, err := s.store.StateGroupState(ctx, stored[0].StateGroup)
 	if err != nil {

@@ -620,3 +620,17 @@ func (s *Store) Edges(ctx context.Context, eventID string) (prev, auth []string,
 	}
 	return prev, auth, rows.Err()
 }
+
+// StateMapAtPos is the state after position pos of a room's history written
+// before state groups (linear, so positions order it).
+func (s *Store) StateMapAtPos(ctx context.Context, roomID string, pos int64) (StateMap, error) {
+	evs, err := s.stateAtPos(ctx, roomID, pos)
+	if err != nil {
+		return nil, err
+	}
+	m := make(StateMap, len(evs))
+	for _, e := range evs {
+		m[StateTuple{e.Type, e.StateKeyOr()}] = e.EventID
+	}
+	return m, nil
+}
