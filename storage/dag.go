@@ -634,3 +634,16 @@ func (s *Store) StateMapAtPos(ctx context.Context, roomID string, pos int64) (St
 	}
 	return m, nil
 }
+
+// StateStorage reports the rows and snapshot bytes state groups hold, for
+// benchmarks and metrics.
+func (s *Store) StateStorage(ctx context.Context) (groups, deltas, snapshotBytes int64, err error) {
+	err = s.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(LENGTH(snapshot)), 0) FROM state_groups`).Scan(&groups, &snapshotBytes)
+	if err == nil {
+		err = s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM state_group_deltas`).Scan(&deltas)
+	}
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("state storage: %w", err)
+	}
+	return groups, deltas, snapshotBytes, nil
+}
