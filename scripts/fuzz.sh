@@ -17,6 +17,7 @@ targets=(
 	"./inbox FuzzParseToken"
 	"./inbox FuzzParseFilter"
 	"./clientapi FuzzReadJSON"
+	"./clientapi FuzzParsePageToken"
 	"./media FuzzContentDisposition"
 	"./media FuzzThumbQuery"
 	"./media FuzzWalkJPEG"
