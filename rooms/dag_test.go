@@ -11,8 +11,10 @@ import (
 )
 
 // TestDAGCommitFailureUndo: a state event whose commit fails leaves the
-// writer's extremities, state group and group counter as they were, so the
-// next event builds on what is stored, and its group holds the right state.
+// writer's cached extremities and state group as they were, so the next
+// event builds on what is stored, and its group holds the right state.
+// (Without the extremities' undo, the next event named the lost event as its
+// prev_event.)
 func TestDAGCommitFailureUndo(t *testing.T) {
 	ctx := context.Background()
 	s := newTestService(t, Config{})
@@ -54,7 +56,7 @@ func TestDAGCommitFailureUndo(t *testing.T) {
 	if err != nil || st[authrules.StateKey{Type: "m.room.topic"}] != id {
 		t.Errorf("StateAfterEvent(topic) topic = %q %v, want %s", st[authrules.StateKey{Type: "m.room.topic"}], err, id)
 	}
-	// A new writer on the same store continues the group counter.
+	// The group counter went back too: no ID was skipped.
 	if g, err := s.store.MaxStateGroup(ctx); err != nil || g != s.group {
 		t.Errorf("MaxStateGroup = %d %v, writer's counter %d", g, err, s.group)
 	}
