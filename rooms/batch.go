@@ -74,6 +74,11 @@ type batch struct {
 	commit   *Commit
 	undo     []func()
 	txns     map[txnKey]string // idempotency keys written by this batch
+	// The batch's edges, and the rooms whose extremities it moved with
+	// their extremities before, written once at the end (flushDAG): a
+	// commit of many sends pays two statements for them, not two a send.
+	edges  []storage.Edge
+	extrem map[*roomState][]storage.Extremity
 }
 
 // nextPos assigns the next stream position.

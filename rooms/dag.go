@@ -36,27 +36,56 @@ func (rs *roomState) prevEvents() ([]string, int64) {
 	return prev, depth + 1
 }
 
-// writeEdges stores an event's prev and auth edges.
+// writeEdges queues an event's prev and auth edges for flushDAG.
 func (b *batch) writeEdges(ctx context.Context, rs *roomState, ev *pdu.Event) error {
-	if err := b.tx.InsertEdges(ctx, ev.ID, ev.PrevEvents, ev.AuthEvents); err != nil {
-		return dbErr(err)
+	n := len(b.edges)
+	for _, id := range ev.PrevEvents {
+		b.edges = append(b.edges, storage.Edge{EventID: ev.ID, TargetID: id})
 	}
+	for _, id := range ev.AuthEvents {
+		b.edges = append(b.edges, storage.Edge{EventID: ev.ID, TargetID: id, Auth: true})
+	}
+	b.onUndo(func() { b.edges = b.edges[:n] })
 	return nil
 }
 
-// advanceExtremities makes ev an extremity in place of those of its
-// prev_events that were, in the store and the cache.
+// advanceExtremitiesTx makes ev an extremity in place of those of its
+// prev_events that were; the store follows at flushDAG.
 func (b *batch) advanceExtremitiesTx(ctx context.Context, rs *roomState, ev *pdu.Event) error {
-	var removed []string
-	for _, x := range rs.extrem {
-		if slices.Contains(ev.PrevEvents, x.EventID) {
-			removed = append(removed, x.EventID)
-		}
+	if b.extrem == nil {
+		b.extrem = make(map[*roomState][]storage.Extremity, 1)
 	}
-	if err := b.tx.ReplaceExtremities(ctx, rs.id, removed, &storage.Extremity{EventID: ev.ID, Depth: ev.Depth}); err != nil {
-		return dbErr(err)
+	if _, ok := b.extrem[rs]; !ok {
+		b.extrem[rs] = rs.extrem
+		b.onUndo(func() { delete(b.extrem, rs) })
 	}
 	b.advanceExtremities(rs, ev)
+	return nil
+}
+
+// flushDAG writes the batch's edges and the extremities of the rooms it
+// moved, just before the commit.
+func (b *batch) flushDAG(ctx context.Context) error {
+	if err := b.tx.InsertEdgeRows(ctx, b.edges); err != nil {
+		return err
+	}
+	for rs, before := range b.extrem {
+		var removed []string
+		for _, x := range before {
+			if !slices.ContainsFunc(rs.extrem, func(y storage.Extremity) bool { return y.EventID == x.EventID }) {
+				removed = append(removed, x.EventID)
+			}
+		}
+		var added []storage.Extremity
+		for _, x := range rs.extrem {
+			if !slices.ContainsFunc(before, func(y storage.Extremity) bool { return y.EventID == x.EventID }) {
+				added = append(added, x)
+			}
+		}
+		if err := b.tx.ReplaceExtremities(ctx, rs.id, removed, added); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

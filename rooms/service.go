@@ -250,6 +250,11 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 		}
 		results[i] = err
 	}
+	if err := b.flushDAG(ctx); err != nil {
+		tx.Rollback()
+		b.rollback()
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		b.rollback()
 		return nil, err

@@ -31,11 +31,11 @@ func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 		if err := tx.InsertEdges(ctx, "$b", []string{"$a"}, []string{"$c", "$a", "$c"}); err != nil {
 			return err
 		}
-		if err := tx.ReplaceExtremities(ctx, "!r:x", nil, &storage.Extremity{EventID: "$a", Depth: 1}); err != nil {
+		if err := tx.ReplaceExtremities(ctx, "!r:x", nil, []storage.Extremity{{EventID: "$a", Depth: 1}}); err != nil {
 			return err
 		}
 		// One by one: a single UPDATE.
-		return tx.ReplaceExtremities(ctx, "!r:x", []string{"$a"}, &storage.Extremity{EventID: "$b", Depth: 2})
+		return tx.ReplaceExtremities(ctx, "!r:x", []string{"$a"}, []storage.Extremity{{EventID: "$b", Depth: 2}})
 	})
 	prev, auth, err := s.Edges(ctx, "$b")
 	if err != nil || !slices.Equal(prev, []string{"$a"}) || !slices.Equal(auth, []string{"$a", "$c"}) {
@@ -51,12 +51,12 @@ func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 	want("after a chain", storage.Extremity{EventID: "$b", Depth: 2})
 	// A fork: $f also on $a ($a is no extremity any more: only added).
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		return tx.ReplaceExtremities(ctx, "!r:x", []string{"$a"}, &storage.Extremity{EventID: "$f", Depth: 2})
+		return tx.ReplaceExtremities(ctx, "!r:x", []string{"$a"}, []storage.Extremity{{EventID: "$f", Depth: 2}})
 	})
 	want("after a fork", storage.Extremity{EventID: "$b", Depth: 2}, storage.Extremity{EventID: "$f", Depth: 2})
 	// The merge.
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		return tx.ReplaceExtremities(ctx, "!r:x", []string{"$b", "$f"}, &storage.Extremity{EventID: "$m", Depth: 3})
+		return tx.ReplaceExtremities(ctx, "!r:x", []string{"$b", "$f"}, []storage.Extremity{{EventID: "$m", Depth: 3}})
 	})
 	want("after the merge", storage.Extremity{EventID: "$m", Depth: 3})
 	if got, _ := s.Extremities(ctx, "!other:x"); len(got) != 0 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -114,13 +115,50 @@ func insertEdges(ctx context.Context, q queryer, eventID string, prev, auth []st
 	return nil
 }
 
-// ReplaceExtremities removes the given extremities of a room and, when
-// added is not nil, adds it. Replacing one extremity by one (a local send in
-// a room without forks) is a single UPDATE.
-func (w *WriteTx) ReplaceExtremities(ctx context.Context, roomID string, removed []string, added *Extremity) error {
-	if len(removed) == 1 && added != nil {
+// Edge is one DAG edge: a prev_events (or, with Auth, auth_events) entry.
+type Edge struct {
+	EventID, TargetID string
+	Auth              bool
+}
+
+// InsertEdgeRows records many edges, a few hundred per statement.
+func (w *WriteTx) InsertEdgeRows(ctx context.Context, edges []Edge) error {
+	const perStatement = 300
+	for len(edges) > 0 {
+		n := min(len(edges), perStatement)
+		var b strings.Builder
+		args := make([]any, 0, 3*n)
+		b.WriteString(`INSERT INTO event_edges (event_id, target_id, auth) VALUES `)
+		for i, e := range edges[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k := len(args)
+			b.WriteString("($")
+			b.WriteString(strconv.Itoa(k + 1))
+			b.WriteString(",$")
+			b.WriteString(strconv.Itoa(k + 2))
+			b.WriteString(",$")
+			b.WriteString(strconv.Itoa(k + 3))
+			b.WriteByte(')')
+			args = append(args, e.EventID, e.TargetID, boolInt(e.Auth))
+		}
+		b.WriteString(` ON CONFLICT DO NOTHING`)
+		if _, err := w.tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("insert edges: %w", err)
+		}
+		edges = edges[n:]
+	}
+	return nil
+}
+
+// ReplaceExtremities removes the given extremities of a room and adds
+// others. Replacing one extremity by one (sends in a room without forks) is
+// a single UPDATE.
+func (w *WriteTx) ReplaceExtremities(ctx context.Context, roomID string, removed []string, added []Extremity) error {
+	if len(removed) == 1 && len(added) == 1 {
 		res, err := w.tx.ExecContext(ctx, `UPDATE room_extremities SET event_id = $3, depth = $4 WHERE room_id = $1 AND event_id = $2`,
-			roomID, removed[0], added.EventID, added.Depth)
+			roomID, removed[0], added[0].EventID, added[0].Depth)
 		if err != nil {
 			return fmt.Errorf("replace extremity: %w", err)
 		}
@@ -139,9 +177,9 @@ func (w *WriteTx) ReplaceExtremities(ctx context.Context, roomID string, removed
 			return fmt.Errorf("remove extremities: %w", err)
 		}
 	}
-	if added != nil {
+	for _, x := range added {
 		if _, err := w.tx.ExecContext(ctx, `INSERT INTO room_extremities (room_id, event_id, depth) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING`,
-			roomID, added.EventID, added.Depth); err != nil {
+			roomID, x.EventID, x.Depth); err != nil {
 			return fmt.Errorf("add extremity: %w", err)
 		}
 	}
