@@ -77,7 +77,7 @@ type batch struct {
 	// The batch's edges, and the rooms whose extremities it moved with
 	// their extremities before, written once at the end (flushDAG): a
 	// commit of many sends pays two statements for them, not two a send.
-	edges  []storage.Edge
+	edges  []storage.Edges
 	extrem map[*roomState][]storage.Extremity
 }
 

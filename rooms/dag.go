@@ -39,12 +39,7 @@ func (rs *roomState) prevEvents() ([]string, int64) {
 // writeEdges queues an event's prev and auth edges for flushDAG.
 func (b *batch) writeEdges(ctx context.Context, rs *roomState, ev *pdu.Event) error {
 	n := len(b.edges)
-	for _, id := range ev.PrevEvents {
-		b.edges = append(b.edges, storage.Edge{EventID: ev.ID, TargetID: id})
-	}
-	for _, id := range ev.AuthEvents {
-		b.edges = append(b.edges, storage.Edge{EventID: ev.ID, TargetID: id, Auth: true})
-	}
+	b.edges = append(b.edges, storage.Edges{EventID: ev.ID, Prev: ev.PrevEvents, Auth: ev.AuthEvents})
 	b.onUndo(func() { b.edges = b.edges[:n] })
 	return nil
 }

@@ -28,7 +28,7 @@ func TestConformanceDAG(t *testing.T) {
 
 func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		if err := tx.InsertEdges(ctx, "$b", []string{"$a"}, []string{"$c", "$a", "$c"}); err != nil {
+		if err := tx.InsertEdges(ctx, "$b", []string{"$a", "$a"}, []string{"$c", "$a"}); err != nil {
 			return err
 		}
 		if err := tx.ReplaceExtremities(ctx, "!r:x", nil, []storage.Extremity{{EventID: "$a", Depth: 1}}); err != nil {

@@ -79,75 +79,78 @@ type CurrentChange struct {
 	Membership, Sender      string
 }
 
-// InsertEdges records an event's prev_events and auth_events edges, in one
-// statement.
+// InsertEdges records an event's prev_events and auth_events edges.
 func (w *WriteTx) InsertEdges(ctx context.Context, eventID string, prev, auth []string) error {
-	return insertEdges(ctx, w.tx, eventID, prev, auth)
+	return insertEdges(ctx, w.tx, []Edges{{EventID: eventID, Prev: prev, Auth: auth}})
 }
 
-func insertEdges(ctx context.Context, q queryer, eventID string, prev, auth []string) error {
-	n := len(prev) + len(auth)
-	if n == 0 {
-		return nil
-	}
-	var b strings.Builder
-	args := make([]any, 0, 1+n)
-	args = append(args, eventID)
-	b.WriteString(`INSERT INTO event_edges (event_id, target_id, auth) VALUES `)
-	for i, id := range prev {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		args = append(args, id)
-		fmt.Fprintf(&b, "($1,$%d,0)", len(args))
-	}
-	for i, id := range auth {
-		if i > 0 || len(prev) > 0 {
-			b.WriteByte(',')
-		}
-		args = append(args, id)
-		fmt.Fprintf(&b, "($1,$%d,1)", len(args))
-	}
-	b.WriteString(` ON CONFLICT DO NOTHING`)
-	if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("insert edges of %s: %w", eventID, err)
-	}
-	return nil
+// Edges are one event's edges in the DAG.
+type Edges struct {
+	EventID    string
+	Prev, Auth []string
 }
 
-// Edge is one DAG edge: a prev_events (or, with Auth, auth_events) entry.
-type Edge struct {
-	EventID, TargetID string
-	Auth              bool
+// InsertEdgeRows records the edges of many events, a few hundred rows per
+// statement.
+func (w *WriteTx) InsertEdgeRows(ctx context.Context, edges []Edges) error {
+	return insertEdges(ctx, w.tx, edges)
 }
 
-// InsertEdgeRows records many edges, a few hundred per statement.
-func (w *WriteTx) InsertEdgeRows(ctx context.Context, edges []Edge) error {
+func insertEdges(ctx context.Context, q queryer, edges []Edges) error {
 	const perStatement = 300
-	for len(edges) > 0 {
-		n := min(len(edges), perStatement)
-		var b strings.Builder
-		args := make([]any, 0, 3*n)
-		b.WriteString(`INSERT INTO event_edges (event_id, target_id, auth) VALUES `)
-		for i, e := range edges[:n] {
+	var b strings.Builder
+	var args []any
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		b.WriteString(` ON CONFLICT DO NOTHING`)
+		_, err := q.ExecContext(ctx, b.String(), args...)
+		b.Reset()
+		args = args[:0]
+		return err
+	}
+	add := func(head string, vals ...any) error {
+		if len(args) == 0 {
+			b.WriteString(head)
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString("(")
+		for i, v := range vals {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			k := len(args)
-			b.WriteString("($")
-			b.WriteString(strconv.Itoa(k + 1))
-			b.WriteString(",$")
-			b.WriteString(strconv.Itoa(k + 2))
-			b.WriteString(",$")
-			b.WriteString(strconv.Itoa(k + 3))
-			b.WriteByte(')')
-			args = append(args, e.EventID, e.TargetID, boolInt(e.Auth))
+			args = append(args, v)
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(len(args)))
 		}
-		b.WriteString(` ON CONFLICT DO NOTHING`)
-		if _, err := w.tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("insert edges: %w", err)
+		b.WriteString(")")
+		if len(args) >= 2*perStatement {
+			return flush()
 		}
-		edges = edges[n:]
+		return nil
+	}
+	for _, e := range edges {
+		for _, p := range e.Prev {
+			if err := add(`INSERT INTO event_edges (event_id, prev_id) VALUES `, e.EventID, p); err != nil {
+				return fmt.Errorf("insert prev edges: %w", err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("insert prev edges: %w", err)
+	}
+	for _, e := range edges {
+		if len(e.Auth) == 0 {
+			continue
+		}
+		if err := add(`INSERT INTO event_auth (event_id, auth_ids) VALUES `, e.EventID, strings.Join(e.Auth, " ")); err != nil {
+			return fmt.Errorf("insert auth edges: %w", err)
+		}
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("insert auth edges: %w", err)
 	}
 	return nil
 }
@@ -639,24 +642,36 @@ func (w *WriteTx) DeleteUnlisted(ctx context.Context, eventID string) error {
 
 // Edges returns an event's prev_events and auth_events as stored.
 func (s *Store) Edges(ctx context.Context, eventID string) (prev, auth []string, err error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT target_id, auth FROM event_edges WHERE event_id = $1 ORDER BY auth, target_id`, eventID)
+	rows, err := s.read.QueryContext(ctx, `SELECT prev_id FROM event_edges WHERE event_id = $1 ORDER BY prev_id`, eventID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("edges of %s: %w", eventID, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var isAuth int
-		if err := rows.Scan(&id, &isAuth); err != nil {
-			return nil, nil, fmt.Errorf("edges of %s: %w", eventID, err)
-		}
-		if isAuth == 1 {
-			auth = append(auth, id)
-		} else {
-			prev = append(prev, id)
-		}
+	if prev, err = collectStrings(rows); err != nil {
+		return nil, nil, fmt.Errorf("edges of %s: %w", eventID, err)
 	}
-	return prev, auth, rows.Err()
+	var ids string
+	err = s.read.QueryRowContext(ctx, `SELECT auth_ids FROM event_auth WHERE event_id = $1`, eventID).Scan(&ids)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("auth edges of %s: %w", eventID, err)
+	}
+	if ids != "" {
+		auth = strings.Split(ids, " ")
+		sort.Strings(auth)
+	}
+	return prev, auth, nil
+}
+
+// StateStorage reports the rows and snapshot bytes state groups hold, for
+// benchmarks and metrics.
+func (s *Store) StateStorage(ctx context.Context) (groups, deltas, snapshotBytes int64, err error) {
+	err = s.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(LENGTH(snapshot)), 0) FROM state_groups`).Scan(&groups, &snapshotBytes)
+	if err == nil {
+		err = s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM state_group_deltas`).Scan(&deltas)
+	}
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("state storage: %w", err)
+	}
+	return groups, deltas, snapshotBytes, nil
 }
 
 // StateMapAtPos is the state after position pos of a room's history written
@@ -671,17 +686,4 @@ func (s *Store) StateMapAtPos(ctx context.Context, roomID string, pos int64) (St
 		m[StateTuple{e.Type, e.StateKeyOr()}] = e.EventID
 	}
 	return m, nil
-}
-
-// StateStorage reports the rows and snapshot bytes state groups hold, for
-// benchmarks and metrics.
-func (s *Store) StateStorage(ctx context.Context) (groups, deltas, snapshotBytes int64, err error) {
-	err = s.read.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(LENGTH(snapshot)), 0) FROM state_groups`).Scan(&groups, &snapshotBytes)
-	if err == nil {
-		err = s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM state_group_deltas`).Scan(&deltas)
-	}
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("state storage: %w", err)
-	}
-	return groups, deltas, snapshotBytes, nil
 }

@@ -52,10 +52,12 @@ func upgradeEdges(ctx context.Context, tx *sql.Tx) error {
 		if err != nil {
 			return fmt.Errorf("upgrade edges: %w", err)
 		}
-		for _, r := range batch {
-			if err := insertEdges(ctx, tx, r.id, r.prev, r.auth); err != nil {
-				return fmt.Errorf("upgrade edges: %w", err)
-			}
+		edges := make([]Edges, len(batch))
+		for i, r := range batch {
+			edges[i] = Edges{EventID: r.id, Prev: r.prev, Auth: r.auth}
+		}
+		if err := insertEdges(ctx, tx, edges); err != nil {
+			return fmt.Errorf("upgrade edges: %w", err)
 		}
 		if len(batch) < page {
 			return nil

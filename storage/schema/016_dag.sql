@@ -1,15 +1,21 @@
 -- Parley schema v16: rooms as DAGs (docs/architecture.md, "Rooms as DAGs").
 
--- The DAG's edges: an event's prev_events (auth = 0) and auth_events
--- (auth = 1), for every stored event, listed or not. Events written before
--- v16 get theirs from their stored PDU when the store opens (upgradeEdges).
+-- The DAG's edges: an event's prev_events, one row each (indexed both
+-- ways: backfill walks back, and an event arriving after its child must
+-- not become an extremity), and its auth_events, one row per event (the
+-- auth chain is only ever walked from the event down). Events written
+-- before v16 get theirs from their stored PDU when the store opens
+-- (storage/upgrade.go).
 CREATE TABLE event_edges (
-    event_id  TEXT NOT NULL,
-    target_id TEXT NOT NULL,
-    auth      INTEGER NOT NULL,
-    PRIMARY KEY (event_id, auth, target_id)
+    event_id TEXT NOT NULL,
+    prev_id  TEXT NOT NULL,
+    PRIMARY KEY (event_id, prev_id)
 );
-CREATE INDEX event_edges_target ON event_edges (target_id, auth);
+CREATE INDEX event_edges_prev ON event_edges (prev_id);
+CREATE TABLE event_auth (
+    event_id TEXT PRIMARY KEY,
+    auth_ids TEXT NOT NULL
+);
 
 -- A room's forward extremities: the events no accepted event references
 -- yet. A new local event lists them as its prev_events.
