@@ -191,6 +191,12 @@ func TestDAGForkOrderAndState(t *testing.T) {
 			if got := r.extremities(); !slices.Equal(got, []string{a3}) {
 				t.Errorf("extremities after the merge = %v, want [%s]", got, a3)
 			}
+			if p, a, err := srv.Srv.Store.Edges(ctx, a3); err != nil || !slices.Equal(p, want) || len(a) != len(a3ev.AuthEvents) {
+				t.Errorf("stored edges of A3 = %v %v %v, want prev %v and %d auth events", p, a, err, want, len(a3ev.AuthEvents))
+			}
+			if p, a, err := srv.Srv.Store.Edges(ctx, bname.ID); err != nil || !slices.Equal(p, []string{b1.ID}) || len(a) != len(bname.AuthEvents) {
+				t.Errorf("stored edges of bob's rename = %v %v %v, want prev [%s] and %d auth events", p, a, err, b1.ID, len(bname.AuthEvents))
+			}
 
 			// Events users never see.
 			rej, before := r.build(bob, "m.room.message", nil, msg("REJECTED"), a3)

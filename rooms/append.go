@@ -70,6 +70,7 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 		Depth:    ev.Depth,
 		OriginTS: ev.OriginServerTS,
 		Client:   clientJSON(ev),
+		AuthIDs:  ev.AuthEvents,
 	}
 	if ev.Type == "m.room.member" {
 		row.Membership = membershipOf(ev.Content)

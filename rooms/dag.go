@@ -36,10 +36,11 @@ func (rs *roomState) prevEvents() ([]string, int64) {
 	return prev, depth + 1
 }
 
-// writeEdges queues an event's prev and auth edges for flushDAG.
+// writeEdges queues an event's prev edges for flushDAG. (Its auth edges go
+// with its row.)
 func (b *batch) writeEdges(ctx context.Context, rs *roomState, ev *pdu.Event) error {
 	n := len(b.edges)
-	b.edges = append(b.edges, storage.Edges{EventID: ev.ID, Prev: ev.PrevEvents, Auth: ev.AuthEvents})
+	b.edges = append(b.edges, storage.Edges{EventID: ev.ID, Prev: ev.PrevEvents})
 	b.onUndo(func() { b.edges = b.edges[:n] })
 	return nil
 }

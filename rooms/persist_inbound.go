@@ -107,7 +107,7 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 	now := b.s.cfg.Now().UnixMilli()
 	unlisted := func(kind storage.UnlistedKind, group int64) (int64, error) {
 		if err := b.tx.InsertUnlisted(ctx, storage.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: kind, Reason: in.Reason,
-			Depth: ev.Depth, StateGroup: group, PDU: in.Raw, ReceivedTS: now}); err != nil {
+			Depth: ev.Depth, StateGroup: group, AuthIDs: ev.AuthEvents, PDU: in.Raw, ReceivedTS: now}); err != nil {
 			return 0, dbErr(err)
 		}
 		return 0, b.writeEdges(ctx, rs, ev)
@@ -239,7 +239,7 @@ func (b *batch) stateAfterInbound(ctx context.Context, rs *roomState, in Inbound
 func (b *batch) insertInbound(ctx context.Context, rs *roomState, ev *pdu.Event, raw []byte, pos, group int64) error {
 	row := &storage.Event{
 		Pos: pos, EventID: ev.ID, RoomID: rs.id, Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender,
-		Depth: ev.Depth, OriginTS: ev.OriginServerTS, Client: clientJSON(ev), StateGroup: group, NotCurrent: true,
+		Depth: ev.Depth, OriginTS: ev.OriginServerTS, Client: clientJSON(ev), StateGroup: group, NotCurrent: true, AuthIDs: ev.AuthEvents,
 	}
 	if ev.Type == "m.room.member" {
 		row.Membership = membershipOf(ev.Content)

@@ -28,7 +28,15 @@ func TestConformanceDAG(t *testing.T) {
 
 func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		if err := tx.InsertEdges(ctx, "$b", []string{"$a", "$a"}, []string{"$c", "$a"}); err != nil {
+		if err := tx.InsertEdges(ctx, "$b", []string{"$a", "$a"}); err != nil {
+			return err
+		}
+		if err := tx.InsertRoom(ctx, storage.Room{RoomID: "!r:x", Version: "11", Creator: "@a:x", CreatedTS: 1}); err != nil {
+			return err
+		}
+		b := storage.Event{Pos: 1, EventID: "$b", RoomID: "!r:x", Type: "m.room.message", Sender: "@a:x", Depth: 2, Client: []byte(`{}`),
+			AuthIDs: []string{"$c", "$a"}}
+		if err := tx.InsertEvent(ctx, &b, []byte(`{}`)); err != nil {
 			return err
 		}
 		if err := tx.ReplaceExtremities(ctx, "!r:x", nil, []storage.Extremity{{EventID: "$a", Depth: 1}}); err != nil {

@@ -54,6 +54,7 @@ type UnlistedEvent struct {
 	Reason     string
 	Depth      int64
 	StateGroup int64 // 0: none (outliers, rejected events)
+	AuthIDs    []string
 	PDU        []byte
 	ReceivedTS int64
 }
@@ -79,19 +80,20 @@ type CurrentChange struct {
 	Membership, Sender      string
 }
 
-// InsertEdges records an event's prev_events and auth_events edges.
-func (w *WriteTx) InsertEdges(ctx context.Context, eventID string, prev, auth []string) error {
-	return insertEdges(ctx, w.tx, []Edges{{EventID: eventID, Prev: prev, Auth: auth}})
+// InsertEdges records an event's prev_events edges. (Its auth_events are
+// stored with its row: Event.AuthIDs, UnlistedEvent.AuthIDs.)
+func (w *WriteTx) InsertEdges(ctx context.Context, eventID string, prev []string) error {
+	return insertEdges(ctx, w.tx, []Edges{{EventID: eventID, Prev: prev}})
 }
 
-// Edges are one event's edges in the DAG.
+// Edges are one event's prev_events.
 type Edges struct {
-	EventID    string
-	Prev, Auth []string
+	EventID string
+	Prev    []string
 }
 
-// InsertEdgeRows records the edges of many events, a few hundred rows per
-// statement.
+// InsertEdgeRows records the prev edges of many events, a few hundred rows
+// per statement.
 func (w *WriteTx) InsertEdgeRows(ctx context.Context, edges []Edges) error {
 	return insertEdges(ctx, w.tx, edges)
 }
@@ -108,51 +110,32 @@ func insertEdges(ctx context.Context, q queryer, edges []Edges) error {
 		_, err := q.ExecContext(ctx, b.String(), args...)
 		b.Reset()
 		args = args[:0]
-		return err
-	}
-	add := func(head string, vals ...any) error {
-		if len(args) == 0 {
-			b.WriteString(head)
-		} else {
-			b.WriteByte(',')
-		}
-		b.WriteString("(")
-		for i, v := range vals {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			args = append(args, v)
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(len(args)))
-		}
-		b.WriteString(")")
-		if len(args) >= 2*perStatement {
-			return flush()
+		if err != nil {
+			return fmt.Errorf("insert edges: %w", err)
 		}
 		return nil
 	}
 	for _, e := range edges {
 		for _, p := range e.Prev {
-			if err := add(`INSERT INTO event_edges (event_id, prev_id) VALUES `, e.EventID, p); err != nil {
-				return fmt.Errorf("insert prev edges: %w", err)
+			if len(args) == 0 {
+				b.WriteString(`INSERT INTO event_edges (event_id, prev_id) VALUES `)
+			} else {
+				b.WriteByte(',')
+			}
+			args = append(args, e.EventID, p)
+			b.WriteString("($")
+			b.WriteString(strconv.Itoa(len(args) - 1))
+			b.WriteString(",$")
+			b.WriteString(strconv.Itoa(len(args)))
+			b.WriteByte(')')
+			if len(args) >= 2*perStatement {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("insert prev edges: %w", err)
-	}
-	for _, e := range edges {
-		if len(e.Auth) == 0 {
-			continue
-		}
-		if err := add(`INSERT INTO event_auth (event_id, auth_ids) VALUES `, e.EventID, strings.Join(e.Auth, " ")); err != nil {
-			return fmt.Errorf("insert auth edges: %w", err)
-		}
-	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("insert auth edges: %w", err)
-	}
-	return nil
+	return flush()
 }
 
 // ReplaceExtremities removes the given extremities of a room and adds
@@ -322,9 +305,9 @@ func upsertCurrent(ctx context.Context, q queryer, roomID, typ, stateKey, eventI
 
 // InsertUnlisted stores an event users never see.
 func (w *WriteTx) InsertUnlisted(ctx context.Context, u UnlistedEvent) error {
-	_, err := w.tx.ExecContext(ctx, `INSERT INTO unlisted_events (event_id, room_id, kind, reason, depth, state_group, pdu, received_ts)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
-		u.EventID, u.RoomID, string(u.Kind), u.Reason, u.Depth, u.StateGroup, string(u.PDU), u.ReceivedTS)
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO unlisted_events (event_id, room_id, kind, reason, depth, state_group, pdu, received_ts, auth_ids)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
+		u.EventID, u.RoomID, string(u.Kind), u.Reason, u.Depth, u.StateGroup, string(u.PDU), u.ReceivedTS, strings.Join(u.AuthIDs, " "))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("insert unlisted event %s: %w", u.EventID, ErrConflict)
 	}
@@ -650,7 +633,8 @@ func (s *Store) Edges(ctx context.Context, eventID string) (prev, auth []string,
 		return nil, nil, fmt.Errorf("edges of %s: %w", eventID, err)
 	}
 	var ids string
-	err = s.read.QueryRowContext(ctx, `SELECT auth_ids FROM event_auth WHERE event_id = $1`, eventID).Scan(&ids)
+	err = s.read.QueryRowContext(ctx, `SELECT auth_ids FROM events WHERE event_id = $1
+		UNION ALL SELECT auth_ids FROM unlisted_events WHERE event_id = $1`, eventID).Scan(&ids)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, fmt.Errorf("auth edges of %s: %w", eventID, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -54,7 +55,12 @@ func upgradeEdges(ctx context.Context, tx *sql.Tx) error {
 		}
 		edges := make([]Edges, len(batch))
 		for i, r := range batch {
-			edges[i] = Edges{EventID: r.id, Prev: r.prev, Auth: r.auth}
+			edges[i] = Edges{EventID: r.id, Prev: r.prev}
+			if len(r.auth) > 0 {
+				if _, err := tx.ExecContext(ctx, `UPDATE events SET auth_ids = $2 WHERE event_id = $1`, r.id, strings.Join(r.auth, " ")); err != nil {
+					return fmt.Errorf("upgrade auth edges: %w", err)
+				}
+			}
 		}
 		if err := insertEdges(ctx, tx, edges); err != nil {
 			return fmt.Errorf("upgrade edges: %w", err)

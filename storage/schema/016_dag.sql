@@ -1,21 +1,19 @@
 -- Parley schema v16: rooms as DAGs (docs/architecture.md, "Rooms as DAGs").
 
--- The DAG's edges: an event's prev_events, one row each (indexed both
--- ways: backfill walks back, and an event arriving after its child must
--- not become an extremity), and its auth_events, one row per event (the
--- auth chain is only ever walked from the event down). Events written
--- before v16 get theirs from their stored PDU when the store opens
--- (storage/upgrade.go).
+-- The DAG's edges. An event's prev_events are rows here, indexed both
+-- ways: backfill walks back, and an event arriving after its child must not
+-- become an extremity. Its auth_events are only ever walked from the event
+-- down, so they are a column of the event's own row (events.auth_ids,
+-- unlisted_events.auth_ids: space-separated IDs), which costs a send no
+-- extra row. Events written before v16 get both from their stored PDU when
+-- the store opens (storage/upgrade.go).
 CREATE TABLE event_edges (
     event_id TEXT NOT NULL,
     prev_id  TEXT NOT NULL,
     PRIMARY KEY (event_id, prev_id)
 );
 CREATE INDEX event_edges_prev ON event_edges (prev_id);
-CREATE TABLE event_auth (
-    event_id TEXT PRIMARY KEY,
-    auth_ids TEXT NOT NULL
-);
+ALTER TABLE events ADD COLUMN auth_ids TEXT NOT NULL DEFAULT '';
 
 -- A room's forward extremities: the events no accepted event references
 -- yet. A new local event lists them as its prev_events.
@@ -42,6 +40,7 @@ CREATE TABLE unlisted_events (
     reason      TEXT NOT NULL DEFAULT '',
     depth       BIGINT NOT NULL,
     state_group BIGINT NOT NULL DEFAULT 0,
+    auth_ids    TEXT NOT NULL DEFAULT '',
     pdu         TEXT NOT NULL,
     received_ts BIGINT NOT NULL
 );
