@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -101,7 +102,8 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 		q.MaxPos = pos
 		start = inbox.RoomToken(pos)
 	} else {
-		start = topoToken(q.From)
+		// The room's beginning; depths start at 1, so depth 0 is before all.
+		start = topoToken(storage.TopoPoint{Depth: 0, Pos: math.MinInt64})
 	}
 	if t := q0(r, "to"); t != "" {
 		tok, err := parsePageToken(t)
