@@ -115,11 +115,6 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 	if err := b.advanceExtremitiesTx(ctx, rs, ev); err != nil {
 		return 0, err
 	}
-	if group != rs.group {
-		if err := b.tx.SetRoomStateGroup(ctx, rs.id, group); err != nil {
-			return 0, dbErr(err)
-		}
-	}
 	if len(cls.Mentions) > 0 {
 		if err := b.tx.InsertMentions(ctx, rs.id, pos, cls.Mentions); err != nil {
 			return 0, dbErr(err)

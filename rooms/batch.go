@@ -79,6 +79,7 @@ type batch struct {
 	// commit of many sends pays two statements for them, not two a send.
 	edges  []storage.Edges
 	extrem map[*roomState][]storage.Extremity
+	groups map[*roomState]int64 // rooms whose current group moved, with the group before
 }
 
 // nextPos assigns the next stream position.

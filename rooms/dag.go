@@ -59,8 +59,8 @@ func (b *batch) advanceExtremitiesTx(ctx context.Context, rs *roomState, ev *pdu
 	return nil
 }
 
-// flushDAG writes the batch's edges and the extremities of the rooms it
-// moved, just before the commit.
+// flushDAG writes the batch's edges, and the extremities and current state
+// group of the rooms it moved, just before the commit.
 func (b *batch) flushDAG(ctx context.Context) error {
 	if err := b.tx.InsertEdgeRows(ctx, b.edges); err != nil {
 		return err
@@ -80,6 +80,13 @@ func (b *batch) flushDAG(ctx context.Context) error {
 		}
 		if err := b.tx.ReplaceExtremities(ctx, rs.id, removed, added); err != nil {
 			return err
+		}
+	}
+	for rs, before := range b.groups {
+		if rs.group != before {
+			if err := b.tx.SetRoomStateGroup(ctx, rs.id, rs.group); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -108,10 +115,18 @@ func (b *batch) advanceExtremities(rs *roomState, ev *pdu.Event) {
 	b.onUndo(func() { rs.extrem = old })
 }
 
-// setGroup moves the room's current state group, undone on rollback.
+// setGroup moves the room's current state group, undone on rollback; the
+// store follows at flushDAG.
 func (b *batch) setGroup(rs *roomState, group int64, hops int) {
 	if rs.group == group {
 		return
+	}
+	if b.groups == nil {
+		b.groups = make(map[*roomState]int64, 1)
+	}
+	if _, ok := b.groups[rs]; !ok {
+		b.groups[rs] = rs.group
+		b.onUndo(func() { delete(b.groups, rs) })
 	}
 	oldGroup, oldHops := rs.group, rs.groupHops
 	rs.group, rs.groupHops = group, hops

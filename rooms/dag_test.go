@@ -56,6 +56,11 @@ func TestDAGCommitFailureUndo(t *testing.T) {
 	if err != nil || st[authrules.StateKey{Type: "m.room.topic"}] != id {
 		t.Errorf("StateAfterEvent(topic) topic = %q %v, want %s", st[authrules.StateKey{Type: "m.room.topic"}], err, id)
 	}
+	// The room's stored current group is the topic's (written at flushDAG),
+	// which a writer that reloads the room starts from.
+	if head, err := s.store.LoadRoomHead(ctx, room); err != nil || head.StateGroup != stored[0].StateGroup || head.StateGroup == 0 {
+		t.Errorf("stored room group = %d %v, want the topic's %d", head.StateGroup, err, stored[0].StateGroup)
+	}
 	// The group counter went back too: no ID was skipped.
 	if g, err := s.store.MaxStateGroup(ctx); err != nil || g != s.group {
 		t.Errorf("MaxStateGroup = %d %v, writer's counter %d", g, err, s.group)

@@ -298,12 +298,7 @@ func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64
 			return err
 		}
 	}
-	if group != rs.group {
-		if err := b.tx.SetRoomStateGroup(ctx, rs.id, group); err != nil {
-			return dbErr(err)
-		}
-		b.setGroup(rs, group, hops)
-	}
+	b.setGroup(rs, group, hops)
 	for _, c := range changes {
 		key := authrules.StateKey{Type: c.Type, StateKey: c.StateKey}
 		if c.EventID == "" {
