@@ -66,4 +66,3 @@ func TestDAGCommitFailureUndo(t *testing.T) {
 		t.Errorf("MaxStateGroup = %d %v, writer's counter %d", g, err, s.group)
 	}
 }
-

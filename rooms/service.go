@@ -108,12 +108,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg:   cfg,
-		store: cfg.Store,
-		log:   cfg.Logger,
-		queue: newFairQueue(cfg.MaxQueue, cfg.MaxQueuePerUser),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:         cfg,
+		store:       cfg.Store,
+		log:         cfg.Logger,
+		queue:       newFairQueue(cfg.MaxQueue, cfg.MaxQueuePerUser),
+		quit:        make(chan struct{}),
+		done:        make(chan struct{}),
 		pos:         pos,
 		group:       group,
 		backfillPos: backfillPos,
