@@ -69,11 +69,13 @@ type batch struct {
 	s        *Service
 	tx       *storage.WriteTx
 	startPos int64
+	commit   *Commit
+	undo     []func()
+	txns     map[txnKey]string // idempotency keys written by this batch
+
 	// The group and backfill counters at the batch's start, for rollback.
 	startGroup, startBackfill int64
-	commit                    *Commit
-	undo                      []func()
-	txns                      map[txnKey]string // idempotency keys written by this batch
+
 	// The batch's edges, and the rooms whose extremities it moved with
 	// their extremities before, written once at the end (flushDAG): a
 	// commit of many sends pays two statements for them, not two a send.
