@@ -65,20 +65,8 @@ func (b *batch) flushDAG(ctx context.Context) error {
 	if err := b.tx.InsertEdgeRows(ctx, b.edges); err != nil {
 		return err
 	}
-	for rs, before := range b.extrem {
-		var removed []string
-		for _, x := range before {
-			if !slices.ContainsFunc(rs.extrem, func(y storage.Extremity) bool { return y.EventID == x.EventID }) {
-				removed = append(removed, x.EventID)
-			}
-		}
-		var added []storage.Extremity
-		for _, x := range rs.extrem {
-			if !slices.ContainsFunc(before, func(y storage.Extremity) bool { return y.EventID == x.EventID }) {
-				added = append(added, x)
-			}
-		}
-		if err := b.tx.ReplaceExtremities(ctx, rs.id, removed, added); err != nil {
+	for rs := range b.extrem {
+		if err := b.tx.SetExtremities(ctx, rs.id, rs.extrem); err != nil {
 			return err
 		}
 	}

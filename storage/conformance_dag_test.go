@@ -28,10 +28,10 @@ func TestConformanceDAG(t *testing.T) {
 
 func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		if err := tx.InsertEdges(ctx, "$b", []string{"$a", "$a"}); err != nil {
+		if err := tx.InsertRoom(ctx, storage.Room{RoomID: "!r:x", Version: "11", Creator: "@a:x", CreatedTS: 1}); err != nil {
 			return err
 		}
-		if err := tx.InsertRoom(ctx, storage.Room{RoomID: "!r:x", Version: "11", Creator: "@a:x", CreatedTS: 1}); err != nil {
+		if err := tx.InsertEdges(ctx, "$b", []string{"$a", "$a"}); err != nil {
 			return err
 		}
 		b := storage.Event{Pos: 1, EventID: "$b", RoomID: "!r:x", Type: "m.room.message", Sender: "@a:x", Depth: 2, Client: []byte(`{}`),
@@ -39,11 +39,7 @@ func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 		if err := tx.InsertEvent(ctx, &b, []byte(`{}`)); err != nil {
 			return err
 		}
-		if err := tx.ReplaceExtremities(ctx, "!r:x", nil, []storage.Extremity{{EventID: "$a", Depth: 1}}); err != nil {
-			return err
-		}
-		// One by one: a single UPDATE.
-		return tx.ReplaceExtremities(ctx, "!r:x", []string{"$a"}, []storage.Extremity{{EventID: "$b", Depth: 2}})
+		return tx.SetExtremities(ctx, "!r:x", []storage.Extremity{{EventID: "$b", Depth: 2}})
 	})
 	prev, auth, err := s.Edges(ctx, "$b")
 	if err != nil || !slices.Equal(prev, []string{"$a"}) || !slices.Equal(auth, []string{"$a", "$c"}) {
@@ -57,18 +53,17 @@ func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 		}
 	}
 	want("after a chain", storage.Extremity{EventID: "$b", Depth: 2})
-	// A fork: $f also on $a ($a is no extremity any more: only added).
+	// A fork, given shallowest first: read back deepest first.
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		return tx.ReplaceExtremities(ctx, "!r:x", []string{"$a"}, []storage.Extremity{{EventID: "$f", Depth: 2}})
+		return tx.SetExtremities(ctx, "!r:x", []storage.Extremity{{EventID: "$f", Depth: 2}, {EventID: "$g", Depth: 3}})
 	})
-	want("after a fork", storage.Extremity{EventID: "$b", Depth: 2}, storage.Extremity{EventID: "$f", Depth: 2})
-	// The merge.
+	want("after a fork", storage.Extremity{EventID: "$g", Depth: 3}, storage.Extremity{EventID: "$f", Depth: 2})
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		return tx.ReplaceExtremities(ctx, "!r:x", []string{"$b", "$f"}, []storage.Extremity{{EventID: "$m", Depth: 3}})
+		return tx.SetExtremities(ctx, "!r:x", []storage.Extremity{{EventID: "$m", Depth: 4}})
 	})
-	want("after the merge", storage.Extremity{EventID: "$m", Depth: 3})
-	if got, _ := s.Extremities(ctx, "!other:x"); len(got) != 0 {
-		t.Errorf("Extremities(other room) = %v, want none", got)
+	want("after the merge", storage.Extremity{EventID: "$m", Depth: 4})
+	if got, err := s.Extremities(ctx, "!other:x"); err != nil || len(got) != 0 {
+		t.Errorf("Extremities(unknown room) = %v %v, want none", got, err)
 	}
 }
 

@@ -138,65 +138,51 @@ func insertEdges(ctx context.Context, q queryer, edges []Edges) error {
 	return flush()
 }
 
-// ReplaceExtremities removes the given extremities of a room and adds
-// others. Replacing one extremity by one (sends in a room without forks) is
-// a single UPDATE.
-func (w *WriteTx) ReplaceExtremities(ctx context.Context, roomID string, removed []string, added []Extremity) error {
-	if len(removed) == 1 && len(added) == 1 {
-		res, err := w.tx.ExecContext(ctx, `UPDATE room_extremities SET event_id = $3, depth = $4 WHERE room_id = $1 AND event_id = $2`,
-			roomID, removed[0], added[0].EventID, added[0].Depth)
-		if err != nil {
-			return fmt.Errorf("replace extremity: %w", err)
+// SetExtremities records a room's forward extremities (deepest first).
+func (w *WriteTx) SetExtremities(ctx context.Context, roomID string, xs []Extremity) error {
+	var b strings.Builder
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteByte(' ')
 		}
-		if n, err := res.RowsAffected(); err == nil && n == 1 {
-			return nil
-		}
-		removed = nil // it was no extremity: only add
+		b.WriteString(strconv.FormatInt(x.Depth, 10))
+		b.WriteByte(' ')
+		b.WriteString(x.EventID)
 	}
-	if len(removed) > 0 {
-		args := make([]any, 0, 1+len(removed))
-		args = append(args, roomID)
-		for _, id := range removed {
-			args = append(args, id)
-		}
-		if _, err := w.tx.ExecContext(ctx, `DELETE FROM room_extremities WHERE room_id = $1 AND event_id IN (`+placeholders(2, len(removed))+`)`, args...); err != nil {
-			return fmt.Errorf("remove extremities: %w", err)
-		}
-	}
-	for _, x := range added {
-		if _, err := w.tx.ExecContext(ctx, `INSERT INTO room_extremities (room_id, event_id, depth) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING`,
-			roomID, x.EventID, x.Depth); err != nil {
-			return fmt.Errorf("add extremity: %w", err)
-		}
+	if _, err := w.tx.ExecContext(ctx, `UPDATE rooms SET extremities = $2 WHERE room_id = $1`, roomID, b.String()); err != nil {
+		return fmt.Errorf("set extremities of %s: %w", roomID, err)
 	}
 	return nil
 }
 
 // Extremities returns a room's forward extremities, deepest first.
 func (s *Store) Extremities(ctx context.Context, roomID string) ([]Extremity, error) {
-	return extremities(ctx, s.read, roomID)
-}
-
-// Extremities reads a room's extremities inside the batch.
-func (w *WriteTx) Extremities(ctx context.Context, roomID string) ([]Extremity, error) {
-	return extremities(ctx, w.tx, roomID)
-}
-
-func extremities(ctx context.Context, q queryer, roomID string) ([]Extremity, error) {
-	rows, err := q.QueryContext(ctx, `SELECT event_id, depth FROM room_extremities WHERE room_id = $1 ORDER BY depth DESC, event_id`, roomID)
+	var enc string
+	err := s.read.QueryRowContext(ctx, `SELECT extremities FROM rooms WHERE room_id = $1`, roomID).Scan(&enc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("extremities of %s: %w", roomID, err)
 	}
-	defer rows.Close()
-	var out []Extremity
-	for rows.Next() {
-		var x Extremity
-		if err := rows.Scan(&x.EventID, &x.Depth); err != nil {
-			return nil, fmt.Errorf("extremities of %s: %w", roomID, err)
-		}
-		out = append(out, x)
+	return parseExtremities(enc)
+}
+
+func parseExtremities(enc string) ([]Extremity, error) {
+	f := strings.Fields(enc)
+	if len(f)%2 != 0 {
+		return nil, fmt.Errorf("extremities %q: odd field count", enc)
 	}
-	return out, rows.Err()
+	out := make([]Extremity, 0, len(f)/2)
+	for i := 0; i < len(f); i += 2 {
+		d, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("extremities %q: %w", enc, err)
+		}
+		out = append(out, Extremity{EventID: f[i+1], Depth: d})
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Depth > out[b].Depth })
+	return out, nil
 }
 
 // InsertStateGroup writes a state group: a delta on g.Parent (deltas), or,

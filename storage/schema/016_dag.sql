@@ -1,8 +1,9 @@
 -- Parley schema v16: rooms as DAGs (docs/architecture.md, "Rooms as DAGs").
 
--- The DAG's edges. An event's prev_events are rows here, indexed both
--- ways: backfill walks back, and an event arriving after its child must not
--- become an extremity. Its auth_events are only ever walked from the event
+-- The DAG's edges. An event's prev_events are rows here (by event: backfill
+-- walks back; an index by prev_id, for events that arrive after their
+-- children, is left to the migration that first needs it, since every send
+-- would pay for it). Its auth_events are only ever walked from the event
 -- down, so they are a column of the event's own row (events.auth_ids,
 -- unlisted_events.auth_ids: space-separated IDs), which costs a send no
 -- extra row. Events written before v16 get both from their stored PDU when
@@ -12,22 +13,18 @@ CREATE TABLE event_edges (
     prev_id  TEXT NOT NULL,
     PRIMARY KEY (event_id, prev_id)
 );
-CREATE INDEX event_edges_prev ON event_edges (prev_id);
 ALTER TABLE events ADD COLUMN auth_ids TEXT NOT NULL DEFAULT '';
 
 -- A room's forward extremities: the events no accepted event references
--- yet. A new local event lists them as its prev_events.
-CREATE TABLE room_extremities (
-    room_id  TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    depth    BIGINT NOT NULL,
-    PRIMARY KEY (room_id, event_id)
-);
+-- yet, which a new local event lists as its prev_events. They are a column
+-- of the room's row ("<depth> <event_id>" pairs, space-separated, deepest
+-- first): a send rewrites one row, which costs its commit one page, where a
+-- table of its own cost two (its rows and its key's index).
+ALTER TABLE rooms ADD COLUMN extremities TEXT NOT NULL DEFAULT '';
 -- A room written before v16 is a single chain: its latest event is its only
 -- extremity.
-INSERT INTO room_extremities (room_id, event_id, depth)
-    SELECT e.room_id, e.event_id, e.depth FROM events e
-    WHERE e.pos = (SELECT MAX(e2.pos) FROM events e2 WHERE e2.room_id = e.room_id);
+UPDATE rooms SET extremities = COALESCE((SELECT CAST(e.depth AS TEXT) || ' ' || e.event_id FROM events e
+    WHERE e.room_id = rooms.room_id ORDER BY e.pos DESC LIMIT 1), '');
 
 -- Events users never see: outliers (no position), rejected events (kept
 -- with their reason, never used for state) and soft-failed events (kept,
