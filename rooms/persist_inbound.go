@@ -174,9 +174,12 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 	if err := b.changeCurrentState(ctx, rs, pos, current, next, after); err != nil {
 		return 0, err
 	}
+	// The notifier routes on the membership the room now holds for the
+	// event's target: the event's own unless it lost state resolution.
+	// (Members that resolution changed otherwise are in Commit.State.)
 	var membership string
-	if ev.Type == "m.room.member" {
-		membership = membershipOf(ev.Content)
+	if ev.Type == "m.room.member" && ev.StateKey != nil {
+		membership = rs.membership(*ev.StateKey)
 	}
 	b.commit.Events = append(b.commit.Events, CommittedEvent{
 		RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: ev.StateKey, Membership: membership, Sender: ev.Sender,
