@@ -70,6 +70,7 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 		Depth:    ev.Depth,
 		OriginTS: ev.OriginServerTS,
 		Client:   clientJSON(ev),
+		PrevIDs:  ev.PrevEvents,
 		AuthIDs:  ev.AuthEvents,
 	}
 	if ev.Type == "m.room.member" {
@@ -108,9 +109,6 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 	row.StateGroup = group
 	if err := b.tx.InsertEvent(ctx, row, ev.Raw); err != nil {
 		return 0, dbErr(err)
-	}
-	if err := b.writeEdges(ctx, rs, ev); err != nil {
-		return 0, err
 	}
 	if err := b.advanceExtremitiesTx(ctx, rs, ev); err != nil {
 		return 0, err

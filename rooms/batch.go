@@ -76,11 +76,9 @@ type batch struct {
 	// The group and backfill counters at the batch's start, for rollback.
 	startGroup, startBackfill int64
 
-	// The batch's edges, and the rooms whose extremities it moved (with
-	// their extremities before; only the keys are read), written once at
-	// the end (flushDAG): one statement for the edges and one per room,
-	// not two a send.
-	edges  []storage.Edges
+	// The rooms whose extremities the batch moved (with their extremities
+	// before; only the keys are read), written once at the end (flushDAG):
+	// one statement per room, not one a send.
 	extrem map[*roomState][]storage.Extremity
 	groups map[*roomState]int64 // rooms whose current group moved, with the group before
 }

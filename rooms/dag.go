@@ -36,15 +36,6 @@ func (rs *roomState) prevEvents() ([]string, int64) {
 	return prev, depth + 1
 }
 
-// writeEdges queues an event's prev edges for flushDAG. (Its auth edges go
-// with its row.)
-func (b *batch) writeEdges(ctx context.Context, rs *roomState, ev *pdu.Event) error {
-	n := len(b.edges)
-	b.edges = append(b.edges, storage.Edges{EventID: ev.ID, Prev: ev.PrevEvents})
-	b.onUndo(func() { b.edges = b.edges[:n] })
-	return nil
-}
-
 // advanceExtremitiesTx makes ev an extremity in place of those of its
 // prev_events that were; the store follows at flushDAG.
 func (b *batch) advanceExtremitiesTx(ctx context.Context, rs *roomState, ev *pdu.Event) error {
@@ -59,12 +50,9 @@ func (b *batch) advanceExtremitiesTx(ctx context.Context, rs *roomState, ev *pdu
 	return nil
 }
 
-// flushDAG writes the batch's edges, and the extremities and current state
-// group of the rooms it moved, just before the commit.
+// flushDAG writes the extremities and current state group of the rooms the
+// batch moved, just before the commit.
 func (b *batch) flushDAG(ctx context.Context) error {
-	if err := b.tx.InsertEdgeRows(ctx, b.edges); err != nil {
-		return err
-	}
 	for rs := range b.extrem {
 		if err := b.tx.SetExtremities(ctx, rs.id, rs.extrem); err != nil {
 			return err

@@ -107,10 +107,10 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 	now := b.s.cfg.Now().UnixMilli()
 	unlisted := func(kind storage.UnlistedKind, group int64) (int64, error) {
 		if err := b.tx.InsertUnlisted(ctx, storage.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: kind, Reason: in.Reason,
-			Depth: ev.Depth, StateGroup: group, AuthIDs: ev.AuthEvents, PDU: in.Raw, ReceivedTS: now}); err != nil {
+			Depth: ev.Depth, StateGroup: group, PrevIDs: ev.PrevEvents, AuthIDs: ev.AuthEvents, PDU: in.Raw, ReceivedTS: now}); err != nil {
 			return 0, dbErr(err)
 		}
-		return 0, b.writeEdges(ctx, rs, ev)
+		return 0, nil
 	}
 	switch in.Kind {
 	case Outlier:
@@ -237,12 +237,12 @@ func (b *batch) stateAfterInbound(ctx context.Context, rs *roomState, in Inbound
 	return groupState{state: state, group: group, hops: hops}, nil
 }
 
-// insertInbound writes an inbound event's row (never making it current
-// state itself) and its edges.
+// insertInbound writes an inbound event's row, with its edges (never making
+// it current state itself).
 func (b *batch) insertInbound(ctx context.Context, rs *roomState, ev *pdu.Event, raw []byte, pos, group int64) error {
 	row := &storage.Event{
 		Pos: pos, EventID: ev.ID, RoomID: rs.id, Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender,
-		Depth: ev.Depth, OriginTS: ev.OriginServerTS, Client: clientJSON(ev), StateGroup: group, NotCurrent: true, AuthIDs: ev.AuthEvents,
+		Depth: ev.Depth, OriginTS: ev.OriginServerTS, Client: clientJSON(ev), StateGroup: group, NotCurrent: true, PrevIDs: ev.PrevEvents, AuthIDs: ev.AuthEvents,
 	}
 	if ev.Type == "m.room.member" {
 		row.Membership = membershipOf(ev.Content)
@@ -250,7 +250,7 @@ func (b *batch) insertInbound(ctx context.Context, rs *roomState, ev *pdu.Event,
 	if err := b.tx.InsertEvent(ctx, row, raw); err != nil {
 		return dbErr(err)
 	}
-	return b.writeEdges(ctx, rs, ev)
+	return nil
 }
 
 // changeCurrentState moves the room's current state from current to next:

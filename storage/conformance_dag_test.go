@@ -31,11 +31,8 @@ func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 		if err := tx.InsertRoom(ctx, storage.Room{RoomID: "!r:x", Version: "11", Creator: "@a:x", CreatedTS: 1}); err != nil {
 			return err
 		}
-		if err := tx.InsertEdges(ctx, "$b", []string{"$a", "$a"}); err != nil {
-			return err
-		}
 		b := storage.Event{Pos: 1, EventID: "$b", RoomID: "!r:x", Type: "m.room.message", Sender: "@a:x", Depth: 2, Client: []byte(`{}`),
-			AuthIDs: []string{"$c", "$a"}}
+			PrevIDs: []string{"$a"}, AuthIDs: []string{"$c", "$a"}}
 		if err := tx.InsertEvent(ctx, &b, []byte(`{}`)); err != nil {
 			return err
 		}
@@ -51,6 +48,9 @@ func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 		if err != nil || !slices.Equal(got, w) {
 			t.Errorf("%s: Extremities = %v %v, want %v", what, got, err, w)
 		}
+	}
+	if _, _, err := s.Edges(ctx, "$missing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Edges(missing) = %v, want ErrNotFound", err)
 	}
 	want("after a chain", storage.Extremity{EventID: "$b", Depth: 2})
 	// A fork, given shallowest first: read back deepest first.
@@ -209,7 +209,7 @@ func confUnlisted(t *testing.T, ctx context.Context, s *storage.Store) {
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
 		for _, k := range []storage.UnlistedKind{storage.Outlier, storage.Rejected, storage.SoftFailed} {
 			if err := tx.InsertUnlisted(ctx, storage.UnlistedEvent{EventID: "$" + string(k), RoomID: "!a:x", Kind: k, Reason: "why",
-				Depth: 7, PDU: []byte(`{}`), ReceivedTS: 1}); err != nil {
+				Depth: 7, PrevIDs: []string{"$e8"}, AuthIDs: []string{"$e1"}, PDU: []byte(`{}`), ReceivedTS: 1}); err != nil {
 				return err
 			}
 		}
@@ -243,6 +243,9 @@ func confUnlisted(t *testing.T, ctx context.Context, s *storage.Store) {
 		if err != nil || unlisted(got) || len(got) == 0 {
 			t.Errorf("%s = %v %v, want listed events only", name, ids(got), err)
 		}
+	}
+	if p, a, err := s.Edges(ctx, "$outlier"); err != nil || !slices.Equal(p, []string{"$e8"}) || !slices.Equal(a, []string{"$e1"}) {
+		t.Errorf("Edges(outlier) = %v %v %v, want [$e8] [$e1]", p, a, err)
 	}
 	if _, err := s.GetEvent(ctx, "$rejected"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetEvent(rejected) = %v, want ErrNotFound", err)

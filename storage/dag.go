@@ -54,6 +54,7 @@ type UnlistedEvent struct {
 	Reason     string
 	Depth      int64
 	StateGroup int64 // 0: none (outliers, rejected events)
+	PrevIDs    []string
 	AuthIDs    []string
 	PDU        []byte
 	ReceivedTS int64
@@ -78,64 +79,6 @@ type StateGroupRow struct {
 type CurrentChange struct {
 	Type, StateKey, EventID string
 	Membership, Sender      string
-}
-
-// InsertEdges records an event's prev_events edges. (Its auth_events are
-// stored with its row: Event.AuthIDs, UnlistedEvent.AuthIDs.)
-func (w *WriteTx) InsertEdges(ctx context.Context, eventID string, prev []string) error {
-	return insertEdges(ctx, w.tx, []Edges{{EventID: eventID, Prev: prev}})
-}
-
-// Edges are one event's prev_events.
-type Edges struct {
-	EventID string
-	Prev    []string
-}
-
-// InsertEdgeRows records the prev edges of many events, a few hundred rows
-// per statement.
-func (w *WriteTx) InsertEdgeRows(ctx context.Context, edges []Edges) error {
-	return insertEdges(ctx, w.tx, edges)
-}
-
-func insertEdges(ctx context.Context, q queryer, edges []Edges) error {
-	const perStatement = 300
-	var b strings.Builder
-	var args []any
-	flush := func() error {
-		if len(args) == 0 {
-			return nil
-		}
-		b.WriteString(` ON CONFLICT DO NOTHING`)
-		_, err := q.ExecContext(ctx, b.String(), args...)
-		b.Reset()
-		args = args[:0]
-		if err != nil {
-			return fmt.Errorf("insert edges: %w", err)
-		}
-		return nil
-	}
-	for _, e := range edges {
-		for _, p := range e.Prev {
-			if len(args) == 0 {
-				b.WriteString(`INSERT INTO event_edges (event_id, prev_id) VALUES `)
-			} else {
-				b.WriteByte(',')
-			}
-			args = append(args, e.EventID, p)
-			b.WriteString("($")
-			b.WriteString(strconv.Itoa(len(args) - 1))
-			b.WriteString(",$")
-			b.WriteString(strconv.Itoa(len(args)))
-			b.WriteByte(')')
-			if len(args) >= 2*perStatement {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return flush()
 }
 
 // SetExtremities records a room's forward extremities (deepest first).
@@ -291,9 +234,10 @@ func upsertCurrent(ctx context.Context, q queryer, roomID, typ, stateKey, eventI
 
 // InsertUnlisted stores an event users never see.
 func (w *WriteTx) InsertUnlisted(ctx context.Context, u UnlistedEvent) error {
-	_, err := w.tx.ExecContext(ctx, `INSERT INTO unlisted_events (event_id, room_id, kind, reason, depth, state_group, pdu, received_ts, auth_ids)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
-		u.EventID, u.RoomID, string(u.Kind), u.Reason, u.Depth, u.StateGroup, string(u.PDU), u.ReceivedTS, strings.Join(u.AuthIDs, " "))
+	_, err := w.tx.ExecContext(ctx, `INSERT INTO unlisted_events (event_id, room_id, kind, reason, depth, state_group, pdu, received_ts, prev_ids, auth_ids)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+		u.EventID, u.RoomID, string(u.Kind), u.Reason, u.Depth, u.StateGroup, string(u.PDU), u.ReceivedTS,
+		strings.Join(u.PrevIDs, " "), strings.Join(u.AuthIDs, " "))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("insert unlisted event %s: %w", u.EventID, ErrConflict)
 	}
@@ -609,26 +553,29 @@ func (w *WriteTx) DeleteUnlisted(ctx context.Context, eventID string) error {
 	return nil
 }
 
-// Edges returns an event's prev_events and auth_events as stored.
+// Edges returns an event's prev_events and auth_events as stored, listed
+// or not; ErrNotFound for an event not stored.
 func (s *Store) Edges(ctx context.Context, eventID string) (prev, auth []string, err error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT prev_id FROM event_edges WHERE event_id = $1 ORDER BY prev_id`, eventID)
+	var p, a string
+	err = s.read.QueryRowContext(ctx, `SELECT prev_ids, auth_ids FROM events WHERE event_id = $1
+		UNION ALL SELECT prev_ids, auth_ids FROM unlisted_events WHERE event_id = $1`, eventID).Scan(&p, &a)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("edges of %s: %w", eventID, ErrNotFound)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("edges of %s: %w", eventID, err)
 	}
-	if prev, err = collectStrings(rows); err != nil {
-		return nil, nil, fmt.Errorf("edges of %s: %w", eventID, err)
+	return splitIDs(p), splitIDs(a), nil
+}
+
+// splitIDs reads a space-separated ID list, sorted.
+func splitIDs(s string) []string {
+	if s == "" {
+		return nil
 	}
-	var ids string
-	err = s.read.QueryRowContext(ctx, `SELECT auth_ids FROM events WHERE event_id = $1
-		UNION ALL SELECT auth_ids FROM unlisted_events WHERE event_id = $1`, eventID).Scan(&ids)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, fmt.Errorf("auth edges of %s: %w", eventID, err)
-	}
-	if ids != "" {
-		auth = strings.Split(ids, " ")
-		sort.Strings(auth)
-	}
-	return prev, auth, nil
+	out := strings.Split(s, " ")
+	sort.Strings(out)
+	return out
 }
 
 // StateStorage reports the rows and snapshot bytes state groups hold, for

@@ -30,9 +30,9 @@ type Event struct {
 	// StateGroup is the state group after the event (0: written before
 	// state groups).
 	StateGroup int64
-	// AuthIDs are the event's auth_events, stored with its row; written
-	// only.
-	AuthIDs []string
+	// PrevIDs and AuthIDs are the event's prev_events and auth_events,
+	// stored with its row (Store.Edges reads them); written only.
+	PrevIDs, AuthIDs []string
 	// NotCurrent keeps InsertEvent from making a state event current state:
 	// for events that lost state resolution, backfilled history, and
 	// events whose current state the writer sets itself (ApplyCurrentState).

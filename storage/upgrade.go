@@ -16,7 +16,8 @@ var goSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
 }
 
 // upgradeEdges gives the events written before schema 16 their prev and
-// auth edges, read from their stored PDUs, a page at a time. (Their state
+// auth edges (prev_ids, auth_ids), read from their stored PDUs, a page at a
+// time. (Their state
 // groups are not built: that history is linear, and reads of it still go
 // by position; see StateAt.)
 func upgradeEdges(ctx context.Context, tx *sql.Tx) error {
@@ -53,17 +54,11 @@ func upgradeEdges(ctx context.Context, tx *sql.Tx) error {
 		if err != nil {
 			return fmt.Errorf("upgrade edges: %w", err)
 		}
-		edges := make([]Edges, len(batch))
-		for i, r := range batch {
-			edges[i] = Edges{EventID: r.id, Prev: r.prev}
-			if len(r.auth) > 0 {
-				if _, err := tx.ExecContext(ctx, `UPDATE events SET auth_ids = $2 WHERE event_id = $1`, r.id, strings.Join(r.auth, " ")); err != nil {
-					return fmt.Errorf("upgrade auth edges: %w", err)
-				}
+		for _, r := range batch {
+			if _, err := tx.ExecContext(ctx, `UPDATE events SET prev_ids = $2, auth_ids = $3 WHERE event_id = $1`,
+				r.id, strings.Join(r.prev, " "), strings.Join(r.auth, " ")); err != nil {
+				return fmt.Errorf("upgrade edges: %w", err)
 			}
-		}
-		if err := insertEdges(ctx, tx, edges); err != nil {
-			return fmt.Errorf("upgrade edges: %w", err)
 		}
 		if len(batch) < page {
 			return nil

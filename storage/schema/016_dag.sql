@@ -1,18 +1,13 @@
 -- Parley schema v16: rooms as DAGs (docs/architecture.md, "Rooms as DAGs").
 
--- The DAG's edges. An event's prev_events are rows here (by event: backfill
--- walks back; an index by prev_id, for events that arrive after their
--- children, is left to the migration that first needs it, since every send
--- would pay for it). Its auth_events are only ever walked from the event
--- down, so they are a column of the event's own row (events.auth_ids,
--- unlisted_events.auth_ids: space-separated IDs), which costs a send no
--- extra row. Events written before v16 get both from their stored PDU when
--- the store opens (storage/upgrade.go).
-CREATE TABLE event_edges (
-    event_id TEXT NOT NULL,
-    prev_id  TEXT NOT NULL,
-    PRIMARY KEY (event_id, prev_id)
-);
+-- The DAG's edges: an event's prev_events and auth_events, as columns of
+-- its own row (events and unlisted_events: prev_ids, auth_ids, space-
+-- separated event IDs). Nothing reads edges in reverse yet, so a table of
+-- their own, with the index that would make it useful, would only add pages
+-- to every send's commit; the migration that first needs "the children of
+-- an event" adds that index. Events written before v16 get both from their
+-- stored PDU when the store opens (storage/upgrade.go).
+ALTER TABLE events ADD COLUMN prev_ids TEXT NOT NULL DEFAULT '';
 ALTER TABLE events ADD COLUMN auth_ids TEXT NOT NULL DEFAULT '';
 
 -- A room's forward extremities: the events no accepted event references
@@ -37,6 +32,7 @@ CREATE TABLE unlisted_events (
     reason      TEXT NOT NULL DEFAULT '',
     depth       BIGINT NOT NULL,
     state_group BIGINT NOT NULL DEFAULT 0,
+    prev_ids    TEXT NOT NULL DEFAULT '',
     auth_ids    TEXT NOT NULL DEFAULT '',
     pdu         TEXT NOT NULL,
     received_ts BIGINT NOT NULL
