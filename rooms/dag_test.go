@@ -42,7 +42,7 @@ func TestDAGCommitFailureUndo(t *testing.T) {
 	if err != nil || len(stored) != 1 {
 		t.Fatalf("EventsByID = %v %v", stored, err)
 	}
-	ev, err := pdu.Parse(stored[0].PDU, "11")
+	ev, err := pdu.Parse(stored[0].PDU, s.DefaultRoomVersion())
 	if err != nil {
 		t.Fatal(err)
 	}
