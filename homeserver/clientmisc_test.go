@@ -1,0 +1,111 @@
+package homeserver_test
+
+import (
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/parley-im/parley/homeserver/hstest"
+)
+
+func bodiesOf(events []gjson.Result) []string {
+	var out []string
+	for _, e := range events {
+		if e.Get("type").String() == "m.room.message" {
+			out = append(out, e.Get("content.body").String())
+		}
+	}
+	return out
+}
+
+// TestRoomInitialSync: GET /rooms/{id}/initialSync answers membership,
+// the latest messages oldest first with tokens /messages accepts, state,
+// presence, receipts and visibility, and follows rooms.ReadAccess: a
+// stranger is refused, a leaver sees nothing after their leave.
+func TestRoomInitialSync(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			eve := srv.Register(t, "eve")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat", "name": "R"})
+			bob.Join(room)
+			var ids []string
+			for _, m := range []string{"m1", "m2", "m3"} {
+				ids = append(ids, alice.Send(room, "t"+m, m))
+			}
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/receipt/m.read/"+hstest.Esc(ids[2]), map[string]any{})
+			path := "/_matrix/client/v3/rooms/" + hstest.Esc(room) + "/initialSync"
+
+			res := bob.MustDo("GET", path+"?limit=2", nil)
+			if got := res.Get("membership").String(); got != "join" {
+				t.Errorf("membership = %q, want join", got)
+			}
+			if got := res.Get("room_id").String(); got != room {
+				t.Errorf("room_id = %q, want %q", got, room)
+			}
+			if got := bodiesOf(res.Get("messages.chunk").Array()); !slices.Equal(got, []string{"m2", "m3"}) {
+				t.Errorf("chunk bodies = %v, want [m2 m3]", got)
+			}
+			if got := res.Get("visibility").String(); got != "private" {
+				t.Errorf("visibility = %q, want private", got)
+			}
+			var hasCreate, hasName bool
+			for _, e := range res.Get("state").Array() {
+				hasCreate = hasCreate || e.Get("type").String() == "m.room.create"
+				hasName = hasName || (e.Get("type").String() == "m.room.name" && e.Get("content.name").String() == "R")
+			}
+			if !hasCreate || !hasName {
+				t.Errorf("state has create %v, name %v; want both (%s)", hasCreate, hasName, res.Get("state").Raw)
+			}
+			if got := res.Get("receipts.0.content." + apiPath(ids[2], "m.read", alice.UserID, "ts")).Int(); got == 0 {
+				t.Errorf("receipts = %s, want alice's m.read on m3", res.Get("receipts").Raw)
+			}
+			var presUsers []string
+			for _, p := range res.Get("presence").Array() {
+				presUsers = append(presUsers, p.Get("content.user_id").String())
+			}
+			if !slices.Contains(presUsers, alice.UserID) {
+				t.Errorf("presence users = %v, want alice among them", presUsers)
+			}
+			// start pages back to m1 through /messages; end pages forward
+			// to what is sent next.
+			back := bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/messages?dir=b&limit=1&from="+url.QueryEscape(res.Get("messages.start").String()), nil)
+			if got := bodiesOf(back.Get("chunk").Array()); !slices.Equal(got, []string{"m1"}) {
+				t.Errorf("/messages back from start = %v, want [m1]", got)
+			}
+			alice.Send(room, "tm4", "m4")
+			fwd := bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/messages?dir=f&from="+url.QueryEscape(res.Get("messages.end").String()), nil)
+			if got := bodiesOf(fwd.Get("chunk").Array()); !slices.Equal(got, []string{"m4"}) {
+				t.Errorf("/messages forward from end = %v, want [m4]", got)
+			}
+
+			// Refusals: a stranger to a non-world-readable room; an unknown room.
+			if st, res := eve.Do("GET", path, nil); st != 403 || res.Get("errcode").String() != "M_FORBIDDEN" {
+				t.Errorf("stranger initialSync = %d %s, want 403 M_FORBIDDEN", st, res.Raw)
+			}
+			if st, res := bob.Do("GET", "/_matrix/client/v3/rooms/"+hstest.Esc("!nope:localhost")+"/initialSync", nil); st != 403 {
+				t.Errorf("unknown room initialSync = %d %s, want 403", st, res.Raw)
+			}
+			// A leaver sees nothing sent, nor state set, after the leave.
+			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/leave", map[string]any{})
+			alice.Send(room, "tm5", "after-leave")
+			alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.name", map[string]any{"name": "Later"})
+			res = bob.MustDo("GET", path, nil)
+			if got := res.Get("membership").String(); got != "leave" {
+				t.Errorf("leaver membership = %q, want leave", got)
+			}
+			if got := bodiesOf(res.Get("messages.chunk").Array()); slices.Contains(got, "after-leave") {
+				t.Errorf("leaver chunk = %v, want nothing after the leave", got)
+			}
+			for _, e := range res.Get("state").Array() {
+				if e.Get("type").String() == "m.room.name" && e.Get("content.name").String() != "R" {
+					t.Errorf("leaver sees name %s, want the name at the leave", e.Get("content").Raw)
+				}
+			}
+		})
+	}
+}
