@@ -132,6 +132,8 @@ type API struct {
 	keys      *e2ekeys.Service
 	directory *directory.Service
 	keyBackup *keybackup.Service
+	// misc holds the services of clientmisc.go, built on first use.
+	misc clientMisc
 
 	tokens *tokenCache
 	uia    *uiaSessions

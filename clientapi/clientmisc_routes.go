@@ -7,4 +7,6 @@ import "github.com/go-chi/chi/v5"
 // deactivation. Kept in one place so router.go changes by one line.
 func (a *API) mountClientMisc(r chi.Router) {
 	r.Get("/rooms/{roomId}/initialSync", a.authed(a.roomInitialSync))
+	r.Post("/rooms/{roomId}/report/{eventId}", a.authed(a.reportEvent))
+	r.Post("/rooms/{roomId}/report", a.authed(a.reportRoom))
 }

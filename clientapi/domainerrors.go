@@ -15,6 +15,7 @@ import (
 	"github.com/parley-im/parley/e2ekeys"
 	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/pushrules"
+	"github.com/parley-im/parley/reports"
 )
 
 // domainErrors lists, per sentinel, the Matrix error it becomes.
@@ -44,6 +45,9 @@ var domainErrors = []struct {
 	{directory.ErrInvalidParam, apierr.InvalidParam},
 	{directory.ErrMissingParam, apierr.MissingParam},
 	{directory.ErrAliasExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
+
+	{reports.ErrNotFound, apierr.NotFound},
+	{reports.ErrInvalidParam, apierr.InvalidParam},
 }
 
 func unknown400(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_UNKNOWN", msg) }

@@ -1,8 +1,10 @@
 package homeserver_test
 
 import (
+	"context"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -105,6 +107,94 @@ func TestRoomInitialSync(t *testing.T) {
 				if e.Get("type").String() == "m.room.name" && e.Get("content.name").String() != "R" {
 					t.Errorf("leaver sees name %s, want the name at the leave", e.Get("content").Raw)
 				}
+			}
+		})
+	}
+}
+
+// TestReports: a member reports an event and a room; the reports are
+// stored for operators (Store.Reports). Refusals change nothing: an event
+// the reporter may not see (another room, a room they never joined, an
+// unknown one) is 404 M_NOT_FOUND, a score out of range 400
+// M_INVALID_PARAM, a room report without a reason 400 M_MISSING_PARAM.
+func TestReports(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			eve := srv.Register(t, "eve")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			bob.Join(room)
+			bad := alice.Send(room, "t1", "offensive")
+			private := alice.CreateRoom(map[string]any{"preset": "private_chat"})
+			secret := alice.Send(private, "t2", "secret")
+			invited := alice.CreateRoom(map[string]any{"preset": "private_chat"})
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(invited)+"/invite", map[string]any{"user_id": eve.UserID})
+			evPath := func(room, ev string) string {
+				return "/_matrix/client/v3/rooms/" + hstest.Esc(room) + "/report/" + hstest.Esc(ev)
+			}
+			roomPath := func(room string) string { return "/_matrix/client/v3/rooms/" + hstest.Esc(room) + "/report" }
+
+			refusals := []struct {
+				name    string
+				c       *hstest.Client
+				path    string
+				body    any
+				status  int
+				errcode string
+			}{
+				{"event in a room never joined", eve, evPath(private, secret), map[string]any{"reason": "x"}, 404, "M_NOT_FOUND"},
+				{"event of another room", bob, evPath(room, secret), map[string]any{"reason": "x"}, 404, "M_NOT_FOUND"},
+				{"unknown event", bob, evPath(room, "$nope"), map[string]any{"reason": "x"}, 404, "M_NOT_FOUND"},
+				{"room never joined", eve, roomPath(private), map[string]any{"reason": "x"}, 404, "M_NOT_FOUND"},
+				{"score too low", bob, evPath(room, bad), map[string]any{"score": -101}, 400, "M_INVALID_PARAM"},
+				{"score positive", bob, evPath(room, bad), map[string]any{"score": 1}, 400, "M_INVALID_PARAM"},
+				{"score not an integer", bob, evPath(room, bad), map[string]any{"score": "high"}, 400, "M_INVALID_PARAM"},
+				{"reason too long", bob, evPath(room, bad), map[string]any{"reason": strings.Repeat("x", 4097)}, 400, "M_INVALID_PARAM"},
+				{"room report without reason", bob, roomPath(room), map[string]any{}, 400, "M_MISSING_PARAM"},
+				{"body not JSON", bob, evPath(room, bad), []byte("{"), 400, "M_NOT_JSON"},
+			}
+			for _, tc := range refusals {
+				st, res := tc.c.Do("POST", tc.path, tc.body)
+				if st != tc.status || res.Get("errcode").String() != tc.errcode {
+					t.Errorf("%s: got %d %s, want %d %s", tc.name, st, res.Raw, tc.status, tc.errcode)
+				}
+			}
+			if got, err := srv.Srv.Store.Reports(context.Background(), 0, "", 100); err != nil || len(got) != 0 {
+				t.Fatalf("reports after refusals = %v, %v; want none", got, err)
+			}
+
+			bob.MustDo("POST", evPath(room, bad), map[string]any{"reason": "rude", "score": -50})
+			bob.MustDo("POST", evPath(room, bad), map[string]any{})
+			eve.MustDo("POST", roomPath(invited), map[string]any{"reason": "spam invite"})
+			got, err := srv.Srv.Store.Reports(context.Background(), 0, "", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 3 {
+				t.Fatalf("got %d reports, want 3: %+v", len(got), got)
+			}
+			var sawScored, sawRoom bool
+			for _, r := range got {
+				if r.EventID == bad && r.Reason == "rude" && r.Score != nil && *r.Score == -50 && r.Reporter == bob.UserID && r.EventSender == alice.UserID {
+					sawScored = true
+				}
+				if r.EventID == "" && r.RoomID == invited && r.Reporter == eve.UserID && r.Reason == "spam invite" {
+					sawRoom = true
+				}
+			}
+			if !sawScored || !sawRoom {
+				t.Errorf("reports = %+v, want bob's scored event report and eve's room report", got)
+			}
+			// Paging: newest first, the cursor continues after the last one.
+			page, err := srv.Srv.Store.Reports(context.Background(), 0, "", 2)
+			if err != nil || len(page) != 2 {
+				t.Fatalf("first page = %v, %v; want 2", page, err)
+			}
+			rest, err := srv.Srv.Store.Reports(context.Background(), page[1].TS, page[1].ID, 2)
+			if err != nil || len(rest) != 1 || rest[0].ID == page[0].ID || rest[0].ID == page[1].ID {
+				t.Errorf("second page = %+v, %v; want the one remaining report", rest, err)
 			}
 		})
 	}

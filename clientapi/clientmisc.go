@@ -1,0 +1,74 @@
+package clientapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+
+	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/reports"
+)
+
+// clientMisc holds the domain services of the rest a client calls (issue
+// 14). They keep no state of their own beyond the store, so they are built
+// on first use from the API's store and rooms rather than through Deps.
+type clientMisc struct {
+	once    sync.Once
+	reports *reports.Service // nil if the store cannot keep reports
+}
+
+func (a *API) miscServices() *clientMisc {
+	a.misc.once.Do(func() {
+		if st, ok := a.store.(reports.Store); ok && a.rooms != nil {
+			a.misc.reports = reports.New(st, a.rooms)
+		}
+	})
+	return &a.misc
+}
+
+// reportBody is the body of both report endpoints. Score is a pointer so
+// that an absent score is told from 0; raw JSON so that a score of the
+// wrong type is a clear 400 rather than a decoding error.
+type reportBody struct {
+	Reason *string          `json:"reason"`
+	Score  *json.RawMessage `json:"score"`
+}
+
+// reportEvent serves POST /rooms/{roomId}/report/{eventId}.
+func (a *API) reportEvent(w http.ResponseWriter, r *http.Request, s *session) error {
+	return a.fileReport(w, r, s, param(r, "eventId"))
+}
+
+// reportRoom serves POST /rooms/{roomId}/report, where the spec requires
+// a reason.
+func (a *API) reportRoom(w http.ResponseWriter, r *http.Request, s *session) error {
+	return a.fileReport(w, r, s, "")
+}
+
+func (a *API) fileReport(w http.ResponseWriter, r *http.Request, s *session, eventID string) error {
+	var req reportBody
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	rep := reports.Report{RoomID: param(r, "roomId"), EventID: eventID}
+	if req.Reason != nil {
+		rep.Reason = *req.Reason
+	} else if eventID == "" {
+		return apierr.MissingParam("reason is required")
+	}
+	if req.Score != nil && string(*req.Score) != "null" {
+		var score int64
+		if err := json.Unmarshal(*req.Score, &score); err != nil {
+			return apierr.InvalidParam("score must be an integer between -100 and 0")
+		}
+		rep.Score = &score
+	}
+	svc := a.miscServices().reports
+	if svc == nil {
+		return apierr.Unrecognized("Reports are not kept by this server")
+	}
+	if _, err := svc.File(r.Context(), s.UserID, rep); err != nil {
+		return err
+	}
+	return writeJSON(w, emptyObject)
+}
