@@ -10,3 +10,9 @@ func (a *API) mountClientMisc(r chi.Router) {
 	r.Post("/rooms/{roomId}/report/{eventId}", a.authed(a.reportEvent))
 	r.Post("/rooms/{roomId}/report", a.authed(a.reportRoom))
 }
+
+// mountClientMiscV1 adds the /_matrix/client/v1 routes of the rest a
+// client calls.
+func (a *API) mountClientMiscV1(r chi.Router) {
+	r.Get("/_matrix/client/v1/rooms/{roomId}/timestamp_to_event", a.authed(a.timestampToEvent))
+}

@@ -2,6 +2,7 @@ package homeserver_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -195,6 +196,94 @@ func TestReports(t *testing.T) {
 			rest, err := srv.Srv.Store.Reports(context.Background(), page[1].TS, page[1].ID, 2)
 			if err != nil || len(rest) != 1 || rest[0].ID == page[0].ID || rest[0].ID == page[1].ID {
 				t.Errorf("second page = %+v, %v; want the one remaining report", rest, err)
+			}
+		})
+	}
+}
+
+// TestTimestampToEvent: the nearest visible event in each direction, 404
+// past either end, and the refusals (stranger, bad ts or dir); a leaver
+// never gets an event sent after their leave.
+func TestTimestampToEvent(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			eve := srv.Register(t, "eve")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			bob.Join(room)
+			m2 := alice.Send(room, "t2", "m2")
+			ts2 := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/event/"+hstest.Esc(m2), nil).Get("origin_server_ts").Int()
+			m3 := alice.Send(room, "t3", "m3")
+			create := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.create?format=event", nil).Get("event_id").String()
+			base := "/_matrix/client/v1/rooms/" + hstest.Esc(room) + "/timestamp_to_event"
+			const future = int64(1) << 50
+
+			cases := []struct {
+				name    string
+				c       *hstest.Client
+				query   string
+				status  int
+				errcode string
+				check   func(res gjson.Result) string // "" when fine
+			}{
+				{"first event", bob, "?dir=f&ts=0", 200, "", func(res gjson.Result) string {
+					if res.Get("event_id").String() != create {
+						return "want the create event " + create
+					}
+					return ""
+				}},
+				{"latest event", bob, fmt.Sprintf("?dir=b&ts=%d", future), 200, "", func(res gjson.Result) string {
+					if res.Get("event_id").String() != m3 {
+						return "want m3 " + m3
+					}
+					return ""
+				}},
+				{"forward from m2's time", bob, fmt.Sprintf("?dir=f&ts=%d", ts2), 200, "", func(res gjson.Result) string {
+					if res.Get("origin_server_ts").Int() < ts2 {
+						return "want an event at or after m2's time"
+					}
+					return ""
+				}},
+				{"backward from m2's time", bob, fmt.Sprintf("?dir=b&ts=%d", ts2), 200, "", func(res gjson.Result) string {
+					if res.Get("origin_server_ts").Int() > ts2 {
+						return "want an event at or before m2's time"
+					}
+					return ""
+				}},
+				{"past the end", bob, fmt.Sprintf("?dir=f&ts=%d", future), 404, "M_NOT_FOUND", nil},
+				{"before the start", bob, "?dir=b&ts=0", 404, "M_NOT_FOUND", nil},
+				{"stranger to a private room", eve, "?dir=f&ts=0", 0, "", nil}, // replaced below
+				{"no ts", bob, "?dir=f", 400, "M_MISSING_PARAM", nil},
+				{"bad ts", bob, "?dir=f&ts=soon", 400, "M_INVALID_PARAM", nil},
+				{"bad dir", bob, "?dir=x&ts=0", 400, "M_INVALID_PARAM", nil},
+			}
+			private := alice.CreateRoom(map[string]any{"preset": "private_chat"})
+			cases[6].query, cases[6].status, cases[6].errcode = "", 403, "M_FORBIDDEN"
+			for _, tc := range cases {
+				path := base + tc.query
+				if tc.name == "stranger to a private room" {
+					path = "/_matrix/client/v1/rooms/" + hstest.Esc(private) + "/timestamp_to_event?dir=f&ts=0"
+				}
+				st, res := tc.c.Do("GET", path, nil)
+				if st != tc.status || (tc.errcode != "" && res.Get("errcode").String() != tc.errcode) {
+					t.Errorf("%s: got %d %s, want %d %s", tc.name, st, res.Raw, tc.status, tc.errcode)
+					continue
+				}
+				if tc.check != nil {
+					if msg := tc.check(res); msg != "" {
+						t.Errorf("%s: got %s, %s", tc.name, res.Raw, msg)
+					}
+				}
+			}
+
+			// A leaver's latest event is at most their own leave.
+			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/leave", map[string]any{})
+			after := alice.Send(room, "t4", "after-leave")
+			res := bob.MustDo("GET", fmt.Sprintf("%s?dir=b&ts=%d", base, future), nil)
+			if got := res.Get("event_id").String(); got == after {
+				t.Errorf("leaver's latest event = %s, the message sent after their leave", got)
 			}
 		})
 	}

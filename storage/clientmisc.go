@@ -101,3 +101,25 @@ func (s *Store) DeleteExpiredOpenIDTokens(ctx context.Context, nowMs int64, user
 	}
 	return res.RowsAffected()
 }
+
+// EventsByTS returns up to limit events of a room ordered by
+// (origin_server_ts, pos) away from a cursor: forwards, those at or after
+// (ts, afterPos) exclusive of afterPos itself, oldest first; backwards,
+// those at or before it, newest first. Pass afterPos 0 forwards and
+// 1<<62 backwards to include every event at ts. The index of schema 030
+// serves it.
+func (s *Store) EventsByTS(ctx context.Context, roomID string, ts, afterPos int64, forwards bool, limit int) ([]Event, error) {
+	var rows *sql.Rows
+	var err error
+	if forwards {
+		rows, err = s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM events e WHERE room_id = $1
+			AND (origin_ts > $2 OR (origin_ts = $2 AND pos > $3)) ORDER BY origin_ts ASC, pos ASC LIMIT $4`, roomID, ts, afterPos, limit)
+	} else {
+		rows, err = s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM events e WHERE room_id = $1
+			AND (origin_ts < $2 OR (origin_ts = $2 AND pos < $3)) ORDER BY origin_ts DESC, pos DESC LIMIT $4`, roomID, ts, afterPos, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("events by ts in %s: %w", roomID, err)
+	}
+	return collectEvents(rows, false)
+}

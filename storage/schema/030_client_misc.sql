@@ -24,3 +24,7 @@ CREATE TABLE openid_tokens (
     expires_ts BIGINT NOT NULL
 );
 CREATE INDEX openid_tokens_expires ON openid_tokens (expires_ts);
+
+-- GET /rooms/{roomId}/timestamp_to_event finds the event nearest a time
+-- (EventsByTS) without scanning the room.
+CREATE INDEX events_room_ts ON events (room_id, origin_ts, pos);
