@@ -2,9 +2,11 @@ package clientapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
 
+	"github.com/parley-im/parley/accounts"
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/reports"
 )
@@ -13,14 +15,18 @@ import (
 // 14). They keep no state of their own beyond the store, so they are built
 // on first use from the API's store and rooms rather than through Deps.
 type clientMisc struct {
-	once    sync.Once
-	reports *reports.Service // nil if the store cannot keep reports
+	once     sync.Once
+	reports  *reports.Service  // nil if the store cannot keep reports
+	accounts *accounts.Service // nil if the store cannot keep OpenID tokens
 }
 
 func (a *API) miscServices() *clientMisc {
 	a.misc.once.Do(func() {
 		if st, ok := a.store.(reports.Store); ok && a.rooms != nil {
 			a.misc.reports = reports.New(st, a.rooms)
+		}
+		if st, ok := a.store.(accounts.Store); ok {
+			a.misc.accounts = accounts.New(st)
 		}
 	})
 	return &a.misc
@@ -71,4 +77,47 @@ func (a *API) fileReport(w http.ResponseWriter, r *http.Request, s *session, eve
 		return err
 	}
 	return writeJSON(w, emptyObject)
+}
+
+// requestOpenIDToken serves POST /user/{userId}/openid/request_token: a
+// token a third party (an integration manager) exchanges through
+// GET /_matrix/federation/v1/openid/userinfo for the user's ID. Only for
+// oneself.
+func (a *API) requestOpenIDToken(w http.ResponseWriter, r *http.Request, s *session) error {
+	if param(r, "userId") != s.UserID {
+		return apierr.Forbidden("Cannot request OpenID tokens for other users")
+	}
+	var req map[string]json.RawMessage
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	svc := a.miscServices().accounts
+	if svc == nil {
+		return apierr.Unrecognized("OpenID tokens are not kept by this server")
+	}
+	tok, err := svc.IssueOpenIDToken(r.Context(), s.UserID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]any{"access_token": tok.Token, "token_type": "Bearer",
+		"matrix_server_name": a.cfg.ServerName, "expires_in": int64(tok.ExpiresIn.Seconds())})
+}
+
+// openIDUserInfo serves GET /_matrix/federation/v1/openid/userinfo. It is
+// a federation endpoint, but Parley has no federation listener yet, so it
+// is mounted on the client listener; it needs no server signature, only
+// the token, so it can move as it is.
+func (a *API) openIDUserInfo(w http.ResponseWriter, r *http.Request) error {
+	svc := a.miscServices().accounts
+	if svc == nil {
+		return apierr.Unrecognized("OpenID tokens are not kept by this server")
+	}
+	user, err := svc.OpenIDUser(r.Context(), r.URL.Query().Get("access_token"))
+	if errors.Is(err, accounts.ErrUnknownToken) {
+		return apierr.UnknownToken("Access token unknown or expired")
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"sub": user})
 }

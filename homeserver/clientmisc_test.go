@@ -2,6 +2,8 @@ package homeserver_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"slices"
@@ -287,4 +289,44 @@ func TestTimestampToEvent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenIDToken: a user requests an OpenID token for themselves and a
+// third party exchanges it at userinfo for their ID; a token for someone
+// else is refused, an unknown, empty or expired token is 401
+// M_UNKNOWN_TOKEN.
+func TestOpenIDToken(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			anon := srv.Anon(t)
+			res := alice.MustDo("POST", "/_matrix/client/v3/user/"+hstest.Esc(alice.UserID)+"/openid/request_token", map[string]any{})
+			tok := res.Get("access_token").String()
+			if tok == "" || res.Get("token_type").String() != "Bearer" || res.Get("matrix_server_name").String() != "localhost" || res.Get("expires_in").Int() != 3600 {
+				t.Fatalf("request_token = %s, want a Bearer token for localhost expiring in 3600s", res.Raw)
+			}
+			info := anon.MustDo("GET", "/_matrix/federation/v1/openid/userinfo?access_token="+url.QueryEscape(tok), nil)
+			if got := info.Get("sub").String(); got != alice.UserID {
+				t.Errorf("userinfo sub = %q, want %q", got, alice.UserID)
+			}
+			if st, res := bob.Do("POST", "/_matrix/client/v3/user/"+hstest.Esc(alice.UserID)+"/openid/request_token", map[string]any{}); st != 403 || res.Get("errcode").String() != "M_FORBIDDEN" {
+				t.Errorf("bob requesting alice's token = %d %s, want 403 M_FORBIDDEN", st, res.Raw)
+			}
+			if err := srv.Srv.Store.AddOpenIDToken(context.Background(), openIDHash("expired"), alice.UserID, 1); err != nil {
+				t.Fatal(err)
+			}
+			for _, bad := range []string{"", "nope", "expired", alice.Token} {
+				if st, res := anon.Do("GET", "/_matrix/federation/v1/openid/userinfo?access_token="+url.QueryEscape(bad), nil); st != 401 || res.Get("errcode").String() != "M_UNKNOWN_TOKEN" {
+					t.Errorf("userinfo with %q = %d %s, want 401 M_UNKNOWN_TOKEN", bad, st, res.Raw)
+				}
+			}
+		})
+	}
+}
+
+func openIDHash(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
 }
