@@ -18,6 +18,8 @@ type clientMisc struct {
 	once     sync.Once
 	reports  *reports.Service  // nil if the store cannot keep reports
 	accounts *accounts.Service // nil if the store cannot keep OpenID tokens
+	// deactivator is nil if the store cannot deactivate accounts.
+	deactivator *accounts.Deactivator
 }
 
 func (a *API) miscServices() *clientMisc {
@@ -27,6 +29,9 @@ func (a *API) miscServices() *clientMisc {
 		}
 		if st, ok := a.store.(accounts.Store); ok {
 			a.misc.accounts = accounts.New(st)
+		}
+		if st, ok := a.store.(accounts.AccountStore); ok && a.rooms != nil && a.devices != nil {
+			a.misc.deactivator = accounts.NewDeactivator(st, a.devices, a.rooms)
 		}
 	})
 	return &a.misc
@@ -120,4 +125,29 @@ func (a *API) openIDUserInfo(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, map[string]string{"sub": user})
+}
+
+// deactivateAccount serves POST /account/deactivate: after the password
+// stage of user-interactive auth, accounts.Deactivator does the work (the
+// operator API calls the same function). Parley binds no third-party
+// IDs, so there is nothing to unbind at an identity server.
+func (a *API) deactivateAccount(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		Auth  *uiaAuth `json:"auth"`
+		Erase bool     `json:"erase"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	if err := a.requirePassword(r.Context(), s, req.Auth); err != nil {
+		return err
+	}
+	d := a.miscServices().deactivator
+	if d == nil {
+		return apierr.Unrecognized("Deactivation is not supported by this server's store")
+	}
+	if err := d.Deactivate(r.Context(), s.UserID, req.Erase, a.forgetTokens(s.UserID)); err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"id_server_unbind_result": "no-support"})
 }

@@ -10,6 +10,7 @@ func (a *API) mountClientMisc(r chi.Router) {
 	r.Post("/rooms/{roomId}/report/{eventId}", a.authed(a.reportEvent))
 	r.Post("/rooms/{roomId}/report", a.authed(a.reportRoom))
 	r.Post("/user/{userId}/openid/request_token", a.authed(a.requestOpenIDToken))
+	r.Post("/account/deactivate", a.authed(a.deactivateAccount))
 }
 
 // mountClientMiscV1 adds the /_matrix/client/v1 routes of the rest a

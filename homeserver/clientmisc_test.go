@@ -330,3 +330,83 @@ func openIDHash(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestDeactivateAccount: after the password stage, deactivation logs out
+// every device, leaves every joined and invited room (others see the
+// leave), refuses login and registration of the name, and erases the
+// profile when asked. Without auth or with a wrong password nothing
+// changes.
+func TestDeactivateAccount(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			alice := srv.Register(t, "alice")
+			alice2 := srv.Login(t, "alice")
+			bob := srv.Register(t, "bob")
+			carol := srv.Register(t, "carol")
+			for _, c := range []*hstest.Client{alice, carol} {
+				c.MustDo("PUT", "/_matrix/client/v3/profile/"+hstest.Esc(c.UserID)+"/displayname", map[string]any{"displayname": "Name of " + c.UserID})
+			}
+			joined := bob.CreateRoom(map[string]any{"preset": "public_chat"})
+			alice.Join(joined)
+			invited := bob.CreateRoom(map[string]any{"preset": "private_chat"})
+			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(invited)+"/invite", map[string]any{"user_id": alice.UserID})
+			const path = "/_matrix/client/v3/account/deactivate"
+			pw := func(c *hstest.Client, p string) map[string]any {
+				return map[string]any{"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": c.UserID}, "password": p}
+			}
+
+			if st, res := alice.Do("POST", path, map[string]any{}); st != 401 || !res.Get("flows").Exists() {
+				t.Errorf("deactivate without auth = %d %s, want 401 with flows", st, res.Raw)
+			}
+			if st, res := alice.Do("POST", path, map[string]any{"auth": pw(alice, "wrong")}); st != 401 || res.Get("errcode").String() != "M_FORBIDDEN" {
+				t.Errorf("deactivate with a wrong password = %d %s, want 401 M_FORBIDDEN", st, res.Raw)
+			}
+			alice.MustDo("GET", "/_matrix/client/v3/account/whoami", nil) // still there
+
+			res := alice.MustDo("POST", path, map[string]any{"auth": pw(alice, "pw-alice"), "erase": true})
+			if got := res.Get("id_server_unbind_result").String(); got != "no-support" {
+				t.Errorf("id_server_unbind_result = %q, want no-support", got)
+			}
+			for _, c := range []*hstest.Client{alice, alice2} {
+				if st, res := c.Do("GET", "/_matrix/client/v3/account/whoami", nil); st != 401 || res.Get("errcode").String() != "M_UNKNOWN_TOKEN" {
+					t.Errorf("whoami of device %s after deactivation = %d %s, want 401 M_UNKNOWN_TOKEN", c.DeviceID, st, res.Raw)
+				}
+			}
+			anon := srv.Anon(t)
+			if st, res := anon.Do("POST", "/_matrix/client/v3/login", map[string]any{"type": "m.login.password",
+				"identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": "pw-alice"}); st != 403 {
+				t.Errorf("login after deactivation = %d %s, want 403", st, res.Raw)
+			}
+			if st, res := anon.Do("GET", "/_matrix/client/v3/register/available?username=alice", nil); st == 200 {
+				t.Errorf("register/available for alice = %d %s, want refused", st, res.Raw)
+			}
+			body := map[string]any{"username": "alice", "password": "pw-new"}
+			_, res = anon.Do("POST", "/_matrix/client/v3/register", body)
+			body["auth"] = map[string]any{"type": "m.login.dummy", "session": res.Get("session").String()}
+			if st, res := anon.Do("POST", "/_matrix/client/v3/register", body); st != 400 || res.Get("errcode").String() != "M_USER_IN_USE" {
+				t.Errorf("registering alice again = %d %s, want 400 M_USER_IN_USE", st, res.Raw)
+			}
+			for _, room := range []string{joined, invited} {
+				m := bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.member/"+hstest.Esc(alice.UserID), nil)
+				if got := m.Get("membership").String(); got != "leave" {
+					t.Errorf("alice's membership in %s after deactivation = %q, want leave", room, got)
+				}
+			}
+			if st, res := bob.Do("GET", "/_matrix/client/v3/profile/"+hstest.Esc(alice.UserID), nil); st != 404 {
+				t.Errorf("alice's profile after deactivation = %d %s, want 404", st, res.Raw)
+			}
+			u, err := srv.Srv.Store.GetUser(context.Background(), alice.UserID)
+			if err != nil || !u.Deactivated || u.DisplayName != "" {
+				t.Errorf("alice's stored account = %+v, %v; want deactivated with the profile erased", u, err)
+			}
+
+			// Without erase the profile is kept (hidden, as the account is).
+			carol.MustDo("POST", path, map[string]any{"auth": pw(carol, "pw-carol")})
+			u, err = srv.Srv.Store.GetUser(context.Background(), carol.UserID)
+			if err != nil || !u.Deactivated || u.DisplayName != "Name of "+carol.UserID {
+				t.Errorf("carol's stored account = %+v, %v; want deactivated with the profile kept", u, err)
+			}
+		})
+	}
+}

@@ -123,3 +123,10 @@ func (s *Store) EventsByTS(ctx context.Context, roomID string, ts, afterPos int6
 	}
 	return collectEvents(rows, false)
 }
+
+// SetDeactivated marks an account deactivated and drops its password
+// hash, so neither login nor a token lookup accepts it again. The row
+// stays, so the user ID can never be registered again.
+func (s *Store) SetDeactivated(ctx context.Context, userID string) error {
+	return s.execOne(ctx, `UPDATE users SET deactivated = 1, password_hash = '' WHERE user_id = $1`, userID)
+}
