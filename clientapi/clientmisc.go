@@ -151,3 +151,22 @@ func (a *API) deactivateAccount(w http.ResponseWriter, r *http.Request, s *sessi
 	}
 	return writeJSON(w, map[string]string{"id_server_unbind_result": "no-support"})
 }
+
+// upgradeRoom serves POST /rooms/{roomId}/upgrade; rooms.UpgradeRoom
+// holds the rules.
+func (a *API) upgradeRoom(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		NewVersion string `json:"new_version"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.NewVersion == "" {
+		return apierr.MissingParam("new_version is required")
+	}
+	newRoom, err := a.rooms.UpgradeRoom(r.Context(), s.UserID, param(r, "roomId"), req.NewVersion)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"replacement_room": newRoom})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -406,6 +407,124 @@ func TestDeactivateAccount(t *testing.T) {
 			u, err = srv.Srv.Store.GetUser(context.Background(), carol.UserID)
 			if err != nil || !u.Deactivated || u.DisplayName != "Name of "+carol.UserID {
 				t.Errorf("carol's stored account = %+v, %v; want deactivated with the profile kept", u, err)
+			}
+		})
+	}
+}
+
+// TestRoomUpgrade: an admin upgrades a room to version 11 and to 12: the
+// new room names its predecessor, carries the name, topic, encryption,
+// join rules and power levels (fitted to version 12's creator rules), the
+// old room gets the tombstone and is restricted. A member without the
+// power, a stranger, an unknown version and a missing version are refused
+// and change nothing.
+func TestRoomUpgrade(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			eve := srv.Register(t, "eve")
+			stateOf := func(c *hstest.Client, room, typ string) (int, gjson.Result) {
+				return c.Do("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/"+typ, nil)
+			}
+			upgrade := func(c *hstest.Client, room string, body any) (int, gjson.Result) {
+				return c.Do("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/upgrade", body)
+			}
+			for _, version := range []string{"11", "12"} {
+				old := alice.CreateRoom(map[string]any{"preset": "public_chat", "name": "Old", "topic": "T", "room_version": "11",
+					"initial_state": []any{map[string]any{"type": "m.room.encryption", "state_key": "", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}})
+				bob.Join(old)
+				_, pl := stateOf(alice, old, "m.room.power_levels")
+				plc := map[string]any{}
+				_ = json.Unmarshal([]byte(pl.Raw), &plc)
+				plc["users"].(map[string]any)[bob.UserID] = 20
+				alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(old)+"/state/m.room.power_levels", plc)
+
+				refusals := []struct {
+					name    string
+					c       *hstest.Client
+					body    any
+					status  int
+					errcode string
+				}{
+					{"member without the power", bob, map[string]any{"new_version": version}, 403, "M_FORBIDDEN"},
+					{"stranger", eve, map[string]any{"new_version": version}, 403, "M_FORBIDDEN"},
+					{"unknown version", alice, map[string]any{"new_version": "99"}, 400, "M_UNSUPPORTED_ROOM_VERSION"},
+					{"no version", alice, map[string]any{}, 400, "M_MISSING_PARAM"},
+				}
+				for _, tc := range refusals {
+					if st, res := upgrade(tc.c, old, tc.body); st != tc.status || res.Get("errcode").String() != tc.errcode {
+						t.Errorf("v%s %s: got %d %s, want %d %s", version, tc.name, st, res.Raw, tc.status, tc.errcode)
+					}
+				}
+				if st, _ := stateOf(alice, old, "m.room.tombstone"); st != 404 {
+					t.Fatalf("v%s: tombstone after refusals = %d, want none (404)", version, st)
+				}
+
+				res := alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(old)+"/upgrade", map[string]any{"new_version": version})
+				newRoom := res.Get("replacement_room").String()
+				if newRoom == "" || newRoom == old {
+					t.Fatalf("v%s: replacement_room = %q", version, newRoom)
+				}
+				_, ts := stateOf(bob, old, "m.room.tombstone")
+				if got := ts.Get("replacement_room").String(); got != newRoom {
+					t.Errorf("v%s: tombstone = %s, want replacement_room %s", version, ts.Raw, newRoom)
+				}
+				_, oldPL := stateOf(bob, old, "m.room.power_levels")
+				if oldPL.Get("events_default").Int() < 50 || oldPL.Get("invite").Int() < 50 {
+					t.Errorf("v%s: old room power levels = %s, want events_default and invite raised to 50", version, oldPL.Raw)
+				}
+				_, create := stateOf(alice, newRoom, "m.room.create")
+				if create.Get("room_version").String() != version || create.Get("predecessor.room_id").String() != old {
+					t.Errorf("v%s: new create = %s, want room_version %s and predecessor %s", version, create.Raw, version, old)
+				}
+				for typ, want := range map[string]string{"m.room.name": "name=Old", "m.room.topic": "topic=T",
+					"m.room.encryption": "algorithm=m.megolm.v1.aes-sha2", "m.room.join_rules": "join_rule=public"} {
+					k, v, _ := strings.Cut(want, "=")
+					if st, c := stateOf(alice, newRoom, typ); st != 200 || c.Get(k).String() != v {
+						t.Errorf("v%s: new room %s = %d %s, want %s", version, typ, st, c.Raw, want)
+					}
+				}
+				_, newPL := stateOf(alice, newRoom, "m.room.power_levels")
+				if got := newPL.Get(apiPath("users", bob.UserID)).Int(); got != 20 {
+					t.Errorf("v%s: bob's level in the new room = %d (%s), want 20 as in the old", version, got, newPL.Raw)
+				}
+				aliceListed := newPL.Get(apiPath("users", alice.UserID)).Exists()
+				if version == "12" && aliceListed {
+					t.Errorf("v12: new power levels list alice, the creator: %s", newPL.Raw)
+				}
+				if version == "11" && newPL.Get(apiPath("users", alice.UserID)).Int() != 100 {
+					t.Errorf("v11: alice's level in the new room = %s, want 100", newPL.Raw)
+				}
+				// The upgrader administers the new room; members follow.
+				alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(newRoom)+"/state/m.room.topic", map[string]any{"topic": "new"})
+				bob.Join(newRoom)
+			}
+		})
+	}
+}
+
+// TestRoomUpgradeV12Creators: in a version 12 room only a creator may
+// upgrade (m.room.tombstone needs 150, above any level given); a
+// moderator at 100 is refused.
+func TestRoomUpgradeV12Creators(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			old := alice.CreateRoom(map[string]any{"preset": "public_chat", "room_version": "12",
+				"power_level_content_override": map[string]any{"users": map[string]any{bob.UserID: 100}}})
+			bob.Join(old)
+			path := "/_matrix/client/v3/rooms/" + hstest.Esc(old) + "/upgrade"
+			if st, res := bob.Do("POST", path, map[string]any{"new_version": "12"}); st != 403 || res.Get("errcode").String() != "M_FORBIDDEN" {
+				t.Errorf("moderator's upgrade of a v12 room = %d %s, want 403 M_FORBIDDEN", st, res.Raw)
+			}
+			newRoom := alice.MustDo("POST", path, map[string]any{"new_version": "12"}).Get("replacement_room").String()
+			pl := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(newRoom)+"/state/m.room.power_levels", nil)
+			if got := pl.Get(apiPath("users", bob.UserID)).Int(); got != 100 {
+				t.Errorf("bob's level in the new room = %d (%s), want 100", got, pl.Raw)
 			}
 		})
 	}
