@@ -200,6 +200,15 @@ func TestReports(t *testing.T) {
 			if err != nil || len(rest) != 1 || rest[0].ID == page[0].ID || rest[0].ID == page[1].ID {
 				t.Errorf("second page = %+v, %v; want the one remaining report", rest, err)
 			}
+			// At most 100 reports per reporter a day: bob has 2, 98 more
+			// pass, the next is 429; eve is not affected.
+			for i := 0; i < 98; i++ {
+				bob.MustDo("POST", evPath(room, bad), map[string]any{"reason": fmt.Sprint(i)})
+			}
+			if st, res := bob.Do("POST", evPath(room, bad), map[string]any{"reason": "one too many"}); st != 429 || res.Get("errcode").String() != "M_LIMIT_EXCEEDED" {
+				t.Errorf("bob's 101st report = %d %s, want 429 M_LIMIT_EXCEEDED", st, res.Raw)
+			}
+			eve.MustDo("POST", roomPath(invited), map[string]any{"reason": "again"})
 		})
 	}
 }

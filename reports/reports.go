@@ -30,11 +30,18 @@ var (
 // operator reads it; a longer text is refused, not cut.
 const MaxReasonBytes = 4096
 
+// MaxPerDay bounds the reports one user files in 24 hours. Reports are
+// rows an operator must read: a script filing them at the request rate
+// would bury the real ones and fill the table. Concurrent reports may
+// pass the count together, so the cap can be overshot by a few.
+const MaxPerDay = 100
+
 // Store is what the service keeps reports in; *storage.Store implements it.
 type Store interface {
 	GetEvent(ctx context.Context, eventID string) (storage.Event, error)
 	AddReport(ctx context.Context, r storage.Report) error
 	Reports(ctx context.Context, beforeTS int64, beforeID string, limit int) ([]storage.Report, error)
+	ReportsSince(ctx context.Context, reporter string, sinceTS int64) (int, error)
 }
 
 // Access decides what a user may read in a room; *rooms.Service
@@ -94,12 +101,20 @@ func (s *Service) File(ctx context.Context, reporter string, r Report) (string, 
 		}
 		sender = ev.Sender
 	}
+	now := s.now()
+	n, err := s.store.ReportsSince(ctx, reporter, now.Add(-24*time.Hour).UnixMilli())
+	if err != nil {
+		return "", err
+	}
+	if n >= MaxPerDay {
+		return "", &rooms.RateLimitError{Action: "report", RetryAfter: time.Hour}
+	}
 	var id [12]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return "", fmt.Errorf("report id: %w", err)
 	}
 	rep := storage.Report{ID: hex.EncodeToString(id[:]), RoomID: r.RoomID, EventID: r.EventID, EventSender: sender,
-		Reporter: reporter, Reason: r.Reason, Score: r.Score, TS: s.now().UnixMilli()}
+		Reporter: reporter, Reason: r.Reason, Score: r.Score, TS: now.UnixMilli()}
 	if err := s.store.AddReport(ctx, rep); err != nil {
 		return "", err
 	}

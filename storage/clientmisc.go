@@ -37,6 +37,17 @@ func (s *Store) AddReport(ctx context.Context, r Report) error {
 	return nil
 }
 
+// ReportsSince counts reporter's reports made after sinceTS (ms), for the
+// per-user cap.
+func (s *Store) ReportsSince(ctx context.Context, reporter string, sinceTS int64) (int, error) {
+	var n int
+	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM event_reports WHERE reporter = $1 AND ts > $2`, reporter, sinceTS).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count reports of %s: %w", reporter, err)
+	}
+	return n, nil
+}
+
 // Reports lists up to limit reports newest first, strictly before the
 // (beforeTS, beforeID) cursor; beforeTS 0 starts at the newest. The
 // operator API (issue 16) pages through it.

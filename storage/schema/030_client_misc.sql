@@ -14,6 +14,7 @@ CREATE TABLE event_reports (
     ts BIGINT NOT NULL
 );
 CREATE INDEX event_reports_ts ON event_reports (ts, report_id);
+CREATE INDEX event_reports_reporter ON event_reports (reporter, ts);
 
 -- OpenID tokens (POST /user/{userId}/openid/request_token), stored as the
 -- SHA-256 of the token, each with its expiry in ms. Expired rows are never
