@@ -538,3 +538,27 @@ func TestRoomUpgradeV12Creators(t *testing.T) {
 		})
 	}
 }
+
+// TestTimestampToEventSkipsHidden: a user who left, looking back from
+// now, gets their own leave, past more events hidden from them than one
+// page of the lookup (50) holds.
+func TestTimestampToEventSkipsHidden(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			bob.Join(room)
+			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/leave", map[string]any{})
+			for i := range 60 {
+				alice.Send(room, fmt.Sprint("t", i), fmt.Sprint("hidden ", i))
+			}
+			leave := bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.member/"+hstest.Esc(bob.UserID)+"?format=event", nil).Get("event_id").String()
+			res := bob.MustDo("GET", fmt.Sprintf("/_matrix/client/v1/rooms/%s/timestamp_to_event?dir=b&ts=%d", hstest.Esc(room), int64(1)<<50), nil)
+			if got := res.Get("event_id").String(); got != leave {
+				t.Errorf("latest event bob may see = %s, want his leave %s", got, leave)
+			}
+		})
+	}
+}
