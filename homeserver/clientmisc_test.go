@@ -96,6 +96,16 @@ func TestRoomInitialSync(t *testing.T) {
 			if st, res := bob.Do("GET", "/_matrix/client/v3/rooms/"+hstest.Esc("!nope:localhost")+"/initialSync", nil); st != 403 {
 				t.Errorf("unknown room initialSync = %d %s, want 403", st, res.Raw)
 			}
+			// An invitee to a private room gets their membership, no state.
+			private := alice.CreateRoom(map[string]any{"preset": "private_chat", "name": "Secret"})
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(private)+"/invite", map[string]any{"user_id": eve.UserID})
+			inv := eve.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(private)+"/initialSync", nil)
+			if got := inv.Get("membership").String(); got != "invite" {
+				t.Errorf("invitee membership = %q, want invite", got)
+			}
+			if got := inv.Get("state").Array(); len(got) != 0 {
+				t.Errorf("invitee state = %s, want none", inv.Get("state").Raw)
+			}
 			// A leaver sees nothing sent, nor state set, after the leave.
 			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/leave", map[string]any{})
 			alice.Send(room, "tm5", "after-leave")
