@@ -17,12 +17,13 @@ import (
 // *storage.Store implements it. Kept here, where it is used, so the shared
 // Store interface does not grow for one deprecated endpoint.
 type receiptReader interface {
-	ReceiptsSince(ctx context.Context, viewer string, roomIDs []string, since, upto int64) ([]storage.Receipt, error)
+	ReceiptsSinceOwnIn(ctx context.Context, viewer string, roomIDs []string, since, upto int64, ownOnly []string) ([]storage.Receipt, error)
 }
 
 // initialSyncPresenceCap bounds the presence entries one room initialSync
 // reads: each is a presence lookup, and a large room's reload should not
-// cost one per member.
+// cost one per member. Above it joined members, only the caller's own
+// receipts are read.
 const initialSyncPresenceCap = 100
 
 // roomInitialSync serves the deprecated GET /rooms/{roomId}/initialSync
@@ -91,7 +92,13 @@ func (a *API) roomInitialSync(w http.ResponseWriter, r *http.Request, s *session
 	}
 	var receipts []storage.Receipt
 	if rr, ok := a.store.(receiptReader); ok && v.Joined() {
-		if receipts, err = rr.ReceiptsSince(ctx, s.UserID, []string{roomID}, 0, a.n.Pos()); err != nil {
+		// A big room shows only one's own receipts, as sync does for
+		// rooms above the small tier: every member's would be a row each.
+		var ownOnly []string
+		if joinedCount(state) > initialSyncPresenceCap {
+			ownOnly = []string{roomID}
+		}
+		if receipts, err = rr.ReceiptsSinceOwnIn(ctx, s.UserID, []string{roomID}, 0, a.n.Pos(), ownOnly); err != nil {
 			return err
 		}
 	}
@@ -196,4 +203,14 @@ func (a *API) initialSyncAccountData(ctx context.Context, userID, roomID string)
 		out = append(out, map[string]any{"type": typ, "content": json.RawMessage(c)})
 	}
 	return out, nil
+}
+
+func joinedCount(state []storage.Event) int {
+	n := 0
+	for i := range state {
+		if state[i].Type == "m.room.member" && state[i].Membership == "join" {
+			n++
+		}
+	}
+	return n
 }
