@@ -572,3 +572,37 @@ func TestTimestampToEventSkipsHidden(t *testing.T) {
 		})
 	}
 }
+
+// TestRoomInitialSyncBigRoomReceipts: above 100 joined members a room's
+// initialSync carries only the caller's own receipts, as sync does for
+// big rooms; below, everyone's.
+func TestRoomInitialSyncBigRoomReceipts(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+	bob.Join(room)
+	ev := alice.Send(room, "t1", "hello")
+	for _, c := range []*hstest.Client{alice, bob} {
+		c.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/receipt/m.read/"+hstest.Esc(ev), map[string]any{})
+	}
+	readers := func() []string {
+		res := bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/initialSync", nil)
+		var out []string
+		res.Get("receipts.0.content." + apiPath(ev, "m.read")).ForEach(func(k, _ gjson.Result) bool {
+			out = append(out, k.String())
+			return true
+		})
+		slices.Sort(out)
+		return out
+	}
+	if got := readers(); len(got) != 2 {
+		t.Errorf("small room: readers = %v, want alice and bob", got)
+	}
+	for i := range 99 {
+		srv.Register(t, fmt.Sprint("m", i)).Join(room)
+	}
+	if got := readers(); !slices.Equal(got, []string{bob.UserID}) {
+		t.Errorf("room of 101: readers = %v, want only bob's own", got)
+	}
+}
