@@ -28,11 +28,17 @@ var (
 // leaked token.
 const OpenIDTokenLifetime = time.Hour
 
+// MaxOpenIDTokens is how many live OpenID tokens a user keeps: issuing
+// another drops the oldest, so a script cannot fill the table within a
+// token's lifetime, and a client rarely needs more than one at a time.
+const MaxOpenIDTokens = 10
+
 // Store is what the service keeps; *storage.Store implements it.
 type Store interface {
 	AddOpenIDToken(ctx context.Context, tokenHash, userID string, expiresTS int64) error
 	OpenIDTokenUser(ctx context.Context, tokenHash string, nowMs int64) (string, error)
 	DeleteExpiredOpenIDTokens(ctx context.Context, nowMs int64, userID string) (int64, error)
+	TrimOpenIDTokens(ctx context.Context, userID, keepHash string, keep int) error
 }
 
 // Service applies the account rules. Static after New.
@@ -65,7 +71,11 @@ func (s *Service) IssueOpenIDToken(ctx context.Context, userID string) (OpenIDTo
 		return OpenIDToken{}, fmt.Errorf("openid token: %w", err)
 	}
 	tok := base64.RawURLEncoding.EncodeToString(raw[:])
-	if err := s.store.AddOpenIDToken(ctx, hashOpenID(tok), userID, now.Add(OpenIDTokenLifetime).UnixMilli()); err != nil {
+	hash := hashOpenID(tok)
+	if err := s.store.AddOpenIDToken(ctx, hash, userID, now.Add(OpenIDTokenLifetime).UnixMilli()); err != nil {
+		return OpenIDToken{}, err
+	}
+	if err := s.store.TrimOpenIDTokens(ctx, userID, hash, MaxOpenIDTokens); err != nil {
 		return OpenIDToken{}, err
 	}
 	return OpenIDToken{Token: tok, ExpiresIn: OpenIDTokenLifetime}, nil

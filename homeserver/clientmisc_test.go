@@ -337,6 +337,23 @@ func TestOpenIDToken(t *testing.T) {
 			if err := srv.Srv.Store.AddOpenIDToken(context.Background(), openIDHash("expired"), alice.UserID, 1); err != nil {
 				t.Fatal(err)
 			}
+			// At most 10 live tokens a user: the 11th drops the oldest.
+			var toks []string
+			for range 11 {
+				toks = append(toks, alice.MustDo("POST", "/_matrix/client/v3/user/"+hstest.Esc(alice.UserID)+"/openid/request_token", map[string]any{}).Get("access_token").String())
+			}
+			live := 0
+			for _, tk := range append([]string{tok}, toks...) {
+				if st, _ := anon.Do("GET", "/_matrix/federation/v1/openid/userinfo?access_token="+url.QueryEscape(tk), nil); st == 200 {
+					live++
+				}
+			}
+			if live != 10 {
+				t.Errorf("live tokens after 12 requests = %d, want 10", live)
+			}
+			if st, _ := anon.Do("GET", "/_matrix/federation/v1/openid/userinfo?access_token="+url.QueryEscape(toks[10]), nil); st != 200 {
+				t.Errorf("the newest token = %d, want 200", st)
+			}
 			for _, bad := range []string{"", "nope", "expired", alice.Token} {
 				if st, res := anon.Do("GET", "/_matrix/federation/v1/openid/userinfo?access_token="+url.QueryEscape(bad), nil); st != 401 || res.Get("errcode").String() != "M_UNKNOWN_TOKEN" {
 					t.Errorf("userinfo with %q = %d %s, want 401 M_UNKNOWN_TOKEN", bad, st, res.Raw)

@@ -141,3 +141,16 @@ func (s *Store) EventsByTS(ctx context.Context, roomID string, ts, afterPos int6
 func (s *Store) SetDeactivated(ctx context.Context, userID string) error {
 	return s.execOne(ctx, `UPDATE users SET deactivated = 1, password_hash = '' WHERE user_id = $1`, userID)
 }
+
+// TrimOpenIDTokens keeps, of userID's OpenID tokens, the one just issued
+// (keepHash) and the keep-1 newest others (by expiry), so one user cannot
+// fill the table within a token's lifetime.
+func (s *Store) TrimOpenIDTokens(ctx context.Context, userID, keepHash string, keep int) error {
+	_, err := s.write.ExecContext(ctx, `DELETE FROM openid_tokens WHERE user_id = $1 AND token_hash <> $2 AND token_hash NOT IN
+		(SELECT token_hash FROM openid_tokens WHERE user_id = $1 AND token_hash <> $2 ORDER BY expires_ts DESC, token_hash DESC LIMIT $3)`,
+		userID, keepHash, max(keep-1, 0))
+	if err != nil {
+		return fmt.Errorf("trim openid tokens of %s: %w", userID, err)
+	}
+	return nil
+}

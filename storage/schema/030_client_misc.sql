@@ -25,6 +25,7 @@ CREATE TABLE openid_tokens (
     expires_ts BIGINT NOT NULL
 );
 CREATE INDEX openid_tokens_expires ON openid_tokens (expires_ts);
+CREATE INDEX openid_tokens_user ON openid_tokens (user_id, expires_ts);
 
 -- GET /rooms/{roomId}/timestamp_to_event finds the event nearest a time
 -- (EventsByTS) without scanning the room.
