@@ -135,6 +135,8 @@ type API struct {
 	keyBackup *keybackup.Service
 	// admin runs operator actions and their audit (admin_ops.go).
 	admin *admin.Service
+	// misc holds the services of clientmisc.go, built on first use.
+	misc clientMisc
 
 	tokens *tokenCache
 	uia    *uiaSessions

@@ -16,6 +16,7 @@ import (
 	"github.com/parley-im/parley/e2ekeys"
 	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/pushrules"
+	"github.com/parley-im/parley/reports"
 )
 
 // domainErrors lists, per sentinel, the Matrix error it becomes.
@@ -51,6 +52,8 @@ var domainErrors = []struct {
 	{admin.ErrMissingParam, apierr.MissingParam},
 	{admin.ErrUserInUse, func(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_USER_IN_USE", msg) }},
 	{admin.ErrExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
+	{reports.ErrNotFound, apierr.NotFound},
+	{reports.ErrInvalidParam, apierr.InvalidParam},
 }
 
 func unknown400(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_UNKNOWN", msg) }
