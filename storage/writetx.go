@@ -111,6 +111,7 @@ func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
 		e.Pos, e.EventID, e.RoomID, e.Type, sk, e.Sender, e.Depth, e.OriginTS, membership,
 		string(pdu), string(e.Client), string(e.Unsigned), e.TxnDevice, e.TxnID, boolInt(e.Notify), boolInt(e.RoomMention))
+	err = w.indexRelation(ctx, e, err) // relations.go
 	if isUniqueViolation(err) {
 		return fmt.Errorf("insert event %s: %w", e.EventID, ErrConflict)
 	}

@@ -1,0 +1,16 @@
+-- Relations index (issue 14): one row per event whose content carries
+-- m.relates_to with an event_id and a rel_type. The writer fills it next to
+-- the event (WriteTx.InsertEvent). Events stored before this migration are
+-- not backfilled: reading JSON differs between SQLite and PostgreSQL, and
+-- the schema files keep one SQL for both. Their relations stay unindexed.
+CREATE TABLE event_relations (
+    event_id      TEXT PRIMARY KEY,
+    room_id       TEXT NOT NULL,
+    relates_to_id TEXT NOT NULL,
+    rel_type      TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    sender        TEXT NOT NULL,
+    pos           BIGINT NOT NULL
+);
+CREATE INDEX event_relations_parent ON event_relations (relates_to_id, pos);
+CREATE INDEX event_relations_room ON event_relations (room_id, rel_type, pos);
