@@ -76,7 +76,7 @@ func (a *API) relations(w http.ResponseWriter, r *http.Request, s *session) erro
 	if err != nil {
 		return relationsError(err)
 	}
-	if err := a.rel.Bundle(r.Context(), acc, s.UserID, roomID, page.Events); err != nil {
+	if err := a.rel.Bundle(r.Context(), acc, a.viewer(s), roomID, page.Events); err != nil {
 		return err
 	}
 	buf := []byte(`{"chunk":`)
@@ -116,7 +116,7 @@ func (a *API) threads(w http.ResponseWriter, r *http.Request, s *session) error 
 			return err
 		}
 	}
-	page, err := a.rel.Threads(r.Context(), s.UserID, param(r, "roomId"), inc, from, limit)
+	page, err := a.rel.Threads(r.Context(), a.viewer(s), param(r, "roomId"), inc, from, limit)
 	if err != nil {
 		return relationsError(err)
 	}
@@ -135,5 +135,5 @@ func (a *API) bundle(r *http.Request, acc *rooms.Access, s *session, roomID stri
 	if a.rel == nil {
 		return nil
 	}
-	return a.rel.Bundle(r.Context(), acc, s.UserID, roomID, events)
+	return a.rel.Bundle(r.Context(), acc, a.viewer(s), roomID, events)
 }

@@ -324,3 +324,27 @@ func TestRelationsAccess(t *testing.T) {
 		})
 	}
 }
+
+// TestBundlesQueryCountFlat proves bundling is batched: a /messages page
+// with eight times as many related events costs the same number of queries.
+func TestBundlesQueryCountFlat(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{})
+	alice := srv.Register(t, "alice")
+	room := alice.CreateRoom(map[string]any{})
+	for i := 0; i < 40; i++ {
+		id := alice.Send(room, fmt.Sprint("m", i), "message")
+		threadReply(alice, room, id, "reply")
+		edit(alice, room, id, "edited")
+	}
+	cost := func(limit int) int64 {
+		before := srv.Srv.Store.Queries()
+		res := alice.MustDo("GET", fmt.Sprintf("/_matrix/client/v3/rooms/%s/messages?dir=b&limit=%d", hstest.Esc(room), limit), nil)
+		if n := len(res.Get("chunk").Array()); n != limit {
+			t.Fatalf("/messages limit=%d gave %d events", limit, n)
+		}
+		return srv.Srv.Store.Queries() - before
+	}
+	if small, big := cost(5), cost(40); big != small {
+		t.Errorf("/messages queries: %d for 40 events, want the same as for 5 (%d)", big, small)
+	}
+}

@@ -16,7 +16,7 @@ type Viewer interface {
 }
 
 // Bundle adds the bundled aggregations (unsigned["m.relations"]) to events,
-// all of roomID, as userID sees them:
+// all of roomID, as the viewer who (whose user may see what v allows) sees them:
 //   - m.thread: the number of replies, the latest reply the viewer may see,
 //     and whether the viewer started the thread or replied in it;
 //   - m.replace: the latest edit by the original sender, of the original's
@@ -30,7 +30,8 @@ type Viewer interface {
 //
 // The spec (v1.7 on) has servers bundle the edit, not replace the content:
 // clients apply m.new_content themselves.
-func (s *Service) Bundle(ctx context.Context, v Viewer, userID, roomID string, events []storage.Event) error {
+func (s *Service) Bundle(ctx context.Context, v Viewer, who rooms.Viewer, roomID string, events []storage.Event) error {
+	userID := who.UserID
 	if len(events) == 0 {
 		return nil
 	}
@@ -84,7 +85,6 @@ func (s *Service) Bundle(ctx context.Context, v Viewer, userID, roomID string, e
 		}
 	}
 	now := time.Now().UnixMilli()
-	vw := rooms.Viewer{UserID: userID}
 	for i := range events {
 		e := &events[i]
 		b := byParent[e.EventID]
@@ -101,7 +101,7 @@ func (s *Service) Bundle(ctx context.Context, v Viewer, userID, roomID string, e
 			buf = strconv.AppendBool(buf, t.ByViewer > 0 || e.Sender == userID)
 			if le := byPos[t.LatestPos]; le != nil {
 				buf = append(buf, `,"latest_event":`...)
-				buf = rooms.AppendClientEvent(buf, le, now, vw)
+				buf = rooms.AppendClientEvent(buf, le, now, who)
 			}
 			buf = append(buf, '}')
 			sep = true
@@ -111,7 +111,7 @@ func (s *Service) Bundle(ctx context.Context, v Viewer, userID, roomID string, e
 				buf = append(buf, ',')
 			}
 			buf = append(buf, `"m.replace":`...)
-			buf = rooms.AppendClientEvent(buf, byPos[r.LatestPos], now, vw)
+			buf = rooms.AppendClientEvent(buf, byPos[r.LatestPos], now, who)
 			sep = true
 		}
 		if len(b.refs) > 0 {

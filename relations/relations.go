@@ -169,10 +169,10 @@ type ThreadPage struct {
 	HasNext bool
 }
 
-// Threads lists roomID's thread roots for userID, newest activity first,
+// Threads lists roomID's thread roots for the viewer who, newest activity first,
 // with activity before the position from (0: from the newest). A caller
 // who may not read the room gets rooms.ErrForbidden.
-func (s *Service) Threads(ctx context.Context, userID, roomID string, inc Include, from int64, limit int) (ThreadPage, error) {
+func (s *Service) Threads(ctx context.Context, who rooms.Viewer, roomID string, inc Include, from int64, limit int) (ThreadPage, error) {
 	if limit < 0 {
 		return ThreadPage{}, fmt.Errorf("%w: limit must not be negative", ErrInvalidParam)
 	}
@@ -180,6 +180,7 @@ func (s *Service) Threads(ctx context.Context, userID, roomID string, inc Includ
 		limit = DefaultLimit
 	}
 	limit = min(limit, MaxLimit)
+	userID := who.UserID
 	acc, err := s.reader.ReadAccess(ctx, roomID, userID)
 	if err != nil {
 		return ThreadPage{}, err
@@ -209,7 +210,7 @@ func (s *Service) Threads(ctx context.Context, userID, roomID string, inc Includ
 			p.Roots = append(p.Roots, ev)
 		}
 	}
-	if err := s.Bundle(ctx, acc, userID, roomID, p.Roots); err != nil {
+	if err := s.Bundle(ctx, acc, who, roomID, p.Roots); err != nil {
 		return ThreadPage{}, err
 	}
 	return p, nil
