@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -346,5 +347,70 @@ func TestBundlesQueryCountFlat(t *testing.T) {
 	}
 	if small, big := cost(5), cost(40); big != small {
 		t.Errorf("/messages queries: %d for 40 events, want the same as for 5 (%d)", big, small)
+	}
+}
+
+// TestSyncBundles: sync bundles the timelines that need it (initial,
+// limited), for each user as they see it, without leaking one user's
+// bundle into another's through the timeline cache.
+func TestSyncBundles(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			room := alice.CreateRoom(map[string]any{"invite": []string{bob.UserID}})
+			bob.Join(room)
+			since := alice.Sync("", 0).Get("next_batch").String()
+
+			alice.Send(room, "m1", "filler")
+			orig := alice.Send(room, "o", "original")
+			reply := threadReply(bob, room, orig, "bob in thread")
+			fix := edit(alice, room, orig, "original, fixed")
+
+			find := func(s gjson.Result, id string) gjson.Result {
+				for _, e := range hstest.Room(s, "join", room).Get("timeline.events").Array() {
+					if e.Get("event_id").String() == id {
+						return e
+					}
+				}
+				t.Fatalf("event %s not in sync timeline", id)
+				return gjson.Result{}
+			}
+			// Initial syncs: each user gets their own current_user_participated.
+			for _, tc := range []struct {
+				who          *hstest.Client
+				participated bool
+			}{{bob, true}, {alice, true}, {bob, true}} {
+				b := bundled(find(tc.who.Sync("", 0), orig))
+				if b.Get(`m\.thread.count`).Int() != 1 || b.Get(`m\.thread.latest_event.event_id`).String() != reply ||
+					b.Get(`m\.thread.current_user_participated`).Bool() != tc.participated || b.Get(`m\.replace.event_id`).String() != fix {
+					t.Errorf("%s initial sync bundle = %s, want thread count 1 latest %s participated %v, replace %s",
+						tc.who.UserID, b.Raw, reply, tc.participated, fix)
+				}
+			}
+			// A limited incremental sync bundles too.
+			filter := url.QueryEscape(`{"room":{"timeline":{"limit":3}}}`)
+			s := alice.MustDo("GET", "/_matrix/client/v3/sync?timeout=0&filter="+filter+"&since="+url.QueryEscape(since), nil)
+			if !hstest.Room(s, "join", room).Get("timeline.limited").Bool() {
+				t.Fatalf("incremental sync not limited: %s", hstest.Room(s, "join", room).Raw)
+			}
+			if got := bundled(find(s, orig)).Get(`m\.replace.event_id`).String(); got != fix {
+				t.Errorf("limited incremental sync: m.replace = %q, want %s", got, fix)
+			}
+
+			// The timeline cache keeps no bundle: a later sync's event
+			// carries exactly one.
+			if raw := find(bob.Sync("", 0), orig).Get("unsigned").Raw; strings.Count(raw, `"m.relations"`) != 1 {
+				t.Errorf("bob's third initial sync: unsigned = %s, want one m.relations", raw)
+			}
+			// A third user who never replied: not participated.
+			carol := srv.Register(t, "carol")
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/invite", map[string]any{"user_id": carol.UserID})
+			carol.Join(room)
+			if got := bundled(find(carol.Sync("", 0), orig)).Get(`m\.thread.current_user_participated`); !got.Exists() || got.Bool() {
+				t.Errorf("carol initial sync: current_user_participated = %s, want false", got.Raw)
+			}
+		})
 	}
 }

@@ -22,6 +22,8 @@ type Syncer struct {
 	now          func() time.Time
 
 	acks toDeviceAcks // devices whose delivered to-device rows await deletion
+
+	bundler Bundler // static after construction; nil for none
 }
 
 // SyncerConfig wires a Syncer.
@@ -35,6 +37,8 @@ type SyncerConfig struct {
 	Logger   *slog.Logger
 	// DefaultTimelineLimit applies when the filter sets none. Zero means 10.
 	DefaultTimelineLimit int
+	// Bundler adds relation bundles to timelines (bundle.go); nil adds none.
+	Bundler Bundler
 }
 
 // NewSyncer builds a Syncer.
@@ -46,7 +50,7 @@ func NewSyncer(cfg SyncerConfig) *Syncer {
 		cfg.Logger = slog.Default()
 	}
 	return &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
-		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now}
+		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler}
 }
 
 // Request is one /sync call.
@@ -294,6 +298,9 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 	}
 	otk, fallback, err := s.store.OneTimeKeyCounts(ctx, req.UserID, req.DeviceID)
 	if err != nil {
+		return nil, Token{}, false, err
+	}
+	if err := s.bundle(ctx, req, rooms, initial); err != nil { // bundle.go
 		return nil, Token{}, false, err
 	}
 	empty := len(rooms) == 0 && len(globalData) == 0 && len(presence) == 0 && len(toDevice) == 0 &&

@@ -16,7 +16,7 @@ type Viewer interface {
 }
 
 // Bundle adds the bundled aggregations (unsigned["m.relations"]) to events,
-// all of roomID, as the viewer who (whose user may see what v allows) sees them:
+// all of roomID, as the viewer who sees them (v: what their user may see):
 //   - m.thread: the number of replies, the latest reply the viewer may see,
 //     and whether the viewer started the thread or replied in it;
 //   - m.replace: the latest edit by the original sender, of the original's
@@ -26,22 +26,58 @@ type Viewer interface {
 // It costs two queries for the whole slice, whatever its length: the
 // aggregates, then the latest events they name. Events keep their stored
 // unsigned members; the new unsigned is a fresh slice, so shared cached
-// bytes are never written.
+// bytes are never written (but the events' own structs are: callers pass
+// slices they own).
 //
 // The spec (v1.7 on) has servers bundle the edit, not replace the content:
 // clients apply m.new_content themselves.
 func (s *Service) Bundle(ctx context.Context, v Viewer, who rooms.Viewer, roomID string, events []storage.Event) error {
-	userID := who.UserID
-	if len(events) == 0 {
-		return nil
-	}
-	ids := make([]string, 0, len(events))
-	for i := range events {
-		if !events[i].IsState() {
-			ids = append(ids, events[i].EventID)
+	return s.bundle(ctx, who, [][]storage.Event{events}, func(string) (Viewer, error) { return v, nil })
+}
+
+// BundleRooms is Bundle for many rooms at once, for sync: timelines maps a
+// room ID to events of that room the caller owns. Visibility of the latest
+// events is decided per room from the user's membership histories, loaded
+// in one query and only when some event has relations.
+func (s *Service) BundleRooms(ctx context.Context, who rooms.Viewer, timelines map[string][]storage.Event) error {
+	groups := make([][]storage.Event, 0, len(timelines))
+	roomIDs := make([]string, 0, len(timelines))
+	for id, evs := range timelines {
+		if len(evs) > 0 {
+			groups = append(groups, evs)
+			roomIDs = append(roomIDs, id)
 		}
 	}
-	aggs, err := s.store.RelationAggregates(ctx, roomID, userID, ids)
+	var members, vis map[string][]storage.Event
+	loaded := false
+	return s.bundle(ctx, who, groups, func(roomID string) (Viewer, error) {
+		if !loaded {
+			var err error
+			if members, vis, err = s.store.MembershipHistories(ctx, who.UserID, roomIDs); err != nil {
+				return nil, err
+			}
+			loaded = true
+		}
+		return rooms.NewVisibility(who.UserID, members[roomID], vis[roomID]), nil
+	})
+}
+
+// bundle does the work of Bundle over groups of events; viewerFor gives the
+// visibility rule of a room, and is asked only for rooms whose latest
+// related events must be checked.
+func (s *Service) bundle(ctx context.Context, who rooms.Viewer, groups [][]storage.Event, viewerFor func(roomID string) (Viewer, error)) error {
+	var ids []string
+	for _, evs := range groups {
+		for i := range evs {
+			if !evs[i].IsState() {
+				ids = append(ids, evs[i].EventID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	aggs, err := s.store.RelationAggregates(ctx, who.UserID, ids)
 	if err != nil || len(aggs) == 0 {
 		return err
 	}
@@ -56,9 +92,18 @@ func (s *Service) Bundle(ctx context.Context, v Viewer, who rooms.Viewer, roomID
 		return err
 	}
 	byPos := make(map[int64]*storage.Event, len(latest))
+	viewers := map[string]Viewer{}
 	for i := range latest {
-		if v.CanSee(&latest[i]) {
-			byPos[latest[i].Pos] = &latest[i]
+		e := &latest[i]
+		v, ok := viewers[e.RoomID]
+		if !ok {
+			if v, err = viewerFor(e.RoomID); err != nil {
+				return err
+			}
+			viewers[e.RoomID] = v
+		}
+		if v.CanSee(e) {
+			byPos[e.Pos] = e
 		}
 	}
 	type bundle struct {
@@ -85,57 +130,66 @@ func (s *Service) Bundle(ctx context.Context, v Viewer, who rooms.Viewer, roomID
 		}
 	}
 	now := time.Now().UnixMilli()
-	for i := range events {
-		e := &events[i]
-		b := byParent[e.EventID]
-		if b == nil || e.IsState() || (b.thread == nil && b.replace == nil && len(b.refs) == 0) {
-			continue
-		}
-		buf := make([]byte, 0, 256+len(e.Unsigned))
-		buf = append(buf, `{"m.relations":{`...)
-		sep := false
-		if t := b.thread; t != nil {
-			buf = append(buf, `"m.thread":{"count":`...)
-			buf = strconv.AppendInt(buf, int64(t.Count), 10)
-			buf = append(buf, `,"current_user_participated":`...)
-			buf = strconv.AppendBool(buf, t.ByViewer > 0 || e.Sender == userID)
-			if le := byPos[t.LatestPos]; le != nil {
-				buf = append(buf, `,"latest_event":`...)
-				buf = rooms.AppendClientEvent(buf, le, now, who)
+	for _, evs := range groups {
+		for i := range evs {
+			e := &evs[i]
+			b := byParent[e.EventID]
+			if b == nil || e.IsState() || (b.thread == nil && b.replace == nil && len(b.refs) == 0) {
+				continue
 			}
-			buf = append(buf, '}')
-			sep = true
+			e.Unsigned = appendBundle(e, b.thread, b.replace, b.refs, byPos, now, who)
 		}
-		if r := b.replace; r != nil {
-			if sep {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, `"m.replace":`...)
-			buf = rooms.AppendClientEvent(buf, byPos[r.LatestPos], now, who)
-			sep = true
-		}
-		if len(b.refs) > 0 {
-			if sep {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, `"m.reference":{"chunk":[`...)
-			for j, id := range b.refs {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				buf = append(buf, `{"event_id":`...)
-				q, _ := json.Marshal(id) // valid JSON for any ID a remote server sends
-				buf = append(buf, q...)
-				buf = append(buf, '}')
-			}
-			buf = append(buf, "]}"...)
-		}
-		buf = append(buf, '}')
-		if len(e.Unsigned) > 2 {
-			buf = append(buf, ',')
-			buf = append(buf, e.Unsigned[1:len(e.Unsigned)-1]...)
-		}
-		e.Unsigned = append(buf, '}')
 	}
 	return nil
+}
+
+// appendBundle renders e's new unsigned object: m.relations first, then the
+// stored members.
+func appendBundle(e *storage.Event, thread, replace *storage.RelationAggregate, refs []string,
+	byPos map[int64]*storage.Event, now int64, who rooms.Viewer) []byte {
+	buf := make([]byte, 0, 256+len(e.Unsigned))
+	buf = append(buf, `{"m.relations":{`...)
+	sep := false
+	if t := thread; t != nil {
+		buf = append(buf, `"m.thread":{"count":`...)
+		buf = strconv.AppendInt(buf, int64(t.Count), 10)
+		buf = append(buf, `,"current_user_participated":`...)
+		buf = strconv.AppendBool(buf, t.ByViewer > 0 || e.Sender == who.UserID)
+		if le := byPos[t.LatestPos]; le != nil {
+			buf = append(buf, `,"latest_event":`...)
+			buf = rooms.AppendClientEvent(buf, le, now, who)
+		}
+		buf = append(buf, '}')
+		sep = true
+	}
+	if r := replace; r != nil {
+		if sep {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `"m.replace":`...)
+		buf = rooms.AppendClientEvent(buf, byPos[r.LatestPos], now, who)
+		sep = true
+	}
+	if len(refs) > 0 {
+		if sep {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `"m.reference":{"chunk":[`...)
+		for j, id := range refs {
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `{"event_id":`...)
+			q, _ := json.Marshal(id) // valid JSON for any ID a remote server sends
+			buf = append(buf, q...)
+			buf = append(buf, '}')
+		}
+		buf = append(buf, "]}"...)
+	}
+	buf = append(buf, '}')
+	if len(e.Unsigned) > 2 {
+		buf = append(buf, ',')
+		buf = append(buf, e.Unsigned[1:len(e.Unsigned)-1]...)
+	}
+	return append(buf, '}')
 }

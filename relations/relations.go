@@ -45,7 +45,8 @@ type Store interface {
 	EventPositions(ctx context.Context, eventIDs []string) (map[string]storage.Event, error)
 	EventsAt(ctx context.Context, positions []int64) ([]storage.Event, error)
 	Relations(ctx context.Context, q storage.RelationQuery) ([]storage.Event, error)
-	RelationAggregates(ctx context.Context, roomID, viewer string, parentIDs []string) ([]storage.RelationAggregate, error)
+	RelationAggregates(ctx context.Context, viewer string, parentIDs []string) ([]storage.RelationAggregate, error)
+	MembershipHistories(ctx context.Context, userID string, roomIDs []string) (members, visibility map[string][]storage.Event, err error)
 	Threads(ctx context.Context, roomID, participant string, before int64, limit int) ([]storage.Thread, error)
 }
 

@@ -133,31 +133,34 @@ type RelationAggregate struct {
 	EventID   string // m.reference: the referencing event
 }
 
-// RelationAggregates summarises the relations of parentIDs in roomID in one
-// query, so a page of events costs the same number of queries as one event.
-func (s *Store) RelationAggregates(ctx context.Context, roomID, viewer string, parentIDs []string) ([]RelationAggregate, error) {
+// RelationAggregates summarises the relations of parentIDs in one query, so
+// a page of events, or a sync over many rooms, costs the same number of
+// queries as one event. A relation counts only from the parent's own room.
+func (s *Store) RelationAggregates(ctx context.Context, viewer string, parentIDs []string) ([]RelationAggregate, error) {
 	if len(parentIDs) == 0 {
 		return nil, nil
 	}
-	args := make([]any, 0, len(parentIDs)+2)
-	args = append(args, roomID, viewer)
+	args := make([]any, 0, len(parentIDs)+1)
+	args = append(args, viewer)
 	for _, id := range parentIDs {
 		args = append(args, id)
 	}
-	in := placeholders(3, len(parentIDs))
-	query := `SELECT r.relates_to_id, r.rel_type, COUNT(*), MAX(r.pos), SUM(CASE WHEN r.sender = $2 THEN 1 ELSE 0 END), ''
+	in := placeholders(2, len(parentIDs))
+	query := `SELECT r.relates_to_id, r.rel_type, COUNT(*), MAX(r.pos), SUM(CASE WHEN r.sender = $1 THEN 1 ELSE 0 END), ''
 		FROM event_relations r
 			JOIN events e ON e.event_id = r.event_id
 			JOIN events p ON p.event_id = r.relates_to_id
 			LEFT JOIN event_relations pr ON pr.event_id = p.event_id AND pr.rel_type = 'm.replace'
-		WHERE r.room_id = $1 AND r.relates_to_id IN (` + in + `) AND e.redacted_by = '' AND p.room_id = $1
+		WHERE r.relates_to_id IN (` + in + `) AND e.redacted_by = '' AND p.room_id = r.room_id
 			AND (r.rel_type = 'm.thread'
 				OR (r.rel_type = 'm.replace' AND r.sender = p.sender AND r.type = p.type AND p.state_key IS NULL AND pr.event_id IS NULL))
 		GROUP BY r.relates_to_id, r.rel_type
 		UNION ALL
 		SELECT r.relates_to_id, r.rel_type, 1, r.pos, 0, r.event_id
-		FROM event_relations r JOIN events e ON e.event_id = r.event_id
-		WHERE r.room_id = $1 AND r.relates_to_id IN (` + in + `) AND e.redacted_by = '' AND r.rel_type = 'm.reference'`
+		FROM event_relations r
+			JOIN events e ON e.event_id = r.event_id
+			JOIN events p ON p.event_id = r.relates_to_id
+		WHERE r.relates_to_id IN (` + in + `) AND e.redacted_by = '' AND r.rel_type = 'm.reference' AND p.room_id = r.room_id`
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("relation aggregates: %w", err)
