@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -240,4 +242,76 @@ func (s *Store) Threads(ctx context.Context, roomID, participant string, before 
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// relationsBackfillBatch is how many candidate events one backfill
+// transaction indexes, so the writer's lock is held briefly.
+const relationsBackfillBatch = 500
+
+// BackfillRelations indexes the events stored before schema 029, once: the
+// migration records their position range in relations_backfill, and each
+// batch moves its cursor in the same transaction as its index rows, so an
+// interrupted start resumes where it stopped. It returns at once when there
+// is nothing left (the row is deleted when done). Open calls it before the
+// writer starts.
+func (s *Store) BackfillRelations(ctx context.Context) error {
+	for {
+		done := false
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			var next, upto int64
+			err := tx.QueryRowContext(ctx, `SELECT next_pos, upto FROM relations_backfill WHERE id = 1`).Scan(&next, &upto)
+			if errors.Is(err, sql.ErrNoRows) {
+				done = true
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if next >= upto {
+				done = true
+				_, err := tx.ExecContext(ctx, `DELETE FROM relations_backfill WHERE id = 1`)
+				return err
+			}
+			// LIKE narrows the scan to candidates; RelationOf decides.
+			rows, err := tx.QueryContext(ctx, `SELECT pos, event_id, room_id, type, sender, client FROM events
+				WHERE pos > $1 AND pos <= $2 AND state_key IS NULL AND client LIKE '%m.relates_to%'
+				ORDER BY pos LIMIT $3`, next, upto, relationsBackfillBatch)
+			if err != nil {
+				return err
+			}
+			var batch []Event
+			for rows.Next() {
+				var e Event
+				var client string
+				if err := rows.Scan(&e.Pos, &e.EventID, &e.RoomID, &e.Type, &e.Sender, &client); err != nil {
+					rows.Close()
+					return err
+				}
+				e.Client = []byte(client)
+				batch = append(batch, e)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			w := &WriteTx{tx: tx, store: s}
+			for i := range batch {
+				if err := w.indexRelation(ctx, &batch[i], nil); err != nil {
+					return err
+				}
+			}
+			next = upto
+			if len(batch) == relationsBackfillBatch {
+				next = batch[len(batch)-1].Pos
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE relations_backfill SET next_pos = $1 WHERE id = 1`, next)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("backfill relations: %w", err)
+		}
+		if done {
+			return nil
+		}
+	}
 }
