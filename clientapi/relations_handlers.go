@@ -89,7 +89,7 @@ func (a *API) relations(w http.ResponseWriter, r *http.Request, s *session) erro
 		buf = append(buf, `,"prev_batch":`...)
 		buf = strconv.AppendQuote(buf, inbox.RoomToken(q.From))
 	}
-	if q.Recurse {
+	if qs.Has("recurse") { // the spec: present exactly when the client gave recurse
 		buf = append(buf, `,"recursion_depth":`...)
 		buf = strconv.AppendInt(buf, int64(page.Depth), 10)
 	}

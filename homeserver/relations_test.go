@@ -237,6 +237,17 @@ func TestRelationsRecurseAndThreads(t *testing.T) {
 			if got := res.Get("recursion_depth").Int(); got != 3 {
 				t.Errorf("recursion_depth = %d, want 3", got)
 			}
+			if got := bob.MustDo("GET", relPath(room, rootA)+"?recurse=false", nil).Get("recursion_depth"); got.Raw != "1" {
+				t.Errorf("recursion_depth with recurse=false = %s, want 1", got.Raw)
+			}
+			if got := bob.MustDo("GET", relPath(room, rootA), nil).Get("recursion_depth"); got.Exists() {
+				t.Errorf("recursion_depth without recurse = %s, want absent", got.Raw)
+			}
+			// A sync token works as from too (the spec allows /sync's next_batch).
+			next := bob.Sync("", 0).Get("next_batch").String()
+			if got := ids(bob.MustDo("GET", relPath(room, rootA)+"?from="+url.QueryEscape(next), nil).Get("chunk").Array()); !slices.Equal(got, []string{a2, a1}) {
+				t.Errorf("/relations from a sync token = %v, want [%s %s]", got, a2, a1)
+			}
 			if got := ids(bob.MustDo("GET", relPath(room, rootA, "m.annotation")+"?recurse=true", nil).Get("chunk").Array()); !slices.Equal(got, []string{onA2}) {
 				t.Errorf("/relations(rootA)/m.annotation?recurse = %v, want [%s]", got, onA2)
 			}
