@@ -32,7 +32,7 @@ type Viewer interface {
 // The spec (v1.7 on) has servers bundle the edit, not replace the content:
 // clients apply m.new_content themselves.
 func (s *Service) Bundle(ctx context.Context, v Viewer, who rooms.Viewer, roomID string, events []storage.Event) error {
-	return s.bundle(ctx, who, [][]storage.Event{events}, func(string) (Viewer, error) { return v, nil })
+	return s.bundle(ctx, who, [][]storage.Event{events}, func(string) (Viewer, error) { return v, nil }, true)
 }
 
 // BundleRooms is Bundle for many rooms at once, for sync: timelines maps a
@@ -59,13 +59,16 @@ func (s *Service) BundleRooms(ctx context.Context, who rooms.Viewer, timelines m
 			loaded = true
 		}
 		return rooms.NewVisibility(who.UserID, members[roomID], vis[roomID]), nil
-	})
+	}, true)
 }
 
 // bundle does the work of Bundle over groups of events; viewerFor gives the
 // visibility rule of a room, and is asked only for rooms whose latest
-// related events must be checked.
-func (s *Service) bundle(ctx context.Context, who rooms.Viewer, groups [][]storage.Event, viewerFor func(roomID string) (Viewer, error)) error {
+// related events must be checked. With nested, the latest thread replies
+// get their own bundles (their latest edit, so a thread summary shows the
+// edited text), one level deep: two more queries, only when some event in
+// the groups has a thread.
+func (s *Service) bundle(ctx context.Context, who rooms.Viewer, groups [][]storage.Event, viewerFor func(roomID string) (Viewer, error), nested bool) error {
 	var ids []string
 	for _, evs := range groups {
 		for i := range evs {
@@ -127,6 +130,22 @@ func (s *Service) bundle(ctx context.Context, who rooms.Viewer, groups [][]stora
 			}
 		case "m.reference":
 			b.refs = append(b.refs, a.EventID)
+		}
+	}
+	if nested {
+		var replies []storage.Event
+		for _, a := range aggs {
+			if le := byPos[a.LatestPos]; a.RelType == "m.thread" && le != nil {
+				replies = append(replies, *le)
+			}
+		}
+		if len(replies) > 0 {
+			if err := s.bundle(ctx, who, [][]storage.Event{replies}, viewerFor, false); err != nil {
+				return err
+			}
+			for i := range replies {
+				byPos[replies[i].Pos] = &replies[i]
+			}
 		}
 	}
 	now := time.Now().UnixMilli()
