@@ -35,6 +35,7 @@ import (
 	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/ratelimit"
+	"github.com/parley-im/parley/relations"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/storage/storetext"
@@ -104,6 +105,9 @@ type Deps struct {
 	// KeyBackup owns server-side key backup (keybackup_handlers.go); nil
 	// builds one on Store with the default limits.
 	KeyBackup *keybackup.Service
+	// Relations serves /relations, /threads and bundled aggregations
+	// (relations_handlers.go); nil builds one on Store and Rooms.
+	Relations *relations.Service
 }
 
 // API is the client-server API.
@@ -137,6 +141,7 @@ type API struct {
 	admin *admin.Service
 	// misc holds the services of clientmisc.go, built on first use.
 	misc clientMisc
+	rel  *relations.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -174,13 +179,16 @@ func New(cfg Config, d Deps) *API {
 	if d.KeyBackup == nil {
 		d.KeyBackup = keybackup.New(d.Store, keybackup.Config{})
 	}
+	if d.Relations == nil && d.Store != nil && d.Rooms != nil {
+		d.Relations = relations.New(d.Store, d.Rooms)
+	}
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {
 		exempt[u] = true
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
 		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
-		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup,
+		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)
 	return a

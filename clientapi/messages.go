@@ -162,6 +162,9 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 			return err
 		}
 	}
+	if err := a.bundle(r, v, s, roomID, chunk); err != nil {
+		return err
+	}
 	now := time.Now().UnixMilli()
 	w.Header().Set("Content-Type", "application/json")
 	buf := []byte(`{"start":`)
@@ -197,10 +200,15 @@ func (a *API) loadVisibleEvent(r *http.Request, s *session, roomID, eventID stri
 }
 
 func (a *API) getEvent(w http.ResponseWriter, r *http.Request, s *session) error {
-	_, ev, err := a.loadVisibleEvent(r, s, param(r, "roomId"), param(r, "eventId"))
+	v, ev, err := a.loadVisibleEvent(r, s, param(r, "roomId"), param(r, "eventId"))
 	if err != nil {
 		return err
 	}
+	one := []storage.Event{ev}
+	if err := a.bundle(r, v, s, ev.RoomID, one); err != nil {
+		return err
+	}
+	ev = one[0]
 	return writeRaw(w, rooms.AppendClientEvent(nil, &ev, time.Now().UnixMilli(), a.viewer(s)))
 }
 
@@ -235,6 +243,13 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
+	// One bundling pass for the event and its neighbours.
+	all := make([]storage.Event, 0, 1+len(before)+len(after))
+	all = append(append(append(all, ev), before...), after...)
+	if err := a.bundle(r, v, s, roomID, all); err != nil {
+		return err
+	}
+	ev, before, after = all[0], all[1:1+len(before)], all[1+len(before):]
 	start, end := storage.TopoPoint{Depth: ev.Depth, Pos: ev.Pos - 1}, at
 	if len(before) > 0 {
 		b := before[len(before)-1]

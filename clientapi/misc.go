@@ -59,12 +59,6 @@ func (a *API) threePIDs(w http.ResponseWriter, r *http.Request, s *session) erro
 	return writeJSON(w, map[string]any{"threepids": []any{}})
 }
 
-// relationsStub answers /relations with an empty chunk until relations are
-// indexed; clients then fall back to what the timeline shows them.
-func (a *API) relationsStub(w http.ResponseWriter, r *http.Request, s *session) error {
-	return writeJSON(w, map[string]any{"chunk": []any{}})
-}
-
 // notifications is the notification history. Parley keeps none (it has no
 // push gateway), so the list is always empty.
 func (a *API) notifications(w http.ResponseWriter, r *http.Request, s *session) error {

@@ -31,8 +31,7 @@ func (a *API) Handler() http.Handler {
 
 	r.Get("/_matrix/client/v1/register/m.login.registration_token/validity", a.open(a.registrationTokenValidity))
 	a.mountClientMiscV1(r) // clientmisc_routes.go
-	r.Get("/_matrix/client/v1/rooms/{roomId}/relations/{eventId}", a.authed(a.relationsStub))
-	r.Get("/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/*", a.authed(a.relationsStub))
+	a.mountRelations(r, "/_matrix/client/v1") // relations_handlers.go
 	// Parley's own additions: relationships (graph_handlers.go) and
 	// customer-service desks (desks_handlers.go, admin_handlers.go).
 	r.Route("/_parley/client/v1", func(r chi.Router) {
@@ -98,8 +97,7 @@ func (a *API) Handler() http.Handler {
 			r.Get("/rooms/{roomId}/members", a.authed(a.members))
 			r.Get("/rooms/{roomId}/joined_members", a.authed(a.joinedMembers))
 			r.Get("/rooms/{roomId}/aliases", a.authed(a.roomAliases))
-			r.Get("/rooms/{roomId}/relations/{eventId}", a.authed(a.relationsStub))
-			r.Get("/rooms/{roomId}/relations/{eventId}/*", a.authed(a.relationsStub))
+			a.mountRelations(r, "")
 
 			// Sync and ephemeral (sync.go, ephemeral.go).
 			r.Get("/sync", a.authedUnlimited(a.sync)) // long-polls are cheap and clients loop on them

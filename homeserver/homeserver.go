@@ -25,6 +25,7 @@ import (
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
 	"github.com/parley-im/parley/ratelimit"
+	"github.com/parley-im/parley/relations"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
@@ -132,8 +133,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		presContacts = contacts
 	}
 	pres := inbox.NewPresence(store, rs, presContacts, log, idle)
+	rels := relations.New(store, rs) // relations, threads and bundles: /relations, /threads, reads and sync
 	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Contacts: presContacts, Logger: log,
-		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit})
+		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels})
 
 	ds, err := desks.New(ctx, desks.Config{ServerName: cfg.ServerName, Store: store, Rooms: rs, Presence: pres, Logger: log})
 	if err != nil {
@@ -169,7 +171,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	dom := newDomain(cfg.ServerName, store, rs, log)
 	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
-		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory})
+		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
+		Relations: rels})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,

@@ -24,7 +24,8 @@ type Syncer struct {
 
 	acks toDeviceAcks // devices whose delivered to-device rows await deletion
 
-	bodies sync.Pool // *[]byte response buffers handed back by Release; safe for concurrent use
+	bodies  sync.Pool // *[]byte response buffers handed back by Release; safe for concurrent use
+	bundler Bundler   // static after construction; nil for none
 }
 
 // SyncerConfig wires a Syncer.
@@ -38,6 +39,8 @@ type SyncerConfig struct {
 	Logger   *slog.Logger
 	// DefaultTimelineLimit applies when the filter sets none. Zero means 10.
 	DefaultTimelineLimit int
+	// Bundler adds relation bundles to timelines (bundle.go); nil adds none.
+	Bundler Bundler
 }
 
 // NewSyncer builds a Syncer.
@@ -49,7 +52,7 @@ func NewSyncer(cfg SyncerConfig) *Syncer {
 		cfg.Logger = slog.Default()
 	}
 	return &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
-		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now}
+		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler}
 }
 
 // Request is one /sync call.
@@ -298,6 +301,9 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 	}
 	otk, fallback, err := s.store.OneTimeKeyCounts(ctx, req.UserID, req.DeviceID)
 	if err != nil {
+		return nil, Token{}, false, err
+	}
+	if err := s.bundle(ctx, req, rooms, initial); err != nil { // bundle.go
 		return nil, Token{}, false, err
 	}
 	empty := len(rooms) == 0 && len(globalData) == 0 && len(presence) == 0 && len(toDevice) == 0 &&

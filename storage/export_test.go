@@ -70,3 +70,14 @@ func (s *Store) Exec(ctx context.Context, q string, args ...any) error {
 	_, err := s.write.ExecContext(ctx, q, args...)
 	return err
 }
+
+// UnindexRelations empties the relations index and records every stored
+// event for backfill, as migration 029 finds a database written before it.
+// Tests only.
+func (s *Store) UnindexRelations(ctx context.Context) error {
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM event_relations`); err != nil {
+		return err
+	}
+	_, err := s.write.ExecContext(ctx, `INSERT INTO relations_backfill (id, next_pos, upto) SELECT 1, 0, COALESCE(MAX(pos), 0) FROM events`)
+	return err
+}

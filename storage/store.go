@@ -167,6 +167,10 @@ func Open(ctx context.Context, url, sqlitePath string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.BackfillRelations(ctx); err != nil { // relations.go: once, after schema 029
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

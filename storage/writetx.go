@@ -114,6 +114,7 @@ func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {
 		e.Pos, e.EventID, e.RoomID, e.Type, sk, e.Sender, e.Depth, e.OriginTS, membership,
 		string(pdu), string(e.Client), string(e.Unsigned), e.TxnDevice, e.TxnID, boolInt(e.Notify), boolInt(e.RoomMention), e.StateGroup,
 		strings.Join(e.PrevIDs, " "), strings.Join(e.AuthIDs, " "))
+	err = w.indexRelation(ctx, e, err) // relations.go
 	if isUniqueViolation(err) {
 		return fmt.Errorf("insert event %s: %w", e.EventID, ErrConflict)
 	}
