@@ -1,0 +1,182 @@
+package homeserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/parley-im/parley/config"
+	"github.com/parley-im/parley/federation/inbound"
+	"github.com/parley-im/parley/federation/outbound"
+	"github.com/parley-im/parley/federation/transport"
+	"github.com/parley-im/parley/inbox"
+	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/rooms/authrules"
+	checks "github.com/parley-im/parley/rooms/inbound"
+	"github.com/parley-im/parley/todevice"
+)
+
+// This file connects the federation parts to each other and to the rest
+// of the server (issue 11): the outbound queue over the signed client,
+// and federation/inbound's /send with its EDU sinks. See the "Wiring"
+// section of docs/federation.md for what is connected and what is not.
+
+// fedTransport adapts the signed client to outbound.Transport. Static.
+type fedTransport struct{ c *transport.Client }
+
+var _ outbound.Transport = fedTransport{}
+
+// SendTransaction implements outbound.Transport: it PUTs txn, signed. Any
+// error means the queue retries the same transaction later.
+func (t fedTransport) SendTransaction(ctx context.Context, destination string, txn *outbound.Transaction) (outbound.Result, error) {
+	edus, err := marshalEDUs(txn.EDUs)
+	if err != nil {
+		return outbound.Result{}, err
+	}
+	res, err := t.c.Send(ctx, destination, txn.ID, txn.OriginServerTS, txn.PDUs, edus)
+	if err != nil {
+		return outbound.Result{}, err
+	}
+	return outbound.Result{PDUErrors: pduErrors(res)}, nil
+}
+
+// marshalEDUs turns the queue's EDUs into the wire's JSON objects.
+func marshalEDUs(edus []outbound.EDU) ([]json.RawMessage, error) {
+	if len(edus) == 0 {
+		return nil, nil
+	}
+	out := make([]json.RawMessage, len(edus))
+	for i := range edus {
+		b, err := json.Marshal(&edus[i])
+		if err != nil {
+			return nil, fmt.Errorf("federation: EDU %s: %w", edus[i].Type, err)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// pduErrors keeps the PDUs the destination refused (non-empty error text);
+// nil when it took them all, so the common case allocates nothing.
+func pduErrors(res map[string]string) map[string]string {
+	var out map[string]string
+	for id, msg := range res {
+		if msg == "" {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string)
+		}
+		out[id] = msg
+	}
+	return out
+}
+
+// reachable tells the outbound queue that an origin that just reached us
+// is up, so its backoff ends at once (Queue.Reachable). It runs after the
+// X-Matrix check, so only an authenticated origin ends a backoff.
+func reachable(q *outbound.Queue) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if o := transport.Origin(r.Context()); o != "" {
+				q.Reachable(o)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// fedDeps are the parts of the server that federation feeds.
+type fedDeps struct {
+	notifier *inbox.Notifier
+	rooms    *rooms.Service
+	toDevice *todevice.Service
+}
+
+// wireFederation starts the outbound queue and mounts /send on the
+// federation router, when federation is on. It runs in New, before
+// ServeFederation, so every route added later on Fed.Router.Authed goes
+// through the same middleware.
+func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
+	fed := s.Fed
+	if fed == nil {
+		return nil
+	}
+	q, err := s.StartOutbound(ctx, outbound.Config{Transport: fedTransport{fed.Client}})
+	if err != nil {
+		return fmt.Errorf("outbound federation: %w", err)
+	}
+	fed.Router.Authed = fed.Router.Authed.With(reachable(q))
+	src := pendingSource{}
+	h := inbound.New(inbound.Config{
+		ServerName:  s.cfg.ServerName,
+		Origin:      requestOrigin,
+		Pipeline:    pendingPipeline{},
+		Source:      src,
+		Fetcher:     inbound.ClientFetcher{Client: fed.Client.Client},
+		RoomServers: s.Store,
+		TxnLog:      s.Store,
+		EDUs:        eduSinks(s.cfg.ServerName, d, s.log),
+		Limit:       inboundLimits(s.cfg.FederationInbound),
+		Log:         s.log,
+	})
+	h.Mount(fed.Router.Authed)
+	fed.Inbound = h
+	return nil
+}
+
+// requestOrigin is the server the X-Matrix middleware authenticated.
+func requestOrigin(r *http.Request) (string, bool) {
+	o := transport.Origin(r.Context())
+	return o, o != ""
+}
+
+// inboundLimits maps the federation_inbound config section to the
+// handler's limits (zero fields take the handler's defaults).
+func inboundLimits(c config.FederationInbound) inbound.Limits {
+	return inbound.Limits{
+		MaxBodyBytes:     c.MaxBodyBytes,
+		OriginRate:       c.OriginPerSecond,
+		OriginBurst:      c.OriginBurst,
+		MaxRooms:         c.MaxRooms,
+		MissingEvents:    c.MissingEventsLimit,
+		MaxFetchedEvents: c.MaxFetchedEvents,
+		TxnLogTTL:        time.Duration(c.TxnLogHours) * time.Hour,
+	}
+}
+
+// errDAGPending is the answer to every PDU until the room-DAG storage
+// (rooms.Service.PersistInbound and the state after each event) is on
+// main and adapted to rooms/inbound's Source and Persister.
+var errDAGPending = fmt.Errorf("cannot yet take events from other servers: %w", checks.ErrUnknownRoom)
+
+// pendingSource is the rooms/inbound Source until the DAG storage lands:
+// it knows no room, so the handler leaves every PDU without an answer, as
+// it does for rooms this server is not in. Remote servers cannot join
+// rooms here yet (no make_join), so no room has remote members to send
+// PDUs; EDUs do not need it.
+type pendingSource struct{}
+
+func (pendingSource) RoomVersion(context.Context, string) (string, error) { return "", errDAGPending }
+func (pendingSource) Events(_ context.Context, ids []string) ([]checks.Stored, error) {
+	return make([]checks.Stored, len(ids)), nil
+}
+func (pendingSource) StatesAfter(_ context.Context, ids []string) ([]checks.StateMap, error) {
+	return make([]checks.StateMap, len(ids)), nil
+}
+func (pendingSource) Current(context.Context, string, []authrules.StateKey) (checks.StateMap, []string, error) {
+	return nil, nil, errDAGPending
+}
+
+// pendingPipeline refuses every PDU until the DAG storage lands (never
+// reached while pendingSource knows no room).
+type pendingPipeline struct{}
+
+func (pendingPipeline) Accept(context.Context, []byte) (*checks.Verdict, int64, error) {
+	return nil, 0, errDAGPending
+}
+func (pendingPipeline) AcceptOutlier(context.Context, string, []byte) (*checks.Verdict, int64, error) {
+	return nil, 0, errDAGPending
+}

@@ -1,0 +1,69 @@
+package homeserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/parley-im/parley/federation/outbound"
+	"github.com/parley-im/parley/homeserver/hstest"
+)
+
+// startPair starts two federating servers on 127.0.0.2 and 127.0.0.3,
+// each with a store of its own, wired as in production (no Mount).
+func startPair(t *testing.T, st hstest.Store) (a, b *hstest.Server) {
+	t.Helper()
+	a = hstest.StartFederating(t, hstest.FedOptions{Host: "127.0.0.2", Options: hstest.Options{Store: st.Fresh(t)}})
+	b = hstest.StartFederating(t, hstest.FedOptions{Host: "127.0.0.3", Options: hstest.Options{Store: st.Fresh(t)}})
+	return a, b
+}
+
+// TestFederationToDeviceAcrossServers: a to-device EDU queued on A goes
+// through A's outbound queue and signed client to B's /send, and reaches
+// bob's device in B's /sync, once, even when queued twice with the same
+// message ID (a retried transaction).
+func TestFederationToDeviceAcrossServers(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			q := a.Srv.Outbound()
+			if q == nil {
+				t.Fatal("A's outbound queue = nil, want it started with federation on")
+			}
+			bob := b.Register(t, "bob")
+			since := bob.Sync("", 0).Get("next_batch").String()
+			content, _ := json.Marshal(map[string]any{
+				"sender": "@alice:" + a.FedName, "type": "m.room_key_request", "message_id": "m1",
+				"messages": map[string]any{bob.UserID: map[string]any{bob.DeviceID: map[string]any{"n": 1}},
+					"@carol:elsewhere.example": map[string]any{"*": map[string]any{"n": 2}}},
+			})
+			ctx := context.Background()
+			for range 2 {
+				if err := q.EnqueueEDU(ctx, b.FedName, outbound.EDU{Type: "m.direct_to_device", Content: content}); err != nil {
+					t.Fatalf("EnqueueEDU: %v", err)
+				}
+			}
+			var got []string
+			hstest.Eventually(t, "the to-device message on B", func() bool {
+				res := bob.Sync(since, 0)
+				for _, ev := range res.Get("to_device.events").Array() {
+					got = append(got, ev.Get("sender").String()+" "+ev.Get("type").String()+" "+ev.Get("content").Raw)
+				}
+				since = res.Get("next_batch").String()
+				return len(got) > 0
+			})
+			hstest.Eventually(t, "A's queue caught up", func() bool {
+				s, err := q.Status(ctx, b.FedName)
+				return err == nil && s.CaughtUp
+			})
+			res := bob.Sync(since, 0)
+			for _, ev := range res.Get("to_device.events").Array() {
+				got = append(got, ev.Get("sender").String()+" "+ev.Get("type").String()+" "+ev.Get("content").Raw)
+			}
+			want := "@alice:" + a.FedName + ` m.room_key_request {"n":1}`
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("bob's to-device = %q, want [%q]", got, want)
+			}
+		})
+	}
+}
