@@ -17,11 +17,12 @@ const remoteTypingTimeout = 60 * time.Second
 
 // eduSinks maps each inbound EDU kind to what handles it locally. Each
 // sink logs its failures: an EDU has no answer to carry them back.
-// Presence and signing-key updates are not wired yet (docs/federation.md,
-// "Wiring").
 func eduSinks(serverName string, d fedDeps, log *slog.Logger) inbound.EDUSinks {
 	e := &eduSink{d: d, log: log}
-	return inbound.EDUSinks{Typing: e, Receipts: e, ToDevice: e, DeviceList: e}
+	// Presence is not taken: inbox.Presence keeps every user it has
+	// seen in memory, without eviction, so a remote server could grow it
+	// without bound by naming made-up users.
+	return inbound.EDUSinks{Typing: e, Receipts: e, ToDevice: e, DeviceList: e, SigningKey: e}
 }
 
 // eduSink is the EDU sinks over the notifier, the room writer and
@@ -73,5 +74,14 @@ func (e *eduSink) RemoteToDevice(ctx context.Context, m inbound.ToDevice) {
 func (e *eduSink) RemoteDeviceListUpdate(ctx context.Context, userID, _ string, _ json.RawMessage) {
 	if err := e.d.rooms.DeviceListChanged(ctx, userID); err != nil {
 		e.log.Warn("federation: remote device-list update dropped", "user", userID, "err", err)
+	}
+}
+
+// RemoteSigningKeyUpdate implements inbound.SigningKeySink: a change of
+// cross-signing keys is reported like a device change (Synapse does the
+// same), so clients query the user's keys again.
+func (e *eduSink) RemoteSigningKeyUpdate(ctx context.Context, userID string, _ json.RawMessage) {
+	if err := e.d.rooms.DeviceListChanged(ctx, userID); err != nil {
+		e.log.Warn("federation: remote signing-key update dropped", "user", userID, "err", err)
 	}
 }

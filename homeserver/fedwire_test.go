@@ -3,6 +3,7 @@ package homeserver_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/parley-im/parley/federation/outbound"
@@ -65,5 +66,55 @@ func TestFederationToDeviceAcrossServers(t *testing.T) {
 				t.Errorf("bob's to-device = %q, want [%q]", got, want)
 			}
 		})
+	}
+}
+
+// TestFederationDeviceListEDUs: m.device_list_update and
+// m.signing_key_update sent by A's signed client to B's /send record that
+// the remote user's devices changed, as /keys/changes and sync's
+// device_lists read it.
+func TestFederationDeviceListEDUs(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			ctx := context.Background()
+			for i, tc := range []struct{ user, edu, content string }{
+				{"@alice:" + a.FedName, "m.device_list_update", `{"user_id":"@alice:` + a.FedName + `","device_id":"D1","stream_id":1}`},
+				{"@carol:" + a.FedName, "m.signing_key_update", `{"user_id":"@carol:` + a.FedName + `"}`},
+				{"@mallory:" + b.FedName, "m.device_list_update", `{"user_id":"@mallory:` + b.FedName + `","device_id":"D1","stream_id":1}`},
+			} {
+				edu := json.RawMessage(`{"edu_type":"` + tc.edu + `","content":` + tc.content + `}`)
+				if _, err := a.Srv.Fed.Client.Send(ctx, b.FedName, "dl"+string(rune('0'+i)), 0, nil, []json.RawMessage{edu}); err != nil {
+					t.Fatalf("%s: send: %v", tc.edu, err)
+				}
+				changed, err := b.Srv.Store.DeviceListChangesSince(ctx, tc.user, 0, 1<<62)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tc.user
+				if tc.user == "@mallory:"+b.FedName {
+					want = "" // not a user of the origin: dropped
+				}
+				if got := strings.Join(changed, ","); got != want {
+					t.Errorf("%s for %s: B's device-list changes = %q, want %q", tc.edu, tc.user, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestFederationTypingSink: the typing sink shows a remote user
+// typing in /sync like a local one. (Reaching it through /send needs a
+// remote member in the room, which needs make_join/send_join: not yet.)
+func TestFederationTypingSink(t *testing.T) {
+	s := hstest.StartFederating(t, hstest.FedOptions{Host: "127.0.0.2"})
+	bob := s.Register(t, "bob")
+	room := bob.CreateRoom(map[string]any{})
+	sinks := s.Srv.FedEDUSinks()
+	remote := "@alice:remote.example"
+	sinks.Typing.RemoteTyping(context.Background(), room, remote, true)
+	got := hstest.Room(bob.Sync("", 0), "join", room).Get("ephemeral.events.#(type==\"m.typing\").content.user_ids").Raw
+	if want := `["` + remote + `"]`; got != want {
+		t.Errorf("typing in bob's sync = %s, want %s", got, want)
 	}
 }
