@@ -3,6 +3,7 @@ package homeserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -93,6 +94,9 @@ type fedDeps struct {
 	notifier *inbox.Notifier
 	rooms    *rooms.Service
 	toDevice *todevice.Service
+	// remoteToDevice is todevice's Remote; wireFederation gives it the
+	// queue.
+	remoteToDevice *fedToDevice
 }
 
 // wireFederation starts the outbound queue and mounts /send on the
@@ -107,6 +111,9 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	q, err := s.StartOutbound(ctx, outbound.Config{Transport: fedTransport{fed.Client}})
 	if err != nil {
 		return fmt.Errorf("outbound federation: %w", err)
+	}
+	if d.remoteToDevice != nil {
+		d.remoteToDevice.q = q
 	}
 	fed.Router.Authed = fed.Router.Authed.With(reachable(q))
 	src := pendingSource{}
@@ -179,4 +186,22 @@ func (pendingPipeline) Accept(context.Context, []byte) (*checks.Verdict, int64, 
 }
 func (pendingPipeline) AcceptOutlier(context.Context, string, []byte) (*checks.Verdict, int64, error) {
 	return nil, 0, errDAGPending
+}
+
+// fedToDevice sends to-device messages for other servers' users as
+// durable m.direct_to_device EDUs. q is set by wireFederation, in New,
+// before any request can arrive; static after.
+type fedToDevice struct{ q *outbound.Queue }
+
+// SendRemoteToDevice implements todevice.Remote. The EDU is in the store
+// when it returns (a durable type), so the client's "sent" holds.
+func (f *fedToDevice) SendRemoteToDevice(ctx context.Context, server string, m todevice.RemoteMessage) error {
+	if f.q == nil {
+		return errors.New("federation: outbound queue not started")
+	}
+	content, err := json.Marshal(&m)
+	if err != nil {
+		return err
+	}
+	return f.q.EnqueueEDU(ctx, server, outbound.EDU{Type: "m.direct_to_device", Content: content})
 }

@@ -118,3 +118,38 @@ func TestFederationTypingSink(t *testing.T) {
 		t.Errorf("typing in bob's sync = %s, want %s", got, want)
 	}
 }
+
+// TestFederationSendToDeviceRemote: alice on A sends to bob's device on B
+// with the client API; the message reaches bob's /sync on B once, even
+// when alice's client retries the request with the same txnId.
+func TestFederationSendToDeviceRemote(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice, bob := a.Register(t, "alice"), b.Register(t, "bob")
+			since := bob.Sync("", 0).Get("next_batch").String()
+			body := map[string]any{"messages": map[string]any{bob.UserID: map[string]any{bob.DeviceID: map[string]any{"k": "v"}}}}
+			for range 2 {
+				alice.MustDo("PUT", "/_matrix/client/v3/sendToDevice/m.room.encrypted/txn1", body)
+			}
+			var got []string
+			collect := func() {
+				res := bob.Sync(since, 0)
+				for _, ev := range res.Get("to_device.events").Array() {
+					got = append(got, ev.Get("sender").String()+" "+ev.Get("type").String()+" "+ev.Get("content").Raw)
+				}
+				since = res.Get("next_batch").String()
+			}
+			hstest.Eventually(t, "alice's message on B", func() bool { collect(); return len(got) > 0 })
+			hstest.Eventually(t, "A's queue caught up", func() bool {
+				s, err := a.Srv.Outbound().Status(context.Background(), b.FedName)
+				return err == nil && s.CaughtUp
+			})
+			collect()
+			want := alice.UserID + ` m.room.encrypted {"k":"v"}`
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("bob's to-device = %q, want [%q]", got, want)
+			}
+		})
+	}
+}

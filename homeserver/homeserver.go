@@ -145,7 +145,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if contacts != nil {
 		blocks = contacts
 	}
-	td := todevice.New(todevice.Config{ServerName: cfg.ServerName, Writer: rs, Devices: store, Blocks: blocks, Logger: log,
+	var remoteTD todevice.Remote // stays a nil interface with federation off
+	fedTD := &fedToDevice{}
+	if fed != nil {
+		remoteTD = fedTD
+	}
+	td := todevice.New(todevice.Config{ServerName: cfg.ServerName, Writer: rs, Devices: store, Blocks: blocks, Logger: log, Remote: remoteTD,
 		MaxPerRequest: cfg.ToDevice.MaxMessagesPerRequest, Retention: time.Duration(cfg.ToDevice.RetentionHours) * time.Hour})
 
 	apiCfg := clientapi.Config{
@@ -175,7 +180,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), commits: commits, cancel: cancel}
 	s.Domain = dom
-	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td}); err != nil {
+	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD}); err != nil {
 		cancel()
 		rs.Shutdown(ctx)
 		store.Close()
