@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/parley-im/parley/config"
@@ -115,6 +116,9 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	if d.remoteToDevice != nil {
 		d.remoteToDevice.q = q
 	}
+	if d.notifier != nil {
+		d.notifier.OnTyping(typingOut(s.cfg.ServerName, q))
+	}
 	fed.Router.Authed = fed.Router.Authed.With(reachable(q))
 	src := pendingSource{}
 	h := inbound.New(inbound.Config{
@@ -204,4 +208,41 @@ func (f *fedToDevice) SendRemoteToDevice(ctx context.Context, server string, m t
 		return err
 	}
 	return f.q.EnqueueEDU(ctx, server, outbound.EDU{Type: "m.direct_to_device", Content: content})
+}
+
+// typingOut sends local users' typing to the room's other servers as
+// m.typing EDUs (kept in memory by the queue: the next one supersedes
+// it). Remote users' typing, which the /send sink sets, is not echoed.
+func typingOut(serverName string, q roomEDUQueue) func(room, user string, typing bool) {
+	suffix := ":" + serverName
+	return func(room, user string, typing bool) {
+		if !strings.HasSuffix(user, suffix) {
+			return
+		}
+		servers := q.ServersInRoom(nil, room)
+		if len(servers) == 0 {
+			return
+		}
+		content, err := json.Marshal(typingEDU{RoomID: room, UserID: user, Typing: typing})
+		if err != nil {
+			return
+		}
+		for _, srv := range servers {
+			_ = q.EnqueueEDU(context.Background(), srv, outbound.EDU{Type: "m.typing", Content: content}) // only fails once stopped
+		}
+	}
+}
+
+// roomEDUQueue is the part of the outbound queue that room EDUs use
+// (*outbound.Queue).
+type roomEDUQueue interface {
+	ServersInRoom(dst []string, roomID string) []string
+	EnqueueEDU(ctx context.Context, destination string, edu outbound.EDU) error
+}
+
+// typingEDU is the content of m.typing.
+type typingEDU struct {
+	RoomID string `json:"room_id"`
+	UserID string `json:"user_id"`
+	Typing bool   `json:"typing"`
 }

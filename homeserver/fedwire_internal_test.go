@@ -1,8 +1,10 @@
 package homeserver
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
+	"slices"
 	"testing"
 
 	"github.com/parley-im/parley/federation/outbound"
@@ -30,5 +32,36 @@ func TestFedTransportResults(t *testing.T) {
 	}
 	if got, err := marshalEDUs(nil); got != nil || err != nil {
 		t.Errorf("marshalEDUs(nil) = %s, %v; want nil", got, err)
+	}
+}
+
+// fakeRoomQueue records EDUs; servers maps room to its remote servers.
+type fakeRoomQueue struct {
+	servers map[string][]string
+	sent    []string
+}
+
+func (f *fakeRoomQueue) ServersInRoom(dst []string, room string) []string {
+	return append(dst, f.servers[room]...)
+}
+
+func (f *fakeRoomQueue) EnqueueEDU(_ context.Context, dest string, edu outbound.EDU) error {
+	f.sent = append(f.sent, dest+" "+edu.Type+" "+string(edu.Content))
+	return nil
+}
+
+// TestTypingOut: a local user's typing goes to every other server in the
+// room; a remote user's typing (set by the /send sink) is not echoed, and a
+// room with no other server sends nothing.
+func TestTypingOut(t *testing.T) {
+	q := &fakeRoomQueue{servers: map[string][]string{"!r:a": {"b.example", "c.example"}}}
+	out := typingOut("a", q)
+	out("!r:a", "@bob:a", true)
+	out("!r:a", "@carol:b.example", true)
+	out("!other:a", "@bob:a", false)
+	body := `{"room_id":"!r:a","user_id":"@bob:a","typing":true}`
+	want := []string{"b.example m.typing " + body, "c.example m.typing " + body}
+	if !slices.Equal(q.sent, want) {
+		t.Errorf("sent = %q, want %q", q.sent, want)
 	}
 }
