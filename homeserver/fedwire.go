@@ -17,6 +17,7 @@ import (
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/authrules"
 	checks "github.com/parley-im/parley/rooms/inbound"
+	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/todevice"
 )
 
@@ -98,6 +99,8 @@ type fedDeps struct {
 	// remoteToDevice is todevice's Remote; wireFederation gives it the
 	// queue.
 	remoteToDevice *fedToDevice
+	// roomEDUs sends local receipts; wireFederation gives it the queue.
+	roomEDUs *fedRoomEDUs
 }
 
 // wireFederation starts the outbound queue and mounts /send on the
@@ -118,6 +121,9 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	}
 	if d.notifier != nil {
 		d.notifier.OnTyping(typingOut(s.cfg.ServerName, q))
+	}
+	if d.roomEDUs != nil {
+		d.roomEDUs.q = q
 	}
 	fed.Router.Authed = fed.Router.Authed.With(reachable(q))
 	src := pendingSource{}
@@ -245,4 +251,36 @@ type typingEDU struct {
 	RoomID string `json:"room_id"`
 	UserID string `json:"user_id"`
 	Typing bool   `json:"typing"`
+}
+
+// fedRoomEDUs sends local users' receipts to the room's other servers.
+// q is set by wireFederation, in New, before any request; static after.
+type fedRoomEDUs struct {
+	server string
+	q      roomEDUQueue
+}
+
+// receipt is rooms.Config.ReceiptHook: a local user's public receipt goes
+// out as m.receipt (kept in memory by the queue, as typing is). Private
+// receipts never leave the server; remote users' receipts are not echoed.
+func (f *fedRoomEDUs) receipt(r storage.Receipt) {
+	if f.q == nil || r.Type == "m.read.private" || !strings.HasSuffix(r.UserID, ":"+f.server) {
+		return
+	}
+	servers := f.q.ServersInRoom(nil, r.RoomID)
+	if len(servers) == 0 {
+		return
+	}
+	data := map[string]any{"ts": r.TS}
+	if r.ThreadID != "" {
+		data["thread_id"] = r.ThreadID
+	}
+	content, err := json.Marshal(map[string]any{r.RoomID: map[string]any{r.Type: map[string]any{
+		r.UserID: map[string]any{"event_ids": []string{r.EventID}, "data": data}}}})
+	if err != nil {
+		return
+	}
+	for _, srv := range servers {
+		_ = f.q.EnqueueEDU(context.Background(), srv, outbound.EDU{Type: "m.receipt", Content: content}) // only fails once stopped
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parley-im/parley/federation/outbound"
+	"github.com/parley-im/parley/storage"
 )
 
 // TestFedTransportResults: only non-empty per-PDU errors become
@@ -61,6 +62,20 @@ func TestTypingOut(t *testing.T) {
 	out("!other:a", "@bob:a", false)
 	body := `{"room_id":"!r:a","user_id":"@bob:a","typing":true}`
 	want := []string{"b.example m.typing " + body, "c.example m.typing " + body}
+	if !slices.Equal(q.sent, want) {
+		t.Errorf("sent = %q, want %q", q.sent, want)
+	}
+}
+
+// TestReceiptOut: a local user's public receipt goes to the room's other
+// servers as m.receipt; private receipts and remote users' receipts do not.
+func TestReceiptOut(t *testing.T) {
+	q := &fakeRoomQueue{servers: map[string][]string{"!r:a": {"b.example"}}}
+	f := &fedRoomEDUs{server: "a", q: q}
+	f.receipt(storage.Receipt{RoomID: "!r:a", UserID: "@bob:a", Type: "m.read", EventID: "$e", TS: 7, ThreadID: "main"})
+	f.receipt(storage.Receipt{RoomID: "!r:a", UserID: "@bob:a", Type: "m.read.private", EventID: "$e", TS: 8})
+	f.receipt(storage.Receipt{RoomID: "!r:a", UserID: "@carol:b.example", Type: "m.read", EventID: "$e", TS: 9})
+	want := []string{`b.example m.receipt {"!r:a":{"m.read":{"@bob:a":{"data":{"thread_id":"main","ts":7},"event_ids":["$e"]}}}}`}
 	if !slices.Equal(q.sent, want) {
 		t.Errorf("sent = %q, want %q", q.sent, want)
 	}

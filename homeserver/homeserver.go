@@ -100,13 +100,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// here so the sweeper below sees them (actionlimits.go).
 	actions, mediaUploads, actionLimiters := actionLimits(cfg.RateLimit)
 	commits := &commitFanout{first: n}
+	fedOut := &fedRoomEDUs{server: cfg.ServerName} // its queue is set by wireFederation
+	var receiptHook func(storage.Receipt)
+	if fed != nil {
+		receiptHook = fedOut.receipt
+	}
 	rs, err := rooms.New(ctx, rooms.Config{Actions: actions, ServerName: cfg.ServerName, Key: key, Store: store, Listener: commits, Logger: log,
 		Policy:         clientapi.NewInvitePolicy(cfg.ServerName, store, rel),
 		MaxBatchEvents: cfg.Writer.BatchEvents, MaxQueue: cfg.Writer.Queue, MaxQueuePerUser: cfg.Writer.QueuePerUser,
 		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
 			MaxCreateInvites: cfg.RoomLimits.MaxCreateInvites, MaxStateEvents: cfg.RoomLimits.MaxStateEvents,
 			MaxStateBytes: cfg.RoomLimits.MaxStateBytes},
-		Tiers: roomTiers(cfg.RoomTiers), DefaultRoomVersion: cfg.DefaultRoomVersion})
+		Tiers: roomTiers(cfg.RoomTiers), DefaultRoomVersion: cfg.DefaultRoomVersion, ReceiptHook: receiptHook})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -180,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), commits: commits, cancel: cancel}
 	s.Domain = dom
-	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD}); err != nil {
+	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut}); err != nil {
 		cancel()
 		rs.Shutdown(ctx)
 		store.Close()
