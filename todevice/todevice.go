@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/rooms/pdu"
 )
 
 var (
@@ -203,11 +204,10 @@ func (s *Service) sendRemote(ctx context.Context, req Request) error {
 		if strings.HasSuffix(user, suffix) {
 			continue
 		}
-		i := strings.IndexByte(user, ':')
-		if i < 0 || i == len(user)-1 {
-			continue // not a user ID: nobody to deliver to
+		if !pdu.ValidUserID(user) {
+			continue // not a user ID: nobody to deliver to, and no server to queue for
 		}
-		server := user[i+1:]
+		server := pdu.Domain(user)
 		if byServer[server] == nil {
 			byServer[server] = map[string]map[string]json.RawMessage{}
 		}
