@@ -22,6 +22,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-im/parley/accounts/password"
+	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/desks"
 	"github.com/parley-im/parley/devices"
@@ -132,6 +133,10 @@ type API struct {
 	keys      *e2ekeys.Service
 	directory *directory.Service
 	keyBackup *keybackup.Service
+	// admin runs operator actions and their audit (admin_ops.go).
+	admin *admin.Service
+	// misc holds the services of clientmisc.go, built on first use.
+	misc clientMisc
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -173,10 +178,12 @@ func New(cfg Config, d Deps) *API {
 	for _, u := range cfg.RateExempt {
 		exempt[u] = true
 	}
-	return &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
+	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
 		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
 		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
+	a.admin = newAdmin(cfg, d, a.tokens)
+	return a
 }
 
 // session is an authenticated request's identity.

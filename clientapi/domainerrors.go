@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/directory"
 	"github.com/parley-im/parley/e2ekeys"
 	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/pushrules"
+	"github.com/parley-im/parley/reports"
 )
 
 // domainErrors lists, per sentinel, the Matrix error it becomes.
@@ -44,6 +46,14 @@ var domainErrors = []struct {
 	{directory.ErrInvalidParam, apierr.InvalidParam},
 	{directory.ErrMissingParam, apierr.MissingParam},
 	{directory.ErrAliasExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
+
+	{admin.ErrNotFound, apierr.NotFound},
+	{admin.ErrInvalidParam, apierr.InvalidParam},
+	{admin.ErrMissingParam, apierr.MissingParam},
+	{admin.ErrUserInUse, func(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_USER_IN_USE", msg) }},
+	{admin.ErrExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
+	{reports.ErrNotFound, apierr.NotFound},
+	{reports.ErrInvalidParam, apierr.InvalidParam},
 }
 
 func unknown400(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_UNKNOWN", msg) }

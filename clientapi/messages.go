@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -50,11 +51,11 @@ func parseLimit(r *http.Request, def, max int) (int, error) {
 }
 
 func parseRoomToken(s string) (int64, error) {
-	t, err := inbox.ParseToken(s)
+	t, err := parsePageToken(s)
 	if err != nil {
-		return 0, apierr.InvalidParam("Invalid pagination token")
+		return 0, err
 	}
-	return t.Pos, nil
+	return t.streamPos(), nil
 }
 
 // messages pages a room's history, newest first ("b") or oldest first ("f"),
@@ -65,8 +66,8 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	dir := q.Get("dir")
+	q0 := func(r *http.Request, k string) string { return r.URL.Query().Get(k) }
+	dir := q0(r, "dir")
 	if dir != "b" && dir != "f" {
 		return apierr.InvalidParam("dir must be b or f")
 	}
@@ -75,7 +76,7 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 		return err
 	}
 	var filter inbox.RoomEventFilter
-	if f := q.Get("filter"); f != "" {
+	if f := q0(r, "filter"); f != "" {
 		parsed, err := inbox.ParseFilter([]byte(`{"room":{"timeline":` + f + `}}`))
 		if err != nil {
 			return apierr.BadJSON("Invalid filter")
@@ -86,40 +87,41 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 		}
 	}
 	backwards := dir == "b"
-	var from int64
-	if f := q.Get("from"); f != "" {
-		if from, err = parseRoomToken(f); err != nil {
+	// Pages follow the room's topological order, (depth, stream position).
+	q := newTopoQuery(roomID, backwards, limit)
+	start := ""
+	if f := q0(r, "from"); f != "" {
+		tok, err := parsePageToken(f)
+		if err != nil {
 			return err
 		}
+		tok.applyFrom(&q)
+		start = f
 	} else if backwards {
-		from = a.n.Pos()
+		pos := a.n.Pos()
+		q.MaxPos = pos
+		start = inbox.RoomToken(pos)
+	} else {
+		// The room's beginning; depths start at 1, so depth 0 is before all.
+		start = topoToken(storage.TopoPoint{Depth: 0, Pos: math.MinInt64})
 	}
-	var to int64
-	if t := q.Get("to"); t != "" {
-		if to, err = parseRoomToken(t); err != nil {
+	if t := q0(r, "to"); t != "" {
+		tok, err := parsePageToken(t)
+		if err != nil {
 			return err
 		}
+		tok.applyTo(&q)
 	}
 	// A user who left reads only up to their leave.
-	curPos, gone := v.Departed()
-	if gone && backwards && from > curPos {
-		from = curPos
+	if curPos, gone := v.Departed(); gone {
+		q.MaxPos = min(q.MaxPos, curPos)
 	}
 	var chunk []storage.Event
-	var end int64
+	var end storage.TopoPoint
+	hasEnd := false
 	more := true // false once a backwards page reaches the room's first event
-	cursor := from
 	for tries := 0; tries < 5 && len(chunk) < limit; tries++ {
-		var page []storage.Event
-		if backwards {
-			page, err = a.store.RoomEvents(r.Context(), roomID, cursor+1, to, true, limit)
-		} else {
-			upper := to
-			if gone && (upper == 0 || upper > curPos) {
-				upper = curPos
-			}
-			page, err = a.store.RoomEvents(r.Context(), roomID, cursor, upper, false, limit)
-		}
+		page, err := a.store.RoomEventsTopo(r.Context(), q)
 		if err != nil {
 			return err
 		}
@@ -127,12 +129,13 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 			more = !backwards
 			break
 		}
-		last := page[len(page)-1].Pos
+		last := page[len(page)-1]
 		if backwards {
-			cursor, end = last-1, last-1
+			end = storage.TopoPoint{Depth: last.Depth, Pos: last.Pos - 1}
 		} else {
-			cursor, end = last, last
+			end = storage.TopoPoint{Depth: last.Depth, Pos: last.Pos}
 		}
+		q.From, hasEnd = end, true
 		for _, e := range v.Filter(page) {
 			if filter.Allows(e.Type, e.Sender) && len(chunk) < limit {
 				chunk = append(chunk, e)
@@ -162,12 +165,12 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	now := time.Now().UnixMilli()
 	w.Header().Set("Content-Type", "application/json")
 	buf := []byte(`{"start":`)
-	buf = strconv.AppendQuote(buf, inbox.RoomToken(from))
+	buf = strconv.AppendQuote(buf, start)
 	// The spec omits "end" when nothing further is available; paging
 	// forwards, the live end of the room can still grow, so keep it there.
-	if more && (len(chunk) > 0 || end != 0) {
+	if more && hasEnd {
 		buf = append(buf, `,"end":`...)
-		buf = strconv.AppendQuote(buf, inbox.RoomToken(end))
+		buf = strconv.AppendQuote(buf, topoToken(end))
 	}
 	buf = append(buf, `,"chunk":`...)
 	buf = append(buf, rooms.ClientEvents(chunk, now, a.viewer(s))...)
@@ -211,11 +214,17 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	before, err := a.store.RoomEvents(r.Context(), roomID, ev.Pos, 0, true, limit/2+limit%2)
+	// Around the event in topological order, (depth, stream position).
+	at := storage.TopoPoint{Depth: ev.Depth, Pos: ev.Pos}
+	bq := newTopoQuery(roomID, true, limit/2+limit%2)
+	bq.From = storage.TopoPoint{Depth: ev.Depth, Pos: ev.Pos - 1}
+	before, err := a.store.RoomEventsTopo(r.Context(), bq)
 	if err != nil {
 		return err
 	}
-	after, err := a.store.RoomEvents(r.Context(), roomID, ev.Pos, 0, false, limit/2)
+	aq := newTopoQuery(roomID, false, limit/2)
+	aq.From = at
+	after, err := a.store.RoomEventsTopo(r.Context(), aq)
 	if err != nil {
 		return err
 	}
@@ -226,12 +235,14 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
-	start, end := ev.Pos-1, ev.Pos
+	start, end := storage.TopoPoint{Depth: ev.Depth, Pos: ev.Pos - 1}, at
 	if len(before) > 0 {
-		start = before[len(before)-1].Pos - 1
+		b := before[len(before)-1]
+		start = storage.TopoPoint{Depth: b.Depth, Pos: b.Pos - 1}
 	}
 	if len(after) > 0 {
-		end = after[len(after)-1].Pos
+		e := after[len(after)-1]
+		end = storage.TopoPoint{Depth: e.Depth, Pos: e.Pos}
 	}
 	now := time.Now().UnixMilli()
 	vw := a.viewer(s)
@@ -244,9 +255,9 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, s *session) e
 	buf = append(buf, `,"state":`...)
 	buf = append(buf, rooms.ClientEvents(state, now, vw)...)
 	buf = append(buf, `,"start":`...)
-	buf = strconv.AppendQuote(buf, inbox.RoomToken(start))
+	buf = strconv.AppendQuote(buf, topoToken(start))
 	buf = append(buf, `,"end":`...)
-	buf = strconv.AppendQuote(buf, inbox.RoomToken(end))
+	buf = strconv.AppendQuote(buf, topoToken(end))
 	buf = append(buf, '}')
 	return writeRaw(w, buf)
 }

@@ -30,6 +30,7 @@ func (a *API) Handler() http.Handler {
 	}
 
 	r.Get("/_matrix/client/v1/register/m.login.registration_token/validity", a.open(a.registrationTokenValidity))
+	a.mountClientMiscV1(r) // clientmisc_routes.go
 	r.Get("/_matrix/client/v1/rooms/{roomId}/relations/{eventId}", a.authed(a.relationsStub))
 	r.Get("/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/*", a.authed(a.relationsStub))
 	// Parley's own additions: relationships (graph_handlers.go) and
@@ -40,6 +41,7 @@ func (a *API) Handler() http.Handler {
 	})
 	r.Route("/_parley/admin/v1", func(r chi.Router) {
 		a.mountDeskAdmin(r)
+		a.mountAdmin(r)
 	})
 	// Unstable aliases that clients still call: Element's cross-signing
 	// setup posts keys/device_signing/upload under /unstable, as Synapse
@@ -152,6 +154,7 @@ func (a *API) Handler() http.Handler {
 			a.mountKeyBackup(r, "") // keybackup_handlers.go
 			r.Get("/voip/turnServer", a.authed(a.turnServer))
 			r.Get("/thirdparty/protocols", a.authed(a.thirdPartyProtocols))
+			a.mountClientMisc(r) // clientmisc_routes.go
 		})
 	}
 	return r

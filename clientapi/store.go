@@ -26,7 +26,7 @@ type Store interface {
 	MediaRefs(ctx context.Context, mediaID string) ([]storage.MediaRef, error)
 
 	GetEvent(ctx context.Context, eventID string) (storage.Event, error)
-	RoomEvents(ctx context.Context, roomID string, from, to int64, backwards bool, limit int) ([]storage.Event, error)
+	RoomEventsTopo(ctx context.Context, q storage.TopoQuery) ([]storage.Event, error)
 	GetMembership(ctx context.Context, roomID, userID string) (storage.Membership, error)
 	UserMemberships(ctx context.Context, userID, membership string) ([]storage.Membership, error)
 	SetForgotten(ctx context.Context, roomID, userID string) error

@@ -21,8 +21,7 @@ type txnKey struct{ user, device, txn string }
 // when the event is refused.
 func (b *batch) appendEvent(ctx context.Context, rs *roomState, p pdu.Proto, txn *txnKey) (*pdu.Event, int64, error) {
 	p.RoomID = rs.id
-	p.PrevEvents = []string{rs.latest}
-	p.Depth = rs.depth + 1
+	p.PrevEvents, p.Depth = rs.prevEvents()
 	if p.OriginServerTS == 0 {
 		p.OriginServerTS = b.s.cfg.Now().UnixMilli()
 	}
@@ -56,8 +55,9 @@ func (b *batch) appendEvent(ctx context.Context, rs *roomState, p pdu.Proto, txn
 	return ev, pos, err
 }
 
-// write stores an authorised event and advances the room's cached head and
-// state. From here on every failure poisons the transaction.
+// write stores an authorised local event, which extends the room's current
+// state, and advances the room's cached extremities and state. From here on
+// every failure poisons the transaction.
 func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *txnKey) (int64, error) {
 	pos := b.nextPos()
 	row := &storage.Event{
@@ -70,6 +70,8 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 		Depth:    ev.Depth,
 		OriginTS: ev.OriginServerTS,
 		Client:   clientJSON(ev),
+		PrevIDs:  ev.PrevEvents,
+		AuthIDs:  ev.AuthEvents,
 	}
 	if ev.Type == "m.room.member" {
 		row.Membership = membershipOf(ev.Content)
@@ -88,8 +90,28 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 	}
 	cls := classify(ev, rs)
 	row.Notify, row.RoomMention = cls.Notify, cls.RoomMention
+	// A local event's prev_events are the room's extremities, so the state
+	// before it is the current state: its group is the current group, or a
+	// one-row delta on it for a state event.
+	group, hops := rs.group, rs.groupHops
+	if ev.StateKey != nil || (group == 0 && len(rs.state) > 0) {
+		// A state event, or the first event since the upgrade to state
+		// groups of a room that has none yet: it gets a snapshot.
+		k := &key
+		if ev.StateKey == nil {
+			k = nil
+		}
+		var err error
+		if group, hops, err = b.extendGroup(ctx, rs, k, ev.ID); err != nil {
+			return 0, err
+		}
+	}
+	row.StateGroup = group
 	if err := b.tx.InsertEvent(ctx, row, ev.Raw); err != nil {
 		return 0, dbErr(err)
+	}
+	if err := b.advanceExtremitiesTx(ctx, rs, ev); err != nil {
+		return 0, err
 	}
 	if len(cls.Mentions) > 0 {
 		if err := b.tx.InsertMentions(ctx, rs.id, pos, cls.Mentions); err != nil {
@@ -107,37 +129,48 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 		}
 	}
 
-	oldLatest, oldDepth, oldJoined := rs.latest, rs.depth, rs.joined
-	rs.latest, rs.depth = ev.ID, ev.Depth
+	b.setGroup(rs, group, hops)
 	if ev.StateKey != nil {
-		if ev.Type == "m.room.member" {
-			wasJoined := prev != nil && membershipOf(prev.ev.Content) == "join"
-			isJoined := row.Membership == "join"
-			if wasJoined && !isJoined {
-				rs.joined--
-			} else if !wasJoined && isJoined {
-				rs.joined++
-			}
-		}
-		rs.state[key] = &stateEntry{ev: ev, pos: pos}
-		b.s.cache.stateChanged(rs, evOf(prev), ev)
+		b.setState(rs, key, &stateEntry{ev: ev, pos: pos})
+		b.commit.State = append(b.commit.State, StateChange{RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: *ev.StateKey, EventID: ev.ID, Membership: row.Membership})
 	}
-	b.onUndo(func() {
-		rs.latest, rs.depth, rs.joined = oldLatest, oldDepth, oldJoined
-		if ev.StateKey != nil {
-			if prev != nil {
-				rs.state[key] = prev
-			} else {
-				delete(rs.state, key)
-			}
-			b.s.cache.stateChanged(rs, ev, evOf(prev))
-		}
-	})
 	b.commit.Events = append(b.commit.Events, CommittedEvent{
 		RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: ev.StateKey, Membership: row.Membership, Sender: ev.Sender,
 		Notify: cls.Notify, RoomMention: cls.RoomMention, Mentions: cls.Mentions,
 	})
 	return pos, nil
+}
+
+// setState changes one entry of the writer's cached current state (nil
+// removes it), keeping the joined count and the cache's accounting, and
+// undoes that on rollback.
+func (b *batch) setState(rs *roomState, key authrules.StateKey, next *stateEntry) {
+	prev := rs.state[key]
+	oldJoined := rs.joined
+	if key.Type == "m.room.member" {
+		wasJoined := prev != nil && membershipOf(prev.ev.Content) == "join"
+		isJoined := next != nil && membershipOf(next.ev.Content) == "join"
+		if wasJoined && !isJoined {
+			rs.joined--
+		} else if !wasJoined && isJoined {
+			rs.joined++
+		}
+	}
+	if next != nil {
+		rs.state[key] = next
+	} else {
+		delete(rs.state, key)
+	}
+	b.s.cache.stateChanged(rs, evOf(prev), evOf(next))
+	b.onUndo(func() {
+		rs.joined = oldJoined
+		if prev != nil {
+			rs.state[key] = prev
+		} else {
+			delete(rs.state, key)
+		}
+		b.s.cache.stateChanged(rs, evOf(next), evOf(prev))
+	})
 }
 
 func membershipOf(content json.RawMessage) string {

@@ -23,6 +23,23 @@ type Commit struct {
 	// PeerTouches wake everyone who shares a room with the user (presence,
 	// device lists).
 	PeerTouches []Touch
+	// State lists every change to rooms' current (resolved) state, in
+	// order: a local state event's own, and those state resolution makes
+	// when another server's event forks the room (which may bring back an
+	// older event, or remove a key).
+	State []StateChange
+}
+
+// StateChange is one change to a room's current state at a position.
+type StateChange struct {
+	RoomID   string
+	Pos      int64
+	Type     string
+	StateKey string
+	EventID  string // "" when the key left the state
+	// Membership is the new membership of an m.room.member change ("" when
+	// removed).
+	Membership string
 }
 
 // CommittedEvent is the part of an event the notifier routes on.
@@ -60,6 +77,15 @@ type batch struct {
 	commit   *Commit
 	undo     []func()
 	txns     map[txnKey]string // idempotency keys written by this batch
+
+	// The group and backfill counters at the batch's start, for rollback.
+	startGroup, startBackfill int64
+
+	// The rooms whose extremities the batch moved (with their extremities
+	// before; only the keys are read), written once at the end (flushDAG):
+	// one statement per room, not one a send.
+	extrem map[*roomState][]storage.Extremity
+	groups map[*roomState]int64 // rooms whose current group moved, with the group before
 }
 
 // nextPos assigns the next stream position.
@@ -68,12 +94,27 @@ func (b *batch) nextPos() int64 {
 	return b.s.pos
 }
 
+// nextGroup assigns the next state group ID.
+func (b *batch) nextGroup() int64 {
+	b.s.group++
+	return b.s.group
+}
+
+// nextBackfillPos assigns the next position for backfilled history: below
+// every position in use, descending, so it sorts before what the room holds
+// and never falls in a sync range (those start at 0).
+func (b *batch) nextBackfillPos() int64 {
+	b.s.backfillPos--
+	return b.s.backfillPos
+}
+
 func (b *batch) onUndo(f func()) { b.undo = append(b.undo, f) }
 
 // rollback reverts every memory change of the batch and its positions.
 func (b *batch) rollback() {
 	b.rollbackTo(0)
 	b.s.pos = b.startPos
+	b.s.group, b.s.backfillPos = b.startGroup, b.startBackfill
 }
 
 func (b *batch) rollbackTo(mark int) {
@@ -99,10 +140,16 @@ func (b *batch) room(ctx context.Context, roomID string) (*roomState, error) {
 		id:      roomID,
 		version: head.Version,
 		creator: head.Creator,
-		latest:  head.LatestEventID,
-		depth:   head.Depth,
+		extrem:  head.Extremities,
+		group:   head.StateGroup,
 		state:   make(map[authrules.StateKey]*stateEntry, len(head.State)),
 		bytes:   roomOverhead,
+	}
+	if rs.group != 0 {
+		// Only the hop count is needed; it is one indexed row.
+		if rs.groupHops, err = b.tx.StateGroupHops(ctx, rs.group); err != nil {
+			return nil, dbErr(err)
+		}
 	}
 	for _, se := range head.State {
 		ev, err := pdu.Parse(se.PDU, head.Version)
@@ -126,10 +173,15 @@ func (b *batch) room(ctx context.Context, roomID string) (*roomState, error) {
 // the next event without reading the database.
 type roomState struct {
 	id, version, creator string
-	latest               string
-	depth                int64
-	state                map[authrules.StateKey]*stateEntry
-	joined               int
+	// extrem are the room's forward extremities, deepest first.
+	extrem []storage.Extremity
+	// group is the state group holding the current state (0: none yet, for
+	// a room written before state groups), groupHops its deltas from the
+	// nearest snapshot.
+	group     int64
+	groupHops int
+	state     map[authrules.StateKey]*stateEntry
+	joined    int
 
 	// Kept by roomCache.stateChanged: the estimated memory the room holds,
 	// and the count and bytes of its state other than memberships, which

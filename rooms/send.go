@@ -35,6 +35,9 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 	if req.Type == "m.room.redaction" {
 		return "", fmt.Errorf("%w: use the redact endpoint to send m.room.redaction", ErrInvalid)
 	}
+	if err := s.checkNotBlocked(req.RoomID); err != nil {
+		return "", err
+	}
 	if err := s.checkClientMember(ctx, req.Sender, req.Type, req.StateKey, req.Content); err != nil {
 		return "", err
 	}
@@ -168,6 +171,11 @@ type MembershipRequest struct {
 // learns nothing from /unban, /kick or /ban. An unban is checked in the
 // order caller's membership, caller's power, then target's membership.
 func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (string, error) {
+	if req.Membership == "join" || req.Membership == "invite" {
+		if err := s.checkNotBlocked(req.RoomID); err != nil {
+			return "", err
+		}
+	}
 	if req.Membership == "invite" && !req.ByService {
 		if err := s.checkInvite(ctx, req.Sender, req.Target); err != nil {
 			return "", err

@@ -81,9 +81,14 @@ type Service struct {
 	createMu     sync.Mutex
 	lastCreateTS int64
 
+	// blocked is the set of rooms an operator blocked (blocked.go).
+	blocked blockedRooms
+
 	// Owned by the writer goroutine.
-	pos   int64
-	cache *roomCache
+	pos         int64 // the last stream position assigned
+	group       int64 // the last state group ID assigned
+	backfillPos int64 // the last (lowest, <= 0) backfill position assigned
+	cache       *roomCache
 	// unsure is set when a commit failed and the store could not be asked
 	// whether it landed: pos and cache may be behind the store (resync).
 	unsure bool
@@ -123,15 +128,28 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	group, err := cfg.Store.MaxStateGroup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	backfillPos, err := cfg.Store.MinPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
-		cfg:   cfg,
-		store: cfg.Store,
-		log:   cfg.Logger,
-		queue: newFairQueue(cfg.MaxQueue, cfg.MaxQueuePerUser),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
-		pos:   pos,
-		cache: newRoomCache(cfg.CacheBytes),
+		cfg:         cfg,
+		store:       cfg.Store,
+		log:         cfg.Logger,
+		queue:       newFairQueue(cfg.MaxQueue, cfg.MaxQueuePerUser),
+		quit:        make(chan struct{}),
+		done:        make(chan struct{}),
+		pos:         pos,
+		group:       group,
+		backfillPos: backfillPos,
+		cache:       newRoomCache(cfg.CacheBytes),
+	}
+	if err := s.loadBlocked(ctx); err != nil {
+		return nil, err
 	}
 	go s.writeLoop()
 	return s, nil
@@ -252,7 +270,7 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &batch{s: s, tx: tx, startPos: s.pos, commit: &Commit{}}
+	b := &batch{s: s, tx: tx, startPos: s.pos, startGroup: s.group, startBackfill: s.backfillPos, commit: &Commit{}}
 	results := make([]error, len(jobs))
 	for i, j := range jobs {
 		mark := len(b.undo)
@@ -274,6 +292,11 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 			return nil, err
 		}
 		results[i] = err
+	}
+	if err := b.flushDAG(ctx); err != nil {
+		tx.Rollback()
+		b.rollback()
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		if !s.committedAnyway(b, err) {

@@ -18,6 +18,7 @@ targets=(
 	"./inbox FuzzParseFilter"
 	"./clientapi FuzzReadJSON"
 	"./clientapi FuzzParseBackupKeys"
+	"./clientapi FuzzParsePageToken"
 	"./media FuzzContentDisposition"
 	"./media FuzzThumbQuery"
 	"./media FuzzWalkJPEG"

@@ -27,6 +27,16 @@ type Event struct {
 	RedactedBy  string
 	Notify      bool // notifies every member but the sender under the default push rules
 	RoomMention bool // an @room mention by a sender allowed to make one
+	// StateGroup is the state group after the event (0: written before
+	// state groups).
+	StateGroup int64
+	// PrevIDs and AuthIDs are the event's prev_events and auth_events,
+	// stored with its row (Store.Edges reads them); written only.
+	PrevIDs, AuthIDs []string
+	// NotCurrent keeps InsertEvent from making a state event current state:
+	// for events that lost state resolution, backfilled history, and
+	// events whose current state the writer sets itself (ApplyCurrentState).
+	NotCurrent bool
 }
 
 // StateKeyOr returns the state key, or "" for a message event.
@@ -136,9 +146,9 @@ func collectStrings(rows *sql.Rows) ([]string, error) {
 // RoomHead is what the writer needs to extend a room's log.
 type RoomHead struct {
 	Room
-	LatestEventID string
-	Depth         int64
-	State         []Event // current state, with PDUs
+	Extremities []Extremity // deepest first
+	StateGroup  int64       // the group holding current state; 0 for none yet
+	State       []Event     // current state, with PDUs
 }
 
 // LoadRoomHead loads a room for the writer: its row, its current state with
@@ -149,9 +159,14 @@ func (s *Store) LoadRoomHead(ctx context.Context, roomID string) (RoomHead, erro
 		return RoomHead{}, err
 	}
 	h := RoomHead{Room: room}
-	err = s.read.QueryRowContext(ctx, `SELECT event_id, depth FROM events WHERE room_id = $1 ORDER BY pos DESC LIMIT 1`, roomID).Scan(&h.LatestEventID, &h.Depth)
-	if err != nil {
+	if h.Extremities, err = s.Extremities(ctx, roomID); err != nil {
 		return RoomHead{}, fmt.Errorf("load room %s head: %w", roomID, err)
+	}
+	if len(h.Extremities) == 0 {
+		return RoomHead{}, fmt.Errorf("load room %s head: no forward extremity", roomID)
+	}
+	if err := s.read.QueryRowContext(ctx, `SELECT state_group FROM rooms WHERE room_id = $1`, roomID).Scan(&h.StateGroup); err != nil {
+		return RoomHead{}, fmt.Errorf("load room %s state group: %w", roomID, err)
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+`, e.pdu FROM current_state cs JOIN events e ON e.event_id = cs.event_id WHERE cs.room_id = $1`, roomID)
 	if err != nil {
@@ -212,10 +227,11 @@ func (s *Store) RoomEvents(ctx context.Context, roomID string, from, to int64, b
 	return collectEvents(rows, false)
 }
 
-// StateAt returns the room's state as it was at position pos (after the event
-// at pos). The log itself is the delta chain: for each (type, state_key) the
-// latest state event at or before pos.
-func (s *Store) StateAt(ctx context.Context, roomID string, pos int64) ([]Event, error) {
+// stateAtPos returns the room's state as it was at position pos (after the
+// event at pos), for history written before state groups: a linear log is
+// its own delta chain, for each (type, state_key) the latest state event at
+// or before pos.
+func (s *Store) stateAtPos(ctx context.Context, roomID string, pos int64) ([]Event, error) {
 	rows, err := s.read.QueryContext(ctx, `
 		SELECT `+eventCols+` FROM events e
 		WHERE e.room_id = $1 AND e.state_key IS NOT NULL AND e.pos = (
@@ -228,10 +244,8 @@ func (s *Store) StateAt(ctx context.Context, roomID string, pos int64) ([]Event,
 	return collectEvents(rows, false)
 }
 
-// MemberEventsAt returns the member events of userIDs in a room as of
-// position pos (the latest at or before it), for lazy-loading members for a
-// reader whose view of the room ends at pos.
-func (s *Store) MemberEventsAt(ctx context.Context, roomID string, userIDs []string, pos int64) ([]Event, error) {
+// memberEventsAtPos is stateAtPos for the member events of userIDs.
+func (s *Store) memberEventsAtPos(ctx context.Context, roomID string, userIDs []string, pos int64) ([]Event, error) {
 	if len(userIDs) == 0 {
 		return nil, nil
 	}

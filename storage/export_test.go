@@ -44,3 +44,29 @@ func (s *Store) Analyze(ctx context.Context) error {
 	_, err := s.write.ExecContext(ctx, `ANALYZE`)
 	return err
 }
+
+// OpenAt opens a store migrated only up to schema version upto, so a test
+// can write data as an older Parley did and then upgrade it. Tests only.
+func OpenAt(ctx context.Context, url, sqlitePath string, upto int) (*Store, error) {
+	var s *Store
+	var err error
+	if url == "" {
+		s, err = openSQLite(sqlitePath)
+	} else {
+		s, err = openPostgres(url)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrateTo(ctx, upto); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Exec runs a statement on the write connection. Tests only.
+func (s *Store) Exec(ctx context.Context, q string, args ...any) error {
+	_, err := s.write.ExecContext(ctx, q, args...)
+	return err
+}

@@ -240,7 +240,10 @@ func (s *Store) Engine() string {
 
 // migrate applies the embedded schema files whose version is above the
 // recorded one, each in its own transaction.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error { return s.migrateTo(ctx, 1<<30) }
+
+// migrateTo is migrate stopping after version upto (tests build old stores).
+func (s *Store) migrateTo(ctx context.Context, upto int) error {
 	if _, err := s.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -259,7 +262,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migrate: bad schema file name %s", base)
 		}
-		if version <= current {
+		if version <= current || version > upto {
 			continue
 		}
 		body, err := schemaFS.ReadFile(name)
@@ -269,6 +272,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err := s.inTx(ctx, func(tx *sql.Tx) error {
 			for _, stmt := range splitStatements(string(body)) {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("%s: %w", base, err)
+				}
+			}
+			if step := goSteps[version]; step != nil {
+				if err := step(ctx, tx); err != nil {
 					return fmt.Errorf("%s: %w", base, err)
 				}
 			}

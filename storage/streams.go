@@ -377,15 +377,19 @@ func boundValues(bounds []RoomBound, args []any) (string, []any) {
 	return values.String(), args
 }
 
-// StateEventsIn returns the state events of each bound's range, oldest first:
-// what a limited timeline skipped over.
+// StateEventsIn returns, for each bound's range of positions, the events
+// that became current state there, oldest first: what a limited sync
+// timeline skipped over. It reads current_state_deltas, so an older event
+// that state resolution made current again is reported too. A key that left
+// the state is not reported (a sync response cannot say so).
 func (s *Store) StateEventsIn(ctx context.Context, bounds []RoomBound) ([]Event, error) {
 	if len(bounds) == 0 {
 		return nil, nil
 	}
 	values, args := boundValues(bounds, nil)
-	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM events e JOIN (VALUES `+values+`) AS b
-		ON e.room_id = b.column1 AND e.pos > b.column2 AND e.pos <= b.column3 WHERE e.state_key IS NOT NULL ORDER BY e.pos`, args...)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+eventCols+` FROM current_state_deltas d JOIN (VALUES `+values+`) AS b
+		ON d.room_id = b.column1 AND d.pos > b.column2 AND d.pos <= b.column3
+		JOIN events e ON e.event_id = d.event_id WHERE d.event_id <> '' ORDER BY d.pos, e.pos`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("state events in range: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // WriteTx is the single writer's transaction. The rooms writer puts a whole
@@ -95,8 +96,9 @@ func (w *WriteTx) InsertAlias(ctx context.Context, alias, roomID, creator string
 	return nil
 }
 
-// InsertEvent appends e to its room's log, and keeps current state and
-// memberships in step when e is a state event.
+// InsertEvent appends e to its room's log. Unless e.NotCurrent, a state
+// event also becomes current state (current_state, memberships), and the
+// change is recorded at e.Pos in current_state_deltas.
 func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {
 	w.wrote(e.Pos)
 	var sk, membership any
@@ -107,31 +109,26 @@ func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {
 		membership = e.Membership
 	}
 	_, err := w.tx.ExecContext(ctx, `INSERT INTO events (pos, event_id, room_id, type, state_key, sender, depth, origin_ts, membership,
-			pdu, client, unsigned, txn_device, txn_id, notify, room_mention)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
+			pdu, client, unsigned, txn_device, txn_id, notify, room_mention, state_group, prev_ids, auth_ids)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
 		e.Pos, e.EventID, e.RoomID, e.Type, sk, e.Sender, e.Depth, e.OriginTS, membership,
-		string(pdu), string(e.Client), string(e.Unsigned), e.TxnDevice, e.TxnID, boolInt(e.Notify), boolInt(e.RoomMention))
+		string(pdu), string(e.Client), string(e.Unsigned), e.TxnDevice, e.TxnID, boolInt(e.Notify), boolInt(e.RoomMention), e.StateGroup,
+		strings.Join(e.PrevIDs, " "), strings.Join(e.AuthIDs, " "))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("insert event %s: %w", e.EventID, ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("insert event %s: %w", e.EventID, err)
 	}
-	if e.StateKey == nil {
+	if e.StateKey == nil || e.NotCurrent {
 		return nil
 	}
-	if _, err := w.tx.ExecContext(ctx, `INSERT INTO current_state (room_id, type, state_key, event_id, pos) VALUES ($1,$2,$3,$4,$5)
-		ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, pos = excluded.pos`,
-		e.RoomID, e.Type, *e.StateKey, e.EventID, e.Pos); err != nil {
-		return fmt.Errorf("update current state: %w", err)
+	if err := upsertCurrent(ctx, w.tx, e.RoomID, e.Type, *e.StateKey, e.EventID, e.Pos, e.Membership, e.Sender); err != nil {
+		return err
 	}
-	if e.Type == "m.room.member" {
-		if _, err := w.tx.ExecContext(ctx, `INSERT INTO memberships (room_id, user_id, membership, pos, event_id, sender, forgotten) VALUES ($1,$2,$3,$4,$5,$6,0)
-			ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership, pos = excluded.pos,
-				event_id = excluded.event_id, sender = excluded.sender, forgotten = 0`,
-			e.RoomID, *e.StateKey, e.Membership, e.Pos, e.EventID, e.Sender); err != nil {
-			return fmt.Errorf("update membership: %w", err)
-		}
+	if _, err := w.tx.ExecContext(ctx, `INSERT INTO current_state_deltas (pos, room_id, type, state_key, event_id) VALUES ($1,$2,$3,$4,$5)`,
+		e.Pos, e.RoomID, e.Type, *e.StateKey, e.EventID); err != nil {
+		return fmt.Errorf("record current state delta: %w", err)
 	}
 	return nil
 }

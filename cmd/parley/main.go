@@ -3,6 +3,8 @@
 //	parley serve [--config FILE]
 //	parley config sample
 //	parley user add NAME [--password P] [--admin] [--config FILE]
+//	parley user list [--search TERM] [--config FILE]
+//	parley user reset-password NAME [--password P] [--logout] [--config FILE]
 //	parley version
 package main
 
@@ -20,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/homeserver"
 )
@@ -39,6 +42,10 @@ const usage = `usage:
   parley config sample                         print a commented YAML config
   parley user add NAME [--password P] [--admin] [--config FILE]
                                                create an account
+  parley user list [--search TERM] [--config FILE]
+                                               list accounts
+  parley user reset-password NAME [--password P] [--logout] [--config FILE]
+                                               set a new password
   parley version                               print the version`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -57,6 +64,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "user":
 		if len(args) >= 3 && args[1] == "add" {
 			return userAdd(ctx, args[2:], stdout, getenv)
+		}
+		if len(args) >= 2 && args[1] == "list" {
+			return userList(ctx, args[2:], stdout, getenv)
+		}
+		if len(args) >= 3 && args[1] == "reset-password" {
+			return userResetPassword(ctx, args[2:], stdout, getenv)
 		}
 		return errors.New(usage)
 	case "version", "--version", "-v":
@@ -139,7 +152,7 @@ func userAdd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	name := args[0]
 	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
 	pw := fs.String("password", "", "password (default: a random one, printed)")
-	admin := fs.Bool("admin", false, "make the user a server admin")
+	makeAdmin := fs.Bool("admin", false, "make the user a server admin")
 	cfgPath := fs.String("config", "", "YAML config file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -161,12 +174,13 @@ func userAdd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	if generated {
 		password = homeserver.RandomPassword()
 	}
-	userID, err := srv.CreateUser(ctx, name, password, *admin)
+	// The admin API's code: same checks, and an audit row by "cli".
+	userID, err := srv.Admin().CreateUser(ctx, homeserver.CLIActor, admin.NewUser{UserID: name, Password: password, Admin: *makeAdmin})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "created %s", userID)
-	if *admin {
+	if *makeAdmin {
 		fmt.Fprint(stdout, " (admin)")
 	}
 	fmt.Fprintln(stdout)

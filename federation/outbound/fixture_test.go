@@ -126,7 +126,7 @@ func (f *fixture) appendMember(ctx context.Context, store *storage.Store, roomID
 	}
 	content, _ := json.Marshal(map[string]string{"membership": membership})
 	ev, err := pdu.Build(pdu.Proto{RoomID: roomID, Sender: userID, Type: "m.room.member", StateKey: &userID, Content: content,
-		PrevEvents: []string{head.LatestEventID}, AuthEvents: auth, Depth: head.Depth + 1, OriginServerTS: time.Now().UnixMilli()},
+		PrevEvents: []string{head.Extremities[0].EventID}, AuthEvents: auth, Depth: head.Extremities[0].Depth + 1, OriginServerTS: time.Now().UnixMilli()},
 		head.Version, key)
 	if err != nil {
 		f.t.Fatalf("build member event: %v", err)

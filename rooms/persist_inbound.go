@@ -1,0 +1,470 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/pdu"
+	"github.com/parley-im/parley/rooms/stateres"
+	"github.com/parley-im/parley/storage"
+)
+
+// InboundKind says how the inbound pipeline (rooms/inbound) judged another
+// server's event, and so how the writer stores it.
+type InboundKind int
+
+const (
+	// Accepted: passed every check; it joins the timeline and the DAG, and
+	// may change current state (through state resolution on a fork).
+	Accepted InboundKind = iota + 1
+	// Rejected: failed auth; kept with its reason, never used for state,
+	// never shown.
+	Rejected
+	// SoftFailed: passed auth against its own DAG but not against current
+	// state; kept with its state, not shown, never an extremity.
+	SoftFailed
+	// Outlier: known without its place in the DAG (auth chains, state
+	// fetched for a join); no position, no state.
+	Outlier
+	// Backfilled: history older than what the room holds; it gets a
+	// negative position, never reaches /sync, and changes neither current
+	// state nor extremities.
+	Backfilled
+)
+
+// InboundEvent is another server's event, checked, for the writer to store.
+type InboundEvent struct {
+	Raw    []byte // the PDU as received (canonical JSON)
+	Event  *pdu.Event
+	Kind   InboundKind
+	Reason string // why it was rejected or soft-failed
+	// StateBefore is the state before the event, resolved over its
+	// prev_events (event IDs). Needed for Accepted, SoftFailed and
+	// Backfilled events.
+	StateBefore map[authrules.StateKey]string
+	// ExtremitiesSeen are the room's extremities when the checks ran
+	// (Service.Extremities). For an Accepted event the writer refuses with
+	// ErrExtremitiesMoved when they changed since.
+	ExtremitiesSeen []string
+}
+
+// ErrExtremitiesMoved refuses an accepted event whose checks ran against
+// extremities that have moved since: the caller re-runs its checks (current
+// state may have changed) and submits again.
+var ErrExtremitiesMoved = errors.New("the room's forward extremities moved")
+
+// PersistInbound stores another server's event as its kind says and
+// returns its position (0 for events without one). An event already stored
+// is not stored twice: its position is returned, except that an outlier may
+// be stored again as accepted or backfilled, taking its place in the DAG.
+//
+// The writer never waits on the network: everything it needs is in in or
+// in the store. For an accepted event whose state before differs from the
+// current state (a fork), the new current state is the resolution of the
+// two, and only what changed is written (current_state_deltas, the commit
+// notice).
+func (s *Service) PersistInbound(ctx context.Context, in InboundEvent) (int64, error) {
+	if in.Event == nil {
+		return 0, fmt.Errorf("%w: no event", ErrInvalid)
+	}
+	if in.Kind < Accepted || in.Kind > Backfilled {
+		return 0, fmt.Errorf("%w: unknown inbound kind %d", ErrInvalid, in.Kind)
+	}
+	if len(in.Raw) == 0 {
+		in.Raw = in.Event.Raw
+	}
+	var pos int64
+	err := s.submit(ctx, "", func(ctx context.Context, b *batch) error {
+		var err error
+		pos, err = b.persistInbound(ctx, in)
+		return err
+	})
+	return pos, err
+}
+
+func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, error) {
+	ev := in.Event
+	rs, err := b.room(ctx, ev.RoomID)
+	if err != nil {
+		return 0, err
+	}
+	have, err := b.tx.EventsByID(ctx, []string{ev.ID})
+	if err != nil {
+		return 0, dbErr(err)
+	}
+	if len(have) > 0 {
+		h := have[0]
+		if h.Kind != storage.Outlier || in.Kind == Outlier || in.Kind == Rejected || in.Kind == SoftFailed {
+			return h.Pos, nil // already stored
+		}
+		if err := b.tx.DeleteUnlisted(ctx, ev.ID); err != nil {
+			return 0, dbErr(err)
+		}
+	}
+	now := b.s.cfg.Now().UnixMilli()
+	unlisted := func(kind storage.UnlistedKind, group int64) (int64, error) {
+		if err := b.tx.InsertUnlisted(ctx, storage.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: kind, Reason: in.Reason,
+			Depth: ev.Depth, StateGroup: group, PrevIDs: ev.PrevEvents, AuthIDs: ev.AuthEvents, PDU: in.Raw, ReceivedTS: now}); err != nil {
+			return 0, dbErr(err)
+		}
+		return 0, nil
+	}
+	switch in.Kind {
+	case Outlier:
+		return unlisted(storage.Outlier, 0)
+	case Rejected:
+		return unlisted(storage.Rejected, 0)
+	case SoftFailed:
+		after, err := b.stateAfterInbound(ctx, rs, in)
+		if err != nil {
+			return 0, err
+		}
+		return unlisted(storage.SoftFailed, after.group)
+	case Backfilled:
+		after, err := b.stateAfterInbound(ctx, rs, in)
+		if err != nil {
+			return 0, err
+		}
+		pos := b.nextBackfillPos()
+		if err := b.insertInbound(ctx, rs, ev, in.Raw, pos, after.group); err != nil {
+			return 0, err
+		}
+		return pos, nil
+	}
+
+	// Accepted.
+	if !sameSet(in.ExtremitiesSeen, rs.extrem) {
+		return 0, ErrExtremitiesMoved
+	}
+	after, err := b.stateAfterInbound(ctx, rs, in)
+	if err != nil {
+		return 0, err
+	}
+	pos := b.nextPos()
+	if err := b.insertInbound(ctx, rs, ev, in.Raw, pos, after.group); err != nil {
+		return 0, err
+	}
+	if err := b.advanceExtremitiesTx(ctx, rs, ev); err != nil {
+		return 0, err
+	}
+	current := make(storage.StateMap, len(rs.state))
+	for k, e := range rs.state {
+		current[storage.StateTuple(k)] = e.ev.ID
+	}
+	before := make(storage.StateMap, len(in.StateBefore))
+	for k, id := range in.StateBefore {
+		before[storage.StateTuple(k)] = id
+	}
+	next := after.state
+	if !maps.Equal(current, before) {
+		// A fork: resolve current state against the state after the event.
+		sets := []stateres.StateMap{toStateres(current), toStateres(after.state)}
+		resolved, err := stateres.Resolve(ctx, rs.version, sets, &txLoader{b: b, version: rs.version})
+		if err != nil {
+			return 0, &txError{err: fmt.Errorf("resolve state of %s: %w", rs.id, err)}
+		}
+		next = make(storage.StateMap, len(resolved))
+		for k, id := range resolved {
+			next[storage.StateTuple(k)] = id
+		}
+	}
+	if err := b.changeCurrentState(ctx, rs, pos, current, next, after); err != nil {
+		return 0, err
+	}
+	// The notifier routes on the membership the room now holds for the
+	// event's target: the event's own unless it lost state resolution.
+	// (Members that resolution changed otherwise are in Commit.State.)
+	var membership string
+	if ev.Type == "m.room.member" && ev.StateKey != nil {
+		membership = rs.membership(*ev.StateKey)
+	}
+	b.commit.Events = append(b.commit.Events, CommittedEvent{
+		RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: ev.StateKey, Membership: membership, Sender: ev.Sender,
+	})
+	return pos, nil
+}
+
+// groupState is a state with the group that holds it.
+type groupState struct {
+	state storage.StateMap
+	group int64
+	hops  int
+}
+
+// stateAfterInbound computes the state after an inbound event (its
+// StateBefore plus itself) and writes its group, as a delta on the group of
+// its first prev_event that has one.
+func (b *batch) stateAfterInbound(ctx context.Context, rs *roomState, in InboundEvent) (groupState, error) {
+	ev := in.Event
+	if in.StateBefore == nil {
+		return groupState{}, fmt.Errorf("%w: the state before %s is needed", ErrInvalid, ev.ID)
+	}
+	state := make(storage.StateMap, len(in.StateBefore)+1)
+	for k, id := range in.StateBefore {
+		state[storage.StateTuple(k)] = id
+	}
+	if ev.StateKey != nil {
+		state[storage.StateTuple{Type: ev.Type, StateKey: *ev.StateKey}] = ev.ID
+	}
+	var parent int64
+	var parentState storage.StateMap
+	var parentHops int
+	if len(ev.PrevEvents) > 0 {
+		prevs, err := b.tx.EventsByID(ctx, ev.PrevEvents)
+		if err != nil {
+			return groupState{}, dbErr(err)
+		}
+		for _, p := range prevs {
+			if p.StateGroup != 0 && p.Kind != storage.Rejected {
+				parent = p.StateGroup
+				break
+			}
+		}
+	}
+	if parent != 0 {
+		var err error
+		if parentState, parentHops, err = b.tx.StateGroupState(ctx, parent); err != nil {
+			return groupState{}, dbErr(err)
+		}
+	}
+	group, hops, err := b.groupFor(ctx, rs.id, state, parent, parentState, parentHops)
+	if err != nil {
+		return groupState{}, err
+	}
+	return groupState{state: state, group: group, hops: hops}, nil
+}
+
+// insertInbound writes an inbound event's row, with its edges (never making
+// it current state itself).
+func (b *batch) insertInbound(ctx context.Context, rs *roomState, ev *pdu.Event, raw []byte, pos, group int64) error {
+	row := &storage.Event{
+		Pos: pos, EventID: ev.ID, RoomID: rs.id, Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender,
+		Depth: ev.Depth, OriginTS: ev.OriginServerTS, Client: clientJSON(ev), StateGroup: group, NotCurrent: true, PrevIDs: ev.PrevEvents, AuthIDs: ev.AuthEvents,
+	}
+	if ev.Type == "m.room.member" {
+		row.Membership = membershipOf(ev.Content)
+	}
+	if err := b.tx.InsertEvent(ctx, row, raw); err != nil {
+		return dbErr(err)
+	}
+	return nil
+}
+
+// changeCurrentState moves the room's current state from current to next:
+// the rows and their deltas at pos, the cached state, the room's group and
+// the commit notice.
+func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64, current, next storage.StateMap, after groupState) error {
+	var changes []storage.CurrentChange
+	var added []string
+	for k, id := range next {
+		if current[k] != id {
+			changes = append(changes, storage.CurrentChange{Type: k.Type, StateKey: k.StateKey, EventID: id})
+			added = append(added, id)
+		}
+	}
+	for k := range current {
+		if _, ok := next[k]; !ok {
+			changes = append(changes, storage.CurrentChange{Type: k.Type, StateKey: k.StateKey})
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	events, err := b.loadEvents(ctx, rs.version, added)
+	if err != nil {
+		return err
+	}
+	for i := range changes {
+		c := &changes[i]
+		if c.EventID == "" {
+			continue
+		}
+		ev := events[c.EventID]
+		if ev == nil {
+			return &txError{err: fmt.Errorf("state event %s is not stored", c.EventID)}
+		}
+		c.Sender = ev.Sender
+		if c.Type == "m.room.member" {
+			c.Membership = membershipOf(ev.Content)
+		}
+	}
+	if err := b.tx.ApplyCurrentState(ctx, rs.id, pos, changes); err != nil {
+		return dbErr(err)
+	}
+	group, hops := after.group, after.hops
+	if !maps.Equal(next, after.state) {
+		var err error
+		if group, hops, err = b.groupFor(ctx, rs.id, next, after.group, after.state, after.hops); err != nil {
+			return err
+		}
+	}
+	b.setGroup(rs, group, hops)
+	for _, c := range changes {
+		key := authrules.StateKey{Type: c.Type, StateKey: c.StateKey}
+		if c.EventID == "" {
+			b.setState(rs, key, nil)
+		} else {
+			b.setState(rs, key, &stateEntry{ev: events[c.EventID], pos: pos})
+		}
+		b.commit.State = append(b.commit.State, StateChange{RoomID: rs.id, Pos: pos, Type: c.Type, StateKey: c.StateKey, EventID: c.EventID, Membership: c.Membership})
+	}
+	return nil
+}
+
+// loadEvents parses stored events by ID, inside the batch. Rejected events
+// are left out.
+func (b *batch) loadEvents(ctx context.Context, version string, ids []string) (map[string]*pdu.Event, error) {
+	out := make(map[string]*pdu.Event, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	stored, err := b.tx.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	for _, st := range stored {
+		if st.Kind == storage.Rejected {
+			continue
+		}
+		ev, err := pdu.Parse(st.PDU, version)
+		if errors.Is(err, pdu.ErrBadHash) && ev != nil {
+			err = nil // a redacted event
+		}
+		if err != nil {
+			return nil, dbErr(fmt.Errorf("parse stored event %s: %w", st.EventID, err))
+		}
+		out[st.EventID] = ev
+	}
+	return out, nil
+}
+
+// txLoader gives state resolution the events it asks for, from inside the
+// batch (so events the batch wrote are seen).
+type txLoader struct {
+	b       *batch
+	version string
+}
+
+func (l *txLoader) Events(ctx context.Context, ids []string) ([]*pdu.Event, error) {
+	m, err := l.b.loadEvents(ctx, l.version, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*pdu.Event, len(ids))
+	for i, id := range ids {
+		out[i] = m[id]
+	}
+	return out, nil
+}
+
+func toStateres(m storage.StateMap) stateres.StateMap {
+	out := make(stateres.StateMap, len(m))
+	for k, id := range m {
+		out[authrules.StateKey(k)] = id
+	}
+	return out
+}
+
+// sameSet reports whether ids name exactly the extremities xs.
+func sameSet(ids []string, xs []storage.Extremity) bool {
+	if len(ids) != len(xs) {
+		return false
+	}
+	for _, x := range xs {
+		found := false
+		for _, id := range ids {
+			if id == x.EventID {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// Read side for the inbound pipeline. These read committed data only; the
+// writer re-checks extremities when it persists.
+
+// Extremities returns the room's forward extremities, deepest first.
+func (s *Service) Extremities(ctx context.Context, roomID string) ([]storage.Extremity, error) {
+	return s.store.Extremities(ctx, roomID)
+}
+
+// ErrNoState marks an event without a state (an outlier, a rejected event,
+// one not stored).
+var ErrNoState = errors.New("no state is known for the event")
+
+// StateAfterEvent returns the room state after an event (accepted,
+// backfilled or soft-failed), from its state group.
+func (s *Service) StateAfterEvent(ctx context.Context, eventID string) (stateres.StateMap, error) {
+	stored, err := s.store.EventsByID(ctx, []string{eventID})
+	if err != nil {
+		return nil, err
+	}
+	if len(stored) == 0 || stored[0].Kind == storage.Rejected || stored[0].Kind == storage.Outlier {
+		return nil, fmt.Errorf("%w: %s", ErrNoState, eventID)
+	}
+	if stored[0].StateGroup == 0 {
+		// Written before state groups: linear history, read by position.
+		m, err := s.store.StateMapAtPos(ctx, stored[0].RoomID, stored[0].Pos)
+		if err != nil {
+			return nil, err
+		}
+		return toStateres(m), nil
+	}
+	m, _, err := s.store.StateGroupState(ctx, stored[0].StateGroup)
+	if err != nil {
+		return nil, err
+	}
+	return toStateres(m), nil
+}
+
+// EventsByID returns stored events, listed or unlisted, with their kind
+// ("" for accepted and backfilled events); IDs not stored are left out.
+func (s *Service) EventsByID(ctx context.Context, ids []string) ([]storage.StoredPDU, error) {
+	return s.store.EventsByID(ctx, ids)
+}
+
+// StateLoader returns a stateres.Loader over the committed store, for the
+// pipeline's own resolutions. Rejected events load as nil, as resolution
+// expects.
+func (s *Service) StateLoader(roomVersion string) stateres.Loader {
+	return storeLoader{s: s.store, version: roomVersion}
+}
+
+type storeLoader struct {
+	s       *storage.Store
+	version string
+}
+
+func (l storeLoader) Events(ctx context.Context, ids []string) ([]*pdu.Event, error) {
+	stored, err := l.s.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]*pdu.Event, len(stored))
+	for _, st := range stored {
+		if st.Kind == storage.Rejected {
+			continue
+		}
+		ev, err := pdu.Parse(st.PDU, l.version)
+		if errors.Is(err, pdu.ErrBadHash) && ev != nil {
+			err = nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parse stored event %s: %w", st.EventID, err)
+		}
+		m[st.EventID] = ev
+	}
+	out := make([]*pdu.Event, len(ids))
+	for i, id := range ids {
+		out[i] = m[id]
+	}
+	return out, nil
+}
