@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/config"
+	"github.com/parley-im/parley/federation/inbound"
 	"github.com/parley-im/parley/federation/keys"
 	"github.com/parley-im/parley/federation/transport"
 	"github.com/parley-im/parley/rooms/pdu"
@@ -28,7 +29,9 @@ type Federation struct {
 	// Router serves the federation listener. federation/inbound mounts its
 	// routes on Router.Authed before ServeFederation.
 	Router *transport.Router
-	tls    *tls.Config
+	// Inbound serves /send; set by wireFederation (fedwire.go).
+	Inbound *inbound.Handler
+	tls     *tls.Config
 }
 
 // newFederation records the signing key as current (retiring any other, so

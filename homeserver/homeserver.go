@@ -101,13 +101,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// here so the sweeper below sees them (actionlimits.go).
 	actions, mediaUploads, actionLimiters := actionLimits(cfg.RateLimit)
 	commits := &commitFanout{first: n}
+	fedOut := &fedRoomEDUs{server: cfg.ServerName} // its queue is set by wireFederation
+	var receiptHook func(storage.Receipt)
+	if fed != nil {
+		receiptHook = fedOut.receipt
+	}
 	rs, err := rooms.New(ctx, rooms.Config{Actions: actions, ServerName: cfg.ServerName, Key: key, Store: store, Listener: commits, Logger: log,
 		Policy:         clientapi.NewInvitePolicy(cfg.ServerName, store, rel),
 		MaxBatchEvents: cfg.Writer.BatchEvents, MaxQueue: cfg.Writer.Queue, MaxQueuePerUser: cfg.Writer.QueuePerUser,
 		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
 			MaxCreateInvites: cfg.RoomLimits.MaxCreateInvites, MaxStateEvents: cfg.RoomLimits.MaxStateEvents,
 			MaxStateBytes: cfg.RoomLimits.MaxStateBytes},
-		Tiers: roomTiers(cfg.RoomTiers), DefaultRoomVersion: cfg.DefaultRoomVersion})
+		Tiers: roomTiers(cfg.RoomTiers), DefaultRoomVersion: cfg.DefaultRoomVersion, ReceiptHook: receiptHook})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -147,7 +152,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if contacts != nil {
 		blocks = contacts
 	}
-	td := todevice.New(todevice.Config{ServerName: cfg.ServerName, Writer: rs, Devices: store, Blocks: blocks, Logger: log,
+	var remoteTD todevice.Remote // stays a nil interface with federation off
+	fedTD := &fedToDevice{}
+	if fed != nil {
+		remoteTD = fedTD
+	}
+	td := todevice.New(todevice.Config{ServerName: cfg.ServerName, Writer: rs, Devices: store, Blocks: blocks, Logger: log, Remote: remoteTD,
 		MaxPerRequest: cfg.ToDevice.MaxMessagesPerRequest, Retention: time.Duration(cfg.ToDevice.RetentionHours) * time.Hour})
 
 	apiCfg := clientapi.Config{
@@ -178,6 +188,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), commits: commits, cancel: cancel}
 	s.Domain = dom
+	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut}); err != nil {
+		cancel()
+		rs.Shutdown(ctx)
+		store.Close()
+		return nil, err
+	}
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })

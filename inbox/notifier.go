@@ -31,6 +31,8 @@ type Notifier struct {
 
 	pos       atomic.Int64 // committed watermark: every position <= pos is committed
 	typingPos atomic.Int64
+	// typingHook is OnTyping's function; nil when none.
+	typingHook atomic.Pointer[func(room, user string, typing bool)]
 
 	mu          sync.RWMutex // guards the routing tables below; taken before any shard lock
 	roomMembers map[string]map[string]struct{}

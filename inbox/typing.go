@@ -44,6 +44,16 @@ func (n *Notifier) SetTyping(room, user string, typing bool, timeout time.Durati
 	if changed {
 		n.typingChanged(room, user, serial)
 	}
+	if hook := n.typingHook.Load(); hook != nil {
+		(*hook)(room, user, typing)
+	}
+}
+
+// OnTyping sets a function called after every SetTyping, changed or not
+// (a refresh keeps other servers' copy alive): federation sends local
+// users' typing to the room's other servers with it. It must not block.
+func (n *Notifier) OnTyping(hook func(room, user string, typing bool)) {
+	n.typingHook.Store(&hook)
 }
 
 // typingChanged wakes the members who see user's typing in room: everyone

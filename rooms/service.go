@@ -57,6 +57,11 @@ type Config struct {
 	// Actions limits messages, joins, invites and room creation per user
 	// (actionlimit.go). Nil means unlimited.
 	Actions *ActionLimits
+	// ReceiptHook, when set, is called with each receipt PutReceipt
+	// stored (not one ignored as older), after its commit, on the
+	// caller's goroutine: federation sends local users' receipts to the
+	// room's other servers with it. It must not block.
+	ReceiptHook func(storage.Receipt)
 }
 
 // Service is the room writer and the room read API.

@@ -23,7 +23,9 @@ func (s *Service) PutReceipt(ctx context.Context, roomID, userID, receiptType, e
 	if !ok || target.RoomID != roomID {
 		return fmt.Errorf("%w: event %s", ErrNotFound, eventID)
 	}
-	return s.submit(ctx, userID, func(ctx context.Context, b *batch) error {
+	var stored *storage.Receipt // set by the job when it writes one
+	err = s.submit(ctx, userID, func(ctx context.Context, b *batch) error {
+		stored = nil // a retried batch runs the job again
 		rs, err := b.room(ctx, roomID)
 		if err != nil {
 			return err
@@ -41,15 +43,21 @@ func (s *Service) PutReceipt(ctx context.Context, roomID, userID, receiptType, e
 			}
 		}
 		pos := b.nextPos()
-		if err := b.tx.PutReceipt(ctx, storage.Receipt{
+		r := storage.Receipt{
 			RoomID: roomID, UserID: userID, Type: receiptType, ThreadID: threadID,
 			EventID: eventID, EventPos: target.Pos, TS: b.s.cfg.Now().UnixMilli(), Pos: pos,
-		}); err != nil {
+		}
+		if err := b.tx.PutReceipt(ctx, r); err != nil {
 			return dbErr(err)
 		}
+		stored = &r
 		b.commit.RoomTouches = append(b.commit.RoomTouches, Touch{ID: roomID, Pos: pos, User: userID})
 		return nil
 	})
+	if err == nil && stored != nil && s.cfg.ReceiptHook != nil {
+		s.cfg.ReceiptHook(*stored)
+	}
+	return err
 }
 
 // PutAccountData stores global (roomID "") or per-room account data.

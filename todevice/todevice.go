@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/rooms/pdu"
 )
 
 var (
@@ -44,11 +45,31 @@ type Blocks interface {
 	Blocked(ctx context.Context, userID string) ([]string, error)
 }
 
+// Remote hands messages for other servers' users to federation: one
+// m.direct_to_device EDU per server. It must store the EDU durably before
+// returning (the outbound queue does), since the client is told "sent".
+type Remote interface {
+	SendRemoteToDevice(ctx context.Context, server string, m RemoteMessage) error
+}
+
+// RemoteMessage is the content of one m.direct_to_device EDU.
+type RemoteMessage struct {
+	Sender    string `json:"sender"`
+	Type      string `json:"type"`
+	MessageID string `json:"message_id"`
+	// Messages maps user ID (all of one server) to device ID (or "*") to
+	// content.
+	Messages map[string]map[string]json.RawMessage `json:"messages"`
+}
+
 // Config is what the service needs. Zero values mean the defaults noted.
 type Config struct {
 	ServerName string
 	Writer     Writer
 	Devices    Devices
+	// Remote sends messages for other servers' users; nil drops them
+	// (federation off), with one log line per request.
+	Remote Remote
 	// Blocks is the relationship graph; nil means no blocks to apply.
 	Blocks Blocks
 	Logger *slog.Logger
@@ -128,8 +149,16 @@ func (s *Service) Send(ctx context.Context, req Request) error {
 			remote, example = remote+1, user
 		}
 	}
-	if remote > 0 { // one line per request, however many users it names
-		s.cfg.Logger.Info("to-device messages for remote users dropped: no federation yet", "sender", req.Sender, "users", remote, "example", example)
+	if remote > 0 && s.cfg.Remote == nil { // one line per request, however many users it names
+		s.cfg.Logger.Info("to-device messages for remote users dropped: federation is off", "sender", req.Sender, "users", remote, "example", example)
+	}
+	if remote > 0 && s.cfg.Remote != nil {
+		// Remote first: when it fails nothing local is stored yet, and
+		// the client's retry (same txnId) sends the same message IDs,
+		// which receivers drop as repeats.
+		if err := s.sendRemote(ctx, req); err != nil {
+			return err
+		}
 	}
 	if len(local) == 0 {
 		return nil
@@ -163,6 +192,35 @@ func (s *Service) Send(ctx context.Context, req Request) error {
 		return nil
 	}
 	return s.cfg.Writer.SendToDevice(ctx, req.Sender, req.SenderDevice, req.TxnID, req.Type, msgs)
+}
+
+// sendRemote groups req's messages for other servers' users by server and
+// hands each server's share to Remote. The message ID derives from the
+// sender's device and txnId, so a retried request repeats it.
+func (s *Service) sendRemote(ctx context.Context, req Request) error {
+	byServer := map[string]map[string]map[string]json.RawMessage{}
+	suffix := ":" + s.cfg.ServerName
+	for user, devs := range req.Messages {
+		if strings.HasSuffix(user, suffix) {
+			continue
+		}
+		if !pdu.ValidUserID(user) {
+			continue // not a user ID: nobody to deliver to, and no server to queue for
+		}
+		server := pdu.Domain(user)
+		if byServer[server] == nil {
+			byServer[server] = map[string]map[string]json.RawMessage{}
+		}
+		byServer[server][user] = devs
+	}
+	msgID := req.SenderDevice + "/" + req.TxnID
+	for server, msgs := range byServer {
+		m := RemoteMessage{Sender: req.Sender, Type: req.Type, MessageID: msgID, Messages: msgs}
+		if err := s.cfg.Remote.SendRemoteToDevice(ctx, server, m); err != nil {
+			return fmt.Errorf("to-device for %s: %w", server, err)
+		}
+	}
+	return nil
 }
 
 // blocked reports whether target blocked sender. One's own devices are

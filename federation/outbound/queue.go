@@ -112,7 +112,10 @@ type Queue struct {
 	scanWake chan struct{} // capacity 1: a pending wake-up for the scanner
 	saves    chan saveReq  // to the saver (saver.go)
 
-	// Owned by the scanner goroutine.
+	// Written by the scanner goroutine under roomsMu (and before it
+	// starts); the scanner reads it without the lock, others with
+	// ServersInRoom.
+	roomsMu    sync.RWMutex
 	rooms      map[string]map[string]struct{} // room -> remote servers in it now
 	joinCounts map[roomServer]int             // joined users per (room, server) at the scan position
 
@@ -343,4 +346,16 @@ func serverOf(userID string) string {
 		return ""
 	}
 	return userID[i+1:]
+}
+
+// ServersInRoom appends to dst the remote servers with a joined user in
+// roomID, as of the last scan, for EDUs about the room (typing, receipts).
+// It reads memory only.
+func (q *Queue) ServersInRoom(dst []string, roomID string) []string {
+	q.roomsMu.RLock()
+	for srv := range q.rooms[roomID] {
+		dst = append(dst, srv)
+	}
+	q.roomsMu.RUnlock()
+	return dst
 }

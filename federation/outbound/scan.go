@@ -179,6 +179,8 @@ func (q *Queue) memberChange(ctx context.Context, e *storage.FedEventMeta, srv s
 }
 
 func (q *Queue) roomAdd(room, srv string) {
+	q.roomsMu.Lock()
+	defer q.roomsMu.Unlock()
 	m := q.rooms[room]
 	if m == nil {
 		m = map[string]struct{}{}
@@ -188,6 +190,8 @@ func (q *Queue) roomAdd(room, srv string) {
 }
 
 func (q *Queue) roomDel(room, srv string) {
+	q.roomsMu.Lock()
+	defer q.roomsMu.Unlock()
 	if m := q.rooms[room]; m != nil {
 		delete(m, srv)
 		if len(m) == 0 {
@@ -202,7 +206,9 @@ func (q *Queue) reloadRooms(ctx context.Context) {
 	if err != nil {
 		return // the next scan's failure will say so
 	}
+	q.roomsMu.Lock()
 	clear(q.rooms)
+	q.roomsMu.Unlock()
 	for _, sp := range spans {
 		q.roomAdd(sp.RoomID, sp.Server)
 	}
