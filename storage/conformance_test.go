@@ -4,37 +4,17 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/parley-im/parley/homeserver/hstest"
 	"github.com/parley-im/parley/storage"
+	"github.com/parley-im/parley/storage/storagetest"
 )
 
 // The conformance suite: every case runs on SQLite and, when
 // PARLEY_TEST_DATABASE_URL is set, on PostgreSQL. Both engines must agree.
 func forEachEngine(t *testing.T, f func(t *testing.T, s *storage.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		s, err := storage.Open(context.Background(), "", filepath.Join(t.TempDir(), "p.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		f(t, s)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		admin := os.Getenv("PARLEY_TEST_DATABASE_URL")
-		if admin == "" {
-			t.Skip("PARLEY_TEST_DATABASE_URL not set: no PostgreSQL server to test against")
-		}
-		s, err := storage.Open(context.Background(), hstest.NewPostgresDB(t, admin), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		f(t, s)
-	})
+	t.Helper()
+	storagetest.ForEachEngine(t, f)
 }
 
 func sk(s string) *string { return &s }
