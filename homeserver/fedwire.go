@@ -15,7 +15,6 @@ import (
 	"github.com/parley-im/parley/federation/transport"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/rooms"
-	"github.com/parley-im/parley/rooms/authrules"
 	checks "github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/todevice"
@@ -126,11 +125,13 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 		d.roomEDUs.q = q
 	}
 	fed.Router.Authed = fed.Router.Authed.With(reachable(q))
-	src := pendingSource{}
+	// The checks on each PDU (rooms/inbound) read and write the room
+	// through the room service's adapter over the DAG storage.
+	src := s.Rooms.InboundStore()
 	h := inbound.New(inbound.Config{
 		ServerName:  s.cfg.ServerName,
 		Origin:      requestOrigin,
-		Pipeline:    pendingPipeline{},
+		Pipeline:    checks.New(src, fed.Keys, src),
 		Source:      src,
 		Fetcher:     inbound.ClientFetcher{Client: fed.Client.Client},
 		RoomServers: s.Store,
@@ -162,40 +163,6 @@ func inboundLimits(c config.FederationInbound) inbound.Limits {
 		MaxFetchedEvents: c.MaxFetchedEvents,
 		TxnLogTTL:        time.Duration(c.TxnLogHours) * time.Hour,
 	}
-}
-
-// errDAGPending is the answer to every PDU until the room-DAG storage
-// (rooms.Service.PersistInbound and the state after each event) is on
-// main and adapted to rooms/inbound's Source and Persister.
-var errDAGPending = fmt.Errorf("cannot yet take events from other servers: %w", checks.ErrUnknownRoom)
-
-// pendingSource is the rooms/inbound Source until the DAG storage lands:
-// it knows no room, so the handler leaves every PDU without an answer, as
-// it does for rooms this server is not in. Remote servers cannot join
-// rooms here yet (no make_join), so no room has remote members to send
-// PDUs; EDUs do not need it.
-type pendingSource struct{}
-
-func (pendingSource) RoomVersion(context.Context, string) (string, error) { return "", errDAGPending }
-func (pendingSource) Events(_ context.Context, ids []string) ([]checks.Stored, error) {
-	return make([]checks.Stored, len(ids)), nil
-}
-func (pendingSource) StatesAfter(_ context.Context, ids []string) ([]checks.StateMap, error) {
-	return make([]checks.StateMap, len(ids)), nil
-}
-func (pendingSource) Current(context.Context, string, []authrules.StateKey) (checks.StateMap, []string, error) {
-	return nil, nil, errDAGPending
-}
-
-// pendingPipeline refuses every PDU until the DAG storage lands (never
-// reached while pendingSource knows no room).
-type pendingPipeline struct{}
-
-func (pendingPipeline) Accept(context.Context, []byte) (*checks.Verdict, int64, error) {
-	return nil, 0, errDAGPending
-}
-func (pendingPipeline) AcceptOutlier(context.Context, string, []byte) (*checks.Verdict, int64, error) {
-	return nil, 0, errDAGPending
 }
 
 // fedToDevice sends to-device messages for other servers' users as

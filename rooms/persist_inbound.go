@@ -49,6 +49,11 @@ type InboundEvent struct {
 	// (Service.Extremities). For an Accepted event the writer refuses with
 	// ErrExtremitiesMoved when they changed since.
 	ExtremitiesSeen []string
+	// OnBehalfOf names the origin server of an accepted event that this
+	// server took as the resident server (send_join, send_leave): the
+	// outbound queue then sends it to the room's other servers, which the
+	// origin may not reach. Recorded in the event's own write.
+	OnBehalfOf string
 }
 
 // ErrExtremitiesMoved refuses an accepted event whose checks ran against
@@ -116,15 +121,26 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 	case Outlier:
 		return unlisted(storage.Outlier, 0)
 	case Rejected:
-		return unlisted(storage.Rejected, 0)
+		// A rejected event never takes effect, so the state after it is
+		// the state before it: an event built on it is checked against
+		// that (as Synapse does), instead of waiting for ever for a state
+		// no one can supply.
+		if in.StateBefore == nil {
+			return unlisted(storage.Rejected, 0)
+		}
+		before, err := b.stateAfterInbound(ctx, rs, InboundEvent{Event: ev, StateBefore: in.StateBefore}, false)
+		if err != nil {
+			return 0, err
+		}
+		return unlisted(storage.Rejected, before.group)
 	case SoftFailed:
-		after, err := b.stateAfterInbound(ctx, rs, in)
+		after, err := b.stateAfterInbound(ctx, rs, in, true)
 		if err != nil {
 			return 0, err
 		}
 		return unlisted(storage.SoftFailed, after.group)
 	case Backfilled:
-		after, err := b.stateAfterInbound(ctx, rs, in)
+		after, err := b.stateAfterInbound(ctx, rs, in, true)
 		if err != nil {
 			return 0, err
 		}
@@ -139,13 +155,18 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 	if !sameSet(in.ExtremitiesSeen, rs.extrem) {
 		return 0, ErrExtremitiesMoved
 	}
-	after, err := b.stateAfterInbound(ctx, rs, in)
+	after, err := b.stateAfterInbound(ctx, rs, in, true)
 	if err != nil {
 		return 0, err
 	}
 	pos := b.nextPos()
 	if err := b.insertInbound(ctx, rs, ev, in.Raw, pos, after.group); err != nil {
 		return 0, err
+	}
+	if in.OnBehalfOf != "" {
+		if err := b.tx.MarkSendOnBehalf(ctx, pos, in.OnBehalfOf); err != nil {
+			return 0, dbErr(err)
+		}
 	}
 	if err := b.advanceExtremitiesTx(ctx, rs, ev); err != nil {
 		return 0, err
@@ -195,9 +216,9 @@ type groupState struct {
 }
 
 // stateAfterInbound computes the state after an inbound event (its
-// StateBefore plus itself) and writes its group, as a delta on the group of
-// its first prev_event that has one.
-func (b *batch) stateAfterInbound(ctx context.Context, rs *roomState, in InboundEvent) (groupState, error) {
+// StateBefore, plus itself when withSelf) and writes its group, as a delta
+// on the group of its first prev_event that has one.
+func (b *batch) stateAfterInbound(ctx context.Context, rs *roomState, in InboundEvent, withSelf bool) (groupState, error) {
 	ev := in.Event
 	if in.StateBefore == nil {
 		return groupState{}, fmt.Errorf("%w: the state before %s is needed", ErrInvalid, ev.ID)
@@ -206,7 +227,7 @@ func (b *batch) stateAfterInbound(ctx context.Context, rs *roomState, in Inbound
 	for k, id := range in.StateBefore {
 		state[storage.StateTuple(k)] = id
 	}
-	if ev.StateKey != nil {
+	if withSelf && ev.StateKey != nil {
 		state[storage.StateTuple{Type: ev.Type, StateKey: *ev.StateKey}] = ev.ID
 	}
 	var parent int64
@@ -396,18 +417,19 @@ func (s *Service) Extremities(ctx context.Context, roomID string) ([]storage.Ext
 	return s.store.Extremities(ctx, roomID)
 }
 
-// ErrNoState marks an event without a state (an outlier, a rejected event,
-// one not stored).
+// ErrNoState marks an event without a state (an outlier, a rejected event
+// stored without the state before it, one not stored).
 var ErrNoState = errors.New("no state is known for the event")
 
 // StateAfterEvent returns the room state after an event (accepted,
-// backfilled or soft-failed), from its state group.
+// backfilled or soft-failed), from its state group; for a rejected event
+// stored with the state before it, that state.
 func (s *Service) StateAfterEvent(ctx context.Context, eventID string) (stateres.StateMap, error) {
 	stored, err := s.store.EventsByID(ctx, []string{eventID})
 	if err != nil {
 		return nil, err
 	}
-	if len(stored) == 0 || stored[0].Kind == storage.Rejected || stored[0].Kind == storage.Outlier {
+	if len(stored) == 0 || stored[0].Kind == storage.Outlier || (stored[0].Kind == storage.Rejected && stored[0].StateGroup == 0) {
 		return nil, fmt.Errorf("%w: %s", ErrNoState, eventID)
 	}
 	if stored[0].StateGroup == 0 {

@@ -9,16 +9,15 @@ import (
 
 	"github.com/parley-im/parley/federation/outbound"
 	"github.com/parley-im/parley/homeserver/hstest"
+	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/rooms/authrules"
 	"github.com/parley-im/parley/rooms/pdu"
-	"github.com/parley-im/parley/storage"
 )
 
-// fixture is a Parley server, its outbound queue and a test transport. The
-// room writer refuses events of other servers' users, and inbound
-// federation (another part of issue 11) is not built yet, so a remote
-// user's member event is written into the store while the server is
-// stopped (injectMember); the server and a new queue then start again on
-// the same data, which also exercises the queue's restart.
+// fixture is a Parley server, its outbound queue and a test transport. A
+// remote user's member event goes in through the room writer's entry point
+// for other servers' events (injectMember), as inbound federation stores
+// it.
 type fixture struct {
 	t       testing.TB
 	st      hstest.Store
@@ -92,67 +91,62 @@ func (f *fixture) injectOnBehalf(roomID, membership string, userIDs ...string) {
 
 func (f *fixture) inject(roomID, membership string, onBehalf bool, userIDs ...string) {
 	f.t.Helper()
-	f.restart(func() {
-		ctx := context.Background()
-		cfg := f.srv.Cfg
-		store, err := storage.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
-		if err != nil {
-			f.t.Fatalf("open store: %v", err)
-		}
-		defer store.Close()
-		for _, userID := range userIDs {
-			f.appendMember(ctx, store, roomID, userID, membership, onBehalf)
-		}
-	})
+	for _, userID := range userIDs {
+		f.appendMember(context.Background(), roomID, userID, membership, onBehalf)
+	}
 }
 
-func (f *fixture) appendMember(ctx context.Context, store *storage.Store, roomID, userID, membership string, onBehalf bool) {
-	head, err := store.LoadRoomHead(ctx, roomID)
+// appendMember builds userID's member event, signed with a key of its
+// server, on top of the room's extremities, and stores it as an accepted
+// inbound event through the room writer (rooms.Service.PersistInbound), as
+// inbound federation does.
+func (f *fixture) appendMember(ctx context.Context, roomID, userID, membership string, onBehalf bool) {
+	f.t.Helper()
+	svc := f.srv.Srv.Rooms
+	room, err := f.srv.Srv.Store.GetRoom(ctx, roomID)
 	if err != nil {
 		f.t.Fatalf("load room: %v", err)
 	}
+	xs, err := svc.Extremities(ctx, roomID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	current, err := f.srv.Srv.Store.CurrentState(ctx, roomID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	before := map[authrules.StateKey]string{}
+	for _, se := range current {
+		before[authrules.StateKey{Type: se.Type, StateKey: se.StateKeyOr()}] = se.EventID
+	}
+	content, _ := json.Marshal(map[string]string{"membership": membership})
 	var auth []string
-	for _, se := range head.State {
-		switch {
-		case se.Type == "m.room.create", se.Type == "m.room.power_levels", se.Type == "m.room.join_rules",
-			se.Type == "m.room.member" && *se.StateKey == userID:
-			auth = append(auth, se.EventID)
+	for _, k := range authrules.Needed("m.room.member", &userID, userID, content) {
+		if id := before[k]; id != "" {
+			auth = append(auth, id)
 		}
+	}
+	var prev, seen []string
+	var depth int64
+	for _, x := range xs {
+		prev, seen = append(prev, x.EventID), append(seen, x.EventID)
+		depth = max(depth, x.Depth)
 	}
 	server := pdu.Domain(userID)
 	key, err := pdu.LoadOrCreateKey(filepath.Join(f.dir, "remote-"+server+".key"), server)
 	if err != nil {
 		f.t.Fatalf("remote key: %v", err)
 	}
-	content, _ := json.Marshal(map[string]string{"membership": membership})
 	ev, err := pdu.Build(pdu.Proto{RoomID: roomID, Sender: userID, Type: "m.room.member", StateKey: &userID, Content: content,
-		PrevEvents: []string{head.Extremities[0].EventID}, AuthEvents: auth, Depth: head.Extremities[0].Depth + 1, OriginServerTS: time.Now().UnixMilli()},
-		head.Version, key)
+		PrevEvents: prev, AuthEvents: auth, Depth: depth + 1, OriginServerTS: time.Now().UnixMilli()}, room.Version, key)
 	if err != nil {
 		f.t.Fatalf("build member event: %v", err)
 	}
-	pos, err := store.MaxPosition(ctx)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	client, _ := json.Marshal(map[string]any{"event_id": ev.ID, "room_id": roomID, "sender": userID, "type": "m.room.member",
-		"state_key": userID, "content": json.RawMessage(content), "origin_server_ts": ev.OriginServerTS})
-	tx, err := store.BeginWrite(ctx)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := tx.InsertEvent(ctx, &storage.Event{Pos: pos + 1, EventID: ev.ID, RoomID: roomID, Type: "m.room.member", StateKey: &userID,
-		Sender: userID, Depth: ev.Depth, OriginTS: ev.OriginServerTS, Membership: membership, Client: client}, ev.Raw); err != nil {
-		tx.Rollback()
-		f.t.Fatalf("insert member event: %v", err)
-	}
+	in := rooms.InboundEvent{Event: ev, Kind: rooms.Accepted, StateBefore: before, ExtremitiesSeen: seen}
 	if onBehalf {
-		if err := tx.MarkSendOnBehalf(ctx, pos+1, server); err != nil {
-			tx.Rollback()
-			f.t.Fatal(err)
-		}
+		in.OnBehalfOf = server
 	}
-	if err := tx.Commit(); err != nil {
-		f.t.Fatalf("commit member event: %v", err)
+	if _, err := svc.PersistInbound(ctx, in); err != nil {
+		f.t.Fatalf("persist member event: %v", err)
 	}
 }
