@@ -19,9 +19,9 @@ require (
 	github.com/tidwall/pretty v1.3.0 // indirect
 	github.com/tidwall/sjson v1.2.5 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
-	golang.org/x/exp v0.0.0-20261014143641-f0251eb4aa3e // indirect
+	golang.org/x/exp v0.0.0-20261113113407-e3970619a1a4 // indirect
 	golang.org/x/sys v0.50.0 // indirect
-	maunium.net/go/mautrix v0.32.0 // indirect
+	maunium.net/go/mautrix v0.33.0 // indirect
 )
 
 replace github.com/parley-im/parley => ../../..
