@@ -30,7 +30,7 @@ func (a *API) Handler() http.Handler {
 	}
 
 	r.Get("/_matrix/client/v1/register/m.login.registration_token/validity", a.open(a.registrationTokenValidity))
-	a.mountClientMiscV1(r) // clientmisc_routes.go
+	a.mountClientMiscV1(r)                    // clientmisc_routes.go
 	a.mountRelations(r, "/_matrix/client/v1") // relations_handlers.go
 	// Parley's own additions: relationships (graph_handlers.go) and
 	// customer-service desks (desks_handlers.go, admin_handlers.go).
