@@ -19,9 +19,11 @@ func BenchmarkSend(b *testing.B) {
 	room := alice.CreateRoom(map[string]any{"name": "bench"})
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	for i := 0; i < b.N; i++ {
 		alice.Send(room, fmt.Sprint("b", i), "benchmark message")
 	}
+	cpu.report(b)
 }
 
 // BenchmarkIncrementalSync measures building an incremental sync with one
@@ -65,6 +67,7 @@ func BenchmarkSendConcurrent(b *testing.B) {
 			b.SetParallelism(32) // 64 goroutines on 2 cores
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := next.Add(1)
@@ -72,6 +75,7 @@ func BenchmarkSendConcurrent(b *testing.B) {
 					clients[k].Send(rooms[k], fmt.Sprint("p", i), "concurrent message")
 				}
 			})
+			cpu.report(b)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sends/s")
 		})
 	}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/rooms"
-	"github.com/parley-im/parley/storage"
 )
 
 const shardCount = 64
@@ -66,7 +65,7 @@ type waitShard struct {
 }
 
 // NewNotifier builds the routing tables from the store.
-func NewNotifier(ctx context.Context, store *storage.Store) (*Notifier, error) {
+func NewNotifier(ctx context.Context, store NotifierStore) (*Notifier, error) {
 	pos, err := store.MaxPosition(ctx)
 	if err != nil {
 		return nil, err

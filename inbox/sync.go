@@ -14,7 +14,7 @@ import (
 // Syncer answers /sync.
 type Syncer struct {
 	// Static after construction.
-	store        *storage.Store
+	store        SyncStore
 	n            *Notifier
 	presence     *Presence
 	contacts     Contacts // may be nil
@@ -30,7 +30,7 @@ type Syncer struct {
 
 // SyncerConfig wires a Syncer.
 type SyncerConfig struct {
-	Store    *storage.Store
+	Store    SyncStore
 	Notifier *Notifier
 	Presence *Presence
 	// Contacts adds friends to the users whose presence a sync reports;

@@ -51,7 +51,7 @@ func BenchmarkStateRowsPerMembership(b *testing.B) {
 	if err := <-errs; err != nil {
 		b.Fatal(err)
 	}
-	g0, d0, s0, err := s.store.StateStorage(ctx)
+	g0, d0, s0, err := realStore(s).StateStorage(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func BenchmarkStateRowsPerMembership(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	g1, d1, s1, err := s.store.StateStorage(ctx)
+	g1, d1, s1, err := realStore(s).StateStorage(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -28,12 +28,12 @@ func TestDAGCommitFailureUndo(t *testing.T) {
 		t.Fatalf("Extremities = %v %v, want one", xs0, err)
 	}
 	fault := errors.New("disk full")
-	s.store.SetCommitFault(func() error { return fault })
+	realStore(s).SetCommitFault(func() error { return fault })
 	_, err = s.Send(ctx, SendRequest{RoomID: room, Sender: owner, Type: "m.room.topic", StateKey: strPtr(""), Content: []byte(`{"topic":"lost"}`)})
 	if !errors.Is(err, fault) {
 		t.Fatalf("Send under a commit fault = %v, want %v", err, fault)
 	}
-	s.store.SetCommitFault(nil)
+	realStore(s).SetCommitFault(nil)
 	id, err := s.Send(ctx, SendRequest{RoomID: room, Sender: owner, Type: "m.room.topic", StateKey: strPtr(""), Content: []byte(`{"topic":"kept"}`)})
 	if err != nil {
 		t.Fatal(err)

@@ -461,7 +461,7 @@ func (s *Service) StateLoader(roomVersion string) stateres.Loader {
 }
 
 type storeLoader struct {
-	s       *storage.Store
+	s       Store
 	version string
 }
 

@@ -136,7 +136,7 @@ type Access struct {
 	*Visibility
 	// Static after ReadAccess.
 	svc      *Service
-	store    *storage.Store
+	store    Store
 	roomID   string
 	stateEnd int64 // last position whose state is readable: StateCurrent, or 0 for none
 }

@@ -22,7 +22,7 @@ type CommitListener interface {
 type Config struct {
 	ServerName string
 	Key        *pdu.SigningKey
-	Store      *storage.Store
+	Store      Store
 	Listener   CommitListener
 	Logger     *slog.Logger
 	// Policy is asked about every invite a local user makes, whatever the
@@ -68,7 +68,7 @@ type Config struct {
 type Service struct {
 	// Static after New.
 	cfg   Config
-	store *storage.Store
+	store Store
 	log   *slog.Logger
 	queue *fairQueue
 	quit  chan struct{}

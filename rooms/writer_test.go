@@ -409,3 +409,7 @@ func settle(t *testing.T, s *Service) {
 		t.Fatal(err)
 	}
 }
+
+// realStore is the *storage.Store a test service runs on, for the
+// test-only methods (faults, storage counts) the Store interface leaves out.
+func realStore(s *Service) *storage.Store { return s.store.(*storage.Store) }

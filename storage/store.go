@@ -186,7 +186,7 @@ func openSQLite(path string) (*Store, error) {
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(on)&_txlock=immediate"
 	faults := new(faultHook)
-	write := sql.OpenDB(guardConnector{inner: dsnConnector{drv: &sqlite.Driver{}, dsn: dsn}, faults: faults})
+	write := sql.OpenDB(guardConnector{inner: dsnConnector{drv: &sqlite.Driver{}, dsn: dsn}, faults: faults, cacheExecs: true})
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
 	read := sql.OpenDB(guardConnector{inner: dsnConnector{drv: &sqlite.Driver{}, dsn: dsn + "&_pragma=query_only(on)"}})

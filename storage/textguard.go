@@ -24,6 +24,9 @@ var ErrUnstorable = storetext.ErrUnstorable
 type guardConnector struct {
 	inner  driver.Connector
 	faults *faultHook // test-only statement faults (faults.go); nil for none
+	// cacheExecs keeps each connection's Exec statements prepared
+	// (execcache.go): set for SQLite's write connection.
+	cacheExecs bool
 }
 
 func (c guardConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -31,7 +34,11 @@ func (c guardConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: conn, faults: c.faults}, nil
+	gc := &guardConn{Conn: conn, faults: c.faults}
+	if c.cacheExecs {
+		gc.execs = newExecCache(execCacheSize)
+	}
+	return gc, nil
 }
 
 func (c guardConnector) Driver() driver.Driver { return c.inner.Driver() }
@@ -53,6 +60,13 @@ func (c dsnConnector) Driver() driver.Driver                        { return c.d
 type guardConn struct {
 	driver.Conn
 	faults *faultHook // static; see faults.go
+	execs  *execCache // nil: none; used by whoever holds the connection
+}
+
+// Close finalizes the cached statements before the connection closes.
+func (c *guardConn) Close() error {
+	c.execs.close()
+	return c.Conn.Close()
 }
 
 // CheckNamedValue refuses unstorable text, then lets the engine's own check
@@ -135,6 +149,9 @@ func (c *guardConn) ExecContext(ctx context.Context, query string, args []driver
 	if err := c.faults.check(query, args); err != nil {
 		return nil, err
 	}
+	if st := c.execs.get(ctx, c.Conn, query, len(args)); st != nil {
+		return st.ExecContext(ctx, args)
+	}
 	if e, ok := c.Conn.(driver.ExecerContext); ok {
 		return e.ExecContext(ctx, query, args)
 	}
@@ -144,6 +161,9 @@ func (c *guardConn) ExecContext(ctx context.Context, query string, args []driver
 func (c *guardConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	if err := c.faults.check(query, args); err != nil {
 		return nil, err
+	}
+	if st := c.execs.get(ctx, c.Conn, query, len(args)); st != nil {
+		return st.query(ctx, args)
 	}
 	if q, ok := c.Conn.(driver.QueryerContext); ok {
 		return q.QueryContext(ctx, query, args)
