@@ -195,3 +195,98 @@ func TestFederationRoomReadsBadInput(t *testing.T) {
 		t.Errorf("state_ids of an unknown room = %d %s, want 404 M_NOT_FOUND", code, body.Raw)
 	}
 }
+
+// TestFederationQueries: B asks A about alice and her room through
+// query/profile, query/directory, user/devices, user/keys/query,
+// user/keys/claim and publicRooms, and gets the spec's shapes; questions
+// about users and aliases A does not host are refused.
+func TestFederationQueries(t *testing.T) {
+	const alg = "signed_curve25519"
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice := a.Register(t, "alice")
+			alice.MustDo("PUT", "/_matrix/client/v3/profile/"+hstest.Esc(alice.UserID)+"/displayname", map[string]any{"displayname": "Alice A"})
+			alice.MustDo("POST", "/_matrix/client/v3/keys/upload", map[string]any{
+				"device_keys":   apiDeviceKeys(alice, "1"),
+				"one_time_keys": map[string]any{alg + ":AAAAAQ": apiSignedKey(alice, "otk-1", false)},
+			})
+			alias := "#lobby:" + a.FedName
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat", "room_alias_name": "lobby", "name": "Lobby", "visibility": "public"})
+
+			for _, c := range []struct {
+				name   string
+				q      url.Values
+				status int
+				want   string // gjson path that must hold, or errcode
+			}{
+				{"whole profile", url.Values{"user_id": {alice.UserID}}, 200, `displayname=="Alice A"`},
+				{"one field", url.Values{"user_id": {alice.UserID}, "field": {"displayname"}}, 200, `displayname=="Alice A"`},
+				{"unknown user", url.Values{"user_id": {"@nobody:" + a.FedName}}, 404, "M_NOT_FOUND"},
+				{"user of another server", url.Values{"user_id": {"@bob:" + b.FedName}}, 400, "M_INVALID_PARAM"},
+				{"no user_id", nil, 400, "M_MISSING_PARAM"},
+			} {
+				code, body := fedDo(t, b, a.FedName, "GET", federation.URLPath{"v1", "query", "profile"}, c.q, nil)
+				ok := code == c.status
+				if c.status == 200 {
+					ok = ok && gjson.Get("["+body.Raw+"]", "#("+c.want+")").Exists()
+				} else {
+					ok = ok && body.Get("errcode").String() == c.want
+				}
+				if !ok {
+					t.Errorf("query/profile %s = %d %s, want %d %s", c.name, code, body.Raw, c.status, c.want)
+				}
+			}
+
+			code, body := fedDo(t, b, a.FedName, "GET", federation.URLPath{"v1", "query", "directory"}, url.Values{"room_alias": {alias}}, nil)
+			if code != 200 || body.Get("room_id").String() != room || body.Get("servers.0").String() != a.FedName {
+				t.Errorf("query/directory = %d %s, want %s on %s", code, body.Raw, room, a.FedName)
+			}
+			code, body = fedDo(t, b, a.FedName, "GET", federation.URLPath{"v1", "query", "directory"}, url.Values{"room_alias": {"#nope:" + a.FedName}}, nil)
+			if code != 404 || body.Get("errcode").String() != "M_NOT_FOUND" {
+				t.Errorf("query/directory of an unknown alias = %d %s, want 404 M_NOT_FOUND", code, body.Raw)
+			}
+
+			code, body = fedDo(t, b, a.FedName, "GET", federation.URLPath{"v1", "user", "devices", alice.UserID}, nil, nil)
+			dev := body.Get(`devices.#(device_id==` + alice.DeviceID + `)`)
+			if code != 200 || body.Get("user_id").String() != alice.UserID || !body.Get("stream_id").Exists() ||
+				dev.Get(apiPath("keys", "keys", "curve25519:"+alice.DeviceID)).String() != "curve-1" {
+				t.Errorf("user/devices = %d %s, want alice's device with its keys", code, body.Raw)
+			}
+			code, body = fedDo(t, b, a.FedName, "GET", federation.URLPath{"v1", "user", "devices", "@bob:" + b.FedName}, nil, nil)
+			if code != 400 || body.Get("errcode").String() != "M_INVALID_PARAM" {
+				t.Errorf("user/devices of another server's user = %d %s, want 400 M_INVALID_PARAM", code, body.Raw)
+			}
+
+			code, body = fedDo(t, b, a.FedName, "POST", federation.URLPath{"v1", "user", "keys", "query"}, nil,
+				map[string]any{"device_keys": map[string]any{alice.UserID: []string{}, "@bob:" + b.FedName: []string{}}})
+			if code != 200 || body.Get(apiPath("device_keys", alice.UserID, alice.DeviceID, "keys", "ed25519:"+alice.DeviceID)).String() != "ed-1" ||
+				body.Get(apiPath("device_keys", "@bob:"+b.FedName)).Exists() {
+				t.Errorf("user/keys/query = %d %s, want alice's keys only", code, body.Raw)
+			}
+			claim := map[string]any{"one_time_keys": map[string]any{alice.UserID: map[string]string{alice.DeviceID: alg}}}
+			code, body = fedDo(t, b, a.FedName, "POST", federation.URLPath{"v1", "user", "keys", "claim"}, nil, claim)
+			if code != 200 || body.Get(apiPath("one_time_keys", alice.UserID, alice.DeviceID, alg+":AAAAAQ", "key")).String() != "otk-1" {
+				t.Errorf("user/keys/claim = %d %s, want otk-1", code, body.Raw)
+			}
+			code, body = fedDo(t, b, a.FedName, "POST", federation.URLPath{"v1", "user", "keys", "claim"}, nil, claim)
+			if code != 200 || body.Get(apiPath("one_time_keys", alice.UserID, alice.DeviceID)).Exists() {
+				t.Errorf("user/keys/claim again = %d %s, want no key left", code, body.Raw)
+			}
+			code, body = fedDo(t, b, a.FedName, "POST", federation.URLPath{"v1", "user", "keys", "query"}, nil, map[string]any{"device_keys": "x"})
+			if code != 400 || body.Get("errcode").String() != "M_BAD_JSON" {
+				t.Errorf("user/keys/query with a bad body = %d %s, want 400 M_BAD_JSON", code, body.Raw)
+			}
+
+			code, body = fedDo(t, b, a.FedName, "GET", federation.URLPath{"v1", "publicRooms"}, url.Values{"limit": {"10"}}, nil)
+			if code != 200 || body.Get(`chunk.#(room_id==`+room+`).name`).String() != "Lobby" || !body.Get("total_room_count_estimate").Exists() {
+				t.Errorf("GET publicRooms = %d %s, want the lobby", code, body.Raw)
+			}
+			code, body = fedDo(t, b, a.FedName, "POST", federation.URLPath{"v1", "publicRooms"}, nil,
+				map[string]any{"limit": 10, "filter": map[string]any{"generic_search_term": "nothing like it"}})
+			if code != 200 || body.Get("chunk.#").Int() != 0 {
+				t.Errorf("POST publicRooms with a filter matching nothing = %d %s, want an empty chunk", code, body.Raw)
+			}
+		})
+	}
+}
