@@ -290,3 +290,61 @@ func TestFederationQueries(t *testing.T) {
 		})
 	}
 }
+
+// TestFederationRemoteUsersInClientAPI: alice on A reads bob of B through
+// A's client API: his profile (whole and one field, then cached), his
+// device keys and a one-time key. A user of a server that cannot be
+// reached gets 502 for the profile and lands in failures for keys.
+func TestFederationRemoteUsersInClientAPI(t *testing.T) {
+	const alg = "signed_curve25519"
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice, bob := a.Register(t, "alice"), b.Register(t, "bob")
+			bob.MustDo("PUT", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID)+"/displayname", map[string]any{"displayname": "Bob B"})
+			bob.MustDo("POST", "/_matrix/client/v3/keys/upload", map[string]any{
+				"device_keys":   apiDeviceKeys(bob, "b"),
+				"one_time_keys": map[string]any{alg + ":AAAAAQ": apiSignedKey(bob, "otk-b", false)},
+			})
+			down := "@carol:127.0.0.4:1" // nothing listens there
+
+			p := alice.MustDo("GET", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID), nil)
+			if got := p.Get("displayname").String(); got != "Bob B" {
+				t.Errorf("bob's profile on A = %s, want displayname Bob B", p.Raw)
+			}
+			if got := alice.MustDo("GET", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID)+"/displayname", nil).Get("displayname").String(); got != "Bob B" {
+				t.Errorf("bob's displayname on A = %q, want Bob B", got)
+			}
+			// Cached: a change on B is not seen at once on A.
+			bob.MustDo("PUT", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID)+"/displayname", map[string]any{"displayname": "Bob 2"})
+			if got := alice.MustDo("GET", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID), nil).Get("displayname").String(); got != "Bob B" {
+				t.Errorf("bob's profile on A again = %q, want the cached Bob B", got)
+			}
+			code, body := alice.Do("GET", "/_matrix/client/v3/profile/"+hstest.Esc("@nobody:"+b.FedName), nil)
+			if code != 404 || body.Get("errcode").String() != "M_NOT_FOUND" {
+				t.Errorf("unknown remote user's profile = %d %s, want 404 M_NOT_FOUND", code, body.Raw)
+			}
+			code, body = alice.Do("GET", "/_matrix/client/v3/profile/"+hstest.Esc(down), nil)
+			if code != 502 {
+				t.Errorf("profile of a user on a server that is down = %d %s, want 502", code, body.Raw)
+			}
+
+			q := alice.MustDo("POST", "/_matrix/client/v3/keys/query", map[string]any{"timeout": 5000,
+				"device_keys": map[string]any{bob.UserID: []string{}, down: []string{}}})
+			if got := q.Get(apiPath("device_keys", bob.UserID, bob.DeviceID, "keys", "curve25519:"+bob.DeviceID)).String(); got != "curve-b" {
+				t.Errorf("keys/query for bob on A = %s, want his curve25519 key", q.Raw)
+			}
+			if !q.Get(apiPath("failures", "127.0.0.4:1")).Exists() || q.Get(apiPath("failures", b.FedName)).Exists() {
+				t.Errorf("keys/query failures = %s, want only 127.0.0.4:1", q.Get("failures").Raw)
+			}
+			c := alice.MustDo("POST", "/_matrix/client/v3/keys/claim", map[string]any{
+				"one_time_keys": map[string]any{bob.UserID: map[string]string{bob.DeviceID: alg}, down: map[string]string{"D": alg}}})
+			if got := c.Get(apiPath("one_time_keys", bob.UserID, bob.DeviceID, alg+":AAAAAQ", "key")).String(); got != "otk-b" {
+				t.Errorf("keys/claim for bob on A = %s, want otk-b", c.Raw)
+			}
+			if !c.Get(apiPath("failures", "127.0.0.4:1")).Exists() {
+				t.Errorf("keys/claim failures = %s, want 127.0.0.4:1", c.Get("failures").Raw)
+			}
+		})
+	}
+}
