@@ -1,9 +1,15 @@
 package homeserver_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"image"
+	"image/png"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
@@ -344,6 +350,161 @@ func TestFederationRemoteUsersInClientAPI(t *testing.T) {
 			}
 			if !c.Get(apiPath("failures", "127.0.0.4:1")).Exists() {
 				t.Errorf("keys/claim failures = %s, want 127.0.0.4:1", c.Get("failures").Raw)
+			}
+		})
+	}
+}
+
+// fedRaw makes a signed federation GET and returns the status, the
+// Content-Type and the raw body.
+func fedRaw(t *testing.T, from *hstest.Server, to string, path federation.URLPath, q url.Values) (int, string, []byte) {
+	t.Helper()
+	raw, resp, err := from.Srv.Fed.Client.Client.MakeFullRequest(context.Background(), federation.RequestParams{
+		ServerName: to, Method: "GET", Path: path, Query: q, Authenticate: true, DontReadBody: true})
+	if resp == nil {
+		t.Fatalf("GET %v: %v", path, err)
+	}
+	if raw == nil {
+		defer resp.Body.Close()
+		raw, _ = io.ReadAll(resp.Body)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), raw
+}
+
+// multipartContent parses a federation media answer: the metadata part,
+// then the content part's type and bytes.
+func multipartContent(t *testing.T, contentType string, body []byte) (meta, partType string, data []byte) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/mixed" {
+		t.Fatalf("Content-Type = %q, want multipart/mixed", contentType)
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	p, err := mr.NextPart()
+	if err != nil {
+		t.Fatalf("metadata part: %v", err)
+	}
+	m, _ := io.ReadAll(p)
+	if p.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("metadata part type = %q, want application/json", p.Header.Get("Content-Type"))
+	}
+	p, err = mr.NextPart()
+	if err != nil {
+		t.Fatalf("content part: %v", err)
+	}
+	data, _ = io.ReadAll(p)
+	return string(m), p.Header.Get("Content-Type"), data
+}
+
+// uploadAs uploads data with its Content-Type and returns the media ID.
+func uploadAs(t *testing.T, c *hstest.Client, name, contentType string, data []byte) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", c.Base+"/_matrix/media/v3/upload?filename="+name, bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	mxc := gjson.GetBytes(raw, "content_uri").String()
+	if resp.StatusCode != 200 || mxc == "" {
+		t.Fatalf("upload = %d %s", resp.StatusCode, raw)
+	}
+	return mxc[strings.LastIndexByte(mxc, '/')+1:]
+}
+
+// clientRaw is an authenticated client GET returning the raw body.
+func clientRaw(t *testing.T, c *hstest.Client, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", c.Base+path, nil)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// TestFederationMedia: B fetches A's media over federation (download and
+// thumbnail, multipart/mixed); media posted in a room B has no user in is
+// refused until a user of B joins; bob on B reads A's media through B's
+// authenticated media routes, and B keeps it, so it still serves it once
+// A is stopped. The legacy unauthenticated routes do not fetch.
+func TestFederationMedia(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice, bob := a.Register(t, "alice"), b.Register(t, "bob")
+			img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+			for i := range img.Pix {
+				img.Pix[i] = byte(i)
+			}
+			var buf bytes.Buffer
+			if err := png.Encode(&buf, img); err != nil {
+				t.Fatal(err)
+			}
+			pngBytes := buf.Bytes()
+			id := uploadAs(t, alice, "pic.png", "image/png", pngBytes)
+
+			code, ct, body := fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "download", id}, nil)
+			if code != 200 {
+				t.Fatalf("federation download = %d %s", code, body)
+			}
+			meta, partType, data := multipartContent(t, ct, body)
+			if meta != "{}" || partType != "image/png" || !bytes.Equal(data, pngBytes) {
+				t.Errorf("federation download = meta %s, type %q, %d bytes; want {}, image/png, the %d bytes uploaded", meta, partType, len(data), len(pngBytes))
+			}
+			code, ct, body = fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "thumbnail", id}, url.Values{"width": {"32"}, "height": {"32"}, "method": {"scale"}})
+			if code != 200 {
+				t.Fatalf("federation thumbnail = %d %s", code, body)
+			}
+			if _, partType, data = multipartContent(t, ct, body); !strings.HasPrefix(partType, "image/") || len(data) == 0 {
+				t.Errorf("federation thumbnail part = %q, %d bytes; want an image", partType, len(data))
+			}
+			code, _, body = fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "download", "nosuchmedia"}, nil)
+			if code != 404 || gjson.GetBytes(body, "errcode").String() != "M_NOT_FOUND" {
+				t.Errorf("federation download of unknown media = %d %s, want 404 M_NOT_FOUND", code, body)
+			}
+
+			// Media posted in a room without users of B stays there.
+			room := alice.CreateRoom(map[string]any{"room_version": "11"})
+			posted := alice.MustDo("POST", "/_matrix/media/v3/upload?filename=secret.bin", []byte("secret")).Get("content_uri").String()
+			alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/send/m.room.message/img1", map[string]any{"msgtype": "m.file", "body": "s", "url": posted})
+			postedID := posted[strings.LastIndexByte(posted, '/')+1:]
+			if code, _, body = fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "download", postedID}, nil); code != 404 {
+				t.Errorf("federation download of media in a room without B = %d %s, want 404", code, body)
+			}
+			joinFrom(t, a, room, "@carol:"+b.FedName)
+			if code, _, body = fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "download", postedID}, nil); code != 200 {
+				t.Errorf("federation download of media in a room with a user of B = %d %s, want 200", code, body)
+			}
+
+			// Client side on B.
+			path := "/_matrix/client/v1/media/download/" + a.FedName + "/" + id
+			if code, data := clientRaw(t, bob, path); code != 200 || !bytes.Equal(data, pngBytes) {
+				t.Errorf("bob's download of A's media = %d, %d bytes; want 200 and the upload", code, len(data))
+			}
+			if code, data := clientRaw(t, bob, "/_matrix/client/v1/media/thumbnail/"+a.FedName+"/"+id+"?width=32&height=32&method=crop"); code != 200 || len(data) == 0 {
+				t.Errorf("bob's thumbnail of A's media = %d %s, want 200", code, data)
+			}
+			if code, _ := clientRaw(t, b.Anon(t), "/_matrix/media/v3/download/"+a.FedName+"/"+id); code != 404 {
+				t.Errorf("unauthenticated legacy download of remote media = %d, want 404", code)
+			}
+			if code, data := clientRaw(t, bob, "/_matrix/client/v1/media/download/"+a.FedName+"/nosuchmedia"); code != 404 {
+				t.Errorf("bob's download of unknown remote media = %d %s, want 404", code, data)
+			}
+			if code, data := clientRaw(t, bob, "/_matrix/client/v1/media/download/127.0.0.4:1/someid"); code != 502 {
+				t.Errorf("bob's download from a server that is down = %d %s, want 502", code, data)
+			}
+			a.Stop()
+			if code, data := clientRaw(t, bob, path); code != 200 || !bytes.Equal(data, pngBytes) {
+				t.Errorf("bob's download of A's media with A stopped = %d, %d bytes; want it served from B's copy", code, len(data))
 			}
 		})
 	}
