@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
-	"strings"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/federation"
@@ -40,47 +37,12 @@ func (f fedRemote) Download(ctx context.Context, server, mediaID string) (string
 			resp.Body.Close()
 		}
 	}()
-	part, err := contentPart(resp)
+	ct, name, part, err := media.ParseFederationMedia(resp.Header.Get("Content-Type"), resp.Body)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("media %s/%s: %w", server, mediaID, err)
 	}
-	name := ""
-	if _, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition")); err == nil {
-		name = params["filename"]
-	}
 	ok = true
-	return part.Header.Get("Content-Type"), name, readCloser{part, resp.Body}, nil
-}
-
-// maxMediaMetadata bounds the JSON metadata part.
-const maxMediaMetadata = 64 << 10
-
-// contentPart reads a multipart/mixed federation media answer up to its
-// content part.
-func contentPart(resp *http.Response) (*multipart.Part, error) {
-	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/mixed" || params["boundary"] == "" {
-		return nil, fmt.Errorf("answer is not multipart/mixed (%q)", resp.Header.Get("Content-Type"))
-	}
-	mr := multipart.NewReader(resp.Body, params["boundary"])
-	meta, err := mr.NextPart()
-	if err != nil {
-		return nil, fmt.Errorf("metadata part: %w", err)
-	}
-	if !strings.HasPrefix(meta.Header.Get("Content-Type"), "application/json") {
-		return nil, fmt.Errorf("metadata part is %q, not JSON", meta.Header.Get("Content-Type"))
-	}
-	if n, _ := io.Copy(io.Discard, io.LimitReader(meta, maxMediaMetadata+1)); n > maxMediaMetadata {
-		return nil, errors.New("metadata part too large")
-	}
-	part, err := mr.NextPart()
-	if err != nil {
-		return nil, fmt.Errorf("content part: %w", err)
-	}
-	if part.Header.Get("Location") != "" {
-		return nil, errors.New("redirects to another location are not followed")
-	}
-	return part, nil
+	return ct, name, readCloser{part, resp.Body}, nil
 }
 
 // readCloser reads the part and closes the response body.

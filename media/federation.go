@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -138,4 +139,41 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 		b.status = http.StatusOK
 	}
 	return b.body.Write(p)
+}
+
+// maxFederationMetadata bounds the JSON metadata part of an answer.
+const maxFederationMetadata = 64 << 10
+
+// ParseFederationMedia reads another server's answer to media/download
+// (Content-Type header and body) up to its content part, and returns the
+// content's type, its file name (from Content-Disposition; "" when none)
+// and a reader of its bytes. A Location redirect is an error: following it
+// would leave the guarded federation client.
+func ParseFederationMedia(contentType string, body io.Reader) (partType, fileName string, content io.Reader, err error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/mixed" || params["boundary"] == "" {
+		return "", "", nil, fmt.Errorf("answer is not multipart/mixed (%q)", contentType)
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	meta, err := mr.NextPart()
+	if err != nil {
+		return "", "", nil, fmt.Errorf("metadata part: %w", err)
+	}
+	if mt, _, err := mime.ParseMediaType(meta.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return "", "", nil, fmt.Errorf("metadata part is %q, not JSON", meta.Header.Get("Content-Type"))
+	}
+	if n, err := io.Copy(io.Discard, io.LimitReader(meta, maxFederationMetadata+1)); err != nil || n > maxFederationMetadata {
+		return "", "", nil, fmt.Errorf("metadata part unreadable or over %d bytes", maxFederationMetadata)
+	}
+	part, err := mr.NextPart()
+	if err != nil {
+		return "", "", nil, fmt.Errorf("content part: %w", err)
+	}
+	if part.Header.Get("Location") != "" {
+		return "", "", nil, fmt.Errorf("redirects to another location are not followed")
+	}
+	if _, p, err := mime.ParseMediaType(part.Header.Get("Content-Disposition")); err == nil {
+		fileName = p["filename"]
+	}
+	return part.Header.Get("Content-Type"), fileName, part, nil
 }
