@@ -144,10 +144,11 @@ type API struct {
 	admin *admin.Service
 	// misc holds the services of clientmisc.go, built on first use.
 	misc clientMisc
+	rel  *relations.Service
+
 	// remote joins and leaves through other servers; nil without
 	// federation.
 	remote RemoteMembership
-	rel  *relations.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions

@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if fed != nil {
 		remote = fedRem
 	}
-	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote,Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
+	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
 		Relations: rels})
