@@ -65,3 +65,58 @@ func TestFederationJoinByRoomID(t *testing.T) {
 		})
 	}
 }
+
+// memberOn reads user's membership in roomID as c's server holds it ("" when none).
+func memberOn(c *hstest.Client, roomID, user string) string {
+	code, res := c.Do("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(roomID)+"/state/m.room.member/"+hstest.Esc(user), nil)
+	if code != 200 {
+		return ""
+	}
+	return res.Get("membership").String()
+}
+
+// TestFederationInvite: alice on A invites bob on B (invite v2: B runs its
+// invite policy, signs, and gives bob the invite with the stripped state in
+// /sync); bob accepts one invite (a join through A) and rejects another (a
+// leave through A's make_leave/send_leave); A sees both.
+func TestFederationInvite(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice := a.Register(t, "alice")
+			bob := b.Register(t, "bob")
+			accept := alice.CreateRoom(map[string]any{"preset": "private_chat", "name": "Accept me"})
+			reject := alice.CreateRoom(map[string]any{"preset": "private_chat", "name": "Reject me"})
+			for _, room := range []string{accept, reject} {
+				alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/invite", map[string]any{"user_id": bob.UserID})
+				if got := memberOn(alice, room, bob.UserID); got != "invite" {
+					t.Fatalf("bob's membership on A after the invite = %q, want invite", got)
+				}
+			}
+			sync := bob.Sync("", 0)
+			inv := sync.Get("rooms.invite." + apiKey(accept) + ".invite_state.events")
+			names := map[string]string{}
+			for _, e := range inv.Array() {
+				names[e.Get("type").String()+"|"+e.Get("state_key").String()] = e.Get("content.name").String() + e.Get("content.membership").String()
+			}
+			if names["m.room.name|"] != "Accept me" || names["m.room.member|"+bob.UserID] != "invite" || names["m.room.member|"+alice.UserID] != "join" {
+				t.Errorf("bob's invite_state = %v, want the room name, his invite and alice's join", names)
+			}
+			if _, ok := names["m.room.create|"]; !ok {
+				t.Errorf("bob's invite_state lacks the create event: %v", names)
+			}
+
+			bob.MustDo("POST", "/_matrix/client/v3/join/"+hstest.Esc(accept), map[string]any{})
+			hstest.Eventually(t, "bob's join on A", func() bool { return memberOn(alice, accept, bob.UserID) == "join" })
+			alice.Send(accept, "a1", "welcome")
+			hstest.Eventually(t, "A's message on B", func() bool { return hasBody(bob, accept, "welcome") })
+
+			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(reject)+"/leave", map[string]any{})
+			hstest.Eventually(t, "bob's rejection on A", func() bool { return memberOn(alice, reject, bob.UserID) == "leave" })
+			sync = bob.Sync("", 0)
+			if sync.Get("rooms.invite." + apiKey(reject)).Exists() {
+				t.Errorf("the rejected invite is still in bob's sync: %s", sync.Get("rooms.invite").Raw)
+			}
+		})
+	}
+}
