@@ -120,3 +120,91 @@ func TestFederationInvite(t *testing.T) {
 		})
 	}
 }
+
+// joinedRooms is c's /joined_rooms.
+func joinedRooms(c *hstest.Client) []string {
+	var out []string
+	for _, r := range c.MustDo("GET", "/_matrix/client/v3/joined_rooms", nil).Get("joined_rooms").Array() {
+		out = append(out, r.String())
+	}
+	return out
+}
+
+// TestFederationLeaveKickBan: in a room made on one server and joined from
+// the other, in both directions: a power-level change takes effect on both
+// (the promoted remote user then changes the topic); a kick and a ban by
+// the room's server reach the remote user's server; the kicked user rejoins
+// through the resident server; the banned user cannot rejoin; a plain leave
+// of the remote user reaches the room's server.
+func TestFederationLeaveKickBan(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice := a.Register(t, "alice")
+			bob := b.Register(t, "bob")
+			carol := b.Register(t, "carol")
+			for _, dir := range []struct {
+				name          string
+				owner, remote *hstest.Client
+				via, remoteHS string
+				leaver        *hstest.Client // a second remote user who leaves
+			}{
+				{"A to B", alice, bob, a.FedName, b.FedName, carol},
+				{"B to A", bob, alice, b.FedName, a.FedName, nil},
+			} {
+				owner, remote := dir.owner, dir.remote
+				room := owner.CreateRoom(map[string]any{"preset": "public_chat"})
+				joinVia(t, remote, room, dir.via)
+				hstest.Eventually(t, dir.name+": the join on the room's server", func() bool { return memberOn(owner, room, remote.UserID) == "join" })
+
+				// Power levels: the remote user gets 50 and sets the topic.
+				pl := owner.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.power_levels/", nil)
+				users := map[string]any{}
+				for k, v := range pl.Get("users").Map() {
+					users[k] = v.Int()
+				}
+				users[remote.UserID] = 50
+				content := map[string]any{}
+				for k, v := range pl.Map() {
+					content[k] = v.Value()
+				}
+				content["users"] = users
+				owner.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.power_levels/", content)
+				hstest.Eventually(t, dir.name+": the power levels on the remote side", func() bool {
+					code, res := remote.Do("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.power_levels/", nil)
+					return code == 200 && res.Get("users."+gjsonKey(remote.UserID)).Int() == 50
+				})
+				remote.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.topic/", map[string]any{"topic": "set remotely"})
+				hstest.Eventually(t, dir.name+": the remote topic on the room's server", func() bool {
+					code, res := owner.Do("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.topic/", nil)
+					return code == 200 && res.Get("topic").String() == "set remotely"
+				})
+
+				// Kick: the remote server learns it; the user rejoins.
+				owner.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/kick", map[string]any{"user_id": remote.UserID})
+				hstest.Eventually(t, dir.name+": the kick on the remote side", func() bool { return !slices.Contains(joinedRooms(remote), room) })
+				joinVia(t, remote, room, dir.via)
+				hstest.Eventually(t, dir.name+": the rejoin on the room's server", func() bool { return memberOn(owner, room, remote.UserID) == "join" })
+
+				// A plain leave of another remote user.
+				if l := dir.leaver; l != nil {
+					joinVia(t, l, room, dir.via)
+					hstest.Eventually(t, dir.name+": the second join", func() bool { return memberOn(owner, room, l.UserID) == "join" })
+					l.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/leave", map[string]any{})
+					hstest.Eventually(t, dir.name+": the leave on the room's server", func() bool { return memberOn(owner, room, l.UserID) == "leave" })
+				}
+
+				// Ban: the remote server learns it; no rejoin.
+				owner.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/ban", map[string]any{"user_id": remote.UserID})
+				hstest.Eventually(t, dir.name+": the ban on the remote side", func() bool { return !slices.Contains(joinedRooms(remote), room) })
+				code, res := remote.Do("POST", "/_matrix/client/v3/join/"+hstest.Esc(room)+"?server_name="+url.QueryEscape(dir.via), map[string]any{})
+				if code != 403 || res.Get("errcode").String() != "M_FORBIDDEN" {
+					t.Errorf("%s: a banned user's rejoin = %d %s, want 403 M_FORBIDDEN", dir.name, code, res.Raw)
+				}
+				if got := memberOn(owner, room, remote.UserID); got != "ban" {
+					t.Errorf("%s: the banned user's membership on the room's server = %q, want ban", dir.name, got)
+				}
+			}
+		})
+	}
+}
