@@ -1,10 +1,13 @@
 package homeserver_test
 
 import (
+	"context"
 	"net/url"
 	"slices"
 	"sort"
 	"testing"
+
+	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-im/parley/homeserver/hstest"
 )
@@ -205,6 +208,33 @@ func TestFederationLeaveKickBan(t *testing.T) {
 					t.Errorf("%s: the banned user's membership on the room's server = %q, want ban", dir.name, got)
 				}
 			}
+		})
+	}
+}
+
+// TestFederationJoinByAlias: B resolves A's alias with federation
+// query/directory (the servers it names are tried) and joins without
+// server_name. It needs A to serve query/directory (federation/query); it
+// is skipped on a tree without it.
+func TestFederationJoinByAlias(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice := a.Register(t, "alice")
+			bob := b.Register(t, "bob")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat", "room_alias_name": "lobby"})
+			alias := "#lobby:" + a.FedName
+			if _, err := b.Srv.Fed.Client.Client.QueryDirectory(context.Background(), id.RoomAlias(alias)); err != nil {
+				if status, errcode := fedErr(err); status == 404 && errcode != "M_NOT_FOUND" {
+					t.Skipf("A does not serve query/directory (%d %s): needs federation/query", status, errcode)
+				}
+			}
+			if got := bob.Join(alias); got != room {
+				t.Fatalf("join by alias = room %q, want %q", got, room)
+			}
+			hstest.Eventually(t, "bob's join on A", func() bool { return memberOn(alice, room, bob.UserID) == "join" })
+			alice.Send(room, "a1", "hello alias")
+			hstest.Eventually(t, "A's message on B", func() bool { return hasBody(bob, room, "hello alias") })
 		})
 	}
 }
