@@ -101,7 +101,7 @@ type fedDeps struct {
 	// roomEDUs sends local receipts; wireFederation gives it the queue.
 	roomEDUs *fedRoomEDUs
 	// remote is the client API's joiner; wireFederation sets it.
-	remote *fedRemote
+	remote *fedMembership
 }
 
 // wireFederation starts the outbound queue and mounts /send on the

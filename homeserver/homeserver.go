@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		receiptHook = fedOut.receipt
 	}
 	policy := clientapi.NewInvitePolicy(cfg.ServerName, store, rel)
-	fedRem := &fedRemote{} // its joiner is set by wireFederation
+	fedRem := &fedMembership{} // its joiner is set by wireFederation
 	var remoteInv rooms.RemoteInviter
 	if fed != nil {
 		policy, remoteInv = policy.WithFederation(), fedRem
