@@ -50,7 +50,6 @@ func TestFederationJoinByRoomID(t *testing.T) {
 			hstest.Eventually(t, "bob's join on A", func() bool {
 				return alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.member/"+hstest.Esc(bob.UserID), nil).Get("membership").String() == "join"
 			})
-			t.Logf("B state: %v", stateIDs(t, bob, room))
 			if got := bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.name/", nil).Get("name").String(); got != "Across" {
 				t.Errorf("room name on B = %q, want Across", got)
 			}
