@@ -103,6 +103,8 @@ type fedDeps struct {
 	roomEDUs *fedRoomEDUs
 	// media serves federation media and fetches remote media (fedreads.go).
 	media *media.Repo
+	// remote is the client API's joiner; wireFederation sets it.
+	remote *fedMembership
 }
 
 // wireFederation starts the outbound queue and mounts /send on the
@@ -146,6 +148,7 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	h.Mount(fed.Router.Authed)
 	fed.Inbound = h
 	s.mountFedReads(fed, d.media) // fedreads.go
+	s.wireMembership(d.remote, q) // fedmembership.go
 	return nil
 }
 
