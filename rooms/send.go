@@ -189,6 +189,9 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 			return "", err
 		}
 	}
+	if req.Membership == "invite" && pdu.Domain(req.Target) != s.cfg.ServerName {
+		return s.inviteRemote(ctx, req) // remote_invite.go
+	}
 	var eventID string
 	err := s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
 		eventID = ""
@@ -201,6 +204,11 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 		}
 		membership := req.Membership
 		current := rs.membership(req.Target)
+		if req.Sender == req.Target && (membership == "join" || membership == "leave") && current != "join" {
+			if err := rs.checkResident(b.s.cfg.ServerName); err != nil {
+				return err // remote_join.go: only a resident server can place it
+			}
+		}
 		if membership == "unban" {
 			if pl := rs.powerLevels(); pl.UserLevel(req.Sender) < pl.Ban {
 				return fmt.Errorf("%w: unbanning needs power level %d", ErrForbidden, pl.Ban)

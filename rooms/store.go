@@ -48,6 +48,11 @@ type Store interface {
 	Extremities(ctx context.Context, roomID string) ([]storage.Extremity, error)
 	StateGroupState(ctx context.Context, group int64) (storage.StateMap, int, error)
 	StateMapAtPos(ctx context.Context, roomID string, pos int64) (storage.StateMap, error)
+
+	// Federation: who is in a room, for joins through another server
+	// (remote_join.go) and other servers' reads (serverread.go).
+	RoomMemberships(ctx context.Context, roomID string) ([]storage.Membership, error)
+	ServerInRoom(ctx context.Context, roomID, server string) (bool, error)
 }
 
 var _ Store = (*storage.Store)(nil)
