@@ -91,6 +91,12 @@ type Config struct {
 	Devices    Devices
 	Hasher     Hasher
 	Rooms      Blocker
+	// Accounts, Deactivator and RoomOps serve deactivation, reactivation
+	// and the room actions (deactivate.go, roomops.go); nil ones make
+	// those actions fail with an error.
+	Accounts    AccountStore
+	Deactivator Deactivator
+	RoomOps     RoomActions
 	// Forget drops a user's cached sessions: one device's, or all with ""
 	// (the client API's token cache). Nil means there is no cache.
 	Forget func(userID, deviceID string)

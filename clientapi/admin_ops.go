@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/parley-im/parley/accounts"
 	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/apierr"
 )
@@ -21,7 +22,8 @@ func newAdmin(cfg Config, d Deps, tokens *tokenCache) *admin.Service {
 	}
 	return admin.New(admin.Config{
 		ServerName: cfg.ServerName, Store: d.Store, Devices: d.Devices, Hasher: d.Hasher, Rooms: d.Rooms,
-		Forget: tokens.dropUser,
+		Forget:   tokens.dropUser,
+		Accounts: d.Store, Deactivator: accounts.NewDeactivator(d.Store, d.Devices, d.Rooms), RoomOps: d.Rooms,
 	})
 }
 
@@ -45,6 +47,7 @@ func (a *API) mountAdmin(r chi.Router) {
 	r.Get("/rooms/{roomId}", a.adminOnly(a.adminGetRoom))
 	r.Get("/rooms/{roomId}/state", a.adminOnly(a.adminRoomState))
 	r.Put("/rooms/{roomId}/block", a.adminOnly(a.adminBlockRoom))
+	a.mountAdminLifecycle(r) // admin_lifecycle.go
 }
 
 func adminPage(r *http.Request) (admin.Page, error) {

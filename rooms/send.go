@@ -262,6 +262,9 @@ type RedactRequest struct {
 	RoomID, Sender, DeviceID, TxnID string
 	EventID                         string // the event to redact
 	Reason                          string
+	// ByService marks a redaction an operator action makes (erasing a
+	// deactivated user's messages): no message limit. Clients never set it.
+	ByService bool
 }
 
 // Redact appends an m.room.redaction and strips the target's stored content.
@@ -279,8 +282,10 @@ func (s *Service) Redact(ctx context.Context, req RedactRequest) (string, error)
 	if err != nil {
 		return "", err
 	}
-	if err := s.cfg.Actions.message(req.Sender); err != nil {
-		return "", err
+	if !req.ByService {
+		if err := s.cfg.Actions.message(req.Sender); err != nil {
+			return "", err
+		}
 	}
 	var eventID string
 	err = s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
