@@ -322,6 +322,10 @@ type Log struct {
 	// Format is text (for people) or json (for log collectors). Zero value
 	// means text.
 	Format string `yaml:"format"`
+	// SlowRequestMs: a request slower than this is logged at warn level
+	// with its route, status and request ID (/sync long-polls excepted).
+	// Zero value means 2000; a negative value turns the log off.
+	SlowRequestMs int `yaml:"slow_request_ms"`
 }
 
 // Default returns the configuration used when nothing is configured.
