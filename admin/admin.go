@@ -97,6 +97,7 @@ type Config struct {
 	Accounts    AccountStore
 	Deactivator Deactivator
 	RoomOps     RoomActions
+	Purger      Purger
 	// Forget drops a user's cached sessions: one device's, or all with ""
 	// (the client API's token cache). Nil means there is no cache.
 	Forget func(userID, deviceID string)

@@ -315,7 +315,7 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 	s.stats.commitTime.Observe(sinceSeconds(commitStart))
 	s.stats.batchTime.Observe(sinceSeconds(begin))
 	s.stats.batchJobs.Observe(float64(len(jobs)))
-	if b.commit.Pos = s.pos; b.commit.Pos > b.startPos && s.cfg.Listener != nil {
+	if b.commit.Pos = s.pos; (b.commit.Pos > b.startPos || len(b.commit.Purged) > 0) && s.cfg.Listener != nil {
 		s.cfg.Listener.Committed(b.commit)
 	}
 	return results, nil
