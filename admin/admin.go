@@ -98,6 +98,8 @@ type Config struct {
 	Deactivator Deactivator
 	RoomOps     RoomActions
 	Purger      Purger
+	// Media is the media store (media.go); nil turns media actions off.
+	Media MediaRepo
 	// Forget drops a user's cached sessions: one device's, or all with ""
 	// (the client API's token cache). Nil means there is no cache.
 	Forget func(userID, deviceID string)

@@ -6,6 +6,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/media"
 )
 
 // The operator routes of issue 16 beyond the first admin API: account
@@ -19,6 +20,10 @@ func (a *API) mountAdminLifecycle(r chi.Router) {
 	r.Delete("/rooms/{roomId}", a.adminOnly(a.adminDeleteRoom))
 	r.Post("/rooms/{roomId}/purge_history", a.adminOnly(a.adminPurgeHistory))
 	r.Post("/rooms/{roomId}/make_room_admin", a.adminOnly(a.adminMakeRoomAdmin))
+	r.Get("/users/{userId}/media", a.adminOnly(a.adminUserMedia))
+	r.Delete("/media/{serverName}/{mediaId}", a.adminOnly(a.adminDeleteMedia))
+	r.Put("/media/{serverName}/{mediaId}/quarantine", a.adminOnly(a.adminQuarantineMedia))
+	r.Post("/media/purge", a.adminOnly(a.adminPurgeMedia))
 }
 
 func (a *API) adminDeactivate(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -93,4 +98,56 @@ func (a *API) adminMakeRoomAdmin(w http.ResponseWriter, r *http.Request, s *sess
 		return err
 	}
 	return writeJSON(w, emptyObject)
+}
+
+func (a *API) adminUserMedia(w http.ResponseWriter, r *http.Request, _ *session) error {
+	p, err := adminPage(r)
+	if err != nil {
+		return err
+	}
+	items, next, err := a.admin.UserMedia(r.Context(), param(r, "userId"), p)
+	if err != nil {
+		return err
+	}
+	return listAnswer(w, items, next)
+}
+
+func (a *API) adminDeleteMedia(w http.ResponseWriter, r *http.Request, s *session) error {
+	res, err := a.admin.DeleteMedia(r.Context(), s.UserID, param(r, "serverName"), param(r, "mediaId"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, res)
+}
+
+func (a *API) adminQuarantineMedia(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		Quarantine *bool `json:"quarantine"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Quarantine == nil {
+		return apierr.MissingParam("quarantine (true or false) is required")
+	}
+	if err := a.admin.QuarantineMedia(r.Context(), s.UserID, param(r, "serverName"), param(r, "mediaId"), *req.Quarantine); err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]any{"quarantine": *req.Quarantine})
+}
+
+func (a *API) adminPurgeMedia(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		BeforeTS int64  `json:"before_ts"`
+		SizeGT   int64  `json:"size_gt"`
+		UserID   string `json:"user_id"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	res, err := a.admin.PurgeMedia(r.Context(), s.UserID, media.Filter{Uploader: req.UserID, BeforeTS: req.BeforeTS, LargerThan: req.SizeGT}, nil)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, res)
 }

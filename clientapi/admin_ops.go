@@ -20,10 +20,14 @@ func newAdmin(cfg Config, d Deps, tokens *tokenCache) *admin.Service {
 	if d.Store == nil || d.Rooms == nil {
 		return nil
 	}
+	var repo admin.MediaRepo // stays a nil interface without media
+	if d.Media != nil {
+		repo = d.Media
+	}
 	return admin.New(admin.Config{
 		ServerName: cfg.ServerName, Store: d.Store, Devices: d.Devices, Hasher: d.Hasher, Rooms: d.Rooms,
 		Forget:   tokens.dropUser,
-		Accounts: d.Store, Deactivator: accounts.NewDeactivator(d.Store, d.Devices, d.Rooms), RoomOps: d.Rooms, Purger: d.Rooms,
+		Accounts: d.Store, Deactivator: accounts.NewDeactivator(d.Store, d.Devices, d.Rooms), RoomOps: d.Rooms, Purger: d.Rooms, Media: repo,
 	})
 }
 

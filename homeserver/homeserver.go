@@ -46,6 +46,7 @@ type Server struct {
 	Desks    *desks.Service
 	Graph    graph.Store
 	ToDevice *todevice.Service
+	Media    *media.Repo
 	handler  http.Handler
 	obs      *observability // metrics and request observation (observe.go)
 	commits  *commitFanout
@@ -124,7 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxUploadBytes: cfg.Media.MaxUploadBytes, UploadLimiter: mediaUploads, UploadExempt: actions.Exempt, Logger: log, Thumbnails: media.ThumbnailLimits{
 			MaxPixels: cfg.Media.ThumbnailMaxPixels, MaxDecodeBytes: cfg.Media.ThumbnailMaxDecodeBytes,
 			MaxJPEGScans: cfg.Media.ThumbnailMaxJPEGScans, Concurrency: cfg.Media.ThumbnailConcurrency,
-			MaxPending: cfg.Media.ThumbnailQueue}})
+			MaxPending: cfg.Media.ThumbnailQueue}, QuotaBytes: cfg.Media.QuotaBytes, AdminContact: cfg.Media.AdminContact})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -190,7 +191,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
-		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
+		Desks: ds, ToDevice: td, Media: repo, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
 	s.Domain = dom
 	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut}); err != nil {
 		cancel()

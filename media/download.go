@@ -69,7 +69,7 @@ func (m *Repo) lookup(r *http.Request, userID string) (*metadata, error) {
 		return nil, apierr.NotFound("Media not found")
 	}
 	md, err := m.store.readMeta(id)
-	if errors.Is(err, errNoMedia) {
+	if errors.Is(err, errNoMedia) || (err == nil && md.Quarantined) {
 		return nil, apierr.NotFound("Media not found")
 	}
 	if err == nil && m.access != nil {

@@ -24,6 +24,8 @@ type metadata struct {
 	Size        int64  `json:"size"`
 	Uploader    string `json:"uploader"`
 	CreatedTS   int64  `json:"created_ts"` // milliseconds since the Unix epoch
+	// Quarantined items are served to nobody (admin.go).
+	Quarantined bool `json:"quarantined,omitempty"`
 }
 
 // store knows the on-disk layout. It never interprets HTTP.
