@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,8 @@ type HTTP struct {
 	cfg    HTTPConfig
 	prefix string        // random per process, so IDs from two runs differ
 	seq    atomic.Uint64 // request IDs are prefix-seq
+	// routeCtxs pools chi route contexts, as chi's own router does.
+	routeCtxs sync.Pool
 
 	requests     *prometheus.CounterVec   // route, method, status
 	duration     *prometheus.HistogramVec // route, method
@@ -90,85 +93,102 @@ func RequestID(ctx context.Context) string {
 
 // Wrap observes every request next serves. next must be (or wrap) a chi
 // router: Wrap puts a chi route context in the request so that the route
-// pattern chi matched is known afterwards. Each request gets an ID, in
-// the X-Request-Id answer header and on every log line made with the
+// pattern chi matched is known afterwards (chi then uses it instead of
+// one of its own; Wrap pools them as chi does). Each request gets an ID,
+// in the X-Request-Id answer header and on every log line made with the
 // request's context (ContextHandler).
 func (h *HTTP) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		id := h.prefix + "-" + strconv.FormatUint(h.seq.Add(1), 10)
+		var buf [32]byte
+		id := string(strconv.AppendUint(append(append(buf[:0], h.prefix...), '-'), h.seq.Add(1), 10))
 		w.Header().Set("X-Request-Id", id)
-		rctx := chi.NewRouteContext()
-		ctx := context.WithValue(context.WithValue(r.Context(), ctxKey{}, id), chi.RouteCtxKey, rctx)
-		r = r.WithContext(ctx)
-
-		longPoll, timeout := false, time.Duration(0)
-		isSync := r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/sync") && strings.HasPrefix(r.URL.Path, "/_matrix/client/")
-		if isSync {
+		rctx, _ := h.routeCtxs.Get().(*chi.Context)
+		if rctx == nil {
+			rctx = chi.NewRouteContext()
+		}
+		rctx.Reset()
+		st := &observed{ResponseWriter: w, status: http.StatusOK, start: time.Now(), rctx: rctx, method: r.Method}
+		st.ctx = context.WithValue(context.WithValue(r.Context(), ctxKey{}, id), chi.RouteCtxKey, rctx)
+		r = r.WithContext(st.ctx)
+		st.isSync = r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/sync") && strings.HasPrefix(r.URL.Path, "/_matrix/client/")
+		if st.isSync {
 			q := r.URL.Query()
 			if ms, err := strconv.ParseInt(q.Get("timeout"), 10, 64); err == nil && ms > 0 && q.Get("since") != "" {
-				longPoll, timeout = true, min(time.Duration(ms)*time.Millisecond, h.cfg.MaxSyncTimeout)
+				st.longPoll, st.timeout = true, min(time.Duration(ms)*time.Millisecond, h.cfg.MaxSyncTimeout)
 				h.syncHeld.Inc()
 			}
 		}
 		h.inFlight.Inc()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() {
-			h.inFlight.Dec()
-			d := time.Since(start)
-			route := rctx.RoutePattern()
-			if route == "" {
-				route = "unmatched"
-			}
-			h.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-			h.duration.WithLabelValues(route, r.Method).Observe(d.Seconds())
-			if isSync {
-				kind := "immediate"
-				if longPoll {
-					kind = "longpoll"
-					h.syncHeld.Dec()
-					if d+100*time.Millisecond < timeout {
-						h.syncWakeups.Inc()
-					}
-				}
-				h.syncDuration.WithLabelValues(kind).Observe(d.Seconds())
-			}
-			if h.cfg.SlowRequest > 0 && d > h.cfg.SlowRequest && !longPoll {
-				h.cfg.Logger.WarnContext(ctx, "slow request", "method", r.Method, "route", route, "status", sw.status, "duration_ms", d.Milliseconds())
-			}
-		}()
-		next.ServeHTTP(sw, r)
+		defer h.finish(st)
+		next.ServeHTTP(st, r)
 	})
 }
 
-// statusWriter remembers the status written. Unwrap lets
-// http.ResponseController reach the connection's own methods.
-type statusWriter struct {
+// finish records a served request, and logs it when slow.
+func (h *HTTP) finish(st *observed) {
+	h.inFlight.Dec()
+	d := time.Since(st.start)
+	route := st.rctx.RoutePattern()
+	if route == "" {
+		route = "unmatched"
+	}
+	h.requests.WithLabelValues(route, st.method, statusLabel(st.status)).Inc()
+	h.duration.WithLabelValues(route, st.method).Observe(d.Seconds())
+	if st.isSync {
+		kind := "immediate"
+		if st.longPoll {
+			kind = "longpoll"
+			h.syncHeld.Dec()
+			if d+100*time.Millisecond < st.timeout {
+				h.syncWakeups.Inc()
+			}
+		}
+		h.syncDuration.WithLabelValues(kind).Observe(d.Seconds())
+	}
+	if h.cfg.SlowRequest > 0 && d > h.cfg.SlowRequest && !st.longPoll {
+		h.cfg.Logger.WarnContext(st.ctx, "slow request", "method", st.method, "route", route, "status", st.status, "duration_ms", d.Milliseconds())
+	}
+	h.routeCtxs.Put(st.rctx)
+}
+
+// observed is one request in flight: its response writer, which
+// remembers the status written, and what finish needs. One allocation
+// per request. Unwrap lets http.ResponseController reach the
+// connection's own methods.
+type observed struct {
 	http.ResponseWriter
 	status  int
 	written bool
+
+	start    time.Time
+	ctx      context.Context
+	rctx     *chi.Context
+	method   string
+	isSync   bool
+	longPoll bool
+	timeout  time.Duration
 }
 
-func (w *statusWriter) WriteHeader(code int) {
+func (w *observed) WriteHeader(code int) {
 	if !w.written {
 		w.status, w.written = code, true
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
+func (w *observed) Write(b []byte) (int, error) {
 	w.written = true
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *statusWriter) Flush() {
+func (w *observed) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		w.written = true
 		f.Flush()
 	}
 }
 
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *observed) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ContextHandler adds the request ID to every record logged with a
 // request's context.
@@ -190,4 +210,20 @@ func (h ContextHandler) WithAttrs(as []slog.Attr) slog.Handler {
 // WithGroup keeps the wrapper around the derived handler.
 func (h ContextHandler) WithGroup(name string) slog.Handler {
 	return ContextHandler{h.Handler.WithGroup(name)}
+}
+
+// statusLabels holds the label of every valid status code, so that a
+// request's status costs no allocation.
+var statusLabels = func() (t [600]string) {
+	for i := 100; i < len(t); i++ {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func statusLabel(code int) string {
+	if code >= 100 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }
