@@ -72,7 +72,7 @@ func (d *Deactivator) Deactivate(ctx context.Context, userID string, erase bool,
 		}
 		for _, mb := range ms {
 			_, err := d.rooms.ChangeMembership(ctx, rooms.MembershipRequest{RoomID: mb.RoomID, Sender: userID, Target: userID,
-				Membership: "leave", Reason: "Account deactivated"})
+				Membership: "leave", Reason: "Account deactivated", ByService: true}) // ByService: out of the server notices room too
 			if err != nil {
 				errs = append(errs, fmt.Errorf("leave %s: %w", mb.RoomID, err))
 			}

@@ -100,6 +100,10 @@ type Config struct {
 	Purger      Purger
 	// Media is the media store (media.go); nil turns media actions off.
 	Media MediaRepo
+	// Notices and NoticeRooms serve server notices (notices.go); nil
+	// turns them off.
+	Notices     NoticeStore
+	NoticeRooms NoticeRooms
 	// Forget drops a user's cached sessions: one device's, or all with ""
 	// (the client API's token cache). Nil means there is no cache.
 	Forget func(userID, deviceID string)

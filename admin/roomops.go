@@ -235,4 +235,3 @@ func (s *Service) MakeRoomAdmin(ctx context.Context, actor, roomID, userID strin
 	}
 	return s.audit(ctx, actor, "room.make_admin", roomID, map[string]any{"user_id": userID, "by": best})
 }
-

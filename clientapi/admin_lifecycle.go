@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -24,6 +25,7 @@ func (a *API) mountAdminLifecycle(r chi.Router) {
 	r.Delete("/media/{serverName}/{mediaId}", a.adminOnly(a.adminDeleteMedia))
 	r.Put("/media/{serverName}/{mediaId}/quarantine", a.adminOnly(a.adminQuarantineMedia))
 	r.Post("/media/purge", a.adminOnly(a.adminPurgeMedia))
+	r.Post("/send_server_notice", a.adminOnly(a.adminSendNotice))
 }
 
 func (a *API) adminDeactivate(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -150,4 +152,30 @@ func (a *API) adminPurgeMedia(w http.ResponseWriter, r *http.Request, s *session
 		return err
 	}
 	return writeJSON(w, res)
+}
+
+func (a *API) adminSendNotice(w http.ResponseWriter, r *http.Request, s *session) error {
+	var req struct {
+		UserID  string          `json:"user_id"`
+		All     bool            `json:"all"`
+		Content json.RawMessage `json:"content"`
+	}
+	if err := a.readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.All == (req.UserID != "") {
+		return apierr.InvalidParam("give either user_id or all: true")
+	}
+	if req.All {
+		n, err := a.admin.SendNoticeToAll(r.Context(), s.UserID, req.Content, nil)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, map[string]any{"sent": n})
+	}
+	id, err := a.admin.SendNotice(r.Context(), s.UserID, req.UserID, req.Content)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]any{"event_id": id})
 }

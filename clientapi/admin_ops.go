@@ -27,7 +27,7 @@ func newAdmin(cfg Config, d Deps, tokens *tokenCache) *admin.Service {
 	return admin.New(admin.Config{
 		ServerName: cfg.ServerName, Store: d.Store, Devices: d.Devices, Hasher: d.Hasher, Rooms: d.Rooms,
 		Forget:   tokens.dropUser,
-		Accounts: d.Store, Deactivator: accounts.NewDeactivator(d.Store, d.Devices, d.Rooms), RoomOps: d.Rooms, Purger: d.Rooms, Media: repo,
+		Accounts: d.Store, Deactivator: accounts.NewDeactivator(d.Store, d.Devices, d.Rooms), RoomOps: d.Rooms, Purger: d.Rooms, Media: repo, Notices: d.Store, NoticeRooms: d.Rooms,
 	})
 }
 

@@ -16,6 +16,6 @@ const CLIActor = "cli"
 func (s *Server) Admin() *admin.Service {
 	return admin.New(admin.Config{
 		ServerName: s.cfg.ServerName, Store: s.Store, Devices: s.Domain.Devices, Hasher: s.Hasher, Rooms: s.Rooms,
-		Accounts: s.Store, Deactivator: accounts.NewDeactivator(s.Store, s.Domain.Devices, s.Rooms), RoomOps: s.Rooms, Purger: s.Rooms, Media: s.Media,
+		Accounts: s.Store, Deactivator: accounts.NewDeactivator(s.Store, s.Domain.Devices, s.Rooms), RoomOps: s.Rooms, Purger: s.Rooms, Media: s.Media, Notices: s.Store, NoticeRooms: s.Rooms,
 	})
 }

@@ -158,7 +158,8 @@ type MembershipRequest struct {
 	// the invitee's own request or an operator's: the MembershipPolicy,
 	// which guards users from other people, is not asked; nor are the
 	// join and invite limits (actionlimit.go), for the joins a service
-	// makes too. Clients never set it.
+	// makes too; and a leave it makes may leave a server notices room
+	// (notices.go). Clients never set it.
 	ByService bool
 }
 
@@ -173,6 +174,11 @@ type MembershipRequest struct {
 func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (string, error) {
 	if req.Membership == "join" || req.Membership == "invite" {
 		if err := s.checkNotBlocked(req.RoomID); err != nil {
+			return "", err
+		}
+	}
+	if req.Membership == "leave" && req.Sender == req.Target && !req.ByService {
+		if err := s.checkNoticeLeave(ctx, req.RoomID); err != nil { // notices.go
 			return "", err
 		}
 	}
