@@ -199,6 +199,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
+	if fed != nil && fed.Inbound != nil { // inbound federation's figures join the metrics
+		obs.reg.MustRegister(fed.Inbound.Collector())
+	}
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })

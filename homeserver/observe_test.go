@@ -173,3 +173,18 @@ func TestHealthProbes(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsFederating: with federation on, the scrape also carries
+// inbound federation's series and still parses.
+func TestMetricsFederating(t *testing.T) {
+	srv := hstest.StartFederating(t, hstest.FedOptions{})
+	if _, err := srv.Srv.CreateUser(t.Context(), "boss", "pw-boss", true); err != nil {
+		t.Fatal(err)
+	}
+	fams := scrape(t, srv, srv.Login(t, "boss"))
+	for _, name := range []string{"parley_federation_inbound_transactions_total", "parley_http_requests_total"} {
+		if fams[name] == nil {
+			t.Errorf("federating scrape lacks %s", name)
+		}
+	}
+}
