@@ -51,6 +51,7 @@ func TestAdminPurgeHistory(t *testing.T) {
 			bob := srv.Register(t, "bob")
 			room := alice.CreateRoom(map[string]any{"preset": "public_chat", "name": "Archive"})
 			bob.Join(room)
+			bobBefore := bob.Sync("", 0).Get("next_batch").String()
 			var oldIDs []string
 			for i := range 5 {
 				oldIDs = append(oldIDs, alice.Send(room, fmt.Sprint("o", i), fmt.Sprint("old", i)))
@@ -61,6 +62,9 @@ func TestAdminPurgeHistory(t *testing.T) {
 			bobSince := bob.Sync("", 0).Get("next_batch").String()
 			for i := range 3 {
 				alice.Send(room, fmt.Sprint("n", i), fmt.Sprint("new", i))
+			}
+			if got := hstest.Bodies(bob.Sync(bobBefore, 0), room); len(got) != 8 { // sync's timeline cache now holds them
+				t.Fatalf("bob's sync before the purge = %v, want all 8 messages", got)
 			}
 			r := hstest.Esc(room)
 			for _, c := range []struct {
@@ -119,6 +123,9 @@ func TestAdminPurgeHistory(t *testing.T) {
 			}
 			if name != "Archive" {
 				t.Errorf("room name in initial sync after purge = %q, want Archive (state kept)", name)
+			}
+			if got := hstest.Bodies(bob.Sync(bobBefore, 0), room); !slices.Equal(got, want) {
+				t.Errorf("sync from before the old messages, after purge = %v, want %v (no cached purged events)", got, want)
 			}
 			if got := hstest.Bodies(bob.Sync(bobSince, 0), room); !slices.Equal(got, want) {
 				t.Errorf("incremental sync after purge = %v, want %v", got, want)
