@@ -42,10 +42,11 @@ func NewDeactivator(store AccountStore, devices Devices, rooms Rooms) *Deactivat
 
 // Deactivate deactivates userID for good: the account is marked first, so
 // login, token use and registration of the name are refused from then on;
+// then every device is logged out (forget drops cached tokens), while the
+// user still shares rooms with those who must see the device list change;
 // then the user leaves every room they are joined to, invited to or
 // knocking on (through rooms.Service, so every rule and every other
-// member's view runs as for a normal leave); then every device is logged
-// out (forget drops cached tokens) and OpenID tokens are deleted. With
+// member's view runs as for a normal leave), and OpenID tokens are deleted. With
 // erase, the profile (display name, avatar) is erased too, after the
 // leaves so no member event carries the change.
 //
@@ -57,6 +58,13 @@ func (d *Deactivator) Deactivate(ctx context.Context, userID string, erase bool,
 		return fmt.Errorf("deactivate %s: %w", userID, err)
 	}
 	var errs []error
+	// Devices go before the rooms: the device list change reaches the
+	// users who share a room with userID, so it must be made while they
+	// still do, or their clients keep the devices (sync has no
+	// device_lists.left).
+	if err := d.devices.DeleteAll(ctx, userID, forget); err != nil {
+		errs = append(errs, fmt.Errorf("log out devices: %w", err))
+	}
 	for _, m := range []string{"join", "invite", "knock"} {
 		ms, err := d.store.UserMemberships(ctx, userID, m)
 		if err != nil {
@@ -64,14 +72,11 @@ func (d *Deactivator) Deactivate(ctx context.Context, userID string, erase bool,
 		}
 		for _, mb := range ms {
 			_, err := d.rooms.ChangeMembership(ctx, rooms.MembershipRequest{RoomID: mb.RoomID, Sender: userID, Target: userID,
-				Membership: "leave", Reason: "Account deactivated"})
+				Membership: "leave", Reason: "Account deactivated", ByService: true}) // ByService: out of the server notices room too
 			if err != nil {
 				errs = append(errs, fmt.Errorf("leave %s: %w", mb.RoomID, err))
 			}
 		}
-	}
-	if err := d.devices.DeleteAll(ctx, userID, forget); err != nil {
-		errs = append(errs, fmt.Errorf("log out devices: %w", err))
 	}
 	if _, err := d.store.DeleteExpiredOpenIDTokens(ctx, 0, userID); err != nil {
 		errs = append(errs, err)

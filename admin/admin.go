@@ -91,6 +91,19 @@ type Config struct {
 	Devices    Devices
 	Hasher     Hasher
 	Rooms      Blocker
+	// Accounts, Deactivator and RoomOps serve deactivation, reactivation
+	// and the room actions (deactivate.go, roomops.go); nil ones make
+	// those actions fail with an error.
+	Accounts    AccountStore
+	Deactivator Deactivator
+	RoomOps     RoomActions
+	Purger      Purger
+	// Media is the media store (media.go); nil turns media actions off.
+	Media MediaRepo
+	// Notices and NoticeRooms serve server notices (notices.go); nil
+	// turns them off.
+	Notices     NoticeStore
+	NoticeRooms NoticeRooms
 	// Forget drops a user's cached sessions: one device's, or all with ""
 	// (the client API's token cache). Nil means there is no cache.
 	Forget func(userID, deviceID string)

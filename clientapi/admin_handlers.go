@@ -18,8 +18,12 @@ func (a *API) mountDeskAdmin(r chi.Router) {
 	if a.desks == nil {
 		return
 	}
-	// A registry of our own: nothing global, and only what we choose to show.
-	reg := prometheus.NewRegistry()
+	// The server's registry (Deps.Metrics), or one of our own: nothing
+	// global, and only what we choose to show.
+	reg := a.metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	reg.MustRegister(a.desks.Collector())
 	reg.MustRegister(a.rooms.Collector())
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})

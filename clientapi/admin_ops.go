@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/parley-im/parley/accounts"
 	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/apierr"
 )
@@ -19,9 +20,14 @@ func newAdmin(cfg Config, d Deps, tokens *tokenCache) *admin.Service {
 	if d.Store == nil || d.Rooms == nil {
 		return nil
 	}
+	var repo admin.MediaRepo // stays a nil interface without media
+	if d.Media != nil {
+		repo = d.Media
+	}
 	return admin.New(admin.Config{
 		ServerName: cfg.ServerName, Store: d.Store, Devices: d.Devices, Hasher: d.Hasher, Rooms: d.Rooms,
-		Forget: tokens.dropUser,
+		Forget:   tokens.dropUser,
+		Accounts: d.Store, Deactivator: accounts.NewDeactivator(d.Store, d.Devices, d.Rooms), RoomOps: d.Rooms, Purger: d.Rooms, Media: repo, Notices: d.Store, NoticeRooms: d.Rooms,
 	})
 }
 
@@ -45,6 +51,7 @@ func (a *API) mountAdmin(r chi.Router) {
 	r.Get("/rooms/{roomId}", a.adminOnly(a.adminGetRoom))
 	r.Get("/rooms/{roomId}/state", a.adminOnly(a.adminRoomState))
 	r.Put("/rooms/{roomId}/block", a.adminOnly(a.adminBlockRoom))
+	a.mountAdminLifecycle(r) // admin_lifecycle.go
 }
 
 func adminPage(r *http.Request) (admin.Page, error) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-im/parley/accounts/password"
 	"github.com/parley-im/parley/admin"
@@ -111,6 +112,10 @@ type Deps struct {
 	// Remote joins and leaves rooms through other servers
 	// (remote_membership.go); nil when federation is off.
 	Remote RemoteMembership
+	// Metrics is the server's registry, which GET /_parley/admin/v1/metrics
+	// serves; the writer's and desks' collectors are added to it. Nil
+	// means a registry of the API's own.
+	Metrics *prometheus.Registry
 }
 
 // API is the client-server API.
@@ -145,6 +150,8 @@ type API struct {
 	// misc holds the services of clientmisc.go, built on first use.
 	misc clientMisc
 	rel  *relations.Service
+	// metrics is Deps.Metrics (admin_handlers.go).
+	metrics *prometheus.Registry
 
 	// remote joins and leaves through other servers; nil without
 	// federation.
@@ -198,6 +205,7 @@ func New(cfg Config, d Deps) *API {
 		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)
+	a.metrics = d.Metrics
 	return a
 }
 
@@ -310,7 +318,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.Canceled):
 		return // the client went away
 	default:
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = apierr.Unknown("Internal server error")
 	}
 	apierr.Write(w, ae)

@@ -21,41 +21,75 @@ import (
 
 // tokenCache keeps resolved access tokens in memory, so an authenticated
 // request (every sync) costs no query. Logout removes entries.
+//
+// Two things keep a dead token from living on in the cache. An entry is
+// trusted for tokenCacheTTL only, so a device deleted or an account
+// deactivated by another process (the parley command) stops working
+// within that time. And drops counts dropUser calls: a lookup that began
+// before a drop does not cache its (possibly stale) answer, so a request
+// racing an admin's deactivation cannot re-insert the token just dropped.
 type tokenCache struct {
 	mu    sync.RWMutex
 	max   int
-	items map[string]session // token hash -> session; guarded by mu
+	ttl   time.Duration
+	items map[string]cachedSession // token hash -> session; guarded by mu
+	drops uint64                   // dropUser calls so far; guarded by mu
 }
 
+type cachedSession struct {
+	s       session
+	expires time.Time
+}
+
+// tokenCacheTTL bounds how long a cached token is trusted without a look
+// at the database: one query per active device per minute.
+const tokenCacheTTL = time.Minute
+
 func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, items: map[string]session{}}
+	return &tokenCache{max: max, ttl: tokenCacheTTL, items: map[string]cachedSession{}}
 }
 
 func (c *tokenCache) get(hash string) (session, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	s, ok := c.items[hash]
-	return s, ok
+	e, ok := c.items[hash]
+	if !ok || time.Now().After(e.expires) {
+		return session{}, false
+	}
+	return e.s, true
 }
 
-func (c *tokenCache) put(hash string, s session) {
+// generation is the drop count to pass to put: take it before looking the
+// token up in the database.
+func (c *tokenCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.drops
+}
+
+// put caches s unless a drop happened since gen was taken.
+func (c *tokenCache) put(hash string, s session, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.drops != gen {
+		return // the lookup may predate a logout or deactivation: do not keep it
+	}
 	if len(c.items) >= c.max {
 		for k := range c.items { // drop an arbitrary entry; a miss costs one query
 			delete(c.items, k)
 			break
 		}
 	}
-	c.items[hash] = s
+	c.items[hash] = cachedSession{s: s, expires: time.Now().Add(c.ttl)}
 }
 
 // dropUser forgets every cached token of user, or one device when deviceID is set.
 func (c *tokenCache) dropUser(userID, deviceID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, s := range c.items {
-		if s.UserID == userID && (deviceID == "" || s.DeviceID == deviceID) {
+	c.drops++
+	for k, e := range c.items {
+		if e.s.UserID == userID && (deviceID == "" || e.s.DeviceID == deviceID) {
 			delete(c.items, k)
 		}
 	}
@@ -83,6 +117,7 @@ func (a *API) authenticate(r *http.Request) (*session, error) {
 	if s, ok := a.tokens.get(h); ok {
 		return &s, nil
 	}
+	gen := a.tokens.generation()
 	d, err := a.store.DeviceByToken(r.Context(), h)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, apierr.UnknownToken("Unknown access token")
@@ -98,7 +133,7 @@ func (a *API) authenticate(r *http.Request) (*session, error) {
 		return nil, apierr.UnknownToken("This account has been deactivated")
 	}
 	s := session{UserID: d.UserID, DeviceID: d.DeviceID, IsAdmin: u.IsAdmin, deviceKey: d.UserID + "|" + d.DeviceID}
-	a.tokens.put(h, s)
+	a.tokens.put(h, s, gen)
 	_ = a.store.TouchDevice(r.Context(), d.UserID, d.DeviceID, time.Now().UnixMilli(), clientIP(r))
 	return &s, nil
 }

@@ -141,6 +141,16 @@ type Media struct {
 	// ThumbnailQueue is how many thumbnail generations may wait for a
 	// decoder; more get 429 M_LIMIT_EXCEEDED. Zero value means 16.
 	ThumbnailQueue int `yaml:"thumbnail_queue"`
+	// QuotaBytes caps the media bytes each user may have stored, so one
+	// account cannot fill the disk; an upload past it gets 403
+	// M_RESOURCE_LIMIT_EXCEEDED. Zero value means no quota. With a quota,
+	// start-up reads every media record once to sum each user's usage.
+	// Users in rate_limit.exempt have no quota.
+	QuotaBytes int64 `yaml:"quota_bytes"`
+	// AdminContact is the admin_contact that a quota refusal carries (a
+	// mailto: or https: URI); the spec requires the field. Zero value
+	// means an empty string.
+	AdminContact string `yaml:"admin_contact"`
 }
 
 // RateLimit bounds how fast one user and one client address may send
@@ -322,6 +332,10 @@ type Log struct {
 	// Format is text (for people) or json (for log collectors). Zero value
 	// means text.
 	Format string `yaml:"format"`
+	// SlowRequestMs: a request slower than this is logged at warn level
+	// with its route, status and request ID (/sync long-polls excepted).
+	// Zero value means 2000; a negative value turns the log off.
+	SlowRequestMs int `yaml:"slow_request_ms"`
 }
 
 // Default returns the configuration used when nothing is configured.

@@ -52,6 +52,10 @@ media:
   thumbnail_max_jpeg_scans: 0    # 32
   thumbnail_concurrency: 0       # 1 decode at a time
   thumbnail_queue: 0             # 16 waiting
+  # Media bytes each user may store (0: no quota); past it, uploads get
+  # 403 M_RESOURCE_LIMIT_EXCEEDED with admin_contact.
+  quota_bytes: 0
+  admin_contact: ""
 
 rate_limit:
   # false turns all request rate limits off.
@@ -147,6 +151,8 @@ log:
   level: info
   # text for people, json for log collectors.
   format: text
+  # Requests slower than this are logged at warn (0: 2000; negative: off).
+  slow_request_ms: 0
 
 writer:
   # Memory bound (estimated) of the writer's cache of room state (256 MiB);

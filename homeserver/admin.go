@@ -1,6 +1,9 @@
 package homeserver
 
-import "github.com/parley-im/parley/admin"
+import (
+	"github.com/parley-im/parley/accounts"
+	"github.com/parley-im/parley/admin"
+)
 
 // CLIActor is the audit log's actor for actions taken with the parley
 // command on the box, which has no access token and so no user.
@@ -13,5 +16,6 @@ const CLIActor = "cli"
 func (s *Server) Admin() *admin.Service {
 	return admin.New(admin.Config{
 		ServerName: s.cfg.ServerName, Store: s.Store, Devices: s.Domain.Devices, Hasher: s.Hasher, Rooms: s.Rooms,
+		Accounts: s.Store, Deactivator: accounts.NewDeactivator(s.Store, s.Domain.Devices, s.Rooms), RoomOps: s.Rooms, Purger: s.Rooms, Media: s.Media, Notices: s.Store, NoticeRooms: s.Rooms,
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
+	"github.com/parley-im/parley/observe"
 	"github.com/parley-im/parley/ratelimit"
 	"github.com/parley-im/parley/relations"
 	"github.com/parley-im/parley/rooms"
@@ -45,7 +46,9 @@ type Server struct {
 	Desks    *desks.Service
 	Graph    graph.Store
 	ToDevice *todevice.Service
+	Media    *media.Repo
 	handler  http.Handler
+	obs      *observability // metrics and request observation (observe.go)
 	commits  *commitFanout
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
@@ -69,6 +72,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if log == nil {
 		log = slog.Default()
 	}
+	log = slog.New(observe.ContextHandler{Handler: log.Handler()}) // request IDs on request log lines
 	store, err := storage.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
 	if err != nil {
 		return nil, err
@@ -127,7 +131,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxUploadBytes: cfg.Media.MaxUploadBytes, UploadLimiter: mediaUploads, UploadExempt: actions.Exempt, Logger: log, Thumbnails: media.ThumbnailLimits{
 			MaxPixels: cfg.Media.ThumbnailMaxPixels, MaxDecodeBytes: cfg.Media.ThumbnailMaxDecodeBytes,
 			MaxJPEGScans: cfg.Media.ThumbnailMaxJPEGScans, Concurrency: cfg.Media.ThumbnailConcurrency,
-			MaxPending: cfg.Media.ThumbnailQueue}})
+			MaxPending: cfg.Media.ThumbnailQueue}, QuotaBytes: cfg.Media.QuotaBytes, AdminContact: cfg.Media.AdminContact})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -189,20 +193,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if fed != nil {
 		remote = fedRem
 	}
+	obs := newObservability(cfg, store, log)
 	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
-		Relations: rels})
+		Relations: rels, Metrics: obs.reg})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
-		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), commits: commits, cancel: cancel}
+		Desks: ds, ToDevice: td, Media: repo, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
 	s.Domain = dom
 	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, media: repo, remote: fedRem}); err != nil {
 		cancel()
 		rs.Shutdown(ctx)
 		store.Close()
 		return nil, err
+	}
+	if fed != nil && fed.Inbound != nil { // inbound federation's figures join the metrics
+		obs.reg.MustRegister(fed.Inbound.Collector())
 	}
 	s.goBackground(func() { n.RunTypingExpiry(bgCtx) })
 	s.goBackground(func() { pres.Run(bgCtx) })
@@ -250,7 +258,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	if idle <= 0 {
 		idle = 30 * time.Second // the documented default, for a Config not filled by config.Load
 	}
-	handler := withBodyIdleTimeout(s.handler, idle)
+	// Outside the router: the health probes, then request metrics and IDs.
+	handler := withBodyIdleTimeout(observe.Health(s.Store, s.Rooms, s.obs.http.Wrap(s.handler)), idle)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: idle, IdleTimeout: 120 * time.Second}
 	ln = connlimit.New(ln, s.cfg.HTTP.MaxConnsPerAddress, s.cfg.HTTP.LimitLoopback)
 	s.mu.Lock()

@@ -146,6 +146,11 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 			n.touchUserLocked(u, ev.Pos)
 		}
 	}
+	for _, room := range c.Purged { // an operator purge deleted stored events
+		n.timelines.drop(room)
+		n.members.void(room)
+		n.unread.voidRoom(room)
+	}
 	for _, t := range c.RoomTouches {
 		n.roomPos[t.ID] = t.Pos
 		n.receiptPos[t.ID] = t.Pos

@@ -74,7 +74,7 @@ func (m *Repo) lookup(r *http.Request, userID string) (*metadata, error) {
 		return m.remoteLookup(r.Context(), userID, server, id)
 	}
 	md, err := m.store.readMeta(id)
-	if errors.Is(err, errNoMedia) {
+	if errors.Is(err, errNoMedia) || (err == nil && md.Quarantined) {
 		return nil, apierr.NotFound("Media not found")
 	}
 	if server, ok := r.Context().Value(serverReadKey{}).(string); ok && err == nil {

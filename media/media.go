@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/parley-im/parley/apierr"
@@ -49,6 +50,11 @@ type Config struct {
 	// Logger receives internal faults, which clients only see as a bare
 	// 500 M_UNKNOWN. Nil means slog.Default().
 	Logger *slog.Logger
+	// QuotaBytes caps the bytes each user may have stored; an upload past
+	// it gets 403 M_RESOURCE_LIMIT_EXCEEDED with AdminContact. Zero means
+	// no quota.
+	QuotaBytes   int64
+	AdminContact string
 }
 
 // Repo is the media repository. It is safe for concurrent use.
@@ -74,6 +80,15 @@ type Repo struct {
 	fetches *remoteFetches
 	// serverAccess is set once by MountFederation (federation.go).
 	serverAccess ServerAccess
+	// quota and adminContact are Config.QuotaBytes and AdminContact;
+	// usage sums each uploader's bytes (nil without a quota). admin.go.
+	quota        int64
+	adminContact string
+	usage        *usage
+	// contentMu: uploads hold it shared while they store, operator
+	// deletions exclusively, so no upload starts sharing a file that a
+	// deletion is removing.
+	contentMu sync.RWMutex
 }
 
 // Authenticate is supplied by the client API: it checks the access token and
@@ -132,6 +147,15 @@ func New(cfg Config) (*Repo, error) {
 		log:        logger,
 		uploads:    cfg.UploadLimiter,
 		exempt:     cfg.UploadExempt,
+	}
+	if cfg.QuotaBytes < 0 {
+		return nil, fmt.Errorf("media: Config.QuotaBytes is negative (%d)", cfg.QuotaBytes)
+	}
+	if cfg.QuotaBytes > 0 {
+		repo.quota, repo.adminContact = cfg.QuotaBytes, cfg.AdminContact
+		if repo.usage, err = st.loadUsage(); err != nil {
+			return nil, fmt.Errorf("media: %w", err)
+		}
 	}
 	repo.thumbLimits = cfg.Thumbnails.withDefaults()
 	repo.decodes = newDecodeQueue(repo.thumbLimits.Concurrency, repo.thumbLimits.MaxPending, repo.thumbLimits.Deadline)

@@ -23,10 +23,12 @@ type metadata struct {
 	UploadName  string `json:"upload_name"`
 	Size        int64  `json:"size"`
 	Uploader    string `json:"uploader"`
+	CreatedTS   int64  `json:"created_ts"` // milliseconds since the Unix epoch
+	// Quarantined items are served to nobody (admin.go).
+	Quarantined bool `json:"quarantined,omitempty"`
 	// Origin is the server a fetched remote item came from; "" for local
 	// uploads.
-	Origin    string `json:"origin,omitempty"`
-	CreatedTS int64  `json:"created_ts"` // milliseconds since the Unix epoch
+	Origin string `json:"origin,omitempty"`
 }
 
 // store knows the on-disk layout. It never interprets HTTP.

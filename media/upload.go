@@ -64,7 +64,20 @@ func (m *Repo) upload(ctx context.Context, body io.Reader, userID, contentType, 
 			return nil, apierr.LimitExceeded(retry.Milliseconds() + 1)
 		}
 	}
-	sha, size, err := m.store.putContent(ctx, body, m.maxUpload)
+	m.contentMu.RLock()
+	defer m.contentMu.RUnlock()
+	limit := m.maxUpload
+	if m.usage != nil && !m.exempt[userID] {
+		left := m.quota - m.usage.of(userID)
+		if left <= 0 {
+			return nil, m.quotaExceeded()
+		}
+		limit = min(limit, left)
+	}
+	sha, size, err := m.store.putContent(ctx, body, limit)
+	if errors.Is(err, errTooLarge) && limit < m.maxUpload {
+		return nil, m.quotaExceeded()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +93,7 @@ func (m *Repo) upload(ctx context.Context, body io.Reader, userID, contentType, 
 	if err := m.store.writeMeta(md); err != nil {
 		return nil, err
 	}
+	m.usage.add(userID, size)
 	return md, nil
 }
 

@@ -28,6 +28,9 @@ type Commit struct {
 	// when another server's event forks the room (which may bring back an
 	// older event, or remove a key).
 	State []StateChange
+	// Purged lists rooms whose stored events an operator purge deleted
+	// (purge.go): caches of their events must go.
+	Purged []string
 }
 
 // StateChange is one change to a room's current state at a position.

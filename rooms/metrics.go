@@ -27,6 +27,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queue, c.refused, c.rooms, c.bytes, c.maxBytes, c.evictions, c.cacheLoads} {
 		ch <- d
 	}
+	for _, h := range c.s.stats.collectors() {
+		h.Describe(ch)
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -40,4 +43,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.maxBytes, prometheus.GaugeValue, float64(st.MaxBytes))
 	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(st.Evictions))
 	ch <- prometheus.MustNewConstMetric(c.cacheLoads, prometheus.CounterValue, float64(st.Loads))
+	for _, h := range c.s.stats.collectors() {
+		h.Collect(ch)
+	}
 }

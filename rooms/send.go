@@ -158,7 +158,8 @@ type MembershipRequest struct {
 	// the invitee's own request or an operator's: the MembershipPolicy,
 	// which guards users from other people, is not asked; nor are the
 	// join and invite limits (actionlimit.go), for the joins a service
-	// makes too. Clients never set it.
+	// makes too; and a leave it makes may leave a server notices room
+	// (notices.go). Clients never set it.
 	ByService bool
 }
 
@@ -173,6 +174,11 @@ type MembershipRequest struct {
 func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (string, error) {
 	if req.Membership == "join" || req.Membership == "invite" {
 		if err := s.checkNotBlocked(req.RoomID); err != nil {
+			return "", err
+		}
+	}
+	if req.Membership == "leave" && req.Sender == req.Target && !req.ByService {
+		if err := s.checkNoticeLeave(ctx, req.RoomID); err != nil { // notices.go
 			return "", err
 		}
 	}
@@ -270,6 +276,9 @@ type RedactRequest struct {
 	RoomID, Sender, DeviceID, TxnID string
 	EventID                         string // the event to redact
 	Reason                          string
+	// ByService marks a redaction an operator action makes (erasing a
+	// deactivated user's messages): no message limit. Clients never set it.
+	ByService bool
 }
 
 // Redact appends an m.room.redaction and strips the target's stored content.
@@ -287,8 +296,10 @@ func (s *Service) Redact(ctx context.Context, req RedactRequest) (string, error)
 	if err != nil {
 		return "", err
 	}
-	if err := s.cfg.Actions.message(req.Sender); err != nil {
-		return "", err
+	if !req.ByService {
+		if err := s.cfg.Actions.message(req.Sender); err != nil {
+			return "", err
+		}
 	}
 	var eventID string
 	err = s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {

@@ -87,6 +87,9 @@ type Service struct {
 	// blocked is the set of rooms an operator blocked (blocked.go).
 	blocked blockedRooms
 
+	// stats are the writer's histograms (writer_metrics.go).
+	stats writerStats
+
 	// Owned by the writer goroutine.
 	pos         int64 // the last stream position assigned
 	group       int64 // the last state group ID assigned
@@ -144,6 +147,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		store:       cfg.Store,
 		log:         cfg.Logger,
 		queue:       newFairQueue(cfg.MaxQueue, cfg.MaxQueuePerUser),
+		stats:       newWriterStats(),
 		quit:        make(chan struct{}),
 		done:        make(chan struct{}),
 		pos:         pos,
@@ -195,12 +199,14 @@ func (s *Service) submitCost(ctx context.Context, user string, cost int, fn func
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	start := time.Now()
 	j := &job{apply: fn, done: make(chan error, 1), cost: max(cost, 1)}
 	if err := s.queue.push(user, j); err != nil {
 		return err
 	}
 	select {
 	case err := <-j.done:
+		s.stats.jobTime.Observe(sinceSeconds(start))
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -269,6 +275,7 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 			return nil, err
 		}
 	}
+	begin := time.Now()
 	tx, err := s.store.BeginWrite(ctx)
 	if err != nil {
 		return nil, err
@@ -301,13 +308,17 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 		b.rollback()
 		return nil, err
 	}
+	commitStart := time.Now()
 	if err := tx.Commit(); err != nil {
 		if !s.committedAnyway(b, err) {
 			b.rollback()
 			return nil, err
 		}
 	}
-	if b.commit.Pos = s.pos; b.commit.Pos > b.startPos && s.cfg.Listener != nil {
+	s.stats.commitTime.Observe(sinceSeconds(commitStart))
+	s.stats.batchTime.Observe(sinceSeconds(begin))
+	s.stats.batchJobs.Observe(float64(len(jobs)))
+	if b.commit.Pos = s.pos; (b.commit.Pos > b.startPos || len(b.commit.Purged) > 0) && s.cfg.Listener != nil {
 		s.cfg.Listener.Committed(b.commit)
 	}
 	return results, nil

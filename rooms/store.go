@@ -53,6 +53,9 @@ type Store interface {
 	// (remote_join.go) and other servers' reads (serverread.go).
 	RoomMemberships(ctx context.Context, roomID string) ([]storage.Membership, error)
 	ServerInRoom(ctx context.Context, roomID, server string) (bool, error)
+
+	// Server notices: a user may not leave their notices room (notices.go).
+	IsServerNoticeRoom(ctx context.Context, roomID string) (bool, error)
 }
 
 var _ Store = (*storage.Store)(nil)

@@ -5,6 +5,10 @@
 //	parley user add NAME [--password P] [--admin] [--config FILE]
 //	parley user list [--search TERM] [--config FILE]
 //	parley user reset-password NAME [--password P] [--logout] [--config FILE]
+//	parley user deactivate NAME [--erase] [--config FILE]
+//	parley room list [--search TERM] [--config FILE]
+//	parley room delete ROOM [--purge] [--config FILE]
+//	parley media purge [--user USER] [--before DATE] [--larger-than BYTES] [--config FILE]
 //	parley version
 package main
 
@@ -46,6 +50,14 @@ const usage = `usage:
                                                list accounts
   parley user reset-password NAME [--password P] [--logout] [--config FILE]
                                                set a new password
+  parley user deactivate NAME [--erase] [--config FILE]
+                                               deactivate an account (server stopped)
+  parley room list [--search TERM] [--config FILE]
+                                               list rooms
+  parley room delete ROOM [--purge] [--config FILE]
+                                               take a room down (server stopped)
+  parley media purge [--user USER] [--before DATE] [--larger-than BYTES] [--config FILE]
+                                               delete stored media
   parley version                               print the version`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -70,6 +82,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		if len(args) >= 3 && args[1] == "reset-password" {
 			return userResetPassword(ctx, args[2:], stdout, getenv)
+		}
+		if len(args) >= 3 && args[1] == "deactivate" {
+			return userDeactivate(ctx, args[2:], stdout, getenv)
+		}
+		return errors.New(usage)
+	case "room":
+		if len(args) >= 2 && args[1] == "list" {
+			return roomList(ctx, args[2:], stdout, getenv)
+		}
+		if len(args) >= 3 && args[1] == "delete" {
+			return roomDelete(ctx, args[2:], stdout, getenv)
+		}
+		return errors.New(usage)
+	case "media":
+		if len(args) >= 2 && args[1] == "purge" {
+			return mediaPurge(ctx, args[2:], stdout, getenv)
 		}
 		return errors.New(usage)
 	case "version", "--version", "-v":
