@@ -182,14 +182,45 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 	return w.bytes()
 }
 
-func (s *Syncer) renderRoom(w *jsonWriter, r *roomResp, now int64, v rooms.Viewer) {
-	w.raw(`{"timeline":{"events":`).events(r.timeline, now, v).raw(`,"limited":`).raw(strconv.FormatBool(r.limited))
+// writeRoomHead writes a room's "timeline" and "state" objects, each event
+// list by events (which reports false to give up). It is the one writer of
+// both a member's own copy and the shared delta (delta.go), so the two
+// cannot drift apart.
+func writeRoomHead(w *jsonWriter, r *roomResp, events func(w *jsonWriter, evs []storage.Event) bool) bool {
+	w.raw(`"timeline":{"events":`)
+	if !events(w, r.timeline) {
+		return false
+	}
+	w.raw(`,"limited":`).raw(strconv.FormatBool(r.limited))
 	prev := r.since
 	if len(r.timeline) > 0 {
 		prev = r.timeline[0].Pos - 1
 	}
-	w.raw(`,"prev_batch":`).str(RoomToken(prev)).raw("}")
-	w.raw(`,"state":{"events":`).events(r.state, now, v).raw("}")
+	w.raw(`,"prev_batch":"`)
+	w.buf = appendRoomToken(w.buf, prev)
+	w.raw(`"}`)
+	w.raw(`,"state":{"events":`)
+	if !events(w, r.state) {
+		return false
+	}
+	w.raw("}")
+	return true
+}
+
+func (s *Syncer) renderRoom(w *jsonWriter, r *roomResp, now int64, v rooms.Viewer) {
+	w.raw("{")
+	d := r.delta
+	if d == nil {
+		d = s.shareRoom(r)
+	}
+	if d != nil && !d.ownedBy(v) {
+		w.buf = d.appendTo(w.buf, now)
+	} else {
+		writeRoomHead(w, r, func(w *jsonWriter, evs []storage.Event) bool {
+			w.events(evs, now, v)
+			return true
+		})
+	}
 	w.raw(`,"account_data":{"events":[`)
 	for i, a := range r.accountDat {
 		if i > 0 {

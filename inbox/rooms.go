@@ -13,6 +13,7 @@ import (
 // summary with a fixed number of batched queries, however many rooms.
 func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*roomResp, limit int, muted map[string]bool) error {
 	f := req.Filter
+	s.findDeltas(req, rooms, limit)
 	var bounds []storage.RoomBound
 	var joinIDs, newIDs, inviteIDs []string
 	for id, r := range rooms {
@@ -25,6 +26,9 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 			if r.newlyJoin || r.fullState {
 				newIDs = append(newIDs, id)
 			}
+		}
+		if r.delta != nil {
+			continue // its timeline and state come rendered (delta.go)
 		}
 		bounds = append(bounds, storage.RoomBound{RoomID: id, Since: r.since, Upto: r.upto})
 	}
@@ -357,6 +361,9 @@ func (s *Syncer) stateBeforeTimelines(ctx context.Context, rms map[string]*roomR
 // membersChanged reports whether a room's response carries a membership
 // change (a limited timeline's gap state counts too).
 func membersChanged(r *roomResp) bool {
+	if r.delta != nil {
+		return r.delta.membersChanged
+	}
 	if r.limited {
 		return true
 	}

@@ -26,6 +26,8 @@ type Syncer struct {
 
 	bodies  sync.Pool // *[]byte response buffers handed back by Release; safe for concurrent use
 	bundler Bundler   // static after construction; nil for none
+
+	noFilter *Filter // static after construction; the empty filter, parsed, for syncs without one
 }
 
 // SyncerConfig wires a Syncer.
@@ -51,8 +53,10 @@ func NewSyncer(cfg SyncerConfig) *Syncer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
+	s := &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
 		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler}
+	s.noFilter, _ = ParseFilter([]byte("{}")) // cannot fail
+	return s
 }
 
 // Request is one /sync call.
@@ -82,7 +86,7 @@ type Request struct {
 // member's client come back for nothing.
 func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 	if req.Filter == nil {
-		req.Filter = &Filter{}
+		req.Filter = s.noFilter
 	}
 	s.presence.Synced(ctx, req.UserID, req.DeviceID, req.SetPresence, s.now())
 	waits := req.Since != nil && !req.FullState && req.Timeout > 0
@@ -135,6 +139,15 @@ type roomResp struct {
 	unread     *storage.Unread
 	summary    *storage.Summary
 	stateEnd   int64 // leave rooms: rooms.Visibility.StateEnd, set with the timeline's visibility
+	roomPos    int64 // joined rooms: the room's latest position as of upto (Notifier.JoinedRooms)
+
+	// The shared room delta (delta.go): delta is the one this response
+	// copies; otherwise shareable says the room's timeline and state may be
+	// rendered once for everyone under shareKey, read at deltaGen.
+	delta     *roomDelta
+	shareable bool
+	shareKey  deltaKey
+	deltaGen  uint64
 }
 
 // build makes the response for req. empty reports that it carries nothing
@@ -212,7 +225,7 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 		} else if req.FullState {
 			get(id, "join").fullState = true
 		} else if pos > since.Pos {
-			get(id, "join")
+			get(id, "join").roomPos = pos
 		}
 	}
 	if typing := s.n.TypingIn(req.UserID, keys(joined), since.Typing); len(typing) > 0 {

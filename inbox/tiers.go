@@ -115,6 +115,9 @@ func (s *Syncer) addTierEvents(ctx context.Context, rms map[string]*roomResp, id
 	changed := s.n.tierNews(rms, ids)
 	for _, id := range ids {
 		r := rms[id]
+		if r.delta != nil {
+			continue // the shared delta's state has it
+		}
 		if !changed[id] && !(quiet[id] && (r.newlyJoin || r.fullState || membersChanged(r))) {
 			continue
 		}

@@ -68,3 +68,8 @@ func ParseToken(s string) (Token, error) {
 // RoomToken is a pagination token: a boundary between positions. Paging
 // backwards from "t<n>" returns positions <= n; forwards returns > n.
 func RoomToken(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }
+
+// appendRoomToken appends RoomToken(pos) without making the string.
+func appendRoomToken(dst []byte, pos int64) []byte {
+	return strconv.AppendInt(append(dst, 't'), pos, 10)
+}
