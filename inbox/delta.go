@@ -202,7 +202,7 @@ func (s *Syncer) shareRoom(r *roomResp) *roomDelta {
 	}
 	d := &roomDelta{key: r.shareKey, membersChanged: membersChanged(r)}
 	w := &jsonWriter{buf: make([]byte, 0, 512)}
-	if !writeRoomHead(w, r, d.appendEvents) {
+	if !writeRoomHead(w, r, 0, rooms.Viewer{}, d) {
 		return nil
 	}
 	d.buf = w.buf

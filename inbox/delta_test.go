@@ -63,7 +63,7 @@ func TestDeltaMatchesOwnRendering(t *testing.T) {
 	r := &roomResp{since: 4, timeline: evs, state: evs[1:2]}
 	d := &roomDelta{}
 	w := &jsonWriter{}
-	if !writeRoomHead(w, r, d.appendEvents) {
+	if !writeRoomHead(w, r, 0, rooms.Viewer{}, d) {
 		t.Fatalf("writeRoomHead for the delta = false, want true")
 	}
 	d.buf = w.buf
@@ -72,7 +72,7 @@ func TestDeltaMatchesOwnRendering(t *testing.T) {
 	}
 	for _, v := range []rooms.Viewer{{UserID: "@b:x", DeviceID: "D2"}, {UserID: "@a:x", DeviceID: "OTHER"}} {
 		own := &jsonWriter{}
-		writeRoomHead(own, r, func(w *jsonWriter, evs []storage.Event) bool { w.events(evs, 123456, v); return true })
+		writeRoomHead(own, r, 123456, v, nil)
 		if got := string(d.appendTo(nil, 123456)); got != string(own.buf) {
 			t.Errorf("delta for %v:\n got %s\nwant %s", v, got, own.buf)
 		}

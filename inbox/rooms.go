@@ -223,7 +223,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	// receipt since the token are not asked: a message wakes every member
 	// of its room, and none of them needs a receipts query for it.
 	receiptIDs := s.n.withReceiptNews(joinIDs, rooms, sincePos)
-	receipts, err := s.store.ReceiptsSinceOwnIn(ctx, req.UserID, receiptIDs, receiptsFrom, upto, keysOf(quiet))
+	receipts, err := s.store.ReceiptsSinceOwnIn(ctx, req.UserID, receiptIDs, receiptsFrom, upto, s.n.quietAmong(receiptIDs))
 	if err != nil {
 		return err
 	}
@@ -266,12 +266,14 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 			summaryIDs = append(summaryIDs, id)
 		}
 	}
-	summaries, err := s.store.RoomSummaries(ctx, req.UserID, summaryIDs)
-	if err != nil {
-		return err
-	}
-	for id, sum := range summaries {
-		rooms[id].summary = sum
+	if len(summaryIDs) > 0 {
+		summaries, err := s.store.RoomSummaries(ctx, req.UserID, summaryIDs)
+		if err != nil {
+			return err
+		}
+		for id, sum := range summaries {
+			rooms[id].summary = sum
+		}
 	}
 	if f.Room.State.Allows(tierEventType, "") {
 		return s.addTierEvents(ctx, rooms, joinIDs, quiet)
@@ -289,6 +291,9 @@ func (s *Syncer) applyHistoryVisibility(ctx context.Context, user string, rms ma
 		if (r.newlyJoin || r.section == "leave") && len(r.timeline) > 0 {
 			ids = append(ids, id)
 		}
+	}
+	if len(ids) == 0 {
+		return nil // the common wake-up: no query, no maps
 	}
 	members, vis, err := s.store.MembershipHistories(ctx, user, ids)
 	if err != nil {

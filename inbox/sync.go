@@ -117,7 +117,9 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 
 func (s *Syncer) emptyResponse(t Token) []byte {
 	w := s.writer(128)
-	w.raw(`{"next_batch":`).str(t.String()).raw(`,"rooms":{"join":{},"invite":{},"leave":{}}}`)
+	w.raw(`{"next_batch":"`)
+	w.buf = t.appendTo(w.buf)
+	w.raw(`","rooms":{"join":{},"invite":{},"leave":{}}}`)
 	return w.bytes()
 }
 
@@ -228,7 +230,9 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 			get(id, "join").roomPos = pos
 		}
 	}
-	if typing := s.n.TypingIn(req.UserID, keys(joined), since.Typing); len(typing) > 0 {
+	if !s.typingNews(req.UserID, since, initial, rooms) {
+		// Nothing typed that concerns the user: no room list to build.
+	} else if typing := s.n.TypingIn(req.UserID, keys(joined), since.Typing); len(typing) > 0 {
 		for id, users := range typing {
 			if f.Room.AllowsRoom(id) {
 				r := get(id, "join")
@@ -326,6 +330,23 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 }
 
 const toDeviceBatch = 100
+
+// typingNews reports whether TypingIn may find anything for the user: an
+// initial sync, a newly joined room (its typing is sent whatever the
+// token), or a typing change that woke the user since the token.
+func (s *Syncer) typingNews(user string, since Token, initial bool, rms map[string]*roomResp) bool {
+	if initial {
+		return true
+	}
+	for _, r := range rms {
+		if r.newlyJoin {
+			return true
+		}
+	}
+	s.n.mu.RLock()
+	defer s.n.mu.RUnlock()
+	return s.n.userTyping[user] > since.Typing
+}
 
 // friends are the user's friends for presence; if the graph cannot be
 // asked, the sync goes on with room peers only.
