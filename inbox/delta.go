@@ -192,6 +192,22 @@ func (s *Syncer) findDeltas(req Request, rms map[string]*roomResp, limit int) {
 	}
 }
 
+// allShared returns the rooms of rms when every one of them comes as a
+// shared delta (the common wake-up: one message in one room).
+func allShared(rms map[string]*roomResp) ([]string, bool) {
+	if len(rms) == 0 {
+		return nil, false
+	}
+	ids := make([]string, 0, len(rms))
+	for id, r := range rms {
+		if r.delta == nil {
+			return nil, false
+		}
+		ids = append(ids, id)
+	}
+	return ids, true
+}
+
 // shareRoom renders r's timeline and state for no viewer and keeps the
 // delta for the members that follow. It returns nil when r cannot be
 // shared: a limited timeline (its gap state and relation bundles are

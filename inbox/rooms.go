@@ -13,7 +13,6 @@ import (
 // summary with a fixed number of batched queries, however many rooms.
 func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*roomResp, limit int, muted map[string]bool) error {
 	f := req.Filter
-	s.findDeltas(req, rooms, limit)
 	var bounds []storage.RoomBound
 	var joinIDs, newIDs, inviteIDs []string
 	for id, r := range rooms {
@@ -202,12 +201,28 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		r.timeline = kept
 	}
 
+	if len(joinIDs) == 0 {
+		return nil
+	}
+	if err := s.fillRoomTails(ctx, req, rooms, joinIDs, len(newIDs) > 0, muted); err != nil {
+		return err
+	}
+	if f.Room.State.Allows(tierEventType, "") {
+		return s.addTierEvents(ctx, rooms, joinIDs, quiet)
+	}
+	return nil
+}
+
+// fillRoomTails adds what each member's copy of a joined room has of its
+// own: receipts, unread counts and the summary. It is all a woken member
+// whose rooms all come as shared deltas needs (build calls it alone then,
+// and fillRooms after the timelines and state). anyNew says a room of ids
+// is newly joined or full state.
+func (s *Syncer) fillRoomTails(ctx context.Context, req Request, rooms map[string]*roomResp, joinIDs []string, anyNew bool,
+	muted map[string]bool) error {
 	var sincePos int64
 	if req.Since != nil {
 		sincePos = req.Since.Pos
-	}
-	if len(joinIDs) == 0 {
-		return nil
 	}
 	var upto int64
 	for _, id := range joinIDs {
@@ -216,7 +231,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		}
 	}
 	receiptsFrom := sincePos
-	if len(newIDs) > 0 {
+	if anyNew {
 		receiptsFrom = 0 // newly joined rooms get every current receipt
 	}
 	// A big room shows each member only their own receipts. Rooms with no
@@ -274,9 +289,6 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		for id, sum := range summaries {
 			rooms[id].summary = sum
 		}
-	}
-	if f.Room.State.Allows(tierEventType, "") {
-		return s.addTierEvents(ctx, rooms, joinIDs, quiet)
 	}
 	return nil
 }

@@ -276,7 +276,16 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 			globalData = append(globalData, storage.AccountData{Type: "m.push_rules", Content: string(ruleset)})
 		}
 	}
-	if err := s.fillRooms(ctx, req, rooms, limit, muted); err != nil {
+	// Members woken by one commit share the room's rendered timeline and
+	// state (delta.go); when every room comes so, only each member's own
+	// parts are left to fill.
+	s.findDeltas(req, rooms, limit)
+	if ids, ok := allShared(rooms); ok {
+		err = s.fillRoomTails(ctx, req, rooms, ids, false, muted)
+	} else {
+		err = s.fillRooms(ctx, req, rooms, limit, muted)
+	}
+	if err != nil {
 		return nil, Token{}, false, err
 	}
 	next := Token{Pos: upto, Typing: typingUpto}
