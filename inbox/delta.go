@@ -33,7 +33,7 @@ import (
 // before such a drop must not store what it read, so syncs note gen first
 // and put only if no drop happened since.
 type deltaCache struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	gen   uint64                  // guarded by mu; bumped by every drop
 	rooms map[string][]*roomDelta // guarded by mu; newest last; entries are immutable
 	bytes int                     // guarded by mu; rendered bytes held in all rooms
@@ -81,15 +81,15 @@ func newDeltaCache() *deltaCache {
 
 // generation returns the drop counter to pass to put.
 func (c *deltaCache) generation() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.gen
 }
 
 // get returns the delta stored under k, or nil.
 func (c *deltaCache) get(k deltaKey) *roomDelta {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	for _, d := range c.rooms[k.room] {
 		if d.key == k {
 			return d
@@ -174,11 +174,15 @@ func (s *Syncer) findDeltas(req Request, rms map[string]*roomResp, limit int) {
 		return
 	}
 	c := s.n.deltas
-	gen := c.generation()
+	var gen uint64
+	genRead := false
 	v := rooms.Viewer{UserID: req.UserID, DeviceID: req.DeviceID}
 	for id, r := range rms {
 		if r.section != "join" || r.newlyJoin || r.fullState || r.since <= 0 || r.roomPos <= r.since {
 			continue
+		}
+		if !genRead { // before any of this sync's reads (fillRooms)
+			gen, genRead = c.generation(), true
 		}
 		k := deltaKey{room: id, since: r.since, roomPos: r.roomPos, limit: limit, filter: req.Filter.shareKey}
 		if d := c.get(k); d != nil {
