@@ -230,10 +230,9 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 			get(id, "join").roomPos = pos
 		}
 	}
-	if !s.typingNews(req.UserID, since, initial, rooms) {
-		// Nothing typed that concerns the user: no room list to build.
-	} else if typing := s.n.TypingIn(req.UserID, keys(joined), since.Typing); len(typing) > 0 {
-		for id, users := range typing {
+	// Without typing news for the user there is no room list to build.
+	if s.typingNews(req.UserID, since, initial, rooms) {
+		for id, users := range s.n.TypingIn(req.UserID, keys(joined), since.Typing) {
 			if f.Room.AllowsRoom(id) {
 				r := get(id, "join")
 				r.typing, r.typingSet = users, true
