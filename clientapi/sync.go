@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -15,29 +16,29 @@ import (
 )
 
 func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
-	q := r.URL.Query()
-	req := inbox.Request{UserID: s.UserID, DeviceID: s.DeviceID, FullState: q.Get("full_state") == "true"}
-	if since := q.Get("since"); since != "" {
+	q := parseSyncQuery(r.URL.RawQuery)
+	req := inbox.Request{UserID: s.UserID, DeviceID: s.DeviceID, FullState: q.fullState == "true"}
+	if since := q.since; since != "" {
 		t, err := inbox.ParseToken(since)
 		if err != nil {
 			return apierr.InvalidParam("Invalid since token")
 		}
 		req.Since = &t
 	}
-	if t := q.Get("timeout"); t != "" {
+	if t := q.timeout; t != "" {
 		ms, err := strconv.ParseInt(t, 10, 64)
 		if err != nil || ms < 0 {
 			return apierr.InvalidParam("timeout must be a non-negative integer")
 		}
 		req.Timeout = min(time.Duration(ms)*time.Millisecond, a.cfg.MaxSyncTimeout)
 	}
-	switch sp := q.Get("set_presence"); sp {
+	switch sp := q.setPresence; sp {
 	case "", "online", "offline", "unavailable":
 		req.SetPresence = sp
 	default:
 		return apierr.InvalidParam("set_presence must be online, offline or unavailable")
 	}
-	if f := q.Get("filter"); f != "" {
+	if f := q.filter; f != "" {
 		filter, err := a.loadFilter(r, s.UserID, f)
 		if err != nil {
 			return err
@@ -63,7 +64,69 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 		return err
 	}
 	defer a.syncer.Release(body) // written (copied out) by then
-	return writeRaw(w, body)
+	writeSyncBody(w, body)
+	return nil
+}
+
+// writeSyncBody sends a sync response in one Write with its length, so
+// that a body past net/http's 2 KiB buffer goes out whole rather than
+// chunked. As in writeRaw, a failed write means the client has gone.
+func writeSyncBody(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	_, _ = w.Write(body)
+}
+
+// syncQuery is the query parameters /sync reads.
+type syncQuery struct {
+	since, timeout, filter, fullState, setPresence string
+}
+
+// parseSyncQuery reads /sync's parameters from a raw query as
+// url.ParseQuery and Values.Get would (the first well-formed value of a
+// key wins; pairs with a semicolon or a bad escape are skipped), without
+// building the map: every woken long-poll parses its query, and the map
+// and its slices were a good part of the garbage per delivery.
+func parseSyncQuery(raw string) syncQuery {
+	var q syncQuery
+	var seen [5]bool
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" || strings.Contains(pair, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(k) // allocates only when escaped
+		if err != nil {
+			continue
+		}
+		var i int
+		var dst *string
+		switch k {
+		case "since":
+			i, dst = 0, &q.since
+		case "timeout":
+			i, dst = 1, &q.timeout
+		case "filter":
+			i, dst = 2, &q.filter
+		case "full_state":
+			i, dst = 3, &q.fullState
+		case "set_presence":
+			i, dst = 4, &q.setPresence
+		default:
+			continue
+		}
+		if seen[i] {
+			continue
+		}
+		if v, err = url.QueryUnescape(v); err != nil {
+			continue
+		}
+		seen[i], *dst = true, v
+	}
+	return q
 }
 
 // loadFilter accepts an inline JSON filter or the ID of a stored one. The

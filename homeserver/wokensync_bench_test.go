@@ -85,4 +85,7 @@ func BenchmarkWokenMemberSync(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(queries)/float64(b.N), "queries/op")
+	hits, misses := srv.Srv.Notifier.DeltaStats()
+	b.ReportMetric(float64(hits)/float64(b.N), "deltahits/op")
+	b.ReportMetric(float64(misses)/float64(b.N), "deltamisses/op")
 }

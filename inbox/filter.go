@@ -14,6 +14,12 @@ type Filter struct {
 	Presence    EventFilter `json:"presence"`
 	AccountData EventFilter `json:"account_data"`
 	Room        RoomFilter  `json:"room"`
+
+	// shareKey is the room timeline and state parts of the filter, as
+	// canonical JSON: syncs whose filters have the same one may share a
+	// rendered room delta (delta.go). Set by ParseFilter; empty (a filter
+	// built otherwise) shares nothing.
+	shareKey string
 }
 
 // RoomFilter filters the rooms section.
@@ -67,6 +73,11 @@ func ParseFilter(raw []byte) (*Filter, error) {
 	if f.Room.Timeline.Limit > MaxTimelineLimit {
 		f.Room.Timeline.Limit = MaxTimelineLimit
 	}
+	key, err := json.Marshal([2]RoomEventFilter{f.Room.Timeline, f.Room.State})
+	if err != nil {
+		return nil, fmt.Errorf("filter: %w", err)
+	}
+	f.shareKey = string(key)
 	return &f, nil
 }
 

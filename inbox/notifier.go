@@ -52,6 +52,7 @@ type Notifier struct {
 	tiers rooms.Tiers // set by SetTiers before serving, then static
 
 	timelines *timelineCache // rooms' newest events, shared by syncs; see timelinecache.go
+	deltas    *deltaCache    // rooms' rendered timeline and state, shared by woken members; see delta.go
 	unread    *unreadCache   // recent notifying events and members' counts; see unread.go
 	members   *memberCache   // current member events for lazy-loading; see membercache.go
 
@@ -103,6 +104,7 @@ func NewNotifier(ctx context.Context, store NotifierStore) (*Notifier, error) {
 	n.stopped = make(chan struct{})
 	n.tiers = rooms.Tiers{}.WithDefaults()
 	n.timelines = newTimelineCache()
+	n.deltas = newDeltaCache()
 	n.unread = newUnreadCache(pos)
 	n.members = newMemberCache()
 	return n, nil
@@ -127,11 +129,13 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 		if ev.Type == "m.room.redaction" {
 			n.timelines.drop(ev.RoomID) // a stored event changed
 			n.members.void(ev.RoomID)
+			n.deltas.drop(ev.RoomID)
 		}
 		n.unread.noteEvent(ev)
 		if ev.Type == "m.room.member" && ev.StateKey != nil {
 			target := *ev.StateKey
 			n.members.void(ev.RoomID)
+			n.deltas.drop(ev.RoomID)
 			before := len(n.roomMembers[ev.RoomID])
 			if ev.Membership == "join" {
 				n.addMemberLocked(ev.RoomID, target)

@@ -14,17 +14,15 @@ import (
 // so a sync copies bytes instead of decoding and re-encoding events.
 type jsonWriter struct{ buf []byte }
 
-func newJSONWriter(n int) *jsonWriter { return &jsonWriter{buf: make([]byte, 0, n)} }
-
 // writer returns a jsonWriter with a recycled buffer when one is free (see
 // Release): a message in a big room makes every woken member build a
 // response, and a fresh 4 KiB buffer each was the largest allocation on
-// that path.
-func (s *Syncer) writer(n int) *jsonWriter {
+// that path. It is a value, to stay off the heap.
+func (s *Syncer) writer(n int) jsonWriter {
 	if b, ok := s.bodies.Get().(*[]byte); ok {
-		return &jsonWriter{buf: (*b)[:0]}
+		return jsonWriter{buf: (*b)[:0]}
 	}
-	return newJSONWriter(n)
+	return jsonWriter{buf: make([]byte, 0, n)}
 }
 
 // maxRecycledBody bounds the buffers Release keeps: an initial sync's
@@ -65,8 +63,11 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 	globalData, presence, toDevice, changed, otk, fallback := us.globalData, us.presence, us.toDevice, us.changed, us.otk, us.fallback
 	now := s.now().UnixMilli()
 	v := rooms.Viewer{UserID: req.UserID, DeviceID: req.DeviceID}
-	w := s.writer(4096)
-	w.raw(`{"next_batch":`).str(next.String())
+	wv := s.writer(4096)
+	w := &wv
+	w.raw(`{"next_batch":"`)
+	w.buf = next.appendTo(w.buf)
+	w.raw(`"`)
 
 	ids := make([]string, 0, len(rms))
 	for id := range rms {
@@ -182,14 +183,52 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 	return w.bytes()
 }
 
-func (s *Syncer) renderRoom(w *jsonWriter, r *roomResp, now int64, v rooms.Viewer) {
-	w.raw(`{"timeline":{"events":`).events(r.timeline, now, v).raw(`,"limited":`).raw(strconv.FormatBool(r.limited))
+// writeRoomHead writes a room's "timeline" and "state" objects: for v at
+// now, or with share set, for no viewer into the shared delta share (which
+// reports false to give up; see roomDelta.appendEvents). It is the one
+// writer of both, so a member's own copy and the shared one cannot drift
+// apart.
+func writeRoomHead(w *jsonWriter, r *roomResp, now int64, v rooms.Viewer, share *roomDelta) bool {
+	w.raw(`"timeline":{"events":`)
+	if !w.eventList(r.timeline, now, v, share) {
+		return false
+	}
+	w.raw(`,"limited":`).raw(strconv.FormatBool(r.limited))
 	prev := r.since
 	if len(r.timeline) > 0 {
 		prev = r.timeline[0].Pos - 1
 	}
-	w.raw(`,"prev_batch":`).str(RoomToken(prev)).raw("}")
-	w.raw(`,"state":{"events":`).events(r.state, now, v).raw("}")
+	w.raw(`,"prev_batch":"`)
+	w.buf = appendRoomToken(w.buf, prev)
+	w.raw(`"}`)
+	w.raw(`,"state":{"events":`)
+	if !w.eventList(r.state, now, v, share) {
+		return false
+	}
+	w.raw("}")
+	return true
+}
+
+// eventList writes evs for v at now, or into share (see writeRoomHead).
+func (w *jsonWriter) eventList(evs []storage.Event, now int64, v rooms.Viewer, share *roomDelta) bool {
+	if share != nil {
+		return share.appendEvents(w, evs)
+	}
+	w.events(evs, now, v)
+	return true
+}
+
+func (s *Syncer) renderRoom(w *jsonWriter, r *roomResp, now int64, v rooms.Viewer) {
+	w.raw("{")
+	d := r.delta
+	if d == nil {
+		d = s.shareRoom(r)
+	}
+	if d != nil && !d.ownedBy(v) {
+		w.buf = d.appendTo(w.buf, now)
+	} else {
+		writeRoomHead(w, r, now, v, nil)
+	}
 	w.raw(`,"account_data":{"events":[`)
 	for i, a := range r.accountDat {
 		if i > 0 {

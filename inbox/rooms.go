@@ -26,6 +26,9 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 				newIDs = append(newIDs, id)
 			}
 		}
+		if r.delta != nil {
+			continue // its timeline and state come rendered (delta.go)
+		}
 		bounds = append(bounds, storage.RoomBound{RoomID: id, Since: r.since, Upto: r.upto})
 	}
 	// Members woken by one commit ask for the same range: the first reads
@@ -198,12 +201,28 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		r.timeline = kept
 	}
 
+	if len(joinIDs) == 0 {
+		return nil
+	}
+	if err := s.fillRoomTails(ctx, req, rooms, joinIDs, len(newIDs) > 0, muted); err != nil {
+		return err
+	}
+	if f.Room.State.Allows(tierEventType, "") {
+		return s.addTierEvents(ctx, rooms, joinIDs, quiet)
+	}
+	return nil
+}
+
+// fillRoomTails adds what each member's copy of a joined room has of its
+// own: receipts, unread counts and the summary. It is all a woken member
+// whose rooms all come as shared deltas needs (build calls it alone then,
+// and fillRooms after the timelines and state). anyNew says a room of ids
+// is newly joined or full state.
+func (s *Syncer) fillRoomTails(ctx context.Context, req Request, rooms map[string]*roomResp, joinIDs []string, anyNew bool,
+	muted map[string]bool) error {
 	var sincePos int64
 	if req.Since != nil {
 		sincePos = req.Since.Pos
-	}
-	if len(joinIDs) == 0 {
-		return nil
 	}
 	var upto int64
 	for _, id := range joinIDs {
@@ -212,14 +231,14 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		}
 	}
 	receiptsFrom := sincePos
-	if len(newIDs) > 0 {
+	if anyNew {
 		receiptsFrom = 0 // newly joined rooms get every current receipt
 	}
 	// A big room shows each member only their own receipts. Rooms with no
 	// receipt since the token are not asked: a message wakes every member
 	// of its room, and none of them needs a receipts query for it.
 	receiptIDs := s.n.withReceiptNews(joinIDs, rooms, sincePos)
-	receipts, err := s.store.ReceiptsSinceOwnIn(ctx, req.UserID, receiptIDs, receiptsFrom, upto, keysOf(quiet))
+	receipts, err := s.store.ReceiptsSinceOwnIn(ctx, req.UserID, receiptIDs, receiptsFrom, upto, s.n.quietAmong(receiptIDs))
 	if err != nil {
 		return err
 	}
@@ -262,15 +281,14 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 			summaryIDs = append(summaryIDs, id)
 		}
 	}
-	summaries, err := s.store.RoomSummaries(ctx, req.UserID, summaryIDs)
-	if err != nil {
-		return err
-	}
-	for id, sum := range summaries {
-		rooms[id].summary = sum
-	}
-	if f.Room.State.Allows(tierEventType, "") {
-		return s.addTierEvents(ctx, rooms, joinIDs, quiet)
+	if len(summaryIDs) > 0 {
+		summaries, err := s.store.RoomSummaries(ctx, req.UserID, summaryIDs)
+		if err != nil {
+			return err
+		}
+		for id, sum := range summaries {
+			rooms[id].summary = sum
+		}
 	}
 	return nil
 }
@@ -285,6 +303,9 @@ func (s *Syncer) applyHistoryVisibility(ctx context.Context, user string, rms ma
 		if (r.newlyJoin || r.section == "leave") && len(r.timeline) > 0 {
 			ids = append(ids, id)
 		}
+	}
+	if len(ids) == 0 {
+		return nil // the common wake-up: no query, no maps
 	}
 	members, vis, err := s.store.MembershipHistories(ctx, user, ids)
 	if err != nil {
@@ -357,6 +378,9 @@ func (s *Syncer) stateBeforeTimelines(ctx context.Context, rms map[string]*roomR
 // membersChanged reports whether a room's response carries a membership
 // change (a limited timeline's gap state counts too).
 func membersChanged(r *roomResp) bool {
+	if r.delta != nil {
+		return r.delta.membersChanged
+	}
 	if r.limited {
 		return true
 	}

@@ -26,6 +26,8 @@ type Syncer struct {
 
 	bodies  sync.Pool // *[]byte response buffers handed back by Release; safe for concurrent use
 	bundler Bundler   // static after construction; nil for none
+
+	noFilter *Filter // static after construction; the empty filter, parsed, for syncs without one
 }
 
 // SyncerConfig wires a Syncer.
@@ -51,8 +53,10 @@ func NewSyncer(cfg SyncerConfig) *Syncer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
+	s := &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
 		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler}
+	s.noFilter, _ = ParseFilter([]byte("{}")) // cannot fail
+	return s
 }
 
 // Request is one /sync call.
@@ -82,7 +86,7 @@ type Request struct {
 // member's client come back for nothing.
 func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 	if req.Filter == nil {
-		req.Filter = &Filter{}
+		req.Filter = s.noFilter
 	}
 	s.presence.Synced(ctx, req.UserID, req.DeviceID, req.SetPresence, s.now())
 	waits := req.Since != nil && !req.FullState && req.Timeout > 0
@@ -113,7 +117,9 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 
 func (s *Syncer) emptyResponse(t Token) []byte {
 	w := s.writer(128)
-	w.raw(`{"next_batch":`).str(t.String()).raw(`,"rooms":{"join":{},"invite":{},"leave":{}}}`)
+	w.raw(`{"next_batch":"`)
+	w.buf = t.appendTo(w.buf)
+	w.raw(`","rooms":{"join":{},"invite":{},"leave":{}}}`)
 	return w.bytes()
 }
 
@@ -135,6 +141,15 @@ type roomResp struct {
 	unread     *storage.Unread
 	summary    *storage.Summary
 	stateEnd   int64 // leave rooms: rooms.Visibility.StateEnd, set with the timeline's visibility
+	roomPos    int64 // joined rooms: the room's latest position as of upto (Notifier.JoinedRooms)
+
+	// The shared room delta (delta.go): delta is the one this response
+	// copies; otherwise shareable says the room's timeline and state may be
+	// rendered once for everyone under shareKey, read at deltaGen.
+	delta     *roomDelta
+	shareable bool
+	shareKey  deltaKey
+	deltaGen  uint64
 }
 
 // build makes the response for req. empty reports that it carries nothing
@@ -212,11 +227,12 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 		} else if req.FullState {
 			get(id, "join").fullState = true
 		} else if pos > since.Pos {
-			get(id, "join")
+			get(id, "join").roomPos = pos
 		}
 	}
-	if typing := s.n.TypingIn(req.UserID, keys(joined), since.Typing); len(typing) > 0 {
-		for id, users := range typing {
+	// Without typing news for the user there is no room list to build.
+	if s.typingNews(req.UserID, since, initial, rooms) {
+		for id, users := range s.n.TypingIn(req.UserID, keys(joined), since.Typing) {
 			if f.Room.AllowsRoom(id) {
 				r := get(id, "join")
 				r.typing, r.typingSet = users, true
@@ -259,7 +275,16 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 			globalData = append(globalData, storage.AccountData{Type: "m.push_rules", Content: string(ruleset)})
 		}
 	}
-	if err := s.fillRooms(ctx, req, rooms, limit, muted); err != nil {
+	// Members woken by one commit share the room's rendered timeline and
+	// state (delta.go); when every room comes so, only each member's own
+	// parts are left to fill.
+	s.findDeltas(req, rooms, limit)
+	if ids, ok := allShared(rooms); ok {
+		err = s.fillRoomTails(ctx, req, rooms, ids, false, muted)
+	} else {
+		err = s.fillRooms(ctx, req, rooms, limit, muted)
+	}
+	if err != nil {
 		return nil, Token{}, false, err
 	}
 	next := Token{Pos: upto, Typing: typingUpto}
@@ -313,6 +338,23 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 }
 
 const toDeviceBatch = 100
+
+// typingNews reports whether TypingIn may find anything for the user: an
+// initial sync, a newly joined room (its typing is sent whatever the
+// token), or a typing change that woke the user since the token.
+func (s *Syncer) typingNews(user string, since Token, initial bool, rms map[string]*roomResp) bool {
+	if initial {
+		return true
+	}
+	for _, r := range rms {
+		if r.newlyJoin {
+			return true
+		}
+	}
+	s.n.mu.RLock()
+	defer s.n.mu.RUnlock()
+	return s.n.userTyping[user] > since.Typing
+}
 
 // friends are the user's friends for presence; if the graph cannot be
 // asked, the sync goes on with room peers only.

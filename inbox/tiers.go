@@ -39,14 +39,15 @@ func (n *Notifier) QuietRooms(rooms map[string]int64) map[string]bool {
 	return out
 }
 
-// quietOf returns which rooms of a response are above the small tier; nil,
-// allocating nothing, when none is.
+// quietOf returns which rooms of a response are above the small tier,
+// leaving out those whose timeline and state come from a shared delta
+// (they need no lazy-loading here); nil, allocating nothing, when none is.
 func (n *Notifier) quietOf(rms map[string]*roomResp) map[string]bool {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	var out map[string]bool
 	for id, r := range rms {
-		if r.section != "invite" && n.quietLocked(id) {
+		if r.section != "invite" && r.delta == nil && n.quietLocked(id) {
 			if out == nil {
 				out = map[string]bool{}
 			}
@@ -115,6 +116,9 @@ func (s *Syncer) addTierEvents(ctx context.Context, rms map[string]*roomResp, id
 	changed := s.n.tierNews(rms, ids)
 	for _, id := range ids {
 		r := rms[id]
+		if r.delta != nil {
+			continue // the shared delta's state has it
+		}
 		if !changed[id] && !(quiet[id] && (r.newlyJoin || r.fullState || membersChanged(r))) {
 			continue
 		}
@@ -150,6 +154,23 @@ func (s *Syncer) tierEvent(ctx context.Context, roomID string) (storage.Event, e
 	return storage.Event{RoomID: roomID, Type: rooms.TierEventType, StateKey: new(string),
 		EventID: rooms.TierEventID(roomID, t.Of(joined)), Sender: o.creator, OriginTS: o.ts,
 		Client: t.TierEvent(roomID, joined, o.creator, o.ts)}, nil
+}
+
+// quietAmong returns which of ids are above the small tier; nil, allocating
+// nothing, when none is.
+func (n *Notifier) quietAmong(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []string
+	for _, id := range ids {
+		if n.quietLocked(id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func keysOf(m map[string]bool) []string {

@@ -17,12 +17,16 @@ type Token struct {
 	ToDevice int64
 }
 
-func (t Token) String() string {
-	s := "s" + strconv.FormatInt(t.Pos, 10) + "_" + strconv.FormatInt(t.Typing, 10)
+func (t Token) String() string { return string(t.appendTo(make([]byte, 0, 24))) }
+
+// appendTo appends t as String writes it (it needs no JSON escaping).
+func (t Token) appendTo(dst []byte) []byte {
+	dst = strconv.AppendInt(append(dst, 's'), t.Pos, 10)
+	dst = strconv.AppendInt(append(dst, '_'), t.Typing, 10)
 	if t.ToDevice > 0 && t.ToDevice < t.Pos {
-		s += "_" + strconv.FormatInt(t.ToDevice, 10)
+		dst = strconv.AppendInt(append(dst, '_'), t.ToDevice, 10)
 	}
-	return s
+	return dst
 }
 
 // toDeviceAcked is the to-device position the holder of t has received.
@@ -68,3 +72,8 @@ func ParseToken(s string) (Token, error) {
 // RoomToken is a pagination token: a boundary between positions. Paging
 // backwards from "t<n>" returns positions <= n; forwards returns > n.
 func RoomToken(pos int64) string { return "t" + strconv.FormatInt(pos, 10) }
+
+// appendRoomToken appends RoomToken(pos) without making the string.
+func appendRoomToken(dst []byte, pos int64) []byte {
+	return strconv.AppendInt(append(dst, 't'), pos, 10)
+}

@@ -19,6 +19,7 @@ targets=(
 	"./clientapi FuzzReadJSON"
 	"./clientapi FuzzParseBackupKeys"
 	"./clientapi FuzzParsePageToken"
+	"./clientapi FuzzParseSyncQuery"
 	"./media FuzzContentDisposition"
 	"./media FuzzThumbQuery"
 	"./media FuzzWalkJPEG"

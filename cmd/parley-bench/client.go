@@ -28,6 +28,8 @@ type client struct {
 	transport *http.Transport
 	requests  *http.Client // everything but long-polls
 	polls     *http.Client // long-polls: the server holds them for the poll timeout
+
+	pollFilterQuery string // url.QueryEscape(pollFilter); static
 }
 
 func newClient(base, presence string, conns int, requestTimeout, pollTimeout time.Duration) *client {
@@ -45,6 +47,8 @@ func newClient(base, presence string, conns int, requestTimeout, pollTimeout tim
 		transport: tr,
 		requests:  &http.Client{Transport: tr, Timeout: requestTimeout},
 		polls:     &http.Client{Transport: tr, Timeout: pollTimeout + 30*time.Second},
+
+		pollFilterQuery: url.QueryEscape(pollFilter),
 	}
 }
 
@@ -97,7 +101,7 @@ func (c *client) do(ctx context.Context, hc *http.Client, method, path, token st
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	raw, err := readBody(resp)
 	if err != nil {
 		return nil, fmt.Errorf("%s: read body: %w", what, err)
 	}
@@ -109,6 +113,25 @@ func (c *client) do(ctx context.Context, hc *http.Client, method, path, token st
 	}
 	return raw, nil
 }
+
+// readBody reads a whole answer. With a Content-Length (the server sends
+// one with every /sync) it is one allocation of the right size rather than
+// io.ReadAll's doublings: the load tool shares the machine with the server,
+// so its own garbage per delivery shows in the latencies it measures.
+func readBody(resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= maxSizedBody {
+		raw := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, raw); err != nil {
+			return nil, err
+		}
+		return raw, nil
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// maxSizedBody bounds the buffer a Content-Length alone may make readBody
+// allocate; a larger answer is read as it comes.
+const maxSizedBody = 16 << 20
 
 // setupCall is a request made while building a scenario: its body is
 // marshalled, its answer parsed, and a 429 is waited out and retried, so

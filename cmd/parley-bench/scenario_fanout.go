@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,9 +37,14 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 	defer ps.stop()
 
 	var acked, incomplete atomic.Int64
-	var cpu0 time.Duration
+	var cpu0, own0 time.Duration
 	if o.PID > 0 {
 		if cpu0, err = readCPU(o.PID); err != nil {
+			return nil, err
+		}
+		// The tool's own CPU too: on a small machine it competes with
+		// the server, and its cost per delivery is of the same order.
+		if own0, err = readCPU(os.Getpid()); err != nil {
 			return nil, err
 		}
 	}
@@ -79,8 +85,13 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 		if err != nil {
 			return nil, err
 		}
+		own1, err := readCPU(os.Getpid())
+		if err != nil {
+			return nil, err
+		}
 		if n := tr.deliveries.Load() - deliveries0; n > 0 {
 			rep.Values["server_cpu_us_per_delivery"] = float64((cpu1 - cpu0).Microseconds()) / float64(n)
+			rep.Values["bench_cpu_us_per_delivery"] = float64((own1 - own0).Microseconds()) / float64(n)
 		}
 	}
 	ps.stop()

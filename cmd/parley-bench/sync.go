@@ -40,9 +40,18 @@ func (c *client) syncPath(since, filter string, timeout time.Duration) string {
 		q += "&since=" + url.QueryEscape(since)
 	}
 	if filter != "" {
-		q += "&filter=" + url.QueryEscape(filter)
+		q += "&filter=" + c.escapedFilter(filter)
 	}
 	return q
+}
+
+// escapedFilter is url.QueryEscape(filter), worked out once (newClient)
+// for the filter every poll sends.
+func (c *client) escapedFilter(filter string) string {
+	if filter == pollFilter {
+		return c.pollFilterQuery
+	}
+	return url.QueryEscape(filter)
 }
 
 // initialSync runs the first sync of a poller and returns its next_batch, the
