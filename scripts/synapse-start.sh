@@ -20,7 +20,7 @@
 # with PARLEY_SYNAPSE_HOST, PARLEY_SYNAPSE_FED_PORT and
 # PARLEY_SYNAPSE_CLIENT_PORT to change them. It is set up for loopback tests
 # only: federation_verify_certificates off, 127.0.0.0/8 allowed for outbound
-# federation, no trusted key servers, registration closed (users are made
+# federation (whitelisted and left out of the blocklist), no trusted key servers, registration closed (users are made
 # through the shared-secret admin API), rate limits raised, and federation
 # retries cut to seconds so an outage test does not wait ten minutes.
 #
@@ -157,6 +157,11 @@ registration_shared_secret: "$secret"
 enable_registration: false
 federation_verify_certificates: false
 ip_range_whitelist: ['127.0.0.0/8']
+# The whitelist alone is not enough: Synapse 1.163 wraps its federation
+# agent in a BlocklistingAgentWrapper that checks IP-literal server names
+# (Parley's test servers are 127.0.0.2:PORT) against the blocklist without
+# the whitelist. So the blocklist leaves loopback out.
+ip_range_blacklist: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '::1/128', 'fe80::/10', 'fc00::/7']
 trusted_key_servers: []
 suppress_key_server_warning: true
 default_room_version: "12"
