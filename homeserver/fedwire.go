@@ -142,6 +142,7 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	})
 	h.Mount(fed.Router.Authed)
 	fed.Inbound = h
+	s.mountFedReads(fed) // fedreads.go
 	return nil
 }
 
