@@ -171,3 +171,17 @@ func script(t *testing.T, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+// gjEsc escapes gjson's path characters in a key (user IDs hold dots and
+// colons are fine; server names with IPs hold dots).
+func gjEsc(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '.', '*', '?', '|', '#', '@', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
