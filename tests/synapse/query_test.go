@@ -22,7 +22,7 @@ func TestSynapseQueriesParley(t *testing.T) {
 				"device_keys": map[string]any{
 					"user_id": alice.UserID, "device_id": alice.DeviceID,
 					"algorithms": []string{"m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"},
-					"keys": map[string]string{"curve25519:" + alice.DeviceID: "curve-a", "ed25519:" + alice.DeviceID: "ed-a"},
+					"keys":       map[string]string{"curve25519:" + alice.DeviceID: "curve-a", "ed25519:" + alice.DeviceID: "ed-a"},
 					"signatures": map[string]any{alice.UserID: map[string]string{"ed25519:" + alice.DeviceID: "sig-a"}},
 				},
 				"one_time_keys": map[string]any{"signed_curve25519:AAAAAQ": map[string]any{"key": "otk-1",
@@ -41,7 +41,7 @@ func TestSynapseQueriesParley(t *testing.T) {
 				res := bob.MustDo("POST", "/_matrix/client/v3/keys/query", map[string]any{
 					"device_keys": map[string]any{alice.UserID: []string{}}})
 				dev := res.Get("device_keys." + gjEsc(alice.UserID) + "." + gjEsc(alice.DeviceID))
-				if dev.Get("keys.curve25519:" + alice.DeviceID).String() != "curve-a" {
+				if dev.Get("keys.curve25519:"+alice.DeviceID).String() != "curve-a" {
 					t.Errorf("Synapse keys/query for %s = %s, want device %s with curve25519 curve-a", alice.UserID, res.Raw, alice.DeviceID)
 				}
 				if f := res.Get("failures"); len(f.Map()) != 0 {
