@@ -14,3 +14,11 @@ func ClientFor(t testing.TB, base, userID, deviceID, token string) *Client {
 	return &Client{t: t, Base: base, UserID: userID, DeviceID: deviceID, Token: token,
 		http: &http.Client{Timeout: 90 * time.Second}}
 }
+
+// WithT returns a copy of c that reports to t: a subtest must not fail
+// through the parent test's t (Go's testing forbids FailNow on a parent).
+func (c *Client) WithT(t testing.TB) *Client {
+	cc := *c
+	cc.t = t
+	return &cc
+}
