@@ -108,6 +108,9 @@ type Deps struct {
 	// Relations serves /relations, /threads and bundled aggregations
 	// (relations_handlers.go); nil builds one on Store and Rooms.
 	Relations *relations.Service
+	// Remote joins and leaves rooms through other servers
+	// (remote_membership.go); nil when federation is off.
+	Remote RemoteMembership
 }
 
 // API is the client-server API.
@@ -142,6 +145,10 @@ type API struct {
 	// misc holds the services of clientmisc.go, built on first use.
 	misc clientMisc
 	rel  *relations.Service
+
+	// remote joins and leaves through other servers; nil without
+	// federation.
+	remote RemoteMembership
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -188,7 +195,7 @@ func New(cfg Config, d Deps) *API {
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
 		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
-		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations,
+		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)
 	return a

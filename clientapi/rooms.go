@@ -124,39 +124,48 @@ func (a *API) addDirect(ctx context.Context, userID, peer, roomID string) error 
 	return a.rooms.PutAccountData(ctx, userID, "", "m.direct", body)
 }
 
-// resolveRoom accepts a room ID or a local alias.
-func (a *API) resolveRoom(ctx context.Context, idOrAlias string) (string, error) {
+// resolveRoom accepts a room ID or an alias; for another server's alias
+// (with federation on) it asks that server, and returns the servers it
+// names to join through.
+func (a *API) resolveRoom(ctx context.Context, idOrAlias string) (string, []string, error) {
 	if strings.HasPrefix(idOrAlias, "!") {
 		if !pdu.ValidRoomID(idOrAlias) {
-			return "", apierr.InvalidParam("Invalid room ID")
+			return "", nil, apierr.InvalidParam("Invalid room ID")
 		}
-		return idOrAlias, nil
+		return idOrAlias, nil, nil
 	}
 	if !strings.HasPrefix(idOrAlias, "#") {
-		return "", apierr.InvalidParam("Expected a room ID or alias")
+		return "", nil, apierr.InvalidParam("Expected a room ID or alias")
+	}
+	if a.remote != nil && pdu.ValidRoomAlias(idOrAlias) && pdu.Domain(idOrAlias) != a.cfg.ServerName {
+		roomID, servers, err := a.remote.ResolveAlias(ctx, idOrAlias)
+		if err != nil {
+			return "", nil, apierr.NotFound("Room alias not found")
+		}
+		return roomID, servers, nil
 	}
 	// Joining by alias answers any alias it cannot resolve (unknown,
 	// malformed, another server's) the same way.
 	roomID, _, err := a.directory.Resolve(ctx, idOrAlias)
 	if errors.Is(err, directory.ErrNotFound) || errors.Is(err, directory.ErrInvalidParam) {
-		return "", apierr.NotFound("Room alias not found")
+		return "", nil, apierr.NotFound("Room alias not found")
 	}
-	return roomID, err
+	return roomID, nil, err
 }
 
 func (a *API) joinRoomOrAlias(w http.ResponseWriter, r *http.Request, s *session) error {
-	roomID, err := a.resolveRoom(r.Context(), param(r, "roomIdOrAlias"))
+	roomID, servers, err := a.resolveRoom(r.Context(), param(r, "roomIdOrAlias"))
 	if err != nil {
 		return err
 	}
-	return a.doJoin(w, r, s, roomID)
+	return a.doJoin(w, r, s, roomID, servers)
 }
 
 func (a *API) joinRoom(w http.ResponseWriter, r *http.Request, s *session) error {
-	return a.doJoin(w, r, s, param(r, "roomId"))
+	return a.doJoin(w, r, s, param(r, "roomId"), nil)
 }
 
-func (a *API) doJoin(w http.ResponseWriter, r *http.Request, s *session, roomID string) error {
+func (a *API) doJoin(w http.ResponseWriter, r *http.Request, s *session, roomID string, aliasServers []string) error {
 	var req struct {
 		Reason string `json:"reason"`
 	}
@@ -168,7 +177,9 @@ func (a *API) doJoin(w http.ResponseWriter, r *http.Request, s *session, roomID 
 		Profile: a.profileOf(r.Context(), s.UserID),
 	})
 	if errors.Is(err, rooms.ErrUnknownRoom) {
-		return apierr.NotFound("No known room " + roomID)
+		// Not held, or held without a user of ours in it: only a resident
+		// server can place the join (rooms.ErrNotResident).
+		err = a.remoteJoin(r.Context(), r, roomID, s.UserID, aliasServers, req.Reason)
 	}
 	if err != nil {
 		return err
@@ -197,7 +208,13 @@ func (a *API) memberChange(w http.ResponseWriter, r *http.Request, s *session, m
 		// The room service asks the invite policy (invite_policy.go).
 		mr.Profile = a.profileOf(r.Context(), target)
 	}
-	if _, err := a.rooms.ChangeMembership(r.Context(), mr); err != nil {
+	_, err := a.rooms.ChangeMembership(r.Context(), mr)
+	if self && membership == "leave" && errors.Is(err, rooms.ErrNotResident) {
+		// A remote invite to reject, or a room this server no longer has a
+		// member in: leave through a resident server.
+		err = a.remoteLeave(r.Context(), r, mr.RoomID, s.UserID, req.Reason)
+	}
+	if err != nil {
 		return err
 	}
 	return writeJSON(w, emptyObject)

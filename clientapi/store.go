@@ -28,6 +28,7 @@ type Store interface {
 	GetEvent(ctx context.Context, eventID string) (storage.Event, error)
 	RoomEventsTopo(ctx context.Context, q storage.TopoQuery) ([]storage.Event, error)
 	GetMembership(ctx context.Context, roomID, userID string) (storage.Membership, error)
+	RoomMemberships(ctx context.Context, roomID string) ([]storage.Membership, error)
 	UserMemberships(ctx context.Context, userID, membership string) ([]storage.Membership, error)
 	SetForgotten(ctx context.Context, roomID, userID string) error
 	SharesRoom(ctx context.Context, a, b string) (bool, error)

@@ -100,6 +100,8 @@ type fedDeps struct {
 	remoteToDevice *fedToDevice
 	// roomEDUs sends local receipts; wireFederation gives it the queue.
 	roomEDUs *fedRoomEDUs
+	// remote is the client API's joiner; wireFederation sets it.
+	remote *fedRemote
 }
 
 // wireFederation starts the outbound queue and mounts /send on the
@@ -142,7 +144,8 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	})
 	h.Mount(fed.Router.Authed)
 	fed.Inbound = h
-	s.mountFedReads(fed) // fedreads.go
+	s.mountFedReads(fed)          // fedreads.go
+	s.wireMembership(d.remote, q) // fedmembership.go
 	return nil
 }
 

@@ -179,7 +179,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		limiters = append(limiters, apiCfg.FailedLoginLimiter, apiCfg.RegisterLimiter)
 	}
 	dom := newDomain(cfg.ServerName, store, rs, log)
-	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
+	var remote clientapi.RemoteMembership // stays a nil interface with federation off
+	fedRem := &fedRemote{}                // its joiner is set by wireFederation
+	if fed != nil {
+		remote = fedRem
+	}
+	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
 		Relations: rels})
@@ -188,7 +193,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), commits: commits, cancel: cancel}
 	s.Domain = dom
-	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut}); err != nil {
+	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, remote: fedRem}); err != nil {
 		cancel()
 		rs.Shutdown(ctx)
 		store.Close()

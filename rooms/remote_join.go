@@ -1,10 +1,12 @@
 package rooms
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/parley-im/parley/rooms/authrules"
@@ -24,7 +26,21 @@ import (
 // ErrNotResident marks a membership change that this server cannot make by
 // itself because none of its users is joined to the room: it must go
 // through a resident server (make_join / make_leave).
-var ErrNotResident = errors.New("this server is not in the room")
+// It matches ErrUnknownRoom, so a caller that cannot go remote answers as
+// for a room it does not know.
+var ErrNotResident = fmt.Errorf("%w: this server is not in the room", ErrUnknownRoom)
+
+// checkResident refuses a local user's own join or leave in a room where
+// others are joined but no user of this server is: this server's view of
+// the room is stale, and only a resident server can place the event
+// (make_join, make_leave). A room no one is joined to stays this server's
+// to rejoin.
+func (rs *roomState) checkResident(serverName string) error {
+	if rs.joined > 0 && !rs.hasLocalJoined(serverName) {
+		return fmt.Errorf("%w: %s", ErrNotResident, rs.id)
+	}
+	return nil
+}
 
 // Template is an unsigned event a resident server offers a joining or
 // leaving server (the "event" of make_join and make_leave).
@@ -274,6 +290,24 @@ func (s *Service) PersistJoined(ctx context.Context, rj RemoteJoin) (int64, erro
 	if rj.Join.RoomID != rj.RoomID {
 		return 0, fmt.Errorf("%w: join event is in room %s, not %s", ErrInvalid, rj.Join.RoomID, rj.RoomID)
 	}
+	if rj.State == nil {
+		// A leave through another server: the state is the one held.
+		var pos int64
+		err := s.submit(ctx, "", func(ctx context.Context, b *batch) error {
+			rs, err := b.room(ctx, rj.RoomID)
+			if err != nil {
+				return err
+			}
+			rj.Version = rs.version
+			rj.State = make(map[authrules.StateKey]string, len(rs.state))
+			for k, e := range rs.state {
+				rj.State[k] = e.ev.ID
+			}
+			pos, err = b.persistJoined(ctx, rj, nil)
+			return err
+		})
+		return pos, err
+	}
 	createID, ok := rj.State[authrules.StateKey{Type: "m.room.create"}]
 	if !ok {
 		return 0, fmt.Errorf("%w: the state has no create event", ErrInvalid)
@@ -299,7 +333,7 @@ func (s *Service) PersistJoined(ctx context.Context, rj RemoteJoin) (int64, erro
 func (b *batch) persistJoined(ctx context.Context, rj RemoteJoin, create *pdu.Event) (int64, error) {
 	rs, err := b.room(ctx, rj.RoomID)
 	switch {
-	case errors.Is(err, ErrUnknownRoom):
+	case errors.Is(err, ErrUnknownRoom) && create != nil:
 		now := b.s.cfg.Now().UnixMilli()
 		if err := b.tx.InsertRoom(ctx, storage.Room{RoomID: rj.RoomID, Version: rj.Version, Creator: create.Sender, CreatedTS: now}); err != nil {
 			return 0, dbErr(err)
@@ -329,6 +363,33 @@ func (b *batch) persistJoined(ctx context.Context, rj RemoteJoin, create *pdu.Ev
 		return h.Pos, nil // stored already (a retried join)
 	}
 	now := b.s.cfg.Now().UnixMilli()
+	// The state events become history before the join (backfilled rows,
+	// below every position the room had): the store's current state and
+	// member reads, and the outbound queue's view of who is in the room,
+	// read listed events. Newest first, so the oldest gets the lowest
+	// position. The rest of the auth chain is kept as outliers.
+	inState := make(map[string]bool, len(rj.State))
+	for _, id := range rj.State {
+		inState[id] = true
+	}
+	var listed []*pdu.Event
+	for _, ev := range rj.Events {
+		if h, ok := have[ev.ID]; inState[ev.ID] && (!ok || h.Kind == storage.Outlier) {
+			listed = append(listed, ev)
+		}
+	}
+	slices.SortStableFunc(listed, func(x, y *pdu.Event) int { return cmp.Compare(y.Depth, x.Depth) })
+	for _, ev := range listed {
+		if h, ok := have[ev.ID]; ok && h.Kind == storage.Outlier {
+			if err := b.tx.DeleteUnlisted(ctx, ev.ID); err != nil {
+				return 0, dbErr(err)
+			}
+		}
+		if err := b.insertInbound(ctx, rs, ev, ev.Raw, b.nextBackfillPos(), 0); err != nil {
+			return 0, err
+		}
+		have[ev.ID] = storage.StoredPDU{EventID: ev.ID}
+	}
 	for _, ev := range rj.Events {
 		if _, ok := have[ev.ID]; ok {
 			continue
@@ -374,7 +435,7 @@ func (b *batch) persistJoined(ctx context.Context, rj RemoteJoin, create *pdu.Ev
 		return 0, err
 	}
 	b.commit.Events = append(b.commit.Events, CommittedEvent{
-		RoomID: rs.id, Pos: pos, Type: rj.Join.Type, StateKey: rj.Join.StateKey, Membership: "join", Sender: rj.Join.Sender,
+		RoomID: rs.id, Pos: pos, Type: rj.Join.Type, StateKey: rj.Join.StateKey, Membership: membershipOf(rj.Join.Content), Sender: rj.Join.Sender,
 	})
 	return pos, nil
 }

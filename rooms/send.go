@@ -201,6 +201,11 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 		}
 		membership := req.Membership
 		current := rs.membership(req.Target)
+		if req.Sender == req.Target && (membership == "join" || membership == "leave") && current != "join" {
+			if err := rs.checkResident(b.s.cfg.ServerName); err != nil {
+				return err // remote_join.go: only a resident server can place it
+			}
+		}
 		if membership == "unban" {
 			if pl := rs.powerLevels(); pl.UserLevel(req.Sender) < pl.Ban {
 				return fmt.Errorf("%w: unbanning needs power level %d", ErrForbidden, pl.Ban)
