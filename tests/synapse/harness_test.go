@@ -148,6 +148,10 @@ func startParley(t *testing.T, st hstest.Store) *hstest.Server {
 	return hstest.StartFederating(t, hstest.FedOptions{Host: "127.0.0.2", Options: hstest.Options{Store: st}})
 }
 
+// hstestSQLite is the SQLite store, for the tests whose point is not the
+// store (and that are too slow to run twice).
+var hstestSQLite = hstest.Store{Name: "sqlite"}
+
 // stores is hstest.Stores, or SQLite alone with -short.
 func stores(t *testing.T) []hstest.Store {
 	if testing.Short() {
@@ -157,12 +161,16 @@ func stores(t *testing.T) []hstest.Store {
 }
 
 // script runs one of the repository's scripts/ (synapse-stop.sh,
-// synapse-start.sh) with the test's environment.
-func script(t *testing.T, name string, args ...string) string {
+// synapse-start.sh) on this Synapse's state directory.
+func (s *synapse) script(t *testing.T, name string, args ...string) string {
 	t.Helper()
+	if s.Dir == "" {
+		t.Skip("PARLEY_TEST_SYNAPSE_DIR not set: cannot stop and restart Synapse")
+	}
 	_, file, _, _ := runtime.Caller(0)
 	path := filepath.Join(filepath.Dir(file), "..", "..", "scripts", name)
 	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), "PARLEY_SYNAPSE_DIR="+s.Dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
