@@ -22,6 +22,17 @@ type InvitePolicy struct {
 	serverName string
 	store      AccountReader
 	graph      graph.Store // nil: no relationship checks
+	// federated lets local users invite other servers' users, whose own
+	// server then runs its policy (WithFederation).
+	federated bool
+}
+
+// WithFederation returns the policy letting invites of other servers'
+// users through: their server checks them (invite v2). Called once, before
+// use.
+func (p *InvitePolicy) WithFederation() *InvitePolicy {
+	p.federated = true
+	return p
 }
 
 // NewInvitePolicy builds the policy over the accounts in store and the
@@ -34,6 +45,9 @@ func NewInvitePolicy(serverName string, store AccountReader, g graph.Store) *Inv
 // invitee's DM policy.
 func (p *InvitePolicy) CheckInvite(ctx context.Context, inviter, invitee string) error {
 	if !strings.HasSuffix(invitee, ":"+p.serverName) {
+		if p.federated {
+			return nil // the invitee's server runs its own policy
+		}
 		return apierr.Forbidden("Federation is not enabled on this server: " + invitee + " is remote")
 	}
 	if _, err := p.store.GetUser(ctx, invitee); errors.Is(err, storage.ErrNotFound) {

@@ -7,6 +7,8 @@ import (
 	"github.com/parley-im/parley/clientapi"
 	"github.com/parley-im/parley/federation/membership"
 	"github.com/parley-im/parley/federation/outbound"
+	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/rooms/pdu"
 )
 
 // Joins, leaves and invites across servers (issue 11): the resident
@@ -17,7 +19,10 @@ import (
 // wireMembership, in New, before any request can arrive; static after.
 type fedRemote struct{ j *membership.Joiner }
 
-var _ clientapi.RemoteMembership = (*fedRemote)(nil)
+var (
+	_ clientapi.RemoteMembership = (*fedRemote)(nil)
+	_ rooms.RemoteInviter        = (*fedRemote)(nil)
+)
 
 var errFedNotStarted = errors.New("federation: membership not wired")
 
@@ -52,4 +57,11 @@ func (s *Server) wireMembership(remote *fedRemote, q *outbound.Queue) {
 		remote.j = membership.NewJoiner(membership.JoinerConfig{ServerName: s.cfg.ServerName, Key: s.Key,
 			Client: fed.Client.Client, Keys: fed.Keys, Rooms: s.Rooms, Spans: q, Log: s.log})
 	}
+}
+
+func (f *fedRemote) SendInvite(ctx context.Context, version string, ev *pdu.Event, inviteState [][]byte) (*pdu.Event, error) {
+	if f.j == nil {
+		return nil, errFedNotStarted
+	}
+	return f.j.SendInvite(ctx, version, ev, inviteState)
 }

@@ -106,8 +106,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if fed != nil {
 		receiptHook = fedOut.receipt
 	}
+	policy := clientapi.NewInvitePolicy(cfg.ServerName, store, rel)
+	fedRem := &fedRemote{} // its joiner is set by wireFederation
+	var remoteInv rooms.RemoteInviter
+	if fed != nil {
+		policy, remoteInv = policy.WithFederation(), fedRem
+	}
 	rs, err := rooms.New(ctx, rooms.Config{Actions: actions, ServerName: cfg.ServerName, Key: key, Store: store, Listener: commits, Logger: log,
-		Policy:         clientapi.NewInvitePolicy(cfg.ServerName, store, rel),
+		Policy: policy, Remote: remoteInv,
 		MaxBatchEvents: cfg.Writer.BatchEvents, MaxQueue: cfg.Writer.Queue, MaxQueuePerUser: cfg.Writer.QueuePerUser,
 		CacheBytes: cfg.Writer.CacheBytes, Limits: rooms.Limits{MaxInitialState: cfg.RoomLimits.MaxInitialState,
 			MaxCreateInvites: cfg.RoomLimits.MaxCreateInvites, MaxStateEvents: cfg.RoomLimits.MaxStateEvents,
@@ -180,7 +186,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	dom := newDomain(cfg.ServerName, store, rs, log)
 	var remote clientapi.RemoteMembership // stays a nil interface with federation off
-	fedRem := &fedRemote{}                // its joiner is set by wireFederation
 	if fed != nil {
 		remote = fedRem
 	}

@@ -33,10 +33,11 @@ var ErrNotResident = fmt.Errorf("%w: this server is not in the room", ErrUnknown
 // checkResident refuses a local user's own join or leave in a room where
 // others are joined but no user of this server is: this server's view of
 // the room is stale, and only a resident server can place the event
-// (make_join, make_leave). A room no one is joined to stays this server's
-// to rejoin.
+// (make_join, make_leave). So is a room known only from an invite's
+// stripped state, without its create event. A room no one is joined to
+// stays this server's to rejoin.
 func (rs *roomState) checkResident(serverName string) error {
-	if rs.joined > 0 && !rs.hasLocalJoined(serverName) {
+	if rs.get("m.room.create", "") == nil || (rs.joined > 0 && !rs.hasLocalJoined(serverName)) {
 		return fmt.Errorf("%w: %s", ErrNotResident, rs.id)
 	}
 	return nil
@@ -272,8 +273,14 @@ type RemoteJoin struct {
 	// State is the room state before the join (event IDs, all in Events).
 	State map[authrules.StateKey]string
 	// Join is this server's join event, as the resident server accepted it
-	// (with its signature when it authorised a restricted join).
+	// (with its signature when it authorised a restricted join); or the
+	// invite or leave when Invite is set or State is nil.
 	Join *pdu.Event
+	// Invite marks an invite of a local user to a room this server is not
+	// in: State is then the stripped state the inviting server gave,
+	// laid over whatever this server still holds of the room, and the room
+	// needs no create event yet.
+	Invite bool
 }
 
 // PersistJoined stores a room this server joins through another server:
@@ -309,7 +316,7 @@ func (s *Service) PersistJoined(ctx context.Context, rj RemoteJoin) (int64, erro
 		return pos, err
 	}
 	createID, ok := rj.State[authrules.StateKey{Type: "m.room.create"}]
-	if !ok {
+	if !ok && !rj.Invite {
 		return 0, fmt.Errorf("%w: the state has no create event", ErrInvalid)
 	}
 	var create *pdu.Event
@@ -318,7 +325,7 @@ func (s *Service) PersistJoined(ctx context.Context, rj RemoteJoin) (int64, erro
 			create = ev
 		}
 	}
-	if create == nil {
+	if create == nil && !rj.Invite {
 		return 0, fmt.Errorf("%w: create event %s not given", ErrInvalid, createID)
 	}
 	var pos int64
@@ -333,12 +340,16 @@ func (s *Service) PersistJoined(ctx context.Context, rj RemoteJoin) (int64, erro
 func (b *batch) persistJoined(ctx context.Context, rj RemoteJoin, create *pdu.Event) (int64, error) {
 	rs, err := b.room(ctx, rj.RoomID)
 	switch {
-	case errors.Is(err, ErrUnknownRoom) && create != nil:
+	case errors.Is(err, ErrUnknownRoom) && (create != nil || rj.Invite):
 		now := b.s.cfg.Now().UnixMilli()
-		if err := b.tx.InsertRoom(ctx, storage.Room{RoomID: rj.RoomID, Version: rj.Version, Creator: create.Sender, CreatedTS: now}); err != nil {
+		creator := ""
+		if create != nil {
+			creator = create.Sender
+		}
+		if err := b.tx.InsertRoom(ctx, storage.Room{RoomID: rj.RoomID, Version: rj.Version, Creator: creator, CreatedTS: now}); err != nil {
 			return 0, dbErr(err)
 		}
-		rs = &roomState{id: rj.RoomID, version: rj.Version, creator: create.Sender, state: map[authrules.StateKey]*stateEntry{}, bytes: roomOverhead}
+		rs = &roomState{id: rj.RoomID, version: rj.Version, creator: creator, state: map[authrules.StateKey]*stateEntry{}, bytes: roomOverhead}
 		b.s.cache.put(rs)
 		b.onUndo(func() { b.s.cache.remove(rj.RoomID) })
 	case err != nil:
@@ -405,7 +416,12 @@ func (b *batch) persistJoined(ctx context.Context, rj RemoteJoin, create *pdu.Ev
 			return 0, dbErr(err)
 		}
 	}
-	after := make(storage.StateMap, len(rj.State)+1)
+	after := make(storage.StateMap, len(rj.State)+len(rs.state)+1)
+	if rj.Invite {
+		for k, e := range rs.state {
+			after[storage.StateTuple(k)] = e.ev.ID
+		}
+	}
 	for k, id := range rj.State {
 		after[storage.StateTuple(k)] = id
 	}

@@ -189,6 +189,9 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 			return "", err
 		}
 	}
+	if req.Membership == "invite" && pdu.Domain(req.Target) != s.cfg.ServerName {
+		return s.inviteRemote(ctx, req) // remote_invite.go
+	}
 	var eventID string
 	err := s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
 		eventID = ""

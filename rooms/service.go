@@ -28,6 +28,9 @@ type Config struct {
 	// Policy is asked about every invite a local user makes, whatever the
 	// route (membership_policy.go). Nil asks nothing: the auth rules only.
 	Policy MembershipPolicy
+	// Remote takes invites of other servers' users to their server
+	// (remote_invite.go). Nil refuses such invites.
+	Remote RemoteInviter
 	// MaxBatch caps how many writes share one commit. Zero means 256.
 	MaxBatch int
 	// MaxBatchEvents caps the events one commit appends (a job's cost is

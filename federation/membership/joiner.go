@@ -413,3 +413,50 @@ func (j *Joiner) Leave(ctx context.Context, roomID, user string, servers []strin
 	}
 	return "", lastErr
 }
+
+// SendInvite takes an invite of another server's user to that server
+// (invite v2, invite_room_state as full PDUs) and returns the event as it
+// came back: our event, with a valid signature of the invitee's server
+// added.
+func (j *Joiner) SendInvite(ctx context.Context, version string, ev *pdu.Event, inviteState [][]byte) (*pdu.Event, error) {
+	if ev.StateKey == nil {
+		return nil, fmt.Errorf("%w: invite without state_key", rooms.ErrInvalid)
+	}
+	target := *ev.StateKey
+	state := make([]federation.PDU, len(inviteState))
+	for i, s := range inviteState {
+		state[i] = s
+	}
+	resp, err := j.cfg.Client.SendInvite(ctx, &federation.ReqSendInvite{RoomID: id.RoomID(ev.RoomID), UserID: id.UserID(target),
+		EventID: id.EventID(ev.ID), Event: ev.Raw, InviteRoomState: state, RoomVersion: id.RoomVersion(version)})
+	if err != nil {
+		return nil, remoteErr(err)
+	}
+	signed, err := pdu.Parse(resp.Event, version)
+	if err != nil {
+		return nil, apierr.New(http.StatusBadGateway, "M_UNKNOWN", "The invitee's server answered a bad event: "+err.Error())
+	}
+	if signed.ID != ev.ID {
+		return nil, apierr.New(http.StatusBadGateway, "M_UNKNOWN", "The invitee's server answered another event")
+	}
+	if err := verifyFrom(ctx, j.cfg.Keys, version, signed, pdu.Domain(target)); err != nil {
+		return nil, apierr.New(http.StatusBadGateway, "M_UNKNOWN", "The invitee's server did not sign the invite: "+err.Error())
+	}
+	return signed, nil
+}
+
+// verifyFrom requires a valid signature of server on ev.
+func verifyFrom(ctx context.Context, keys checks.Keys, version string, ev *pdu.Event, server string) error {
+	var last error = fmt.Errorf("no signature of %s", server)
+	for _, keyID := range ev.SignatureKeyIDs(server) {
+		pub, err := keys.VerifyKey(ctx, server, keyID, ev.OriginServerTS, version)
+		if err != nil {
+			last = err
+			continue
+		}
+		if last = ev.VerifySignature(version, server, keyID, pub); last == nil {
+			return nil
+		}
+	}
+	return last
+}

@@ -70,6 +70,7 @@ func (h *Resident) Mount(r chi.Router) {
 	r.Put("/_matrix/federation/v2/send_join/{roomId}/{eventId}", h.sendJoin)
 	r.Get("/_matrix/federation/v1/make_leave/{roomId}/{userId}", h.makeLeave)
 	r.Put("/_matrix/federation/v2/send_leave/{roomId}/{eventId}", h.sendLeave)
+	r.Put("/_matrix/federation/v2/invite/{roomId}/{eventId}", h.invite)
 }
 
 func (h *Resident) origin(w http.ResponseWriter, r *http.Request) (string, bool) {
