@@ -33,6 +33,7 @@ var domainErrors = []struct {
 	{profiles.ErrNotFound, apierr.NotFound},
 	{profiles.ErrForbidden, apierr.Forbidden},
 	{profiles.ErrInvalidParam, apierr.InvalidParam},
+	{profiles.ErrUnavailable, func(msg string) *apierr.Error { return apierr.New(http.StatusBadGateway, "M_UNKNOWN", msg) }},
 
 	{devices.ErrNotFound, apierr.NotFound},
 	{devices.ErrInvalidParam, apierr.InvalidParam},

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/e2ekeys"
@@ -32,10 +33,12 @@ func (a *API) keysUpload(w http.ResponseWriter, r *http.Request, s *session) err
 	return writeJSON(w, map[string]any{"one_time_key_counts": counts})
 }
 
-// keysQuery returns the device and cross-signing keys of local users.
+// keysQuery returns the device and cross-signing keys of local users, and
+// of other servers' users as their servers answer within the timeout.
 func (a *API) keysQuery(w http.ResponseWriter, r *http.Request, s *session) error {
 	var req struct {
 		DeviceKeys map[string][]string `json:"device_keys"`
+		Timeout    *int64              `json:"timeout"`
 	}
 	if err := a.readJSON(r, &req); err != nil {
 		return err
@@ -43,12 +46,16 @@ func (a *API) keysQuery(w http.ResponseWriter, r *http.Request, s *session) erro
 	if req.DeviceKeys == nil {
 		return apierr.MissingParam("device_keys is required")
 	}
-	k, err := a.keys.Query(r.Context(), s.UserID, req.DeviceKeys)
+	timeout, err := keysTimeout(req.Timeout)
+	if err != nil {
+		return err
+	}
+	k, failures, err := a.keys.QueryAll(r.Context(), s.UserID, req.DeviceKeys, timeout)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, map[string]any{
-		"device_keys": k.DeviceKeys, "failures": map[string]any{},
+		"device_keys": k.DeviceKeys, "failures": failures,
 		"master_keys": k.Master, "self_signing_keys": k.SelfSigning, "user_signing_keys": k.UserSigning,
 	})
 }
@@ -57,6 +64,7 @@ func (a *API) keysQuery(w http.ResponseWriter, r *http.Request, s *session) erro
 func (a *API) keysClaim(w http.ResponseWriter, r *http.Request, s *session) error {
 	var req struct {
 		OneTimeKeys map[string]map[string]string `json:"one_time_keys"`
+		Timeout     *int64                       `json:"timeout"`
 	}
 	if err := a.readJSON(r, &req); err != nil {
 		return err
@@ -64,11 +72,27 @@ func (a *API) keysClaim(w http.ResponseWriter, r *http.Request, s *session) erro
 	if req.OneTimeKeys == nil {
 		return apierr.MissingParam("one_time_keys is required")
 	}
-	out, err := a.keys.Claim(r.Context(), req.OneTimeKeys)
+	timeout, err := keysTimeout(req.Timeout)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, map[string]any{"one_time_keys": out, "failures": map[string]any{}})
+	out, failures, err := a.keys.ClaimAll(r.Context(), req.OneTimeKeys, timeout)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]any{"one_time_keys": out, "failures": failures})
+}
+
+// keysTimeout reads the optional timeout (milliseconds) of keys/query and
+// keys/claim; 0 when absent, so the domain's default applies.
+func keysTimeout(ms *int64) (time.Duration, error) {
+	if ms == nil {
+		return 0, nil
+	}
+	if *ms < 0 {
+		return 0, apierr.InvalidParam("timeout must not be negative")
+	}
+	return time.Duration(min(*ms, int64(time.Hour/time.Millisecond))) * time.Millisecond, nil
 }
 
 // keysChanges lists users whose devices changed between two sync tokens.

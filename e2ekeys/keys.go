@@ -80,6 +80,9 @@ type Service struct {
 	serverName string
 	store      Store
 	lists      ListNotifier
+	// remote asks other servers; nil until SetRemote (remote.go), which
+	// runs before the service is used.
+	remote Remote
 }
 
 // New builds a service for the users of serverName.

@@ -15,32 +15,32 @@ import (
 // server's routes on the federation listener, and the joining side the
 // client API calls. See docs/federation.md, "Joins and leaves".
 
-// fedRemote is the client API's RemoteMembership. j is set by
+// fedMembership is the client API's RemoteMembership. j is set by
 // wireMembership, in New, before any request can arrive; static after.
-type fedRemote struct{ j *membership.Joiner }
+type fedMembership struct{ j *membership.Joiner }
 
 var (
-	_ clientapi.RemoteMembership = (*fedRemote)(nil)
-	_ rooms.RemoteInviter        = (*fedRemote)(nil)
+	_ clientapi.RemoteMembership = (*fedMembership)(nil)
+	_ rooms.RemoteInviter        = (*fedMembership)(nil)
 )
 
 var errFedNotStarted = errors.New("federation: membership not wired")
 
-func (f *fedRemote) Join(ctx context.Context, roomID, user string, servers []string, content map[string]any) (string, error) {
+func (f *fedMembership) Join(ctx context.Context, roomID, user string, servers []string, content map[string]any) (string, error) {
 	if f.j == nil {
 		return "", errFedNotStarted
 	}
 	return f.j.Join(ctx, roomID, user, servers, content)
 }
 
-func (f *fedRemote) Leave(ctx context.Context, roomID, user string, servers []string, content map[string]any) (string, error) {
+func (f *fedMembership) Leave(ctx context.Context, roomID, user string, servers []string, content map[string]any) (string, error) {
 	if f.j == nil {
 		return "", errFedNotStarted
 	}
 	return f.j.Leave(ctx, roomID, user, servers, content)
 }
 
-func (f *fedRemote) ResolveAlias(ctx context.Context, alias string) (string, []string, error) {
+func (f *fedMembership) ResolveAlias(ctx context.Context, alias string) (string, []string, error) {
 	if f.j == nil {
 		return "", nil, errFedNotStarted
 	}
@@ -49,7 +49,7 @@ func (f *fedRemote) ResolveAlias(ctx context.Context, alias string) (string, []s
 
 // wireMembership mounts make_join, send_join, make_leave and send_leave
 // and gives the client API its joiner.
-func (s *Server) wireMembership(remote *fedRemote, q *outbound.Queue) {
+func (s *Server) wireMembership(remote *fedMembership, q *outbound.Queue) {
 	fed := s.Fed
 	membership.NewResident(membership.Config{ServerName: s.cfg.ServerName, Key: s.Key, Origin: requestOrigin,
 		Rooms: s.Rooms, Keys: fed.Keys, Log: s.log}).Mount(fed.Router.Authed)
@@ -59,7 +59,7 @@ func (s *Server) wireMembership(remote *fedRemote, q *outbound.Queue) {
 	}
 }
 
-func (f *fedRemote) SendInvite(ctx context.Context, version string, ev *pdu.Event, inviteState [][]byte) (*pdu.Event, error) {
+func (f *fedMembership) SendInvite(ctx context.Context, version string, ev *pdu.Event, inviteState [][]byte) (*pdu.Event, error) {
 	if f.j == nil {
 		return nil, errFedNotStarted
 	}

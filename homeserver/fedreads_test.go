@@ -1,9 +1,15 @@
 package homeserver_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"image"
+	"image/png"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
@@ -286,6 +292,219 @@ func TestFederationQueries(t *testing.T) {
 				map[string]any{"limit": 10, "filter": map[string]any{"generic_search_term": "nothing like it"}})
 			if code != 200 || body.Get("chunk.#").Int() != 0 {
 				t.Errorf("POST publicRooms with a filter matching nothing = %d %s, want an empty chunk", code, body.Raw)
+			}
+		})
+	}
+}
+
+// TestFederationRemoteUsersInClientAPI: alice on A reads bob of B through
+// A's client API: his profile (whole and one field, then cached), his
+// device keys and a one-time key. A user of a server that cannot be
+// reached gets 502 for the profile and lands in failures for keys.
+func TestFederationRemoteUsersInClientAPI(t *testing.T) {
+	const alg = "signed_curve25519"
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice, bob := a.Register(t, "alice"), b.Register(t, "bob")
+			bob.MustDo("PUT", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID)+"/displayname", map[string]any{"displayname": "Bob B"})
+			bob.MustDo("POST", "/_matrix/client/v3/keys/upload", map[string]any{
+				"device_keys":   apiDeviceKeys(bob, "b"),
+				"one_time_keys": map[string]any{alg + ":AAAAAQ": apiSignedKey(bob, "otk-b", false)},
+			})
+			down := "@carol:127.0.0.4:1" // nothing listens there
+
+			p := alice.MustDo("GET", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID), nil)
+			if got := p.Get("displayname").String(); got != "Bob B" {
+				t.Errorf("bob's profile on A = %s, want displayname Bob B", p.Raw)
+			}
+			if got := alice.MustDo("GET", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID)+"/displayname", nil).Get("displayname").String(); got != "Bob B" {
+				t.Errorf("bob's displayname on A = %q, want Bob B", got)
+			}
+			// Cached: a change on B is not seen at once on A.
+			bob.MustDo("PUT", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID)+"/displayname", map[string]any{"displayname": "Bob 2"})
+			if got := alice.MustDo("GET", "/_matrix/client/v3/profile/"+hstest.Esc(bob.UserID), nil).Get("displayname").String(); got != "Bob B" {
+				t.Errorf("bob's profile on A again = %q, want the cached Bob B", got)
+			}
+			code, body := alice.Do("GET", "/_matrix/client/v3/profile/"+hstest.Esc("@nobody:"+b.FedName), nil)
+			if code != 404 || body.Get("errcode").String() != "M_NOT_FOUND" {
+				t.Errorf("unknown remote user's profile = %d %s, want 404 M_NOT_FOUND", code, body.Raw)
+			}
+			code, body = alice.Do("GET", "/_matrix/client/v3/profile/"+hstest.Esc(down), nil)
+			if code != 502 {
+				t.Errorf("profile of a user on a server that is down = %d %s, want 502", code, body.Raw)
+			}
+
+			q := alice.MustDo("POST", "/_matrix/client/v3/keys/query", map[string]any{"timeout": 5000,
+				"device_keys": map[string]any{bob.UserID: []string{}, down: []string{}}})
+			if got := q.Get(apiPath("device_keys", bob.UserID, bob.DeviceID, "keys", "curve25519:"+bob.DeviceID)).String(); got != "curve-b" {
+				t.Errorf("keys/query for bob on A = %s, want his curve25519 key", q.Raw)
+			}
+			if !q.Get(apiPath("failures", "127.0.0.4:1")).Exists() || q.Get(apiPath("failures", b.FedName)).Exists() {
+				t.Errorf("keys/query failures = %s, want only 127.0.0.4:1", q.Get("failures").Raw)
+			}
+			c := alice.MustDo("POST", "/_matrix/client/v3/keys/claim", map[string]any{
+				"one_time_keys": map[string]any{bob.UserID: map[string]string{bob.DeviceID: alg}, down: map[string]string{"D": alg}}})
+			if got := c.Get(apiPath("one_time_keys", bob.UserID, bob.DeviceID, alg+":AAAAAQ", "key")).String(); got != "otk-b" {
+				t.Errorf("keys/claim for bob on A = %s, want otk-b", c.Raw)
+			}
+			if !c.Get(apiPath("failures", "127.0.0.4:1")).Exists() {
+				t.Errorf("keys/claim failures = %s, want 127.0.0.4:1", c.Get("failures").Raw)
+			}
+		})
+	}
+}
+
+// fedRaw makes a signed federation GET and returns the status, the
+// Content-Type and the raw body.
+func fedRaw(t *testing.T, from *hstest.Server, to string, path federation.URLPath, q url.Values) (int, string, []byte) {
+	t.Helper()
+	raw, resp, err := from.Srv.Fed.Client.Client.MakeFullRequest(context.Background(), federation.RequestParams{
+		ServerName: to, Method: "GET", Path: path, Query: q, Authenticate: true, DontReadBody: true})
+	if resp == nil {
+		t.Fatalf("GET %v: %v", path, err)
+	}
+	if raw == nil {
+		defer resp.Body.Close()
+		raw, _ = io.ReadAll(resp.Body)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), raw
+}
+
+// multipartContent parses a federation media answer: the metadata part,
+// then the content part's type and bytes.
+func multipartContent(t *testing.T, contentType string, body []byte) (meta, partType string, data []byte) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/mixed" {
+		t.Fatalf("Content-Type = %q, want multipart/mixed", contentType)
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	p, err := mr.NextPart()
+	if err != nil {
+		t.Fatalf("metadata part: %v", err)
+	}
+	m, _ := io.ReadAll(p)
+	if p.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("metadata part type = %q, want application/json", p.Header.Get("Content-Type"))
+	}
+	p, err = mr.NextPart()
+	if err != nil {
+		t.Fatalf("content part: %v", err)
+	}
+	data, _ = io.ReadAll(p)
+	return string(m), p.Header.Get("Content-Type"), data
+}
+
+// uploadAs uploads data with its Content-Type and returns the media ID.
+func uploadAs(t *testing.T, c *hstest.Client, name, contentType string, data []byte) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", c.Base+"/_matrix/media/v3/upload?filename="+name, bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	mxc := gjson.GetBytes(raw, "content_uri").String()
+	if resp.StatusCode != 200 || mxc == "" {
+		t.Fatalf("upload = %d %s", resp.StatusCode, raw)
+	}
+	return mxc[strings.LastIndexByte(mxc, '/')+1:]
+}
+
+// clientRaw is an authenticated client GET returning the raw body.
+func clientRaw(t *testing.T, c *hstest.Client, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", c.Base+path, nil)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// TestFederationMedia: B fetches A's media over federation (download and
+// thumbnail, multipart/mixed); media posted in a room B has no user in is
+// refused until a user of B joins; bob on B reads A's media through B's
+// authenticated media routes, and B keeps it, so it still serves it once
+// A is stopped. The legacy unauthenticated routes do not fetch.
+func TestFederationMedia(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice, bob := a.Register(t, "alice"), b.Register(t, "bob")
+			img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+			for i := range img.Pix {
+				img.Pix[i] = byte(i)
+			}
+			var buf bytes.Buffer
+			if err := png.Encode(&buf, img); err != nil {
+				t.Fatal(err)
+			}
+			pngBytes := buf.Bytes()
+			id := uploadAs(t, alice, "pic.png", "image/png", pngBytes)
+
+			code, ct, body := fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "download", id}, nil)
+			if code != 200 {
+				t.Fatalf("federation download = %d %s", code, body)
+			}
+			meta, partType, data := multipartContent(t, ct, body)
+			if meta != "{}" || partType != "image/png" || !bytes.Equal(data, pngBytes) {
+				t.Errorf("federation download = meta %s, type %q, %d bytes; want {}, image/png, the %d bytes uploaded", meta, partType, len(data), len(pngBytes))
+			}
+			code, ct, body = fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "thumbnail", id}, url.Values{"width": {"32"}, "height": {"32"}, "method": {"scale"}})
+			if code != 200 {
+				t.Fatalf("federation thumbnail = %d %s", code, body)
+			}
+			if _, partType, data = multipartContent(t, ct, body); !strings.HasPrefix(partType, "image/") || len(data) == 0 {
+				t.Errorf("federation thumbnail part = %q, %d bytes; want an image", partType, len(data))
+			}
+			code, _, body = fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "download", "nosuchmedia"}, nil)
+			if code != 404 || gjson.GetBytes(body, "errcode").String() != "M_NOT_FOUND" {
+				t.Errorf("federation download of unknown media = %d %s, want 404 M_NOT_FOUND", code, body)
+			}
+
+			// Media posted in a room without users of B stays there.
+			room := alice.CreateRoom(map[string]any{"room_version": "11"})
+			posted := alice.MustDo("POST", "/_matrix/media/v3/upload?filename=secret.bin", []byte("secret")).Get("content_uri").String()
+			alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/send/m.room.message/img1", map[string]any{"msgtype": "m.file", "body": "s", "url": posted})
+			postedID := posted[strings.LastIndexByte(posted, '/')+1:]
+			if code, _, body = fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "download", postedID}, nil); code != 404 {
+				t.Errorf("federation download of media in a room without B = %d %s, want 404", code, body)
+			}
+			joinFrom(t, a, room, "@carol:"+b.FedName)
+			if code, _, body = fedRaw(t, b, a.FedName, federation.URLPath{"v1", "media", "download", postedID}, nil); code != 200 {
+				t.Errorf("federation download of media in a room with a user of B = %d %s, want 200", code, body)
+			}
+
+			// Client side on B.
+			path := "/_matrix/client/v1/media/download/" + a.FedName + "/" + id
+			if code, data := clientRaw(t, bob, path); code != 200 || !bytes.Equal(data, pngBytes) {
+				t.Errorf("bob's download of A's media = %d, %d bytes; want 200 and the upload", code, len(data))
+			}
+			if code, data := clientRaw(t, bob, "/_matrix/client/v1/media/thumbnail/"+a.FedName+"/"+id+"?width=32&height=32&method=crop"); code != 200 || len(data) == 0 {
+				t.Errorf("bob's thumbnail of A's media = %d %s, want 200", code, data)
+			}
+			if code, _ := clientRaw(t, b.Anon(t), "/_matrix/media/v3/download/"+a.FedName+"/"+id); code != 404 {
+				t.Errorf("unauthenticated legacy download of remote media = %d, want 404", code)
+			}
+			if code, data := clientRaw(t, bob, "/_matrix/client/v1/media/download/"+a.FedName+"/nosuchmedia"); code != 404 {
+				t.Errorf("bob's download of unknown remote media = %d %s, want 404", code, data)
+			}
+			if code, data := clientRaw(t, bob, "/_matrix/client/v1/media/download/127.0.0.4:1/someid"); code != 502 {
+				t.Errorf("bob's download from a server that is down = %d %s, want 502", code, data)
+			}
+			a.Stop()
+			if code, data := clientRaw(t, bob, path); code != 200 || !bytes.Equal(data, pngBytes) {
+				t.Errorf("bob's download of A's media with A stopped = %d, %d bytes; want it served from B's copy", code, len(data))
 			}
 		})
 	}

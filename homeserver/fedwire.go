@@ -14,6 +14,7 @@ import (
 	"github.com/parley-im/parley/federation/outbound"
 	"github.com/parley-im/parley/federation/transport"
 	"github.com/parley-im/parley/inbox"
+	"github.com/parley-im/parley/media"
 	"github.com/parley-im/parley/rooms"
 	checks "github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/storage"
@@ -101,7 +102,9 @@ type fedDeps struct {
 	// roomEDUs sends local receipts; wireFederation gives it the queue.
 	roomEDUs *fedRoomEDUs
 	// remote is the client API's joiner; wireFederation sets it.
-	remote *fedRemote
+	remote *fedMembership
+	// media serves federation media and fetches remote media (fedreads.go).
+	media *media.Repo
 }
 
 // wireFederation starts the outbound queue and mounts /send on the
@@ -144,7 +147,7 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	})
 	h.Mount(fed.Router.Authed)
 	fed.Inbound = h
-	s.mountFedReads(fed)          // fedreads.go
+	s.mountFedReads(fed, d.media) // fedreads.go
 	s.wireMembership(d.remote, q) // fedmembership.go
 	return nil
 }

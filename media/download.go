@@ -61,16 +61,30 @@ func (m *Repo) serveContent(w http.ResponseWriter, r *http.Request, etag string,
 func (m *Repo) lookup(r *http.Request, userID string) (*metadata, error) {
 	server, _ := pathParam(r, "serverName")
 	id, _ := pathParam(r, "mediaId")
-	if server != m.serverName {
-		// No federation yet: media from elsewhere is simply not here.
-		return nil, apierr.NotFound("Media not found")
-	}
 	if !validMediaID(id) {
 		return nil, apierr.NotFound("Media not found")
+	}
+	if server != m.serverName {
+		// Another server's item: fetched once and kept (remote.go). Who
+		// may see it there was that server's decision; here any signed-in
+		// user may.
+		if !validServerName(server) {
+			return nil, apierr.NotFound("Media not found")
+		}
+		return m.remoteLookup(r.Context(), userID, server, id)
 	}
 	md, err := m.store.readMeta(id)
 	if errors.Is(err, errNoMedia) {
 		return nil, apierr.NotFound("Media not found")
+	}
+	if server, ok := r.Context().Value(serverReadKey{}).(string); ok && err == nil {
+		// Another server asks (federation.go).
+		if m.serverAccess != nil {
+			if err := m.serverAccess(r.Context(), server, md.MediaID, md.Uploader); err != nil {
+				return nil, err
+			}
+		}
+		return md, nil
 	}
 	if err == nil && m.access != nil {
 		if err := m.access(r.Context(), userID, md.MediaID, md.Uploader); err != nil {

@@ -6,8 +6,8 @@
 //
 // It must not: decide who may see media beyond the Authenticate hook it is
 // given (rooms, events and access rules belong to the client API); fetch
-// media from other homeservers (there is no federation yet, so remote media is
-// simply not found); write error bodies by hand (every error goes through
+// media from other homeservers other than through the Remote it is given
+// (SetRemote); write error bodies by hand (every error goes through
 // apierr); or handle CORS, which the caller wraps around the router.
 package media
 
@@ -67,6 +67,13 @@ type Repo struct {
 	// uploads and exempt are Config.UploadLimiter and UploadExempt.
 	uploads *ratelimit.Limiter
 	exempt  map[string]bool
+
+	// remote and fetches are set once by SetRemote (remote.go), before
+	// Mount; nil without federation.
+	remote  Remote
+	fetches *remoteFetches
+	// serverAccess is set once by MountFederation (federation.go).
+	serverAccess ServerAccess
 }
 
 // Authenticate is supplied by the client API: it checks the access token and

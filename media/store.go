@@ -23,7 +23,10 @@ type metadata struct {
 	UploadName  string `json:"upload_name"`
 	Size        int64  `json:"size"`
 	Uploader    string `json:"uploader"`
-	CreatedTS   int64  `json:"created_ts"` // milliseconds since the Unix epoch
+	// Origin is the server a fetched remote item came from; "" for local
+	// uploads.
+	Origin    string `json:"origin,omitempty"`
+	CreatedTS int64  `json:"created_ts"` // milliseconds since the Unix epoch
 }
 
 // store knows the on-disk layout. It never interprets HTTP.

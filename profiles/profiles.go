@@ -67,6 +67,9 @@ type Service struct {
 	store      Store
 	members    Members
 	log        *slog.Logger
+	// remote answers for other servers' users; nil until SetRemote
+	// (remote.go), which runs before the service is used.
+	remote *remoteCache
 }
 
 // New builds a service for the users of serverName.
@@ -97,8 +100,12 @@ func (s *Service) localUser(ctx context.Context, userID string) (storage.User, e
 	return u, nil
 }
 
-// Get returns a local user's whole profile.
+// Get returns a user's whole profile: a local user's from the store,
+// another server's user's from that server (see SetRemote).
 func (s *Service) Get(ctx context.Context, userID string) (Profile, error) {
+	if s.isRemote(userID) {
+		return s.remote.get(ctx, userID)
+	}
 	u, err := s.localUser(ctx, userID)
 	if err != nil {
 		return Profile{}, err
