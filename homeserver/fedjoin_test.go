@@ -77,47 +77,61 @@ func memberOn(c *hstest.Client, roomID, user string) string {
 	return res.Get("membership").String()
 }
 
-// TestFederationInvite: alice on A invites bob on B (invite v2: B runs its
-// invite policy, signs, and gives bob the invite with the stripped state in
-// /sync); bob accepts one invite (a join through A) and rejects another (a
-// leave through A's make_leave/send_leave); A sees both.
+// TestFederationInvite, in both directions: a user invites another
+// server's user (invite v2: the invitee's server runs its invite policy,
+// signs, and gives the invitee the invite with the stripped state in
+// /sync), through /invite, createRoom's invite list and the state PUT; the
+// invitee accepts one invite (a join through the inviter's server) and
+// rejects another (a leave through make_leave/send_leave); the inviter's
+// server sees both.
 func TestFederationInvite(t *testing.T) {
 	for _, st := range hstest.Stores(t) {
 		t.Run(st.Name, func(t *testing.T) {
 			a, b := startPair(t, st)
 			alice := a.Register(t, "alice")
 			bob := b.Register(t, "bob")
-			accept := alice.CreateRoom(map[string]any{"preset": "private_chat", "name": "Accept me"})
-			reject := alice.CreateRoom(map[string]any{"preset": "private_chat", "name": "Reject me"})
-			for _, room := range []string{accept, reject} {
-				alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/invite", map[string]any{"user_id": bob.UserID})
-				if got := memberOn(alice, room, bob.UserID); got != "invite" {
-					t.Fatalf("bob's membership on A after the invite = %q, want invite", got)
+			for _, dir := range []struct {
+				name             string
+				inviter, invitee *hstest.Client
+			}{{"A to B", alice, bob}, {"B to A", bob, alice}} {
+				inviter, invitee := dir.inviter, dir.invitee
+				accept := inviter.CreateRoom(map[string]any{"preset": "private_chat", "name": "Accept me", "invite": []string{invitee.UserID}, "is_direct": true})
+				reject := inviter.CreateRoom(map[string]any{"preset": "private_chat", "name": "Reject me"})
+				inviter.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(reject)+"/invite", map[string]any{"user_id": invitee.UserID})
+				byState := inviter.CreateRoom(map[string]any{"preset": "private_chat"})
+				inviter.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(byState)+"/state/m.room.member/"+hstest.Esc(invitee.UserID), map[string]any{"membership": "invite"})
+				for _, room := range []string{accept, reject, byState} {
+					if got := memberOn(inviter, room, invitee.UserID); got != "invite" {
+						t.Fatalf("%s: the invitee's membership on the inviter's server = %q, want invite", dir.name, got)
+					}
 				}
-			}
-			sync := bob.Sync("", 0)
-			inv := sync.Get("rooms.invite." + apiKey(accept) + ".invite_state.events")
-			names := map[string]string{}
-			for _, e := range inv.Array() {
-				names[e.Get("type").String()+"|"+e.Get("state_key").String()] = e.Get("content.name").String() + e.Get("content.membership").String()
-			}
-			if names["m.room.name|"] != "Accept me" || names["m.room.member|"+bob.UserID] != "invite" || names["m.room.member|"+alice.UserID] != "join" {
-				t.Errorf("bob's invite_state = %v, want the room name, his invite and alice's join", names)
-			}
-			if _, ok := names["m.room.create|"]; !ok {
-				t.Errorf("bob's invite_state lacks the create event: %v", names)
-			}
+				sync := invitee.Sync("", 0)
+				for _, room := range []string{reject, byState} {
+					if !sync.Get("rooms.invite." + apiKey(room)).Exists() {
+						t.Errorf("%s: no invite to %s in the invitee's sync", dir.name, room)
+					}
+				}
+				names := map[string]string{}
+				for _, e := range sync.Get("rooms.invite." + apiKey(accept) + ".invite_state.events").Array() {
+					names[e.Get("type").String()+"|"+e.Get("state_key").String()] = e.Get("content.name").String() + e.Get("content.membership").String()
+				}
+				if names["m.room.name|"] != "Accept me" || names["m.room.member|"+invitee.UserID] != "invite" || names["m.room.member|"+inviter.UserID] != "join" {
+					t.Errorf("%s: invite_state = %v, want the room name, the invite and the inviter's join", dir.name, names)
+				}
+				if _, ok := names["m.room.create|"]; !ok {
+					t.Errorf("%s: invite_state lacks the create event: %v", dir.name, names)
+				}
 
-			bob.MustDo("POST", "/_matrix/client/v3/join/"+hstest.Esc(accept), map[string]any{})
-			hstest.Eventually(t, "bob's join on A", func() bool { return memberOn(alice, accept, bob.UserID) == "join" })
-			alice.Send(accept, "a1", "welcome")
-			hstest.Eventually(t, "A's message on B", func() bool { return hasBody(bob, accept, "welcome") })
+				invitee.MustDo("POST", "/_matrix/client/v3/join/"+hstest.Esc(accept), map[string]any{})
+				hstest.Eventually(t, dir.name+": the accepted invite on the inviter's server", func() bool { return memberOn(inviter, accept, invitee.UserID) == "join" })
+				inviter.Send(accept, "w-"+dir.name, "welcome "+dir.name)
+				hstest.Eventually(t, dir.name+": a message after the accept", func() bool { return hasBody(invitee, accept, "welcome "+dir.name) })
 
-			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(reject)+"/leave", map[string]any{})
-			hstest.Eventually(t, "bob's rejection on A", func() bool { return memberOn(alice, reject, bob.UserID) == "leave" })
-			sync = bob.Sync("", 0)
-			if sync.Get("rooms.invite." + apiKey(reject)).Exists() {
-				t.Errorf("the rejected invite is still in bob's sync: %s", sync.Get("rooms.invite").Raw)
+				invitee.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(reject)+"/leave", map[string]any{})
+				hstest.Eventually(t, dir.name+": the rejection on the inviter's server", func() bool { return memberOn(inviter, reject, invitee.UserID) == "leave" })
+				if sync := invitee.Sync("", 0); sync.Get("rooms.invite." + apiKey(reject)).Exists() {
+					t.Errorf("%s: the rejected invite is still in the invitee's sync", dir.name)
+				}
 			}
 		})
 	}
