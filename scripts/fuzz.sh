@@ -34,6 +34,8 @@ targets=(
 	"./cmd/parley-bench FuzzParseStatCPU"
 	"./federation/transport FuzzAuthenticate"
 	"./federation/keys FuzzNotaryQuery"
+	"./federation/membership FuzzSignTemplate"
+	"./federation/membership FuzzCheckAnswer"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
