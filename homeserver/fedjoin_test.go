@@ -251,3 +251,36 @@ func TestFederationJoinByAlias(t *testing.T) {
 		})
 	}
 }
+
+// TestFederationRestrictedJoin: a restricted room on A admits bob from B
+// only once he is in the room its allow list names; A then names a local
+// authoriser in the template and signs the join (the auth rules want its
+// signature), and B stores the join as A returned it.
+func TestFederationRestrictedJoin(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice := a.Register(t, "alice")
+			bob := b.Register(t, "bob")
+			space := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			room := alice.CreateRoom(map[string]any{"preset": "private_chat", "initial_state": []map[string]any{{
+				"type": "m.room.join_rules", "state_key": "",
+				"content": map[string]any{"join_rule": "restricted", "allow": []map[string]any{{"type": "m.room_membership", "room_id": space}}},
+			}}})
+			code, res := bob.Do("POST", "/_matrix/client/v3/join/"+hstest.Esc(room)+"?server_name="+url.QueryEscape(a.FedName), map[string]any{})
+			if code != 403 || res.Get("errcode").String() != "M_FORBIDDEN" {
+				t.Errorf("restricted join before joining the allowed room = %d %s, want 403 M_FORBIDDEN", code, res.Raw)
+			}
+			joinVia(t, bob, space, a.FedName)
+			hstest.Eventually(t, "bob in the allowed room on A", func() bool { return memberOn(alice, space, bob.UserID) == "join" })
+			joinVia(t, bob, room, a.FedName)
+			ev := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.member/"+hstest.Esc(bob.UserID), nil)
+			if ev.Get("membership").String() != "join" || ev.Get("join_authorised_via_users_server").String() != alice.UserID {
+				t.Errorf("bob's member event on A = %s, want a join authorised by alice", ev.Raw)
+			}
+			if got := memberOn(bob, room, bob.UserID); got != "join" {
+				t.Errorf("bob's membership on B = %q, want join", got)
+			}
+		})
+	}
+}
