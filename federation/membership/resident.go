@@ -222,6 +222,9 @@ func (h *Resident) accept(ctx context.Context, origin string, ev *pdu.Event) (*c
 		return nil, nil
 	}
 	if err != nil {
+		if errors.Is(err, checks.ErrDropped) {
+			return nil, apierr.Forbidden("The event failed its format or signature checks: " + err.Error())
+		}
 		if errors.Is(err, checks.ErrMissing) {
 			return nil, apierr.Forbidden("The event cites events this server does not hold: " + err.Error())
 		}
