@@ -119,6 +119,11 @@ func TestFederationRoomReads(t *testing.T) {
 			if code != 200 || !slices.Contains(ids, join.ID) || len(chain) == 0 {
 				t.Errorf("state_ids = %d %s, want 200 with bob's join %s and an auth chain", code, body.Raw, join.ID)
 			}
+			// The auth chain holds what the state's auth_events reach: the
+			// create event, not bob's join, which authorises nothing.
+			if slices.Contains(chain, join.ID) || !slices.Contains(chain, alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state", nil).Get(`#(type=="m.room.create").event_id`).String()) {
+				t.Errorf("state_ids auth_chain_ids = %v, want the create event and not bob's join %s", chain, join.ID)
+			}
 			code, body = fedDo(t, b, a.FedName, "GET", federation.URLPath{"v1", "state", room}, url.Values{"event_id": {late}}, nil)
 			if code != 200 || body.Get("pdus.#").Int() != int64(len(ids)) || body.Get("auth_chain.#").Int() != int64(len(chain)) ||
 				!body.Get(`pdus.#(type=="m.room.create")`).Exists() {

@@ -101,10 +101,10 @@ type fedDeps struct {
 	remoteToDevice *fedToDevice
 	// roomEDUs sends local receipts; wireFederation gives it the queue.
 	roomEDUs *fedRoomEDUs
-	// remote is the client API's joiner; wireFederation sets it.
-	remote *fedMembership
 	// media serves federation media and fetches remote media (fedreads.go).
 	media *media.Repo
+	// remote is the client API's joiner; wireFederation sets it.
+	remote *fedMembership
 }
 
 // wireFederation starts the outbound queue and mounts /send on the

@@ -198,7 +198,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), commits: commits, cancel: cancel}
 	s.Domain = dom
-	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, remote: fedRem, media: repo}); err != nil {
+	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, media: repo, remote: fedRem}); err != nil {
 		cancel()
 		rs.Shutdown(ctx)
 		store.Close()

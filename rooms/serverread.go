@@ -286,7 +286,19 @@ func (s *Service) ServerStateIDs(ctx context.Context, server, roomID, eventID st
 	for _, id := range before {
 		state = append(state, id)
 	}
-	authChain, err = r.authChain(ctx, state)
+	// The auth chain of the state: what its events' auth_events reach,
+	// the state events themselves only where another one names them.
+	stateEvents, err := r.s.store.EventsByID(ctx, state)
+	if err != nil {
+		return nil, nil, err
+	}
+	var auth []string
+	for _, e := range stateEvents {
+		for _, a := range gjson.GetBytes(e.PDU, "auth_events").Array() {
+			auth = append(auth, a.String())
+		}
+	}
+	authChain, err = r.authChain(ctx, auth)
 	if err != nil {
 		return nil, nil, err
 	}

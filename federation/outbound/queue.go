@@ -113,8 +113,7 @@ type Queue struct {
 	saves    chan saveReq  // to the saver (saver.go)
 
 	// Written under roomsMu by the scanner goroutine (and before it
-	// starts) and by OpenRoomServers (request goroutines); read under
-	// roomsMu, by the scanner too, and by others with ServersInRoom.
+	// starts) and by OpenRoomServers; read under roomsMu by everyone.
 	roomsMu    sync.RWMutex
 	rooms      map[string]map[string]struct{} // room -> remote servers in it now
 	joinCounts map[roomServer]int             // joined users per (room, server) at the scan position

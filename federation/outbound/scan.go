@@ -129,8 +129,8 @@ func (q *Queue) follow(ctx context.Context, evs []storage.FedEventMeta) ([]stora
 			touched[e.RoomID] = struct{}{}
 		}
 	}
-	// OpenRoomServers writes the map from request goroutines, so even the
-	// scanner reads it under the lock.
+	// OpenRoomServers (joined.go) writes q.rooms from a request's
+	// goroutine too, so even the scanner reads it under the lock.
 	q.roomsMu.RLock()
 	for room := range touched {
 		for srv := range q.rooms[room] {
