@@ -148,8 +148,10 @@ func startParley(t *testing.T, st hstest.Store) *hstest.Server {
 	return hstest.StartFederating(t, hstest.FedOptions{Host: "127.0.0.2", Options: hstest.Options{Store: st}})
 }
 
-// hstestSQLite is the SQLite store, for the tests whose point is not the
-// store (and that are too slow to run twice).
+// hstestSQLite is the SQLite store, for the tests whose point is the wire,
+// not the store (homeserver's Parley-with-Parley tests run those paths on
+// both stores), or that are too slow to run twice. The tests where Parley
+// stores what Synapse sent (joins, membership, invites) use stores.
 var hstestSQLite = hstest.Store{Name: "sqlite"}
 
 // stores is hstest.Stores, or SQLite alone with -short.
