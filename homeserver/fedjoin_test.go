@@ -164,9 +164,10 @@ func TestFederationLeaveKickBan(t *testing.T) {
 				owner, remote *hstest.Client
 				via, remoteHS string
 				leaver        *hstest.Client // a second remote user who leaves
+				remoteSrv     *hstest.Server
 			}{
-				{"A to B", alice, bob, a.FedName, b.FedName, carol},
-				{"B to A", bob, alice, b.FedName, a.FedName, nil},
+				{"A to B", alice, bob, a.FedName, b.FedName, carol, b},
+				{"B to A", bob, alice, b.FedName, a.FedName, nil, a},
 			} {
 				owner, remote := dir.owner, dir.remote
 				room := owner.CreateRoom(map[string]any{"preset": "public_chat"})
@@ -201,6 +202,19 @@ func TestFederationLeaveKickBan(t *testing.T) {
 				hstest.Eventually(t, dir.name+": the kick on the remote side", func() bool { return !slices.Contains(joinedRooms(remote), room) })
 				joinVia(t, remote, room, dir.via)
 				hstest.Eventually(t, dir.name+": the rejoin on the room's server", func() bool { return memberOn(owner, room, remote.UserID) == "join" })
+				spans, err := dir.remoteSrv.Srv.Store.FedOpenSpans(context.Background())
+				if err != nil {
+					t.Fatalf("FedOpenSpans: %v", err)
+				}
+				open := 0
+				for _, sp := range spans {
+					if sp.RoomID == room && sp.Server == dir.via {
+						open++
+					}
+				}
+				if open != 1 {
+					t.Errorf("%s: after the rejoin the remote server has %d open spans for the room's server, want 1 (events would go twice)", dir.name, open)
+				}
 
 				// A plain leave of another remote user.
 				if l := dir.leaver; l != nil {
