@@ -3,7 +3,6 @@ package e2ekeys
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"sync"
 	"time"
 
@@ -31,6 +30,10 @@ type ServerFailure struct {
 	Status  int    `json:"status"`
 	Message string `json:"message"`
 }
+
+// statusUnavailable is the failures map's status for a server that could
+// not be asked or did not answer in time (Synapse's 503).
+const statusUnavailable = 503
 
 // Fan-out bounds for other servers' keys.
 const (
@@ -97,13 +100,13 @@ func fanOut[V any](ctx context.Context, servers map[string]map[string]V, timeout
 				defer func() { <-sem }()
 			case <-ctx.Done():
 				mu.Lock()
-				failures[srv] = ServerFailure{Status: http.StatusServiceUnavailable, Message: "timed out before asking"}
+				failures[srv] = ServerFailure{Status: statusUnavailable, Message: "timed out before asking"}
 				mu.Unlock()
 				return
 			}
 			if err := ask(ctx, srv, want); err != nil {
 				mu.Lock()
-				failures[srv] = ServerFailure{Status: http.StatusServiceUnavailable, Message: err.Error()}
+				failures[srv] = ServerFailure{Status: statusUnavailable, Message: err.Error()}
 				mu.Unlock()
 			}
 		}()
