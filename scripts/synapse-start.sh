@@ -94,10 +94,31 @@ secret=$(cat "$state/secret")
 
 if [[ ! -f $state/tls.crt ]]; then
 	log "making a self-signed certificate for $host"
-	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$host" \
-		-addext "subjectAltName=IP:$host" \
-		-keyout "$state/tls.key" -out "$state/tls.crt" >/dev/null 2>&1 ||
-		die "openssl could not make a certificate"
+	if command -v openssl >/dev/null; then
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$host" \
+			-addext "subjectAltName=IP:$host" \
+			-keyout "$state/tls.key" -out "$state/tls.crt" >/dev/null 2>&1 ||
+			die "openssl could not make a certificate"
+	else # Synapse depends on the cryptography package, so the venv has it
+		"$py" - "$host" "$state/tls.key" "$state/tls.crt" <<'PY' || die "could not make a certificate"
+import datetime, ipaddress, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+host, key_path, crt_path = sys.argv[1:]
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+now = datetime.datetime.now(datetime.timezone.utc)
+crt = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+       .serial_number(x509.random_serial_number()).not_valid_before(now)
+       .not_valid_after(now + datetime.timedelta(days=3650))
+       .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+       .sign(key, hashes.SHA256()))
+open(key_path, "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+open(crt_path, "wb").write(crt.public_bytes(serialization.Encoding.PEM))
+PY
+	fi
 fi
 
 cat >"$state/log.yaml" <<EOF
