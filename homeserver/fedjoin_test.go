@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-im/parley/homeserver/hstest"
+	"github.com/parley-im/parley/rooms/pdu"
 )
 
 // stateIDs returns a room's /state event IDs, sorted.
@@ -95,6 +96,15 @@ func TestFederationInvite(t *testing.T) {
 				inviter, invitee *hstest.Client
 			}{{"A to B", alice, bob}, {"B to A", bob, alice}} {
 				inviter, invitee := dir.inviter, dir.invitee
+				// The invitee's server runs its invite policy: no such user.
+				nobody := "@nobody:" + pdu.Domain(invitee.UserID)
+				probe := inviter.CreateRoom(map[string]any{"preset": "private_chat"})
+				if code, res := inviter.Do("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(probe)+"/invite", map[string]any{"user_id": nobody}); code != 404 || res.Get("errcode").String() != "M_NOT_FOUND" {
+					t.Errorf("%s: invite of an unknown remote user = %d %s, want 404 M_NOT_FOUND from its server", dir.name, code, res.Raw)
+				}
+				if got := memberOn(inviter, probe, nobody); got != "" {
+					t.Errorf("%s: a refused remote invite was written: membership %q", dir.name, got)
+				}
 				accept := inviter.CreateRoom(map[string]any{"preset": "private_chat", "name": "Accept me", "invite": []string{invitee.UserID}, "is_direct": true})
 				reject := inviter.CreateRoom(map[string]any{"preset": "private_chat", "name": "Reject me"})
 				inviter.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(reject)+"/invite", map[string]any{"user_id": invitee.UserID})
