@@ -24,9 +24,10 @@ type RemoteMembership interface {
 	ResolveAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
 }
 
-// joinServers are the servers to try for a remote join, in order: the
-// client's server_name and via, the alias's servers, the server that
-// invited the user, and the room ID's server (rooms before version 12).
+// joinServers are the servers to try for a remote join or leave, in
+// order: the client's server_name and via, the alias's servers, the
+// server that invited the user, the room ID's server (rooms before
+// version 12), and the servers of the members this server last saw joined.
 func (a *API) joinServers(ctx context.Context, r *http.Request, roomID, user string, aliasServers []string) []string {
 	q := r.URL.Query()
 	out := append(append(append([]string{}, q["server_name"]...), q["via"]...), aliasServers...)
@@ -35,6 +36,13 @@ func (a *API) joinServers(ctx context.Context, r *http.Request, roomID, user str
 	}
 	if d := pdu.Domain(roomID); d != "" {
 		out = append(out, d)
+	}
+	if ms, err := a.store.RoomMemberships(ctx, roomID); err == nil {
+		for _, m := range ms {
+			if m.Membership == "join" {
+				out = append(out, pdu.Domain(m.UserID))
+			}
+		}
 	}
 	return out
 }
@@ -69,14 +77,6 @@ func (a *API) remoteLeave(ctx context.Context, r *http.Request, roomID, user, re
 	if reason != "" {
 		content["reason"] = reason
 	}
-	servers := a.joinServers(ctx, r, roomID, user, nil)
-	if ms, err := a.store.RoomMemberships(ctx, roomID); err == nil {
-		for _, m := range ms {
-			if m.Membership == "join" {
-				servers = append(servers, pdu.Domain(m.UserID))
-			}
-		}
-	}
-	_, err := a.remote.Leave(ctx, roomID, user, servers, content)
+	_, err := a.remote.Leave(ctx, roomID, user, a.joinServers(ctx, r, roomID, user, nil), content)
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/parley-im/parley/homeserver/hstest"
+	"github.com/parley-im/parley/rooms/pdu"
 )
 
 // stateIDs returns a room's /state event IDs, sorted.
@@ -77,47 +78,70 @@ func memberOn(c *hstest.Client, roomID, user string) string {
 	return res.Get("membership").String()
 }
 
-// TestFederationInvite: alice on A invites bob on B (invite v2: B runs its
-// invite policy, signs, and gives bob the invite with the stripped state in
-// /sync); bob accepts one invite (a join through A) and rejects another (a
-// leave through A's make_leave/send_leave); A sees both.
+// TestFederationInvite, in both directions: a user invites another
+// server's user (invite v2: the invitee's server runs its invite policy,
+// signs, and gives the invitee the invite with the stripped state in
+// /sync), through /invite, createRoom's invite list and the state PUT; the
+// invitee accepts one invite (a join through the inviter's server) and
+// rejects another (a leave through make_leave/send_leave); the inviter's
+// server sees both.
 func TestFederationInvite(t *testing.T) {
 	for _, st := range hstest.Stores(t) {
 		t.Run(st.Name, func(t *testing.T) {
 			a, b := startPair(t, st)
 			alice := a.Register(t, "alice")
 			bob := b.Register(t, "bob")
-			accept := alice.CreateRoom(map[string]any{"preset": "private_chat", "name": "Accept me"})
-			reject := alice.CreateRoom(map[string]any{"preset": "private_chat", "name": "Reject me"})
-			for _, room := range []string{accept, reject} {
-				alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/invite", map[string]any{"user_id": bob.UserID})
-				if got := memberOn(alice, room, bob.UserID); got != "invite" {
-					t.Fatalf("bob's membership on A after the invite = %q, want invite", got)
+			for _, dir := range []struct {
+				name             string
+				inviter, invitee *hstest.Client
+			}{{"A to B", alice, bob}, {"B to A", bob, alice}} {
+				inviter, invitee := dir.inviter, dir.invitee
+				// The invitee's server runs its invite policy: no such user.
+				nobody := "@nobody:" + pdu.Domain(invitee.UserID)
+				probe := inviter.CreateRoom(map[string]any{"preset": "private_chat"})
+				if code, res := inviter.Do("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(probe)+"/invite", map[string]any{"user_id": nobody}); code != 404 || res.Get("errcode").String() != "M_NOT_FOUND" {
+					t.Errorf("%s: invite of an unknown remote user = %d %s, want 404 M_NOT_FOUND from its server", dir.name, code, res.Raw)
 				}
-			}
-			sync := bob.Sync("", 0)
-			inv := sync.Get("rooms.invite." + apiKey(accept) + ".invite_state.events")
-			names := map[string]string{}
-			for _, e := range inv.Array() {
-				names[e.Get("type").String()+"|"+e.Get("state_key").String()] = e.Get("content.name").String() + e.Get("content.membership").String()
-			}
-			if names["m.room.name|"] != "Accept me" || names["m.room.member|"+bob.UserID] != "invite" || names["m.room.member|"+alice.UserID] != "join" {
-				t.Errorf("bob's invite_state = %v, want the room name, his invite and alice's join", names)
-			}
-			if _, ok := names["m.room.create|"]; !ok {
-				t.Errorf("bob's invite_state lacks the create event: %v", names)
-			}
+				if got := memberOn(inviter, probe, nobody); got != "" {
+					t.Errorf("%s: a refused remote invite was written: membership %q", dir.name, got)
+				}
+				accept := inviter.CreateRoom(map[string]any{"preset": "private_chat", "name": "Accept me", "invite": []string{invitee.UserID}, "is_direct": true})
+				reject := inviter.CreateRoom(map[string]any{"preset": "private_chat", "name": "Reject me"})
+				inviter.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(reject)+"/invite", map[string]any{"user_id": invitee.UserID})
+				byState := inviter.CreateRoom(map[string]any{"preset": "private_chat"})
+				inviter.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(byState)+"/state/m.room.member/"+hstest.Esc(invitee.UserID), map[string]any{"membership": "invite"})
+				for _, room := range []string{accept, reject, byState} {
+					if got := memberOn(inviter, room, invitee.UserID); got != "invite" {
+						t.Fatalf("%s: the invitee's membership on the inviter's server = %q, want invite", dir.name, got)
+					}
+				}
+				sync := invitee.Sync("", 0)
+				for _, room := range []string{reject, byState} {
+					if !sync.Get("rooms.invite." + apiKey(room)).Exists() {
+						t.Errorf("%s: no invite to %s in the invitee's sync", dir.name, room)
+					}
+				}
+				names := map[string]string{}
+				for _, e := range sync.Get("rooms.invite." + apiKey(accept) + ".invite_state.events").Array() {
+					names[e.Get("type").String()+"|"+e.Get("state_key").String()] = e.Get("content.name").String() + e.Get("content.membership").String()
+				}
+				if names["m.room.name|"] != "Accept me" || names["m.room.member|"+invitee.UserID] != "invite" || names["m.room.member|"+inviter.UserID] != "join" {
+					t.Errorf("%s: invite_state = %v, want the room name, the invite and the inviter's join", dir.name, names)
+				}
+				if _, ok := names["m.room.create|"]; !ok {
+					t.Errorf("%s: invite_state lacks the create event: %v", dir.name, names)
+				}
 
-			bob.MustDo("POST", "/_matrix/client/v3/join/"+hstest.Esc(accept), map[string]any{})
-			hstest.Eventually(t, "bob's join on A", func() bool { return memberOn(alice, accept, bob.UserID) == "join" })
-			alice.Send(accept, "a1", "welcome")
-			hstest.Eventually(t, "A's message on B", func() bool { return hasBody(bob, accept, "welcome") })
+				invitee.MustDo("POST", "/_matrix/client/v3/join/"+hstest.Esc(accept), map[string]any{})
+				hstest.Eventually(t, dir.name+": the accepted invite on the inviter's server", func() bool { return memberOn(inviter, accept, invitee.UserID) == "join" })
+				inviter.Send(accept, "w-"+dir.name, "welcome "+dir.name)
+				hstest.Eventually(t, dir.name+": a message after the accept", func() bool { return hasBody(invitee, accept, "welcome "+dir.name) })
 
-			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(reject)+"/leave", map[string]any{})
-			hstest.Eventually(t, "bob's rejection on A", func() bool { return memberOn(alice, reject, bob.UserID) == "leave" })
-			sync = bob.Sync("", 0)
-			if sync.Get("rooms.invite." + apiKey(reject)).Exists() {
-				t.Errorf("the rejected invite is still in bob's sync: %s", sync.Get("rooms.invite").Raw)
+				invitee.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(reject)+"/leave", map[string]any{})
+				hstest.Eventually(t, dir.name+": the rejection on the inviter's server", func() bool { return memberOn(inviter, reject, invitee.UserID) == "leave" })
+				if sync := invitee.Sync("", 0); sync.Get("rooms.invite." + apiKey(reject)).Exists() {
+					t.Errorf("%s: the rejected invite is still in the invitee's sync", dir.name)
+				}
 			}
 		})
 	}
@@ -150,9 +174,10 @@ func TestFederationLeaveKickBan(t *testing.T) {
 				owner, remote *hstest.Client
 				via, remoteHS string
 				leaver        *hstest.Client // a second remote user who leaves
+				remoteSrv     *hstest.Server
 			}{
-				{"A to B", alice, bob, a.FedName, b.FedName, carol},
-				{"B to A", bob, alice, b.FedName, a.FedName, nil},
+				{"A to B", alice, bob, a.FedName, b.FedName, carol, b},
+				{"B to A", bob, alice, b.FedName, a.FedName, nil, a},
 			} {
 				owner, remote := dir.owner, dir.remote
 				room := owner.CreateRoom(map[string]any{"preset": "public_chat"})
@@ -187,6 +212,19 @@ func TestFederationLeaveKickBan(t *testing.T) {
 				hstest.Eventually(t, dir.name+": the kick on the remote side", func() bool { return !slices.Contains(joinedRooms(remote), room) })
 				joinVia(t, remote, room, dir.via)
 				hstest.Eventually(t, dir.name+": the rejoin on the room's server", func() bool { return memberOn(owner, room, remote.UserID) == "join" })
+				spans, err := dir.remoteSrv.Srv.Store.FedOpenSpans(context.Background())
+				if err != nil {
+					t.Fatalf("FedOpenSpans: %v", err)
+				}
+				open := 0
+				for _, sp := range spans {
+					if sp.RoomID == room && sp.Server == dir.via {
+						open++
+					}
+				}
+				if open != 1 {
+					t.Errorf("%s: after the rejoin the remote server has %d open spans for the room's server, want 1 (events would go twice)", dir.name, open)
+				}
 
 				// A plain leave of another remote user.
 				if l := dir.leaver; l != nil {
@@ -234,6 +272,39 @@ func TestFederationJoinByAlias(t *testing.T) {
 			hstest.Eventually(t, "bob's join on A", func() bool { return memberOn(alice, room, bob.UserID) == "join" })
 			alice.Send(room, "a1", "hello alias")
 			hstest.Eventually(t, "A's message on B", func() bool { return hasBody(bob, room, "hello alias") })
+		})
+	}
+}
+
+// TestFederationRestrictedJoin: a restricted room on A admits bob from B
+// only once he is in the room its allow list names; A then names a local
+// authoriser in the template and signs the join (the auth rules want its
+// signature), and B stores the join as A returned it.
+func TestFederationRestrictedJoin(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice := a.Register(t, "alice")
+			bob := b.Register(t, "bob")
+			space := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			room := alice.CreateRoom(map[string]any{"preset": "private_chat", "initial_state": []map[string]any{{
+				"type": "m.room.join_rules", "state_key": "",
+				"content": map[string]any{"join_rule": "restricted", "allow": []map[string]any{{"type": "m.room_membership", "room_id": space}}},
+			}}})
+			code, res := bob.Do("POST", "/_matrix/client/v3/join/"+hstest.Esc(room)+"?server_name="+url.QueryEscape(a.FedName), map[string]any{})
+			if code != 403 || res.Get("errcode").String() != "M_FORBIDDEN" {
+				t.Errorf("restricted join before joining the allowed room = %d %s, want 403 M_FORBIDDEN", code, res.Raw)
+			}
+			joinVia(t, bob, space, a.FedName)
+			hstest.Eventually(t, "bob in the allowed room on A", func() bool { return memberOn(alice, space, bob.UserID) == "join" })
+			joinVia(t, bob, room, a.FedName)
+			ev := alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/m.room.member/"+hstest.Esc(bob.UserID), nil)
+			if ev.Get("membership").String() != "join" || ev.Get("join_authorised_via_users_server").String() != alice.UserID {
+				t.Errorf("bob's member event on A = %s, want a join authorised by alice", ev.Raw)
+			}
+			if got := memberOn(bob, room, bob.UserID); got != "join" {
+				t.Errorf("bob's membership on B = %q, want join", got)
+			}
 		})
 	}
 }

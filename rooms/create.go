@@ -93,7 +93,11 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 			return "", err
 		}
 	}
-	protos, err := openingEvents(req, preset, version)
+	// Other servers' users are invited after the room exists, each through
+	// invite v2 (remote_invite.go): their server must sign the invite
+	// before it is written.
+	remoteInvites := remoteUsers(req.Invite, s.cfg.ServerName)
+	protos, err := openingEvents(req, preset, version, s.cfg.ServerName)
 	if err != nil {
 		return "", err
 	}
@@ -114,7 +118,23 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (string, er
 	if err != nil {
 		return "", err
 	}
+	for _, u := range remoteInvites {
+		if _, err := s.inviteRemote(ctx, MembershipRequest{RoomID: roomID, Sender: req.Creator, Target: u, Membership: "invite", IsDirect: req.IsDirect}); err != nil {
+			return "", fmt.Errorf("room %s was created, but inviting %s failed: %w", roomID, u, err)
+		}
+	}
 	return roomID, nil
+}
+
+// remoteUsers lists the users of users who are not of serverName.
+func remoteUsers(users []string, serverName string) []string {
+	var out []string
+	for _, u := range users {
+		if pdu.Domain(u) != serverName {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func (b *batch) createRoom(ctx context.Context, roomID, version string, req CreateRequest, protos []pdu.Proto) error {
@@ -181,7 +201,7 @@ func mustJSON(v any) json.RawMessage {
 // openingEvents lays out a new room's events in the spec's order: create,
 // the creator's join, power levels, alias, preset state, initial_state,
 // name, topic, then invites.
-func openingEvents(req CreateRequest, preset, version string) ([]pdu.Proto, error) {
+func openingEvents(req CreateRequest, preset, version, serverName string) ([]pdu.Proto, error) {
 	createContent := map[string]any{}
 	if len(req.CreationContent) > 0 {
 		if err := json.Unmarshal(req.CreationContent, &createContent); err != nil {
@@ -263,6 +283,9 @@ func openingEvents(req CreateRequest, preset, version string) ([]pdu.Proto, erro
 		out = append(out, state("m.room.topic", "", map[string]any{"topic": req.Topic}))
 	}
 	for _, u := range req.Invite {
+		if pdu.Domain(u) != serverName {
+			continue // invited after, through invite v2
+		}
 		c := map[string]any{"membership": "invite"}
 		if req.IsDirect {
 			c["is_direct"] = true

@@ -81,7 +81,7 @@ func (s *Service) MakeMember(ctx context.Context, roomID, user, membership strin
 		if err != nil {
 			return err
 		}
-		if rs.localInviter(b.s.cfg.ServerName) == "" && !rs.hasLocalJoined(b.s.cfg.ServerName) {
+		if !rs.hasLocalJoined(b.s.cfg.ServerName) {
 			return fmt.Errorf("%w: %s", ErrNotResident, roomID)
 		}
 		content := map[string]any{"membership": membership}

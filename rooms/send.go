@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 )
@@ -47,6 +49,12 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (string, error) {
 		}
 	}
 	isMember := req.StateKey != nil && req.Type == "m.room.member"
+	if isMember && membershipOf(req.Content) == "invite" && pdu.Domain(*req.StateKey) != s.cfg.ServerName {
+		// An invite of another server's user needs its server's signature
+		// first, whatever the route (remote_invite.go).
+		return s.inviteRemote(ctx, MembershipRequest{RoomID: req.RoomID, Sender: req.Sender, Target: *req.StateKey, Membership: "invite",
+			Reason: gjson.GetBytes(req.Content, "reason").String(), IsDirect: gjson.GetBytes(req.Content, "is_direct").Bool()})
+	}
 	var eventID string
 	err := s.submit(ctx, req.Sender, func(ctx context.Context, b *batch) error {
 		eventID = ""

@@ -37,6 +37,8 @@ targets=(
 	"./federation/keys FuzzNotaryQuery"
 	"./federation/roomread FuzzParseMissingEvents"
 	"./media FuzzParseFederationMedia"
+	"./federation/membership FuzzSignTemplate"
+	"./federation/membership FuzzCheckAnswer"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
@@ -65,7 +66,13 @@ func (k *Keyring) serveQueryGet(w http.ResponseWriter, r *http.Request) {
 		}
 		minValid = v
 	}
-	out := k.answer(r, map[string]int64{chi.URLParam(r, "serverName"): minValid})
+	// chi matches on the raw path, so the name arrives as the client
+	// escaped it (a port's colon as %3A).
+	server := chi.URLParam(r, "serverName")
+	if v, err := url.PathUnescape(server); err == nil {
+		server = v
+	}
+	out := k.answer(r, map[string]int64{server: minValid})
 	apierr.WriteJSON(w, http.StatusOK, map[string]any{"server_keys": out})
 }
 

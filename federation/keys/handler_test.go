@@ -33,6 +33,7 @@ func TestNotaryQueryOwnAndLimits(t *testing.T) {
 	}{
 		{"POST", "/_matrix/key/v2/query", `{"server_keys":{"me.example":{}}}`, 200, 1},
 		{"GET", "/_matrix/key/v2/query/me.example", "", 200, 1},
+		{"GET", "/_matrix/key/v2/query/me%2Eexample", "", 200, 1}, // escaped, as a server name with a port may come (%3A)
 		{"GET", "/_matrix/key/v2/query/unknown.example?minimum_valid_until_ts=5", "", 200, 0},
 		{"GET", "/_matrix/key/v2/query/me.example?minimum_valid_until_ts=x", "", 400, -1},
 		{"POST", "/_matrix/key/v2/query", `{"server_keys":[]}`, 400, -1},

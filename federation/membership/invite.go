@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/tidwall/gjson"
 
 	"github.com/parley-im/parley/apierr"
@@ -38,7 +37,7 @@ func (h *Resident) invite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	roomID, eventID := chi.URLParam(r, "roomId"), chi.URLParam(r, "eventId")
+	roomID, eventID := param(r, "roomId"), param(r, "eventId")
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(raw) > maxBody {
 		apierr.Write(w, apierr.TooLarge("Body too large"))

@@ -117,7 +117,7 @@ func (h *Resident) makeMember(w http.ResponseWriter, r *http.Request, membership
 	if !ok {
 		return
 	}
-	roomID, user := chi.URLParam(r, "roomId"), chi.URLParam(r, "userId")
+	roomID, user := param(r, "roomId"), param(r, "userId")
 	if !pdu.ValidUserID(user) || !pdu.ValidRoomID(roomID) {
 		apierr.Write(w, apierr.InvalidParam("Invalid room or user ID"))
 		return
@@ -178,7 +178,7 @@ func (h *Resident) writeErr(w http.ResponseWriter, err error) {
 // path's room, with the path's ID, a member event of a user of origin
 // about themselves, with the wanted membership.
 func (h *Resident) readEvent(w http.ResponseWriter, r *http.Request, origin, membership string) (string, *pdu.Event, bool) {
-	roomID, eventID := chi.URLParam(r, "roomId"), chi.URLParam(r, "eventId")
+	roomID, eventID := param(r, "roomId"), param(r, "eventId")
 	ctx := r.Context()
 	version, err := h.cfg.Rooms.RoomVersion(ctx, roomID)
 	if err != nil {
