@@ -112,9 +112,8 @@ type Queue struct {
 	scanWake chan struct{} // capacity 1: a pending wake-up for the scanner
 	saves    chan saveReq  // to the saver (saver.go)
 
-	// Written by the scanner goroutine under roomsMu (and before it
-	// starts); the scanner reads it without the lock, others with
-	// ServersInRoom.
+	// Written under roomsMu by the scanner goroutine (and before it
+	// starts) and by OpenRoomServers; read under roomsMu by everyone.
 	roomsMu    sync.RWMutex
 	rooms      map[string]map[string]struct{} // room -> remote servers in it now
 	joinCounts map[roomServer]int             // joined users per (room, server) at the scan position

@@ -129,11 +129,13 @@ func (q *Queue) follow(ctx context.Context, evs []storage.FedEventMeta) ([]stora
 			touched[e.RoomID] = struct{}{}
 		}
 	}
+	q.roomsMu.RLock() // OpenRoomServers writes too (joined.go)
 	for room := range touched {
 		for srv := range q.rooms[room] {
 			wake[srv] = struct{}{}
 		}
 	}
+	q.roomsMu.RUnlock()
 	return changes, wake, nil
 }
 
