@@ -37,6 +37,7 @@ import (
 	"github.com/parley-im/parley/ratelimit"
 	"github.com/parley-im/parley/relations"
 	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/search"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/storage/storetext"
 	"github.com/parley-im/parley/todevice"
@@ -108,6 +109,9 @@ type Deps struct {
 	// Relations serves /relations, /threads and bundled aggregations
 	// (relations_handlers.go); nil builds one on Store and Rooms.
 	Relations *relations.Service
+	// Search runs /search (search_handlers.go); nil builds one on Store
+	// and Rooms.
+	Search *search.Service
 }
 
 // API is the client-server API.
@@ -142,6 +146,8 @@ type API struct {
 	// misc holds the services of clientmisc.go, built on first use.
 	misc clientMisc
 	rel  *relations.Service
+	// searcher runs /search (search_handlers.go).
+	searcher *search.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -182,13 +188,16 @@ func New(cfg Config, d Deps) *API {
 	if d.Relations == nil && d.Store != nil && d.Rooms != nil {
 		d.Relations = relations.New(d.Store, d.Rooms)
 	}
+	if d.Search == nil && d.Store != nil && d.Rooms != nil {
+		d.Search = search.New(d.Store, d.Rooms)
+	}
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {
 		exempt[u] = true
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
 		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
-		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations,
+		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, searcher: d.Search,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)
 	return a
