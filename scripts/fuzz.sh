@@ -34,6 +34,9 @@ targets=(
 	"./cmd/parley-bench FuzzParseStatCPU"
 	"./federation/transport FuzzAuthenticate"
 	"./federation/keys FuzzNotaryQuery"
+	"./clientapi FuzzParseSearch"
+	"./search FuzzPrepare"
+	"./storage/searchtext FuzzTokens"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
