@@ -264,7 +264,13 @@ func (s *Store) SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, e
 	}
 	var b strings.Builder
 	if s.postgres {
-		b.WriteString(`SELECT d.pos, d.event_id, d.room_id, ts_rank(to_tsvector('simple', d.tokens), q.q) FROM search_docs d,
+		// Newest first, the rank is computed for the page's rows only (the
+		// outer query below): ts_rank re-reads each row's tokens.
+		rank := `ts_rank(to_tsvector('simple', d.tokens), q.q)`
+		if !q.ByRank {
+			rank = `d.tokens`
+		}
+		b.WriteString(`SELECT d.pos, d.event_id, d.room_id, ` + rank + ` FROM search_docs d,
 			plainto_tsquery('simple', ` + arg(strings.Join(q.Tokens, " ")) + `) AS q(q) WHERE to_tsvector('simple', d.tokens) @@ q.q`)
 	} else {
 		match := make([]string, len(q.Tokens))
@@ -310,7 +316,12 @@ func (s *Store) SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, e
 		}
 		b.WriteString(` ORDER BY d.pos DESC LIMIT ` + arg(q.Limit))
 	}
-	rows, err := s.read.QueryContext(ctx, b.String(), args...)
+	query := b.String()
+	if s.postgres && !q.ByRank {
+		query = `SELECT p.pos, p.event_id, p.room_id, ts_rank(to_tsvector('simple', p.tokens), plainto_tsquery('simple', $1))
+			FROM (` + query + `) AS p(pos, event_id, room_id, tokens) ORDER BY p.pos DESC`
+	}
+	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
