@@ -200,14 +200,18 @@ func (s *Service) prepare(req Request) (storage.SearchQuery, searchtext.Term, er
 		if !ok {
 			return q, term, invalid("unknown key %q: use content.body, content.name or content.topic", k)
 		}
-		if len(req.Types) == 0 || slices.Contains(req.Types, typ) || slices.Contains(req.Types, "*") {
+		// The filter's types and not_types (with the spec's * wildcard)
+		// only ever select among the three indexed types, so they are
+		// applied here, not in the query.
+		if (len(req.Types) == 0 || slices.ContainsFunc(req.Types, func(p string) bool { return typeMatches(p, typ) })) &&
+			!slices.ContainsFunc(req.NotTypes, func(p string) bool { return typeMatches(p, typ) }) && !slices.Contains(q.Types, typ) {
 			q.Types = append(q.Types, typ)
 		}
 	}
 	if len(q.Types) == 0 {
-		q.Types = []string{"-"} // the filter's types exclude every key: match nothing
+		q.Types = []string{"-"} // the filter excludes every key: match nothing
 	}
-	q.NotTypes, q.Senders, q.NotSenders = req.NotTypes, req.Senders, req.NotSenders
+	q.Senders, q.NotSenders = req.Senders, req.NotSenders
 	q.ByRank = req.ByRank
 	switch {
 	case req.Limit < 0:
@@ -234,6 +238,31 @@ func (s *Service) prepare(req Request) (storage.SearchQuery, searchtext.Term, er
 		}
 	}
 	return q, term, nil
+}
+
+// typeMatches applies a filter's event type pattern, where * matches any
+// run of characters (the spec's filter wildcard).
+func typeMatches(pattern, typ string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == typ
+	}
+	if !strings.HasPrefix(typ, parts[0]) {
+		return false
+	}
+	rest := typ[len(parts[0]):]
+	for i, p := range parts[1:] {
+		last := i == len(parts)-2
+		if last {
+			return strings.HasSuffix(rest, p)
+		}
+		j := strings.Index(rest, p)
+		if j < 0 {
+			return false
+		}
+		rest = rest[j+len(p):]
+	}
+	return true
 }
 
 // rooms returns the access of every room the search may look in: the
