@@ -262,16 +262,10 @@ func (s *Store) SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, e
 		}
 		return strings.Join(ps, ",")
 	}
-	var b strings.Builder
+	var b strings.Builder // the matching rows, before order and limit
 	if s.postgres {
-		// Newest first, the rank is computed for the page's rows only (the
-		// outer query below): ts_rank re-reads each row's tokens.
-		rank := `ts_rank(to_tsvector('simple', d.tokens), q.q)`
-		if !q.ByRank {
-			rank = `d.tokens`
-		}
-		b.WriteString(`SELECT d.pos, d.event_id, d.room_id, ` + rank + ` FROM search_docs d,
-			plainto_tsquery('simple', ` + arg(strings.Join(q.Tokens, " ")) + `) AS q(q) WHERE to_tsvector('simple', d.tokens) @@ q.q`)
+		b.WriteString(`SELECT d.pos, d.event_id, d.room_id, d.tokens FROM search_docs d
+			WHERE to_tsvector('simple', d.tokens) @@ plainto_tsquery('simple', ` + arg(strings.Join(q.Tokens, " ")) + `)`)
 	} else {
 		match := make([]string, len(q.Tokens))
 		for i, t := range q.Tokens {
@@ -308,18 +302,33 @@ func (s *Store) SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, e
 	if len(q.NotSenders) > 0 {
 		b.WriteString(` AND d.sender NOT IN (` + list(q.NotSenders) + `)`)
 	}
-	if q.ByRank {
-		b.WriteString(` ORDER BY 4 DESC, d.pos DESC LIMIT ` + arg(q.Limit) + ` OFFSET ` + arg(max(q.Offset, 0)))
-	} else {
-		if q.Before > 0 {
-			b.WriteString(` AND d.pos < ` + arg(q.Before))
-		}
-		b.WriteString(` ORDER BY d.pos DESC LIMIT ` + arg(q.Limit))
+	if !q.ByRank && q.Before > 0 {
+		b.WriteString(` AND d.pos < ` + arg(q.Before))
 	}
-	query := b.String()
-	if s.postgres && !q.ByRank {
-		query = `SELECT p.pos, p.event_id, p.room_id, ts_rank(to_tsvector('simple', p.tokens), plainto_tsquery('simple', $1))
-			FROM (` + query + `) AS p(pos, event_id, room_id, tokens) ORDER BY p.pos DESC`
+	limit := ` LIMIT ` + arg(q.Limit)
+	if q.ByRank {
+		limit += ` OFFSET ` + arg(max(q.Offset, 0))
+	}
+	var query string
+	switch {
+	case !s.postgres && q.ByRank:
+		query = b.String() + ` ORDER BY 4 DESC, d.pos DESC` + limit
+	case !s.postgres:
+		query = b.String() + ` ORDER BY d.pos DESC` + limit
+	// On PostgreSQL the matches are taken from the GIN index first
+	// (MATERIALIZED): ordered by position with a limit, the planner may
+	// otherwise walk the position index backwards and test every row's
+	// tokens, which for a rare term reads the whole table.
+	case q.ByRank:
+		query = `WITH m AS MATERIALIZED (` + b.String() + `)
+			SELECT m.pos, m.event_id, m.room_id, ts_rank(to_tsvector('simple', m.tokens), plainto_tsquery('simple', $1)) AS r
+			FROM m ORDER BY r DESC, m.pos DESC` + limit
+	default:
+		// Newest first, only the page's rows are ranked: ts_rank re-reads
+		// each row's tokens.
+		query = `WITH m AS MATERIALIZED (` + b.String() + `), p AS (SELECT * FROM m ORDER BY m.pos DESC` + limit + `)
+			SELECT p.pos, p.event_id, p.room_id, ts_rank(to_tsvector('simple', p.tokens), plainto_tsquery('simple', $1))
+			FROM p ORDER BY p.pos DESC`
 	}
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
