@@ -234,7 +234,9 @@ func TestSearchRefusals(t *testing.T) {
 		t.Run(st.Name, func(t *testing.T) {
 			srv := hstest.Start(t, hstest.Options{Store: st})
 			alice := srv.Register(t, "alice")
-			re := func(m map[string]any) map[string]any { return map[string]any{"search_categories": map[string]any{"room_events": m}} }
+			re := func(m map[string]any) map[string]any {
+				return map[string]any{"search_categories": map[string]any{"room_events": m}}
+			}
 			for _, tc := range []struct {
 				name    string
 				body    any

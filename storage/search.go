@@ -274,17 +274,25 @@ func (s *Store) SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, e
 		b.WriteString(`SELECT d.pos, d.event_id, d.room_id, -bm25(search_fts) FROM search_fts JOIN search_docs d ON d.pos = search_fts.rowid
 			WHERE search_fts MATCH ` + arg(strings.Join(match, " ")))
 	}
+	// On SQLite the rooms are a filter on the rows FTS5 finds, never an
+	// index to search by ("+" keeps SQLite from probing the room index
+	// once per room for every match), and newest first is FTS5's own rowid
+	// order, so a page stops as soon as it is full.
+	roomCol, posCol := `d.room_id`, `d.pos`
+	if !s.postgres {
+		roomCol, posCol = `+d.room_id`, `search_fts.rowid`
+	}
 	var free []string
 	var bounded []string
 	for _, r := range q.Rooms {
 		if r.MaxPos <= 0 {
 			free = append(free, r.RoomID)
 		} else {
-			bounded = append(bounded, `(d.room_id = `+arg(r.RoomID)+` AND d.pos <= `+arg(r.MaxPos)+`)`)
+			bounded = append(bounded, `(`+roomCol+` = `+arg(r.RoomID)+` AND d.pos <= `+arg(r.MaxPos)+`)`)
 		}
 	}
 	if len(free) > 0 {
-		bounded = append(bounded, `d.room_id IN (`+list(free)+`)`)
+		bounded = append(bounded, roomCol+` IN (`+list(free)+`)`)
 	}
 	b.WriteString(` AND (` + strings.Join(bounded, " OR ") + `)`)
 	for _, p := range q.Phrases {
@@ -303,7 +311,7 @@ func (s *Store) SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, e
 		b.WriteString(` AND d.sender NOT IN (` + list(q.NotSenders) + `)`)
 	}
 	if !q.ByRank && q.Before > 0 {
-		b.WriteString(` AND d.pos < ` + arg(q.Before))
+		b.WriteString(` AND ` + posCol + ` < ` + arg(q.Before))
 	}
 	limit := ` LIMIT ` + arg(q.Limit)
 	if q.ByRank {
@@ -314,7 +322,7 @@ func (s *Store) SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, e
 	case !s.postgres && q.ByRank:
 		query = b.String() + ` ORDER BY 4 DESC, d.pos DESC` + limit
 	case !s.postgres:
-		query = b.String() + ` ORDER BY d.pos DESC` + limit
+		query = b.String() + ` ORDER BY search_fts.rowid DESC` + limit
 	// On PostgreSQL the matches are taken from the GIN index first
 	// (MATERIALIZED): ordered by position with a limit, the planner may
 	// otherwise walk the position index backwards and test every row's
