@@ -34,8 +34,10 @@ const (
 	MaxTermBytes = 1000
 	// CountCap bounds the events counted for "count": past it the count
 	// says "at least this many" (the spec calls it approximate), so a term
-	// found everywhere cannot make every page scan the whole index.
-	CountCap = 1000
+	// found everywhere cannot make every page scan the whole index. At
+	// 1,000 the count was most of a search's cost for a common character
+	// over 1,000,000 messages (docs/benchmarks.md).
+	CountCap = 250
 	// maxPasses bounds the index queries one page makes when history
 	// visibility hides many of the matches.
 	maxPasses = 5
@@ -325,7 +327,7 @@ func (s *Service) count(ctx context.Context, q storage.SearchQuery, accs map[str
 	if !more && req.NextBatch == "" {
 		return onPage, nil
 	}
-	q.ByRank, q.Before, q.Offset, q.Limit = false, 0, 0, CountCap
+	q.ByRank, q.Before, q.Offset, q.Limit, q.PositionsOnly = false, 0, 0, CountCap, true
 	raw, err := s.store.SearchEvents(ctx, q)
 	if err != nil {
 		return 0, err

@@ -229,6 +229,9 @@ type SearchQuery struct {
 	Before     int64 // newest first: only positions below it; 0: no bound
 	Offset     int   // by rank: rows to skip
 	Limit      int
+	// PositionsOnly leaves EventID empty and Rank zero, for counting:
+	// newest first only, and cheaper per row.
+	PositionsOnly bool
 }
 
 // SearchHit is one matching event. Rank is higher for better matches;
@@ -321,8 +324,12 @@ func (s *Store) SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, e
 	switch {
 	case !s.postgres && q.ByRank:
 		query = b.String() + ` ORDER BY 4 DESC, d.pos DESC` + limit
+	case !s.postgres && q.PositionsOnly:
+		query = strings.Replace(b.String(), `d.event_id, d.room_id, -bm25(search_fts)`, `'', d.room_id, 0`, 1) + ` ORDER BY search_fts.rowid DESC` + limit
 	case !s.postgres:
 		query = b.String() + ` ORDER BY search_fts.rowid DESC` + limit
+	case q.PositionsOnly:
+		query = `WITH m AS MATERIALIZED (` + b.String() + `) SELECT m.pos, '', m.room_id, 0 FROM m ORDER BY m.pos DESC` + limit
 	// On PostgreSQL the matches are taken from the GIN index first
 	// (MATERIALIZED): ordered by position with a limit, the planner may
 	// otherwise walk the position index backwards and test every row's
