@@ -108,7 +108,7 @@ func TestSearchConformance(t *testing.T) {
 			{"100%", storage.SearchQuery{}, nil},
 			{"\u0301", storage.SearchQuery{}, nil}, // a lone mark: a token neither engine keeps
 			{"a\u0301b ab", storage.SearchQuery{}, nil},
-			{"北_京%", storage.SearchQuery{}, []string{zh}}, // punctuation separates terms
+			{"北_京%", storage.SearchQuery{}, []string{zh}},   // punctuation separates terms
 			{"NOT OR AND NEAR", storage.SearchQuery{}, nil}, // FTS5 operators, quoted
 		}
 		check := func(stage string) {
