@@ -38,6 +38,7 @@ import (
 	"github.com/parley-im/parley/ratelimit"
 	"github.com/parley-im/parley/relations"
 	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/search"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/storage/storetext"
 	"github.com/parley-im/parley/todevice"
@@ -116,6 +117,9 @@ type Deps struct {
 	// serves; the writer's and desks' collectors are added to it. Nil
 	// means a registry of the API's own.
 	Metrics *prometheus.Registry
+	// Search runs /search (search_handlers.go); nil builds one on Store
+	// and Rooms.
+	Search *search.Service
 }
 
 // API is the client-server API.
@@ -156,6 +160,8 @@ type API struct {
 	// remote joins and leaves through other servers; nil without
 	// federation.
 	remote RemoteMembership
+	// searcher runs /search (search_handlers.go).
+	searcher *search.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -196,13 +202,16 @@ func New(cfg Config, d Deps) *API {
 	if d.Relations == nil && d.Store != nil && d.Rooms != nil {
 		d.Relations = relations.New(d.Store, d.Rooms)
 	}
+	if d.Search == nil && d.Store != nil && d.Rooms != nil {
+		d.Search = search.New(d.Store, d.Rooms)
+	}
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {
 		exempt[u] = true
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
 		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
-		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote,
+		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote, searcher: d.Search,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)
 	a.metrics = d.Metrics

@@ -21,7 +21,7 @@ func TestDomainPackagesSpeakNoHTTP(t *testing.T) {
 		"github.com/parley-im/parley/federation",
 		"github.com/parley-im/parley/inbox",
 	}
-	for _, dir := range []string{"profiles", "devices", "e2ekeys", "directory", "pushrules", "admin"} {
+	for _, dir := range []string{"profiles", "devices", "e2ekeys", "directory", "pushrules", "admin", "search"} {
 		files, err := filepath.Glob(filepath.Join("..", dir, "*.go"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("no Go files in %s: %v", dir, err)

@@ -130,6 +130,7 @@ func (a *API) Handler() http.Handler {
 			r.Get("/publicRooms", a.open(a.publicRooms))
 			r.Post("/publicRooms", a.authed(a.publicRoomsSearch))
 			r.Post("/user_directory/search", a.authed(a.userDirectorySearch))
+			r.Post("/search", a.authed(a.search)) // search_handlers.go
 			r.Get("/pushrules/", a.authed(a.getPushRules))
 			r.Get("/pushrules", a.authed(a.getPushRules))
 			r.Get("/pushrules/global/", a.authed(a.getPushRulesGlobal))

@@ -158,6 +158,15 @@ func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Acces
 	if err != nil {
 		return nil, err
 	}
+	return s.accessFrom(roomID, v, func() (bool, error) {
+		m, err := s.store.GetMembership(ctx, roomID, userID)
+		return m.Forgotten, err
+	})
+}
+
+// accessFrom is the rule of ReadAccess over a loaded Visibility; forgotten
+// is asked only for a user who left. ReadAccesses shares it.
+func (s *Service) accessFrom(roomID string, v *Visibility, forgotten func() (bool, error)) (*Access, error) {
 	a := &Access{Visibility: v, svc: s, store: s.store, roomID: roomID, stateEnd: v.StateEnd()}
 	if v.WorldReadable() {
 		return a, nil // anyone may read it, forgotten or not
@@ -166,11 +175,11 @@ func (s *Service) ReadAccess(ctx context.Context, roomID, userID string) (*Acces
 		return nil, errNoReadAccess
 	}
 	if _, gone := v.Departed(); gone {
-		m, err := s.store.GetMembership(ctx, roomID, userID)
+		f, err := forgotten()
 		if err != nil {
 			return nil, err
 		}
-		if m.Forgotten {
+		if f {
 			return nil, errForgotten
 		}
 	}

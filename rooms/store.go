@@ -37,6 +37,7 @@ type Store interface {
 	GetMembership(ctx context.Context, roomID, userID string) (storage.Membership, error)
 	UserMemberships(ctx context.Context, userID, membership string) ([]storage.Membership, error)
 	MembershipHistory(ctx context.Context, roomID, userID string) (members, visibility []storage.Event, err error)
+	MembershipHistories(ctx context.Context, userID string, roomIDs []string) (members, visibility map[string][]storage.Event, err error)
 	MemberEvents(ctx context.Context, pairs []storage.RoomUser) ([]storage.Event, error)
 	MemberEventsAt(ctx context.Context, roomID string, userIDs []string, pos int64) ([]storage.Event, error)
 	CurrentState(ctx context.Context, roomID string) ([]storage.Event, error)

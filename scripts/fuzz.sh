@@ -39,6 +39,9 @@ targets=(
 	"./media FuzzParseFederationMedia"
 	"./federation/membership FuzzSignTemplate"
 	"./federation/membership FuzzCheckAnswer"
+	"./clientapi FuzzParseSearch"
+	"./search FuzzPrepare"
+	"./storage/searchtext FuzzTokens"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"

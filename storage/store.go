@@ -171,6 +171,10 @@ func Open(ctx context.Context, url, sqlitePath string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.BackfillSearch(ctx); err != nil { // search.go: the full-text index, and once after schema 033
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -115,6 +115,7 @@ func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {
 		string(pdu), string(e.Client), string(e.Unsigned), e.TxnDevice, e.TxnID, boolInt(e.Notify), boolInt(e.RoomMention), e.StateGroup,
 		strings.Join(e.PrevIDs, " "), strings.Join(e.AuthIDs, " "))
 	err = w.indexRelation(ctx, e, err) // relations.go
+	err = w.indexSearch(ctx, e, err)   // search.go
 	if isUniqueViolation(err) {
 		return fmt.Errorf("insert event %s: %w", e.EventID, ErrConflict)
 	}
@@ -175,7 +176,7 @@ func (w *WriteTx) Redact(ctx context.Context, eventID string, pdu, client []byte
 	if err != nil {
 		return fmt.Errorf("redact %s mentions: %w", eventID, err)
 	}
-	return nil
+	return w.unindexSearch(ctx, eventID) // search.go: its text is gone
 }
 
 // PutReceipt stores a user's receipt, replacing the older one of the same kind.

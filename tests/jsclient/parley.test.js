@@ -18,7 +18,9 @@
 //      byte, and deliver an m.image message that refers to it;
 //   7. with the SDK's Rust crypto: create a key backup version, let the SDK
 //      back up the megolm key of an encrypted message, and restore it on a
-//      new device of the same user.
+//      new device of the same user;
+//   search: find a Chinese phrase and a Korean word in a room with the SDK's
+//      search call, with context, one result per page through next_batch.
 // Waits poll the clients' state with a deadline (no fixed sleeps). Each test
 // has a 60 s limit (the whole suite 10 min), and the server is killed at the end.
 //
@@ -434,5 +436,31 @@ describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "Postgr
         await c2.getCrypto().storeSessionBackupPrivateKey(key, backed.version);
         const restored = await c2.getCrypto().restoreKeyBackup();
         assert.equal(restored.imported, 1, `restore: ${show(restored)}`);
+    });
+    scenario("search: bob finds a Chinese phrase, a Korean word and a Latin word in the group, newest first, and paginates", ["alice1", "bob1", "group"], async () => {
+        const roomId = rooms.group;
+        const zh = `我们明天在北京开会 ${RUN_ID}`;
+        const ko = `내일 학교에 갑니다 ${RUN_ID}`;
+        await c.alice1.sendTextMessage(roomId, zh);
+        await c.alice1.sendTextMessage(roomId, ko);
+        const search = async (term, nextBatch) => {
+            const res = await c.bob1.search({
+                body: { search_categories: { room_events: { search_term: term, filter: { rooms: [roomId], limit: 1 }, order_by: "recent",
+                    event_context: { before_limit: 1, after_limit: 1, include_profile: true } } } },
+                next_batch: nextBatch,
+            });
+            return res.search_categories.room_events;
+        };
+        const bodies = (re) => re.results.map((r) => r.result.content.body);
+        assert.deepEqual(bodies(await search("北京开会")), [zh]);
+        assert.deepEqual(bodies(await search("학교")), [ko]);
+        assert.deepEqual(bodies(await search("开会北京")), []);
+        // Both messages hold RUN_ID: one per page, newest first.
+        const first = await search(RUN_ID);
+        assert.deepEqual(bodies(first), [ko]);
+        assert.ok(first.next_batch, `no next_batch: ${show(first)}`);
+        assert.equal(first.results[0].context.events_before[0]?.content?.body, zh);
+        const second = await search(RUN_ID, first.next_batch);
+        assert.deepEqual(bodies(second), [zh]);
     });
 });
