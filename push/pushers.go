@@ -157,6 +157,13 @@ func (s *Service) Set(ctx context.Context, userID, deviceID string, req *SetRequ
 		_, err := s.store.DeletePusher(ctx, userID, req.AppID, req.PushKey)
 		return err
 	}
+	// Announced before the insert, and under setMu: the scanner's count
+	// of pushers cannot run between the two and switch reading off. setMu
+	// also serialises the pusher ID counter's read-modify-write (setting a
+	// pusher is rare; the lock costs nothing that matters).
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	s.anyPushers.Store(true)
 	_, _, err = s.store.SetPusher(ctx, storage.Pusher{UserID: userID, DeviceID: deviceID, Kind: *req.Kind, AppID: req.AppID,
 		PushKey: req.PushKey, AppDisplayName: req.AppDisplayName, DeviceDisplayName: req.DeviceDisplayName,
 		ProfileTag: req.ProfileTag, Lang: req.Lang, Data: string(data), PushKeyTS: s.cfg.Now().UnixMilli()},
@@ -164,11 +171,5 @@ func (s *Service) Set(ctx context.Context, userID, deviceID string, req *SetRequ
 	if errors.Is(err, storage.ErrTooManyPushers) {
 		return fail(ErrTooMany, "this account has the maximum number of pushers")
 	}
-	if err != nil {
-		return err
-	}
-	if *req.Kind == "http" {
-		s.anyPushers.Store(true)
-	}
-	return nil
+	return err
 }

@@ -39,9 +39,11 @@ func (s *Service) scanLoop() {
 			if pos, err := s.store.MaxPosition(s.ctx); err == nil {
 				s.raiseLatest(pos)
 			}
+			s.setMu.Lock()
 			if n, err := s.store.CountPushers(s.ctx); err == nil && n == 0 {
 				s.anyPushers.Store(false)
 			}
+			s.setMu.Unlock()
 			if pos := s.scanned.Load(); pos > persisted {
 				if err := s.store.SetPushScanPos(s.ctx, pos); err == nil {
 					persisted = pos

@@ -102,9 +102,11 @@ type Service struct {
 	// nothing was owed). Stored by the scanner only.
 	scanned  atomic.Int64
 	scanWake chan struct{} // capacity 1: a pending wake-up for the scanner
-	// anyPushers is false while no http pusher exists: the scanner then
-	// skips reading the log. Set by Set and the scanner's periodic count.
+	// anyPushers is false while no pusher exists: the scanner then skips
+	// reading the log. Set true by Set, false by the scanner's periodic
+	// count, both under setMu, so a count cannot miss a pusher being added.
 	anyPushers atomic.Bool
+	setMu      sync.Mutex
 
 	// seq is the last queue row number handed out. Owned by the scanner.
 	seq int64
