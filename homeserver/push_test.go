@@ -385,3 +385,52 @@ func TestPushRefusesPrivateAddresses(t *testing.T) {
 		t.Errorf("gateway on loopback got %d notifications, %d attempts; want none", n, gw.refused.Load())
 	}
 }
+
+// TestPushQueueBound: past push.max_queue a pusher's oldest notifications
+// are dropped and counted; the newest are delivered when the gateway
+// comes back.
+func TestPushQueueBound(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			gw := newGateway(t)
+			gw.down.Store(true)
+			o := pushOptions(st, "")
+			mutate := o.Mutate
+			o.Mutate = func(c *config.Config) { mutate(c); c.Push.MaxQueue = 2 }
+			srv := hstest.Start(t, o)
+			alice, bob, _, roomID := threeInRoom(t, srv)
+			setPusher(bob, gw.url(), "bobkey", nil)
+			var sent []string
+			for i := range 5 {
+				sent = append(sent, sendBody(alice, roomID, fmt.Sprint("b", i), map[string]any{"msgtype": "m.text", "body": fmt.Sprint("m", i)}))
+			}
+			hstest.Eventually(t, "3 notifications dropped", func() bool { return srv.Srv.Push.Stats().Dropped == 3 })
+			if n, err := srv.Srv.Store.PushQueueLen(t.Context()); err != nil || n != 2 {
+				t.Errorf("queue length = %d, %v; want 2", n, err)
+			}
+			gw.down.Store(false)
+			hstest.Eventually(t, "the newest two delivered", func() bool {
+				got := map[string]bool{}
+				for _, n := range gw.notes() {
+					got[n.Get("event_id").String()] = true
+				}
+				return got[sent[3]] && got[sent[4]]
+			})
+			hstest.Eventually(t, "the queue drained", func() bool { return srv.Srv.Push.Status().Queued == 0 })
+			seen := map[string]int{}
+			for _, n := range gw.notes() {
+				seen[n.Get("event_id").String()]++
+			}
+			// One of the dropped rows may have been in flight when the
+			// gateway came back; none is sent twice.
+			if len(seen) > 3 {
+				t.Errorf("delivered %v, want the newest two (and at most one dropped one in flight) of %v", seen, sent)
+			}
+			for id, c := range seen {
+				if c > 1 {
+					t.Errorf("%s delivered %d times, want once", id, c)
+				}
+			}
+		})
+	}
+}
