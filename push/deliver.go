@@ -108,10 +108,11 @@ func (s *Service) ack(id, seq int64) {
 		return
 	}
 	if removed {
+		// No floor at zero: the scanner adds a page's rows to the count
+		// after their commit, so an ack may come first and take it below
+		// zero for a moment; a worker that finds the queue empty resets it.
 		s.mu.Lock()
-		if s.pending[id] > 0 {
-			s.pending[id]--
-		}
+		s.pending[id]--
 		s.mu.Unlock()
 	}
 }

@@ -225,7 +225,7 @@ func (s *Service) Status() Status {
 	s.mu.Lock()
 	var n int64
 	for _, c := range s.pending {
-		n += c
+		n += max(c, 0)
 	}
 	s.mu.Unlock()
 	return Status{ScannedPos: s.scanned.Load(), LatestPos: s.latest.Load(), Queued: n}
