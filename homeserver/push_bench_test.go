@@ -14,12 +14,13 @@ import (
 )
 
 // BenchmarkPushDelivery: push delivery throughput to a gateway on
-// loopback, end to end. Each iteration is one message to a room whose
-// other PARLEY_BENCH_PUSHERS members (default 10) each have an http
-// pusher; the timer runs from the first send until the gateway has taken
-// every notification (b.N × pushers), so it covers the scan, the queue
-// rows, the requests and their acks. On SQLite (PARLEY_BENCH_PG=1:
-// PostgreSQL). Reports pushes/s.
+// loopback. Each iteration is one message to a room whose other
+// PARLEY_BENCH_PUSHERS members (default 10) each have an http pusher. The
+// messages are sent and queued while the gateway answers 503; the timer
+// runs from the gateway's recovery until it has taken every notification
+// (b.N × pushers): the queue reads, the requests and their acks, one
+// worker per pusher. On SQLite (PARLEY_BENCH_PG=1: PostgreSQL). Reports
+// pushes/s.
 func BenchmarkPushDelivery(b *testing.B) {
 	pushers := 10
 	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_PUSHERS")); err == nil && v > 0 {
@@ -34,7 +35,13 @@ func BenchmarkPushDelivery(b *testing.B) {
 		}
 	}
 	var got atomic.Int64
+	var down atomic.Bool
+	down.Store(true)
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		got.Add(1)
 		w.Write([]byte(`{"rejected":[]}`))
 	}))
@@ -42,6 +49,7 @@ func BenchmarkPushDelivery(b *testing.B) {
 	srv := hstest.Start(b, hstest.Options{Store: st, Mutate: func(c *config.Config) {
 		c.Push.AllowIPs = "127.0.0.0/8"
 		c.Push.MaxQueue = 1 << 30 // nothing dropped, whatever b.N
+		c.Push.MinBackoffMs, c.Push.MaxBackoffMs = 1, 2
 	}})
 	alice := srv.Register(b, "alice")
 	roomID := alice.CreateRoom(map[string]any{"preset": "public_chat"})
@@ -53,11 +61,16 @@ func BenchmarkPushDelivery(b *testing.B) {
 		}
 	}
 	want := int64(b.N * pushers)
-	b.ReportAllocs()
-	b.ResetTimer()
 	for i := range b.N {
 		sendBody(alice, roomID, fmt.Sprint("t", i), map[string]any{"msgtype": "m.text", "body": "hello"})
 	}
+	hstest.Eventually(b, "every notification queued", func() bool {
+		n, err := srv.Srv.Store.PushQueueLen(b.Context())
+		return err == nil && n == want
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	down.Store(false)
 	hstest.Eventually(b, "every notification at the gateway", func() bool { return got.Load() >= want })
 	b.StopTimer()
 	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "pushes/s")

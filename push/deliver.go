@@ -28,6 +28,13 @@ const (
 	retry                    // network error, timeout, 5xx or 429: try again later
 )
 
+// batchSize is how many queued notifications a worker reads at once. They
+// are sent one request each, in order, and acknowledged together: one
+// write per batch rather than per push. A crash in the middle sends at
+// most a batch again (delivery is at least once; gateways dedupe by
+// event_id).
+const batchSize = 32
+
 // runPusher sends a pusher's queue, oldest first, until it is empty.
 func (s *Service) runPusher(id int64) {
 	defer s.wg.Done()
@@ -37,7 +44,7 @@ func (s *Service) runPusher(id int64) {
 			s.stop(id, false)
 			return
 		}
-		next, ok, err := s.store.PushNextItem(s.ctx, id)
+		batch, err := s.store.PushNextItems(s.ctx, id, batchSize)
 		if err != nil {
 			failures++
 			if !s.sleep(failures) {
@@ -46,7 +53,15 @@ func (s *Service) runPusher(id int64) {
 			}
 			continue
 		}
-		if !ok {
+		if len(batch) == 0 {
+			s.mu.Lock()
+			orphans := s.pending[id] > 0 // counted rows, yet none to send
+			s.mu.Unlock()
+			if orphans {
+				if err := s.store.PushDropOrphans(s.ctx, id); err != nil && s.ctx.Err() == nil {
+					s.log.Warn("push: dropping the rows of a deleted pusher failed", "pusher", id, "err", err)
+				}
+			}
 			s.mu.Lock()
 			if w := s.workers[id]; w != nil && w.dirty {
 				w.dirty = false
@@ -58,29 +73,38 @@ func (s *Service) runPusher(id int64) {
 			s.mu.Unlock()
 			return
 		}
-		switch s.attempt(&next) {
-		case delivered:
-			failures = 0
-			s.stats.sent.Add(1)
-			s.ack(id, next.Item.Seq)
-		case abandoned:
-			s.stats.abandoned.Add(1)
-			s.ack(id, next.Item.Seq)
-		case rejected:
-			s.stats.rejected.Add(1)
-			s.log.Info("push: gateway rejected pushkey; pusher removed", "user", next.Pusher.UserID, "app_id", next.Pusher.AppID)
-			if err := s.store.DeletePusherByID(s.ctx, id); err != nil {
-				failures++
-				if !s.sleep(failures) {
-					s.stop(id, false)
-					return
-				}
-				continue
+		done := make([]int64, 0, len(batch))
+		failed, gone := false, false
+	send:
+		for i := range batch {
+			switch s.attempt(&batch[i]) {
+			case delivered:
+				failures = 0
+				s.stats.sent.Add(1)
+				done = append(done, batch[i].Item.Seq)
+			case abandoned:
+				s.stats.abandoned.Add(1)
+				done = append(done, batch[i].Item.Seq)
+			case rejected:
+				s.stats.rejected.Add(1)
+				s.log.Info("push: gateway rejected pushkey; pusher removed", "user", batch[i].Pusher.UserID, "app_id", batch[i].Pusher.AppID)
+				gone = true
+				break send
+			case retry:
+				s.stats.failed.Add(1)
+				failed = true
+				break send
 			}
-			s.stop(id, true)
-			return
-		case retry:
-			s.stats.failed.Add(1)
+		}
+		if gone {
+			if err := s.store.DeletePusherByID(s.ctx, id); err == nil {
+				s.stop(id, true)
+				return
+			}
+			failed = true // the pusher is still there: its rows are tried again
+		}
+		s.ack(id, done)
+		if failed {
 			failures++
 			if !s.sleep(failures) {
 				s.stop(id, false)
@@ -100,19 +124,21 @@ func (s *Service) stop(id int64, gone bool) {
 	}
 }
 
-func (s *Service) ack(id, seq int64) {
-	removed, err := s.store.PushAck(s.ctx, id, seq)
+func (s *Service) ack(id int64, seqs []int64) {
+	removed, err := s.store.PushAck(s.ctx, id, seqs)
 	if err != nil {
-		// The row stays and is sent again: at least once, never lost.
-		s.log.Warn("push: ack failed; the notification may be sent twice", "pusher", id, "err", err)
+		// The rows stay and are sent again: at least once, never lost.
+		if s.ctx.Err() == nil {
+			s.log.Warn("push: ack failed; notifications may be sent twice", "pusher", id, "err", err)
+		}
 		return
 	}
-	if removed {
+	if removed > 0 {
 		// No floor at zero: the scanner adds a page's rows to the count
 		// after their commit, so an ack may come first and take it below
 		// zero for a moment; a worker that finds the queue empty resets it.
 		s.mu.Lock()
-		s.pending[id]--
+		s.pending[id] -= removed
 		s.mu.Unlock()
 	}
 }

@@ -138,12 +138,17 @@ func (s *Store) DeletePusherByID(ctx context.Context, id int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return deletePusherIDsTx(ctx, tx, []int64{id}) })
 }
 
+// deletePusherIDsTx deletes pushers, then their queue rows. The order
+// matters on PostgreSQL: deleting the pusher row waits for a scanner
+// transaction that holds it FOR SHARE (PushEnqueue), and the queue delete,
+// a later statement, then sees that transaction's rows. The other way
+// round, a row queued meanwhile would outlive its pusher.
 func deletePusherIDsTx(ctx context.Context, tx *sql.Tx, ids []int64) error {
 	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM push_queue WHERE pusher_id = $1`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pushers WHERE id = $1`, id); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM pushers WHERE id = $1`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM push_queue WHERE pusher_id = $1`, id); err != nil {
 			return err
 		}
 	}
@@ -154,18 +159,32 @@ func deletePusherIDsTx(ctx context.Context, tx *sql.Tx, ids []int64) error {
 // pusher of the user when deviceIDs is empty), with their queues. It runs in
 // DeleteDevices' transaction: logout, device deletion and deactivation.
 func deleteDevicePushersTx(ctx context.Context, tx *sql.Tx, userID string, deviceIDs []string) error {
-	cond := `user_id = $1`
+	q := `SELECT id FROM pushers WHERE user_id = $1`
 	args := []any{userID}
 	if len(deviceIDs) > 0 {
-		cond += ` AND device_id IN (` + placeholders(2, len(deviceIDs)) + `)`
+		q += ` AND device_id IN (` + placeholders(2, len(deviceIDs)) + `)`
 		for _, d := range deviceIDs {
 			args = append(args, d)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM push_queue WHERE pusher_id IN (SELECT id FROM pushers WHERE `+cond+`)`, args...); err != nil {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
 		return fmt.Errorf("delete pushers: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM pushers WHERE `+cond, args...); err != nil {
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("delete pushers: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("delete pushers: %w", err)
+	}
+	if err := deletePusherIDsTx(ctx, tx, ids); err != nil {
 		return fmt.Errorf("delete pushers: %w", err)
 	}
 	return nil
@@ -382,11 +401,18 @@ func (s *Store) PushEnqueue(ctx context.Context, items []PushItem, trims []PushT
 	dropped := map[int64]int64{}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		clear(dropped)
+		// A pusher deleted since the scan read it gets no row. On
+		// PostgreSQL the pusher row is held FOR SHARE until commit, so a
+		// concurrent deletion waits and then deletes these rows too
+		// (deletePusherIDsTx); SQLite runs one writer at a time.
+		lock := ""
+		if s.postgres {
+			lock = " FOR SHARE"
+		}
 		for i := range items {
 			it := &items[i]
-			// A pusher deleted since the scan read it gets no row.
 			if _, err := tx.ExecContext(ctx, `INSERT INTO push_queue (pusher_id, seq, event_id, room_id, pos, high, tweaks, unread)
-				SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM pushers WHERE id = $1)`,
+				SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM pushers WHERE id = $1`+lock,
 				it.PusherID, it.Seq, it.EventID, it.RoomID, it.Pos, boolInt(it.High), it.Tweaks, it.Unread); err != nil {
 				return err
 			}
@@ -424,38 +450,60 @@ type PushNext struct {
 	Event  []byte
 }
 
-// PushNextItem returns the pusher's oldest queued notification; ok is false
-// when its queue is empty or the pusher is gone.
-func (s *Store) PushNextItem(ctx context.Context, pusherID int64) (PushNext, bool, error) {
-	var n PushNext
-	var high int
-	var client sql.NullString
-	p, err := scanPusher(s.read.QueryRowContext(ctx, `SELECT `+pusherCols+`, q.seq, q.event_id, q.room_id, q.pos, q.high, q.tweaks, q.unread, e.client
+// PushNextItems returns the pusher's oldest queued notifications, at most
+// limit, oldest first; none when its queue is empty or the pusher is gone.
+func (s *Store) PushNextItems(ctx context.Context, pusherID int64, limit int) ([]PushNext, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+pusherCols+`, q.seq, q.event_id, q.room_id, q.pos, q.high, q.tweaks, q.unread, e.client
 		FROM push_queue q JOIN pushers p ON p.id = q.pusher_id LEFT JOIN events e ON e.event_id = q.event_id
-		WHERE q.pusher_id = $1 ORDER BY q.seq LIMIT 1`, pusherID),
-		&n.Item.Seq, &n.Item.EventID, &n.Item.RoomID, &n.Item.Pos, &high, &n.Item.Tweaks, &n.Item.Unread, &client)
-	if errors.Is(err, sql.ErrNoRows) {
-		return n, false, nil
-	}
+		WHERE q.pusher_id = $1 ORDER BY q.seq LIMIT $2`, pusherID, limit)
 	if err != nil {
-		return n, false, fmt.Errorf("next push of pusher %d: %w", pusherID, err)
+		return nil, fmt.Errorf("next pushes of pusher %d: %w", pusherID, err)
 	}
-	n.Pusher, n.Item.PusherID, n.Item.High = p, pusherID, high == 1
-	if client.Valid {
-		n.Event = []byte(client.String)
+	defer rows.Close()
+	var out []PushNext
+	for rows.Next() {
+		var n PushNext
+		var high int
+		var client sql.NullString
+		p, err := scanPusher(rows, &n.Item.Seq, &n.Item.EventID, &n.Item.RoomID, &n.Item.Pos, &high, &n.Item.Tweaks, &n.Item.Unread, &client)
+		if err != nil {
+			return nil, fmt.Errorf("next pushes of pusher %d: %w", pusherID, err)
+		}
+		n.Pusher, n.Item.PusherID, n.Item.High = p, pusherID, high == 1
+		if client.Valid {
+			n.Event = []byte(client.String)
+		}
+		out = append(out, n)
 	}
-	return n, true, nil
+	return out, rows.Err()
 }
 
-// PushAck deletes a delivered (or abandoned) queue row; it reports whether
-// the row was still there (a trim may have dropped it meanwhile).
-func (s *Store) PushAck(ctx context.Context, pusherID, seq int64) (bool, error) {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM push_queue WHERE pusher_id = $1 AND seq = $2`, pusherID, seq)
+// PushAck deletes delivered (or abandoned) queue rows of a pusher, in one
+// statement, and returns how many were still there (a trim may have
+// dropped some meanwhile).
+func (s *Store) PushAck(ctx context.Context, pusherID int64, seqs []int64) (int64, error) {
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	args := []any{pusherID}
+	for _, q := range seqs {
+		args = append(args, q)
+	}
+	res, err := s.write.ExecContext(ctx, `DELETE FROM push_queue WHERE pusher_id = $1 AND seq IN (`+placeholders(2, len(seqs))+`)`, args...)
 	if err != nil {
-		return false, fmt.Errorf("ack push %d/%d: %w", pusherID, seq, err)
+		return 0, fmt.Errorf("ack pushes of pusher %d: %w", pusherID, err)
 	}
 	n, _ := res.RowsAffected()
-	return n > 0, nil
+	return n, nil
+}
+
+// PushDropOrphans deletes the queue rows of a pusher that no longer
+// exists. A row can outlive its pusher when the scanner's insert (which
+// checks that the pusher exists) races the pusher's deletion on
+// PostgreSQL: each transaction misses the other's uncommitted change.
+func (s *Store) PushDropOrphans(ctx context.Context, pusherID int64) error {
+	_, err := s.write.ExecContext(ctx, `DELETE FROM push_queue WHERE pusher_id = $1 AND NOT EXISTS (SELECT 1 FROM pushers WHERE id = $1)`, pusherID)
+	return err
 }
 
 // PushQueueLen counts the queued notifications of every pusher.
