@@ -20,12 +20,13 @@ import (
 // notification it accepts. Debian has no ntfy package here (apt-cache
 // policy ntfy finds none), so the tests use this instead.
 type recordingGateway struct {
-	srv     *httptest.Server
-	down    atomic.Bool // answer 503 to everything
-	refused atomic.Int64
-	mu      sync.Mutex
-	got     []gjson.Result      // guarded by mu: the "notification" of each accepted request
-	reject  map[string]struct{} // guarded by mu: pushkeys answered as rejected
+	srv      *httptest.Server
+	down     atomic.Bool  // answer 503 to everything
+	inflight atomic.Int64 // requests being handled
+	refused  atomic.Int64
+	mu       sync.Mutex
+	got      []gjson.Result      // guarded by mu: the "notification" of each accepted request
+	reject   map[string]struct{} // guarded by mu: pushkeys answered as rejected
 }
 
 func newGateway(t *testing.T) *recordingGateway {
@@ -35,6 +36,8 @@ func newGateway(t *testing.T) *recordingGateway {
 			http.NotFound(w, r)
 			return
 		}
+		g.inflight.Add(1)
+		defer g.inflight.Add(-1)
 		body, _ := io.ReadAll(r.Body)
 		if g.down.Load() {
 			g.refused.Add(1)
@@ -56,6 +59,14 @@ func newGateway(t *testing.T) *recordingGateway {
 	}))
 	t.Cleanup(g.srv.Close)
 	return g
+}
+
+// quiesce cuts every connection and waits for the requests being handled
+// to end: a request a stopped server abandoned is not answered later, when
+// the gateway is up again, as if a new server had sent it.
+func (g *recordingGateway) quiesce(t *testing.T) {
+	g.srv.CloseClientConnections()
+	hstest.Eventually(t, "the gateway idle", func() bool { return g.inflight.Load() == 0 })
 }
 
 func (g *recordingGateway) url() string { return g.srv.URL + "/_matrix/push/v1/notify" }
@@ -323,6 +334,7 @@ func TestPushQueueSurvivesRestart(t *testing.T) {
 				return err == nil && n == 3
 			})
 			srv.Stop()
+			gw.quiesce(t)
 			gw.down.Store(false)
 			srv = hstest.Start(t, pushOptions(st, dir))
 			gw.waitNotes(t, 3)
