@@ -446,3 +446,18 @@ func TestPushQueueBound(t *testing.T) {
 		})
 	}
 }
+
+// TestPushMetricsExposed: the push counters are in the admin metrics.
+func TestPushMetricsExposed(t *testing.T) {
+	w := newDeskShop(t, hstest.Options{}, "shop", map[string]any{"name": "Acme", "strategy": "round_robin", "capacity": 4})
+	code, body := deskMetrics(t, w.boss)
+	if code != 200 {
+		t.Fatalf("GET metrics = %d, want 200", code)
+	}
+	for _, name := range []string{"parley_push_sent_total 0", "parley_push_failed_attempts_total", "parley_push_abandoned_total",
+		"parley_push_pushers_rejected_total", "parley_push_dropped_total", "parley_push_queued 0"} {
+		if !strings.Contains(body, name) {
+			t.Errorf("metrics lack %q", name)
+		}
+	}
+}
