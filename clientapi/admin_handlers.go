@@ -26,6 +26,9 @@ func (a *API) mountDeskAdmin(r chi.Router) {
 	}
 	reg.MustRegister(a.desks.Collector())
 	reg.MustRegister(a.rooms.Collector())
+	if a.push != nil {
+		reg.MustRegister(a.push.Collector())
+	}
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	r.Get("/metrics", a.adminOnly(func(w http.ResponseWriter, r *http.Request, _ *session) error {
 		metrics.ServeHTTP(w, r)

@@ -34,6 +34,7 @@ import (
 	"github.com/parley-im/parley/keybackup"
 	"github.com/parley-im/parley/media"
 	"github.com/parley-im/parley/profiles"
+	"github.com/parley-im/parley/push"
 	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/ratelimit"
 	"github.com/parley-im/parley/relations"
@@ -120,6 +121,10 @@ type Deps struct {
 	// Search runs /search (search_handlers.go); nil builds one on Store
 	// and Rooms.
 	Search *search.Service
+	// Push stores pushers and delivers to push gateways
+	// (pushers_handlers.go); nil serves an empty list and refuses
+	// POST /pushers/set with 404 M_UNRECOGNIZED.
+	Push *push.Service
 }
 
 // API is the client-server API.
@@ -162,6 +167,7 @@ type API struct {
 	remote RemoteMembership
 	// searcher runs /search (search_handlers.go).
 	searcher *search.Service
+	push *push.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions
@@ -211,7 +217,7 @@ func New(cfg Config, d Deps) *API {
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
 		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
-		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote, searcher: d.Search,
+		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote, searcher: d.Search, push: d.Push,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)
 	a.metrics = d.Metrics

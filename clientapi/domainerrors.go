@@ -15,6 +15,7 @@ import (
 	"github.com/parley-im/parley/directory"
 	"github.com/parley-im/parley/e2ekeys"
 	"github.com/parley-im/parley/profiles"
+	"github.com/parley-im/parley/push"
 	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/reports"
 )
@@ -55,6 +56,11 @@ var domainErrors = []struct {
 	{admin.ErrExists, func(msg string) *apierr.Error { return apierr.New(http.StatusConflict, "M_UNKNOWN", msg) }},
 	{reports.ErrNotFound, apierr.NotFound},
 	{reports.ErrInvalidParam, apierr.InvalidParam},
+
+	{push.ErrInvalidParam, apierr.InvalidParam},
+	{push.ErrMissingParam, apierr.MissingParam},
+	{push.ErrBadJSON, apierr.BadJSON},
+	{push.ErrTooMany, func(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_LIMIT_EXCEEDED", msg) }},
 }
 
 func unknown400(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_UNKNOWN", msg) }

@@ -1,10 +1,8 @@
 package clientapi
 
 import (
-	"encoding/json"
 	"net/http"
 
-	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/rooms/pdu"
 )
 
@@ -63,62 +61,6 @@ func (a *API) threePIDs(w http.ResponseWriter, r *http.Request, s *session) erro
 // push gateway), so the list is always empty.
 func (a *API) notifications(w http.ResponseWriter, r *http.Request, s *session) error {
 	return writeJSON(w, map[string]any{"notifications": []any{}})
-}
-
-func (a *API) getPushers(w http.ResponseWriter, r *http.Request, s *session) error {
-	return writeJSON(w, map[string]any{"pushers": []any{}})
-}
-
-// pusherRequest is the body of POST /pushers/set. kind is a pointer because
-// null means "delete this pusher".
-type pusherRequest struct {
-	Kind              *string         `json:"kind"`
-	AppID             string          `json:"app_id"`
-	PushKey           string          `json:"pushkey"`
-	AppDisplayName    string          `json:"app_display_name"`
-	DeviceDisplayName string          `json:"device_display_name"`
-	Lang              string          `json:"lang"`
-	Data              json.RawMessage `json:"data"`
-}
-
-// setPusher validates a pusher and accepts it. Parley has no push gateway
-// client yet, so the pusher is not stored; mobile clients register one on
-// every start and must not be told their server is broken.
-func (a *API) setPusher(w http.ResponseWriter, r *http.Request, s *session) error {
-	var req pusherRequest
-	if err := a.readJSON(r, &req); err != nil {
-		return err
-	}
-	if req.AppID == "" || req.PushKey == "" {
-		return apierr.MissingParam("app_id and pushkey are required")
-	}
-	if len(req.AppID) > 64 {
-		return apierr.InvalidParam("app_id must be at most 64 bytes")
-	}
-	if len(req.PushKey) > 512 {
-		return apierr.InvalidParam("pushkey must be at most 512 bytes")
-	}
-	if req.Kind == nil {
-		// A deletion: nothing is stored, so nothing to delete.
-		return writeJSON(w, emptyObject)
-	}
-	if *req.Kind != "http" && *req.Kind != "email" {
-		return apierr.InvalidParam("kind must be http, email or null")
-	}
-	if req.AppDisplayName == "" || req.DeviceDisplayName == "" || req.Lang == "" || len(req.Data) == 0 {
-		return apierr.MissingParam("app_display_name, device_display_name, lang and data are required")
-	}
-	var data map[string]json.RawMessage
-	if err := json.Unmarshal(req.Data, &data); err != nil || data == nil {
-		return apierr.BadJSON("data must be an object")
-	}
-	if *req.Kind == "http" {
-		var url string
-		if err := json.Unmarshal(data["url"], &url); err != nil || url == "" {
-			return apierr.MissingParam("data.url is required for http pushers")
-		}
-	}
-	return writeJSON(w, emptyObject)
 }
 
 // turnServer answers 200 with an empty object when no TURN server is

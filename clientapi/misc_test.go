@@ -2,12 +2,9 @@ package clientapi
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/parley-im/parley/apierr"
 )
 
 func TestVersionsAndWellKnown(t *testing.T) {
@@ -33,28 +30,5 @@ func TestVersionsAndWellKnown(t *testing.T) {
 	}
 	if !strings.Contains(w.Body.String(), `"base_url":"https://matrix.example.org"`) {
 		t.Errorf("well-known = %s", w.Body)
-	}
-}
-
-func TestSetPusherValidation(t *testing.T) {
-	a := &API{cfg: Config{MaxBodyBytes: 1 << 20}}
-	for body, code := range map[string]string{
-		`{"kind":"http","app_id":"a","pushkey":"k","app_display_name":"A","device_display_name":"D","lang":"en","data":{"url":"https://p/x"}}`: "",
-		`{"kind":null,"app_id":"a","pushkey":"k"}`: "",
-		`{"kind":"http","app_id":"a"}`:             "M_MISSING_PARAM",
-		`{"kind":"sms","app_id":"a","pushkey":"k","app_display_name":"A","device_display_name":"D","lang":"en","data":{}}`:  "M_INVALID_PARAM",
-		`{"kind":"http","app_id":"a","pushkey":"k","app_display_name":"A","device_display_name":"D","lang":"en","data":{}}`: "M_MISSING_PARAM",
-		`{"kind":"http","app_id":"a","pushkey":"k","app_display_name":"A","device_display_name":"D","lang":"en","data":[]}`: "M_BAD_JSON",
-		`not json`: "M_NOT_JSON",
-	} {
-		w := httptest.NewRecorder()
-		err := a.setPusher(w, httptest.NewRequest("POST", "/pushers/set", strings.NewReader(body)), &session{UserID: "@a:x"})
-		var ae *apierr.Error
-		switch {
-		case code == "" && err != nil:
-			t.Errorf("%s: %v", body, err)
-		case code != "" && (!errors.As(err, &ae) || ae.Code != code):
-			t.Errorf("%s: %v, want %s", body, err, code)
-		}
 	}
 }

@@ -59,6 +59,8 @@ type Config struct {
 	// (federation_inbound.go).
 	FederationInbound FederationInbound `yaml:"federation_inbound"`
 	Federation        Federation        `yaml:"federation"`
+	// Push configures delivery to push gateways (push.go).
+	Push Push `yaml:"push"`
 }
 
 // HTTP bounds what one client connection may hold.
@@ -404,6 +406,7 @@ func (c *Config) fillDefaults() {
 	c.FederationInbound.fillDefaults()
 	setDefault(&c.DefaultRoomVersion, "12")
 	c.Federation.fillDefaults()
+	c.Push.fillDefaults()
 	// "tokens: []" and an absent key mean the same; keep one representation
 	// so that configurations compare equal.
 	if len(c.Registration.Tokens) == 0 {

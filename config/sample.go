@@ -247,5 +247,21 @@ federation:
   key_notaries: ""
   # Hours this server's published signing keys are valid.
   key_validity_hours: 24
+
+# Delivery to push gateways (pushers of kind http).
+push:
+  # Comma-separated CIDRs push delivery may dial although loopback or
+  # private (refused by default against SSRF).
+  allow_ips: ""
+  # Notifications waiting per pusher; past it the oldest is dropped.
+  max_queue: 1000
+  # Wait after a gateway's first failure (doubles per failure, ±50 % jitter).
+  min_backoff_ms: 1000
+  # Longest wait between retries.
+  max_backoff_ms: 600000
+  # Time one request to a gateway may take.
+  timeout_ms: 10000
+  # Pushers one user may have.
+  max_pushers_per_user: 100
 `
 }

@@ -106,6 +106,7 @@ func (c *Config) Validate() error {
 	check("room_tiers", c.RoomTiers.validate())
 	check("federation_inbound", c.FederationInbound.validate())
 	errs = append(errs, c.Federation.validate())
+	check("push", c.Push.validate())
 	return errors.Join(errs...)
 }
 

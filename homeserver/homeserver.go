@@ -25,6 +25,8 @@ import (
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/media"
 	"github.com/parley-im/parley/observe"
+	"github.com/parley-im/parley/push"
+	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/ratelimit"
 	"github.com/parley-im/parley/relations"
 	"github.com/parley-im/parley/rooms"
@@ -57,6 +59,8 @@ type Server struct {
 	// after New.
 	Domain *Domain
 	Fed    *Federation // nil when federation is off; see federation.go
+	// Push stores pushers and delivers to push gateways (push.go).
+	Push *push.Service
 
 	mu      sync.Mutex
 	http    *http.Server // guarded by mu
@@ -189,6 +193,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		limiters = append(limiters, apiCfg.FailedLoginLimiter, apiCfg.RegisterLimiter)
 	}
 	dom := newDomain(cfg.ServerName, store, rs, log)
+	// One push-rule service for the client API and push delivery, so
+	// both see an edit at once.
+	rules := pushrules.New(store, rs, log, 0)
+	pushSvc, err := startPush(ctx, cfg.Push, store, rules, log)
+	if err != nil {
+		rs.Shutdown(ctx)
+		store.Close()
+		return nil, err
+	}
+	commits.add(pushSvc)
 	var remote clientapi.RemoteMembership // stays a nil interface with federation off
 	if fed != nil {
 		remote = fedRem
@@ -197,14 +211,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
-		Relations: rels, Metrics: obs.reg})
+		Relations: rels, Metrics: obs.reg, PushRules: rules, Push: pushSvc})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
-		Desks: ds, ToDevice: td, Media: repo, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
+		Desks: ds, ToDevice: td, Media: repo, Push: pushSvc, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
 	s.Domain = dom
 	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, media: repo, remote: fedRem}); err != nil {
 		cancel()
+		pushSvc.Shutdown(ctx)
 		rs.Shutdown(ctx)
 		store.Close()
 		return nil, err
@@ -300,6 +315,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := q.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.Push.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.Rooms.Shutdown(ctx); err != nil {
 		errs = append(errs, err)

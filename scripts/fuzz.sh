@@ -31,6 +31,8 @@ targets=(
 	"./federation/serveracl FuzzAllowed"
 	"./pushrules FuzzCheckActions"
 	"./pushrules FuzzParseDocument"
+	"./push FuzzCheckSet"
+	"./push FuzzParseRejected"
 	"./e2ekeys FuzzKeyJSON"
 	"./cmd/parley-bench FuzzParseStatCPU"
 	"./federation/transport FuzzAuthenticate"

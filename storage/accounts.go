@@ -271,7 +271,8 @@ func (s *Store) DeleteDevices(ctx context.Context, userID string, deviceIDs []st
 				return fmt.Errorf("delete devices: %w", err)
 			}
 		}
-		return nil
+		// A device's pushers go with it (schema 034, storage/push.go).
+		return deleteDevicePushersTx(ctx, tx, userID, deviceIDs)
 	})
 }
 
