@@ -128,4 +128,89 @@ func TestFederationThreeServers(t *testing.T) {
 	}
 }
 
-var _ = net.JoinHostPort
+// startBehindProxy starts a federating server on host whose server name is
+// the address of a fault proxy in front of its federation listener: every
+// other server reaches it through the proxy, so cutting the proxy cuts the
+// server off (inbound and, since its peers sit behind proxies too, outbound).
+func startBehindProxy(t *testing.T, st hstest.Store, host string) (*hstest.Server, *hstest.FaultProxy) {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := ln.Addr().String()
+	ln.Close()
+	proxy := hstest.StartFaultProxyOn(t, net.JoinHostPort(host, "0"), real)
+	s := hstest.StartFederating(t, hstest.FedOptions{Addr: real, Options: hstest.Options{Store: st.Fresh(t),
+		Mutate: func(c *config.Config) { fastRetry(c); c.ServerName = proxy.Addr() }}})
+	s.FedName = proxy.Addr()
+	s.FedURL = "https://" + proxy.Addr()
+	return s, proxy
+}
+
+// fullState is a room's /state as c's server holds it: one line per event,
+// sorted by type and state key, with its ID and content bytes.
+func fullState(t *testing.T, c *hstest.Client, roomID string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range c.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(roomID)+"/state", nil).Array() {
+		out = append(out, e.Get("type").String()+"|"+e.Get("state_key").String()+"|"+e.Get("event_id").String()+"|"+e.Get("content").Raw)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestFederationPartitionHeals: A and B share a room; the network between
+// them is cut; both change the same state (the name, the topic) while
+// apart; when the network heals, the queued events cross, state
+// resolution runs on both sides, and both end with byte-identical /state
+// (same event IDs and content), holding one of the two names.
+func TestFederationPartitionHeals(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, pa := startBehindProxy(t, st, "127.0.0.2")
+			b, pb := startBehindProxy(t, st, "127.0.0.3")
+			alice := a.Register(t, "alice")
+			bob := b.Register(t, "bob")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat", "name": "before",
+				"power_level_content_override": map[string]any{"users": map[string]any{bob.UserID: 100}}})
+			joinVia(t, bob, room, a.FedName)
+			hstest.Eventually(t, "bob's join on A", func() bool { return memberOn(alice, room, bob.UserID) == "join" })
+
+			pa.Cut()
+			pb.Cut()
+			state := func(c *hstest.Client, typ string, content map[string]any) string {
+				return c.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/state/"+typ+"/", content).Get("event_id").String()
+			}
+			nameA := state(alice, "m.room.name", map[string]any{"name": "from A"})
+			state(alice, "m.room.topic", map[string]any{"topic": "A's topic"})
+			nameB := state(bob, "m.room.name", map[string]any{"name": "from B"})
+			state(bob, "m.room.topic", map[string]any{"topic": "B's topic"})
+			alice.Send(room, "p1", "A while apart")
+			bob.Send(room, "p1", "B while apart")
+			if got := fullState(t, alice, room); slices.Equal(got, fullState(t, bob, room)) {
+				t.Fatalf("state is the same on both sides during the partition: %q", got)
+			}
+
+			pa.Restore()
+			pb.Restore()
+			hstest.Eventually(t, "both sides' messages on both", func() bool {
+				return hasBody(alice, room, "B while apart") && hasBody(bob, room, "A while apart")
+			})
+			var sa, sb []string
+			hstest.Eventually(t, "byte-identical /state on A and B", func() bool {
+				sa, sb = fullState(t, alice, room), fullState(t, bob, room)
+				return slices.Equal(sa, sb)
+			})
+			var nameLine string
+			for _, l := range sa {
+				if strings.HasPrefix(l, "m.room.name||") {
+					nameLine = l
+				}
+			}
+			if !strings.Contains(nameLine, nameA) && !strings.Contains(nameLine, nameB) {
+				t.Errorf("resolved name = %s, want one of the partition's names (%s, %s)", nameLine, nameA, nameB)
+			}
+		})
+	}
+}
