@@ -132,7 +132,7 @@ func TestFederationThreeServers(t *testing.T) {
 // the address of a fault proxy in front of its federation listener: every
 // other server reaches it through the proxy, so cutting the proxy cuts the
 // server off (inbound and, since its peers sit behind proxies too, outbound).
-func startBehindProxy(t *testing.T, st hstest.Store, host string) (*hstest.Server, *hstest.FaultProxy) {
+func startBehindProxy(t testing.TB, st hstest.Store, host string) (*hstest.Server, *hstest.FaultProxy) {
 	t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
