@@ -167,7 +167,7 @@ type API struct {
 	remote RemoteMembership
 	// searcher runs /search (search_handlers.go).
 	searcher *search.Service
-	push *push.Service
+	push     *push.Service
 
 	tokens *tokenCache
 	uia    *uiaSessions

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Federation configures the server-server API. It is off unless Listen is
@@ -43,7 +44,23 @@ type Federation struct {
 	// KeyValidityHours is how long this server's published key response
 	// says it is valid. Zero value means 24: remote servers refetch daily.
 	KeyValidityHours int `yaml:"key_validity_hours"`
+	// RetryMinMS is the wait, in milliseconds, before the first retry to a
+	// destination that failed; it doubles per failure up to RetryMaxMS
+	// (with ±50 % jitter). Zero value means 2000. Tests that restart a
+	// server lower it so catch-up starts at once. Env:
+	// PARLEY_FEDERATION_RETRY_MIN_MS.
+	RetryMinMS int `yaml:"retry_min_ms"`
+	// RetryMaxMS caps the wait between retries, in milliseconds. Zero
+	// value means 3600000 (1 h): a server gone for days is not hammered.
+	// Env: PARLEY_FEDERATION_RETRY_MAX_MS.
+	RetryMaxMS int `yaml:"retry_max_ms"`
 }
+
+// RetryMin is RetryMinMS as a duration (defaults filled).
+func (f Federation) RetryMin() time.Duration { return time.Duration(f.RetryMinMS) * time.Millisecond }
+
+// RetryMax is RetryMaxMS as a duration (defaults filled).
+func (f Federation) RetryMax() time.Duration { return time.Duration(f.RetryMaxMS) * time.Millisecond }
 
 // AllowPrefixes parses AllowIPs (already validated).
 func (f Federation) AllowPrefixes() []netip.Prefix {
@@ -82,6 +99,8 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 
 func (f *Federation) fillDefaults() {
 	setDefault(&f.KeyValidityHours, 24)
+	setDefault(&f.RetryMinMS, 2000)
+	setDefault(&f.RetryMaxMS, 3600000)
 }
 
 func (f Federation) validate() error {
@@ -110,6 +129,9 @@ func (f Federation) validate() error {
 	if f.KeyValidityHours < 0 || f.KeyValidityHours > 24*365 {
 		errs = append(errs, fmt.Errorf("key_validity_hours: %d is outside 0 to %d", f.KeyValidityHours, 24*365))
 	}
+	if f.RetryMinMS < 0 || f.RetryMaxMS < 0 || (f.RetryMaxMS > 0 && f.RetryMaxMS < f.RetryMinMS) {
+		errs = append(errs, fmt.Errorf("retry_min_ms %d and retry_max_ms %d: want 0 <= min <= max", f.RetryMinMS, f.RetryMaxMS))
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -123,6 +145,8 @@ func (f Federation) validate() error {
 //	PARLEY_FEDERATION_TLS_KEY               federation.tls_key
 //	PARLEY_FEDERATION_ALLOW_IPS             federation.allow_ips
 //	PARLEY_FEDERATION_INSECURE_SKIP_VERIFY  federation.insecure_skip_verify (true/false)
+//	PARLEY_FEDERATION_RETRY_MIN_MS          federation.retry_min_ms
+//	PARLEY_FEDERATION_RETRY_MAX_MS          federation.retry_max_ms
 func (c *Config) applyFederationEnv(getenv func(string) string) error {
 	var errs []error
 	set := func(name string, field *string, check func(string) error) {
@@ -149,6 +173,20 @@ func (c *Config) applyFederationEnv(getenv func(string) string) error {
 			errs = append(errs, fmt.Errorf("PARLEY_FEDERATION_INSECURE_SKIP_VERIFY: %q is not true or false", v))
 		} else {
 			f.InsecureSkipVerify = b
+		}
+	}
+	for _, e := range []struct {
+		name  string
+		field *int
+	}{{"PARLEY_FEDERATION_RETRY_MIN_MS", &f.RetryMinMS}, {"PARLEY_FEDERATION_RETRY_MAX_MS", &f.RetryMaxMS}} {
+		name, field := e.name, e.field
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Errorf("%s: %q is not a whole number of milliseconds", name, v))
+				continue
+			}
+			*field = n
 		}
 	}
 	return errors.Join(errs...)

@@ -68,3 +68,33 @@ func TestFederationValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestFederationRetryEnv: the outbound retry backoff bounds default to 2 s
+// and 1 h, take env overrides, and refuse nonsense.
+func TestFederationRetryEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		env              map[string]string
+		wantMin, wantMax int
+		wantErr          string
+	}{
+		{"defaults", nil, 2000, 3600000, ""},
+		{"env", map[string]string{"PARLEY_FEDERATION_RETRY_MIN_MS": "50", "PARLEY_FEDERATION_RETRY_MAX_MS": "500"}, 50, 500, ""},
+		{"not a number", map[string]string{"PARLEY_FEDERATION_RETRY_MIN_MS": "soon"}, 0, 0, "PARLEY_FEDERATION_RETRY_MIN_MS"},
+		{"max below min", map[string]string{"PARLEY_FEDERATION_RETRY_MIN_MS": "5000", "PARLEY_FEDERATION_RETRY_MAX_MS": "10"}, 0, 0, "retry_max_ms"},
+	} {
+		c, err := Load("", func(k string) string { return tc.env[k] })
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: Load error = %v, want one naming %q", tc.name, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: Load = %v", tc.name, err)
+		}
+		if got := c.Federation; got.RetryMinMS != tc.wantMin || got.RetryMaxMS != tc.wantMax {
+			t.Errorf("%s: retry = %d..%d ms, want %d..%d", tc.name, got.RetryMinMS, got.RetryMaxMS, tc.wantMin, tc.wantMax)
+		}
+	}
+}

@@ -247,6 +247,10 @@ federation:
   key_notaries: ""
   # Hours this server's published signing keys are valid.
   key_validity_hours: 24
+  # Outbound retry backoff to a failed destination, in milliseconds:
+  # starts at retry_min_ms, doubles per failure, capped at retry_max_ms.
+  retry_min_ms: 2000
+  retry_max_ms: 3600000
 
 # Delivery to push gateways (pushers of kind http).
 push:

@@ -116,7 +116,8 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	if fed == nil {
 		return nil
 	}
-	q, err := s.StartOutbound(ctx, outbound.Config{Transport: fedTransport{fed.Client}})
+	q, err := s.StartOutbound(ctx, outbound.Config{Transport: fedTransport{fed.Client},
+		MinBackoff: s.cfg.Federation.RetryMin(), MaxBackoff: s.cfg.Federation.RetryMax()})
 	if err != nil {
 		return fmt.Errorf("outbound federation: %w", err)
 	}

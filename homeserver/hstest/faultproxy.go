@@ -170,3 +170,22 @@ func (p *FaultProxy) closeAll() {
 		c.Close()
 	}
 }
+
+// StartFaultProxyOn is StartFaultProxy listening on addr (e.g.
+// "127.0.0.2:0"), so that a federating server can be named after the proxy
+// and every other server reaches it through the proxy: cutting it
+// partitions that server off.
+func StartFaultProxyOn(t testing.TB, addr, target string) *FaultProxy {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &FaultProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Go(p.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		p.closeAll()
+		p.wg.Wait()
+	})
+	return p
+}
