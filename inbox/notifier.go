@@ -154,6 +154,7 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 		n.timelines.drop(room)
 		n.members.void(room)
 		n.unread.voidRoom(room)
+		n.deltas.drop(room) // a shared delta may hold purged events
 	}
 	for _, t := range c.RoomTouches {
 		n.roomPos[t.ID] = t.Pos
