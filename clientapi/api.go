@@ -25,6 +25,7 @@ import (
 	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/desks"
+	"github.com/parley-im/parley/envelopes"
 	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/directory"
 	"github.com/parley-im/parley/e2ekeys"
@@ -40,6 +41,7 @@ import (
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/storage/storetext"
 	"github.com/parley-im/parley/todevice"
+	"github.com/parley-im/parley/wallet"
 )
 
 // Config is what the client API needs from the server configuration.
@@ -91,6 +93,10 @@ type Deps struct {
 	Contacts *graph.Contacts
 	// Desks runs customer-service desks (desks_handlers.go); nil disables them.
 	Desks *desks.Service
+	// Wallet and Envelopes serve the ledger and red envelopes
+	// (envelopes_handlers.go); nil disables them.
+	Wallet    *wallet.Service
+	Envelopes *envelopes.Service
 	// ToDevice checks and queues to-device messages (sendToDevice).
 	ToDevice *todevice.Service
 	// PushRules owns users' push rules; nil builds one on Store and Rooms
@@ -126,6 +132,8 @@ type API struct {
 	graph    graph.Store
 	contacts *graph.Contacts
 	desks    *desks.Service
+	wallet    *wallet.Service    // static after New
+	envelopes *envelopes.Service // static after New
 	todev    *todevice.Service
 	// pushRules serves and edits push rules (pushrules_handlers.go) and
 	// gives sync the muted rooms.
@@ -187,7 +195,7 @@ func New(cfg Config, d Deps) *API {
 		exempt[u] = true
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, wallet: d.Wallet, envelopes: d.Envelopes, todev: d.ToDevice, pushRules: d.PushRules,
 		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)

@@ -59,6 +59,8 @@ type Config struct {
 	// (federation_inbound.go).
 	FederationInbound FederationInbound `yaml:"federation_inbound"`
 	Federation        Federation        `yaml:"federation"`
+	// Envelopes configures the wallet and red envelopes (envelopes.go).
+	Envelopes Envelopes `yaml:"envelopes"`
 }
 
 // HTTP bounds what one client connection may hold.

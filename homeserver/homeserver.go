@@ -20,6 +20,7 @@ import (
 	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/connlimit"
 	"github.com/parley-im/parley/desks"
+	"github.com/parley-im/parley/envelopes"
 	"github.com/parley-im/parley/federation/outbound"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
@@ -30,6 +31,7 @@ import (
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/todevice"
+	"github.com/parley-im/parley/wallet"
 )
 
 // Server is a running homeserver.
@@ -43,6 +45,9 @@ type Server struct {
 	Notifier *inbox.Notifier
 	Hasher   *password.Hasher
 	Desks    *desks.Service
+	// Wallet and Envelopes: the ledger and red envelopes (docs/envelopes.md).
+	Wallet    *wallet.Service
+	Envelopes *envelopes.Service
 	Graph    graph.Store
 	ToDevice *todevice.Service
 	handler  http.Handler
@@ -148,6 +153,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 
+	wal := wallet.New(store, cfg.Envelopes.Currency)
+	envs := envelopes.New(envelopes.Config{Store: store, Rooms: rs, Wallet: wal, Logger: log,
+		MaxTotal: cfg.Envelopes.MaxTotal, MaxCount: cfg.Envelopes.MaxCount, PerMinute: cfg.Envelopes.PerMinute,
+		Expiry:        time.Duration(cfg.Envelopes.ExpirySeconds) * time.Second,
+		SweepInterval: time.Duration(cfg.Envelopes.SweepIntervalMs) * time.Millisecond})
+
 	var blocks todevice.Blocks // stays a nil interface without a graph
 	if contacts != nil {
 		blocks = contacts
@@ -182,12 +193,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	api := clientapi.New(apiCfg, clientapi.Deps{Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
-		Relations: rels})
+		Relations: rels, Wallet: wal, Envelopes: envs})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), commits: commits, cancel: cancel}
 	s.Domain = dom
+	s.Wallet, s.Envelopes = wal, envs
 	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut}); err != nil {
 		cancel()
 		rs.Shutdown(ctx)
@@ -199,6 +211,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })
 	s.goBackground(func() { ds.Run(bgCtx) })
 	s.goBackground(func() { td.Run(bgCtx) })
+	s.goBackground(func() { envs.Run(bgCtx) })
 	return s, nil
 }
 
