@@ -25,10 +25,10 @@ import (
 	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/apierr"
 	"github.com/parley-im/parley/desks"
-	"github.com/parley-im/parley/envelopes"
 	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/directory"
 	"github.com/parley-im/parley/e2ekeys"
+	"github.com/parley-im/parley/envelopes"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/keybackup"
@@ -132,8 +132,6 @@ type API struct {
 	graph    graph.Store
 	contacts *graph.Contacts
 	desks    *desks.Service
-	wallet    *wallet.Service    // static after New
-	envelopes *envelopes.Service // static after New
 	todev    *todevice.Service
 	// pushRules serves and edits push rules (pushrules_handlers.go) and
 	// gives sync the muted rooms.
@@ -160,6 +158,10 @@ type API struct {
 	hashShares hashShares
 	// filters keeps parsed sync filters (filtercache.go).
 	filters filterCache
+
+	// The wallet and red envelopes (envelopes_handlers.go); static after New.
+	wallet    *wallet.Service
+	envelopes *envelopes.Service
 }
 
 // New builds the API.

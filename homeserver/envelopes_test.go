@@ -198,20 +198,38 @@ func TestEnvelopeRefusals(t *testing.T) {
 				status  int
 				errcode string
 			}{
-				{"zero total", func() (int, gjson.Result) { return group(alice, map[string]any{"total": 0, "count": 1, "kind": "random"}) }, 400, "M_INVALID_PARAM"},
-				{"negative total", func() (int, gjson.Result) { return group(alice, map[string]any{"total": -5, "count": 1, "kind": "random"}) }, 400, "M_INVALID_PARAM"},
+				{"zero total", func() (int, gjson.Result) {
+					return group(alice, map[string]any{"total": 0, "count": 1, "kind": "random"})
+				}, 400, "M_INVALID_PARAM"},
+				{"negative total", func() (int, gjson.Result) {
+					return group(alice, map[string]any{"total": -5, "count": 1, "kind": "random"})
+				}, 400, "M_INVALID_PARAM"},
 				{"overflowing total", func() (int, gjson.Result) {
 					return group(alice, []byte(`{"total": 99999999999999999999999, "count": 1, "kind": "random"}`))
 				}, 400, "M_INVALID_PARAM"},
-				{"fractional total", func() (int, gjson.Result) { return group(alice, []byte(`{"total": 10.5, "count": 1, "kind": "random"}`)) }, 400, "M_INVALID_PARAM"},
-				{"total above the limit", func() (int, gjson.Result) { return group(alice, map[string]any{"total": 5001, "count": 1, "kind": "random"}) }, 400, "M_INVALID_PARAM"},
-				{"zero count", func() (int, gjson.Result) { return group(alice, map[string]any{"total": 10, "count": 0, "kind": "random"}) }, 400, "M_INVALID_PARAM"},
-				{"count above total", func() (int, gjson.Result) { return group(alice, map[string]any{"total": 5, "count": 6, "kind": "random"}) }, 400, "M_INVALID_PARAM"},
-				{"count above the limit", func() (int, gjson.Result) { return group(alice, map[string]any{"total": 100, "count": 11, "kind": "random"}) }, 400, "M_INVALID_PARAM"},
+				{"fractional total", func() (int, gjson.Result) {
+					return group(alice, []byte(`{"total": 10.5, "count": 1, "kind": "random"}`))
+				}, 400, "M_INVALID_PARAM"},
+				{"total above the limit", func() (int, gjson.Result) {
+					return group(alice, map[string]any{"total": 5001, "count": 1, "kind": "random"})
+				}, 400, "M_INVALID_PARAM"},
+				{"zero count", func() (int, gjson.Result) {
+					return group(alice, map[string]any{"total": 10, "count": 0, "kind": "random"})
+				}, 400, "M_INVALID_PARAM"},
+				{"count above total", func() (int, gjson.Result) {
+					return group(alice, map[string]any{"total": 5, "count": 6, "kind": "random"})
+				}, 400, "M_INVALID_PARAM"},
+				{"count above the limit", func() (int, gjson.Result) {
+					return group(alice, map[string]any{"total": 100, "count": 11, "kind": "random"})
+				}, 400, "M_INVALID_PARAM"},
 				{"missing total", func() (int, gjson.Result) { return group(alice, map[string]any{"count": 1, "kind": "random"}) }, 400, "M_MISSING_PARAM"},
-				{"unknown kind", func() (int, gjson.Result) { return group(alice, map[string]any{"total": 10, "count": 1, "kind": "lucky"}) }, 400, "M_INVALID_PARAM"},
+				{"unknown kind", func() (int, gjson.Result) {
+					return group(alice, map[string]any{"total": 10, "count": 1, "kind": "lucky"})
+				}, 400, "M_INVALID_PARAM"},
 				{"not JSON", func() (int, gjson.Result) { return group(alice, []byte(`{`)) }, 400, "M_NOT_JSON"},
-				{"insufficient balance", func() (int, gjson.Result) { return group(bob, map[string]any{"total": 10, "count": 1, "kind": "random"}) }, 403, "IO.PARLEY.INSUFFICIENT_BALANCE"},
+				{"insufficient balance", func() (int, gjson.Result) {
+					return group(bob, map[string]any{"total": 10, "count": 1, "kind": "random"})
+				}, 403, "IO.PARLEY.INSUFFICIENT_BALANCE"},
 				{"send by a non-member", func() (int, gjson.Result) {
 					return group(outsider, map[string]any{"total": 10, "count": 1, "kind": "random"})
 				}, 403, "M_FORBIDDEN"},

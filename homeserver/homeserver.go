@@ -45,9 +45,6 @@ type Server struct {
 	Notifier *inbox.Notifier
 	Hasher   *password.Hasher
 	Desks    *desks.Service
-	// Wallet and Envelopes: the ledger and red envelopes (docs/envelopes.md).
-	Wallet    *wallet.Service
-	Envelopes *envelopes.Service
 	Graph    graph.Store
 	ToDevice *todevice.Service
 	handler  http.Handler
@@ -66,6 +63,10 @@ type Server struct {
 	closed  bool         // guarded by mu; set by Shutdown, so a late Serve returns at once
 
 	outbound *outbound.Queue // guarded by mu; see StartOutbound
+
+	// Wallet and Envelopes: the ledger and red envelopes (docs/envelopes.md).
+	Wallet    *wallet.Service
+	Envelopes *envelopes.Service
 }
 
 // New opens the store (migrating it), loads or creates the signing key and

@@ -383,7 +383,6 @@ func (s *Store) RefundEnvelope(ctx context.Context, id string, now int64) (int64
 	return refunded, err
 }
 
-
 // EnvelopeHead returns one envelope without its claims.
 func (s *Store) EnvelopeHead(ctx context.Context, id string) (RedEnvelope, error) {
 	e, err := scanEnvelope(s.read.QueryRowContext(ctx, `SELECT `+envelopeCols+` FROM red_envelopes WHERE envelope_id = $1`, id))
