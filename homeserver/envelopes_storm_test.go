@@ -179,6 +179,10 @@ func rawRegisterJoin(client *http.Client, base, name, room string) (string, erro
 	}
 	body["auth"] = map[string]any{"type": "m.login.dummy", "session": res["session"]}
 	st, res, err := envRawDo(client, "POST", base+"/_matrix/client/v3/register", "", body)
+	for try := 0; err == nil && st == 429 && try < 100; try++ { // password hashing is bounded; wait for a share
+		time.Sleep(50 * time.Millisecond)
+		st, res, err = envRawDo(client, "POST", base+"/_matrix/client/v3/register", "", body)
+	}
 	if err != nil || st != 200 {
 		return "", fmt.Errorf("register %s: %d %v %v", name, st, res, err)
 	}
