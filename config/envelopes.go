@@ -22,3 +22,12 @@ type Envelopes struct {
 	// envelopes. Zero value means 60000 (one minute).
 	SweepIntervalMs int `yaml:"sweep_interval_ms"`
 }
+
+func (e *Envelopes) fillDefaults() {
+	setDefault(&e.Currency, "CNY")
+	setDefault(&e.MaxTotal, 20000)
+	setDefault(&e.MaxCount, 100)
+	setDefault(&e.PerMinute, 10)
+	setDefault(&e.ExpirySeconds, 86400)
+	setDefault(&e.SweepIntervalMs, 60000)
+}
