@@ -63,6 +63,7 @@ type Store interface {
 	ExpiredEnvelopes(ctx context.Context, now int64, limit int) ([]string, error)
 	RefundEnvelope(ctx context.Context, id string, now int64) (int64, error)
 	RoomMemberships(ctx context.Context, roomID string) ([]storage.Membership, error)
+	EnvelopeClaimOf(ctx context.Context, id, userID string) (int64, bool, error)
 }
 
 // Config configures the service; zero values take the defaults above.
@@ -275,6 +276,22 @@ func (s *Service) Claim(ctx context.Context, envelopeID, userID string) (Claimed
 	}
 	if e.IsDM && userID == e.Sender {
 		return Claimed{}, fmt.Errorf("%w: the sender cannot claim an envelope in a direct chat", ErrForbidden)
+	}
+	if nowMs := s.cfg.now().UnixMilli(); e.State != "open" || e.RemainingCount < 1 || e.ExpiresTS <= nowMs {
+		// Closed already (a snapshot, but states never reopen): answer a
+		// retry or refuse from the read pool, without queueing for the
+		// write connection. This is most of a storm's requests.
+		amount, ok, err := s.store.EnvelopeClaimOf(ctx, envelopeID, userID)
+		if err != nil {
+			return Claimed{}, err
+		}
+		if ok {
+			return Claimed{Amount: amount, Replayed: true}, nil
+		}
+		if e.State == "refunded" || e.ExpiresTS <= nowMs {
+			return Claimed{}, fmt.Errorf("%w: this envelope expired", ErrExpired)
+		}
+		return Claimed{}, fmt.Errorf("%w: every share of this envelope is claimed", ErrEmpty)
 	}
 	l := &s.locks[maphash.String(s.seed, envelopeID)%uint64(len(s.locks))]
 	l.Lock()

@@ -391,3 +391,18 @@ func (s *Store) EnvelopeHead(ctx context.Context, id string) (RedEnvelope, error
 	}
 	return e, err
 }
+
+// EnvelopeClaimOf returns userID's claim on an envelope, read outside any
+// write transaction: the fast path for retries and for claims on closed
+// envelopes, which then never queue for the write connection.
+func (s *Store) EnvelopeClaimOf(ctx context.Context, id, userID string) (int64, bool, error) {
+	var amount int64
+	err := s.read.QueryRowContext(ctx, `SELECT amount FROM red_envelope_claims WHERE envelope_id = $1 AND user_id = $2`, id, userID).Scan(&amount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("claim lookup: %w", err)
+	}
+	return amount, true, nil
+}
