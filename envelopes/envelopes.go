@@ -98,12 +98,50 @@ type Service struct {
 	seed  maphash.Seed
 	// notices carries claim notices to the notifier goroutine (Run).
 	notices chan notice
+	// closed remembers envelopes seen finished or expired, so claimers
+	// queued on an envelope's lock answer from the read pool once it
+	// closes instead of each taking a write transaction to learn it.
+	// Guarded by closedMu; cleared when it grows past 100,000 (it is only
+	// a shortcut: the store stays the truth).
+	closedMu sync.Mutex
+	closed   map[string]bool
+}
+
+func (s *Service) markClosed(id string) {
+	s.closedMu.Lock()
+	if len(s.closed) >= 100_000 {
+		clear(s.closed)
+	}
+	s.closed[id] = true
+	s.closedMu.Unlock()
+}
+
+func (s *Service) isClosed(id string) bool {
+	s.closedMu.Lock()
+	defer s.closedMu.Unlock()
+	return s.closed[id]
+}
+
+// closedClaim answers a claim on an envelope known to be closed: the
+// user's earlier claim, or the refusal.
+func (s *Service) closedClaim(ctx context.Context, e storage.RedEnvelope, userID string, nowMs int64) (Claimed, error) {
+	amount, ok, err := s.store.EnvelopeClaimOf(ctx, e.ID, userID)
+	if err != nil {
+		return Claimed{}, err
+	}
+	if ok {
+		return Claimed{Amount: amount, Replayed: true}, nil
+	}
+	if e.State == "refunded" || e.ExpiresTS <= nowMs {
+		return Claimed{}, fmt.Errorf("%w: this envelope expired", ErrExpired)
+	}
+	return Claimed{}, fmt.Errorf("%w: every share of this envelope is claimed", ErrEmpty)
 }
 
 type notice struct {
 	envelopeID, roomID, sender, claimant string
 	amount                               int64
-	seq                                  int
+	seq, count                           int
 }
 
 // New returns the service.
@@ -133,7 +171,8 @@ func New(cfg Config) *Service {
 		cfg.Logger = slog.Default()
 	}
 	return &Service{cfg: cfg, store: cfg.Store, rnd: NewRand(cfg.Seed), log: cfg.Logger, seed: maphash.MakeSeed(),
-		limiter: ratelimit.New(float64(cfg.PerMinute)/60, cfg.PerMinute), notices: make(chan notice, 8192)}
+		limiter: ratelimit.New(float64(cfg.PerMinute)/60, cfg.PerMinute), notices: make(chan notice, 8192),
+		closed: map[string]bool{}}
 }
 
 // SendRequest is a new envelope.
@@ -281,21 +320,15 @@ func (s *Service) Claim(ctx context.Context, envelopeID, userID string) (Claimed
 		// Closed already (a snapshot, but states never reopen): answer a
 		// retry or refuse from the read pool, without queueing for the
 		// write connection. This is most of a storm's requests.
-		amount, ok, err := s.store.EnvelopeClaimOf(ctx, envelopeID, userID)
-		if err != nil {
-			return Claimed{}, err
-		}
-		if ok {
-			return Claimed{Amount: amount, Replayed: true}, nil
-		}
-		if e.State == "refunded" || e.ExpiresTS <= nowMs {
-			return Claimed{}, fmt.Errorf("%w: this envelope expired", ErrExpired)
-		}
-		return Claimed{}, fmt.Errorf("%w: every share of this envelope is claimed", ErrEmpty)
+		return s.closedClaim(ctx, e, userID, nowMs)
 	}
 	l := &s.locks[maphash.String(s.seed, envelopeID)%uint64(len(s.locks))]
 	l.Lock()
 	defer l.Unlock()
+	if s.isClosed(envelopeID) {
+		e.State = "finished" // or expired: closedClaim tells them apart by time
+		return s.closedClaim(ctx, e, userID, s.cfg.now().UnixMilli())
+	}
 	for attempt := 0; ; attempt++ {
 		now := s.cfg.now()
 		var n notice
@@ -306,14 +339,20 @@ func (s *Service) Claim(ctx context.Context, envelopeID, userID string) (Claimed
 			case e.State != "open" || e.RemainingCount < 1:
 				return fmt.Errorf("%w: every share of this envelope is claimed", ErrEmpty)
 			}
-			n = notice{envelopeID: e.ID, roomID: e.RoomID, sender: e.Sender, claimant: userID, seq: e.Count - e.RemainingCount + 1}
+			n = notice{envelopeID: e.ID, roomID: e.RoomID, sender: e.Sender, claimant: userID, seq: e.Count - e.RemainingCount + 1, count: e.Count}
 			return nil
 		}, func(e storage.RedEnvelope) int64 { return Share(s.rnd, e.Kind, e.Remaining, e.RemainingCount) })
 		if errors.Is(err, storage.ErrRetry) && attempt < 8 {
 			continue
 		}
+		if errors.Is(err, ErrEmpty) || errors.Is(err, ErrExpired) {
+			s.markClosed(envelopeID)
+		}
 		if err != nil {
 			return Claimed{}, err
+		}
+		if !replay && n.seq == n.count {
+			s.markClosed(envelopeID)
 		}
 		if !replay {
 			n.amount = amount
