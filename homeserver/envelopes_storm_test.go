@@ -18,8 +18,10 @@ import (
 	"github.com/parley-im/parley/homeserver/hstest"
 )
 
-// stormSize is the number of claimers: 2,000 as issue 13 asks, 200 with
-// -short, or PARLEY_ENVELOPE_STORM_USERS.
+// stormSize is the number of claimers: 300 by default, to keep CI's
+// -race run short (2,000 took 64 s under -race, mostly registering the
+// users), 200 with -short, and PARLEY_ENVELOPE_STORM_USERS=2000 for the
+// full storm issue 13 asks for.
 func stormSize(t *testing.T) int {
 	if v := os.Getenv("PARLEY_ENVELOPE_STORM_USERS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -31,10 +33,10 @@ func stormSize(t *testing.T) int {
 	if testing.Short() {
 		return 200
 	}
-	return 2000
+	return 300
 }
 
-// TestEnvelopeClaimStorm: thousands of members claim one envelope of count
+// TestEnvelopeClaimStorm: hundreds (or, by the variable, thousands) of members claim one envelope of count
 // 100 at once, over HTTP on loopback. Exactly 100 win, the amounts sum to
 // the total, nobody wins twice (each claimer also retries once), and the
 // ledger balances.
