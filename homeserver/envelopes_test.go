@@ -331,3 +331,47 @@ func TestEnvelopeExpiryRefund(t *testing.T) {
 		})
 	}
 }
+
+// TestWalletHistoryPaging: history pages newest first, each movement once,
+// and a cursor the server never gave is refused.
+func TestWalletHistoryPaging(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			m := startMoney(t, st, 1, "", nil)
+			alice := m.members[0]
+			for i := 1; i <= 5; i++ {
+				m.topUp(alice, int64(i), fmt.Sprint("p", i))
+			}
+			m.boss.MustDo("POST", walletAd+hstest.Esc(alice.UserID)+"/withdraw", map[string]any{"amount": 3, "idempotency_key": "w1"})
+			var got []int64
+			from := ""
+			for page := 0; page < 10; page++ {
+				q := envAPI + "/wallet/history?limit=2"
+				if from != "" {
+					q += "&from=" + from
+				}
+				res := alice.MustDo("GET", q, nil)
+				for _, e := range res.Get("chunk").Array() {
+					got = append(got, e.Get("amount").Int())
+				}
+				from = res.Get("next_batch").String()
+				if from == "" {
+					break
+				}
+			}
+			var sum int64
+			for _, a := range got {
+				sum += a
+			}
+			if len(got) != 6 || sum != 12 || got[0] != -3 {
+				t.Fatalf("history amounts %v, want 6 entries summing to 12, newest (-3) first", got)
+			}
+			if b := balance(alice); b != 12 {
+				t.Fatalf("balance %d, want 12", b)
+			}
+			if st, res := alice.Do("GET", envAPI+"/wallet/history?from=garbage", nil); st != 400 || res.Get("errcode").String() != "M_INVALID_PARAM" {
+				t.Fatalf("bad cursor = %d %s, want 400 M_INVALID_PARAM", st, res.Raw)
+			}
+		})
+	}
+}
