@@ -135,6 +135,24 @@ func TestEnvelopeSendClaimGet(t *testing.T) {
 					if sum != 1000 {
 						t.Fatalf("shares sum to %d, want 1000", sum)
 					}
+					// The claims are announced by notice events, possibly batched.
+					noticed := map[string]int64{}
+					for i := 0; i < 50 && len(noticed) < 3; i++ {
+						s := m.members[1].Sync(since, 1000)
+						since = s.Get("next_batch").String()
+						for _, e := range hstest.Room(s, "join", m.room).Get("timeline.events").Array() {
+							if e.Get("type").String() == "io.parley.red_envelope.claimed" && e.Get("content.envelope_id").String() == id {
+								for _, c := range e.Get("content.claims").Array() {
+									noticed[c.Get("user_id").String()] = c.Get("amount").Int()
+								}
+							}
+						}
+					}
+					for u, a := range amounts {
+						if noticed[u] != a {
+							t.Fatalf("claim notices %v, want %v", noticed, amounts)
+						}
+					}
 					before := m.ledger()
 					b := m.members[1]
 					if st, res := claim(b, id); st != 200 || res.Get("amount").Int() != amounts[b.UserID] || !res.Get("replayed").Bool() {
