@@ -29,6 +29,7 @@ import (
 	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/directory"
 	"github.com/parley-im/parley/e2ekeys"
+	"github.com/parley-im/parley/envelopes"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/keybackup"
@@ -43,6 +44,7 @@ import (
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/storage/storetext"
 	"github.com/parley-im/parley/todevice"
+	"github.com/parley-im/parley/wallet"
 )
 
 // Config is what the client API needs from the server configuration.
@@ -94,6 +96,10 @@ type Deps struct {
 	Contacts *graph.Contacts
 	// Desks runs customer-service desks (desks_handlers.go); nil disables them.
 	Desks *desks.Service
+	// Wallet and Envelopes serve the ledger and red envelopes
+	// (envelopes_handlers.go); nil disables them.
+	Wallet    *wallet.Service
+	Envelopes *envelopes.Service
 	// ToDevice checks and queues to-device messages (sendToDevice).
 	ToDevice *todevice.Service
 	// PushRules owns users' push rules; nil builds one on Store and Rooms
@@ -178,6 +184,10 @@ type API struct {
 	hashShares hashShares
 	// filters keeps parsed sync filters (filtercache.go).
 	filters filterCache
+
+	// The wallet and red envelopes (envelopes_handlers.go); static after New.
+	wallet    *wallet.Service
+	envelopes *envelopes.Service
 }
 
 // New builds the API.
@@ -216,7 +226,7 @@ func New(cfg Config, d Deps) *API {
 		exempt[u] = true
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, wallet: d.Wallet, envelopes: d.Envelopes, todev: d.ToDevice, pushRules: d.PushRules,
 		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote, searcher: d.Search, push: d.Push,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)

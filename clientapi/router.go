@@ -37,9 +37,11 @@ func (a *API) Handler() http.Handler {
 	r.Route("/_parley/client/v1", func(r chi.Router) {
 		a.mountGraph(r)
 		a.mountDesks(r)
+		a.mountEnvelopes(r) // envelopes_handlers.go
 	})
 	r.Route("/_parley/admin/v1", func(r chi.Router) {
 		a.mountDeskAdmin(r)
+		a.mountWalletAdmin(r) // envelopes_handlers.go
 		a.mountAdmin(r)
 	})
 	// Unstable aliases that clients still call: Element's cross-signing

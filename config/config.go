@@ -61,6 +61,8 @@ type Config struct {
 	Federation        Federation        `yaml:"federation"`
 	// Push configures delivery to push gateways (push.go).
 	Push Push `yaml:"push"`
+	// Envelopes configures the wallet and red envelopes (envelopes.go).
+	Envelopes Envelopes `yaml:"envelopes"`
 }
 
 // HTTP bounds what one client connection may hold.
@@ -386,6 +388,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.HTTP.MaxConnsPerAddress, 100)
 	setDefault(&c.ToDevice.MaxMessagesPerRequest, 1000)
 	setDefault(&c.ToDevice.RetentionHours, 168)
+	c.Envelopes.fillDefaults() // envelopes.go
 	setDefault(&c.Sync.MaxTimeoutMs, 60000)
 	setDefault(&c.Sync.DefaultTimelineLimit, 10)
 	setDefault(&c.Sync.FullSync.PerSecond, 0.2)

@@ -267,5 +267,19 @@ push:
   timeout_ms: 10000
   # Pushers one user may have.
   max_pushers_per_user: 100
+
+envelopes:
+  # The one currency (ISO 4217); amounts are integers in its minor unit.
+  currency: CNY
+  # Largest total of one red envelope, in minor units.
+  max_total: 20000
+  # Largest number of shares of one envelope.
+  max_count: 100
+  # Envelopes one user may send a minute.
+  per_minute: 10
+  # Seconds an envelope may be claimed before the remainder is refunded.
+  expiry_seconds: 86400
+  # How often the sweeper looks for expired envelopes.
+  sweep_interval_ms: 60000
 `
 }

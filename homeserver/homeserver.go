@@ -20,6 +20,7 @@ import (
 	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/connlimit"
 	"github.com/parley-im/parley/desks"
+	"github.com/parley-im/parley/envelopes"
 	"github.com/parley-im/parley/federation/outbound"
 	"github.com/parley-im/parley/graph"
 	"github.com/parley-im/parley/inbox"
@@ -33,6 +34,7 @@ import (
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 	"github.com/parley-im/parley/todevice"
+	"github.com/parley-im/parley/wallet"
 )
 
 // Server is a running homeserver.
@@ -68,6 +70,10 @@ type Server struct {
 	closed  bool         // guarded by mu; set by Shutdown, so a late Serve returns at once
 
 	outbound *outbound.Queue // guarded by mu; see StartOutbound
+
+	// Wallet and Envelopes: the ledger and red envelopes (docs/envelopes.md).
+	Wallet    *wallet.Service
+	Envelopes *envelopes.Service
 }
 
 // New opens the store (migrating it), loads or creates the signing key and
@@ -162,6 +168,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 
+	wal := wallet.New(store, cfg.Envelopes.Currency)
+	envs := envelopes.New(envelopes.Config{Store: store, Rooms: rs, Wallet: wal, Logger: log,
+		MaxTotal: cfg.Envelopes.MaxTotal, MaxCount: cfg.Envelopes.MaxCount, PerMinute: cfg.Envelopes.PerMinute,
+		Expiry:        time.Duration(cfg.Envelopes.ExpirySeconds) * time.Second,
+		SweepInterval: time.Duration(cfg.Envelopes.SweepIntervalMs) * time.Millisecond})
+
 	var blocks todevice.Blocks // stays a nil interface without a graph
 	if contacts != nil {
 		blocks = contacts
@@ -211,12 +223,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
-		Relations: rels, Metrics: obs.reg, PushRules: rules, Push: pushSvc})
+		Relations: rels, Metrics: obs.reg, PushRules: rules, Push: pushSvc, Wallet: wal, Envelopes: envs})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, Media: repo, Push: pushSvc, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
 	s.Domain = dom
+	s.Wallet, s.Envelopes = wal, envs
 	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, media: repo, remote: fedRem}); err != nil {
 		cancel()
 		pushSvc.Shutdown(ctx)
@@ -232,6 +245,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.goBackground(func() { sweepLimiters(bgCtx, limiters) })
 	s.goBackground(func() { ds.Run(bgCtx) })
 	s.goBackground(func() { td.Run(bgCtx) })
+	s.goBackground(func() { envs.Run(bgCtx) })
 	return s, nil
 }
 

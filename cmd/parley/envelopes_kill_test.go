@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/homeserver/hstest"
+)
+
+// TestKill9DuringClaimStorm runs the real binary, kills it with SIGKILL
+// three times during a claim storm on one envelope while every claimer
+// retries its claim until it gets an answer, then lets a second envelope
+// expire, kills once more after its refund and restarts. Afterwards every
+// acknowledged claim is present once with its amount, nobody was paid
+// twice, the users' balances add up to what was topped up (no money made
+// or lost), and the expired envelope was refunded exactly once.
+func TestKill9DuringClaimStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "parley")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			addr := freeAddr(t)
+			cfgFile := filepath.Join(dir, "parley.yaml")
+			cfg := "rate_limit:\n  enabled: false\nenvelopes:\n  expiry_seconds: 6\n  sweep_interval_ms: 100\n"
+			if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := append(os.Environ(), "PARLEY_LISTEN="+addr, "PARLEY_DATA_DIR="+dir,
+				"PARLEY_REGISTRATION=open", "PARLEY_DATABASE_URL="+store.URL, "PARLEY_LOG_LEVEL=warn")
+			add := exec.Command(bin, "user", "add", "boss", "--password", "pw-boss", "--admin", "--config", cfgFile)
+			add.Env = env
+			if out, err := add.CombinedOutput(); err != nil {
+				t.Fatalf("user add: %v\n%s", err, out)
+			}
+			start := func() *exec.Cmd {
+				cmd := exec.Command(bin, "serve", "--config", cfgFile)
+				cmd.Env = env
+				cmd.Stderr = os.Stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatalf("start: %v", err)
+				}
+				t.Cleanup(func() {
+					cmd.Process.Kill()
+					cmd.Wait()
+				})
+				waitReady(t, "http://"+addr)
+				return cmd
+			}
+			kill := func(cmd *exec.Cmd) {
+				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatalf("kill: %v", err)
+				}
+				cmd.Wait()
+			}
+			cmd := start()
+			base := "http://" + addr
+			srv := &hstest.Server{URL: base}
+			boss := srv.Login(t, "boss")
+			alice := srv.Register(t, "alice")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			const claimers = 150
+			toks := make([]string, claimers)
+			for i := range toks {
+				c := srv.Register(t, fmt.Sprintf("k%d", i))
+				c.Join(room)
+				toks[i] = c.Token
+			}
+			boss.MustDo("POST", "/_parley/admin/v1/wallet/users/"+hstest.Esc(alice.UserID)+"/top_up",
+				map[string]any{"amount": 20000, "idempotency_key": "crash"})
+			send := func(total, count int) string {
+				return alice.MustDo("POST", "/_parley/client/v1/rooms/"+hstest.Esc(room)+"/red_envelopes",
+					map[string]any{"total": total, "count": count, "kind": "random"}).Get("envelope_id").String()
+			}
+			hot, small := send(10000, 100), send(1000, 10)
+
+			// The storm: each claimer claims hot (and every tenth small)
+			// until it gets an HTTP answer, across kills.
+			client := &http.Client{Timeout: 5 * time.Second}
+			var acked, retries atomic.Int64
+			type ack struct {
+				status int
+				amount int64
+			}
+			got := make([][2]ack, claimers)
+			var wg sync.WaitGroup
+			for i, tok := range toks {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ids := []string{hot}
+					if i%50 == 0 {
+						ids = append(ids, small)
+					}
+					for j, id := range ids {
+						for {
+							st, amount, err := claimRaw(client, base, tok, id)
+							if err == nil && st < 500 {
+								got[i][j] = ack{st, amount}
+								acked.Add(1)
+								break
+							}
+							retries.Add(1)
+							time.Sleep(20 * time.Millisecond) // server down: retry
+						}
+					}
+				}()
+			}
+			// Three kills at random points of the storm.
+			r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+			for k := 0; k < 3; k++ {
+				at := int64(k*40 + 5 + r.IntN(30))
+				hstest.Eventually(t, "claims acknowledged", func() bool { return acked.Load() >= at })
+				kill(cmd)
+				cmd = start()
+			}
+			wg.Wait()
+
+			// Let small expire and be refunded, then kill right after and
+			// restart: the sweeper at start must not refund it again.
+			alice2 := srv.Login(t, "alice")
+			hstest.Eventually(t, "refund of the expired envelope", func() bool {
+				st, res := alice2.Do("GET", "/_parley/client/v1/red_envelopes/"+hstest.Esc(small), nil)
+				return st == 200 && res.Get("state").String() == "refunded"
+			})
+			kill(cmd)
+			cmd = start()
+			alice2 = srv.Login(t, "alice")
+			boss = srv.Login(t, "boss")
+
+			var hotSum, smallSum int64
+			for j, id := range []string{hot, small} {
+				g := alice2.MustDo("GET", "/_parley/client/v1/red_envelopes/"+hstest.Esc(id), nil)
+				byUser := map[string]int64{}
+				for _, c := range g.Get("claims").Array() {
+					u := c.Get("user_id").String()
+					if _, dup := byUser[u]; dup {
+						t.Errorf("envelope %d: %s claimed twice", j, u)
+					}
+					byUser[u] = c.Get("amount").Int()
+					if j == 0 {
+						hotSum += byUser[u]
+					} else {
+						smallSum += byUser[u]
+					}
+				}
+				wins := 0
+				for i := range toks {
+					a := got[i][j]
+					if a.status == 200 {
+						wins++
+						uid := fmt.Sprintf("@k%d:localhost", i)
+						if byUser[uid] != a.amount {
+							t.Errorf("envelope %d: acknowledged claim of %s for %d, stored %d", j, uid, a.amount, byUser[uid])
+						}
+					}
+				}
+				if wins != len(byUser) {
+					t.Errorf("envelope %d: %d acknowledged claims, %d stored", j, wins, len(byUser))
+				}
+			}
+			if hotSum != 10000 {
+				t.Errorf("hot envelope: claims sum to %d, want 10000", hotSum)
+			}
+			// No money made or lost: the users' balances add up to the top-up.
+			var sum int64
+			sum += alice2.MustDo("GET", "/_parley/client/v1/wallet", nil).Get("balance").Int()
+			for i := range toks {
+				b := boss.MustDo("GET", "/_parley/admin/v1/wallet/users/"+hstest.Esc(fmt.Sprintf("@k%d:localhost", i)), nil)
+				sum += b.Get("balance").Int()
+			}
+			if sum != 20000 {
+				t.Errorf("users' balances sum to %d, want the 20000 topped up", sum)
+			}
+			if want := int64(20000 - 10000 - smallSum); alice2.MustDo("GET", "/_parley/client/v1/wallet", nil).Get("balance").Int() != want {
+				t.Errorf("sender balance, want %d (the small envelope refunded once)", want)
+			}
+			refunds := 0
+			for _, e := range alice2.MustDo("GET", "/_parley/client/v1/wallet/history", nil).Get("chunk").Array() {
+				if e.Get("kind").String() == "envelope_refund" {
+					refunds++
+				}
+			}
+			if refunds != 1 {
+				t.Errorf("refunds in the sender's history = %d, want 1", refunds)
+			}
+			t.Logf("%s: %d answers, %d failed attempts retried, across 4 kills; hot claims sum %d, small claims %d",
+				store.Name, acked.Load(), retries.Load(), hotSum, smallSum)
+		})
+	}
+}
+
+func claimRaw(client *http.Client, base, tok, id string) (int, int64, error) {
+	req, err := http.NewRequest("POST", base+"/_parley/client/v1/red_envelopes/"+hstest.Esc(id)+"/claim", bytes.NewReader([]byte("{}")))
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Amount int64 `json:"amount"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out.Amount, nil
+}
