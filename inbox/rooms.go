@@ -231,13 +231,13 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 	// Counts come from memory when the cache knows the room (unread.go);
 	// the rest from one query, whose answers are kept for the next wake-up.
-	unread := make(map[string]storage.Unread, len(joinIDs))
+	unread := make(map[string]storage.RoomUnread, len(joinIDs))
 	if missed := s.n.unread.lookup(req.UserID, joinIDs, upto, unread, nil); len(missed) > 0 {
 		ids := make([]string, len(missed))
 		for i, t := range missed {
 			ids[i] = t.room
 		}
-		got, err := s.store.UnreadCounts(ctx, req.UserID, ids, upto)
+		got, err := s.store.UnreadCountsByThread(ctx, req.UserID, ids, upto)
 		if err != nil {
 			return err
 		}
@@ -246,8 +246,14 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 			unread[id] = u
 		}
 	}
+	byThread := f != nil && f.Room.Timeline.UnreadThreadNotifications
 	for _, id := range joinIDs {
-		u := unread[id]
+		ru := unread[id]
+		u := ru.Total()
+		if byThread {
+			u = ru.Main
+			rooms[id].threads = threadCounts(ru.Threads, muted[id])
+		}
 		if muted[id] {
 			u.Notifications = u.Highlights
 		}
@@ -394,4 +400,20 @@ func strippedType(t string) bool {
 		return true
 	}
 	return false
+}
+
+// threadCounts is what unread_thread_notifications shows: the threads with
+// a count, only highlights in a muted room. in is shared: a new map is made
+// when a count changes.
+func threadCounts(in map[string]storage.Unread, muted bool) map[string]storage.Unread {
+	if !muted {
+		return in
+	}
+	out := make(map[string]storage.Unread, len(in))
+	for root, u := range in {
+		if u.Highlights > 0 {
+			out[root] = storage.Unread{Notifications: u.Highlights, Highlights: u.Highlights}
+		}
+	}
+	return out
 }

@@ -133,6 +133,7 @@ type roomResp struct {
 	receipts   []storage.Receipt
 	accountDat []storage.AccountData
 	unread     *storage.Unread
+	threads    map[string]storage.Unread // unread per thread root, when the filter asks; read-only
 	summary    *storage.Summary
 	stateEnd   int64 // leave rooms: rooms.Visibility.StateEnd, set with the timeline's visibility
 }
