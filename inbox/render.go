@@ -76,7 +76,7 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 	}
 	sort.Strings(ids)
 	w.raw(`,"rooms":{`)
-	for si, section := range []string{"join", "invite", "leave"} {
+	for si, section := range []string{"join", "invite", "knock", "leave"} {
 		if si > 0 {
 			w.raw(",")
 		}
@@ -93,7 +93,7 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 			first = false
 			w.str(id).raw(":")
 			switch section {
-			case "invite":
+			case "invite", "knock":
 				s.renderInvite(w, r)
 			default:
 				s.renderRoom(w, r, now, v)
@@ -315,7 +315,7 @@ func renderReceipts(w *jsonWriter, rs []storage.Receipt) {
 }
 
 func (s *Syncer) renderInvite(w *jsonWriter, r *roomResp) {
-	w.raw(`{"invite_state":{"events":[`)
+	w.raw(`{"`).raw(r.section).raw(`_state":{"events":[`)
 	for i, e := range r.state {
 		if i > 0 {
 			w.raw(",")

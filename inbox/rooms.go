@@ -17,7 +17,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	var joinIDs, newIDs, inviteIDs []string
 	for id, r := range rooms {
 		switch r.section {
-		case "invite":
+		case "invite", "knock":
 			inviteIDs = append(inviteIDs, id)
 			continue
 		case "join":
@@ -102,7 +102,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 	for _, e := range full {
 		r := rooms[e.RoomID]
-		if r.section == "invite" {
+		if r.stripped() {
 			if strippedType(e.Type) || (e.Type == "m.room.member" && e.StateKeyOr() == req.UserID) {
 				r.state = append(r.state, e)
 			}
@@ -141,7 +141,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		// Members of timeline senders that the state above did not carry.
 		var pairs []storage.RoomUser
 		for _, r := range rooms {
-			if r.section == "invite" || !lazyIn(r) {
+			if r.stripped() || !lazyIn(r) {
 				continue
 			}
 			seen := map[string]bool{}
@@ -320,7 +320,7 @@ func (s *Syncer) stateBeforeTimelines(ctx context.Context, rms map[string]*roomR
 	replaced := map[key]string{} // key -> event ID it had before the timeline ("" = none)
 	var want []string
 	for _, r := range rms {
-		if r.section == "invite" {
+		if r.stripped() {
 			continue
 		}
 		for _, e := range r.timeline {
