@@ -3,7 +3,8 @@ package homeserver_test
 import (
 	"testing"
 
-	"github.com/parley-im/parley/homeserver/hstest")
+	"github.com/parley-im/parley/homeserver/hstest"
+)
 
 func knockRoom(version, rule string) map[string]any {
 	return map[string]any{"preset": "private_chat", "room_version": version, "name": "Knockers",
