@@ -326,6 +326,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = apierr.NotFound(reason(err))
 	case errors.Is(err, rooms.ErrInvalid):
 		ae = apierr.BadJSON(reason(err))
+	case errors.Is(err, rooms.ErrInvalidParam):
+		ae = apierr.InvalidParam(reason(err))
 	case errors.Is(err, rooms.ErrTooLarge):
 		ae = apierr.TooLarge(reason(err))
 	case errors.Is(err, rooms.ErrBadRoomVersion):
@@ -352,7 +354,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 // reason is the human-readable part of a wrapped domain error.
 func reason(err error) string {
 	msg := err.Error()
-	for _, sentinel := range []error{rooms.ErrForbidden, rooms.ErrNotFound, rooms.ErrInvalid, rooms.ErrTooLarge, rooms.ErrBadRoomVersion, rooms.ErrUnknownRoom} {
+	for _, sentinel := range []error{rooms.ErrForbidden, rooms.ErrNotFound, rooms.ErrInvalid, rooms.ErrInvalidParam, rooms.ErrTooLarge, rooms.ErrBadRoomVersion, rooms.ErrUnknownRoom} {
 		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
 	}
 	if msg == "" {

@@ -16,10 +16,17 @@ import (
 
 func (a *API) receipt(w http.ResponseWriter, r *http.Request, s *session) error {
 	var req struct {
-		ThreadID string `json:"thread_id"`
+		ThreadID *string `json:"thread_id"`
 	}
 	if err := a.readJSON(r, &req); err != nil {
 		return err
+	}
+	threadID := ""
+	if req.ThreadID != nil {
+		if *req.ThreadID == "" {
+			return apierr.InvalidParam("thread_id must be a non-empty string")
+		}
+		threadID = *req.ThreadID
 	}
 	typ := param(r, "receiptType")
 	roomID, eventID := param(r, "roomId"), param(r, "eventId")
@@ -28,13 +35,13 @@ func (a *API) receipt(w http.ResponseWriter, r *http.Request, s *session) error 
 	}
 	switch typ {
 	case "m.read", "m.read.private":
-		if req.ThreadID == "main" {
-			req.ThreadID = ""
-		}
-		if err := a.rooms.PutReceipt(r.Context(), roomID, s.UserID, typ, eventID, req.ThreadID); err != nil {
+		if err := a.rooms.PutReceipt(r.Context(), roomID, s.UserID, typ, eventID, threadID); err != nil {
 			return err
 		}
 	case "m.fully_read":
+		if threadID != "" {
+			return apierr.InvalidParam("m.fully_read cannot be threaded")
+		}
 		if err := a.setFullyRead(r, s, roomID, eventID); err != nil {
 			return err
 		}

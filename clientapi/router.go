@@ -76,6 +76,7 @@ func (a *API) Handler() http.Handler {
 			// Rooms (rooms.go, messages.go).
 			r.Post("/createRoom", a.authed(a.createRoom))
 			r.Post("/join/{roomIdOrAlias}", a.authed(a.joinRoomOrAlias))
+			r.Post("/knock/{roomIdOrAlias}", a.authed(a.knock))
 			r.Post("/rooms/{roomId}/join", a.authed(a.joinRoom))
 			r.Post("/rooms/{roomId}/invite", a.authed(a.invite))
 			r.Post("/rooms/{roomId}/leave", a.authed(a.leave))

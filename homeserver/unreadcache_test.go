@@ -3,8 +3,13 @@ package homeserver_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"net/url"
+	"slices"
 	"testing"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/parley-im/parley/homeserver/hstest"
 	"github.com/parley-im/parley/inbox"
@@ -45,9 +50,11 @@ func TestWokenMemberUnreadFromMemory(t *testing.T) {
 
 // TestUnreadCacheMatchesQuery (issue 15 item 21): over random sequences of
 // sends (plain, notices, mentions, @room, by each member), read receipts
-// (public, private, threaded, older than the current one) and redactions,
-// the count each incremental sync shows equals storage.UnreadCounts as of
-// the sync's token.
+// (public, private, threaded, older than the current one), thread replies,
+// receipts in threads and redactions, the count each incremental sync shows
+// equals storage.UnreadCounts as of the sync's token; for the user whose
+// filter asks for thread counts, the main and each thread's count equal
+// storage.UnreadCountsByThread's.
 func TestUnreadCacheMatchesQuery(t *testing.T) {
 	for _, st := range hstest.Stores(t) {
 		t.Run(st.Name, func(t *testing.T) {
@@ -68,33 +75,61 @@ func TestUnreadCacheMatchesQuery(t *testing.T) {
 			for i, u := range users {
 				since[i] = u.Sync("", 0).Get("next_batch").String()
 			}
-			sent := map[string][]string{} // room -> event IDs of messages
+			sent := map[string][]string{}              // room -> event IDs of main-timeline messages
+			inThread := map[string]map[string]string{} // room -> thread reply -> root
 			check := func(step int, what string) {
 				t.Helper()
 				for i, u := range users {
-					s := u.Sync(since[i], 0)
+					byThread := i == 0 // alice asks for thread counts
+					var s gjson.Result
+					if byThread {
+						s = u.MustDo("GET", "/_matrix/client/v3/sync?timeout=0&since="+url.QueryEscape(since[i])+"&filter="+url.QueryEscape(threadFilter), nil)
+					} else {
+						s = u.Sync(since[i], 0)
+					}
 					since[i] = s.Get("next_batch").String()
 					tok, err := inbox.ParseToken(since[i])
 					if err != nil {
 						t.Fatalf("parse %q: %v", since[i], err)
 					}
-					want, err := srv.Srv.Store.UnreadCounts(context.Background(), u.UserID, roomIDs, tok.Pos)
+					want, err := srv.Srv.Store.UnreadCountsByThread(context.Background(), u.UserID, roomIDs, tok.Pos)
 					if err != nil {
 						t.Fatal(err)
 					}
 					for _, r := range roomIDs {
-						un := hstest.Room(s, "join", r).Get("unread_notifications")
+						room := hstest.Room(s, "join", r)
+						un := room.Get("unread_notifications")
 						if !un.Exists() {
 							continue // no news in the room: no count sent
 						}
-						got := [2]int64{un.Get("notification_count").Int(), un.Get("highlight_count").Int()}
-						if w := [2]int64{want[r].Notifications, want[r].Highlights}; got != w {
+						pair := func(g gjson.Result) [2]int64 {
+							return [2]int64{g.Get("notification_count").Int(), g.Get("highlight_count").Int()}
+						}
+						w := want[r].Total()
+						if byThread {
+							w = want[r].Main
+						}
+						if got := pair(un); got != [2]int64{w.Notifications, w.Highlights} {
 							t.Fatalf("step %d (%s): %s's unread in %s = %v, want %v (the query's)", step, what, u.UserID, r, got, w)
+						}
+						if !byThread {
+							continue
+						}
+						threads := room.Get("unread_thread_notifications").Map()
+						for root, wt := range want[r].Threads {
+							if got := pair(threads[root]); got != [2]int64{wt.Notifications, wt.Highlights} {
+								t.Fatalf("step %d (%s): %s's unread in thread %s = %v, want %v (the query's)", step, what, u.UserID, root, got, wt)
+							}
+						}
+						for root := range threads {
+							if _, ok := want[r].Threads[root]; !ok {
+								t.Fatalf("step %d (%s): thread %s has a count, the query none", step, what, root)
+							}
 						}
 					}
 				}
 			}
-			for step := range 40 {
+			for step := range 60 {
 				u := users[rng.IntN(len(users))]
 				room := roomIDs[rng.IntN(len(roomIDs))]
 				path := "/_matrix/client/v3/rooms/" + hstest.Esc(room)
@@ -104,7 +139,7 @@ func TestUnreadCacheMatchesQuery(t *testing.T) {
 					id := u.MustDo("PUT", path+"/send/m.room.message/"+txn, content).Get("event_id").String()
 					sent[room] = append(sent[room], id)
 				}
-				switch op := rng.IntN(8); {
+				switch op := rng.IntN(11); {
 				case op <= 1:
 					what = "message"
 					send(map[string]any{"msgtype": "m.text", "body": "hi"})
@@ -127,7 +162,30 @@ func TestUnreadCacheMatchesQuery(t *testing.T) {
 					}
 					what = fmt.Sprintf("%s receipt %v by %s", typ, body, u.UserID)
 					u.MustDo("POST", path+"/receipt/"+typ+"/"+hstest.Esc(ev), body)
-				case len(sent[room]) > 0:
+				case op == 7 && len(sent[room]) > 0:
+					root := sent[room][rng.IntN(len(sent[room]))]
+					what = "thread reply to " + root
+					content := map[string]any{"msgtype": "m.text", "body": "in thread",
+						"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": root}}
+					if rng.IntN(3) == 0 {
+						content["m.mentions"] = map[string]any{"user_ids": []string{users[rng.IntN(len(users))].UserID}}
+					}
+					id := u.MustDo("PUT", path+"/send/m.room.message/"+txn, content).Get("event_id").String()
+					if inThread[room] == nil {
+						inThread[room] = map[string]string{}
+					}
+					inThread[room][id] = root
+				case op <= 9 && len(inThread[room]) > 0:
+					replies := slices.Sorted(maps.Keys(inThread[room]))
+					ev := replies[rng.IntN(len(replies))]
+					body := map[string]any{"thread_id": inThread[room][ev]}
+					if rng.IntN(3) == 0 {
+						body = map[string]any{} // unthreaded, at a thread reply
+					}
+					typ := []string{"m.read", "m.read.private"}[rng.IntN(2)]
+					what = fmt.Sprintf("%s receipt %v at a thread reply by %s", typ, body, u.UserID)
+					u.MustDo("POST", path+"/receipt/"+typ+"/"+hstest.Esc(ev), body)
+				case op == 10 && len(sent[room]) > 0:
 					ev := sent[room][rng.IntN(len(sent[room]))]
 					what = "redaction by alice"
 					alice.MustDo("PUT", path+"/redact/"+hstest.Esc(ev)+"/"+txn, map[string]any{})

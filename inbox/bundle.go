@@ -30,7 +30,7 @@ func (s *Syncer) bundle(ctx context.Context, req Request, rms map[string]*roomRe
 	}
 	var timelines map[string][]storage.Event
 	for id, r := range rms {
-		if len(r.timeline) == 0 || r.section == "invite" || !(initial || r.newlyJoin || r.limited) {
+		if len(r.timeline) == 0 || r.stripped() || !(initial || r.newlyJoin || r.limited) {
 			continue
 		}
 		if timelines == nil {

@@ -50,6 +50,11 @@ type RoomEventFilter struct {
 	Rooms                   *[]string `json:"rooms,omitempty"`
 	NotRooms                []string  `json:"not_rooms,omitempty"`
 	ContainsURL             *bool     `json:"contains_url,omitempty"`
+	// UnreadThreadNotifications, on the room timeline filter, splits the
+	// unread counts: unread_notifications for the main timeline and
+	// unread_thread_notifications per thread root. Off, the room's counts
+	// add up every thread.
+	UnreadThreadNotifications bool `json:"unread_thread_notifications,omitempty"`
 }
 
 // MaxTimelineLimit caps a client's timeline limit so one sync cannot ask

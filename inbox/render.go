@@ -3,6 +3,8 @@ package inbox
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -75,7 +77,7 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 	}
 	sort.Strings(ids)
 	w.raw(`,"rooms":{`)
-	for si, section := range []string{"join", "invite", "leave"} {
+	for si, section := range []string{"join", "invite", "knock", "leave"} {
 		if si > 0 {
 			w.raw(",")
 		}
@@ -92,7 +94,7 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 			first = false
 			w.str(id).raw(":")
 			switch section {
-			case "invite":
+			case "invite", "knock":
 				s.renderInvite(w, r)
 			default:
 				s.renderRoom(w, r, now, v)
@@ -262,6 +264,18 @@ func (s *Syncer) renderRoom(w *jsonWriter, r *roomResp, now int64, v rooms.Viewe
 			w.raw(`,"unread_notifications":{"notification_count":`).int(r.unread.Notifications).
 				raw(`,"highlight_count":`).int(r.unread.Highlights).raw("}")
 		}
+		if len(r.threads) > 0 {
+			w.raw(`,"unread_thread_notifications":{`)
+			for i, root := range slices.Sorted(maps.Keys(r.threads)) {
+				if i > 0 {
+					w.raw(",")
+				}
+				u := r.threads[root]
+				w.str(root).raw(`:{"notification_count":`).int(u.Notifications).
+					raw(`,"highlight_count":`).int(u.Highlights).raw("}")
+			}
+			w.raw("}")
+		}
 		if r.summary != nil {
 			w.raw(`,"summary":{"m.joined_member_count":`).int(r.summary.Joined).
 				raw(`,"m.invited_member_count":`).int(r.summary.Invited).raw(`,"m.heroes":[`)
@@ -277,16 +291,37 @@ func (s *Syncer) renderRoom(w *jsonWriter, r *roomResp, now int64, v rooms.Viewe
 	w.raw("}")
 }
 
+type receiptKey struct{ event, typ, user string }
+
 // renderReceipts groups receipts into one m.receipt event.
 func renderReceipts(w *jsonWriter, rs []storage.Receipt) {
 	byEvent := map[string]map[string][]storage.Receipt{}
 	var order []string
+	// Without threaded receipts (user, type) is unique per room: no check.
+	threaded := slices.ContainsFunc(rs, func(r storage.Receipt) bool { return r.ThreadID != "" })
+	var seen map[receiptKey]int
+	if threaded {
+		seen = map[receiptKey]int{}
+	}
 	for _, r := range rs {
 		if byEvent[r.EventID] == nil {
 			byEvent[r.EventID] = map[string][]storage.Receipt{}
 			order = append(order, r.EventID)
 		}
-		byEvent[r.EventID][r.Type] = append(byEvent[r.EventID][r.Type], r)
+		list := byEvent[r.EventID][r.Type]
+		if threaded {
+			// A user may hold receipts at one event in several threads;
+			// the event format has room for one per user: the newest.
+			k := receiptKey{r.EventID, r.Type, r.UserID}
+			if i, ok := seen[k]; ok {
+				if r.Pos > list[i].Pos {
+					list[i] = r
+				}
+				continue
+			}
+			seen[k] = len(list)
+		}
+		byEvent[r.EventID][r.Type] = append(list, r)
 	}
 	w.raw(`{"type":"m.receipt","content":{`)
 	for i, ev := range order {
@@ -319,7 +354,7 @@ func renderReceipts(w *jsonWriter, rs []storage.Receipt) {
 }
 
 func (s *Syncer) renderInvite(w *jsonWriter, r *roomResp) {
-	w.raw(`{"invite_state":{"events":[`)
+	w.raw(`{"`).raw(r.section).raw(`_state":{"events":[`)
 	for i, e := range r.state {
 		if i > 0 {
 			w.raw(",")

@@ -17,7 +17,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	var joinIDs, newIDs, inviteIDs []string
 	for id, r := range rooms {
 		switch r.section {
-		case "invite":
+		case "invite", "knock":
 			inviteIDs = append(inviteIDs, id)
 			continue
 		case "join":
@@ -105,7 +105,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 	}
 	for _, e := range full {
 		r := rooms[e.RoomID]
-		if r.section == "invite" {
+		if r.stripped() {
 			if strippedType(e.Type) || (e.Type == "m.room.member" && e.StateKeyOr() == req.UserID) {
 				r.state = append(r.state, e)
 			}
@@ -144,7 +144,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 		// Members of timeline senders that the state above did not carry.
 		var pairs []storage.RoomUser
 		for _, r := range rooms {
-			if r.section == "invite" || !lazyIn(r) {
+			if r.stripped() || !lazyIn(r) {
 				continue
 			}
 			seen := map[string]bool{}
@@ -250,13 +250,13 @@ func (s *Syncer) fillRoomTails(ctx context.Context, req Request, rooms map[strin
 	}
 	// Counts come from memory when the cache knows the room (unread.go);
 	// the rest from one query, whose answers are kept for the next wake-up.
-	unread := make(map[string]storage.Unread, len(joinIDs))
+	unread := make(map[string]storage.RoomUnread, len(joinIDs))
 	if missed := s.n.unread.lookup(req.UserID, joinIDs, upto, unread, nil); len(missed) > 0 {
 		ids := make([]string, len(missed))
 		for i, t := range missed {
 			ids[i] = t.room
 		}
-		got, err := s.store.UnreadCounts(ctx, req.UserID, ids, upto)
+		got, err := s.store.UnreadCountsByThread(ctx, req.UserID, ids, upto)
 		if err != nil {
 			return err
 		}
@@ -265,8 +265,14 @@ func (s *Syncer) fillRoomTails(ctx context.Context, req Request, rooms map[strin
 			unread[id] = u
 		}
 	}
+	byThread := req.Filter != nil && req.Filter.Room.Timeline.UnreadThreadNotifications
 	for _, id := range joinIDs {
-		u := unread[id]
+		ru := unread[id]
+		u := ru.Total()
+		if byThread {
+			u = ru.Main
+			rooms[id].threads = threadCounts(ru.Threads, muted[id])
+		}
 		if muted[id] {
 			u.Notifications = u.Highlights
 		}
@@ -335,7 +341,7 @@ func (s *Syncer) stateBeforeTimelines(ctx context.Context, rms map[string]*roomR
 	replaced := map[key]string{} // key -> event ID it had before the timeline ("" = none)
 	var want []string
 	for _, r := range rms {
-		if r.section == "invite" {
+		if r.stripped() {
 			continue
 		}
 		for _, e := range r.timeline {
@@ -418,4 +424,20 @@ func strippedType(t string) bool {
 		return true
 	}
 	return false
+}
+
+// threadCounts is what unread_thread_notifications shows: the threads with
+// a count, only highlights in a muted room. in is shared: a new map is made
+// when a count changes.
+func threadCounts(in map[string]storage.Unread, muted bool) map[string]storage.Unread {
+	if !muted {
+		return in
+	}
+	out := make(map[string]storage.Unread, len(in))
+	for root, u := range in {
+		if u.Highlights > 0 {
+			out[root] = storage.Unread{Notifications: u.Highlights, Highlights: u.Highlights}
+		}
+	}
+	return out
 }

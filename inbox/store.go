@@ -32,7 +32,7 @@ type SyncStore interface {
 	CurrentStateWithoutMembers(ctx context.Context, roomIDs []string, member string) ([]storage.Event, error)
 	EventPositions(ctx context.Context, eventIDs []string) (map[string]storage.Event, error)
 	RoomSummaries(ctx context.Context, viewer string, roomIDs []string) (map[string]*storage.Summary, error)
-	UnreadCounts(ctx context.Context, userID string, roomIDs []string, upto int64) (map[string]storage.Unread, error)
+	UnreadCountsByThread(ctx context.Context, userID string, roomIDs []string, upto int64) (map[string]storage.RoomUnread, error)
 	ReceiptsSinceOwnIn(ctx context.Context, viewer string, roomIDs []string, since, upto int64, ownOnly []string) ([]storage.Receipt, error)
 
 	// Lazy-loaded members (membercache.go).

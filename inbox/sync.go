@@ -119,14 +119,14 @@ func (s *Syncer) emptyResponse(t Token) []byte {
 	w := s.writer(128)
 	w.raw(`{"next_batch":"`)
 	w.buf = t.appendTo(w.buf)
-	w.raw(`","rooms":{"join":{},"invite":{},"leave":{}}}`)
+	w.raw(`","rooms":{"join":{},"invite":{},"knock":{},"leave":{}}}`)
 	return w.bytes()
 }
 
 // roomResp gathers one room's parts of a response.
 type roomResp struct {
 	id         string
-	section    string // join, invite, leave
+	section    string // join, invite, knock, leave
 	newlyJoin  bool   // joined after the token: history from the start, full state
 	fullState  bool   // full_state=true: the whole state, timeline still from the token
 	since      int64
@@ -139,6 +139,7 @@ type roomResp struct {
 	receipts   []storage.Receipt
 	accountDat []storage.AccountData
 	unread     *storage.Unread
+	threads    map[string]storage.Unread // unread per thread root, when the filter asks; read-only
 	summary    *storage.Summary
 	stateEnd   int64 // leave rooms: rooms.Visibility.StateEnd, set with the timeline's visibility
 	roomPos    int64 // joined rooms: the room's latest position as of upto (Notifier.JoinedRooms)
@@ -201,8 +202,8 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 				r := get(m.RoomID, "join")
 				r.newlyJoin, r.since = true, 0
 			}
-		case "invite":
-			get(m.RoomID, "invite")
+		case "invite", "knock":
+			get(m.RoomID, m.Membership)
 		case "leave", "ban":
 			if _, ok := joined[m.RoomID]; ok {
 				continue
@@ -392,3 +393,8 @@ func keys(m map[string]int64) []string {
 	sort.Strings(out)
 	return out
 }
+
+// stripped reports whether the room is shown as stripped state only (the
+// spec's invite_state and knock_state): the user is invited or knocking,
+// and sees no timeline.
+func (r *roomResp) stripped() bool { return r.section == "invite" || r.section == "knock" }

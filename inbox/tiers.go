@@ -47,7 +47,7 @@ func (n *Notifier) quietOf(rms map[string]*roomResp) map[string]bool {
 	defer n.mu.RUnlock()
 	var out map[string]bool
 	for id, r := range rms {
-		if r.section != "invite" && r.delta == nil && n.quietLocked(id) {
+		if !r.stripped() && r.delta == nil && n.quietLocked(id) {
 			if out == nil {
 				out = map[string]bool{}
 			}

@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"maps"
 	"slices"
 	"sync"
 
@@ -52,6 +53,7 @@ type notifEvent struct {
 	notify      bool
 	roomMention bool
 	mentions    []string // read-only, shared with the commit
+	thread      string   // the thread root, "" for the main timeline
 }
 
 type userRoom struct{ user, room string }
@@ -61,7 +63,7 @@ type userRoom struct{ user, room string }
 // read that started before the invalidation is not stored.
 type unreadEntry struct {
 	at      int64
-	u       storage.Unread
+	u       storage.RoomUnread // u.Threads is shared with syncs that read it: replaced, never changed
 	ver     uint64
 	roomGen uint64
 	ok      bool
@@ -129,7 +131,7 @@ func (c *unreadCache) noteEvent(ev *rooms.CommittedEvent) {
 		c.held -= drop
 	}
 	r.evs = append(r.evs, notifEvent{pos: ev.Pos, sender: ev.Sender, notify: ev.Notify,
-		roomMention: ev.RoomMention, mentions: ev.Mentions})
+		roomMention: ev.RoomMention, mentions: ev.Mentions, thread: ev.Thread})
 	c.held++
 }
 
@@ -160,7 +162,7 @@ func (c *unreadCache) forget(user, room string) {
 
 // lookup fills out with user's counts in the rooms of ids as of upto that it
 // can answer from memory, and returns a ticket for each room it cannot.
-func (c *unreadCache) lookup(user string, ids []string, upto int64, out map[string]storage.Unread, missed []unreadTicket) []unreadTicket {
+func (c *unreadCache) lookup(user string, ids []string, upto int64, out map[string]storage.RoomUnread, missed []unreadTicket) []unreadTicket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
@@ -189,11 +191,13 @@ func (c *unreadCache) lookup(user string, ids []string, upto int64, out map[stri
 	return missed
 }
 
-// addSince adds to u what r's events in (at, upto] count for user: the same
-// rule as storage.UnreadCounts. It gives up (false) past unreadMaxDelta
-// events, so that a member back after a long while costs one query, not a
-// long walk under the lock.
-func addSince(u storage.Unread, r *roomNotifs, user string, at, upto int64) (storage.Unread, bool) {
+// addSince adds to u what r's events in (at, upto] count for user, each in
+// its own thread: the same rule as storage.UnreadCountsByThread (every
+// receipt voids the entry, so the walk needs no read positions). It gives
+// up (false) past unreadMaxDelta events, so that a member back after a long
+// while costs one query, not a long walk under the lock. u.Threads is
+// copied before a change: earlier syncs may still read it.
+func addSince(u storage.RoomUnread, r *roomNotifs, user string, at, upto int64) (storage.RoomUnread, bool) {
 	if r == nil {
 		return u, true
 	}
@@ -204,6 +208,7 @@ func addSince(u storage.Unread, r *roomNotifs, user string, at, upto int64) (sto
 	if len(r.evs)-i > unreadMaxDelta {
 		return u, false
 	}
+	copied := false
 	for _, ev := range r.evs[i:] {
 		if ev.pos > upto {
 			break
@@ -212,23 +217,39 @@ func addSince(u storage.Unread, r *roomNotifs, user string, at, upto int64) (sto
 			continue
 		}
 		mentioned := slices.Contains(ev.mentions, user)
+		var n, h int64
 		switch {
 		case ev.notify || ev.roomMention:
-			u.Notifications++
+			n = 1
 			if ev.roomMention || mentioned {
-				u.Highlights++
+				h = 1
 			}
 		case mentioned:
-			u.Notifications++
-			u.Highlights++
+			n, h = 1, 1
+		default:
+			continue
 		}
+		if ev.thread == "" {
+			u.Main.Notifications += n
+			u.Main.Highlights += h
+			continue
+		}
+		if !copied {
+			threads := make(map[string]storage.Unread, len(u.Threads)+1)
+			maps.Copy(threads, u.Threads)
+			u.Threads, copied = threads, true
+		}
+		t := u.Threads[ev.thread]
+		t.Notifications += n
+		t.Highlights += h
+		u.Threads[ev.thread] = t
 	}
 	return u, true
 }
 
 // keep stores counts read from the database as of upto, for the rooms whose
 // tickets are still current.
-func (c *unreadCache) keep(user string, tickets []unreadTicket, upto int64, got map[string]storage.Unread) {
+func (c *unreadCache) keep(user string, tickets []unreadTicket, upto int64, got map[string]storage.RoomUnread) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, t := range tickets {

@@ -29,13 +29,13 @@ func TestUnreadCacheKeepsNoStaleRead(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newUnreadCache(0)
 			c.noteEvent(&rooms.CommittedEvent{RoomID: room, Pos: 5, Type: "m.room.message", Sender: "@v:x", Notify: true})
-			out := map[string]storage.Unread{}
+			out := map[string]storage.RoomUnread{}
 			missed := c.lookup(user, []string{room}, 10, out, nil)
 			if len(missed) != 1 {
 				t.Fatalf("first lookup missed %d rooms, want 1", len(missed))
 			}
 			tt.between(c)
-			c.keep(user, missed, 10, map[string]storage.Unread{room: {Notifications: 1}})
+			c.keep(user, missed, 10, map[string]storage.RoomUnread{room: {Main: storage.Unread{Notifications: 1}}})
 			c.noteEvent(&rooms.CommittedEvent{RoomID: room, Pos: 12, Type: "m.room.message", Sender: "@v:x",
 				Mentions: []string{user}})
 			clear(out)
@@ -44,7 +44,7 @@ func TestUnreadCacheKeepsNoStaleRead(t *testing.T) {
 				t.Fatalf("answered from memory = %v, want %v", got, tt.kept)
 			}
 			if tt.kept {
-				if got, want := out[room], (storage.Unread{Notifications: 2, Highlights: 1}); got != want {
+				if got, want := out[room].Main, (storage.Unread{Notifications: 2, Highlights: 1}); got != want {
 					t.Errorf("count = %+v, want %+v", got, want)
 				}
 			}
@@ -57,12 +57,12 @@ func TestUnreadCacheKeepsNoStaleRead(t *testing.T) {
 func TestUnreadCacheTrims(t *testing.T) {
 	const user, room = "@u:x", "!r:x"
 	c := newUnreadCache(0)
-	missed := c.lookup(user, []string{room}, 1, map[string]storage.Unread{}, nil)
-	c.keep(user, missed, 1, map[string]storage.Unread{})
+	missed := c.lookup(user, []string{room}, 1, map[string]storage.RoomUnread{}, nil)
+	c.keep(user, missed, 1, map[string]storage.RoomUnread{})
 	for pos := int64(2); pos < 2+unreadPerRoom+1; pos++ {
 		c.noteEvent(&rooms.CommittedEvent{RoomID: room, Pos: pos, Type: "m.room.message", Sender: "@v:x", Notify: true})
 	}
-	if missed := c.lookup(user, []string{room}, 2+unreadPerRoom, map[string]storage.Unread{}, nil); len(missed) != 1 {
+	if missed := c.lookup(user, []string{room}, 2+unreadPerRoom, map[string]storage.RoomUnread{}, nil); len(missed) != 1 {
 		t.Errorf("lookup past the trimmed events missed %d rooms, want 1", len(missed))
 	}
 }
@@ -73,18 +73,53 @@ func TestUnreadCacheCarriesOverBoundedly(t *testing.T) {
 	const user, room = "@u:x", "!r:x"
 	for _, n := range []int{1, unreadMaxDelta, unreadMaxDelta + 1} {
 		c := newUnreadCache(0)
-		missed := c.lookup(user, []string{room}, 1, map[string]storage.Unread{}, nil)
-		c.keep(user, missed, 1, map[string]storage.Unread{room: {Notifications: 1}})
+		missed := c.lookup(user, []string{room}, 1, map[string]storage.RoomUnread{}, nil)
+		c.keep(user, missed, 1, map[string]storage.RoomUnread{room: {Main: storage.Unread{Notifications: 1}}})
 		for pos := int64(2); pos < 2+int64(n); pos++ {
 			c.noteEvent(&rooms.CommittedEvent{RoomID: room, Pos: pos, Type: "m.room.message", Sender: "@v:x", Notify: true})
 		}
-		out := map[string]storage.Unread{}
+		out := map[string]storage.RoomUnread{}
 		missed = c.lookup(user, []string{room}, 1+int64(n), out, nil)
 		if hit, want := len(missed) == 0, n <= unreadMaxDelta; hit != want {
 			t.Errorf("%d events later: answered from memory = %v, want %v", n, hit, want)
 		}
-		if len(missed) == 0 && out[room].Notifications != int64(1+n) {
-			t.Errorf("%d events later: count = %d, want %d", n, out[room].Notifications, 1+n)
+		if len(missed) == 0 && out[room].Main.Notifications != int64(1+n) {
+			t.Errorf("%d events later: count = %d, want %d", n, out[room].Main.Notifications, 1+n)
 		}
+	}
+}
+
+// BenchmarkUnreadLookup: a woken member's count carried forward in memory
+// over 16 new events, without threads and with half of them in threads
+// (where the thread map is copied once per lookup).
+func BenchmarkUnreadLookup(b *testing.B) {
+	const user, room = "@u:x", "!r:x"
+	for _, threaded := range []bool{false, true} {
+		name := "main"
+		if threaded {
+			name = "threads"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := newUnreadCache(0)
+			out := map[string]storage.RoomUnread{}
+			ids := []string{room}
+			b.ReportAllocs()
+			for i := range b.N {
+				base := int64(i) * 17
+				c.forget(user, room)
+				missed := c.lookup(user, ids, base+1, out, nil)
+				c.keep(user, missed, base+1, map[string]storage.RoomUnread{})
+				for k := int64(2); k <= 17; k++ {
+					ev := &rooms.CommittedEvent{RoomID: room, Pos: base + k, Type: "m.room.message", Sender: "@v:x", Notify: true}
+					if threaded && k%2 == 0 {
+						ev.Thread = "$root"
+					}
+					c.noteEvent(ev)
+				}
+				if missed := c.lookup(user, ids, base+17, out, nil); len(missed) != 0 {
+					b.Fatalf("lookup missed %d rooms, want 0", len(missed))
+				}
+			}
+		})
 	}
 }

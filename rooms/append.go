@@ -134,9 +134,16 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 		b.setState(rs, key, &stateEntry{ev: ev, pos: pos})
 		b.commit.State = append(b.commit.State, StateChange{RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: *ev.StateKey, EventID: ev.ID, Membership: row.Membership})
 	}
+	var thread string
+	if ev.StateKey == nil && (cls.Notify || cls.RoomMention || len(cls.Mentions) > 0) {
+		// Only counting events need it; the same rule as the relations index.
+		if rel, ok := storage.RelationOf(row.Client); ok && rel.RelType == "m.thread" && rel.RelatesTo != ev.ID {
+			thread = rel.RelatesTo
+		}
+	}
 	b.commit.Events = append(b.commit.Events, CommittedEvent{
 		RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: ev.StateKey, Membership: row.Membership, Sender: ev.Sender,
-		Notify: cls.Notify, RoomMention: cls.RoomMention, Mentions: cls.Mentions,
+		Notify: cls.Notify, RoomMention: cls.RoomMention, Mentions: cls.Mentions, Thread: thread,
 	})
 	return pos, nil
 }

@@ -58,6 +58,10 @@ type CommittedEvent struct {
 	// a woken member's unread count needs no query. Mentions is read-only.
 	Notify, RoomMention bool
 	Mentions            []string
+	// Thread is the root of the thread the event is in (its m.thread
+	// relation), "" for the main timeline. It is set only for events that
+	// count for unread notifications, the only readers.
+	Thread string
 }
 
 // Touch names a room or user and the position that changed it.

@@ -156,7 +156,7 @@ type MembershipRequest struct {
 	RoomID     string
 	Sender     string
 	Target     string
-	Membership string // join, invite, leave, ban, or unban (a leave of a banned user)
+	Membership string // join, invite, knock, leave, ban, or unban (a leave of a banned user)
 	Reason     string
 	IsDirect   bool
 	Profile    Profile // the target's profile, for join and invite
@@ -180,7 +180,7 @@ type MembershipRequest struct {
 // learns nothing from /unban, /kick or /ban. An unban is checked in the
 // order caller's membership, caller's power, then target's membership.
 func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (string, error) {
-	if req.Membership == "join" || req.Membership == "invite" {
+	if req.Membership == "join" || req.Membership == "invite" || req.Membership == "knock" {
 		if err := s.checkNotBlocked(req.RoomID); err != nil {
 			return "", err
 		}
@@ -198,7 +198,8 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 			return "", err
 		}
 	}
-	if req.Membership == "join" && req.Sender == req.Target && !req.ProfileUpdate && !req.ByService {
+	// A knock is a request to join: the same limit.
+	if (req.Membership == "join" || req.Membership == "knock") && req.Sender == req.Target && !req.ProfileUpdate && !req.ByService {
 		if err := s.cfg.Actions.join(req.Sender); err != nil {
 			return "", err
 		}
@@ -258,7 +259,7 @@ func (s *Service) ChangeMembership(ctx context.Context, req MembershipRequest) (
 		if req.IsDirect {
 			content["is_direct"] = true
 		}
-		if membership == "join" || membership == "invite" {
+		if membership == "join" || membership == "invite" || membership == "knock" {
 			if req.Profile.DisplayName != "" {
 				content["displayname"] = req.Profile.DisplayName
 			}

@@ -34,6 +34,7 @@ type Store interface {
 	GetRoom(ctx context.Context, roomID string) (storage.Room, error)
 	GetEvent(ctx context.Context, eventID string) (storage.Event, error)
 	EventPositions(ctx context.Context, eventIDs []string) (map[string]storage.Event, error)
+	ThreadOf(ctx context.Context, eventID string) (string, error)
 	GetMembership(ctx context.Context, roomID, userID string) (storage.Membership, error)
 	UserMemberships(ctx context.Context, userID, membership string) ([]storage.Membership, error)
 	MembershipHistory(ctx context.Context, roomID, userID string) (members, visibility []storage.Event, err error)

@@ -8,12 +8,23 @@ import (
 	"github.com/parley-im/parley/storage"
 )
 
+// ErrInvalidParam is a well-formed request whose parameter does not fit
+// (M_INVALID_PARAM), such as a receipt's thread_id that the event is not in.
+var ErrInvalidParam = errors.New("invalid parameter")
+
 // Non-event streams go through the same writer as events, so every stream
 // shares one position counter and one commit order.
 
 // PutReceipt records a read receipt. A receipt older than the user's current
-// one of the same type is accepted and ignored: read markers only move
-// forward, so unread counts never rise again.
+// one of the same type and thread is accepted and ignored: read markers only
+// move forward, so unread counts never rise again.
+//
+// threadID is "" for an unthreaded receipt (it clears the main timeline and
+// every thread up to the event), "main" for the main timeline only, or a
+// thread root's event ID. The event must be in the thread named: the root
+// and the main timeline's events are in "main", an event with an m.thread
+// relation is in its root's thread; anything else is ErrInvalid, checked
+// here so that the client API and federation refuse alike.
 func (s *Service) PutReceipt(ctx context.Context, roomID, userID, receiptType, eventID, threadID string) error {
 	evs, err := s.store.EventPositions(ctx, []string{eventID})
 	if err != nil {
@@ -22,6 +33,18 @@ func (s *Service) PutReceipt(ctx context.Context, roomID, userID, receiptType, e
 	target, ok := evs[eventID]
 	if !ok || target.RoomID != roomID {
 		return fmt.Errorf("%w: event %s", ErrNotFound, eventID)
+	}
+	if threadID != "" {
+		in, err := s.store.ThreadOf(ctx, eventID)
+		if err != nil {
+			return err
+		}
+		if in == "" {
+			in = "main"
+		}
+		if in != threadID && !(eventID == threadID && in == "main") {
+			return fmt.Errorf("%w: event %s is not in thread %s", ErrInvalidParam, eventID, threadID)
+		}
 	}
 	var stored *storage.Receipt // set by the job when it writes one
 	err = s.submit(ctx, userID, func(ctx context.Context, b *batch) error {
@@ -33,14 +56,12 @@ func (s *Service) PutReceipt(ctx context.Context, roomID, userID, receiptType, e
 		if rs.membership(userID) != "join" {
 			return fmt.Errorf("%w: you are not in this room", ErrForbidden)
 		}
-		if threadID == "" {
-			cur, err := b.tx.ReceiptPos(ctx, roomID, userID, receiptType)
-			if err != nil {
-				return dbErr(err)
-			}
-			if cur >= target.Pos {
-				return nil
-			}
+		cur, err := b.tx.ReceiptPos(ctx, roomID, userID, receiptType, threadID)
+		if err != nil {
+			return dbErr(err)
+		}
+		if cur >= target.Pos {
+			return nil
 		}
 		pos := b.nextPos()
 		r := storage.Receipt{

@@ -169,11 +169,12 @@ func confReceipts(t *testing.T, ctx context.Context, s *storage.Store) {
 	}
 	defer tx.Rollback()
 	for _, c := range []struct {
-		user, typ string
-		want      int64
-	}{{"@p:x", "m.read", 10}, {"@p:x", "m.read.private", 10}, {"@v:x", "m.read", 0}} {
-		if got, err := tx.ReceiptPos(ctx, "!a:x", c.user, c.typ); err != nil || got != c.want {
-			t.Errorf("ReceiptPos(%s, %s) = %d, %v, want %d", c.user, c.typ, got, err, c.want)
+		user, typ, thread string
+		want              int64
+	}{{"@p:x", "m.read", "", 10}, {"@p:x", "m.read.private", "", 10}, {"@v:x", "m.read", "", 0},
+		{"@p:x", "m.read", "$e9", 9}, {"@p:x", "m.read", "main", 0}} {
+		if got, err := tx.ReceiptPos(ctx, "!a:x", c.user, c.typ, c.thread); err != nil || got != c.want {
+			t.Errorf("ReceiptPos(%s, %s, %q) = %d, %v, want %d", c.user, c.typ, c.thread, got, err, c.want)
 		}
 	}
 }

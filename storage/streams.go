@@ -448,12 +448,49 @@ type Unread struct {
 	Highlights    int64
 }
 
-// UnreadCounts derives each room's counts from positions: the notifying
-// events after the user's newest unthreaded (or "main") read receipt, not
-// sent by the user. A receipt inside a thread does not clear the room. Nothing
-// is counted at write time, so nothing can drift.
+// RoomUnread is a user's counts in one room, split by thread: Main counts
+// the main timeline, Threads each thread (by root event ID) with a non-zero
+// count. Threads is read-only once built: caches share it.
+type RoomUnread struct {
+	Main    Unread
+	Threads map[string]Unread
+}
+
+// Total is the room's whole count: what unread_notifications shows to a
+// client that did not ask for thread counts.
+func (r RoomUnread) Total() Unread {
+	t := r.Main
+	for _, u := range r.Threads {
+		t.Notifications += u.Notifications
+		t.Highlights += u.Highlights
+	}
+	return t
+}
+
+// UnreadCounts is UnreadCountsByThread summed over each room's threads.
 func (s *Store) UnreadCounts(ctx context.Context, userID string, roomIDs []string, upto int64) (map[string]Unread, error) {
-	out := make(map[string]Unread, len(roomIDs))
+	by, err := s.UnreadCountsByThread(ctx, userID, roomIDs, upto)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Unread, len(by))
+	for id, r := range by {
+		out[id] = r.Total()
+	}
+	return out, nil
+}
+
+// UnreadCountsByThread derives each room's counts from positions: the
+// notifying events not sent by the user after the user's read position for
+// the event's timeline. An event is in a thread when it has an m.thread
+// relation (the event_relations index); the thread root itself is in the
+// main timeline. The read position of the main timeline is the newest
+// unthreaded or "main" receipt; a thread's is the newest unthreaded receipt
+// or receipt in that thread. So an unthreaded receipt clears everything up
+// to its event, as the spec says, and a threaded one only its thread.
+// Nothing is counted at write time, so nothing can drift.
+func (s *Store) UnreadCountsByThread(ctx context.Context, userID string, roomIDs []string, upto int64) (map[string]RoomUnread, error) {
+	out := make(map[string]RoomUnread, len(roomIDs))
 	if len(roomIDs) == 0 {
 		return out, nil
 	}
@@ -461,11 +498,11 @@ func (s *Store) UnreadCounts(ctx context.Context, userID string, roomIDs []strin
 	for _, r := range roomIDs {
 		args = append(args, r)
 	}
-	// The read position (the latest read receipt) is found once per room,
-	// then only notifying events after it are read, through a partial index
-	// (schema 007), plus
-	// the user's own mentions: the cost follows the unread count, not the
-	// room's history or its member list.
+	// The lowest read position (the unthreaded receipt) is found once per
+	// room, then only notifying events after it are read, through a partial
+	// index (schema 007), plus the user's own mentions: the cost follows the
+	// unread count, not the room's history or its member list. Each such
+	// event is then held against its own timeline's receipt.
 	var values strings.Builder
 	for i := range roomIDs {
 		if i > 0 {
@@ -473,34 +510,62 @@ func (s *Store) UnreadCounts(ctx context.Context, userID string, roomIDs []strin
 		}
 		fmt.Fprintf(&values, "(CAST($%d AS TEXT))", i+3)
 	}
+	const own = `r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')`
+	const after = ` AND e.pos > COALESCE((SELECT MAX(r.event_pos) FROM receipts r WHERE r.room_id = e.room_id AND ` + own + `
+				AND r.thread_id = COALESCE(t.relates_to_id, 'main')), 0)`
 	rows, err := s.read.QueryContext(ctx, `WITH asked(room_id) AS (VALUES `+values.String()+`),
 		readpos AS (SELECT asked.room_id, COALESCE((SELECT MAX(r.event_pos) FROM receipts r
-			WHERE r.room_id = asked.room_id AND r.user_id = $1 AND r.receipt_type IN ('m.read', 'm.read.private')
+			WHERE r.room_id = asked.room_id AND `+own+`
 			AND r.thread_id = ''), 0) AS pos FROM asked)
-		SELECT room_id, SUM(n), SUM(h) FROM (
-			SELECT e.room_id, 1 AS n, CASE WHEN e.room_mention = 1 OR EXISTS (SELECT 1 FROM event_mentions m
+		SELECT room_id, thread, SUM(n), SUM(h) FROM (
+			SELECT e.room_id, COALESCE(t.relates_to_id, '') AS thread, 1 AS n, CASE WHEN e.room_mention = 1 OR EXISTS (SELECT 1 FROM event_mentions m
 				WHERE m.user_id = $1 AND m.room_id = e.room_id AND m.pos = e.pos) THEN 1 ELSE 0 END AS h
 			FROM readpos JOIN events e ON e.room_id = readpos.room_id AND e.pos > readpos.pos AND e.pos <= $2
-			WHERE (e.notify = 1 OR e.room_mention = 1) AND e.sender <> $1
+			LEFT JOIN event_relations t ON t.event_id = e.event_id AND t.rel_type = 'm.thread'
+			WHERE (e.notify = 1 OR e.room_mention = 1) AND e.sender <> $1`+after+`
 			UNION ALL
-			SELECT m.room_id, 1 AS n, 1 AS h
+			SELECT m.room_id, COALESCE(t.relates_to_id, '') AS thread, 1 AS n, 1 AS h
 			FROM readpos JOIN event_mentions m ON m.user_id = $1 AND m.room_id = readpos.room_id AND m.pos > readpos.pos AND m.pos <= $2
 			JOIN events e ON e.room_id = m.room_id AND e.pos = m.pos
-			WHERE e.notify = 0 AND e.room_mention = 0 AND e.sender <> $1
-		) counted GROUP BY room_id`, args...)
+			LEFT JOIN event_relations t ON t.event_id = e.event_id AND t.rel_type = 'm.thread'
+			WHERE e.notify = 0 AND e.room_mention = 0 AND e.sender <> $1`+after+`
+		) counted GROUP BY room_id, thread`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("unread counts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var room string
+		var room, thread string
 		var u Unread
-		if err := rows.Scan(&room, &u.Notifications, &u.Highlights); err != nil {
+		if err := rows.Scan(&room, &thread, &u.Notifications, &u.Highlights); err != nil {
 			return nil, err
 		}
-		out[room] = u
+		ru := out[room]
+		if thread == "" {
+			ru.Main = u
+		} else {
+			if ru.Threads == nil {
+				ru.Threads = map[string]Unread{}
+			}
+			ru.Threads[thread] = u
+		}
+		out[room] = ru
 	}
 	return out, rows.Err()
+}
+
+// ThreadOf returns the root of the thread eventID is in ("" for the main
+// timeline), from the relations index.
+func (s *Store) ThreadOf(ctx context.Context, eventID string) (string, error) {
+	var root string
+	err := s.read.QueryRowContext(ctx, `SELECT relates_to_id FROM event_relations WHERE event_id = $1 AND rel_type = 'm.thread'`, eventID).Scan(&root)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("thread of %s: %w", eventID, err)
+	}
+	return root, nil
 }
 
 // EventPositions maps event IDs to positions (for receipts and /context).

@@ -193,10 +193,11 @@ func (w *WriteTx) PutReceipt(ctx context.Context, r Receipt) error {
 	return nil
 }
 
-// ReceiptPos returns the event position of a user's receipt of one kind, or 0.
-func (w *WriteTx) ReceiptPos(ctx context.Context, roomID, userID, receiptType string) (int64, error) {
+// ReceiptPos returns the event position of a user's receipt of one kind in
+// one thread ("" for unthreaded), or 0.
+func (w *WriteTx) ReceiptPos(ctx context.Context, roomID, userID, receiptType, threadID string) (int64, error) {
 	var pos int64
-	err := w.tx.QueryRowContext(ctx, `SELECT event_pos FROM receipts WHERE room_id = $1 AND user_id = $2 AND receipt_type = $3 AND thread_id = ''`, roomID, userID, receiptType).Scan(&pos)
+	err := w.tx.QueryRowContext(ctx, `SELECT event_pos FROM receipts WHERE room_id = $1 AND user_id = $2 AND receipt_type = $3 AND thread_id = $4`, roomID, userID, receiptType, threadID).Scan(&pos)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
