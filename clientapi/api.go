@@ -25,6 +25,7 @@ import (
 	"github.com/parley-im/parley/accounts/password"
 	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/channels"
 	"github.com/parley-im/parley/desks"
 	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/directory"
@@ -92,6 +93,9 @@ type Deps struct {
 	Contacts *graph.Contacts
 	// Desks runs customer-service desks (desks_handlers.go); nil disables them.
 	Desks *desks.Service
+	// Channels runs broadcast channels (channels_handlers.go); nil
+	// leaves their routes unmounted.
+	Channels *channels.Service
 	// ToDevice checks and queues to-device messages (sendToDevice).
 	ToDevice *todevice.Service
 	// PushRules owns users' push rules; nil builds one on Store and Rooms
@@ -134,6 +138,7 @@ type API struct {
 	graph    graph.Store
 	contacts *graph.Contacts
 	desks    *desks.Service
+	channels *channels.Service // nil: channel routes unmounted
 	todev    *todevice.Service
 	// pushRules serves and edits push rules (pushrules_handlers.go) and
 	// gives sync the muted rooms.
@@ -201,7 +206,7 @@ func New(cfg Config, d Deps) *API {
 		exempt[u] = true
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, todev: d.ToDevice, pushRules: d.PushRules,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, channels: d.Channels, todev: d.ToDevice, pushRules: d.PushRules,
 		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)

@@ -37,6 +37,7 @@ func (a *API) Handler() http.Handler {
 	r.Route("/_parley/client/v1", func(r chi.Router) {
 		a.mountGraph(r)
 		a.mountDesks(r)
+		a.mountChannels(r) // channels_handlers.go
 	})
 	r.Route("/_parley/admin/v1", func(r chi.Router) {
 		a.mountDeskAdmin(r)
