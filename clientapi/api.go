@@ -25,6 +25,7 @@ import (
 	"github.com/parley-im/parley/accounts/password"
 	"github.com/parley-im/parley/admin"
 	"github.com/parley-im/parley/apierr"
+	"github.com/parley-im/parley/channels"
 	"github.com/parley-im/parley/desks"
 	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/directory"
@@ -100,6 +101,9 @@ type Deps struct {
 	// (envelopes_handlers.go); nil disables them.
 	Wallet    *wallet.Service
 	Envelopes *envelopes.Service
+	// Channels runs broadcast channels (channels_handlers.go); nil
+	// leaves their routes unmounted.
+	Channels *channels.Service
 	// ToDevice checks and queues to-device messages (sendToDevice).
 	ToDevice *todevice.Service
 	// PushRules owns users' push rules; nil builds one on Store and Rooms
@@ -149,6 +153,7 @@ type API struct {
 	graph    graph.Store
 	contacts *graph.Contacts
 	desks    *desks.Service
+	channels *channels.Service // nil: channel routes unmounted
 	todev    *todevice.Service
 	// pushRules serves and edits push rules (pushrules_handlers.go) and
 	// gives sync the muted rooms.
@@ -226,7 +231,7 @@ func New(cfg Config, d Deps) *API {
 		exempt[u] = true
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, wallet: d.Wallet, envelopes: d.Envelopes, todev: d.ToDevice, pushRules: d.PushRules,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, wallet: d.Wallet, envelopes: d.Envelopes, channels: d.Channels, todev: d.ToDevice, pushRules: d.PushRules,
 		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote, searcher: d.Search, push: d.Push,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/accounts/password"
+	"github.com/parley-im/parley/channels"
 	"github.com/parley-im/parley/clientapi"
 	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/connlimit"
@@ -222,6 +223,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	obs := newObservability(cfg, store, log)
 	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
+		Channels: channels.New(store.Channels(), clientapi.ChannelGraph(rel), cfg.ServerName, channels.Limits{}),
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
 		Relations: rels, Metrics: obs.reg, PushRules: rules, Push: pushSvc, Wallet: wal, Envelopes: envs})
 
