@@ -38,7 +38,7 @@ func (a *API) Handler() http.Handler {
 		a.mountGraph(r)
 		a.mountDesks(r)
 		a.mountEnvelopes(r) // envelopes_handlers.go
-		a.mountChannels(r) // channels_handlers.go
+		a.mountChannels(r)  // channels_handlers.go
 	})
 	r.Route("/_parley/admin/v1", func(r chi.Router) {
 		a.mountDeskAdmin(r)

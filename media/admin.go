@@ -256,4 +256,3 @@ func (m *Repo) Usage(userID string) int64 {
 	}
 	return m.usage.of(userID)
 }
-
