@@ -123,18 +123,9 @@ func (a InboundStore) Current(ctx context.Context, roomID string, keys []authrul
 
 // Persist implements inbound.Persister through the writer.
 func (a InboundStore) Persist(ctx context.Context, v *inbound.Verdict) (int64, error) {
-	var kind InboundKind
-	switch v.Kind {
-	case inbound.Accepted:
-		kind = Accepted
-	case inbound.Rejected:
-		kind = Rejected
-	case inbound.SoftFailed:
-		kind = SoftFailed
-	case inbound.Outlier:
-		kind = Outlier
-	default:
-		return 0, fmt.Errorf("%w: verdict %v", ErrInvalid, v.Kind)
+	kind, err := inboundKind(v.Kind)
+	if err != nil {
+		return 0, err
 	}
 	pos, err := a.s.PersistInbound(ctx, InboundEvent{Raw: v.Raw, Event: v.Event, Kind: kind, Reason: v.Reason,
 		StateBefore: v.StateBefore, ExtremitiesSeen: v.ExtremitiesSeen})
@@ -142,4 +133,20 @@ func (a InboundStore) Persist(ctx context.Context, v *inbound.Verdict) (int64, e
 		return 0, fmt.Errorf("%w: %w", inbound.ErrExtremitiesMoved, err)
 	}
 	return pos, err
+}
+
+// inboundKind maps the pipeline's verdict to how the writer stores the
+// event; both persisters (InboundStore and a join's behalfPersister) use it.
+func inboundKind(k inbound.Kind) (InboundKind, error) {
+	switch k {
+	case inbound.Accepted:
+		return Accepted, nil
+	case inbound.Rejected:
+		return Rejected, nil
+	case inbound.SoftFailed:
+		return SoftFailed, nil
+	case inbound.Outlier:
+		return Outlier, nil
+	}
+	return 0, fmt.Errorf("%w: verdict %v", ErrInvalid, k)
 }

@@ -182,18 +182,9 @@ type behalfPersister struct {
 }
 
 func (p behalfPersister) Persist(ctx context.Context, v *inbound.Verdict) (int64, error) {
-	var kind InboundKind
-	switch v.Kind {
-	case inbound.Accepted:
-		kind = Accepted
-	case inbound.Rejected:
-		kind = Rejected
-	case inbound.SoftFailed:
-		kind = SoftFailed
-	case inbound.Outlier:
-		kind = Outlier
-	default:
-		return 0, fmt.Errorf("%w: verdict %v", ErrInvalid, v.Kind)
+	kind, err := inboundKind(v.Kind)
+	if err != nil {
+		return 0, err
 	}
 	in := InboundEvent{Raw: v.Raw, Event: v.Event, Kind: kind, Reason: v.Reason,
 		StateBefore: v.StateBefore, ExtremitiesSeen: v.ExtremitiesSeen}
