@@ -224,7 +224,7 @@ func New(cfg Config, d Deps) *API {
 		d.Relations = relations.New(d.Store, d.Rooms)
 	}
 	if d.Search == nil && d.Store != nil && d.Rooms != nil {
-		d.Search = search.New(d.Store, d.Rooms)
+		d.Search = search.New(d.Store, d.Rooms, d.Rooms)
 	}
 	exempt := map[string]bool{}
 	for _, u := range cfg.RateExempt {

@@ -93,6 +93,12 @@ type batch struct {
 	// one statement per room, not one a send.
 	extrem map[*roomState][]storage.Extremity
 	groups map[*roomState]int64 // rooms whose current group moved, with the group before
+
+	// searchCaughtUp is set when a search pass in the batch indexed every
+	// event up to its own position; searchableAtPass is how many of the
+	// batch's searchable events it covered (searchindex.go).
+	searchCaughtUp   bool
+	searchableAtPass int
 }
 
 // nextPos assigns the next stream position.
@@ -152,6 +158,9 @@ func (b *batch) room(ctx context.Context, roomID string) (*roomState, error) {
 		state:   make(map[authrules.StateKey]*stateEntry, len(head.State)),
 		bytes:   roomOverhead,
 	}
+	if head.ExtremitiesLatest && len(head.Extremities) == 1 {
+		rs.latest, rs.extremLatest = head.Extremities[0].EventID, true
+	}
 	if rs.group != 0 {
 		// Only the hop count is needed; it is one indexed row.
 		if rs.groupHops, err = b.tx.StateGroupHops(ctx, rs.group); err != nil {
@@ -182,6 +191,13 @@ type roomState struct {
 	id, version, creator string
 	// extrem are the room's forward extremities, deepest first.
 	extrem []storage.Extremity
+	// latest is the room's listed event with the highest position, when
+	// known ("" until the writer appends one); extremLatest is whether the
+	// room's row stores its extremities as "the latest event"
+	// (storage.SetExtremitiesLatest), so a message in an unforked room
+	// rewrites no row of the room's.
+	latest       string
+	extremLatest bool
 	// group is the state group holding the current state (0: none yet, for
 	// a room written before state groups), groupHops its deltas from the
 	// nearest snapshot.

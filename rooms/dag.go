@@ -54,9 +54,20 @@ func (b *batch) advanceExtremitiesTx(ctx context.Context, rs *roomState, ev *pdu
 // batch moved, just before the commit.
 func (b *batch) flushDAG(ctx context.Context) error {
 	for rs := range b.extrem {
+		if len(rs.extrem) == 1 && rs.extrem[0].EventID == rs.latest {
+			if rs.extremLatest {
+				continue // the row already says "the latest event": nothing to write
+			}
+			if err := b.tx.SetExtremitiesLatest(ctx, rs.id); err != nil {
+				return err
+			}
+			b.setExtremLatest(rs, true)
+			continue
+		}
 		if err := b.tx.SetExtremities(ctx, rs.id, rs.extrem); err != nil {
 			return err
 		}
+		b.setExtremLatest(rs, false)
 	}
 	for rs, before := range b.groups {
 		if rs.group != before {
@@ -87,8 +98,19 @@ func (b *batch) advanceExtremities(rs *roomState, ev *pdu.Event) {
 		}
 		return 0
 	})
-	rs.extrem = next
-	b.onUndo(func() { rs.extrem = old })
+	oldLatest := rs.latest
+	rs.extrem, rs.latest = next, ev.ID // ev always takes the room's newest position
+	b.onUndo(func() { rs.extrem, rs.latest = old, oldLatest })
+}
+
+// setExtremLatest notes whether the room's row stores its extremities as
+// "the latest event", undone on rollback.
+func (b *batch) setExtremLatest(rs *roomState, v bool) {
+	if rs.extremLatest == v {
+		return
+	}
+	rs.extremLatest = v
+	b.onUndo(func() { rs.extremLatest = !v })
 }
 
 // setGroup moves the room's current state group, undone on rollback; the

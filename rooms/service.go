@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-im/parley/rooms/pdu"
@@ -90,11 +91,20 @@ type Service struct {
 	// stats are the writer's histograms (writer_metrics.go).
 	stats writerStats
 
+	// searchBehind is set by the writer after a commit while the search
+	// index has a backlog; searches read it (searchindex.go).
+	searchBehind atomic.Bool
+
 	// Owned by the writer goroutine.
 	pos         int64 // the last stream position assigned
 	group       int64 // the last state group ID assigned
 	backfillPos int64 // the last (lowest, <= 0) backfill position assigned
-	cache       *roomCache
+	// searchPos is the position up to which the search index is complete;
+	// searchBacklog about how many searchable events lie above it
+	// (searchindex.go).
+	searchPos     int64
+	searchBacklog int
+	cache         *roomCache
 	// unsure is set when a commit failed and the store could not be asked
 	// whether it landed: pos and cache may be behind the store (resync).
 	unsure bool
@@ -142,6 +152,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	searchPos, err := cfg.Store.SearchIndexedPos(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		cfg:         cfg,
 		store:       cfg.Store,
@@ -153,7 +167,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		pos:         pos,
 		group:       group,
 		backfillPos: backfillPos,
+		searchPos:   searchPos,
 		cache:       newRoomCache(cfg.CacheBytes),
+	}
+	if searchPos < pos {
+		s.searchBacklog = 1 // unknown how many: one pass finds out
+		s.searchBehind.Store(true)
 	}
 	if err := s.loadBlocked(ctx); err != nil {
 		return nil, err
@@ -216,16 +235,29 @@ func (s *Service) submitCost(ctx context.Context, user string, cost int, fn func
 func (s *Service) writeLoop() {
 	defer close(s.done)
 	pending := make([]*job, 0, s.cfg.MaxBatch)
+	idle := time.NewTimer(searchIndexIdle)
+	idle.Stop()
 	for {
 		pending = s.queue.take(pending[:0], s.cfg.MaxBatch, s.cfg.MaxBatchEvents)
 		if len(pending) > 0 {
 			s.runBatch(pending)
 			clear(pending) // let finished jobs' closures go
 			s.cache.evictIdle()
+			if s.searchBacklog >= searchIndexBacklog {
+				s.runSearchPass()
+			}
 			continue
 		}
+		var indexNow <-chan time.Time
+		if s.searchBacklog > 0 {
+			idle.Reset(searchIndexIdle)
+			indexNow = idle.C
+		}
 		select {
+		case <-indexNow:
+			s.runSearchPass()
 		case <-s.queue.wake:
+			idle.Stop()
 		case <-s.quit:
 			// The queue refuses new jobs now: finish those queued, then stop.
 			for {
@@ -318,6 +350,7 @@ func (s *Service) tryBatch(jobs []*job) ([]error, error) {
 	s.stats.commitTime.Observe(sinceSeconds(commitStart))
 	s.stats.batchTime.Observe(sinceSeconds(begin))
 	s.stats.batchJobs.Observe(float64(len(jobs)))
+	s.afterCommitSearch(b)
 	if b.commit.Pos = s.pos; (b.commit.Pos > b.startPos || len(b.commit.Purged) > 0) && s.cfg.Listener != nil {
 		s.cfg.Listener.Committed(b.commit)
 	}

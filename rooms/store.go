@@ -22,6 +22,7 @@ type Store interface {
 	MaxPosition(ctx context.Context) (int64, error)
 	MinPosition(ctx context.Context) (int64, error)
 	MaxStateGroup(ctx context.Context) (int64, error)
+	SearchIndexedPos(ctx context.Context) (int64, error)
 	LoadRoomHead(ctx context.Context, roomID string) (storage.RoomHead, error)
 	TxnEvent(ctx context.Context, userID, deviceID, txnID string) (string, error)
 

@@ -56,15 +56,27 @@ type Reader interface {
 	ReadAccesses(ctx context.Context, userID string, roomIDs []string) (map[string]*rooms.Access, error)
 }
 
+// Indexer fills the index behind the room writer. *rooms.Service
+// implements it.
+type Indexer interface {
+	// SearchIndexed returns once every event committed before the call is
+	// in the index.
+	SearchIndexed(ctx context.Context) error
+}
+
 // Service runs searches. It is safe for concurrent use.
 type Service struct {
 	// Static after New.
-	store  Store
-	reader Reader
+	store   Store
+	reader  Reader
+	indexer Indexer
 }
 
-// New returns a Service over store, with reader's access rules.
-func New(store Store, reader Reader) *Service { return &Service{store: store, reader: reader} }
+// New returns a Service over store, with reader's access rules, that waits
+// for indexer's backlog before each search.
+func New(store Store, reader Reader, indexer Indexer) *Service {
+	return &Service{store: store, reader: reader, indexer: indexer}
+}
 
 // Request is one room_events search, parsed from the request body.
 type Request struct {
@@ -115,6 +127,11 @@ func (s *Service) Search(ctx context.Context, userID string, req Request) (*Resu
 	res := &Result{Highlights: term.Highlights}
 	if term.Empty() {
 		return res, nil // only punctuation: nothing can match
+	}
+	// What the user sent before searching must be findable. When the
+	// writer is too busy to index now, search what the index holds.
+	if err := s.indexer.SearchIndexed(ctx); err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("search index: %w", err)
 	}
 	accs, err := s.rooms(ctx, userID, req)
 	if err != nil {

@@ -62,6 +62,18 @@ func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 		return tx.SetExtremities(ctx, "!r:x", []storage.Extremity{{EventID: "$m", Depth: 4}})
 	})
 	want("after the merge", storage.Extremity{EventID: "$m", Depth: 4})
+	// "The latest event": whichever listed event has the highest position,
+	// read back with its depth, with no row rewrite per message.
+	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
+		return tx.SetExtremitiesLatest(ctx, "!r:x")
+	})
+	want("stored as the latest event", storage.Extremity{EventID: "$b", Depth: 2})
+	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
+		n := storage.Event{Pos: 7, EventID: "$n", RoomID: "!r:x", Type: "m.room.message", Sender: "@a:x", Depth: 3, Client: []byte(`{}`),
+			PrevIDs: []string{"$b"}, AuthIDs: []string{"$c"}}
+		return tx.InsertEvent(ctx, &n, []byte(`{}`))
+	})
+	want("a newer event under the latest-event form", storage.Extremity{EventID: "$n", Depth: 3})
 	if got, err := s.Extremities(ctx, "!other:x"); err != nil || len(got) != 0 {
 		t.Errorf("Extremities(unknown room) = %v %v, want none", got, err)
 	}

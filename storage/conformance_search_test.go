@@ -54,7 +54,23 @@ func TestSearchConformance(t *testing.T) {
 		must(tx.Redact(ctx, gone, []byte("{}"), []byte(`{"content":{}}`), "$redaction", nil))
 		late := msg("!s:x", "@b:x", "hello again")
 		latePos := pos
+		if tx.Searchable() == 0 {
+			t.Fatal("the transaction counted no searchable events")
+		}
+		// The writer indexes behind the sends, a pass at a time; small
+		// passes here cross the pass limit.
+		for reached := int64(0); reached < pos; {
+			next, err := tx.IndexSearchAfter(ctx, reached, pos, 4)
+			must(err)
+			if next <= reached {
+				t.Fatalf("index pass from %d reached %d", reached, next)
+			}
+			reached = next
+		}
 		must(tx.Commit())
+		if got, err := s.SearchIndexedPos(ctx); err != nil || got != pos {
+			t.Fatalf("index position after the passes: got %d (%v), want %d", got, err, pos)
+		}
 
 		both := []storage.SearchRoom{{RoomID: "!r:x"}, {RoomID: "!s:x"}}
 		find := func(q storage.SearchQuery, term string) []string {

@@ -98,17 +98,51 @@ func (w *WriteTx) SetExtremities(ctx context.Context, roomID string, xs []Extrem
 	return nil
 }
 
+// extremitiesLatest is the stored form of the usual case: the room's one
+// forward extremity is its listed event with the highest position. A
+// room's row then changes only when its DAG forks or its state moves, not
+// with every message (the column was one UPDATE per send).
+const extremitiesLatest = "latest"
+
+// SetExtremitiesLatest records that the room's one forward extremity is
+// its listed event with the highest position, whichever that is.
+func (w *WriteTx) SetExtremitiesLatest(ctx context.Context, roomID string) error {
+	if _, err := w.tx.ExecContext(ctx, `UPDATE rooms SET extremities = $2 WHERE room_id = $1`, roomID, extremitiesLatest); err != nil {
+		return fmt.Errorf("set extremities of %s: %w", roomID, err)
+	}
+	return nil
+}
+
 // Extremities returns a room's forward extremities, deepest first.
 func (s *Store) Extremities(ctx context.Context, roomID string) ([]Extremity, error) {
+	xs, _, err := s.extremities(ctx, roomID)
+	return xs, err
+}
+
+// extremities returns a room's forward extremities, and whether they are
+// stored as extremitiesLatest.
+func (s *Store) extremities(ctx context.Context, roomID string) ([]Extremity, bool, error) {
 	var enc string
 	err := s.read.QueryRowContext(ctx, `SELECT extremities FROM rooms WHERE room_id = $1`, roomID).Scan(&enc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("extremities of %s: %w", roomID, err)
+		return nil, false, fmt.Errorf("extremities of %s: %w", roomID, err)
 	}
-	return parseExtremities(enc)
+	if enc != extremitiesLatest {
+		xs, err := parseExtremities(enc)
+		return xs, false, err
+	}
+	var x Extremity
+	err = s.read.QueryRowContext(ctx, `SELECT event_id, depth FROM events WHERE room_id = $1 ORDER BY pos DESC LIMIT 1`, roomID).Scan(&x.EventID, &x.Depth)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("latest event of %s: %w", roomID, err)
+	}
+	return []Extremity{x}, true, nil
 }
 
 func parseExtremities(enc string) ([]Extremity, error) {

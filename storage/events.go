@@ -147,8 +147,11 @@ func collectStrings(rows *sql.Rows) ([]string, error) {
 type RoomHead struct {
 	Room
 	Extremities []Extremity // deepest first
-	StateGroup  int64       // the group holding current state; 0 for none yet
-	State       []Event     // current state, with PDUs
+	// ExtremitiesLatest: the row stores them as "the room's latest event"
+	// (SetExtremitiesLatest).
+	ExtremitiesLatest bool
+	StateGroup        int64   // the group holding current state; 0 for none yet
+	State             []Event // current state, with PDUs
 }
 
 // LoadRoomHead loads a room for the writer: its row, its current state with
@@ -159,7 +162,7 @@ func (s *Store) LoadRoomHead(ctx context.Context, roomID string) (RoomHead, erro
 		return RoomHead{}, err
 	}
 	h := RoomHead{Room: room}
-	if h.Extremities, err = s.Extremities(ctx, roomID); err != nil {
+	if h.Extremities, h.ExtremitiesLatest, err = s.extremities(ctx, roomID); err != nil {
 		return RoomHead{}, fmt.Errorf("load room %s head: %w", roomID, err)
 	}
 	if len(h.Extremities) == 0 {

@@ -12,9 +12,11 @@ import (
 // purgeableHistory selects a room's events a history purge deletes: not
 // state (every state event stays, so the room's state at any point can
 // still be rebuilt and auth chains hold), not a forward extremity (new
-// events name those as prev_events), and older than the cut-off.
+// events name those as prev_events; the latest event is one whenever the
+// row says extremitiesLatest), and older than the cut-off.
 const purgeableHistory = `SELECT pos FROM events WHERE room_id = $1 AND origin_ts < $2 AND state_key IS NULL
-	AND (SELECT extremities FROM rooms WHERE room_id = $1) NOT LIKE '%' || event_id || '%'`
+	AND (SELECT extremities FROM rooms WHERE room_id = $1) NOT LIKE '%' || event_id || '%'
+	AND pos < (SELECT MAX(pos) FROM events WHERE room_id = $1)`
 
 // PurgeHistory deletes roomID's non-state events older than beforeTS (ms),
 // with their mention, relation and media-reference rows, and returns how

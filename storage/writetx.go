@@ -15,6 +15,9 @@ type WriteTx struct {
 	tx     *sql.Tx
 	store  *Store
 	maxPos int64 // the highest position written; Commit records it
+	// searchable counts the events stored for the search index to pick up
+	// behind the writer (searchindex.go).
+	searchable int
 }
 
 // wrote notes a position the transaction used.
@@ -115,7 +118,11 @@ func (w *WriteTx) InsertEvent(ctx context.Context, e *Event, pdu []byte) error {
 		string(pdu), string(e.Client), string(e.Unsigned), e.TxnDevice, e.TxnID, boolInt(e.Notify), boolInt(e.RoomMention), e.StateGroup,
 		strings.Join(e.PrevIDs, " "), strings.Join(e.AuthIDs, " "))
 	err = w.indexRelation(ctx, e, err) // relations.go
-	err = w.indexSearch(ctx, e, err)   // search.go
+	if e.Pos <= 0 {
+		err = w.indexSearch(ctx, e, err) // search.go: backfill sits below the index's watermark
+	} else if _, ok := searchKeys[e.Type]; ok {
+		w.searchable++ // indexed behind the writer (searchindex.go)
+	}
 	if isUniqueViolation(err) {
 		return fmt.Errorf("insert event %s: %w", e.EventID, ErrConflict)
 	}
