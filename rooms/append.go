@@ -8,6 +8,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/rooms/authrules"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
@@ -113,11 +114,6 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 	if err := b.advanceExtremitiesTx(ctx, rs, ev); err != nil {
 		return 0, err
 	}
-	if len(cls.Mentions) > 0 {
-		if err := b.tx.InsertMentions(ctx, rs.id, pos, cls.Mentions); err != nil {
-			return 0, dbErr(err)
-		}
-	}
 	if txn != nil {
 		if err := b.tx.InsertTxn(ctx, txn.user, txn.device, txn.txn, ev.ID); err != nil {
 			return 0, dbErr(err)
@@ -134,18 +130,33 @@ func (b *batch) write(ctx context.Context, rs *roomState, ev *pdu.Event, txn *tx
 		b.setState(rs, key, &stateEntry{ev: ev, pos: pos})
 		b.commit.State = append(b.commit.State, StateChange{RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: *ev.StateKey, EventID: ev.ID, Membership: row.Membership})
 	}
-	var thread string
-	if ev.StateKey == nil && (cls.Notify || cls.RoomMention || len(cls.Mentions) > 0) {
-		// Only counting events need it; the same rule as the relations index.
-		if rel, ok := storage.RelationOf(row.Client); ok && rel.RelType == "m.thread" && rel.RelatesTo != ev.ID {
-			thread = rel.RelatesTo
-		}
+	thread, err := b.recordCounting(ctx, rs, row, ev, cls)
+	if err != nil {
+		return 0, err
 	}
 	b.commit.Events = append(b.commit.Events, CommittedEvent{
 		RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: ev.StateKey, Membership: row.Membership, Sender: ev.Sender,
 		Notify: cls.Notify, RoomMention: cls.RoomMention, Mentions: cls.Mentions, Thread: thread,
 	})
 	return pos, nil
+}
+
+// recordCounting stores the users ev mentions, and returns the thread it
+// counts in for unread counts (threaded receipts): what makes an event
+// count and push, for local and federated events alike.
+func (b *batch) recordCounting(ctx context.Context, rs *roomState, row *storage.Event, ev *pdu.Event, cls pushrules.Class) (string, error) {
+	if len(cls.Mentions) > 0 {
+		if err := b.tx.InsertMentions(ctx, rs.id, row.Pos, cls.Mentions); err != nil {
+			return "", dbErr(err)
+		}
+	}
+	if ev.StateKey == nil && (cls.Notify || cls.RoomMention || len(cls.Mentions) > 0) {
+		// Only counting events need it; the same rule as the relations index.
+		if rel, ok := storage.RelationOf(row.Client); ok && rel.RelType == "m.thread" && rel.RelatesTo != ev.ID {
+			return rel.RelatesTo, nil
+		}
+	}
+	return "", nil
 }
 
 // setState changes one entry of the writer's cached current state (nil

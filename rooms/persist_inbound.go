@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/rooms/authrules"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/rooms/stateres"
@@ -160,7 +161,15 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 		return 0, err
 	}
 	pos := b.nextPos()
-	if err := b.insertInbound(ctx, rs, ev, in.Raw, pos, after.group); err != nil {
+	// A federated event counts in unread badges and pushes as a local one
+	// does, judged against the state before it.
+	cls := classify(ev, rs)
+	row, err := b.insertInboundRow(ctx, rs, ev, in.Raw, pos, after.group, cls)
+	if err != nil {
+		return 0, err
+	}
+	thread, err := b.recordCounting(ctx, rs, row, ev, cls)
+	if err != nil {
 		return 0, err
 	}
 	if in.OnBehalfOf != "" {
@@ -204,6 +213,7 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 	}
 	b.commit.Events = append(b.commit.Events, CommittedEvent{
 		RoomID: rs.id, Pos: pos, Type: ev.Type, StateKey: ev.StateKey, Membership: membership, Sender: ev.Sender,
+		Notify: cls.Notify, RoomMention: cls.RoomMention, Mentions: cls.Mentions, Thread: thread,
 	})
 	return pos, nil
 }
@@ -261,17 +271,25 @@ func (b *batch) stateAfterInbound(ctx context.Context, rs *roomState, in Inbound
 // insertInbound writes an inbound event's row, with its edges (never making
 // it current state itself).
 func (b *batch) insertInbound(ctx context.Context, rs *roomState, ev *pdu.Event, raw []byte, pos, group int64) error {
+	_, err := b.insertInboundRow(ctx, rs, ev, raw, pos, group, pushrules.Class{})
+	return err
+}
+
+// insertInboundRow is insertInbound for an event that may count in unread
+// counts (cls), returning the stored row.
+func (b *batch) insertInboundRow(ctx context.Context, rs *roomState, ev *pdu.Event, raw []byte, pos, group int64, cls pushrules.Class) (*storage.Event, error) {
 	row := &storage.Event{
 		Pos: pos, EventID: ev.ID, RoomID: rs.id, Type: ev.Type, StateKey: ev.StateKey, Sender: ev.Sender,
 		Depth: ev.Depth, OriginTS: ev.OriginServerTS, Client: clientJSON(ev), StateGroup: group, NotCurrent: true, PrevIDs: ev.PrevEvents, AuthIDs: ev.AuthEvents,
+		Notify: cls.Notify, RoomMention: cls.RoomMention,
 	}
 	if ev.Type == "m.room.member" {
 		row.Membership = membershipOf(ev.Content)
 	}
 	if err := b.tx.InsertEvent(ctx, row, raw); err != nil {
-		return dbErr(err)
+		return nil, dbErr(err)
 	}
-	return nil
+	return row, nil
 }
 
 // changeCurrentState moves the room's current state from current to next:
