@@ -82,7 +82,7 @@ type Config struct {
 	// ClaimShards is how many claim batches may commit at once, on
 	// different envelopes (grouped.go); 0 = DefaultClaimShards.
 	ClaimShards int
-	now  func() time.Time
+	now         func() time.Time
 }
 
 // Service is the envelopes domain. Safe for concurrent use.
