@@ -37,10 +37,38 @@ type ClaimResult struct {
 // claimRowCols is the number of parameters of one red_envelope_claims row.
 const claimRowCols = 5
 
-// maxRowsPerInsert bounds one multi-row INSERT: 400 rows of at most 5
+// maxRowsPerInsert bounds one multi-row statement: 256 rows of at most 6
 // parameters stay far below both engines' parameter limits (SQLite 32,766,
 // PostgreSQL 65,535).
-const maxRowsPerInsert = 400
+const maxRowsPerInsert = 256
+
+// chunkRows is how many of n rows the next multi-row statement carries:
+// the largest power of two up to n (and maxRowsPerInsert). Statement texts
+// then come in 9 sizes, not 256: pgx prepares and caches every new text on
+// each connection of the pool the whole server shares, and SQLite's
+// writer caches its statements too, so texts of every size would keep
+// evicting the rooms writer's statements. A batch of 37 rows costs three
+// statements (32 + 4 + 1) instead of one.
+func chunkRows(n int) int {
+	c := 1
+	for c*2 <= n && c*2 <= maxRowsPerInsert {
+		c *= 2
+	}
+	return c
+}
+
+// padIn returns vals padded to a power of two by repeating the last value
+// (harmless in an IN list), for the same reason as chunkRows.
+func padIn(vals []any) []any {
+	n := 1
+	for n < len(vals) {
+		n *= 2
+	}
+	for len(vals) < n {
+		vals = append(vals, vals[len(vals)-1])
+	}
+	return vals
+}
 
 // ClaimEnvelopes decides and writes a batch of claims in one transaction,
 // filling out[i] for reqs[i] (len(out) must be len(reqs)).
@@ -161,7 +189,8 @@ func readEnvelopes(ctx context.Context, tx *sql.Tx, ids []string) (map[string]Re
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+envelopeCols+` FROM red_envelopes WHERE envelope_id IN (`+placeholders(1, len(ids))+`)`, args...)
+	args = padIn(args)
+	rows, err := tx.QueryContext(ctx, `SELECT `+envelopeCols+` FROM red_envelopes WHERE envelope_id IN (`+placeholders(1, len(args))+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim: read envelopes: %w", err)
 	}
@@ -181,15 +210,17 @@ func readEnvelopes(ctx context.Context, tx *sql.Tx, ids []string) (map[string]Re
 // inside tx (a superset of the batch's pairs, filtered by the caller's
 // lookups).
 func readClaims(ctx context.Context, tx *sql.Tx, ids, users []string) (map[claimKey]int64, error) {
-	args := make([]any, 0, len(ids)+len(users))
-	for _, id := range ids {
-		args = append(args, id)
+	idArgs := make([]any, len(ids))
+	for i, id := range ids {
+		idArgs[i] = id
 	}
-	for _, u := range users {
-		args = append(args, u)
+	userArgs := make([]any, len(users))
+	for i, u := range users {
+		userArgs[i] = u
 	}
+	idArgs, userArgs = padIn(idArgs), padIn(userArgs)
 	rows, err := tx.QueryContext(ctx, `SELECT envelope_id, user_id, amount FROM red_envelope_claims WHERE envelope_id IN (`+
-		placeholders(1, len(ids))+`) AND user_id IN (`+placeholders(len(ids)+1, len(users))+`)`, args...)
+		placeholders(1, len(idArgs))+`) AND user_id IN (`+placeholders(len(idArgs)+1, len(userArgs))+`)`, append(idArgs, userArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("claim lookup: %w", err)
 	}
@@ -215,7 +246,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, prefix string, cols int, args [
 // insertRowsSuffix is insertRows with suffix after each statement's rows.
 func insertRowsSuffix(ctx context.Context, tx *sql.Tx, prefix, suffix string, cols int, args []any) error {
 	for len(args) > 0 {
-		n := min(len(args)/cols, maxRowsPerInsert)
+		n := chunkRows(len(args) / cols)
 		var b strings.Builder
 		b.WriteString(prefix)
 		for r := 0; r < n; r++ {
@@ -247,7 +278,7 @@ var errRowsMissed = errors.New("storage: conditional update missed rows")
 func updateFromValues(ctx context.Context, tx *sql.Tx, prefix, suffix string, types []string, args []any) error {
 	cols := len(types)
 	for len(args) > 0 {
-		n := min(len(args)/cols, maxRowsPerInsert)
+		n := chunkRows(len(args) / cols)
 		var b strings.Builder
 		b.WriteString(prefix)
 		b.WriteString("(VALUES ")
