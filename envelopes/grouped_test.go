@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -273,6 +274,17 @@ func TestGroupedClaimsStorm(t *testing.T) {
 	}
 }
 
+// argsHold is storage.ArgsHold that also looks into array arguments
+// (PostgreSQL's batch statements take each column as one array).
+func argsHold(args []driver.NamedValue, v string) bool {
+	for _, a := range args {
+		if xs, ok := a.Value.([]string); ok && slices.Contains(xs, v) {
+			return true
+		}
+	}
+	return storage.ArgsHold(args, v)
+}
+
 // TestGroupedClaimsFaults: when commits fail, no claim of the batch is
 // acknowledged and nothing is written; a batch whose commit is durable but
 // reported failed is retried claim by claim, which finds every claim
@@ -292,7 +304,7 @@ func TestGroupedClaimsFaults(t *testing.T) {
 				{"commit fails", nil, -1},
 				{"commit durable, reported failed", nil, -1},
 				{"one claimer's posting fails", func(q string, args []driver.NamedValue) error {
-					if storage.IsStatement(q, "INSERT INTO wallet_postings") && storage.ArgsHold(args, "user:@poison:b") {
+					if storage.IsStatement(q, "INSERT INTO wallet_postings") && argsHold(args, "user:@poison:b") {
 						return errors.New("injected posting failure")
 					}
 					return nil

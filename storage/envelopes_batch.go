@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -34,40 +33,138 @@ type ClaimResult struct {
 	Err    error
 }
 
-// claimRowCols is the number of parameters of one red_envelope_claims row.
-const claimRowCols = 5
+// maxRowsPerStatement bounds one SQLite multi-row statement: 256 rows of
+// at most 6 parameters stay far below SQLite's 32,766 parameters.
+// PostgreSQL takes every row of a batch in one statement (arrays).
+const maxRowsPerStatement = 256
 
-// maxRowsPerInsert bounds one multi-row statement: 256 rows of at most 6
-// parameters stay far below both engines' parameter limits (SQLite 32,766,
-// PostgreSQL 65,535).
-const maxRowsPerInsert = 256
-
-// chunkRows is how many of n rows the next multi-row statement carries:
-// the largest power of two up to n (and maxRowsPerInsert). Statement texts
-// then come in 9 sizes, not 256: pgx prepares and caches every new text on
-// each connection of the pool the whole server shares, and SQLite's
-// writer caches its statements too, so texts of every size would keep
-// evicting the rooms writer's statements. A batch of 37 rows costs three
-// statements (32 + 4 + 1) instead of one.
-func chunkRows(n int) int {
-	c := 1
-	for c*2 <= n && c*2 <= maxRowsPerInsert {
-		c *= 2
-	}
-	return c
+// rowSet is the rows of one multi-row statement, held by column so that
+// PostgreSQL can take each column as one array parameter.
+type rowSet struct {
+	types []string // each column's SQL type: "text" or "bigint"
+	cols  []any    // each a []string or []int64, one element a row
+	n     int
 }
 
-// padIn returns vals padded to a power of two by repeating the last value
-// (harmless in an IN list), for the same reason as chunkRows.
-func padIn(vals []any) []any {
-	n := 1
-	for n < len(vals) {
-		n *= 2
+func newRowSet(types ...string) *rowSet {
+	r := &rowSet{types: types, cols: make([]any, len(types))}
+	for i, t := range types {
+		if t == "text" {
+			r.cols[i] = []string(nil)
+		} else {
+			r.cols[i] = []int64(nil)
+		}
 	}
-	for len(vals) < n {
-		vals = append(vals, vals[len(vals)-1])
+	return r
+}
+
+// add appends one row: a string or int64 per column, in order.
+func (r *rowSet) add(vals ...any) {
+	for i, v := range vals {
+		switch c := r.cols[i].(type) {
+		case []string:
+			r.cols[i] = append(c, v.(string))
+		case []int64:
+			r.cols[i] = append(c, v.(int64))
+		}
 	}
-	return vals
+	r.n++
+}
+
+// execRows runs head + source + tail, where source stands for the rows of
+// rs as a table v with columns column1, column2, ...: on PostgreSQL
+// unnest over one array per column, so the statement text is the same for
+// every batch size (pgx prepares and caches each new text on each pooled
+// connection, which a text per size would churn); on SQLite a VALUES list
+// of the exact size, in statements of at most maxRowsPerStatement rows.
+// With wantAll, every row must change one row: fewer is errRowsMissed,
+// and the caller rolls back.
+func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head string, rs *rowSet, tail string, wantAll bool) error {
+	if rs.n == 0 {
+		return nil
+	}
+	if s.postgres {
+		var b strings.Builder
+		b.WriteString(head)
+		b.WriteString("unnest(")
+		for i, t := range rs.types {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "$%d::%s[]", i+1, t)
+		}
+		b.WriteString(") AS v(")
+		for i := range rs.types {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "column%d", i+1)
+		}
+		b.WriteByte(')')
+		b.WriteString(tail)
+		return execCount(ctx, tx, b.String(), rs.cols, rs.n, wantAll)
+	}
+	cols := len(rs.types)
+	for from := 0; from < rs.n; from += maxRowsPerStatement {
+		n := min(rs.n-from, maxRowsPerStatement)
+		args := make([]any, 0, n*cols)
+		var b strings.Builder
+		b.WriteString(head)
+		b.WriteString("(VALUES ")
+		for r := from; r < from+n; r++ {
+			if r > from {
+				b.WriteByte(',')
+			}
+			b.WriteByte('(')
+			b.WriteString(placeholders(len(args)+1, cols))
+			b.WriteByte(')')
+			for _, c := range rs.cols {
+				switch c := c.(type) {
+				case []string:
+					args = append(args, c[r])
+				case []int64:
+					args = append(args, c[r])
+				}
+			}
+		}
+		b.WriteString(") AS v")
+		b.WriteString(tail)
+		if err := execCount(ctx, tx, b.String(), args, n, wantAll); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func execCount(ctx context.Context, tx *sql.Tx, q string, args []any, n int, wantAll bool) error {
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	if wantAll {
+		if got, err := res.RowsAffected(); err != nil || got != int64(n) {
+			return fmt.Errorf("%w: %d of %d (%v)", errRowsMissed, got, n, err)
+		}
+	}
+	return nil
+}
+
+// errRowsMissed: a conditional multi-row UPDATE changed fewer rows than it
+// was given.
+var errRowsMissed = errors.New("storage: conditional update missed rows")
+
+// inList returns "IN (...)" over vals for SQLite and "= ANY($n)" for
+// PostgreSQL (one text for any length, as in execRows), with the
+// arguments, numbered from start.
+func (s *Store) inList(start int, vals []string) (string, []any) {
+	if s.postgres {
+		return fmt.Sprintf("= ANY($%d::text[])", start), []any{vals}
+	}
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return "IN (" + placeholders(start, len(vals)) + ")", args
 }
 
 // ClaimEnvelopes decides and writes a batch of claims in one transaction,
@@ -101,11 +198,11 @@ func (s *Store) ClaimEnvelopes(ctx context.Context, reqs []ClaimRequest, check f
 				users = append(users, r.UserID)
 			}
 		}
-		read, err := readEnvelopes(ctx, tx, ids)
+		read, err := s.readEnvelopes(ctx, tx, ids)
 		if err != nil {
 			return err
 		}
-		claimed, err := readClaims(ctx, tx, ids, users)
+		claimed, err := s.readClaims(ctx, tx, ids, users)
 		if err != nil {
 			return err
 		}
@@ -114,7 +211,7 @@ func (s *Store) ClaimEnvelopes(ctx context.Context, reqs []ClaimRequest, check f
 			e := e
 			cur[id] = &e
 		}
-		claimArgs := make([]any, 0, claimRowCols*len(reqs))
+		claims := newRowSet("text", "text", "bigint", "bigint", "bigint")
 		moves := make([]Movement, 0, len(reqs))
 		for i, r := range reqs {
 			k := claimKey{r.EnvelopeID, r.UserID}
@@ -143,7 +240,7 @@ func (s *Store) ClaimEnvelopes(ctx context.Context, reqs []ClaimRequest, check f
 			}
 			claimed[k] = amount
 			out[i] = ClaimResult{Amount: amount, Seq: seq}
-			claimArgs = append(claimArgs, r.EnvelopeID, r.UserID, amount, seq, r.TS)
+			claims.add(r.EnvelopeID, r.UserID, amount, int64(seq), r.TS)
 			moves = append(moves, Movement{Key: "claim:" + r.EnvelopeID + ":" + r.UserID, Kind: "envelope_claim", TS: r.TS,
 				Result: fmt.Sprint(amount), Postings: []Posting{{Account: "escrow:" + r.EnvelopeID, Amount: -amount, Floor: true},
 					{Account: "user:" + r.UserID, Amount: amount}}})
@@ -153,44 +250,38 @@ func (s *Store) ClaimEnvelopes(ctx context.Context, reqs []ClaimRequest, check f
 		}
 		// Every changed envelope in one conditional UPDATE: each row
 		// changes only if it still holds the values read.
-		var envArgs []any
+		envs := newRowSet("text", "bigint", "bigint", "text", "bigint", "bigint")
 		for _, id := range ids {
 			was, e := read[id], cur[id]
 			if e == nil || e.RemainingCount == was.RemainingCount {
 				continue
 			}
-			envArgs = append(envArgs, id, e.Remaining, e.RemainingCount, e.State, was.Remaining, was.RemainingCount)
+			envs.add(id, e.Remaining, int64(e.RemainingCount), e.State, was.Remaining, int64(was.RemainingCount))
 		}
-		if err := updateFromValues(ctx, tx, `UPDATE red_envelopes SET remaining = v.column2, remaining_count = v.column3, state = v.column4 FROM `,
+		if err := s.execRows(ctx, tx, `UPDATE red_envelopes SET remaining = v.column2, remaining_count = v.column3, state = v.column4 FROM `, envs,
 			` WHERE red_envelopes.envelope_id = v.column1 AND red_envelopes.remaining = v.column5
-			AND red_envelopes.remaining_count = v.column6 AND red_envelopes.state = 'open'`,
-			[]string{"TEXT", "BIGINT", "INTEGER", "TEXT", "BIGINT", "INTEGER"}, envArgs); err != nil {
+			AND red_envelopes.remaining_count = v.column6 AND red_envelopes.state = 'open'`, true); err != nil {
 			if errors.Is(err, errRowsMissed) {
 				return ErrRetry
 			}
 			return fmt.Errorf("claim update: %w", err)
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO red_envelope_claims (envelope_id, user_id, amount, seq, ts) VALUES `,
-			claimRowCols, claimArgs); err != nil {
+		if err := s.execRows(ctx, tx, `INSERT INTO red_envelope_claims (envelope_id, user_id, amount, seq, ts) SELECT * FROM `, claims, ``, false); err != nil {
 			if isUniqueViolation(err) {
 				return ErrRetry // another process claimed for the same user; the retry reads it
 			}
 			return fmt.Errorf("insert claims: %w", err)
 		}
-		return applyMovements(ctx, tx, moves)
+		return s.applyMovements(ctx, tx, moves)
 	})
 }
 
 type claimKey struct{ envelope, user string }
 
 // readEnvelopes reads the rows of ids inside tx; unknown IDs are absent.
-func readEnvelopes(ctx context.Context, tx *sql.Tx, ids []string) (map[string]RedEnvelope, error) {
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	args = padIn(args)
-	rows, err := tx.QueryContext(ctx, `SELECT `+envelopeCols+` FROM red_envelopes WHERE envelope_id IN (`+placeholders(1, len(args))+`)`, args...)
+func (s *Store) readEnvelopes(ctx context.Context, tx *sql.Tx, ids []string) (map[string]RedEnvelope, error) {
+	in, args := s.inList(1, ids)
+	rows, err := tx.QueryContext(ctx, `SELECT `+envelopeCols+` FROM red_envelopes WHERE envelope_id `+in, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim: read envelopes: %w", err)
 	}
@@ -209,18 +300,11 @@ func readEnvelopes(ctx context.Context, tx *sql.Tx, ids []string) (map[string]Re
 // readClaims returns the stored claims of any of users on any of ids
 // inside tx (a superset of the batch's pairs, filtered by the caller's
 // lookups).
-func readClaims(ctx context.Context, tx *sql.Tx, ids, users []string) (map[claimKey]int64, error) {
-	idArgs := make([]any, len(ids))
-	for i, id := range ids {
-		idArgs[i] = id
-	}
-	userArgs := make([]any, len(users))
-	for i, u := range users {
-		userArgs[i] = u
-	}
-	idArgs, userArgs = padIn(idArgs), padIn(userArgs)
-	rows, err := tx.QueryContext(ctx, `SELECT envelope_id, user_id, amount FROM red_envelope_claims WHERE envelope_id IN (`+
-		placeholders(1, len(idArgs))+`) AND user_id IN (`+placeholders(len(idArgs)+1, len(userArgs))+`)`, append(idArgs, userArgs...)...)
+func (s *Store) readClaims(ctx context.Context, tx *sql.Tx, ids, users []string) (map[claimKey]int64, error) {
+	inIDs, args := s.inList(1, ids)
+	inUsers, userArgs := s.inList(len(args)+1, users)
+	rows, err := tx.QueryContext(ctx, `SELECT envelope_id, user_id, amount FROM red_envelope_claims WHERE envelope_id `+inIDs+
+		` AND user_id `+inUsers, append(args, userArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("claim lookup: %w", err)
 	}
@@ -237,94 +321,15 @@ func readClaims(ctx context.Context, tx *sql.Tx, ids, users []string) (map[claim
 	return out, rows.Err()
 }
 
-// insertRows runs prefix + "($1,...),(...)" over args, cols parameters a
-// row, in statements of at most maxRowsPerInsert rows.
-func insertRows(ctx context.Context, tx *sql.Tx, prefix string, cols int, args []any) error {
-	return insertRowsSuffix(ctx, tx, prefix, "", cols, args)
-}
-
-// insertRowsSuffix is insertRows with suffix after each statement's rows.
-func insertRowsSuffix(ctx context.Context, tx *sql.Tx, prefix, suffix string, cols int, args []any) error {
-	for len(args) > 0 {
-		n := chunkRows(len(args) / cols)
-		var b strings.Builder
-		b.WriteString(prefix)
-		for r := 0; r < n; r++ {
-			if r > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('(')
-			b.WriteString(placeholders(r*cols+1, cols))
-			b.WriteByte(')')
-		}
-		b.WriteString(suffix)
-		if _, err := tx.ExecContext(ctx, b.String(), args[:n*cols]...); err != nil {
-			return err
-		}
-		args = args[n*cols:]
-	}
-	return nil
-}
-
-// errRowsMissed: an updateFromValues changed fewer rows than it was given.
-var errRowsMissed = errors.New("storage: conditional update missed rows")
-
-// updateFromValues runs prefix + "(VALUES (...),(...)) AS v" + suffix over
-// args, len(types) parameters a row, each cast to its SQL type (PostgreSQL
-// cannot infer the types of parameters in VALUES; SQLite accepts the same
-// CASTs). The VALUES columns are column1, column2, ... on both engines.
-// Every row must be changed once: fewer rows changed is errRowsMissed, and
-// the caller rolls back.
-func updateFromValues(ctx context.Context, tx *sql.Tx, prefix, suffix string, types []string, args []any) error {
-	cols := len(types)
-	for len(args) > 0 {
-		n := chunkRows(len(args) / cols)
-		var b strings.Builder
-		b.WriteString(prefix)
-		b.WriteString("(VALUES ")
-		for r := 0; r < n; r++ {
-			if r > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('(')
-			for c, t := range types {
-				if c > 0 {
-					b.WriteByte(',')
-				}
-				b.WriteString("CAST($")
-				b.WriteString(strconv.Itoa(r*cols + c + 1))
-				b.WriteString(" AS ")
-				b.WriteString(t)
-				b.WriteByte(')')
-			}
-			b.WriteByte(')')
-		}
-		b.WriteString(") AS v")
-		b.WriteString(suffix)
-		res, err := tx.ExecContext(ctx, b.String(), args[:n*cols]...)
-		if err != nil {
-			return err
-		}
-		if got, err := res.RowsAffected(); err != nil || got != int64(n) {
-			return fmt.Errorf("%w: %d of %d (%v)", errRowsMissed, got, n, err)
-		}
-		args = args[n*cols:]
-	}
-	return nil
-}
-
 // applyMovements writes ms inside tx, as applyMovement does for one: the
-// movement rows, their postings and the balance changes, with multi-row
-// INSERTs and each account's changes summed. Floored debits (a batch's
-// escrows) come first, then the credits in one statement in sorted account
-// order, so two batches crediting the same users take the row locks in
-// the same order and cannot deadlock.
-// The caller has checked that the keys are new; a key written meanwhile
-// gives ErrRetry. An account with a floored posting may not end below zero:
-// ErrInsufficient, and the caller rolls back.
-func applyMovements(ctx context.Context, tx *sql.Tx, ms []Movement) error {
-	txnArgs := make([]any, 0, 4*len(ms))
-	postArgs := make([]any, 0, 8*len(ms))
+// movement rows, their postings and the balance changes, with one
+// multi-row statement each and each account's changes summed. Floored
+// debits (a batch's escrows) come first, then the credits in sorted
+// account order, so two batches crediting the same users take the row
+// locks in the same order and cannot deadlock.
+func (s *Store) applyMovements(ctx context.Context, tx *sql.Tx, ms []Movement) error {
+	txns := newRowSet("text", "text", "bigint", "text")
+	posts := newRowSet("text", "text", "bigint", "bigint")
 	type delta struct {
 		amount int64
 		floor  bool
@@ -338,9 +343,9 @@ func applyMovements(ctx context.Context, tx *sql.Tx, ms []Movement) error {
 		if sum != 0 || len(m.Postings) < 2 {
 			return fmt.Errorf("movement %s: postings sum to %d over %d legs, want 0 over 2 or more", m.Key, sum, len(m.Postings))
 		}
-		txnArgs = append(txnArgs, m.Key, m.Kind, m.TS, m.Result)
+		txns.add(m.Key, m.Kind, m.TS, m.Result)
 		for _, p := range m.Postings {
-			postArgs = append(postArgs, m.Key, p.Account, p.Amount, m.TS)
+			posts.add(m.Key, p.Account, p.Amount, m.TS)
 			d := deltas[p.Account]
 			if d == nil {
 				d = &delta{}
@@ -350,13 +355,13 @@ func applyMovements(ctx context.Context, tx *sql.Tx, ms []Movement) error {
 			d.floor = d.floor || p.Floor
 		}
 	}
-	if err := insertRows(ctx, tx, `INSERT INTO wallet_txns (idem_key, kind, ts, result) VALUES `, 4, txnArgs); err != nil {
+	if err := s.execRows(ctx, tx, `INSERT INTO wallet_txns (idem_key, kind, ts, result) SELECT * FROM `, txns, ``, false); err != nil {
 		if isUniqueViolation(err) {
 			return ErrRetry
 		}
 		return fmt.Errorf("insert movement: %w", err)
 	}
-	if err := insertRows(ctx, tx, `INSERT INTO wallet_postings (idem_key, account, amount, ts) VALUES `, 4, postArgs); err != nil {
+	if err := s.execRows(ctx, tx, `INSERT INTO wallet_postings (idem_key, account, amount, ts) SELECT * FROM `, posts, ``, false); err != nil {
 		return fmt.Errorf("insert posting: %w", err)
 	}
 	accounts := make([]string, 0, len(deltas))
@@ -364,25 +369,24 @@ func applyMovements(ctx context.Context, tx *sql.Tx, ms []Movement) error {
 		accounts = append(accounts, a)
 	}
 	sort.Strings(accounts)
-	credits := make([]any, 0, 2*len(accounts))
-	var debits []any
+	debits, credits := newRowSet("text", "bigint"), newRowSet("text", "bigint")
 	for _, a := range accounts {
 		if d := deltas[a]; d.amount < 0 && d.floor {
-			debits = append(debits, a, d.amount)
+			debits.add(a, d.amount)
 		} else {
-			credits = append(credits, a, d.amount)
+			credits.add(a, d.amount)
 		}
 	}
-	if err := updateFromValues(ctx, tx, `UPDATE wallet_accounts SET balance = wallet_accounts.balance + v.column2 FROM `,
-		` WHERE wallet_accounts.account = v.column1 AND wallet_accounts.balance + v.column2 >= 0`,
-		[]string{"TEXT", "BIGINT"}, debits); err != nil {
+	if err := s.execRows(ctx, tx, `UPDATE wallet_accounts SET balance = wallet_accounts.balance + v.column2 FROM `, debits,
+		` WHERE wallet_accounts.account = v.column1 AND wallet_accounts.balance + v.column2 >= 0`, true); err != nil {
 		if errors.Is(err, errRowsMissed) {
 			return ErrInsufficient
 		}
 		return fmt.Errorf("debit: %w", err)
 	}
-	if err := insertRowsSuffix(ctx, tx, `INSERT INTO wallet_accounts (account, balance) VALUES `,
-		` ON CONFLICT (account) DO UPDATE SET balance = wallet_accounts.balance + excluded.balance`, 2, credits); err != nil {
+	// "WHERE true": SQLite needs it to parse an upsert after a SELECT.
+	if err := s.execRows(ctx, tx, `INSERT INTO wallet_accounts (account, balance) SELECT * FROM `, credits,
+		` WHERE true ON CONFLICT (account) DO UPDATE SET balance = wallet_accounts.balance + excluded.balance`, false); err != nil {
 		return fmt.Errorf("post balances: %w", err)
 	}
 	return nil
