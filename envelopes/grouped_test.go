@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -304,7 +305,7 @@ func TestGroupedClaimsFaults(t *testing.T) {
 				{"commit fails", nil, -1},
 				{"commit durable, reported failed", nil, -1},
 				{"one claimer's posting fails", func(q string, args []driver.NamedValue) error {
-					if storage.IsStatement(q, "INSERT INTO wallet_postings") && argsHold(args, "user:@poison:b") {
+					if strings.Contains(q, "INSERT INTO wallet_postings") && argsHold(args, "user:@poison:b") {
 						return errors.New("injected posting failure")
 					}
 					return nil

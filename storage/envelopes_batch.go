@@ -84,25 +84,7 @@ func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head string, rs *rowSe
 		return nil
 	}
 	if s.postgres {
-		var b strings.Builder
-		b.WriteString(head)
-		b.WriteString("unnest(")
-		for i, t := range rs.types {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "$%d::%s[]", i+1, t)
-		}
-		b.WriteString(") AS v(")
-		for i := range rs.types {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "column%d", i+1)
-		}
-		b.WriteByte(')')
-		b.WriteString(tail)
-		return execCount(ctx, tx, b.String(), rs.cols, rs.n, wantAll)
+		return execCount(ctx, tx, head+pgSource(rs, 1)+tail, rs.cols, rs.n, wantAll)
 	}
 	cols := len(rs.types)
 	for from := 0; from < rs.n; from += maxRowsPerStatement {
@@ -131,6 +113,95 @@ func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head string, rs *rowSe
 		b.WriteString(tail)
 		if err := execCount(ctx, tx, b.String(), args, n, wantAll); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// pgSource is rs as PostgreSQL's table source: unnest over one array
+// parameter per column (numbered from start) as v(column1, column2, ...).
+func pgSource(rs *rowSet, start int) string {
+	var b strings.Builder
+	b.WriteString("unnest(")
+	for i, t := range rs.types {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "$%d::%s[]", start+i, t)
+	}
+	b.WriteString(") AS v(")
+	for i := range rs.types {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "column%d", i+1)
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// batchWriter runs a batch's writes. On SQLite each runs at once (a
+// statement is a function call there). On PostgreSQL, where every
+// statement is a round trip to the server, they are collected as
+// data-modifying CTEs of one statement, run by flush: the whole write of
+// a batch is one round trip. A write whose rows must all change (miss not
+// nil) fails with miss when fewer did; on PostgreSQL flush finds that out
+// from the CTE's RETURNING count, after the statement, and the caller
+// rolls the transaction back, so the other CTEs' writes are undone too.
+type batchWriter struct {
+	s      *Store
+	tx     *sql.Tx
+	ctes   []string // PostgreSQL: the collected writes
+	args   []any    // PostgreSQL: their parameters
+	checks []countCheck
+}
+
+type countCheck struct {
+	cte  string
+	n    int
+	miss error
+}
+
+func (w *batchWriter) exec(ctx context.Context, head string, rs *rowSet, tail string, miss error) error {
+	if rs.n == 0 {
+		return nil
+	}
+	if !w.s.postgres {
+		err := w.s.execRows(ctx, w.tx, head, rs, tail, miss != nil)
+		if miss != nil && errors.Is(err, errRowsMissed) {
+			return miss
+		}
+		return err
+	}
+	name := fmt.Sprintf("w%d", len(w.ctes))
+	w.ctes = append(w.ctes, name+" AS ("+head+pgSource(rs, len(w.args)+1)+tail+" RETURNING 1)")
+	w.args = append(w.args, rs.cols...)
+	if miss != nil {
+		w.checks = append(w.checks, countCheck{name, rs.n, miss})
+	}
+	return nil
+}
+
+// flush runs PostgreSQL's collected writes; nothing on SQLite.
+func (w *batchWriter) flush(ctx context.Context) error {
+	if len(w.ctes) == 0 {
+		return nil
+	}
+	q := "WITH " + strings.Join(w.ctes, ", ") + " SELECT 0"
+	for _, c := range w.checks {
+		q += ", (SELECT count(*) FROM " + c.cte + ")"
+	}
+	got := make([]int64, len(w.checks)+1)
+	dest := make([]any, len(got))
+	for i := range got {
+		dest[i] = &got[i]
+	}
+	if err := w.tx.QueryRowContext(ctx, q, w.args...).Scan(dest...); err != nil {
+		return err
+	}
+	for i, c := range w.checks {
+		if got[i+1] != int64(c.n) {
+			return c.miss
 		}
 	}
 	return nil
@@ -258,21 +329,28 @@ func (s *Store) ClaimEnvelopes(ctx context.Context, reqs []ClaimRequest, check f
 			}
 			envs.add(id, e.Remaining, int64(e.RemainingCount), e.State, was.Remaining, int64(was.RemainingCount))
 		}
-		if err := s.execRows(ctx, tx, `UPDATE red_envelopes SET remaining = v.column2, remaining_count = v.column3, state = v.column4 FROM `, envs,
+		w := &batchWriter{s: s, tx: tx}
+		err = w.exec(ctx, `UPDATE red_envelopes SET remaining = v.column2, remaining_count = v.column3, state = v.column4 FROM `, envs,
 			` WHERE red_envelopes.envelope_id = v.column1 AND red_envelopes.remaining = v.column5
-			AND red_envelopes.remaining_count = v.column6 AND red_envelopes.state = 'open'`, true); err != nil {
-			if errors.Is(err, errRowsMissed) {
-				return ErrRetry
-			}
-			return fmt.Errorf("claim update: %w", err)
+			AND red_envelopes.remaining_count = v.column6 AND red_envelopes.state = 'open'`, ErrRetry)
+		if err == nil {
+			err = w.exec(ctx, `INSERT INTO red_envelope_claims (envelope_id, user_id, amount, seq, ts) SELECT * FROM `, claims, ``, nil)
 		}
-		if err := s.execRows(ctx, tx, `INSERT INTO red_envelope_claims (envelope_id, user_id, amount, seq, ts) SELECT * FROM `, claims, ``, false); err != nil {
-			if isUniqueViolation(err) {
-				return ErrRetry // another process claimed for the same user; the retry reads it
-			}
-			return fmt.Errorf("insert claims: %w", err)
+		if err == nil {
+			err = applyMovements(ctx, w, moves)
 		}
-		return s.applyMovements(ctx, tx, moves)
+		if err == nil {
+			err = w.flush(ctx)
+		}
+		switch {
+		case err == nil || errors.Is(err, ErrRetry) || errors.Is(err, ErrInsufficient):
+			return err
+		case isUniqueViolation(err):
+			// Another process wrote a claim or movement of the batch
+			// meanwhile; the retry reads it and replays.
+			return ErrRetry
+		}
+		return fmt.Errorf("claim write: %w", err)
 	})
 }
 
@@ -321,13 +399,13 @@ func (s *Store) readClaims(ctx context.Context, tx *sql.Tx, ids, users []string)
 	return out, rows.Err()
 }
 
-// applyMovements writes ms inside tx, as applyMovement does for one: the
+// applyMovements writes ms through w, as applyMovement does for one: the
 // movement rows, their postings and the balance changes, with one
-// multi-row statement each and each account's changes summed. Floored
+// multi-row write each and each account's changes summed. Floored
 // debits (a batch's escrows) come first, then the credits in sorted
 // account order, so two batches crediting the same users take the row
 // locks in the same order and cannot deadlock.
-func (s *Store) applyMovements(ctx context.Context, tx *sql.Tx, ms []Movement) error {
+func applyMovements(ctx context.Context, w *batchWriter, ms []Movement) error {
 	txns := newRowSet("text", "text", "bigint", "text")
 	posts := newRowSet("text", "text", "bigint", "bigint")
 	type delta struct {
@@ -355,14 +433,11 @@ func (s *Store) applyMovements(ctx context.Context, tx *sql.Tx, ms []Movement) e
 			d.floor = d.floor || p.Floor
 		}
 	}
-	if err := s.execRows(ctx, tx, `INSERT INTO wallet_txns (idem_key, kind, ts, result) SELECT * FROM `, txns, ``, false); err != nil {
-		if isUniqueViolation(err) {
-			return ErrRetry
-		}
-		return fmt.Errorf("insert movement: %w", err)
+	if err := w.exec(ctx, `INSERT INTO wallet_txns (idem_key, kind, ts, result) SELECT * FROM `, txns, ``, nil); err != nil {
+		return err
 	}
-	if err := s.execRows(ctx, tx, `INSERT INTO wallet_postings (idem_key, account, amount, ts) SELECT * FROM `, posts, ``, false); err != nil {
-		return fmt.Errorf("insert posting: %w", err)
+	if err := w.exec(ctx, `INSERT INTO wallet_postings (idem_key, account, amount, ts) SELECT * FROM `, posts, ``, nil); err != nil {
+		return err
 	}
 	accounts := make([]string, 0, len(deltas))
 	for a := range deltas {
@@ -377,17 +452,11 @@ func (s *Store) applyMovements(ctx context.Context, tx *sql.Tx, ms []Movement) e
 			credits.add(a, d.amount)
 		}
 	}
-	if err := s.execRows(ctx, tx, `UPDATE wallet_accounts SET balance = wallet_accounts.balance + v.column2 FROM `, debits,
-		` WHERE wallet_accounts.account = v.column1 AND wallet_accounts.balance + v.column2 >= 0`, true); err != nil {
-		if errors.Is(err, errRowsMissed) {
-			return ErrInsufficient
-		}
-		return fmt.Errorf("debit: %w", err)
+	if err := w.exec(ctx, `UPDATE wallet_accounts SET balance = wallet_accounts.balance + v.column2 FROM `, debits,
+		` WHERE wallet_accounts.account = v.column1 AND wallet_accounts.balance + v.column2 >= 0`, ErrInsufficient); err != nil {
+		return err
 	}
 	// "WHERE true": SQLite needs it to parse an upsert after a SELECT.
-	if err := s.execRows(ctx, tx, `INSERT INTO wallet_accounts (account, balance) SELECT * FROM `, credits,
-		` WHERE true ON CONFLICT (account) DO UPDATE SET balance = wallet_accounts.balance + excluded.balance`, false); err != nil {
-		return fmt.Errorf("post balances: %w", err)
-	}
-	return nil
+	return w.exec(ctx, `INSERT INTO wallet_accounts (account, balance) SELECT * FROM `, credits,
+		` WHERE true ON CONFLICT (account) DO UPDATE SET balance = wallet_accounts.balance + excluded.balance`, nil)
 }
