@@ -207,6 +207,13 @@ func (g *grouper) commit(batch []*claimReq) {
 	}
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
+			if r.ctx.Err() != nil {
+				// The claimer left: do not spend a transaction (up to
+				// batchTimeout against a sick database) on it.
+				r.err = r.ctx.Err()
+				close(r.done)
+				continue
+			}
 			g.commit([]*claimReq{r})
 		}
 		return

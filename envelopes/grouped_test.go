@@ -400,3 +400,63 @@ func TestGroupedClaimsFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupedClaimsLeftClaimerSkipped: when a batch fails and is retried
+// claim by claim, a claimer that has left meanwhile costs no transaction
+// (against a sick database each one could wait the whole batch timeout).
+func TestGroupedClaimsLeftClaimerSkipped(t *testing.T) {
+	for name, st := range benchStores(t) {
+		t.Run(name, func(t *testing.T) {
+			id := makeEnvelopes(t, st, "left", 1, 10)[0]
+			gs := &gatedStore{Store: st, gate: make(chan struct{})}
+			g := newGrouper(gs, NewRand(9), time.Now, 1, 0)
+			ctxs := make([]context.Context, 4)
+			cancels := make([]context.CancelFunc, 4)
+			for i := range ctxs {
+				ctxs[i], cancels[i] = context.WithCancel(context.Background())
+				defer cancels[i]()
+			}
+			var wg sync.WaitGroup
+			claim := func(i int) {
+				defer wg.Done()
+				g.claim(ctxs[i], id, fmt.Sprintf("@l%d:b", i))
+			}
+			wg.Add(1)
+			go claim(0)
+			eventually(t, "the first claim's owner", func() bool {
+				g.shards[0].mu.Lock()
+				defer g.shards[0].mu.Unlock()
+				return g.shards[0].running && len(g.shards[0].queue) == 0
+			})
+			for i := 1; i < 4; i++ {
+				wg.Add(1)
+				go claim(i)
+			}
+			eventually(t, "three queued claims", func() bool {
+				g.shards[0].mu.Lock()
+				defer g.shards[0].mu.Unlock()
+				return len(g.shards[0].queue) == 3
+			})
+			st.SetStatementFault(func(q string, _ []driver.NamedValue) error {
+				gs.mu.Lock()
+				n := len(gs.sizes)
+				gs.mu.Unlock()
+				if n < 2 || !storage.IsStatement(q, storage.StmtCommit) {
+					return nil
+				}
+				if n == 2 {
+					cancels[2]() // claimer 2 leaves while its batch fails
+				}
+				return errors.New("injected commit failure")
+			})
+			defer st.SetStatementFault(nil)
+			close(gs.gate)
+			wg.Wait()
+			gs.mu.Lock()
+			defer gs.mu.Unlock()
+			if got := fmt.Sprint(gs.sizes); got != "[1 3 1 1]" {
+				t.Errorf("batches = %s, want [1 3 1 1] (claimers 1 and 3 retried alone, 2 skipped)", got)
+			}
+		})
+	}
+}
