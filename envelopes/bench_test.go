@@ -3,13 +3,13 @@ package envelopes
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
-	"sync"
+	"runtime"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +21,7 @@ import (
 
 // benchStores opens SQLite, and PostgreSQL (a fresh database) when
 // PARLEY_TEST_DATABASE_URL is set.
-func benchStores(b *testing.B) map[string]*storage.Store {
+func benchStores(b testing.TB) map[string]*storage.Store {
 	ctx := context.Background()
 	out := map[string]*storage.Store{}
 	s, err := storage.Open(ctx, "", filepath.Join(b.TempDir(), "bench.db"))
@@ -73,7 +73,7 @@ func queryOf(u string) string {
 }
 
 // makeEnvelopes funds and creates n envelopes of count shares each.
-func makeEnvelopes(b *testing.B, st *storage.Store, prefix string, n, count int) []string {
+func makeEnvelopes(b testing.TB, st *storage.Store, prefix string, n, count int) []string {
 	ctx := context.Background()
 	ids := make([]string, n)
 	total := int64(count) * 10
@@ -94,101 +94,105 @@ func makeEnvelopes(b *testing.B, st *storage.Store, prefix string, n, count int)
 	return ids
 }
 
-// claimer runs durable claims the way Service.Claim does, either holding
-// a per-envelope lock (single owner) or relying on the conditional UPDATE
-// alone and retrying when it loses (cas).
-type claimer struct {
-	st    *storage.Store
-	rnd   *Rand
-	lock  bool
-	locks sync.Map // envelope ID -> *sync.Mutex
-	lat   []time.Duration
-	mu    sync.Mutex
-	tries atomic.Int64
-}
-
-func (c *claimer) claim(ctx context.Context, id, user string) error {
-	if c.lock {
-		l, _ := c.locks.LoadOrStore(id, new(sync.Mutex))
-		l.(*sync.Mutex).Lock()
-		defer l.(*sync.Mutex).Unlock()
-	}
-	t0 := time.Now()
-	for {
-		c.tries.Add(1)
-		_, _, err := c.st.ClaimEnvelope(ctx, id, user, 2, func(e storage.RedEnvelope) error {
-			if e.RemainingCount < 1 || e.State != "open" {
-				return ErrEmpty
-			}
-			return nil
-		}, func(e storage.RedEnvelope) int64 { return Share(c.rnd, e.Kind, e.Remaining, e.RemainingCount) })
-		if errors.Is(err, storage.ErrRetry) {
-			continue
+// benchClaimers is how many claimers run at once: 64 by default,
+// PARLEY_ENVELOPE_BENCH_CLAIMERS to change it.
+func benchClaimers(b *testing.B) int {
+	if v := os.Getenv("PARLEY_ENVELOPE_BENCH_CLAIMERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("PARLEY_ENVELOPE_BENCH_CLAIMERS=%q: want a positive integer", v)
 		}
-		c.mu.Lock()
-		c.lat = append(c.lat, time.Since(t0))
-		c.mu.Unlock()
-		return err
+		return n
 	}
+	return 64
 }
 
-func (c *claimer) report(b *testing.B) {
-	sort.Slice(c.lat, func(i, j int) bool { return c.lat[i] < c.lat[j] })
-	if len(c.lat) > 0 {
-		b.ReportMetric(float64(c.lat[len(c.lat)*99/100].Microseconds()), "p99-µs")
+// benchShards is the number of owner goroutines: DefaultClaimShards, or
+// PARLEY_ENVELOPE_BENCH_SHARDS.
+func benchShards(b *testing.B) int {
+	if v := os.Getenv("PARLEY_ENVELOPE_BENCH_SHARDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("PARLEY_ENVELOPE_BENCH_SHARDS=%q: want a positive integer", v)
+		}
+		return n
 	}
-	b.ReportMetric(float64(c.tries.Load())/float64(b.N), "tries/claim")
+	return DefaultClaimShards
+}
+
+// benchModes: "one" commits every claim in a transaction of its own (a
+// batch of at most one: the design before grouping), "grouped" commits
+// whatever is waiting in one transaction.
+var benchModes = []struct {
+	name string
+	max  int
+}{{"one", 1}, {"grouped", maxBatch}}
+
+// runClaims runs b.N durable claims through a grouper from the configured
+// number of concurrent claimers, claim k going to envelope ids[k%len(ids)],
+// and reports claims/s, the p99 latency and claims per commit.
+func runClaims(b *testing.B, st *storage.Store, max int, ids []string) {
+	g := newGrouper(st, NewRand(1), time.Now, benchShards(b), max)
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	claimers := benchClaimers(b)
+	b.SetParallelism((claimers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			k := next.Add(1) - 1
+			t0 := time.Now()
+			res, _, err := g.claim(context.Background(), ids[k%int64(len(ids))], "@u"+strconv.FormatInt(k, 10)+":b")
+			lat[k] = time.Since(t0)
+			if err == nil {
+				err = res.Err
+			}
+			if err != nil || res.Replay || res.Amount < 1 {
+				b.Errorf("claim %d: %+v %v", k, res, err)
+			}
+		}
+	})
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(g.claims.Load())/float64(max64(g.batches.Load(), 1)), "claims/commit")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "claims/s")
 }
 
-// BenchmarkClaimHot: durable claims on one envelope from 64 concurrent
-// claimers, each claim a committed transaction.
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// BenchmarkClaimHot: durable claims on one envelope (count b.N) from
+// concurrent claimers, one commit per claim ("one") or per batch
+// ("grouped").
 func BenchmarkClaimHot(b *testing.B) {
 	for name, st := range benchStores(b) {
-		for _, mode := range []string{"lock", "cas"} {
-			b.Run(name+"/"+mode, func(b *testing.B) {
+		for _, mode := range benchModes {
+			b.Run(name+"/"+mode.name, func(b *testing.B) {
 				b.ReportAllocs()
-				id := makeEnvelopes(b, st, fmt.Sprintf("hot-%s-%d", mode, b.N), 1, b.N)[0]
-				c := &claimer{st: st, rnd: NewRand(1), lock: mode == "lock"}
-				var next atomic.Int64
-				b.SetParallelism(32) // 32 × GOMAXPROCS claimers
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if err := c.claim(context.Background(), id, fmt.Sprintf("@u%d:b", next.Add(1))); err != nil {
-							b.Error(err)
-						}
-					}
-				})
-				b.StopTimer()
-				c.report(b)
+				ids := makeEnvelopes(b, st, fmt.Sprintf("hot-%s-%d", mode.name, b.N), 1, b.N)
+				runClaims(b, st, mode.max, ids)
 			})
 		}
 	}
 }
 
-// BenchmarkClaimSpread: durable claims spread over 1,000 envelopes.
+// BenchmarkClaimSpread: durable claims spread over 1,000 envelopes (b.N
+// envelopes when b.N is smaller, so that CI's 100 iterations do not spend
+// seconds creating envelopes nobody claims).
 func BenchmarkClaimSpread(b *testing.B) {
 	for name, st := range benchStores(b) {
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			const n = 1000
-			per := b.N/n + 1
-			ids := makeEnvelopes(b, st, fmt.Sprintf("spread-%d", b.N), n, per)
-			c := &claimer{st: st, rnd: NewRand(1), lock: true}
-			var next atomic.Int64
-			b.SetParallelism(32)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					k := next.Add(1)
-					if err := c.claim(context.Background(), ids[k%n], fmt.Sprintf("@u%d:b", k)); err != nil {
-						b.Error(err)
-					}
-				}
+		for _, mode := range benchModes {
+			b.Run(name+"/"+mode.name, func(b *testing.B) {
+				b.ReportAllocs()
+				n := min(1000, b.N)
+				ids := makeEnvelopes(b, st, fmt.Sprintf("spread-%s-%d", mode.name, b.N), n, b.N/n+1)
+				runClaims(b, st, mode.max, ids)
 			})
-			b.StopTimer()
-			c.report(b)
-		})
+		}
 	}
 }

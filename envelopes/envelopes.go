@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -58,8 +57,8 @@ type Store interface {
 	SetEnvelopeEvent(ctx context.Context, id, eventID string) error
 	Envelope(ctx context.Context, id string) (storage.RedEnvelope, []storage.EnvelopeClaim, error)
 	EnvelopeHead(ctx context.Context, id string) (storage.RedEnvelope, error)
-	ClaimEnvelope(ctx context.Context, id, userID string, ts int64, check func(storage.RedEnvelope) error,
-		pick func(storage.RedEnvelope) int64) (int64, bool, error)
+	ClaimEnvelopes(ctx context.Context, reqs []storage.ClaimRequest, check func(i int, e storage.RedEnvelope) error,
+		pick func(e storage.RedEnvelope) int64, out []storage.ClaimResult) error
 	ExpiredEnvelopes(ctx context.Context, now int64, limit int) ([]string, error)
 	RefundEnvelope(ctx context.Context, id string, now int64) (int64, error)
 	RoomMemberships(ctx context.Context, roomID string) ([]storage.Membership, error)
@@ -80,46 +79,23 @@ type Config struct {
 	SweepInterval time.Duration
 	// Seed seeds the split's generator for tests; 0 = crypto/rand.
 	Seed uint64
-	now  func() time.Time
+	// ClaimShards is how many claim batches may commit at once, on
+	// different envelopes (grouped.go); 0 = DefaultClaimShards.
+	ClaimShards int
+	now         func() time.Time
 }
 
 // Service is the envelopes domain. Safe for concurrent use.
 type Service struct {
 	cfg     Config
 	store   Store
-	rnd     *Rand
 	limiter *ratelimit.Limiter
 	log     *slog.Logger
-	// locks serialise the claims of one envelope in this process (striped
-	// by envelope ID), so a storm queues instead of retrying conditional
-	// UPDATEs; the conditional UPDATE stays as the guard that makes
-	// overdrawing impossible even without the lock.
-	locks [256]sync.Mutex
-	seed  maphash.Seed
 	// notices carries claim notices to the notifier goroutine (Run).
 	notices chan notice
-	// closed remembers envelopes seen finished or expired, so claimers
-	// queued on an envelope's lock answer from the read pool once it
-	// closes instead of each taking a write transaction to learn it.
-	// Guarded by closedMu; cleared when it grows past 100,000 (it is only
-	// a shortcut: the store stays the truth).
-	closedMu sync.Mutex
-	closed   map[string]bool
-}
-
-func (s *Service) markClosed(id string) {
-	s.closedMu.Lock()
-	if len(s.closed) >= 100_000 {
-		clear(s.closed)
-	}
-	s.closed[id] = true
-	s.closedMu.Unlock()
-}
-
-func (s *Service) isClosed(id string) bool {
-	s.closedMu.Lock()
-	defer s.closedMu.Unlock()
-	return s.closed[id]
+	// group serialises each envelope's claims on one owner goroutine and
+	// commits them in batches (grouped.go).
+	group *grouper
 }
 
 // closedClaim answers a claim on an envelope known to be closed: the
@@ -170,9 +146,10 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{cfg: cfg, store: cfg.Store, rnd: NewRand(cfg.Seed), log: cfg.Logger, seed: maphash.MakeSeed(),
+	rnd := NewRand(cfg.Seed)
+	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger,
 		limiter: ratelimit.New(float64(cfg.PerMinute)/60, cfg.PerMinute), notices: make(chan notice, 8192),
-		closed: map[string]bool{}}
+		group: newGrouper(cfg.Store, rnd, cfg.now, cfg.ClaimShards, 0)}
 }
 
 // SendRequest is a new envelope.
@@ -322,48 +299,29 @@ func (s *Service) Claim(ctx context.Context, envelopeID, userID string) (Claimed
 		// write connection. This is most of a storm's requests.
 		return s.closedClaim(ctx, e, userID, nowMs)
 	}
-	l := &s.locks[maphash.String(s.seed, envelopeID)%uint64(len(s.locks))]
-	l.Lock()
-	defer l.Unlock()
-	if s.isClosed(envelopeID) {
+	res, n, err := s.group.claim(ctx, envelopeID, userID)
+	if errors.Is(err, errClosed) {
 		e.State = "finished" // or expired: closedClaim tells them apart by time
 		return s.closedClaim(ctx, e, userID, s.cfg.now().UnixMilli())
 	}
-	for attempt := 0; ; attempt++ {
-		now := s.cfg.now()
-		var n notice
-		amount, replay, err := s.store.ClaimEnvelope(ctx, envelopeID, userID, now.UnixMilli(), func(e storage.RedEnvelope) error {
-			switch {
-			case e.State == "refunded" || e.State == "open" && e.ExpiresTS <= now.UnixMilli():
-				return fmt.Errorf("%w: this envelope expired", ErrExpired)
-			case e.State != "open" || e.RemainingCount < 1:
-				return fmt.Errorf("%w: every share of this envelope is claimed", ErrEmpty)
-			}
-			n = notice{envelopeID: e.ID, roomID: e.RoomID, sender: e.Sender, claimant: userID, seq: e.Count - e.RemainingCount + 1, count: e.Count}
-			return nil
-		}, func(e storage.RedEnvelope) int64 { return Share(s.rnd, e.Kind, e.Remaining, e.RemainingCount) })
-		if errors.Is(err, storage.ErrRetry) && attempt < 8 {
-			continue
-		}
-		if errors.Is(err, ErrEmpty) || errors.Is(err, ErrExpired) {
-			s.markClosed(envelopeID)
-		}
-		if err != nil {
-			return Claimed{}, err
-		}
-		if !replay && n.seq == n.count {
-			s.markClosed(envelopeID)
-		}
-		if !replay {
-			n.amount = amount
-			select {
-			case s.notices <- n:
-			default: // notices are advisory; the ledger and GET are the truth
-				s.log.Warn("envelopes: notice queue full, claim notice dropped", "envelope", envelopeID)
-			}
-		}
-		return Claimed{Amount: amount, Replayed: replay}, nil
+	if err != nil {
+		return Claimed{}, err
 	}
+	if errors.Is(res.Err, storage.ErrNotFound) {
+		return Claimed{}, fmt.Errorf("%w: no envelope %q", ErrNotFound, envelopeID)
+	}
+	if res.Err != nil {
+		return Claimed{}, res.Err
+	}
+	if !res.Replay {
+		n.amount = res.Amount
+		select {
+		case s.notices <- n:
+		default: // notices are advisory; the ledger and GET are the truth
+			s.log.Warn("envelopes: notice queue full, claim notice dropped", "envelope", envelopeID)
+		}
+	}
+	return Claimed{Amount: res.Amount, Replayed: res.Replay}, nil
 }
 
 // ClaimView is one claim in a State.
@@ -440,10 +398,13 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, id := range ids {
-			l := &s.locks[maphash.String(s.seed, id)%uint64(len(s.locks))]
-			l.Lock()
+			// A claim batch committing on the envelope meanwhile makes
+			// the refund's conditional UPDATE miss (ErrRetry, nothing
+			// written): read it again.
 			_, err := s.store.RefundEnvelope(ctx, id, now)
-			l.Unlock()
+			for try := 0; errors.Is(err, storage.ErrRetry) && try < 8; try++ {
+				_, err = s.store.RefundEnvelope(ctx, id, now)
+			}
 			if err != nil {
 				return n, fmt.Errorf("refund envelope %s: %w", id, err)
 			}

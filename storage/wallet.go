@@ -277,60 +277,7 @@ func (s *Store) Envelope(ctx context.Context, id string) (RedEnvelope, []Envelop
 	return e, cs, rows.Err()
 }
 
-// ClaimEnvelope records userID's claim on an envelope and moves its share
-// from the escrow to the user, in one transaction. An existing claim is
-// returned with replay true. check runs on the envelope row read inside the
-// transaction and may refuse; pick chooses the amount from the row. The
-// envelope's counters change through a conditional UPDATE on the values
-// read, so even two unserialised claimers can never take more than the
-// envelope holds: the loser gets ErrRetry and nothing is written.
-func (s *Store) ClaimEnvelope(ctx context.Context, id, userID string, ts int64, check func(RedEnvelope) error,
-	pick func(RedEnvelope) int64) (amount int64, replay bool, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT amount FROM red_envelope_claims WHERE envelope_id = $1 AND user_id = $2`, id, userID).Scan(&amount)
-		if err == nil {
-			replay = true
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("claim lookup: %w", err)
-		}
-		e, err := scanEnvelope(tx.QueryRowContext(ctx, `SELECT `+envelopeCols+` FROM red_envelopes WHERE envelope_id = $1`, id))
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return err
-			}
-			return fmt.Errorf("claim: %w", err)
-		}
-		if err := check(e); err != nil {
-			return err
-		}
-		amount = pick(e)
-		if amount < 1 || amount > e.Remaining || (e.RemainingCount == 1 && amount != e.Remaining) {
-			return fmt.Errorf("claim: picked %d of %d over %d shares", amount, e.Remaining, e.RemainingCount)
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE red_envelopes SET remaining = remaining - $2, remaining_count = remaining_count - 1,
-			state = CASE WHEN remaining_count = 1 THEN 'finished' ELSE state END
-			WHERE envelope_id = $1 AND remaining = $3 AND remaining_count = $4 AND state = 'open'`, id, amount, e.Remaining, e.RemainingCount)
-		if err != nil {
-			return fmt.Errorf("claim update: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return ErrRetry
-		}
-		seq := e.Count - e.RemainingCount + 1
-		if _, err := tx.ExecContext(ctx, `INSERT INTO red_envelope_claims (envelope_id, user_id, amount, seq, ts) VALUES ($1,$2,$3,$4,$5)`,
-			id, userID, amount, seq, ts); err != nil {
-			if isUniqueViolation(err) {
-				return ErrRetry // the same user's concurrent attempt won; the retry reads it
-			}
-			return fmt.Errorf("insert claim: %w", err)
-		}
-		return applyMovement(ctx, tx, Movement{Key: "claim:" + id + ":" + userID, Kind: "envelope_claim", TS: ts, Result: fmt.Sprint(amount),
-			Postings: []Posting{{Account: "escrow:" + id, Amount: -amount, Floor: true}, {Account: "user:" + userID, Amount: amount}}})
-	})
-	return amount, replay, err
-}
+// Claims are written in batches by ClaimEnvelopes (envelopes_batch.go).
 
 // ExpiredEnvelopes lists open envelopes whose expiry is at or before now.
 func (s *Store) ExpiredEnvelopes(ctx context.Context, now int64, limit int) ([]string, error) {
