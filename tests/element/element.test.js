@@ -71,7 +71,8 @@ const ALLOWED = [
         why:
             "Element loads the member list of a room it is only invited to (it previews the invite); the room's " +
             "history_visibility is shared and the user has not joined, so GET /members is refused with 403 " +
-            "M_FORBIDDEN, as Synapse does (check_user_in_room_or_world_readable)",
+            "M_FORBIDDEN, as Synapse does (_user_can_see_state_at_event for ?at=, else " +
+            "check_user_in_room_or_world_readable); Element shows the invite preview all the same",
         match: (e, t) =>
             e.status === 403 && e.user === "bob" && /\/rooms\/[^/]+\/members$/.test(e.path) && e.sentAt <= (t.invitedUntil.get(roomOf(e.path)) ?? 0),
     },
