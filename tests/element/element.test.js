@@ -495,6 +495,13 @@ for (const c of checks) {
     console.log(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.ok ? "" : "\n" + c.detail}`);
     if (!c.ok) failed = true;
 }
+// The slowest answers from Parley, long-polling /sync aside: for diagnosis
+// (this machine's load shows in them too).
+const slow = rec.requests
+    .filter((r) => !r.path.endsWith("/sync"))
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 5);
+console.log(`slowest Parley requests: ${slow.map((r) => `${r.method} ${r.path.replace(/![^/]+/, "!ROOM")} ${r.ms} ms`).join("; ")}`);
 if (rec.blocked.length) {
     console.log(`requests blocked (not loopback): ${[...new Set(rec.blocked.map((b) => b.url))].join(", ")}`);
 }

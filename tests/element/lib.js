@@ -181,7 +181,7 @@ export class Recorder {
     constructor(parleyUrl, elementUrl) {
         this.parleyUrl = parleyUrl;
         this.elementUrl = elementUrl;
-        this.requests = []; // every answered Parley request: { who, user, method, path, status, sentAt, at }
+        this.requests = []; // every answered Parley request: { who, user, method, path, status, sentAt, at, ms }
         this.httpErrors = []; // those with status >= 400, with the body: { ..., body }
         this.pageErrors = []; // { who, text }
         this.consoleErrors = []; // { who, text }
@@ -219,6 +219,7 @@ export class Recorder {
             const req = res.request();
             const sentAt = req.timing().startTime; // ms since the epoch
             const entry = { who, user, method: req.method(), path: new URL(url).pathname, status: res.status(), sentAt, at: Date.now() };
+            entry.ms = entry.at - sentAt; // until the headers came back
             this.requests.push(entry);
             if (res.status() < 400) return;
             entry.body = "";
