@@ -219,7 +219,7 @@ export class Recorder {
             const req = res.request();
             const sentAt = req.timing().startTime; // ms since the epoch
             const entry = { who, user, method: req.method(), path: new URL(url).pathname, status: res.status(), sentAt, at: Date.now() };
-            entry.ms = entry.at - sentAt; // until the headers came back
+            entry.ms = Math.round(entry.at - sentAt); // until the headers came back
             this.requests.push(entry);
             if (res.status() < 400) return;
             entry.body = "";
