@@ -157,6 +157,7 @@ func (a *API) Handler() http.Handler {
 			a.mountKeyBackup(r, "") // keybackup_handlers.go
 			r.Get("/voip/turnServer", a.authed(a.turnServer))
 			r.Get("/thirdparty/protocols", a.authed(a.thirdPartyProtocols))
+			a.mountThirdParty(r) // thirdparty.go
 			a.mountClientMisc(r) // clientmisc_routes.go
 		})
 	}

@@ -19,8 +19,18 @@
 //   7. with the SDK's Rust crypto: create a key backup version, let the SDK
 //      back up the megolm key of an encrypted message, and restore it on a
 //      new device of the same user;
-//   search: find a Chinese phrase and a Korean word in a room with the SDK's
-//      search call, with context, one result per page through next_batch.
+//   8. relations: an edit and a reaction through the SDK's /relations call
+//      (filtered by rel_type and event type, paged), and the edit bundled in
+//      /event, /messages and applied by the SDK from /sync;
+//   9. threads: replies, /threads (include=participated, paging, the thread
+//      summary: count, latest event, participation) and a threaded read
+//      receipt that the other user sees with its thread_id;
+//  10. key backup over the SDK's HTTP API: version create/read/update/delete,
+//      keys per room and session, the spec's replacement rules, etag, count,
+//      and M_WRONG_ROOM_KEYS_VERSION;
+//   search: find a Chinese phrase, a Japanese phrase and a Korean word in a
+//      room with the SDK's search call, with context, one result per page
+//      through next_batch.
 // Waits poll the clients' state with a deadline (no fixed sleeps). Each test
 // has a 60 s limit (the whole suite 10 min), and the server is killed at the end.
 //
@@ -437,11 +447,200 @@ describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "Postgr
         const restored = await c2.getCrypto().restoreKeyBackup();
         assert.equal(restored.imported, 1, `restore: ${show(restored)}`);
     });
+    scenario("8. relations: an edit and a reaction through /relations, and the edit bundled in /event, /messages and the SDK", ["alice1", "bob1", "group"], async () => {
+        const roomId = rooms.group;
+        const { event_id: orig } = await c.alice1.sendTextMessage(roomId, `relations original ${RUN_ID}`);
+        const { event_id: edit } = await c.alice1.sendMessage(roomId, {
+            msgtype: "m.text",
+            body: `* relations edited ${RUN_ID}`,
+            "m.new_content": { msgtype: "m.text", body: `relations edited ${RUN_ID}` },
+            "m.relates_to": { rel_type: "m.replace", event_id: orig },
+        });
+        const { event_id: reaction } = await c.bob1.sendEvent(roomId, "m.reaction", {
+            "m.relates_to": { rel_type: "m.annotation", event_id: orig, key: "👍" },
+        });
+
+        // The SDK's /relations call, filtered by rel_type and event type.
+        const reactions = await c.bob1.relations(roomId, orig, "m.annotation", "m.reaction");
+        assert.deepEqual(reactions.events.map((e) => e.getId()), [reaction]);
+        assert.equal(reactions.events[0].getRelation()?.key, "👍");
+        const edits = await c.bob1.relations(roomId, orig, "m.replace", "m.room.message");
+        assert.deepEqual(edits.events.map((e) => e.getId()), [edit]);
+        const all = await c.bob1.relations(roomId, orig, null, null);
+        assert.deepEqual(all.events.map((e) => e.getId()).sort(), [edit, reaction].sort());
+        // Paged one at a time, forwards: the edit first, then the reaction.
+        const page1 = await http(server.baseUrl, "GET", `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/relations/${encodeURIComponent(orig)}?dir=f&limit=1`, { token: c.bob1.getAccessToken() });
+        assert.equal(page1.status, 200, `relations page 1: ${show(page1.json)}`);
+        assert.deepEqual(page1.json.chunk.map((e) => e.event_id), [edit]);
+        assert.ok(page1.json.next_batch, `no next_batch: ${show(page1.json)}`);
+        const page2 = await http(server.baseUrl, "GET", `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/relations/${encodeURIComponent(orig)}?dir=f&limit=1&from=${encodeURIComponent(page1.json.next_batch)}`, { token: c.bob1.getAccessToken() });
+        assert.deepEqual(page2.json.chunk.map((e) => e.event_id), [reaction]);
+        const bad = await http(server.baseUrl, "GET", `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/relations/${encodeURIComponent(orig)}?dir=sideways`, { token: c.bob1.getAccessToken() });
+        assert.equal(bad.status, 400, `dir=sideways: ${bad.status}`);
+
+        // Bundled aggregations: the latest edit rides along with the original.
+        const ev = await c.bob1.fetchRoomEvent(roomId, orig);
+        assert.equal(ev.unsigned?.["m.relations"]?.["m.replace"]?.event_id, edit, `/event unsigned: ${show(ev.unsigned)}`);
+        const msgs = await http(server.baseUrl, "GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=10`, { token: c.bob1.getAccessToken() });
+        const inMessages = msgs.json.chunk.find((e) => e.event_id === orig);
+        assert.equal(inMessages?.unsigned?.["m.relations"]?.["m.replace"]?.event_id, edit, `/messages unsigned: ${show(inMessages?.unsigned)}`);
+        // And the SDK, from /sync, shows the edited text.
+        await waitFor("bob1's SDK to apply the edit", () => {
+            const e = c.bob1.getRoom(roomId)?.findEventById(orig);
+            return e?.replacingEventId() === edit && e.getContent().body === `relations edited ${RUN_ID}`;
+        });
+    });
+
+    scenario("9. threads: replies, /threads with include and paging, the thread summary, threaded read receipts", ["alice1", "bob1", "group"], async () => {
+        const roomId = rooms.group;
+        const inThread = (root, body) => ({
+            msgtype: "m.text",
+            body,
+            "m.relates_to": { rel_type: "m.thread", event_id: root, is_falling_back: true, "m.in_reply_to": { event_id: root } },
+        });
+        // Thread A: alice's root, replies from bob and alice. Thread B: alice only.
+        const { event_id: rootA } = await c.alice1.sendTextMessage(roomId, `thread A root ${RUN_ID}`);
+        await c.bob1.sendMessage(roomId, inThread(rootA, `thread A reply from bob ${RUN_ID}`));
+        const { event_id: lastA } = await c.alice1.sendMessage(roomId, inThread(rootA, `thread A reply from alice ${RUN_ID}`));
+        const { event_id: rootB } = await c.alice1.sendTextMessage(roomId, `thread B root ${RUN_ID}`);
+        await c.alice1.sendMessage(roomId, inThread(rootB, `thread B reply ${RUN_ID}`));
+
+        const threads = async (who, query) => {
+            const r = await http(server.baseUrl, "GET", `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/threads?${query}`, { token: c[who].getAccessToken() });
+            assert.equal(r.status, 200, `/threads?${query}: ${r.status} ${show(r.json)}`);
+            return r.json;
+        };
+        // Newest thread first; include=participated keeps bob's only.
+        const allThreads = await threads("bob1", "limit=10");
+        const ids = allThreads.chunk.map((e) => e.event_id);
+        assert.ok(ids.indexOf(rootB) >= 0 && ids.indexOf(rootB) < ids.indexOf(rootA), `thread order ${show(ids)}`);
+        const summary = allThreads.chunk.find((e) => e.event_id === rootA).unsigned?.["m.relations"]?.["m.thread"];
+        assert.equal(summary?.count, 2, `thread summary ${show(summary)}`);
+        assert.equal(summary?.latest_event?.event_id, lastA);
+        assert.equal(summary?.current_user_participated, true);
+        const mine = await threads("bob1", "include=participated&limit=10");
+        assert.ok(mine.chunk.some((e) => e.event_id === rootA) && !mine.chunk.some((e) => e.event_id === rootB), `participated ${show(mine.chunk.map((e) => e.event_id))}`);
+        // One thread a page.
+        const p1 = await threads("bob1", "limit=1");
+        assert.equal(p1.chunk.length, 1);
+        assert.ok(p1.next_batch, `no next_batch: ${show(p1)}`);
+        const p2 = await threads("bob1", `limit=1&from=${encodeURIComponent(p1.next_batch)}`);
+        assert.equal(p2.chunk.length, 1);
+        assert.notEqual(p2.chunk[0].event_id, p1.chunk[0].event_id);
+        const bad = await http(server.baseUrl, "GET", `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/threads?include=mine`, { token: c.bob1.getAccessToken() });
+        assert.equal(bad.status, 400, `include=mine: ${bad.status}`);
+
+        // The thread's replies through /relations (rel_type m.thread).
+        const replies = await c.bob1.relations(roomId, rootA, "m.thread", null);
+        assert.equal(replies.events.length, 2);
+
+        // A threaded receipt: bob reads thread A; alice sees it with its thread_id.
+        const seen = [];
+        const onReceipt = (event) => {
+            for (const [eventId, types] of Object.entries(event.getContent())) {
+                const r = types["m.read"]?.[users.bob.user_id];
+                if (r) seen.push({ eventId, threadId: r.thread_id });
+            }
+        };
+        c.alice1.on(sdk.RoomEvent.Receipt, onReceipt);
+        try {
+            const receipt = await http(server.baseUrl, "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/receipt/m.read/${encodeURIComponent(lastA)}`, {
+                token: c.bob1.getAccessToken(), json: { thread_id: rootA },
+            });
+            assert.equal(receipt.status, 200, `threaded receipt: ${receipt.status} ${show(receipt.json)}`);
+            await waitFor("alice1 to see bob's receipt in thread A", () => seen.find((r) => r.eventId === lastA && r.threadId === rootA));
+            const refused = await http(server.baseUrl, "POST", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/receipt/m.read/${encodeURIComponent(lastA)}`, {
+                token: c.bob1.getAccessToken(), json: { thread_id: "" },
+            });
+            assert.equal(refused.status, 400, `empty thread_id: ${refused.status}`);
+            assert.equal(refused.json?.errcode, "M_INVALID_PARAM");
+        } finally {
+            c.alice1.off(sdk.RoomEvent.Receipt, onReceipt);
+        }
+    });
+
+    scenario("10. key backup over the SDK's HTTP API: versions, keys per room and session, the replacement rules, etag and count", ["bob1"], async () => {
+        const api = c.bob1.http;
+        const V3 = { prefix: "/_matrix/client/v3" };
+        const call = async (method, path, query, body) => {
+            try {
+                return { status: 200, json: await api.authedRequest(method, path, query, body, V3) };
+            } catch (err) {
+                if (!err.httpStatus) throw err;
+                return { status: err.httpStatus, json: err.data };
+            }
+        };
+        const before = await call("GET", "/room_keys/version");
+        assert.equal(before.status, 404, `no backup yet: ${show(before)}`);
+        assert.equal(before.json?.errcode, "M_NOT_FOUND");
+        const algorithm = "m.megolm_backup.v1.curve25519-aes-sha2";
+        const { json: created } = await call("POST", "/room_keys/version", undefined, { algorithm, auth_data: { public_key: "abcdefg" } });
+        const v = created.version;
+        assert.ok(v, `create: ${show(created)}`);
+
+        const roomId = `!backup_${RUN_ID}:${SERVER_NAME}`;
+        const session = `session_${RUN_ID}`;
+        const key = (first, forwarded, verified, tag) => ({
+            first_message_index: first, forwarded_count: forwarded, is_verified: verified,
+            session_data: { ephemeral: tag, ciphertext: tag, mac: tag },
+        });
+        const path = `/room_keys/keys/${encodeURIComponent(roomId)}/${encodeURIComponent(session)}`;
+        const put1 = await call("PUT", path, { version: v }, key(5, 1, false, "first"));
+        assert.equal(put1.status, 200, show(put1));
+        assert.equal(put1.json.count, 1);
+        const info1 = (await call("GET", "/room_keys/version")).json;
+        assert.equal(info1.count, 1);
+        // The spec's order: verified beats unverified, then the lower first
+        // message index, then the lower forwarded count.
+        const steps = [
+            ["a worse key (higher first index) is ignored", key(9, 0, false, "worse"), "first"],
+            ["a lower first index replaces", key(2, 3, false, "lower-index"), "lower-index"],
+            ["the same index with fewer forwards replaces", key(2, 0, false, "fewer-forwards"), "fewer-forwards"],
+            ["a verified key replaces an unverified one", key(7, 4, true, "verified"), "verified"],
+            ["an unverified key never replaces a verified one", key(0, 0, false, "unverified"), "verified"],
+        ];
+        for (const [what, k, want] of steps) {
+            const r = await call("PUT", path, { version: v }, k);
+            assert.equal(r.status, 200, `${what}: ${show(r)}`);
+            const got = (await call("GET", path, { version: v })).json;
+            assert.equal(got.session_data.ciphertext, want, `${what}: stored ${show(got)}`);
+        }
+        const info2 = (await call("GET", "/room_keys/version")).json;
+        assert.notEqual(info2.etag, info1.etag, "the etag did not change when a key was replaced");
+        assert.equal(info2.count, 1);
+
+        const wrong = await call("PUT", path, { version: String(Number(v) + 100) }, key(0, 0, true, "x"));
+        assert.equal(wrong.status, 403, `wrong version: ${show(wrong)}`);
+        assert.equal(wrong.json?.errcode, "M_WRONG_ROOM_KEYS_VERSION");
+        assert.equal(wrong.json?.current_version, v);
+
+        // Whole backup and per room reads.
+        const everything = (await call("GET", "/room_keys/keys", { version: v })).json;
+        assert.equal(everything.rooms?.[roomId]?.sessions?.[session]?.session_data?.ciphertext, "verified");
+        const perRoom = (await call("GET", `/room_keys/keys/${encodeURIComponent(roomId)}`, { version: v })).json;
+        assert.deepEqual(Object.keys(perRoom.sessions ?? {}), [session]);
+
+        // Update the version's auth_data (the algorithm must stay).
+        const upd = await call("PUT", `/room_keys/version/${v}`, undefined, { algorithm, version: v, auth_data: { public_key: "hijklmn" } });
+        assert.equal(upd.status, 200, show(upd));
+        assert.equal((await call("GET", `/room_keys/version/${v}`)).json.auth_data.public_key, "hijklmn");
+
+        const del = await call("DELETE", path, { version: v });
+        assert.equal(del.status, 200, show(del));
+        assert.equal(del.json.count, 0);
+        const gone = await call("GET", path, { version: v });
+        assert.equal(gone.status, 404, `deleted key: ${show(gone)}`);
+        assert.equal((await call("DELETE", `/room_keys/version/${v}`)).status, 200);
+        assert.equal((await call("GET", "/room_keys/version")).status, 404);
+    });
+
     scenario("search: bob finds a Chinese phrase, a Korean word and a Latin word in the group, newest first, and paginates", ["alice1", "bob1", "group"], async () => {
         const roomId = rooms.group;
         const zh = `我们明天在北京开会 ${RUN_ID}`;
         const ko = `내일 학교에 갑니다 ${RUN_ID}`;
+        const ja = `明日は東京で会議です`;
         await c.alice1.sendTextMessage(roomId, zh);
+        await c.alice1.sendTextMessage(roomId, ja);
         await c.alice1.sendTextMessage(roomId, ko);
         const search = async (term, nextBatch) => {
             const res = await c.bob1.search({
@@ -454,12 +653,13 @@ describe(`parley with matrix-js-sdk (${process.env.PARLEY_DATABASE_URL ? "Postgr
         const bodies = (re) => re.results.map((r) => r.result.content.body);
         assert.deepEqual(bodies(await search("北京开会")), [zh]);
         assert.deepEqual(bodies(await search("학교")), [ko]);
+        assert.deepEqual(bodies(await search("東京で会議")), [ja]);
         assert.deepEqual(bodies(await search("开会北京")), []);
         // Both messages hold RUN_ID: one per page, newest first.
         const first = await search(RUN_ID);
         assert.deepEqual(bodies(first), [ko]);
         assert.ok(first.next_batch, `no next_batch: ${show(first)}`);
-        assert.equal(first.results[0].context.events_before[0]?.content?.body, zh);
+        assert.equal(first.results[0].context.events_before[0]?.content?.body, ja); // the message before ko
         const second = await search(RUN_ID, first.next_batch);
         assert.deepEqual(bodies(second), [zh]);
     });
