@@ -136,7 +136,9 @@ func (s *Syncer) emptyResponse(t Token) []byte {
 // before the store was restored from a backup. Its positions mean nothing
 // now: the holder gets a fresh initial sync, neither an error nor a silent
 // step backwards. Tokens without an epoch count as current.
-func (s *Syncer) StaleToken(t Token) bool { return t.Epoch != "" && s.epoch != "" && t.Epoch != s.epoch }
+func (s *Syncer) StaleToken(t Token) bool {
+	return t.Epoch != "" && s.epoch != "" && t.Epoch != s.epoch
+}
 
 // roomResp gathers one room's parts of a response.
 type roomResp struct {
