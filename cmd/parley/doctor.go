@@ -46,7 +46,7 @@ func doctor(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 	add := func(status, name, format string, a ...any) {
 		r := checkResult{status, name, fmt.Sprintf(format, a...)}
 		results = append(results, r)
-		fmt.Fprintf(stdout, "%-4s  %-10s  %s\n", r.status, r.name, r.detail)
+		fmt.Fprintf(stdout, "%-4s  %-11s  %s\n", r.status, r.name, r.detail)
 	}
 	cfg, err := loadConfig(*cfgPath, getenv)
 	if err != nil {
