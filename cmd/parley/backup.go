@@ -163,10 +163,11 @@ func restore(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 		if !*force {
 			return fmt.Errorf("restore: %w; pass --force to replace its database, keys and media", err)
 		}
-		fmt.Fprintf(stdout, "data dir %s is not empty: replacing its database, keys and media (--force)\n", cfg.DataDir)
-		if err := clearDataDir(cfg); err != nil {
+		aside, err := moveAside(cfg)
+		if err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
+		fmt.Fprintf(stdout, "data dir %s is not empty (--force): moved its database, keys and media to %s; delete that once the restored server runs\n", cfg.DataDir, aside)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -232,9 +233,15 @@ func requireEmptyDir(dir string) error {
 	return nil
 }
 
-// clearDataDir removes what a restore replaces: the SQLite files, the
-// keys and the media store. Anything else in the data dir stays.
-func clearDataDir(cfg config.Config) error {
+// moveAside moves what a restore replaces (the SQLite files, the keys and
+// the media store) into a new directory replaced-<time> inside the data
+// dir, and returns its path. Renames, not deletes: a restore that goes
+// wrong, or the wrong backup, loses nothing, and it needs no extra space.
+func moveAside(cfg config.Config) (string, error) {
+	aside := filepath.Join(cfg.DataDir, "replaced-"+time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.Mkdir(aside, 0o700); err != nil {
+		return "", err
+	}
 	var names []string
 	if p := cfg.SQLitePath(); p != "" {
 		names = append(names, p, p+"-wal", p+"-shm", p+"-journal")
@@ -244,11 +251,12 @@ func clearDataDir(cfg config.Config) error {
 	}
 	names = append(names, filepath.Join(cfg.DataDir, "media"))
 	for _, n := range names {
-		if err := os.RemoveAll(n); err != nil {
-			return err
+		err := os.Rename(n, filepath.Join(aside, filepath.Base(n)))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
 		}
 	}
-	return nil
+	return aside, syncDir(cfg.DataDir)
 }
 
 // copyTree copies the regular files under src to dst, keeping modes and

@@ -213,3 +213,36 @@ func downloadMedia(t *testing.T, c *hstest.Client, mxc string) string {
 	}
 	return string(raw)
 }
+
+// TestRestoreForce: restore refuses while a server answers at the
+// configured listen address; with --force it replaces a used SQLite data
+// dir, moving the old database, keys and media aside rather than deleting
+// them. (The database part is SQLite's: on PostgreSQL restore puts back
+// keys and media only, covered by TestBackupUnderLoadRestores.)
+func TestRestoreForce(t *testing.T) {
+	dataDir, backupDir := t.TempDir(), filepath.Join(t.TempDir(), "b")
+	srv := hstest.Start(t, hstest.Options{DataDir: dataDir})
+	srv.Register(t, "before")
+	if out, err := cli(t, opsEnv(dataDir, ""), "backup", backupDir); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	srv.Register(t, "after")
+	running := withEnv(opsEnv(dataDir, ""), "PARLEY_LISTEN", strings.TrimPrefix(srv.URL, "http://"))
+	if out, err := cli(t, running, "restore", backupDir, "--force"); err == nil || !strings.Contains(err.Error(), "stop it first") {
+		t.Errorf("restore beside a running server = %v\n%s\nwant a refusal", err, out)
+	}
+	srv.Stop()
+	out, err := cli(t, opsEnv(dataDir, ""), "restore", backupDir, "--force")
+	if err != nil {
+		t.Fatalf("restore --force: %v\n%s", err, out)
+	}
+	aside, _ := filepath.Glob(filepath.Join(dataDir, "replaced-*", "parley.db"))
+	if len(aside) != 1 {
+		t.Errorf("old database moved aside = %v, want one replaced-*/parley.db\n%s", aside, out)
+	}
+	srv2 := hstest.Start(t, hstest.Options{DataDir: dataDir})
+	srv2.Login(t, "before")
+	if _, err := srv2.Srv.Store.GetUser(context.Background(), "@after:localhost"); err == nil {
+		t.Errorf("a user created after the backup exists after restoring it")
+	}
+}
