@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
-	"strings"
 
 	"modernc.org/sqlite"
 )
@@ -21,9 +20,6 @@ import (
 func BackupSQLite(ctx context.Context, dbPath, dest string) (int, error) {
 	if _, err := os.Stat(dbPath); err != nil {
 		return 0, fmt.Errorf("backup: %w", err)
-	}
-	if strings.ContainsAny(dest, "\x00") {
-		return 0, fmt.Errorf("backup: bad destination %q", dest)
 	}
 	db := sql.OpenDB(dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + dbPath + "?_pragma=busy_timeout(10000)"})
 	defer db.Close()

@@ -85,8 +85,11 @@ func backup(ctx context.Context, args []string, stdout io.Writer, getenv func(st
 			return err
 		}
 		m.SchemaVersion = v
-		st, _ := os.Stat(filepath.Join(dir, "parley.db"))
-		fmt.Fprintf(stdout, "database: done, schema version %d, %d bytes\n", v, st.Size())
+		var size int64
+		if st, err := os.Stat(filepath.Join(dir, "parley.db")); err == nil {
+			size = st.Size()
+		}
+		fmt.Fprintf(stdout, "database: done, schema version %d, %d bytes\n", v, size)
 	}
 	for _, name := range keyFiles() {
 		src := filepath.Join(cfg.DataDir, name)
