@@ -30,6 +30,7 @@ type RoomActions interface {
 	Redact(ctx context.Context, req rooms.RedactRequest) (string, error)
 	ChangeMembership(ctx context.Context, req rooms.MembershipRequest) (string, error)
 	Send(ctx context.Context, req rooms.SendRequest) (string, error)
+	EraseEvents(ctx context.Context, roomID, sender string, eventIDs []string) (int, error)
 }
 
 // eraseBatch is how many of a user's messages one query fetches for
@@ -44,10 +45,12 @@ type DeactivateResult struct {
 
 // Deactivate ends userID's account for good. The account is marked first
 // and its cached sessions dropped, so nothing the user does races the
-// rest. With erase, every message the user sent into a room they are
-// still joined to is redacted (as the user, before they leave, since
-// only members may redact); messages in rooms they had already left stay.
-// Then accounts.Deactivator leaves every room, logs out every device (so
+// rest. With erase, every message the user sent is redacted: in rooms they
+// are still joined to by a redaction event sent as the user, before they
+// leave (only members may redact); in rooms they had already left by
+// rewriting the stored copies to their redacted form (rooms.EraseEvents),
+// since no redaction event can be sent there in their name. Then
+// accounts.Deactivator leaves every room, logs out every device (so
 // others' device lists lose them) and, with erase, blanks the profile.
 // Running it again finishes a deactivation that failed half way.
 func (s *Service) Deactivate(ctx context.Context, actor, userID string, erase bool) (DeactivateResult, error) {
@@ -77,7 +80,8 @@ func (s *Service) Deactivate(ctx context.Context, actor, userID string, erase bo
 	return res, s.audit(ctx, actor, "user.deactivate", userID, map[string]any{"erase": erase, "redacted": res.Redacted})
 }
 
-// eraseMessages redacts userID's messages in the rooms they are joined to.
+// eraseMessages redacts userID's messages: by redaction events in the
+// rooms they are joined to, by erasing the stored copies in the others.
 func (s *Service) eraseMessages(ctx context.Context, userID string) (int, error) {
 	ms, err := s.cfg.Store.UserMemberships(ctx, userID, "join")
 	if err != nil {
@@ -94,9 +98,15 @@ func (s *Service) eraseMessages(ctx context.Context, userID string) (int, error)
 		if err != nil {
 			return n, err
 		}
+		left := map[string][]string{} // room -> events, in rooms the user is not joined to
+		var leftRooms []string
 		for _, e := range evs {
 			after = e.Pos
 			if !joined[e.RoomID] {
+				if left[e.RoomID] == nil {
+					leftRooms = append(leftRooms, e.RoomID)
+				}
+				left[e.RoomID] = append(left[e.RoomID], e.EventID)
 				continue
 			}
 			_, err := s.cfg.RoomOps.Redact(ctx, rooms.RedactRequest{RoomID: e.RoomID, Sender: userID, EventID: e.EventID,
@@ -105,6 +115,13 @@ func (s *Service) eraseMessages(ctx context.Context, userID string) (int, error)
 				return n, fmt.Errorf("erase %s: redact %s: %w", userID, e.EventID, err)
 			}
 			n++
+		}
+		for _, room := range leftRooms {
+			k, err := s.cfg.RoomOps.EraseEvents(ctx, room, userID, left[room])
+			n += k
+			if err != nil {
+				return n, fmt.Errorf("erase %s: %w", userID, err)
+			}
 		}
 		if len(evs) < eraseBatch {
 			return n, nil

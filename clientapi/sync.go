@@ -23,7 +23,9 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 		if err != nil {
 			return apierr.InvalidParam("Invalid since token")
 		}
-		req.Since = &t
+		if !a.syncer.StaleToken(t) { // a stale one (before a restore) syncs afresh, admitted below as initial
+			req.Since = &t
+		}
 	}
 	if t := q.timeout; t != "" {
 		ms, err := strconv.ParseInt(t, 10, 64)

@@ -442,6 +442,11 @@ func baseURLFor(listen string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
+// PublicBaseURLIsDefault reports whether PublicBaseURL is the one derived
+// from Listen, that is, not configured: parley doctor then skips its
+// reachability check.
+func (c Config) PublicBaseURLIsDefault() bool { return c.PublicBaseURL == baseURLFor(c.Listen) }
+
 // IsPostgres reports whether the database is PostgreSQL rather than SQLite.
 func (c Config) IsPostgres() bool {
 	u, err := url.Parse(c.DatabaseURL)

@@ -160,8 +160,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	pres := inbox.NewPresence(store, rs, presContacts, log, idle)
 	rels := relations.New(store, rs) // relations, threads and bundles: /relations, /threads, reads and sync
+	epoch, err := store.Epoch(ctx)   // sync tokens carry it; restore renews it
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Contacts: presContacts, Logger: log,
-		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels})
+		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels, Epoch: epoch})
 
 	ds, err := desks.New(ctx, desks.Config{ServerName: cfg.ServerName, Store: store, Rooms: rs, Presence: pres, Logger: log})
 	if err != nil {

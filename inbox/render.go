@@ -68,6 +68,7 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 	wv := s.writer(4096)
 	w := &wv
 	w.raw(`{"next_batch":"`)
+	next.Epoch = s.epoch
 	w.buf = next.appendTo(w.buf)
 	w.raw(`"`)
 

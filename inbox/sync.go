@@ -28,6 +28,8 @@ type Syncer struct {
 	bundler Bundler   // static after construction; nil for none
 
 	noFilter *Filter // static after construction; the empty filter, parsed, for syncs without one
+
+	epoch string // static after construction; see SyncerConfig.Epoch
 }
 
 // SyncerConfig wires a Syncer.
@@ -43,6 +45,9 @@ type SyncerConfig struct {
 	DefaultTimelineLimit int
 	// Bundler adds relation bundles to timelines (bundle.go); nil adds none.
 	Bundler Bundler
+	// Epoch is the store's epoch (storage.Store.Epoch), stamped on every
+	// next_batch; "" stamps none and takes every token as current.
+	Epoch string
 }
 
 // NewSyncer builds a Syncer.
@@ -54,7 +59,7 @@ func NewSyncer(cfg SyncerConfig) *Syncer {
 		cfg.Logger = slog.Default()
 	}
 	s := &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
-		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler}
+		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler, epoch: cfg.Epoch}
 	s.noFilter, _ = ParseFilter([]byte("{}")) // cannot fail
 	return s
 }
@@ -88,6 +93,9 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 	if req.Filter == nil {
 		req.Filter = s.noFilter
 	}
+	if req.Since != nil && s.StaleToken(*req.Since) {
+		req.Since = nil // from before a restore: a fresh initial sync
+	}
 	s.presence.Synced(ctx, req.UserID, req.DeviceID, req.SetPresence, s.now())
 	waits := req.Since != nil && !req.FullState && req.Timeout > 0
 	deadline := time.Now().Add(req.Timeout)
@@ -118,9 +126,18 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 func (s *Syncer) emptyResponse(t Token) []byte {
 	w := s.writer(128)
 	w.raw(`{"next_batch":"`)
+	t.Epoch = s.epoch
 	w.buf = t.appendTo(w.buf)
 	w.raw(`","rooms":{"join":{},"invite":{},"knock":{},"leave":{}}}`)
 	return w.bytes()
+}
+
+// StaleToken reports whether t was issued in another store epoch, such as
+// before the store was restored from a backup. Its positions mean nothing
+// now: the holder gets a fresh initial sync, neither an error nor a silent
+// step backwards. Tokens without an epoch count as current.
+func (s *Syncer) StaleToken(t Token) bool {
+	return t.Epoch != "" && s.epoch != "" && t.Epoch != s.epoch
 }
 
 // roomResp gathers one room's parts of a response.

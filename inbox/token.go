@@ -7,7 +7,8 @@ import (
 )
 
 // Token is a sync position: the stream position all persisted streams share,
-// and the typing serial (typing is never persisted). Written "s<pos>_<typing>".
+// and the typing serial (typing is never persisted). Written "s<pos>_<typing>",
+// then "~<epoch>" when the syncer stamps its store's epoch.
 type Token struct {
 	Pos    int64
 	Typing int64
@@ -15,7 +16,15 @@ type Token struct {
 	// stopped short of Pos because the device had more queued than one
 	// response carries. Zero means "as far as Pos".
 	ToDevice int64
+	// Epoch is the store epoch the token was issued in (storage.Store.Epoch;
+	// restoring a backup renews it): a position from another epoch means
+	// nothing in this one. Empty for tokens written before epochs, which
+	// count as the current epoch.
+	Epoch string
 }
+
+// maxEpochLen bounds the epoch part of a token; stores write 12 hex digits.
+const maxEpochLen = 32
 
 func (t Token) String() string { return string(t.appendTo(make([]byte, 0, 24))) }
 
@@ -25,6 +34,9 @@ func (t Token) appendTo(dst []byte) []byte {
 	dst = strconv.AppendInt(append(dst, '_'), t.Typing, 10)
 	if t.ToDevice > 0 && t.ToDevice < t.Pos {
 		dst = strconv.AppendInt(append(dst, '_'), t.ToDevice, 10)
+	}
+	if t.Epoch != "" {
+		dst = append(append(dst, '~'), t.Epoch...)
 	}
 	return dst
 }
@@ -45,6 +57,12 @@ func ParseToken(s string) (Token, error) {
 	}
 	body := s[1:]
 	var t Token
+	if b, epoch, ok := strings.Cut(body, "~"); ok {
+		if !validEpoch(epoch) {
+			return Token{}, fmt.Errorf("bad token %q", s)
+		}
+		body, t.Epoch = b, epoch
+	}
 	posPart, typingPart, hasTyping := strings.Cut(body, "_")
 	p, err := strconv.ParseInt(posPart, 10, 64)
 	if err != nil || p < 0 {
@@ -67,6 +85,20 @@ func ParseToken(s string) (Token, error) {
 		}
 	}
 	return t, nil
+}
+
+// validEpoch reports whether e is 1 to maxEpochLen ASCII letters and digits.
+func validEpoch(e string) bool {
+	if e == "" || len(e) > maxEpochLen {
+		return false
+	}
+	for i := 0; i < len(e); i++ {
+		c := e[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // RoomToken is a pagination token: a boundary between positions. Paging

@@ -1,6 +1,9 @@
 package inbox
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseToken(t *testing.T) {
 	cases := []struct {
@@ -16,6 +19,12 @@ func TestParseToken(t *testing.T) {
 		{"s-1_0", Token{}, false},
 		{"s10_x", Token{}, false},
 		{"s99999999999999999999_0", Token{}, false},
+		{"s10_3~a1b2c3d4e5f6", Token{Pos: 10, Typing: 3, Epoch: "a1b2c3d4e5f6"}, true},
+		{"s10_3_7~ab", Token{Pos: 10, Typing: 3, ToDevice: 7, Epoch: "ab"}, true},
+		{"s10_3~", Token{}, false},
+		{"s10_3~a-b", Token{}, false},
+		{"s10_3~ab~cd", Token{}, false},
+		{"s10_3~" + strings.Repeat("a", 33), Token{}, false},
 	}
 	for _, c := range cases {
 		got, err := ParseToken(c.in)
@@ -31,7 +40,7 @@ func TestParseToken(t *testing.T) {
 }
 
 func FuzzParseToken(f *testing.F) {
-	for _, s := range []string{"s1_0", "s10_3_7", "t5", "", "s_", "s1__"} {
+	for _, s := range []string{"s1_0", "s10_3_7", "t5", "", "s_", "s1__", "s1_0~ab12", "s1_0_1~"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -42,7 +51,7 @@ func FuzzParseToken(f *testing.F) {
 		if tok.Pos < 0 || tok.Typing < 0 || tok.ToDevice < 0 {
 			t.Fatalf("ParseToken(%q) = %+v: negative field", s, tok)
 		}
-		if again, err := ParseToken(tok.String()); err != nil || again.Pos != tok.Pos || again.Typing != tok.Typing {
+		if again, err := ParseToken(tok.String()); err != nil || again.Pos != tok.Pos || again.Typing != tok.Typing || again.Epoch != tok.Epoch {
 			t.Fatalf("round trip %q -> %q -> %+v %v", s, tok.String(), again, err)
 		}
 	})

@@ -259,6 +259,9 @@ func (s *Store) migrateTo(ctx context.Context, upto int) error {
 	if err := s.write.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current); err != nil {
 		return fmt.Errorf("migrate: read version: %w", err)
 	}
+	if err := checkSchemaNotNewer(current); err != nil { // schemaguard.go
+		return err
+	}
 	files, err := fs.Glob(schemaFS, "schema/*.sql")
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

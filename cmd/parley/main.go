@@ -9,6 +9,9 @@
 //	parley room list [--search TERM] [--config FILE]
 //	parley room delete ROOM [--purge] [--config FILE]
 //	parley media purge [--user USER] [--before DATE] [--larger-than BYTES] [--config FILE]
+//	parley backup DIR [--config FILE]
+//	parley restore DIR [--force] [--config FILE]
+//	parley doctor [--config FILE]
 //	parley version
 package main
 
@@ -58,6 +61,9 @@ const usage = `usage:
                                                take a room down (server stopped)
   parley media purge [--user USER] [--before DATE] [--larger-than BYTES] [--config FILE]
                                                delete stored media
+  parley backup DIR [--config FILE]           back up the database, keys and media
+  parley restore DIR [--force] [--config FILE] put a backup back (server stopped)
+  parley doctor [--config FILE]                check the deployment
   parley version                               print the version`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -100,6 +106,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return mediaPurge(ctx, args[2:], stdout, getenv)
 		}
 		return errors.New(usage)
+	case "backup":
+		return backup(ctx, args[1:], stdout, getenv)
+	case "restore":
+		return restore(ctx, args[1:], stdout, getenv)
+	case "doctor":
+		return doctor(ctx, args[1:], stdout, getenv)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "parley", version)
 		return nil
