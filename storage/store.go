@@ -262,6 +262,27 @@ func (s *Store) migrateTo(ctx context.Context, upto int) error {
 	if err := checkSchemaNotNewer(current); err != nil { // schemaguard.go
 		return err
 	}
+	// Each migration applied has its row. A migration is applied when its
+	// row is missing, not when its number is above the newest row: branches
+	// merge in any order, so a migration numbered below one already applied
+	// (a database made between two merges) is still applied.
+	applied := make(map[int]bool)
+	rows, err := s.write.QueryContext(ctx, `SELECT version FROM schema_version`)
+	if err != nil {
+		return fmt.Errorf("migrate: read versions: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("migrate: read versions: %w", err)
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("migrate: read versions: %w", err)
+	}
 	files, err := fs.Glob(schemaFS, "schema/*.sql")
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -273,7 +294,7 @@ func (s *Store) migrateTo(ctx context.Context, upto int) error {
 		if err != nil {
 			return fmt.Errorf("migrate: bad schema file name %s", base)
 		}
-		if version <= current || version > upto {
+		if applied[version] || version > upto {
 			continue
 		}
 		body, err := schemaFS.ReadFile(name)
