@@ -1,0 +1,203 @@
+package homeserver_test
+
+import (
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/parley-im/parley/homeserver/hstest"
+)
+
+const slidingPath = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
+// sliding posts one sliding sync request; pos "" starts the connection.
+func sliding(t *testing.T, c *hstest.Client, pos string, timeoutMs int, body map[string]any) gjson.Result {
+	t.Helper()
+	q := url.Values{}
+	if pos != "" {
+		q.Set("pos", pos)
+	}
+	if timeoutMs > 0 {
+		q.Set("timeout", fmt.Sprint(timeoutMs))
+	}
+	return c.MustDo("POST", slidingPath+"?"+q.Encode(), body)
+}
+
+func gkey(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '.', '*', '?', '|', '#', '@', '\\':
+			out = append(out, '\\')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func roomIDs(res gjson.Result, list string) []string {
+	var out []string
+	for _, id := range res.Get("lists." + gkey(list) + ".ops.0.room_ids").Array() {
+		out = append(out, id.String())
+	}
+	return out
+}
+
+func stateKeys(room gjson.Result) map[string]bool {
+	out := map[string]bool{}
+	for _, e := range room.Get("required_state").Array() {
+		out[e.Get("type").String()+"|"+e.Get("state_key").String()] = true
+	}
+	return out
+}
+
+func TestSlidingSyncListsAndRooms(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			r1 := alice.CreateRoom(map[string]any{"name": "One"})
+			r2 := alice.CreateRoom(map[string]any{"name": "Two"})
+			dm := alice.CreateRoom(map[string]any{"is_direct": true, "invite": []string{bob.UserID}})
+			bob.Join(dm)
+			inv := bob.CreateRoom(map[string]any{"name": "Bob's", "invite": []string{alice.UserID}})
+			alice.Send(r2, "t1", "hello two")
+			bob.Send(dm, "t2", "hello dm")
+
+			body := map[string]any{
+				"conn_id": "main",
+				"lists": map[string]any{"all": map[string]any{
+					"ranges": [][]int{{0, 2}}, "timeline_limit": 2,
+					"required_state": [][]string{{"m.room.create", ""}, {"m.room.member", "$LAZY"}, {"m.room.name", "*"}},
+				}},
+			}
+			res := sliding(t, alice, "", 0, body)
+			if got := res.Get("lists.all.count").Int(); got != 4 {
+				t.Fatalf("count = %d, want 4 (%s)", got, res.Get("lists").Raw)
+			}
+			// Most recent first: the DM (bob's message), r2, the invite.
+			if got, want := roomIDs(res, "all"), []string{dm, r2, inv}; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("window = %v, want %v", got, want)
+			}
+			if res.Get("rooms."+gkey(r1)).Exists() {
+				t.Fatalf("room out of range sent: %s", res.Get("rooms").Raw)
+			}
+			room := res.Get("rooms." + gkey(dm))
+			if !room.Get("initial").Bool() || room.Get("joined_count").Int() != 2 || room.Get("name").Exists() {
+				t.Fatalf("dm = %s, want initial, 2 joined, no name", room.Raw)
+			}
+			if h := room.Get("heroes.0.user_id").String(); h != bob.UserID {
+				t.Fatalf("dm heroes = %s, want %s", room.Get("heroes").Raw, bob.UserID)
+			}
+			tl := room.Get("timeline").Array()
+			if len(tl) != 2 || tl[1].Get("content.body").String() != "hello dm" || !room.Get("limited").Bool() {
+				t.Fatalf("dm timeline = %s limited %v, want 2 events ending with hello dm, limited", room.Get("timeline").Raw, room.Get("limited"))
+			}
+			keys := stateKeys(room)
+			if !keys["m.room.create|"] || !keys["m.room.member|"+bob.UserID] || len(keys) != 2 {
+				t.Fatalf("dm required_state = %v, want the create and bob's member ($LAZY)", keys)
+			}
+			if got := res.Get("rooms." + gkey(r2) + ".name").String(); got != "Two" {
+				t.Fatalf("r2 name = %q, want Two", got)
+			}
+			iv := res.Get("rooms." + gkey(inv))
+			if iv.Get("timeline").Exists() || len(iv.Get("invite_state").Array()) == 0 {
+				t.Fatalf("invite = %s, want invite_state and no timeline", iv.Raw)
+			}
+			pos := res.Get("pos").String()
+
+			// A message in r1 moves it to the front; only it is sent.
+			alice.Send(r1, "t3", "hello one")
+			res = sliding(t, alice, pos, 0, body)
+			if got, want := roomIDs(res, "all"), []string{r1, dm, r2}; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("window after message = %v, want %v", got, want)
+			}
+			rooms := res.Get("rooms").Map()
+			one := res.Get("rooms." + gkey(r1))
+			if len(rooms) != 1 || !one.Get("initial").Bool() {
+				t.Fatalf("rooms = %s, want r1 alone, initial (new to the window)", res.Get("rooms").Raw)
+			}
+			pos = res.Get("pos").String()
+			alice.Send(r1, "t4", "again")
+			res = sliding(t, alice, pos, 0, body)
+			one = res.Get("rooms." + gkey(r1))
+			if one.Get("initial").Bool() || len(one.Get("timeline").Array()) != 1 || one.Get("num_live").Int() != 1 ||
+				one.Get("timeline.0.content.body").String() != "again" || one.Get("required_state").Exists() {
+				t.Fatalf("incremental r1 = %s, want the one new event, live, no state", one.Raw)
+			}
+			pos = res.Get("pos").String()
+
+			// A subscription sends a room outside the windows, with its config.
+			body["room_subscriptions"] = map[string]any{r1: map[string]any{"timeline_limit": 1, "required_state": [][]string{{"*", "*"}}}}
+			body["lists"] = map[string]any{"all": map[string]any{"ranges": [][]int{{0, 0}}, "timeline_limit": 1, "required_state": [][]string{}}}
+			alice.Send(dm, "t5", "bump dm")
+			res = sliding(t, alice, pos, 0, body)
+			sub := res.Get("rooms." + gkey(r1))
+			if !sub.Get("initial").Bool() || !stateKeys(sub)["m.room.power_levels|"] || !stateKeys(sub)["m.room.member|"+alice.UserID] {
+				t.Fatalf("subscribed r1 = %s, want it afresh with all state", sub.Raw)
+			}
+		})
+	}
+}
+
+func TestSlidingSyncUnknownPos(t *testing.T) {
+	srv := hstest.Start(t, hstest.Options{Store: hstest.Store{Name: "sqlite"}})
+	alice := srv.Register(t, "alice")
+	body := map[string]any{"lists": map[string]any{"all": map[string]any{"ranges": [][]int{{0, 9}}}}}
+	first := sliding(t, alice, "", 0, body).Get("pos").String()
+	lost := sliding(t, alice, first, 0, body).Get("pos").String()
+	// A client that lost the answer retries with the pos before it; the
+	// answer it did not process is then unknown, as is first once the
+	// retry's answer is used.
+	second := sliding(t, alice, first, 0, body).Get("pos").String()
+	third := sliding(t, alice, second, 0, body).Get("pos").String()
+	sliding(t, alice, third, 0, body)
+	for _, pos := range []string{"bogus", "0_1", first, lost, "x" + third} {
+		st, res := alice.Do("POST", slidingPath+"?pos="+url.QueryEscape(pos), body)
+		if st != 400 || res.Get("errcode").String() != "M_UNKNOWN_POS" {
+			t.Errorf("pos %q: %d %s, want 400 M_UNKNOWN_POS", pos, st, res.Raw)
+		}
+	}
+	// Another device's pos is not this one's.
+	alice2 := srv.Login(t, "alice")
+	if st, res := alice2.Do("POST", slidingPath+"?pos="+url.QueryEscape(third), body); st != 400 || res.Get("errcode").String() != "M_UNKNOWN_POS" {
+		t.Errorf("other device: %d %s, want 400 M_UNKNOWN_POS", st, res.Raw)
+	}
+	for _, bad := range []string{`{"lists":{"a":{"ranges":[[3,1]]}}}`, `{"lists":{"a":{"required_state":[["x"]]}}}`, `{"room_subscriptions":{"nope":{}}}`} {
+		if st, res := alice.Do("POST", slidingPath, []byte(bad)); st != 400 || res.Get("errcode").String() != "M_BAD_JSON" {
+			t.Errorf("%s: %d %s, want 400 M_BAD_JSON", bad, st, res.Raw)
+		}
+	}
+}
+
+func TestSlidingSyncLongPoll(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice := srv.Register(t, "alice")
+			room := alice.CreateRoom(map[string]any{})
+			body := map[string]any{"lists": map[string]any{"all": map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 5}}}
+			pos := sliding(t, alice, "", 0, body).Get("pos").String()
+			done := make(chan gjson.Result, 1)
+			start := time.Now()
+			go func() { done <- sliding(t, alice, pos, 20000, body) }()
+			alice.Send(room, "t1", "wake up")
+			res := <-done
+			if got := res.Get("rooms." + gkey(room) + ".timeline.0.content.body").String(); got != "wake up" {
+				t.Fatalf("long-poll answered %s, want the new message", res.Raw)
+			}
+			if d := time.Since(start); d > 15*time.Second {
+				t.Fatalf("long-poll took %v: not woken", d)
+			}
+			// With nothing new, a zero timeout answers at once with no rooms.
+			res = sliding(t, alice, res.Get("pos").String(), 0, body)
+			if n := len(res.Get("rooms").Map()); n != 0 {
+				t.Fatalf("quiet sync sent %d rooms: %s", n, res.Raw)
+			}
+		})
+	}
+}

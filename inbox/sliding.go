@@ -1,0 +1,520 @@
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/parley-im/parley/storage"
+)
+
+// Sliding answers simplified sliding sync (MSC4186). It is a view over the
+// same machinery as /sync: the notifier says which rooms moved and wakes
+// long-polls, and Syncer.fillRooms loads each room's timeline, state,
+// counts and receipts, the same batched queries and caches. What Sliding
+// adds is the room list (ordered by recency, cut into windows) and the
+// connection state that lets a pos send only what changed.
+type Sliding struct {
+	s     *Syncer       // static
+	conns *slidingConns // safe for concurrent use
+
+	lazy, full *Filter // static: fillRooms filters, lazy-loaded members or all
+}
+
+// NewSliding builds a Sliding over s.
+func NewSliding(s *Syncer) *Sliding {
+	lazy, _ := ParseFilter([]byte(`{"room":{"state":{"lazy_load_members":true}}}`)) // cannot fail
+	lazy.shareKey = ""                                                              // fillRooms alone, never the shared deltas
+	full, _ := ParseFilter([]byte(`{}`))
+	full.shareKey = ""
+	return &Sliding{s: s, conns: newSlidingConns(), lazy: lazy, full: full}
+}
+
+// Connections returns how many sliding sync connections are held.
+func (sl *Sliding) Connections() int { return sl.conns.count() }
+
+// defaultSlidingTimeline is the timeline limit of a room config that sets
+// none.
+const defaultSlidingTimeline = 1
+
+// Sync answers one request: at once for a new connection or a zero
+// timeout, otherwise when something the request shows has changed or the
+// timeout is up, woken by the same notifier as /sync.
+func (sl *Sliding) Sync(ctx context.Context, req SlidingRequest) ([]byte, error) {
+	s := sl.s
+	key := slidingKey{req.UserID, req.DeviceID, req.ConnID}
+	base, err := sl.conns.lookup(key, req.Pos, s.now())
+	if err != nil {
+		return nil, err
+	}
+	set := req.SetPresence
+	if set == "" {
+		set = "online"
+	}
+	s.presence.Synced(ctx, req.UserID, req.DeviceID, set, s.now())
+	deadline := time.Now().Add(req.Timeout)
+	from := base
+	for {
+		if from != nil && req.Timeout > 0 && !s.n.HasNews(req.UserID, from.token) && time.Now().Before(deadline) {
+			timer := time.NewTimer(time.Until(deadline))
+			s.n.Wait(ctx, req.UserID, from.token, timer.C)
+			timer.Stop()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+		}
+		b, err := sl.build(ctx, req, from)
+		if err != nil {
+			return nil, err
+		}
+		if !b.empty || from == nil || req.Timeout <= 0 || !time.Now().Before(deadline) {
+			pos := sl.conns.store(key, base, b.next, s.now())
+			return b.render(pos), nil
+		}
+		// Nothing this request shows: wait again from the newer position,
+		// as /sync does.
+		from = b.next
+	}
+}
+
+// slidingRoom is one room of the user's list.
+type slidingRoom struct {
+	id     string
+	bump   int64
+	invite bool
+}
+
+// slidingBuild is one response being built.
+type slidingBuild struct {
+	sl   *Sliding
+	req  SlidingRequest
+	prev *slidingSnap // nil for a new connection
+	next *slidingSnap
+	now  int64
+
+	listNames []string
+	lists     map[string][]string // list -> room IDs in its windows, in order
+	counts    map[string]int
+
+	rms      map[string]*roomResp // rooms sent in this response
+	cfgs     map[string]SlidingRoomConfig
+	initial  map[string]bool
+	relevant []string // rooms in a window or subscribed, sorted
+
+	// extensions
+	toDevice     []storage.ToDevice
+	toDeviceNext int64
+	changed      []string
+	otk          map[string]int
+	fallback     []string
+	global       []storage.AccountData
+	roomData     map[string][]storage.AccountData
+	receipts     map[string][]storage.Receipt
+	typing       map[string][]string
+	hasE2EE      bool
+
+	empty bool
+}
+
+func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingSnap) (*slidingBuild, error) {
+	s := sl.s
+	b := &slidingBuild{sl: sl, req: req, prev: prev, now: s.now().UnixMilli(), rms: map[string]*roomResp{},
+		cfgs: map[string]SlidingRoomConfig{}, initial: map[string]bool{}}
+	joined, upto := s.n.JoinedRooms(req.UserID)
+	next := &slidingSnap{token: Token{Pos: upto, Typing: s.n.TypingPos()}}
+	b.next = next
+	var since int64
+	ownNews, peerNews := true, true
+	if prev != nil {
+		since = prev.token.Pos
+		ownNews, peerNews = s.n.StreamNews(req.UserID, since)
+	}
+
+	// Invites: all of them for a new connection, then the changes.
+	if prev == nil {
+		next.invites = map[string]int64{}
+	} else {
+		next.invites = prev.invites
+	}
+	if ownNews {
+		changes, err := s.store.MembershipChanges(ctx, req.UserID, since, upto)
+		if err != nil {
+			return nil, err
+		}
+		if len(changes) > 0 {
+			next.invites = maps.Clone(next.invites)
+		}
+		for _, m := range changes {
+			if m.Membership == "invite" && !m.Forgotten {
+				next.invites[m.RoomID] = m.Pos
+			} else {
+				delete(next.invites, m.RoomID)
+			}
+		}
+	}
+	for id := range joined {
+		delete(next.invites, id) // joined since: a stale row cannot list it twice
+	}
+
+	// Account data: the m.direct rooms for is_dm, and the extension.
+	next.direct = nil
+	if prev != nil {
+		next.direct = prev.direct
+	}
+	var accountData []storage.AccountData
+	if ownNews {
+		var err error
+		if accountData, err = s.store.AccountDataSince(ctx, req.UserID, since, upto); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range accountData {
+		if a.RoomID == "" && a.Type == "m.direct" {
+			next.direct = directRooms(a.Content)
+		}
+	}
+
+	// The user's list: joined and invited rooms, most recent first.
+	all := make([]slidingRoom, 0, len(joined)+len(next.invites))
+	for id, pos := range joined {
+		all = append(all, slidingRoom{id: id, bump: pos})
+	}
+	for id, pos := range next.invites {
+		all = append(all, slidingRoom{id: id, bump: pos, invite: true})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].bump != all[j].bump {
+			return all[i].bump > all[j].bump
+		}
+		return all[i].id < all[j].id
+	})
+	bumps := make(map[string]slidingRoom, len(all))
+	for _, r := range all {
+		bumps[r.id] = r
+	}
+
+	// Windows and subscriptions pick the rooms; their configs combine.
+	b.listNames = slices.Sorted(maps.Keys(req.Lists))
+	b.lists, b.counts = map[string][]string{}, map[string]int{}
+	var listsKey strings.Builder
+	for _, name := range b.listNames {
+		l := req.Lists[name]
+		n := 0
+		var ids []string
+		for _, r := range all {
+			if !l.matches(r, next.direct) {
+				continue
+			}
+			if inRanges(n, l.Ranges) {
+				ids = append(ids, r.id)
+				b.merge(r.id, l.SlidingRoomConfig)
+			}
+			n++
+		}
+		b.lists[name], b.counts[name] = ids, n
+		listsKey.WriteString(name + "\x00" + strconv.Itoa(n) + "\x00" + strings.Join(ids, ",") + "\x00")
+	}
+	next.lists = listsKey.String()
+	for id, c := range req.RoomSubscriptions {
+		if _, ok := bumps[id]; ok {
+			b.merge(id, c)
+		}
+	}
+	b.relevant = slices.Sorted(maps.Keys(b.cfgs))
+
+	// Which rooms to send, and from where.
+	next.rooms = map[string]sentRoom{}
+	if prev != nil {
+		next.rooms = maps.Clone(prev.rooms)
+	}
+	for _, id := range b.relevant {
+		r := bumps[id]
+		cfgKey := b.cfgs[id].key()
+		sent, ok := next.rooms[id]
+		if prev != nil && ok && sent.cfg == cfgKey && sent.invite == r.invite {
+			if r.invite || joined[id] <= sent.pos {
+				continue // nothing new
+			}
+			b.rms[id] = &roomResp{id: id, section: "join", since: sent.pos, upto: upto, roomPos: joined[id]}
+		} else {
+			b.initial[id] = true
+			rr := &roomResp{id: id, section: "join", newlyJoin: true, upto: upto}
+			if r.invite {
+				rr = &roomResp{id: id, section: "invite", upto: upto}
+			}
+			b.rms[id] = rr
+			sent = sentRoom{}
+		}
+		sent.pos, sent.cfg, sent.invite = upto, cfgKey, r.invite
+		next.rooms[id] = sent
+	}
+
+	var muted map[string]bool
+	var ruleset json.RawMessage
+	if req.Rules != nil {
+		var err error
+		if muted, ruleset, err = req.Rules(ctx, prev == nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := sl.fill(ctx, b, muted); err != nil {
+		return nil, err
+	}
+	if err := sl.extensions(ctx, b, accountData, ruleset, ownNews, peerNews); err != nil {
+		return nil, err
+	}
+	b.empty = len(b.rms) == 0 && len(b.toDevice) == 0 && len(b.changed) == 0 && len(b.global) == 0 &&
+		len(b.roomData) == 0 && len(b.receipts) == 0 && len(b.typing) == 0 && (prev == nil || prev.lists == next.lists)
+	return b, nil
+}
+
+// matches reports whether r passes l's filters.
+func (l SlidingList) matches(r slidingRoom, direct map[string]bool) bool {
+	if l.Invited != nil && *l.Invited != r.invite {
+		return false
+	}
+	if l.IsDM != nil && *l.IsDM != direct[r.id] {
+		return false
+	}
+	return true
+}
+
+func inRanges(i int, ranges [][2]int) bool {
+	for _, rg := range ranges {
+		if i >= rg[0] && i <= rg[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// merge adds a rule's room config to the room's: the larger timeline, the
+// union of required state.
+func (b *slidingBuild) merge(id string, c SlidingRoomConfig) {
+	cur, ok := b.cfgs[id]
+	if !ok {
+		b.cfgs[id] = SlidingRoomConfig{TimelineLimit: c.TimelineLimit, RequiredState: slices.Clone(c.RequiredState)}
+		return
+	}
+	cur.TimelineLimit = max(cur.TimelineLimit, c.TimelineLimit)
+	for _, p := range c.RequiredState {
+		if !slices.Contains(cur.RequiredState, p) {
+			cur.RequiredState = append(cur.RequiredState, p)
+		}
+	}
+	b.cfgs[id] = cur
+}
+
+// key is the config in a canonical form: a room sent under another one is
+// sent afresh.
+func (c SlidingRoomConfig) key() string {
+	pairs := make([]string, len(c.RequiredState))
+	for i, p := range c.RequiredState {
+		pairs[i] = p[0] + "\x00" + p[1]
+	}
+	sort.Strings(pairs)
+	return strconv.Itoa(c.TimelineLimit) + "\x01" + strings.Join(pairs, "\x01")
+}
+
+func (c SlidingRoomConfig) limit() int {
+	if c.TimelineLimit <= 0 {
+		return defaultSlidingTimeline
+	}
+	return c.TimelineLimit
+}
+
+// allMembers reports whether c asks for every member event.
+func (c SlidingRoomConfig) allMembers() bool {
+	for _, p := range c.RequiredState {
+		if (p[0] == "m.room.member" || p[0] == "*") && p[1] == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// directRooms reads the room IDs of an m.direct content.
+func directRooms(content string) map[string]bool {
+	out := map[string]bool{}
+	gjson.Parse(content).ForEach(func(_, v gjson.Result) bool {
+		for _, id := range v.Array() {
+			out[id.String()] = true
+		}
+		return true
+	})
+	return out
+}
+
+// fill loads the rooms to send through Syncer.fillRooms, grouped by what
+// it takes per call: the timeline limit and whether members are
+// lazy-loaded.
+func (sl *Sliding) fill(ctx context.Context, b *slidingBuild, muted map[string]bool) error {
+	type group struct {
+		limit int
+		all   bool
+	}
+	groups := map[group]map[string]*roomResp{}
+	for id, r := range b.rms {
+		c := b.cfgs[id]
+		g := group{limit: c.limit(), all: c.allMembers()}
+		if r.section == "invite" {
+			g = group{limit: 1}
+		}
+		if groups[g] == nil {
+			groups[g] = map[string]*roomResp{}
+		}
+		groups[g][id] = r
+	}
+	req := Request{UserID: b.req.UserID, DeviceID: b.req.DeviceID, Filter: sl.lazy}
+	if b.prev != nil {
+		t := b.prev.token
+		req.Since = &t
+	}
+	for g, rms := range groups {
+		req.Filter = sl.lazy
+		if g.all {
+			req.Filter = sl.full
+		}
+		if err := sl.s.fillRooms(ctx, req, rms, g.limit, muted); err != nil {
+			return err
+		}
+		if err := sl.s.bundle(ctx, req, rms, false); err != nil {
+			return err
+		}
+	}
+	return sl.extraMembers(ctx, b)
+}
+
+// extraMembers loads the member events required_state names that the
+// lazy-loaded state read did not carry: named users, and heroes (for their
+// display names).
+func (sl *Sliding) extraMembers(ctx context.Context, b *slidingBuild) error {
+	var pairs []storage.RoomUser
+	for id, r := range b.rms {
+		if r.section != "join" {
+			continue
+		}
+		have := map[string]bool{}
+		for _, e := range r.state {
+			if e.Type == "m.room.member" {
+				have[e.StateKeyOr()] = true
+			}
+		}
+		want := func(u string) {
+			if !have[u] {
+				have[u] = true
+				pairs = append(pairs, storage.RoomUser{RoomID: id, UserID: u})
+			}
+		}
+		if b.initial[id] {
+			for _, p := range b.cfgs[id].RequiredState {
+				if p[0] == "m.room.member" && strings.HasPrefix(p[1], "@") {
+					want(p[1])
+				}
+			}
+		}
+		if r.summary != nil && roomName(r) == "" {
+			for _, h := range r.summary.Heroes {
+				want(h)
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	evs, err := sl.s.memberEvents(ctx, pairs)
+	if err != nil {
+		return err
+	}
+	for _, e := range evs {
+		if r := b.rms[e.RoomID]; r != nil {
+			r.state = append(r.state, e)
+		}
+	}
+	return nil
+}
+
+// roomState is the room's state as this response knows it: the state read
+// (before the timeline) with the timeline's state events applied; for an
+// initial room that is its current state.
+func roomState(r *roomResp) []storage.Event {
+	type k struct{ typ, sk string }
+	idx := map[k]int{}
+	out := make([]storage.Event, 0, len(r.state)+4)
+	add := func(e storage.Event) {
+		key := k{e.Type, e.StateKeyOr()}
+		if i, ok := idx[key]; ok {
+			out[i] = e
+			return
+		}
+		idx[key] = len(out)
+		out = append(out, e)
+	}
+	for _, e := range r.state {
+		add(e)
+	}
+	for _, e := range r.timeline {
+		if e.StateKey != nil {
+			add(e)
+		}
+	}
+	return out
+}
+
+// roomName is the room's m.room.name among what the response carries.
+func roomName(r *roomResp) string {
+	name := ""
+	for _, e := range r.state {
+		if e.Type == "m.room.name" && e.StateKeyOr() == "" {
+			name = gjson.GetBytes(e.Client, "content.name").String()
+		}
+	}
+	for _, e := range r.timeline {
+		if e.Type == "m.room.name" && e.StateKeyOr() == "" {
+			name = gjson.GetBytes(e.Client, "content.name").String()
+		}
+	}
+	return name
+}
+
+// required picks the state required_state asks for. lazy are the members
+// sent before on this connection (nil: none known).
+//
+// For a room sent before (since > 0) only what changed after since counts,
+// and $LAZY members the connection already has are left out.
+func required(c SlidingRoomConfig, user string, r *roomResp, st []storage.Event, since int64, lazy map[string]bool) []storage.Event {
+	senders := map[string]bool{}
+	for _, e := range r.timeline {
+		senders[e.Sender] = true
+	}
+	var out []storage.Event
+	for _, e := range st {
+		sk := e.StateKeyOr()
+		for _, p := range c.RequiredState {
+			if p[0] != "*" && p[0] != e.Type {
+				continue
+			}
+			ok := (p[1] == "*" || p[1] == sk || (p[1] == "$ME" && sk == user)) && e.Pos > since
+			if p[1] == "$LAZY" && e.Type == "m.room.member" && senders[sk] && !lazy[sk] {
+				ok = true
+			}
+			if ok {
+				out = append(out, e)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// hasLazy reports whether c lazy-loads members.
+func (c SlidingRoomConfig) hasLazy() bool {
+	return slices.Contains(c.RequiredState, [2]string{"m.room.member", "$LAZY"})
+}
