@@ -201,3 +201,108 @@ func TestSlidingSyncLongPoll(t *testing.T) {
 		})
 	}
 }
+
+func TestSlidingSyncExtensions(t *testing.T) {
+	const alg = "signed_curve25519"
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			room := alice.CreateRoom(map[string]any{"invite": []string{bob.UserID}})
+			bob.Join(room)
+			other := alice.CreateRoom(map[string]any{"name": "out of the window"})
+			alice.Send(room, "t0", "newest") // room first, other second
+			ev := bob.Send(room, "t1", "read me")
+			alice.MustDo("PUT", "/_matrix/client/v3/user/"+hstest.Esc(alice.UserID)+"/account_data/m.test.global", map[string]any{"g": 1})
+			alice.MustDo("PUT", "/_matrix/client/v3/user/"+hstest.Esc(alice.UserID)+"/rooms/"+hstest.Esc(room)+"/account_data/m.test.room", map[string]any{"r": 1})
+			alice.MustDo("PUT", "/_matrix/client/v3/user/"+hstest.Esc(alice.UserID)+"/rooms/"+hstest.Esc(other)+"/account_data/m.test.room", map[string]any{"r": 2})
+			alice.MustDo("POST", "/_matrix/client/v3/keys/upload", map[string]any{
+				"device_keys":   apiDeviceKeys(alice, "1"),
+				"one_time_keys": map[string]any{alg + ":AAAAAQ": apiSignedKey(alice, "otk-1", false)},
+				"fallback_keys": map[string]any{alg + ":AAAAAw": apiSignedKey(alice, "fallback-1", true)},
+			})
+			bob.MustDo("PUT", "/_matrix/client/v3/sendToDevice/m.test/td1", map[string]any{
+				"messages": map[string]any{alice.UserID: map[string]any{alice.DeviceID: map[string]any{"n": 1}}}})
+			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/receipt/m.read/"+hstest.Esc(ev), map[string]any{})
+			bob.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/typing/"+hstest.Esc(bob.UserID), map[string]any{"typing": true, "timeout": 30000})
+
+			exts := func(since string) map[string]any {
+				return map[string]any{
+					"to_device":    map[string]any{"enabled": true, "since": since},
+					"e2ee":         map[string]any{"enabled": true},
+					"account_data": map[string]any{"enabled": true},
+					"receipts":     map[string]any{"enabled": true},
+					"typing":       map[string]any{"enabled": true},
+				}
+			}
+			body := map[string]any{
+				"lists":      map[string]any{"all": map[string]any{"ranges": [][]int{{0, 0}}, "timeline_limit": 3}},
+				"extensions": exts(""),
+			}
+			res := sliding(t, alice, "", 0, body)
+			x := res.Get("extensions")
+			if got := x.Get("to_device.events.0.content.n").Int(); got != 1 || x.Get("to_device.events.0.sender").String() != bob.UserID {
+				t.Errorf("to_device = %s, want bob's message", x.Get("to_device").Raw)
+			}
+			if got := x.Get("e2ee.device_one_time_keys_count." + alg).Int(); got != 1 {
+				t.Errorf("e2ee = %s, want 1 %s", x.Get("e2ee").Raw, alg)
+			}
+			if got := x.Get("e2ee.device_unused_fallback_key_types.0").String(); got != alg {
+				t.Errorf("fallback types = %s, want [%s]", x.Get("e2ee.device_unused_fallback_key_types").Raw, alg)
+			}
+			if x.Get("e2ee.device_lists").Exists() {
+				t.Errorf("a new connection's e2ee has device_lists: %s", x.Get("e2ee").Raw)
+			}
+			var globals []string
+			for _, a := range x.Get("account_data.global").Array() {
+				globals = append(globals, a.Get("type").String())
+			}
+			if fmt.Sprint(globals) != "[m.test.global m.push_rules]" && fmt.Sprint(globals) != "[m.push_rules m.test.global]" {
+				t.Errorf("global account data = %v, want m.test.global and m.push_rules", globals)
+			}
+			if got := x.Get("account_data.rooms." + gkey(room) + ".0.content.r").Int(); got != 1 {
+				t.Errorf("room account data = %s, want room's (and only the window's)", x.Get("account_data.rooms").Raw)
+			}
+			if x.Get("account_data.rooms." + gkey(other)).Exists() {
+				t.Errorf("account data of a room outside the window: %s", x.Get("account_data.rooms").Raw)
+			}
+			if got := x.Get("receipts.rooms." + gkey(room) + ".content." + gkey(ev) + ".m\\.read." + gkey(bob.UserID)); !got.Exists() {
+				t.Errorf("receipts = %s, want bob's on %s", x.Get("receipts").Raw, ev)
+			}
+			if got := x.Get("typing.rooms." + gkey(room) + ".content.user_ids.0").String(); got != bob.UserID {
+				t.Errorf("typing = %s, want bob", x.Get("typing").Raw)
+			}
+			pos, next := res.Get("pos").String(), x.Get("to_device.next_batch").String()
+
+			// Acknowledged: the message is not sent again. New device keys of
+			// a room peer show in device_lists; typing stops.
+			body["extensions"] = exts(next)
+			bob.MustDo("POST", "/_matrix/client/v3/keys/upload", map[string]any{"device_keys": apiDeviceKeys(bob, "b")})
+			bob.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/typing/"+hstest.Esc(bob.UserID), map[string]any{"typing": false})
+			alice.MustDo("PUT", "/_matrix/client/v3/user/"+hstest.Esc(alice.UserID)+"/account_data/m.test.global", map[string]any{"g": 2})
+			res = sliding(t, alice, pos, 0, body)
+			x = res.Get("extensions")
+			if n := len(x.Get("to_device.events").Array()); n != 0 {
+				t.Errorf("to_device after ack = %s, want none", x.Get("to_device").Raw)
+			}
+			if got := x.Get("e2ee.device_lists.changed").Array(); len(got) != 1 || got[0].String() != bob.UserID {
+				t.Errorf("device_lists = %s, want bob changed", x.Get("e2ee.device_lists").Raw)
+			}
+			if got := x.Get("typing.rooms." + gkey(room) + ".content.user_ids").Raw; got != "[]" {
+				t.Errorf("typing = %s, want the room with nobody typing", x.Get("typing").Raw)
+			}
+			if got := x.Get("account_data.global").Array(); len(got) != 1 || got[0].Get("content.g").Int() != 2 {
+				t.Errorf("global account data = %s, want the one change", x.Get("account_data.global").Raw)
+			}
+			if x.Get("receipts.rooms." + gkey(room)).Exists() {
+				t.Errorf("receipts sent again: %s", x.Get("receipts").Raw)
+			}
+			// A second connection of the device with since "" finds the queue empty.
+			res = sliding(t, alice, "", 0, map[string]any{"conn_id": "other", "extensions": exts("")})
+			if n := len(res.Get("extensions.to_device.events").Array()); n != 0 {
+				t.Errorf("to_device on a new connection after ack = %s, want none (deleted)", res.Get("extensions.to_device").Raw)
+			}
+		})
+	}
+}

@@ -353,7 +353,7 @@ func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 		w.raw(`,"initial":true`)
 	}
 	if r.section == "invite" {
-		w.raw(`,"membership":"invite","invite_state":[`)
+		w.raw(`,"invite_state":[`)
 		for i, e := range r.state {
 			if i > 0 {
 				w.raw(",")
@@ -363,7 +363,6 @@ func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 		w.raw(`],"notification_count":0,"highlight_count":0}`)
 		return
 	}
-	w.raw(`,"membership":"join"`)
 	cfg := b.cfgs[id]
 	sent := b.next.rooms[id]
 	var lazy map[string]bool
