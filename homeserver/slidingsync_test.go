@@ -66,7 +66,7 @@ func TestSlidingSyncListsAndRooms(t *testing.T) {
 			bob.Join(dm)
 			inv := bob.CreateRoom(map[string]any{"name": "Bob's", "invite": []string{alice.UserID}})
 			alice.Send(r2, "t1", "hello two")
-			bob.Send(dm, "t2", "hello dm")
+			first := bob.Send(dm, "t2", "hello dm")
 
 			body := map[string]any{
 				"conn_id": "main",
@@ -131,14 +131,34 @@ func TestSlidingSyncListsAndRooms(t *testing.T) {
 			}
 			pos = res.Get("pos").String()
 
-			// A subscription sends a room outside the windows, with its config.
+			// A subscription keeps a room sent before in view with a wider
+			// required_state: the room comes at once with the state it now
+			// asks for, as a change, not afresh.
 			body["room_subscriptions"] = map[string]any{r1: map[string]any{"timeline_limit": 1, "required_state": [][]string{{"*", "*"}}}}
 			body["lists"] = map[string]any{"all": map[string]any{"ranges": [][]int{{0, 0}}, "timeline_limit": 1, "required_state": [][]string{}}}
-			alice.Send(dm, "t5", "bump dm")
+			last := bob.Send(dm, "t5", "bump dm")
 			res = sliding(t, alice, pos, 0, body)
 			sub := res.Get("rooms." + gkey(r1))
-			if !sub.Get("initial").Bool() || !stateKeys(sub)["m.room.power_levels|"] || !stateKeys(sub)["m.room.member|"+alice.UserID] {
-				t.Fatalf("subscribed r1 = %s, want it afresh with all state", sub.Raw)
+			if sub.Get("initial").Bool() || !stateKeys(sub)["m.room.power_levels|"] || !stateKeys(sub)["m.room.member|"+alice.UserID] {
+				t.Fatalf("subscribed r1 = %s, want its whole state, not initial", sub.Raw)
+			}
+			if dmRoom := res.Get("rooms." + gkey(dm)); dmRoom.Get("timeline.0.content.body").String() != "bump dm" || dmRoom.Get("notification_count").Int() != 2 {
+				t.Fatalf("dm = %s, want the new message", dmRoom.Raw)
+			}
+			pos = res.Get("pos").String()
+
+			// A receipt moves no count of alice's and sends no room; reading
+			// the DM clears its count, which is sent.
+			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(dm)+"/receipt/m.read/"+hstest.Esc(first), map[string]any{})
+			res = sliding(t, alice, pos, 0, body)
+			if n := len(res.Get("rooms").Map()); n != 0 {
+				t.Fatalf("rooms after bob's receipt = %s, want none", res.Get("rooms").Raw)
+			}
+			pos = res.Get("pos").String()
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(dm)+"/receipt/m.read/"+hstest.Esc(last), map[string]any{})
+			res = sliding(t, alice, pos, 0, body)
+			if got := res.Get("rooms." + gkey(dm)); !got.Exists() || got.Get("notification_count").Int() != 0 || got.Get("timeline").Exists() {
+				t.Fatalf("dm after reading = %s, want its cleared count alone", got.Raw)
 			}
 		})
 	}

@@ -104,6 +104,9 @@ type slidingBuild struct {
 	counts    map[string]int
 
 	rms      map[string]*roomResp // rooms sent in this response
+	out      map[string]*slidingOut
+	bumps    map[string]slidingRoom
+	expanded map[string]SlidingRoomConfig // rooms sent before whose required_state grew: what it gained
 	cfgs     map[string]SlidingRoomConfig
 	initial  map[string]bool
 	relevant []string // rooms in a window or subscribed, sorted
@@ -127,7 +130,7 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	s := sl.s
 	b := &slidingBuild{sl: sl, req: req, prev: prev, now: s.now().UnixMilli(), rms: map[string]*roomResp{},
 		cfgs: map[string]SlidingRoomConfig{}, initial: map[string]bool{}}
-	joined, upto := s.n.JoinedRooms(req.UserID)
+	joined, events, upto := s.n.slidingRooms(req.UserID)
 	next := &slidingSnap{token: Token{Pos: upto, Typing: s.n.TypingPos()}}
 	b.next = next
 	var since int64
@@ -183,8 +186,8 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 
 	// The user's list: joined and invited rooms, most recent first.
 	all := make([]slidingRoom, 0, len(joined)+len(next.invites))
-	for id, pos := range joined {
-		all = append(all, slidingRoom{id: id, bump: pos})
+	for id := range joined {
+		all = append(all, slidingRoom{id: id, bump: events[id]})
 	}
 	for id, pos := range next.invites {
 		all = append(all, slidingRoom{id: id, bump: pos, invite: true})
@@ -201,6 +204,7 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	}
 
 	// Windows and subscriptions pick the rooms; their configs combine.
+	b.bumps = bumps
 	b.listNames = slices.Sorted(maps.Keys(req.Lists))
 	b.lists, b.counts = map[string][]string{}, map[string]int{}
 	var listsKey strings.Builder
@@ -234,25 +238,37 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	if prev != nil {
 		next.rooms = maps.Clone(prev.rooms)
 	}
+	b.expanded = map[string]SlidingRoomConfig{}
 	for _, id := range b.relevant {
 		r := bumps[id]
-		cfgKey := b.cfgs[id].key()
+		cfg := b.cfgs[id]
+		cfgKey := cfg.key()
 		sent, ok := next.rooms[id]
-		if prev != nil && ok && sent.cfg == cfgKey && sent.invite == r.invite {
-			if r.invite || joined[id] <= sent.pos {
-				continue // nothing new
+		switch {
+		case prev != nil && ok && sent.invite && r.invite:
+			// An invite does not change until it is answered.
+		case prev != nil && ok && !sent.invite && !r.invite:
+			// Sent before: what changed since, and the state a wider
+			// required_state now asks for (MSC4186 "Changing room configs").
+			if sent.cfgKey != cfgKey {
+				if extra := expansion(sent.cfg, cfg); len(extra.RequiredState) > 0 {
+					b.expanded[id] = extra
+				}
 			}
-			b.rms[id] = &roomResp{id: id, section: "join", since: sent.pos, upto: upto, roomPos: joined[id]}
-		} else {
+			if joined[id] > sent.pos || b.expanded[id].RequiredState != nil {
+				b.rms[id] = &roomResp{id: id, section: "join", since: sent.pos, upto: upto, roomPos: joined[id]}
+				sent.pos = upto
+			}
+		default:
 			b.initial[id] = true
 			rr := &roomResp{id: id, section: "join", newlyJoin: true, upto: upto}
 			if r.invite {
 				rr = &roomResp{id: id, section: "invite", upto: upto}
 			}
 			b.rms[id] = rr
-			sent = sentRoom{}
+			sent = sentRoom{pos: upto, invite: r.invite}
 		}
-		sent.pos, sent.cfg, sent.invite = upto, cfgKey, r.invite
+		sent.cfg, sent.cfgKey = cfg, cfgKey
 		next.rooms[id] = sent
 	}
 
@@ -265,6 +281,9 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 		}
 	}
 	if err := sl.fill(ctx, b, muted); err != nil {
+		return nil, err
+	}
+	if err := sl.prepare(ctx, b); err != nil {
 		return nil, err
 	}
 	if err := sl.extensions(ctx, b, accountData, ruleset, ownNews, peerNews); err != nil {
@@ -517,4 +536,136 @@ func required(c SlidingRoomConfig, user string, r *roomResp, st []storage.Event,
 // hasLazy reports whether c lazy-loads members.
 func (c SlidingRoomConfig) hasLazy() bool {
 	return slices.Contains(c.RequiredState, [2]string{"m.room.member", "$LAZY"})
+}
+
+// slidingRooms returns the user's joined rooms with each room's latest
+// position (receipts included: news to look at) and its newest event's
+// (the recency order), and the watermark both are consistent with.
+func (n *Notifier) slidingRooms(user string) (rooms, events map[string]int64, pos int64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	rooms = make(map[string]int64, len(n.userRooms[user]))
+	events = make(map[string]int64, len(n.userRooms[user]))
+	for r := range n.userRooms[user] {
+		rooms[r] = n.roomPos[r]
+		events[r] = n.eventPos[r]
+	}
+	return rooms, events, n.pos.Load()
+}
+
+// expansion returns the required_state pairs of cfg that old did not have.
+func expansion(old, cfg SlidingRoomConfig) SlidingRoomConfig {
+	var out SlidingRoomConfig
+	for _, p := range cfg.RequiredState {
+		if !slices.Contains(old.RequiredState, p) && !slices.Contains(old.RequiredState, [2]string{"*", "*"}) &&
+			!slices.Contains(old.RequiredState, [2]string{p[0], "*"}) {
+			out.RequiredState = append(out.RequiredState, p)
+		}
+	}
+	return out
+}
+
+// slidingOut is what a joined room's result carries beyond roomResp.
+type slidingOut struct {
+	state        []storage.Event // the state known to this response (roomState)
+	required     []storage.Event
+	name, avatar *string // set when sent: changed, or the room is initial
+}
+
+// prepare works out each joined room's required state, name and avatar,
+// records on the next snapshot what the connection then has (lazy members,
+// counts), and leaves out rooms sent before that bring nothing new (a
+// receipt moved the room's position but not the user's counts).
+func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
+	b.out = map[string]*slidingOut{}
+	var expandedIDs []string
+	for id, r := range b.rms {
+		if r.section != "join" {
+			continue
+		}
+		initial := b.initial[id]
+		sent := b.next.rooms[id]
+		var lazy map[string]bool
+		if !initial {
+			lazy = sent.lazy
+		}
+		o := &slidingOut{state: roomState(r)}
+		o.required = required(b.cfgs[id], b.req.UserID, r, o.state, r.since, lazy)
+		for _, e := range o.state {
+			if e.StateKeyOr() != "" || (!initial && e.Pos <= r.since) {
+				continue
+			}
+			switch e.Type {
+			case "m.room.name":
+				n := gjson.GetBytes(e.Client, "content.name").String()
+				o.name = &n
+			case "m.room.avatar":
+				a := gjson.GetBytes(e.Client, "content.url").String()
+				o.avatar = &a
+			}
+		}
+		if _, ok := b.expanded[id]; ok {
+			expandedIDs = append(expandedIDs, id)
+		}
+		b.out[id] = o
+	}
+	if len(expandedIDs) > 0 {
+		cur, err := sl.s.store.CurrentStateOf(ctx, expandedIDs)
+		if err != nil {
+			return err
+		}
+		byRoom := map[string][]storage.Event{}
+		for _, e := range cur {
+			byRoom[e.RoomID] = append(byRoom[e.RoomID], e)
+		}
+		for _, id := range expandedIDs {
+			o := b.out[id]
+			for _, e := range required(b.expanded[id], b.req.UserID, b.rms[id], byRoom[id], 0, nil) {
+				if !slices.ContainsFunc(o.required, func(x storage.Event) bool { return x.EventID == e.EventID }) {
+					o.required = append(o.required, e)
+				}
+			}
+		}
+	}
+	for id, o := range b.out {
+		r, sent := b.rms[id], b.next.rooms[id]
+		initial := b.initial[id]
+		var notif, highlight int64
+		if r.unread != nil {
+			notif, highlight = r.unread.Notifications, r.unread.Highlights
+		}
+		if !initial && len(r.timeline) == 0 && len(o.required) == 0 && r.summary == nil &&
+			notif == sent.notif && highlight == sent.highlight {
+			delete(b.rms, id)
+			delete(b.out, id)
+			continue
+		}
+		sent.notif, sent.highlight = notif, highlight
+		if b.cfgs[id].hasLazy() {
+			lazy := sent.lazy
+			if initial {
+				lazy = nil
+			}
+			var add []string
+			for _, e := range o.required {
+				if e.Type == "m.room.member" && !lazy[e.StateKeyOr()] {
+					add = append(add, e.StateKeyOr())
+				}
+			}
+			if len(lazy)+len(add) > lazyMembersMax {
+				sent.lazy = nil
+			} else if len(add) > 0 || initial {
+				nl := make(map[string]bool, len(lazy)+len(add))
+				for u := range lazy {
+					nl[u] = true
+				}
+				for _, u := range add {
+					nl[u] = true
+				}
+				sent.lazy = nl
+			}
+		}
+		b.next.rooms[id] = sent
+	}
+	return nil
 }

@@ -159,9 +159,13 @@ type slidingSnap struct {
 
 // sentRoom is what the client has of one room.
 type sentRoom struct {
-	pos    int64  // the stream position the room was sent up to
-	cfg    string // the room config it was sent with; a change sends it afresh
-	invite bool   // sent as an invite
+	pos    int64             // the stream position the room was sent up to
+	cfg    SlidingRoomConfig // the room config it was last selected with (read-only)
+	cfgKey string            // cfg.key()
+	invite bool              // sent as an invite
+	// notif and highlight are the counts last sent: a room whose only
+	// news is a receipt is sent when they move.
+	notif, highlight int64
 	// lazy are the member events sent for $LAZY (shared, read-only; nil
 	// past lazyMembersMax, which then sends senders' members again).
 	lazy map[string]bool

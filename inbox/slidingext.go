@@ -46,6 +46,13 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 		if b.otk, b.fallback, err = s.store.OneTimeKeyCounts(ctx, req.UserID, req.DeviceID); err != nil {
 			return err
 		}
+		if _, ok := b.otk["signed_curve25519"]; !ok {
+			// Clients read a missing count as "unknown"; zero says "upload".
+			if b.otk == nil {
+				b.otk = map[string]int{}
+			}
+			b.otk["signed_curve25519"] = 0
+		}
 		if prev != nil && peerNews {
 			if b.changed, err = s.store.DeviceListChangesSince(ctx, req.UserID, prev.token.Pos, upto); err != nil {
 				return err
@@ -82,6 +89,14 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 			for _, a := range all {
 				if a.RoomID != "" && b.initial[a.RoomID] && a.Pos <= prev.token.Pos {
 					b.roomData[a.RoomID] = append(b.roomData[a.RoomID], a)
+				}
+			}
+		}
+		if prev == nil {
+			// A new connection lists every room in view, as Synapse does.
+			for _, id := range b.relevant {
+				if b.roomData[id] == nil {
+					b.roomData[id] = []storage.AccountData{}
 				}
 			}
 		}
@@ -331,23 +346,12 @@ func writeAccountData(w *jsonWriter, data []storage.AccountData) {
 	w.raw("]")
 }
 
-// renderRoom writes one room's result and records on the next snapshot
-// the lazy members it sent. The snapshot is stored by then, but no request
-// can name it before the response carrying its pos is written.
+// renderRoom writes one room's result.
 func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 	id := r.id
 	initial := b.initial[id]
 	w.raw("{")
-	bump := b.next.invites[id]
-	if r.section == "join" {
-		bump = r.upto
-		if r.roomPos > 0 {
-			bump = r.roomPos
-		}
-		if len(r.timeline) > 0 {
-			bump = max(bump, r.timeline[len(r.timeline)-1].Pos)
-		}
-	}
+	bump := b.bumps[id].bump
 	w.raw(`"bump_stamp":`).int(bump)
 	if initial {
 		w.raw(`,"initial":true`)
@@ -363,29 +367,8 @@ func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 		w.raw(`],"notification_count":0,"highlight_count":0}`)
 		return
 	}
-	cfg := b.cfgs[id]
-	sent := b.next.rooms[id]
-	var lazy map[string]bool
-	if !initial {
-		lazy = sent.lazy
-	}
-	st := roomState(r)
-	req := required(cfg, b.req.UserID, r, st, r.since, lazy)
-
-	var name, avatar *string
-	for _, e := range st {
-		if e.StateKeyOr() != "" || (!initial && e.Pos <= r.since) {
-			continue
-		}
-		switch e.Type {
-		case "m.room.name":
-			n := gjson.GetBytes(e.Client, "content.name").String()
-			name = &n
-		case "m.room.avatar":
-			a := gjson.GetBytes(e.Client, "content.url").String()
-			avatar = &a
-		}
-	}
+	o := b.out[id]
+	st, req, name, avatar := o.state, o.required, o.name, o.avatar
 	if name != nil && *name != "" {
 		w.raw(`,"name":`).str(*name)
 	}
@@ -442,31 +425,6 @@ func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 		w.raw(`,"notification_count":`).int(r.unread.Notifications).raw(`,"highlight_count":`).int(r.unread.Highlights)
 	}
 	w.raw("}")
-
-	// The lazy members the connection now has.
-	if cfg.hasLazy() {
-		var add []string
-		for _, e := range req {
-			if e.Type == "m.room.member" && !lazy[e.StateKeyOr()] {
-				add = append(add, e.StateKeyOr())
-			}
-		}
-		if len(add) > 0 || initial {
-			if len(lazy)+len(add) > lazyMembersMax {
-				sent.lazy = nil
-			} else {
-				nl := make(map[string]bool, len(lazy)+len(add))
-				for u := range lazy {
-					nl[u] = true
-				}
-				for _, u := range add {
-					nl[u] = true
-				}
-				sent.lazy = nl
-			}
-			b.next.rooms[id] = sent
-		}
-	}
 }
 
 // writeStripped writes e as stripped state: content, sender, state_key and
