@@ -83,7 +83,7 @@ func TestSlidingSyncListsAndRooms(t *testing.T) {
 			if got, want := roomIDs(res, "all"), []string{dm, r2, inv}; fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("window = %v, want %v", got, want)
 			}
-			if res.Get("rooms."+gkey(r1)).Exists() {
+			if res.Get("rooms." + gkey(r1)).Exists() {
 				t.Fatalf("room out of range sent: %s", res.Get("rooms").Raw)
 			}
 			room := res.Get("rooms." + gkey(dm))
