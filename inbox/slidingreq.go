@@ -146,7 +146,7 @@ func ParseSlidingBody(body []byte) (SlidingRequest, *int64, error) {
 			if len(rg) != 2 || rg[0] < 0 || rg[1] < rg[0] {
 				return bad("list %q: a range is two integers, 0 <= start <= end", name)
 			}
-			out.Ranges = append(out.Ranges, [2]int{rg[0], min(rg[1], maxSlidingRangeEnd)})
+			out.Ranges = append(out.Ranges, [2]int{min(rg[0], maxSlidingRangeEnd), min(rg[1], maxSlidingRangeEnd)})
 		}
 		if l.Filters != nil {
 			out.IsDM, out.Invited = l.Filters.IsDM, l.Filters.IsInvite
