@@ -326,3 +326,53 @@ func TestSlidingSyncExtensions(t *testing.T) {
 		})
 	}
 }
+
+func TestSlidingSyncLeave(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice := srv.Register(t, "alice")
+			bob := srv.Register(t, "bob")
+			left := alice.CreateRoom(map[string]any{"name": "left"})
+			kicked := bob.CreateRoom(map[string]any{"name": "kicked", "invite": []string{alice.UserID}})
+			alice.Join(kicked)
+			invited := bob.CreateRoom(map[string]any{"invite": []string{alice.UserID}})
+			body := map[string]any{"lists": map[string]any{"all": map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": 3,
+				"required_state": [][]string{{"m.room.create", ""}}}}}
+			res := sliding(t, alice, "", 0, body)
+			if res.Get("lists.all.count").Int() != 3 {
+				t.Fatalf("count = %s, want 3", res.Get("lists.all.count").Raw)
+			}
+			pos := res.Get("pos").String()
+
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(left)+"/leave", map[string]any{})
+			bob.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(kicked)+"/kick", map[string]any{"user_id": alice.UserID})
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(invited)+"/leave", map[string]any{})
+			res = sliding(t, alice, pos, 0, body)
+			if got := res.Get("lists.all.count").Int(); got != 0 {
+				t.Errorf("count after leaving = %d, want 0", got)
+			}
+			for _, c := range []struct{ room, by string }{{left, alice.UserID}, {kicked, bob.UserID}, {invited, alice.UserID}} {
+				r := res.Get("rooms." + gkey(c.room))
+				var own gjson.Result
+				for _, e := range r.Get("required_state").Array() {
+					if e.Get("type").String() == "m.room.member" && e.Get("state_key").String() == alice.UserID {
+						own = e
+					}
+				}
+				if own.Get("content.membership").String() != "leave" || own.Get("sender").String() != c.by {
+					t.Errorf("room %s = %s, want alice's leave by %s in required_state", c.room, r.Raw, c.by)
+				}
+			}
+			if got := res.Get("rooms." + gkey(kicked) + ".timeline.@reverse.0.content.membership").String(); got != "leave" {
+				t.Errorf("kicked room's timeline = %s, want it to end with the kick", res.Get("rooms."+gkey(kicked)+".timeline").Raw)
+			}
+			// Sent once: the connection forgets them.
+			bob.Send(kicked, "t1", "after the kick")
+			res = sliding(t, alice, res.Get("pos").String(), 0, body)
+			if n := len(res.Get("rooms").Map()); n != 0 {
+				t.Errorf("rooms after = %s, want none", res.Get("rooms").Raw)
+			}
+		})
+	}
+}

@@ -146,9 +146,10 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	} else {
 		next.invites = prev.invites
 	}
+	var changes []storage.Membership
 	if ownNews {
-		changes, err := s.store.MembershipChanges(ctx, req.UserID, since, upto)
-		if err != nil {
+		var err error
+		if changes, err = s.store.MembershipChanges(ctx, req.UserID, since, upto); err != nil {
 			return nil, err
 		}
 		if len(changes) > 0 {
@@ -270,6 +271,17 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 		}
 		sent.cfg, sent.cfgKey = cfg, cfgKey
 		next.rooms[id] = sent
+	}
+
+	b.leaves(changes, joined)
+	if len(next.rooms) > slidingSentMax {
+		// Past the bound, the connection forgets the rooms out of view;
+		// one that comes back into view is sent afresh.
+		for id := range next.rooms {
+			if _, ok := b.cfgs[id]; !ok {
+				delete(next.rooms, id)
+			}
+		}
 	}
 
 	var muted map[string]bool
@@ -580,7 +592,7 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 	b.out = map[string]*slidingOut{}
 	var expandedIDs []string
 	for id, r := range b.rms {
-		if r.section != "join" {
+		if r.section == "invite" {
 			continue
 		}
 		initial := b.initial[id]
@@ -607,6 +619,9 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 		if _, ok := b.expanded[id]; ok {
 			expandedIDs = append(expandedIDs, id)
 		}
+		if r.section == "leave" {
+			o.required = withOwnMember(o.required, r, b.req.UserID)
+		}
 		b.out[id] = o
 	}
 	if len(expandedIDs) > 0 {
@@ -629,6 +644,9 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 	}
 	for id, o := range b.out {
 		r, sent := b.rms[id], b.next.rooms[id]
+		if r.section == "leave" {
+			continue // forgotten by the connection (leaves)
+		}
 		initial := b.initial[id]
 		var notif, highlight int64
 		if r.unread != nil {
@@ -668,4 +686,54 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 		b.next.rooms[id] = sent
 	}
 	return nil
+}
+
+// leaves sends the rooms this connection was shown that the user has left,
+// been kicked or banned from, or whose invite went (rejected, withdrawn)
+// since: the room's timeline up to the leave, with the user's own member
+// event, so the client takes it off its list. The connection then forgets
+// the room. Rooms never sent on the connection are not sent (MSC4186 sends
+// kicks and bans of those too; Parley does not yet).
+func (b *slidingBuild) leaves(changes []storage.Membership, joined map[string]int64) {
+	if b.prev == nil {
+		return
+	}
+	last := map[string]storage.Membership{}
+	for _, m := range changes {
+		last[m.RoomID] = m
+	}
+	for id, m := range last {
+		if m.Membership == "join" || m.Membership == "invite" || m.Membership == "knock" {
+			continue
+		}
+		if _, ok := joined[id]; ok {
+			continue
+		}
+		sent, ok := b.next.rooms[id]
+		if !ok {
+			continue
+		}
+		b.cfgs[id] = sent.cfg
+		b.rms[id] = &roomResp{id: id, section: "leave", since: sent.pos, upto: m.Pos}
+		b.bumps[id] = slidingRoom{id: id, bump: m.Pos}
+		delete(b.next.rooms, id)
+	}
+}
+
+// withOwnMember adds the user's own member event in r (their leave) to
+// required when it is not there.
+func withOwnMember(required []storage.Event, r *roomResp, user string) []storage.Event {
+	for _, e := range required {
+		if e.Type == "m.room.member" && e.StateKeyOr() == user {
+			return required
+		}
+	}
+	for _, evs := range [][]storage.Event{r.timeline, r.state} {
+		for i := len(evs) - 1; i >= 0; i-- {
+			if e := evs[i]; e.Type == "m.room.member" && e.StateKeyOr() == user {
+				return append(required, e)
+			}
+		}
+	}
+	return required
 }

@@ -22,6 +22,7 @@ const (
 	slidingConnTTL     = 30 * time.Minute // idle time after which a connection is forgotten
 	slidingConnsMax    = 20000            // connections kept in all
 	slidingConnsPerDev = 10               // conn_ids kept per device
+	slidingSentMax     = 1000             // rooms a connection remembers beyond those in view
 )
 
 // slidingConns holds every connection's state: the last response's
