@@ -134,10 +134,15 @@ func TestSlidingSyncListsAndRooms(t *testing.T) {
 			// A subscription keeps a room sent before in view with a wider
 			// required_state: the room comes at once with the state it now
 			// asks for, as a change, not afresh.
-			body["room_subscriptions"] = map[string]any{r1: map[string]any{"timeline_limit": 1, "required_state": [][]string{{"*", "*"}}}}
+			notMine := bob.CreateRoom(map[string]any{"name": "bob alone"})
+			body["room_subscriptions"] = map[string]any{r1: map[string]any{"timeline_limit": 1, "required_state": [][]string{{"*", "*"}}},
+				notMine: map[string]any{"timeline_limit": 1}}
 			body["lists"] = map[string]any{"all": map[string]any{"ranges": [][]int{{0, 0}}, "timeline_limit": 1, "required_state": [][]string{}}}
 			last := bob.Send(dm, "t5", "bump dm")
 			res = sliding(t, alice, pos, 0, body)
+			if res.Get("rooms." + gkey(notMine)).Exists() {
+				t.Fatalf("a subscription to a room alice is not in was answered: %s", res.Get("rooms").Raw)
+			}
 			sub := res.Get("rooms." + gkey(r1))
 			if sub.Get("initial").Bool() || !stateKeys(sub)["m.room.power_levels|"] || !stateKeys(sub)["m.room.member|"+alice.UserID] {
 				t.Fatalf("subscribed r1 = %s, want its whole state, not initial", sub.Raw)

@@ -54,11 +54,7 @@ func (sl *Sliding) Sync(ctx context.Context, req SlidingRequest) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	set := req.SetPresence
-	if set == "" {
-		set = "online"
-	}
-	s.presence.Synced(ctx, req.UserID, req.DeviceID, set, s.now())
+	s.presence.Synced(ctx, req.UserID, req.DeviceID, req.SetPresence, s.now())
 	deadline := time.Now().Add(req.Timeout)
 	from := base
 	for {
