@@ -65,7 +65,7 @@ func TestSlidingSyncListsAndRooms(t *testing.T) {
 			dm := alice.CreateRoom(map[string]any{"is_direct": true, "invite": []string{bob.UserID}})
 			bob.Join(dm)
 			inv := bob.CreateRoom(map[string]any{"name": "Bob's", "invite": []string{alice.UserID}})
-			alice.Send(r2, "t1", "hello two")
+			two := alice.Send(r2, "t1", "hello two")
 			first := bob.Send(dm, "t2", "hello dm")
 
 			body := map[string]any{
@@ -164,6 +164,12 @@ func TestSlidingSyncListsAndRooms(t *testing.T) {
 			res = sliding(t, alice, pos, 0, body)
 			if got := res.Get("rooms." + gkey(dm)); !got.Exists() || got.Get("notification_count").Int() != 0 || got.Get("timeline").Exists() {
 				t.Fatalf("dm after reading = %s, want its cleared count alone", got.Raw)
+			}
+			// A receipt is no activity: the order stays by events.
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(r2)+"/receipt/m.read/"+hstest.Esc(two), map[string]any{})
+			res = sliding(t, alice, res.Get("pos").String(), 0, body)
+			if got := roomIDs(res, "all"); len(got) != 1 || got[0] != dm {
+				t.Fatalf("window after a receipt in r2 = %v, want [%s]", got, dm)
 			}
 		})
 	}
