@@ -387,3 +387,42 @@ func TestSlidingSyncLeave(t *testing.T) {
 		})
 	}
 }
+
+func TestSlidingSyncTimelineLimitGrows(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice := srv.Register(t, "alice")
+			room := alice.CreateRoom(map[string]any{})
+			for i := 0; i < 5; i++ {
+				alice.Send(room, fmt.Sprint("t", i), fmt.Sprint("m", i))
+			}
+			list := func(limit int) map[string]any {
+				return map[string]any{"lists": map[string]any{"all": map[string]any{"ranges": [][]int{{0, 9}}, "timeline_limit": limit}}}
+			}
+			res := sliding(t, alice, "", 0, list(1))
+			r := res.Get("rooms." + gkey(room))
+			if len(r.Get("timeline").Array()) != 1 || !r.Get("limited").Bool() {
+				t.Fatalf("first = %s, want 1 event, limited", r.Raw)
+			}
+			// A larger limit sends the latest events again, at once.
+			res = sliding(t, alice, res.Get("pos").String(), 0, list(3))
+			r = res.Get("rooms." + gkey(room))
+			if tl := r.Get("timeline").Array(); len(tl) != 3 || tl[2].Get("content.body").String() != "m4" ||
+				!r.Get("unstable_expanded_timeline").Bool() || r.Get("initial").Exists() || r.Get("num_live").Int() != 0 {
+				t.Fatalf("after the limit grew = %s, want m2..m4, expanded, not initial, none live", r.Raw)
+			}
+			// Narrowed with no gap and widened again: the client has them.
+			res = sliding(t, alice, res.Get("pos").String(), 0, list(1))
+			alice.Send(room, "t5", "m5")
+			res = sliding(t, alice, res.Get("pos").String(), 0, list(1))
+			if got := res.Get("rooms." + gkey(room) + ".timeline.0.content.body").String(); got != "m5" {
+				t.Fatalf("new event = %s, want m5", res.Get("rooms").Raw)
+			}
+			res = sliding(t, alice, res.Get("pos").String(), 0, list(3))
+			if n := len(res.Get("rooms").Map()); n != 0 {
+				t.Fatalf("widened back = %s, want nothing: the client holds the latest 3", res.Get("rooms").Raw)
+			}
+		})
+	}
+}

@@ -103,6 +103,8 @@ type slidingBuild struct {
 	out      map[string]*slidingOut
 	bumps    map[string]slidingRoom
 	expanded map[string]SlidingRoomConfig // rooms sent before whose required_state grew: what it gained
+	grown    map[string]bool              // rooms sent before whose timeline_limit grew: latest events again
+	sentPos  map[string]int64             // rooms sent before: the position they were sent up to
 	cfgs     map[string]SlidingRoomConfig
 	initial  map[string]bool
 	relevant []string // rooms in a window or subscribed, sorted
@@ -235,7 +237,7 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	if prev != nil {
 		next.rooms = maps.Clone(prev.rooms)
 	}
-	b.expanded = map[string]SlidingRoomConfig{}
+	b.expanded, b.grown, b.sentPos = map[string]SlidingRoomConfig{}, map[string]bool{}, map[string]int64{}
 	for _, id := range b.relevant {
 		r := bumps[id]
 		cfg := b.cfgs[id]
@@ -246,15 +248,27 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 			// An invite does not change until it is answered.
 		case prev != nil && ok && !sent.invite && !r.invite:
 			// Sent before: what changed since, and the state a wider
-			// required_state now asks for (MSC4186 "Changing room configs").
+			// required_state now asks for, and the latest events again when
+			// the timeline_limit grew (MSC4186 "Changing room configs").
+			// The config is kept only once the room is sent with it, so a
+			// config narrowed while the room had no news is not taken for
+			// what the client has.
 			if sent.cfgKey != cfgKey {
 				if extra := expansion(sent.cfg, cfg); len(extra.RequiredState) > 0 {
 					b.expanded[id] = extra
 				}
 			}
-			if joined[id] > sent.pos || b.expanded[id].RequiredState != nil {
-				b.rms[id] = &roomResp{id: id, section: "join", since: sent.pos, upto: upto, roomPos: joined[id]}
+			grew := cfg.limit() > sent.cfg.limit()
+			if joined[id] > sent.pos || b.expanded[id].RequiredState != nil || grew {
+				rr := &roomResp{id: id, section: "join", since: sent.pos, upto: upto, roomPos: joined[id]}
+				if grew {
+					rr.newlyJoin, rr.since = true, 0
+					b.grown[id] = true
+				}
+				b.rms[id] = rr
+				b.sentPos[id] = sent.pos
 				sent.pos = upto
+				sent.cfg, sent.cfgKey = cfg, cfgKey
 			}
 		default:
 			b.initial[id] = true
@@ -263,9 +277,8 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 				rr = &roomResp{id: id, section: "invite", upto: upto}
 			}
 			b.rms[id] = rr
-			sent = sentRoom{pos: upto, invite: r.invite}
+			sent = sentRoom{pos: upto, invite: r.invite, cfg: cfg, cfgKey: cfgKey}
 		}
-		sent.cfg, sent.cfgKey = cfg, cfgKey
 		next.rooms[id] = sent
 	}
 
@@ -597,10 +610,17 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 		if !initial {
 			lazy = sent.lazy
 		}
+		since := b.sentPos[id] // 0 for a room sent afresh
+		if r.section == "leave" {
+			since = r.since
+		}
+		if b.grown[id] && r.summary != nil && !membersSince(r, since) {
+			r.summary = nil // read for the whole timeline; unchanged for the client
+		}
 		o := &slidingOut{state: roomState(r)}
-		o.required = required(b.cfgs[id], b.req.UserID, r, o.state, r.since, lazy)
+		o.required = required(b.cfgs[id], b.req.UserID, r, o.state, since, lazy)
 		for _, e := range o.state {
-			if e.StateKeyOr() != "" || (!initial && e.Pos <= r.since) {
+			if e.StateKeyOr() != "" || (!initial && e.Pos <= since) {
 				continue
 			}
 			switch e.Type {
@@ -652,9 +672,20 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 			notif == sent.notif && highlight == sent.highlight {
 			delete(b.rms, id)
 			delete(b.out, id)
+			if old, ok := b.prev.rooms[id]; ok && b.expanded[id].RequiredState == nil {
+				sent.cfg, sent.cfgKey = old.cfg, old.cfgKey // not sent with the new config
+			}
+			b.next.rooms[id] = sent
 			continue
 		}
 		sent.notif, sent.highlight = notif, highlight
+		if old, ok := b.prev.roomsOf(id); ok && !initial && !r.limited && old.cfg.limit() > sent.cfg.limit() {
+			// Every event since the room was last sent came: the client
+			// still holds the latest old.limit() events, which a grown
+			// timeline_limit then does not ask for again.
+			sent.cfg.TimelineLimit = old.cfg.limit()
+			sent.cfgKey = sent.cfg.key()
+		}
 		if b.cfgs[id].hasLazy() {
 			lazy := sent.lazy
 			if initial {
@@ -732,4 +763,24 @@ func withOwnMember(required []storage.Event, r *roomResp, user string) []storage
 		}
 	}
 	return required
+}
+
+// membersSince reports whether r's timeline has a member event after pos.
+func membersSince(r *roomResp, pos int64) bool {
+	for _, e := range r.timeline {
+		if e.Type == "m.room.member" && e.Pos > pos {
+			return true
+		}
+	}
+	return false
+}
+
+// roomsOf returns what the snapshot says the client has of a room; a nil
+// snapshot has nothing.
+func (n *slidingSnap) roomsOf(id string) (sentRoom, bool) {
+	if n == nil {
+		return sentRoom{}, false
+	}
+	r, ok := n.rooms[id]
+	return r, ok
 }

@@ -111,7 +111,7 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 			for _, rc := range r.receipts {
 				// A room sent afresh carries the receipts on its timeline's
 				// events and the user's own, not the room's whole history.
-				if b.initial[id] && rc.UserID != req.UserID && !inTimeline(r, rc.EventID) {
+				if (b.initial[id] || b.grown[id]) && rc.UserID != req.UserID && !inTimeline(r, rc.EventID) {
 					continue
 				}
 				b.receipts[id] = append(b.receipts[id], rc)
@@ -410,17 +410,20 @@ func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 		}
 		w.raw(`,"prev_batch":"`)
 		w.buf = appendRoomToken(w.buf, prev)
-		w.raw(`","limited":`).raw(strconv.FormatBool(r.limited))
-		live := 0
-		if b.prev != nil {
-			for _, e := range r.timeline {
-				if e.Pos > b.prev.token.Pos {
-					live++
-				}
+		w.raw(`"`)
+	}
+	if b.grown[id] {
+		w.raw(`,"unstable_expanded_timeline":true`)
+	}
+	live := 0
+	if b.prev != nil {
+		for _, e := range r.timeline {
+			if e.Pos > b.prev.token.Pos {
+				live++
 			}
 		}
-		w.raw(`,"num_live":`).int(int64(live))
 	}
+	w.raw(`,"limited":`).raw(strconv.FormatBool(r.limited)).raw(`,"num_live":`).int(int64(live))
 	if r.unread != nil {
 		w.raw(`,"notification_count":`).int(r.unread.Notifications).raw(`,"highlight_count":`).int(r.unread.Highlights)
 	}
