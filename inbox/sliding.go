@@ -119,7 +119,6 @@ type slidingBuild struct {
 	roomData     map[string][]storage.AccountData
 	receipts     map[string][]storage.Receipt
 	typing       map[string][]string
-	hasE2EE      bool
 
 	empty bool
 }
@@ -161,8 +160,14 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 			}
 		}
 	}
-	for id := range joined {
-		delete(next.invites, id) // joined since: a stale row cannot list it twice
+	cloned := false
+	for id := range next.invites {
+		if _, ok := joined[id]; ok { // joined since: a stale row cannot list it twice
+			if !cloned { // the previous snapshot's map is read-only
+				next.invites, cloned = maps.Clone(next.invites), true
+			}
+			delete(next.invites, id)
+		}
 	}
 
 	// Account data: the m.direct rooms for is_dm, and the extension.

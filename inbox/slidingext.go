@@ -41,7 +41,6 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 	}
 
 	if ext.E2EE {
-		b.hasE2EE = true
 		var err error
 		if b.otk, b.fallback, err = s.store.OneTimeKeyCounts(ctx, req.UserID, req.DeviceID); err != nil {
 			return err
