@@ -229,6 +229,18 @@ func TestSlidingSyncLongPoll(t *testing.T) {
 			if n := len(res.Get("rooms").Map()); n != 0 {
 				t.Fatalf("quiet sync sent %d rooms: %s", n, res.Raw)
 			}
+			// Typing wakes a long-poll with the typing extension on.
+			bob := srv.Register(t, "bob")
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/invite", map[string]any{"user_id": bob.UserID})
+			bob.Join(room)
+			body["extensions"] = map[string]any{"typing": map[string]any{"enabled": true}}
+			pos = sliding(t, alice, res.Get("pos").String(), 0, body).Get("pos").String()
+			go func() { done <- sliding(t, alice, pos, 20000, body) }()
+			bob.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/typing/"+hstest.Esc(bob.UserID), map[string]any{"typing": true, "timeout": 30000})
+			res = <-done
+			if got := res.Get("extensions.typing.rooms." + gkey(room) + ".content.user_ids.0").String(); got != bob.UserID {
+				t.Fatalf("typing long-poll answered %s, want bob typing", res.Raw)
+			}
 		})
 	}
 }
