@@ -32,7 +32,7 @@ func synapseServer(t *testing.T) server {
 	base, secret := os.Getenv("PARLEY_TEST_SYNAPSE_URL"), os.Getenv("PARLEY_TEST_SYNAPSE_SECRET")
 	if base == "" || secret == "" {
 		t.Skip("PARLEY_TEST_SYNAPSE_URL and _SECRET not set: no Synapse to compare with " +
-			`(run: PARLEY_SYNAPSE_HOST=127.0.0.50 eval "$(scripts/synapse-start.sh)")`)
+			`(run: export PARLEY_SYNAPSE_HOST=127.0.0.50 PARLEY_SYNAPSE_DIR=/tmp/parley-synapse-sliding; eval "$(scripts/synapse-start.sh)")`)
 	}
 	return server{name: "synapse", register: func(t *testing.T, name string) *hstest.Client {
 		t.Helper()
