@@ -86,6 +86,25 @@ func TestSlidingSyncListsAndRooms(t *testing.T) {
 			if res.Get("rooms." + gkey(r1)).Exists() {
 				t.Fatalf("room out of range sent: %s", res.Get("rooms").Raw)
 			}
+			// Filtered lists: is_dm (m.direct) and is_invite; a list without
+			// ranges shows every room it matches.
+			filtered := sliding(t, alice, "", 0, map[string]any{"conn_id": "filters", "lists": map[string]any{
+				"dms":      map[string]any{"ranges": [][]int{{0, 9}}, "filters": map[string]any{"is_dm": true}},
+				"not-dms":  map[string]any{"ranges": [][]int{{0, 9}}, "filters": map[string]any{"is_dm": false}},
+				"invites":  map[string]any{"ranges": [][]int{{0, 9}}, "filters": map[string]any{"is_invite": true}},
+				"no-range": map[string]any{"filters": map[string]any{"is_invite": false}},
+			}})
+			for list, want := range map[string][]string{"dms": {dm}, "not-dms": {r2, inv, r1}, "invites": {inv}} {
+				if got := roomIDs(filtered, list); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("list %s = %v, want %v", list, got, want)
+				}
+			}
+			if got := filtered.Get("lists.no-range.count").Int(); got != 3 {
+				t.Errorf("list no-range count = %d, want 3", got)
+			}
+			if n := len(filtered.Get("rooms").Map()); n != 4 {
+				t.Errorf("filtered lists sent %d rooms, want all 4: %s", n, filtered.Get("rooms").Raw)
+			}
 			room := res.Get("rooms." + gkey(dm))
 			if !room.Get("initial").Bool() || room.Get("joined_count").Int() != 2 || room.Get("name").Exists() {
 				t.Fatalf("dm = %s, want initial, 2 joined, no name", room.Raw)

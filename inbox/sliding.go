@@ -96,7 +96,7 @@ type slidingBuild struct {
 	now  int64
 
 	listNames []string
-	lists     map[string][]string // list -> room IDs in its windows, in order
+	lists     map[string][]string // list -> the rooms its filters match, in order
 	counts    map[string]int
 
 	rms      map[string]*roomResp // rooms sent in this response
@@ -215,18 +215,19 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	for _, name := range b.listNames {
 		l := req.Lists[name]
 		n := 0
-		var ids []string
+		var matched, ids []string
 		for _, r := range all {
 			if !l.matches(r, next.direct) {
 				continue
 			}
+			matched = append(matched, r.id)
 			if inRanges(n, l.Ranges) {
 				ids = append(ids, r.id)
 				b.merge(r.id, l.SlidingRoomConfig)
 			}
 			n++
 		}
-		b.lists[name], b.counts[name] = ids, n
+		b.lists[name], b.counts[name] = matched, n
 		listsKey.WriteString(name + "\x00" + strconv.Itoa(n) + "\x00" + strings.Join(ids, ",") + "\x00")
 	}
 	next.lists = listsKey.String()
@@ -331,7 +332,12 @@ func (l SlidingList) matches(r slidingRoom, direct map[string]bool) bool {
 	return true
 }
 
+// inRanges reports whether index i is in view; a list without ranges
+// shows every room it matches (MSC4186).
 func inRanges(i int, ranges [][2]int) bool {
+	if len(ranges) == 0 {
+		return true
+	}
 	for _, rg := range ranges {
 		if i >= rg[0] && i <= rg[1] {
 			return true

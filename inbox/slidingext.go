@@ -207,18 +207,16 @@ func (b *slidingBuild) render(pos string) []byte {
 		}
 		w.str(name).raw(`:{"count":`).int(int64(b.counts[name])).raw(`,"ops":[`)
 		ids := b.lists[name]
-		k := 0
 		for j, rg := range b.req.Lists[name].Ranges {
 			if j > 0 {
 				w.raw(",")
 			}
 			w.raw(`{"op":"SYNC","range":[`).int(int64(rg[0])).raw(",").int(int64(rg[1])).raw(`],"room_ids":[`)
-			for n := 0; k < len(ids) && n <= rg[1]-rg[0] && rg[0]+n < b.counts[name]; n++ {
-				if n > 0 {
+			for k := rg[0]; k <= rg[1] && k < len(ids); k++ {
+				if k > rg[0] {
 					w.raw(",")
 				}
 				w.str(ids[k])
-				k++
 			}
 			w.raw("]}")
 		}
