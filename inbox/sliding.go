@@ -58,6 +58,7 @@ func (sl *Sliding) Sync(ctx context.Context, req SlidingRequest) ([]byte, error)
 	deadline := time.Now().Add(req.Timeout)
 	from := base
 	for {
+		last := false // no more waiting: time is up, or the server stops
 		if from != nil && req.Timeout > 0 && !s.n.HasNews(req.UserID, from.token) && time.Now().Before(deadline) {
 			timer := time.NewTimer(time.Until(deadline))
 			s.n.Wait(ctx, req.UserID, from.token, timer.C)
@@ -65,12 +66,13 @@ func (sl *Sliding) Sync(ctx context.Context, req SlidingRequest) ([]byte, error)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			last = !s.n.HasNews(req.UserID, from.token)
 		}
 		b, err := sl.build(ctx, req, from)
 		if err != nil {
 			return nil, err
 		}
-		if !b.empty || from == nil || req.Timeout <= 0 || !time.Now().Before(deadline) {
+		if last || !b.empty || from == nil || req.Timeout <= 0 || !time.Now().Before(deadline) {
 			pos := sl.conns.store(key, base, b.next, s.now())
 			return b.render(pos), nil
 		}
