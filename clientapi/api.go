@@ -145,6 +145,7 @@ type API struct {
 	rooms    *rooms.Service
 	n        *inbox.Notifier
 	syncer   *inbox.Syncer
+	sliding  *inbox.Sliding // simplified sliding sync over syncer (slidingsync.go)
 	pres     *inbox.Presence
 	media    *media.Repo
 	hasher   *password.Hasher
@@ -235,6 +236,7 @@ func New(cfg Config, d Deps) *API {
 		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote, searcher: d.Search, push: d.Push,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)
+	a.sliding = inbox.NewSliding(d.Syncer)
 	a.metrics = d.Metrics
 	return a
 }

@@ -54,6 +54,7 @@ func (a *API) Handler() http.Handler {
 	r.Post(unstable+"/keys/device_signing/upload", a.authed(a.deviceSigningUpload))
 	r.Post(unstable+"/keys/signatures/upload", a.authed(a.signaturesUpload))
 	a.mountKeyBackup(r, unstable)
+	r.Post(slidingSyncPath, a.authedUnlimited(a.slidingSync)) // slidingsync.go; long-polls, like /sync
 	for _, prefix := range []string{"/_matrix/client/v3", "/_matrix/client/r0"} {
 		r.Route(prefix, func(r chi.Router) {
 			r.Get("/capabilities", a.authed(a.capabilities))

@@ -44,6 +44,7 @@ type Notifier struct {
 	receiptPos  map[string]int64      // room -> position of its latest receipt (see withReceiptNews)
 	tierPos     map[string]int64      // room -> position of its latest tier change (see tierNews)
 	origins     map[string]roomOrigin // room -> creator and creation time, for the tier event (see tierEvent)
+	eventPos    map[string]int64      // room -> position of its newest event, receipts aside: sliding sync's order (sliding.go)
 
 	shards [shardCount]waitShard
 
@@ -92,6 +93,10 @@ func NewNotifier(ctx context.Context, store NotifierStore) (*Notifier, error) {
 		receiptPos:  map[string]int64{},
 		tierPos:     map[string]int64{},
 		origins:     map[string]roomOrigin{},
+		eventPos:    make(map[string]int64, len(roomPos)),
+	}
+	for r, p := range roomPos { // receipts included until the room's next event
+		n.eventPos[r] = p
 	}
 	n.pos.Store(pos)
 	for i := range n.shards {
@@ -126,6 +131,7 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 	for i := range c.Events {
 		ev := &c.Events[i]
 		n.roomPos[ev.RoomID] = ev.Pos
+		n.eventPos[ev.RoomID] = ev.Pos
 		if ev.Type == "m.room.redaction" {
 			n.timelines.drop(ev.RoomID) // a stored event changed
 			n.members.void(ev.RoomID)

@@ -16,6 +16,7 @@ targets=(
 	"./storage/storetext FuzzCheckJSON"
 	"./inbox FuzzParseToken"
 	"./inbox FuzzParseFilter"
+	"./inbox FuzzParseSlidingBody"
 	"./clientapi FuzzReadJSON"
 	"./clientapi FuzzParseBackupKeys"
 	"./clientapi FuzzParsePageToken"
