@@ -44,6 +44,7 @@ type Notifier struct {
 	receiptPos  map[string]int64      // room -> position of its latest receipt (see withReceiptNews)
 	tierPos     map[string]int64      // room -> position of its latest tier change (see tierNews)
 	origins     map[string]roomOrigin // room -> creator and creation time, for the tier event (see tierEvent)
+	leavePos    map[string]int64      // room -> position of its latest leave, kick or ban (see devicelists.go)
 
 	shards [shardCount]waitShard
 
@@ -92,6 +93,7 @@ func NewNotifier(ctx context.Context, store NotifierStore) (*Notifier, error) {
 		receiptPos:  map[string]int64{},
 		tierPos:     map[string]int64{},
 		origins:     map[string]roomOrigin{},
+		leavePos:    map[string]int64{},
 	}
 	n.pos.Store(pos)
 	for i := range n.shards {
@@ -141,6 +143,7 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 				n.addMemberLocked(ev.RoomID, target)
 			} else {
 				n.removeMemberLocked(ev.RoomID, target)
+				n.leavePos[ev.RoomID] = ev.Pos
 			}
 			n.noteTierLocked(ev.RoomID, before, ev.Pos)
 			n.touchUserLocked(target, ev.Pos)

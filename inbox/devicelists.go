@@ -1,0 +1,106 @@
+package inbox
+
+import (
+	"context"
+	"slices"
+
+	"github.com/parley-im/parley/storage"
+)
+
+// device_lists.left (issue 16): the users whose device lists a client
+// should stop tracking because it no longer shares any room with them. A
+// user lands there when, since the token, the viewer left a room they were
+// in, or they left (or were kicked or banned from) a room the viewer is in,
+// and the viewer and they now share no joined room. Clients then forget
+// their devices, so an E2EE session is not shared with a device of someone
+// who can no longer read the room.
+//
+// The work stays off the hot path: rooms where nobody left since the token
+// cost a map read each (Notifier.leavePos), and the store is asked only
+// for rooms where somebody did.
+
+// deviceListsLeft returns the users for device_lists.left, sorted. changes
+// are the viewer's membership changes since the token (nil when it has no
+// own news, and then it left no room); joined its joined rooms now.
+func (s *Syncer) deviceListsLeft(ctx context.Context, viewer string, since, upto int64, joined map[string]int64, changes []storage.Membership) ([]string, error) {
+	var cand map[string]struct{}
+	add := func(u string) {
+		if u == viewer {
+			return
+		}
+		if cand == nil {
+			cand = map[string]struct{}{}
+		}
+		cand[u] = struct{}{}
+	}
+	for _, m := range changes {
+		if m.Membership != "leave" && m.Membership != "ban" {
+			continue
+		}
+		if _, still := joined[m.RoomID]; still {
+			continue
+		}
+		for _, u := range s.n.RoomMembers(m.RoomID) {
+			add(u)
+		}
+	}
+	if rooms := s.n.roomsWithLeavesSince(joined, since); len(rooms) > 0 {
+		users, err := s.store.LeftMembersSince(ctx, rooms, since, upto)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range users {
+			add(u)
+		}
+	}
+	if len(cand) == 0 {
+		return nil, nil
+	}
+	out := make([]string, 0, len(cand))
+	for u := range cand {
+		if !s.n.SharesRoom(viewer, u) {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// roomsWithLeavesSince returns which of rooms saw a member leave after
+// since.
+func (n *Notifier) roomsWithLeavesSince(rooms map[string]int64, since int64) []string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []string
+	for r := range rooms {
+		if n.leavePos[r] > since {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// SharesRoom reports whether users a and b are both joined to some room,
+// from the in-memory routing tables (local and remote users alike).
+func (n *Notifier) SharesRoom(a, b string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	ra, rb := n.userRooms[a], n.userRooms[b]
+	if len(rb) < len(ra) {
+		ra, rb = rb, ra
+	}
+	for r := range ra {
+		if _, ok := rb[r]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutAny returns list without the members of drop (in place).
+func withoutAny(list, drop []string) []string {
+	if len(drop) == 0 || len(list) == 0 {
+		return list
+	}
+	return slices.DeleteFunc(list, func(u string) bool { return slices.Contains(drop, u) })
+}
