@@ -153,6 +153,23 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 			n.touchUserLocked(u, ev.Pos)
 		}
 	}
+	// Membership that changed without an event of this commit saying so:
+	// the state a join over federation brings (the room's other members),
+	// and what state resolution decides. Without it a remote member who
+	// was there before this server joined was missing from the routing
+	// tables: their presence and device-list changes woke nobody here.
+	for i := range c.State {
+		sc := &c.State[i]
+		if sc.Type != "m.room.member" {
+			continue
+		}
+		if sc.Membership == "join" {
+			n.addMemberLocked(sc.RoomID, sc.StateKey)
+		} else {
+			n.removeMemberLocked(sc.RoomID, sc.StateKey)
+			n.leavePos[sc.RoomID] = sc.Pos
+		}
+	}
 	for _, room := range c.Purged { // an operator purge deleted stored events
 		n.timelines.drop(room)
 		n.members.void(room)

@@ -60,7 +60,7 @@ type Config struct {
 	// DeviceStream returns a local user's device-list stream ID, the last
 	// one announced in m.device_list_update (federation/edus); nil serves 0.
 	DeviceStream func(ctx context.Context, userID string) (int64, error)
-	Log    *slog.Logger
+	Log          *slog.Logger
 }
 
 // Handler serves the routes. Static after New; safe for concurrent use.
