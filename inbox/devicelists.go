@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/parley-im/parley/storage"
 )
@@ -15,9 +16,10 @@ import (
 // their devices, so an E2EE session is not shared with a device of someone
 // who can no longer read the room.
 //
-// The work stays off the hot path: rooms where nobody left since the token
-// cost a map read each (Notifier.leavePos), and the store is asked only
-// for rooms where somebody did.
+// The work stays off the hot path: a sync when nobody anywhere left since
+// its token costs one compare (Notifier.lastLeave); otherwise each joined
+// room costs a map read (Notifier.leavePos), and the store is asked only
+// for rooms where somebody left.
 
 // deviceListsLeft returns the users for device_lists.left, sorted. changes
 // are the viewer's membership changes since the token (nil when it has no
@@ -71,6 +73,9 @@ func (s *Syncer) deviceListsLeft(ctx context.Context, viewer string, since, upto
 func (n *Notifier) roomsWithLeavesSince(rooms map[string]int64, since int64) []string {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
+	if n.lastLeave <= since {
+		return nil // nobody left anywhere since
+	}
 	var out []string
 	for r := range rooms {
 		if n.leavePos[r] > since {
@@ -103,4 +108,21 @@ func withoutAny(list, drop []string) []string {
 		return list
 	}
 	return slices.DeleteFunc(list, func(u string) bool { return slices.Contains(drop, u) })
+}
+
+// SharesRoomWithSuffix reports whether user is joined to a room where a
+// user whose ID ends in suffix (":" + a server name) is joined too. It
+// copies nothing, so an inbound EDU that names many users costs no
+// allocation per user.
+func (n *Notifier) SharesRoomWithSuffix(user, suffix string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for r := range n.userRooms[user] {
+		for m := range n.roomMembers[r] {
+			if strings.HasSuffix(m, suffix) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -45,6 +45,7 @@ type Notifier struct {
 	tierPos     map[string]int64      // room -> position of its latest tier change (see tierNews)
 	origins     map[string]roomOrigin // room -> creator and creation time, for the tier event (see tierEvent)
 	leavePos    map[string]int64      // room -> position of its latest leave, kick or ban (see devicelists.go)
+	lastLeave   int64                 // the highest of leavePos: a sync older than none costs one compare
 
 	shards [shardCount]waitShard
 
@@ -143,7 +144,7 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 				n.addMemberLocked(ev.RoomID, target)
 			} else {
 				n.removeMemberLocked(ev.RoomID, target)
-				n.leavePos[ev.RoomID] = ev.Pos
+				n.leavePos[ev.RoomID], n.lastLeave = ev.Pos, max(n.lastLeave, ev.Pos)
 			}
 			n.noteTierLocked(ev.RoomID, before, ev.Pos)
 			n.touchUserLocked(target, ev.Pos)
@@ -167,7 +168,7 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 			n.addMemberLocked(sc.RoomID, sc.StateKey)
 		} else {
 			n.removeMemberLocked(sc.RoomID, sc.StateKey)
-			n.leavePos[sc.RoomID] = sc.Pos
+			n.leavePos[sc.RoomID], n.lastLeave = sc.Pos, max(n.lastLeave, sc.Pos)
 		}
 	}
 	for _, room := range c.Purged { // an operator purge deleted stored events

@@ -41,7 +41,14 @@ func (f fakeRooms) QuietRooms(rooms map[string]int64) map[string]bool {
 	return out
 }
 
-func (f fakeRooms) RoomMembers(room string) []string { return f.rooms[room] }
+func (f fakeRooms) SharesRoomWithSuffix(user, suffix string) bool {
+	for _, members := range f.rooms {
+		if slices.Contains(members, user) && slices.ContainsFunc(members, func(m string) bool { return strings.HasSuffix(m, suffix) }) {
+			return true
+		}
+	}
+	return false
+}
 
 // fakeQueue records EDUs per destination; servers come from the members.
 type fakeQueue struct {

@@ -2,7 +2,6 @@ package edus
 
 import (
 	"context"
-	"strings"
 
 	"github.com/parley-im/parley/federation/outbound"
 )
@@ -15,11 +14,12 @@ type Queue interface {
 }
 
 // Rooms is the in-memory routing table (*inbox.Notifier): a user's joined
-// rooms, which of them are above the small tier, and their joined users.
+// rooms, which of them are above the small tier, and whether a user shares
+// a room with a server's users.
 type Rooms interface {
 	JoinedRooms(user string) (rooms map[string]int64, pos int64)
 	QuietRooms(rooms map[string]int64) map[string]bool
-	RoomMembers(room string) []string
+	SharesRoomWithSuffix(user, suffix string) bool
 }
 
 // serversSharing returns the other servers with a user joined to a room
@@ -55,14 +55,5 @@ func serversSharing(rooms Rooms, q Queue, user string, withQuiet bool) []string 
 // serverName is joined too: the users whose presence and device lists
 // this server keeps.
 func SharesWithLocal(rooms Rooms, serverName, user string) bool {
-	joined, _ := rooms.JoinedRooms(user)
-	suffix := ":" + serverName
-	for room := range joined {
-		for _, m := range rooms.RoomMembers(room) {
-			if strings.HasSuffix(m, suffix) {
-				return true
-			}
-		}
-	}
-	return false
+	return rooms.SharesRoomWithSuffix(user, ":"+serverName)
 }
