@@ -1,6 +1,7 @@
 package homeserver_test
 
 import (
+	"net/url"
 	"slices"
 	"testing"
 
@@ -43,6 +44,10 @@ func TestDeviceListsLeft(t *testing.T) {
 			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+r2+"/leave", map[string]any{})
 			if got := apiStrings(alice.Sync(aliceSince, 0).Get("device_lists.left")); !slices.Equal(got, []string{bob.UserID}) {
 				t.Errorf("alice's device_lists.left after she left r2 = %v, want [%s]", got, bob.UserID)
+			}
+			// GET /keys/changes says the same.
+			if got := apiStrings(alice.MustDo("GET", "/_matrix/client/v3/keys/changes?from="+url.QueryEscape(aliceSince), nil).Get("left")); !slices.Equal(got, []string{bob.UserID}) {
+				t.Errorf("alice's /keys/changes left = %v, want [%s]", got, bob.UserID)
 			}
 			// carol still shares r1 with alice.
 			if got := apiStrings(carol.Sync(carolSince, 0).Get("device_lists.left")); len(got) != 0 {

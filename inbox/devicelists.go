@@ -126,3 +126,15 @@ func (n *Notifier) SharesRoomWithSuffix(user, suffix string) bool {
 	}
 	return false
 }
+
+// DeviceListsLeft is device_lists.left for GET /keys/changes: the users
+// who shared a room with user at from and share none now. (Sharing is
+// judged now, not at to: the routing tables hold only the present.)
+func (s *Syncer) DeviceListsLeft(ctx context.Context, user string, from, to int64) ([]string, error) {
+	joined, _ := s.n.JoinedRooms(user)
+	changes, err := s.store.MembershipChanges(ctx, user, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return s.deviceListsLeft(ctx, user, from, to, joined, changes)
+}
