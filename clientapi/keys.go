@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/parley-im/parley/apierr"
@@ -95,8 +96,9 @@ func keysTimeout(ms *int64) (time.Duration, error) {
 	return time.Duration(min(*ms, int64(time.Hour/time.Millisecond))) * time.Millisecond, nil
 }
 
-// keysChanges lists users whose devices changed between two sync tokens.
-// "left" is always empty: clients also learn of departures from sync.
+// keysChanges lists users whose devices changed between two sync tokens,
+// and those who no longer share a room with the caller (inbox decides, as
+// for sync's device_lists.left).
 func (a *API) keysChanges(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
 	if q.Get("from") == "" {
@@ -116,10 +118,18 @@ func (a *API) keysChanges(w http.ResponseWriter, r *http.Request, s *session) er
 	if err != nil {
 		return err
 	}
+	left, err := a.syncer.DeviceListsLeft(r.Context(), s.UserID, from.Pos, to.Pos)
+	if err != nil {
+		return err
+	}
+	changed = slices.DeleteFunc(changed, func(u string) bool { return slices.Contains(left, u) })
 	if changed == nil {
 		changed = []string{}
 	}
-	return writeJSON(w, map[string]any{"changed": changed, "left": []string{}})
+	if left == nil {
+		left = []string{}
+	}
+	return writeJSON(w, map[string]any{"changed": changed, "left": left})
 }
 
 // deviceSigningUpload stores cross-signing keys; e2ekeys decides when

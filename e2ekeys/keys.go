@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
@@ -83,6 +84,11 @@ type Service struct {
 	// remote asks other servers; nil until SetRemote (remote.go), which
 	// runs before the service is used.
 	remote Remote
+	// cache holds other servers' users' keys; nil until SetRemoteCache
+	// (remote.go), which runs before the service is used.
+	cache RemoteCache
+
+	remoteQueries atomic.Int64 // user/keys/query requests sent (remote.go)
 }
 
 // New builds a service for the users of serverName.

@@ -46,6 +46,68 @@ const (
 	remoteParallel = 10
 )
 
+// RemoteCache holds other servers' users' keys, kept current by their
+// servers' device-list EDUs (*edus.RemoteDevices). QueryAll answers from
+// it for the users it holds, and tells it of the users it did not.
+type RemoteCache interface {
+	Cached(userID string) (devices map[string]json.RawMessage, master, selfSigning json.RawMessage, ok bool)
+	Missed(userID string)
+}
+
+// SetRemoteCache makes QueryAll answer from c for the users it holds. Call
+// it before the service is used.
+func (s *Service) SetRemoteCache(c RemoteCache) { s.cache = c }
+
+// RemoteQueries returns how many user/keys/query requests QueryAll sent
+// to other servers.
+func (s *Service) RemoteQueries() int64 { return s.remoteQueries.Load() }
+
+// fromCache moves the users of want that the cache holds into out, and
+// returns want without them (a copy, when any was taken).
+func (s *Service) fromCache(want map[string][]string, out Keys) map[string][]string {
+	if s.cache == nil {
+		return want
+	}
+	var rest map[string][]string
+	for u, devs := range want {
+		if !pdu.ValidUserID(u) || pdu.Domain(u) == s.serverName {
+			continue
+		}
+		all, master, ss, ok := s.cache.Cached(u)
+		if !ok {
+			s.cache.Missed(u)
+			continue
+		}
+		if rest == nil {
+			rest = make(map[string][]string, len(want))
+			for k, v := range want {
+				rest[k] = v
+			}
+		}
+		delete(rest, u)
+		keep := all
+		if len(devs) > 0 {
+			keep = map[string]json.RawMessage{}
+			for _, d := range devs {
+				if k, ok := all[d]; ok {
+					keep[d] = k
+				}
+			}
+		}
+		out.DeviceKeys[u] = keep
+		if master != nil {
+			out.Master[u] = master
+		}
+		if ss != nil {
+			out.SelfSigning[u] = ss
+		}
+	}
+	if rest == nil {
+		return want
+	}
+	return rest
+}
+
 // SetRemote lets QueryAll and ClaimAll ask other servers through r. Call
 // it before the service is used; without it other servers' users are
 // left out, as Query and Claim leave them.
@@ -128,8 +190,10 @@ func (s *Service) QueryAll(ctx context.Context, viewer string, want map[string][
 	if s.remote == nil {
 		return out, map[string]ServerFailure{}, nil
 	}
+	want = s.fromCache(want, out)
 	var mu sync.Mutex // guards out's maps
 	failures := fanOut(ctx, byServer(s.serverName, want), timeout, func(ctx context.Context, srv string, users map[string][]string) error {
+		s.remoteQueries.Add(1)
 		got, err := s.remote.QueryKeys(ctx, srv, users)
 		if err != nil {
 			return err

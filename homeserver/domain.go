@@ -20,11 +20,14 @@ type Domain struct {
 	Directory *directory.Service
 }
 
-func newDomain(serverName string, store *storage.Store, rs *rooms.Service, log *slog.Logger) *Domain {
+// newDomain builds the services; lists hears every device-list change of
+// a local user (the room service, wrapped to tell other servers too:
+// fededus_wire.go).
+func newDomain(serverName string, store *storage.Store, rs *rooms.Service, lists deviceListNotifier, log *slog.Logger) *Domain {
 	return &Domain{
 		Profiles:  profiles.New(serverName, store, rs, log),
-		Devices:   devices.New(store, rs),
-		Keys:      e2ekeys.New(serverName, store, rs),
+		Devices:   devices.New(store, lists),
+		Keys:      e2ekeys.New(serverName, store, lists),
 		Directory: directory.New(serverName, store, rs),
 	}
 }

@@ -23,5 +23,5 @@ func (s *Server) mountFedReads(fed *Federation, repo *media.Repo) {
 	roomread.New(roomread.Config{ServerName: s.cfg.ServerName, Rooms: s.Rooms, Origin: requestOrigin, Log: s.log}).Mount(fed.Router.Authed)
 	d := s.Domain
 	query.New(query.Config{ServerName: s.cfg.ServerName, Profiles: d.Profiles, Devices: d.Devices, Keys: d.Keys,
-		Directory: d.Directory, Origin: requestOrigin, Log: s.log}).Mount(fed.Router.Authed)
+		Directory: d.Directory, Origin: requestOrigin, Log: s.log, DeviceStream: s.Store.DeviceListStreamID}).Mount(fed.Router.Authed)
 }

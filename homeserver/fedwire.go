@@ -105,6 +105,12 @@ type fedDeps struct {
 	media *media.Repo
 	// remote is the client API's joiner; wireFederation sets it.
 	remote *fedMembership
+	// presence is the tracker remote presence goes into; edus the hooks
+	// that send local presence and device lists out (fededus_wire.go);
+	// bg ends when the server stops.
+	presence *inbox.Presence
+	edus     *fedEDUsOut
+	bg       context.Context
 }
 
 // wireFederation starts the outbound queue and mounts /send on the
@@ -131,6 +137,7 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 		d.roomEDUs.q = q
 	}
 	fed.Router.Authed = fed.Router.Authed.With(reachable(q))
+	s.wireEDUs(d, q) // fededus_wire.go: presence and device lists, both ways
 	// The checks on each PDU (rooms/inbound) read and write the room
 	// through the room service's adapter over the DAG storage.
 	src := s.Rooms.InboundStore()

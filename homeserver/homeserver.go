@@ -54,6 +54,7 @@ type Server struct {
 	Media    *media.Repo
 	handler  http.Handler
 	obs      *observability // metrics and request observation (observe.go)
+	fedEDUs  *fedEDUsOut    // presence and device lists across servers; set by wireEDUs in New, static after
 	commits  *commitFanout
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
@@ -158,7 +159,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		contacts = graph.NewContacts(rel, 5*time.Minute, 100_000)
 		presContacts = contacts
 	}
-	pres := inbox.NewPresence(store, rs, presContacts, log, idle)
+	edusOut := &fedEDUsOut{suffix: ":" + cfg.ServerName} // its senders are set by wireFederation (fededus_wire.go)
+	pres := inbox.NewPresence(store, presenceHook{rs, edusOut}, presContacts, log, idle)
+	pres.SetServerName(cfg.ServerName, 0)
 	rels := relations.New(store, rs) // relations, threads and bundles: /relations, /threads, reads and sync
 	epoch, err := store.Epoch(ctx)   // sync tokens carry it; restore renews it
 	if err != nil {
@@ -210,7 +213,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		apiCfg.RegisterLimiter = ratelimit.New(cfg.RateLimit.Register.PerSecond, cfg.RateLimit.Register.Burst)
 		limiters = append(limiters, apiCfg.FailedLoginLimiter, apiCfg.RegisterLimiter)
 	}
-	dom := newDomain(cfg.ServerName, store, rs, log)
+	dom := newDomain(cfg.ServerName, store, rs, deviceListHook{rs, edusOut}, log)
 	// One push-rule service for the client API and push delivery, so
 	// both see an edit at once.
 	rules := pushrules.New(store, rs, log, 0)
@@ -237,7 +240,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Desks: ds, ToDevice: td, Media: repo, Push: pushSvc, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
 	s.Domain = dom
 	s.Wallet, s.Envelopes = wal, envs
-	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, media: repo, remote: fedRem}); err != nil {
+	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, media: repo, remote: fedRem,
+		presence: pres, edus: edusOut, bg: bgCtx}); err != nil {
 		cancel()
 		pushSvc.Shutdown(ctx)
 		rs.Shutdown(ctx)

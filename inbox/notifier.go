@@ -45,6 +45,8 @@ type Notifier struct {
 	tierPos     map[string]int64      // room -> position of its latest tier change (see tierNews)
 	origins     map[string]roomOrigin // room -> creator and creation time, for the tier event (see tierEvent)
 	eventPos    map[string]int64      // room -> position of its newest event, receipts aside: sliding sync's order (sliding.go)
+	leavePos    map[string]int64      // room -> position of its latest leave, kick or ban (see devicelists.go)
+	lastLeave   int64                 // the highest of leavePos: a sync older than none costs one compare
 
 	shards [shardCount]waitShard
 
@@ -94,6 +96,7 @@ func NewNotifier(ctx context.Context, store NotifierStore) (*Notifier, error) {
 		tierPos:     map[string]int64{},
 		origins:     map[string]roomOrigin{},
 		eventPos:    make(map[string]int64, len(roomPos)),
+		leavePos:    map[string]int64{},
 	}
 	for r, p := range roomPos { // receipts included until the room's next event
 		n.eventPos[r] = p
@@ -147,6 +150,7 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 				n.addMemberLocked(ev.RoomID, target)
 			} else {
 				n.removeMemberLocked(ev.RoomID, target)
+				n.leavePos[ev.RoomID], n.lastLeave = ev.Pos, max(n.lastLeave, ev.Pos)
 			}
 			n.noteTierLocked(ev.RoomID, before, ev.Pos)
 			n.touchUserLocked(target, ev.Pos)
@@ -154,6 +158,23 @@ func (n *Notifier) Committed(c *rooms.Commit) {
 		}
 		for u := range n.roomMembers[ev.RoomID] {
 			n.touchUserLocked(u, ev.Pos)
+		}
+	}
+	// Membership that changed without an event of this commit saying so:
+	// the state a join over federation brings (the room's other members),
+	// and what state resolution decides. Without it a remote member who
+	// was there before this server joined was missing from the routing
+	// tables: their presence and device-list changes woke nobody here.
+	for i := range c.State {
+		sc := &c.State[i]
+		if sc.Type != "m.room.member" {
+			continue
+		}
+		if sc.Membership == "join" {
+			n.addMemberLocked(sc.RoomID, sc.StateKey)
+		} else {
+			n.removeMemberLocked(sc.RoomID, sc.StateKey)
+			n.leavePos[sc.RoomID], n.lastLeave = sc.Pos, max(n.lastLeave, sc.Pos)
 		}
 	}
 	for _, room := range c.Purged { // an operator purge deleted stored events

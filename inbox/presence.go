@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
@@ -83,9 +84,15 @@ type Presence struct {
 	window   time.Duration // shortest time between two writes of one user
 	kick     chan struct{} // capacity 1: the queue of deferred writes was empty and is not
 
-	mu    sync.Mutex
-	users map[string]*presenceState // guarded by mu
-	due   []dueWrite                // guarded by mu; deferred writes in the order queued (due times within a window of each other)
+	// Set by SetServerName before use, then static (remotepresence.go).
+	suffix    string // ":" + our server name; "" treats every user as local
+	maxRemote int
+
+	mu        sync.Mutex
+	remote    map[string]*list.Element  // guarded by mu: remote user -> *remotePresence in remoteLRU
+	remoteLRU *list.List                // guarded by mu; front is the most recent
+	users     map[string]*presenceState // guarded by mu
+	due       []dueWrite                // guarded by mu; deferred writes in the order queued (due times within a window of each other)
 }
 
 // dueWrite is a user whose change waits for the coalescing window.
@@ -287,6 +294,9 @@ func (p *Presence) friends(ctx context.Context, user string) []string {
 
 // Get returns a user's presence and when they were last active.
 func (p *Presence) Get(ctx context.Context, user string) (state, msg string, lastActive time.Time, currentlyActive bool) {
+	if p.isRemote(user) {
+		return p.getRemote(ctx, user) // remotepresence.go
+	}
 	st := p.load(ctx, user)
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -153,7 +153,14 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 		}
 		w.str(u)
 	}
-	w.raw(`],"left":[]}`)
+	w.raw(`],"left":[`)
+	for i, u := range us.left {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.str(u)
+	}
+	w.raw(`]}`)
 
 	w.raw(`,"device_one_time_keys_count":{`)
 	algs := make([]string, 0, len(otk))

@@ -43,6 +43,7 @@ type SyncStore interface {
 	AccountDataSince(ctx context.Context, userID string, since, upto int64) ([]storage.AccountData, error)
 	ToDeviceFor(ctx context.Context, userID, deviceID string, acked, upto int64, limit int) ([]storage.ToDevice, error)
 	DeviceListChangesSince(ctx context.Context, viewer string, since, upto int64) ([]string, error)
+	LeftMembersSince(ctx context.Context, roomIDs []string, since, upto int64) ([]string, error)
 	OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, []string, error)
 	PresenceSinceExcept(ctx context.Context, viewer string, since, upto int64, also, exceptRooms []string) ([]storage.Presence, error)
 	UserNoticesSince(ctx context.Context, userID string, since, upto int64, limit int) ([]storage.UserNotice, error)

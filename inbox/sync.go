@@ -334,6 +334,13 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 			return nil, Token{}, false, err
 		}
 	}
+	var left []string
+	if !initial {
+		if left, err = s.deviceListsLeft(ctx, req.UserID, since.Pos, upto, joined, changes); err != nil { // devicelists.go
+			return nil, Token{}, false, err
+		}
+		changed = withoutAny(changed, left)
+	}
 	var notices []storage.UserNotice
 	if !initial && ownNews {
 		// An initial sync carries no notices: the relationship API gives the
@@ -350,9 +357,9 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 		return nil, Token{}, false, err
 	}
 	empty := len(rooms) == 0 && len(globalData) == 0 && len(presence) == 0 && len(toDevice) == 0 &&
-		len(changed) == 0 && len(notices) == 0
+		len(changed) == 0 && len(notices) == 0 && len(left) == 0
 	return s.render(ctx, req, next, rooms, userStreams{globalData: globalData, presence: presence, toDevice: toDevice,
-		changed: changed, otk: otk, fallback: fallback, notices: notices}), next, empty, nil
+		changed: changed, left: left, otk: otk, fallback: fallback, notices: notices}), next, empty, nil
 }
 
 const toDeviceBatch = 100
@@ -397,6 +404,7 @@ type userStreams struct {
 	presence   []storage.Presence
 	toDevice   []storage.ToDevice
 	changed    []string
+	left       []string // device_lists.left: users who no longer share a room (devicelists.go)
 	otk        map[string]int
 	fallback   []string
 	notices    []storage.UserNotice

@@ -23,6 +23,8 @@
 # federation (whitelisted and left out of the blocklist), no trusted key servers, registration closed (users are made
 # through the shared-secret admin API), rate limits raised, and federation
 # retries cut to seconds so an outage test does not wait ten minutes.
+# Presence is off unless PARLEY_SYNAPSE_PRESENCE=true (the presence test
+# in tests/synapse/presence_test.go skips without it).
 #
 # Idempotent: a running Synapse is reused; a stopped one is started again on
 # the same data. Progress goes to stderr; stdout carries only export lines:
@@ -187,7 +189,7 @@ trusted_key_servers: []
 suppress_key_server_warning: true
 default_room_version: "12"
 presence:
-  enabled: false
+  enabled: ${PARLEY_SYNAPSE_PRESENCE:-false}
 federation:
   client_timeout: 20s
   max_short_retry_delay: 1s

@@ -57,7 +57,10 @@ type Config struct {
 	Directory  Directory
 	// Origin returns the server the X-Matrix middleware authenticated.
 	Origin func(*http.Request) (string, bool)
-	Log    *slog.Logger
+	// DeviceStream returns a local user's device-list stream ID, the last
+	// one announced in m.device_list_update (federation/edus); nil serves 0.
+	DeviceStream func(ctx context.Context, userID string) (int64, error)
+	Log          *slog.Logger
 }
 
 // Handler serves the routes. Static after New; safe for concurrent use.
@@ -182,6 +185,16 @@ func (h *Handler) devices(w http.ResponseWriter, r *http.Request, _ string) erro
 		return err
 	}
 	ctx := r.Context()
+	// The stream ID is read first: an update announced after it carries
+	// what the list below may already show, which a receiver applies again
+	// harmlessly; read after, it could name an update the list misses.
+	var stream int64
+	if h.cfg.DeviceStream != nil {
+		var err error
+		if stream, err = h.cfg.DeviceStream(ctx, userID); err != nil {
+			return err
+		}
+	}
 	list, err := h.cfg.Devices.List(ctx, userID)
 	if err != nil {
 		return err
@@ -194,7 +207,7 @@ func (h *Handler) devices(w http.ResponseWriter, r *http.Request, _ string) erro
 	for _, d := range list {
 		devs = append(devs, device{DeviceID: d.DeviceID, DisplayName: d.DisplayName, Keys: keys.DeviceKeys[userID][d.DeviceID]})
 	}
-	out := map[string]any{"user_id": userID, "stream_id": 0, "devices": devs}
+	out := map[string]any{"user_id": userID, "stream_id": stream, "devices": devs}
 	if k := keys.Master[userID]; k != nil {
 		out["master_key"] = k
 	}
