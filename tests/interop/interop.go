@@ -1,12 +1,9 @@
 // Package interop holds the helpers Parley's interoperability tests share
-// (tests/dendrite today): making users on another homeserver through the
+// (tests/synapse, tests/dendrite): making users on another homeserver through the
 // shared-secret registration API that Synapse and Dendrite both serve, and
 // the checks a joined room must pass on both sides (same /state event IDs,
 // messages seen both ways). It only speaks the client-server API, so it
-// fits any homeserver.
-//
-// tests/synapse still has its own copies of these helpers (they predate
-// this package); they behave the same.
+// fits any homeserver. tests/synapse and tests/dendrite use it.
 package interop
 
 import (
