@@ -92,6 +92,7 @@ type Keyring struct {
 	mu        sync.Mutex
 	cache     map[string]map[string]cachedKey // server -> key ID -> key; guarded by mu; inner maps are never changed, only replaced
 	lastFetch map[string]time.Time            // server -> last fetch attempt; guarded by mu
+	inflight  map[string]chan struct{}        // server -> closed when its running fetch ends; guarded by mu
 
 	directFetches, notaryFetches atomic.Int64
 }
@@ -110,7 +111,8 @@ func New(cfg Config) *Keyring {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Keyring{cfg: cfg, cache: map[string]map[string]cachedKey{}, lastFetch: map[string]time.Time{}}
+	return &Keyring{cfg: cfg, cache: map[string]map[string]cachedKey{}, lastFetch: map[string]time.Time{},
+		inflight: map[string]chan struct{}{}}
 }
 
 // cachedKey is a stored key with its public key decoded once, so a cache
@@ -189,6 +191,16 @@ func (k *Keyring) verifyKey(ctx context.Context, server, keyID string, atMs int6
 			if !found {
 				return nil, fmt.Errorf("%w: %s %s: %w", ErrKeyNotFound, server, keyID, err)
 			}
+		}
+		rk, found, err = k.cached(ctx, server, keyID)
+		if err != nil {
+			return nil, err
+		}
+	} else if k.awaitFetch(ctx, server) {
+		// The refetch limit forbids a fetch of our own, but one is running
+		// (the server's first, most often): its answer is ours too.
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 		rk, found, err = k.cached(ctx, server, keyID)
 		if err != nil {
@@ -273,6 +285,45 @@ func (k *Keyring) mayFetch(server string) bool {
 	return true
 }
 
+// markFetching records that a fetch of server's keys runs, for
+// awaitFetch, and returns the function that records its end. When two
+// fetches of one server overlap (notary and direct), the first one's end
+// releases the waiters, which then read whatever the cache holds.
+func (k *Keyring) markFetching(server string) (done func()) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.inflight[server]; ok {
+		return func() {}
+	}
+	ch := make(chan struct{})
+	k.inflight[server] = ch
+	return func() {
+		k.mu.Lock()
+		delete(k.inflight, server)
+		k.mu.Unlock()
+		close(ch)
+	}
+}
+
+// awaitFetch waits for the running fetch of server's keys, if any, to end
+// (or ctx to end) and reports whether there was one. A lookup that the
+// refetch limit keeps from fetching would otherwise fail while the very
+// fetch that will answer it is under way: a peer's first request, sent
+// while we fetch its keys for another reason, got 401.
+func (k *Keyring) awaitFetch(ctx context.Context, server string) bool {
+	k.mu.Lock()
+	ch := k.inflight[server]
+	k.mu.Unlock()
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	return true
+}
+
 // fetch gets server's keys (notaries first, then directly), checks them and
 // stores them. Concurrent callers for one server share one fetch, which
 // runs under FetchTimeout and not under any one caller's context: a caller
@@ -285,6 +336,7 @@ func (k *Keyring) fetch(ctx context.Context, server string, viaNotary bool) erro
 	ch := k.flight.DoChan(key, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.cfg.FetchTimeout)
 		defer cancel()
+		defer k.markFetching(server)()
 		var errs []error
 		if viaNotary {
 			for _, notary := range k.cfg.Notaries {

@@ -355,3 +355,61 @@ func TestKeyringFetchTimeout(t *testing.T) {
 		t.Errorf("VerifyKey(cancelled caller) = %v, want context.Canceled", err)
 	}
 }
+
+// gatedFetcher answers a direct fetch only once release is closed, and
+// closes started when the first fetch begins.
+type gatedFetcher struct {
+	fakeFetcher
+	once             sync.Once
+	started, release chan struct{}
+}
+
+func (g *gatedFetcher) ServerKeys(ctx context.Context, server string) (*federation.ServerKeyResponse, error) {
+	g.once.Do(func() { close(g.started) })
+	<-g.release
+	return g.fakeFetcher.ServerKeys(ctx, server)
+}
+
+// TestKeyringWaitsForFetchInFlight: a lookup that arrives while the first
+// fetch of a server's keys is still running waits for it, rather than
+// failing because the refetch limit forbids a fetch of its own. Dendrite's
+// first transaction to a Parley that is joining one of its rooms arrives
+// just then (its presence EDU, while Parley checks the send_join answer),
+// and got 401.
+func TestKeyringWaitsForFetchInFlight(t *testing.T) {
+	ctx := context.Background()
+	remote := ownFor(t, testKey("remote.example", "r1", 2), newMemStore())
+	g := &gatedFetcher{started: make(chan struct{}), release: make(chan struct{})}
+	g.direct = map[string]func() (*federation.ServerKeyResponse, error){
+		"remote.example": func() (*federation.ServerKeyResponse, error) {
+			skr, _ := remote.Response(time.Now())
+			return reparse(t, skr), nil
+		},
+	}
+	ring := New(Config{Own: ownFor(t, testKey("me.example", "m1", 1), newMemStore()), Store: newMemStore(), Fetch: g})
+	first := make(chan error, 1)
+	go func() {
+		_, err := ring.VerifyKey(ctx, "remote.example", "ed25519:r1", time.Now().UnixMilli(), "")
+		first <- err
+	}()
+	<-g.started
+	second := make(chan error, 1)
+	go func() {
+		_, err := ring.VerifyKey(ctx, "remote.example", "ed25519:r1", time.Now().UnixMilli(), "")
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("VerifyKey during the first fetch = %v before that fetch ended, want it to wait", err)
+	case <-time.After(50 * time.Millisecond): // it waits, as it should; a fixed 50 ms only bounds the check
+	}
+	close(g.release)
+	for name, ch := range map[string]chan error{"first": first, "second": second} {
+		if err := <-ch; err != nil {
+			t.Errorf("%s VerifyKey = %v, want the key", name, err)
+		}
+	}
+	if got := g.count(); got != 1 {
+		t.Errorf("fetches = %d, want 1", got)
+	}
+}

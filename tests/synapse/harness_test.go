@@ -2,26 +2,19 @@ package synapse_test
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/parley-im/parley/homeserver/hstest"
+	"github.com/parley-im/parley/tests/interop"
 )
 
 // synapse is the running Synapse that scripts/synapse-start.sh exported.
@@ -47,65 +40,14 @@ func needSynapse(t *testing.T) *synapse {
 	return s
 }
 
-// runID and seq keep user names unique across runs against one kept Synapse
-// and across subtests.
-var (
-	runID = fmt.Sprintf("%x", rand.Uint32())
-	seq   atomic.Int64
-)
-
-// uniq returns a user localpart unique to this run and call.
-func uniq(name string) string { return fmt.Sprintf("%s-%s-%d", name, runID, seq.Add(1)) }
+// uniq returns a name unique to this run and call (tests/interop).
+func uniq(name string) string { return interop.Uniq(name) }
 
 // Register makes a user on Synapse through the shared-secret admin API
 // (registration is closed there) and returns a logged-in client.
 func (s *synapse) Register(t *testing.T, name string) *hstest.Client {
 	t.Helper()
-	var nonce struct {
-		Nonce string `json:"nonce"`
-	}
-	s.call(t, "GET", "/_synapse/admin/v1/register", nil, &nonce)
-	password := "pw-" + name
-	mac := hmac.New(sha1.New, []byte(s.Secret))
-	mac.Write([]byte(nonce.Nonce + "\x00" + name + "\x00" + password + "\x00notadmin"))
-	var reg struct {
-		UserID   string `json:"user_id"`
-		DeviceID string `json:"device_id"`
-		Token    string `json:"access_token"`
-	}
-	s.call(t, "POST", "/_synapse/admin/v1/register", map[string]any{
-		"nonce": nonce.Nonce, "username": name, "password": password, "admin": false, "mac": hex.EncodeToString(mac.Sum(nil)),
-	}, &reg)
-	if reg.Token == "" {
-		t.Fatalf("Synapse register %s: no access token", name)
-	}
-	return hstest.ClientFor(t, s.URL, reg.UserID, reg.DeviceID, reg.Token)
-}
-
-// call sends an unauthenticated JSON request to Synapse's client listener.
-func (s *synapse) call(t *testing.T, method, path string, body, out any) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("Synapse %s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != 200 {
-		t.Fatalf("Synapse %s %s = %d %s, want 200", method, path, res.StatusCode, raw)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		t.Fatalf("Synapse %s %s: %v in %s", method, path, err, raw)
-	}
+	return interop.Register(t, s.URL, s.Secret, name)
 }
 
 // fedGet fetches a path from a federation listener without signing (key

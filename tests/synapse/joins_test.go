@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/homeserver/hstest"
+	"github.com/parley-im/parley/tests/interop"
 )
 
 // roomVersions are the versions the interop tests cover: Synapse's
@@ -73,10 +74,5 @@ func TestSynapseJoins(t *testing.T) {
 // side's server shows it within 2 s (polled, not slept).
 func messagesBothWays(t *testing.T, a, b *hstest.Client, room string) {
 	t.Helper()
-	for _, d := range []struct{ from, to *hstest.Client }{{a, b}, {b, a}} {
-		body := uniq("hello from " + d.from.UserID)
-		d.from.Send(room, body, body)
-		took := within(t, 2*time.Second, d.to.UserID+" sees "+body, func() bool { return sees(d.to, room, body) })
-		t.Logf("%s -> %s: seen after %v", d.from.UserID, d.to.UserID, took.Round(time.Millisecond))
-	}
+	interop.MessagesBothWays(t, a, b, room, 2*time.Second)
 }
