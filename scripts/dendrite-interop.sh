@@ -6,10 +6,10 @@
 #   scripts/dendrite-interop.sh                 # both stores if PARLEY_TEST_DATABASE_URL is set
 #   scripts/dendrite-interop.sh -short -v       # extra arguments go to `go test`
 #
-# Not part of .ci/run: installing Dendrite from empty Go caches takes about
-# 8 minutes on the 2-core CI machine, more than the 30-minute CI budget
-# leaves (docs/federation.md, "Interoperability with Dendrite"). With warm
-# caches the whole script takes under a minute.
+# .ci/run calls it last, after installing Dendrite in the background from
+# its start (from empty Go caches the install takes about 8 minutes; see
+# docs/federation.md, "Interoperability with Dendrite"). With warm caches
+# the whole script takes under a minute.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
