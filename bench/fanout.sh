@@ -21,6 +21,10 @@ port=$((20000 + RANDOM % 10000))
 pport=$((port + 1))
 pid=""
 cleanup() {
+	if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+		echo "fanout.sh: the server exited during the run; the end of its log:" >&2
+		tail -n 40 "$dir/server.log" >&2
+	fi
 	[[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	rm -rf "$dir"
 }
