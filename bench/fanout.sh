@@ -12,7 +12,8 @@
 # (parley serve --pprof on a loopback port; see `go tool pprof`), and
 # BENCH_PROFILE=FILE one of the load tool.
 # SERVER_CPUS and BENCH_CPUS (taskset CPU lists, e.g. 0 and 1) pin the
-# server and the load tool to CPUs.
+# server and the load tool to CPUs. SERVER_GOGC sets GOGC for the server
+# only (GOGC itself applies to both).
 set -euo pipefail
 
 parley=$1 pb=$2 members=$3 rate=$4 db=${5:-}
@@ -31,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 printf 'rate_limit:\n  enabled: false\npasswords:\n  argon2_memory_kib: 1024\n  argon2_time: 1\n' >"$dir/parley.yaml"
-PARLEY_LISTEN=127.0.0.1:$port PARLEY_DATA_DIR=$dir PARLEY_DATABASE_URL=$db PARLEY_REGISTRATION=open \
+GOGC=${SERVER_GOGC:-${GOGC:-}} PARLEY_LISTEN=127.0.0.1:$port PARLEY_DATA_DIR=$dir PARLEY_DATABASE_URL=$db PARLEY_REGISTRATION=open \
 	${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "$parley" serve --config "$dir/parley.yaml" \
 	${PROFILE:+--pprof "127.0.0.1:$pport"} >"$dir/server.log" 2>&1 &
 pid=$!
