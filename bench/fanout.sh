@@ -8,26 +8,40 @@
 #
 # DATABASE_URL empty means SQLite in a temporary data directory. For
 # PostgreSQL give a fresh, empty database. DURATION (20s) sets the window.
+# PROFILE=FILE saves a CPU profile of the server over the measured window
+# (parley serve --pprof on a loopback port; see `go tool pprof`), and
+# BENCH_PROFILE=FILE one of the load tool.
+# SERVER_CPUS and BENCH_CPUS (taskset CPU lists, e.g. 0 and 1) pin the
+# server and the load tool to CPUs. SERVER_GOGC sets GOGC for the server
+# only (GOGC itself applies to both).
 set -euo pipefail
 
 parley=$1 pb=$2 members=$3 rate=$4 db=${5:-}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/parley-fanout.XXXXXX")
 port=$((20000 + RANDOM % 10000))
+pport=$((port + 1))
 pid=""
 cleanup() {
+	if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+		echo "fanout.sh: the server exited during the run; the end of its log:" >&2
+		tail -n 40 "$dir/server.log" >&2
+	fi
 	[[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	rm -rf "$dir"
 }
 trap cleanup EXIT
 
 printf 'rate_limit:\n  enabled: false\npasswords:\n  argon2_memory_kib: 1024\n  argon2_time: 1\n' >"$dir/parley.yaml"
-PARLEY_LISTEN=127.0.0.1:$port PARLEY_DATA_DIR=$dir PARLEY_DATABASE_URL=$db PARLEY_REGISTRATION=open \
-	"$parley" serve --config "$dir/parley.yaml" >"$dir/server.log" 2>&1 &
+GOGC=${SERVER_GOGC:-${GOGC:-}} PARLEY_LISTEN=127.0.0.1:$port PARLEY_DATA_DIR=$dir PARLEY_DATABASE_URL=$db PARLEY_REGISTRATION=open \
+	${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "$parley" serve --config "$dir/parley.yaml" \
+	${PROFILE:+--pprof "127.0.0.1:$pport"} >"$dir/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
 	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
 	kill -0 "$pid" 2>/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 	sleep 0.2
 done
-"$pb" fanout --target "http://127.0.0.1:$port" --members "$members" --rate "$rate" \
-	--duration "${DURATION:-20s}" --setup-timeout 10m --pid "$pid" --json
+${BENCH_CPUS:+taskset -c "$BENCH_CPUS"} "$pb" fanout --target "http://127.0.0.1:$port" --members "$members" --rate "$rate" \
+	--duration "${DURATION:-20s}" --setup-timeout 10m --pid "$pid" --json \
+	${PROFILE:+--server-pprof "http://127.0.0.1:$pport" --server-profile "$PROFILE"} \
+	${BENCH_PROFILE:+--cpuprofile "$BENCH_PROFILE"}

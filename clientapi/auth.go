@@ -22,6 +22,13 @@ import (
 // tokenCache keeps resolved access tokens in memory, so an authenticated
 // request (every sync) costs no query. Logout removes entries.
 //
+// Entries are keyed by the raw token, not its SHA-256: every woken
+// long-poll authenticates, and hashing there was a measurable part of a
+// delivery's CPU (docs/benchmarks.md, "Fan-out: per-delivery CPU (round
+// 4)"). The hash is computed only on a miss, for the database lookup. The
+// raw tokens held here are the ones clients present on every request; the
+// database still stores only hashes.
+//
 // Two things keep a dead token from living on in the cache. An entry is
 // trusted for tokenCacheTTL only, so a device deleted or an account
 // deactivated by another process (the parley command) stops working
@@ -32,12 +39,14 @@ type tokenCache struct {
 	mu    sync.RWMutex
 	max   int
 	ttl   time.Duration
-	items map[string]cachedSession // token hash -> session; guarded by mu
+	items map[string]cachedSession // raw token -> session; guarded by mu
 	drops uint64                   // dropUser calls so far; guarded by mu
 }
 
+// cachedSession is one cache entry. s is shared by every request with the
+// token and never changed after put: handlers only read their session.
 type cachedSession struct {
-	s       session
+	s       *session
 	expires time.Time
 }
 
@@ -49,12 +58,13 @@ func newTokenCache(max int) *tokenCache {
 	return &tokenCache{max: max, ttl: tokenCacheTTL, items: map[string]cachedSession{}}
 }
 
-func (c *tokenCache) get(hash string) (session, bool) {
+// get returns the cached session of token, shared and read-only.
+func (c *tokenCache) get(token string) (*session, bool) {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	e, ok := c.items[hash]
+	e, ok := c.items[token]
+	c.mu.RUnlock()
 	if !ok || time.Now().After(e.expires) {
-		return session{}, false
+		return nil, false
 	}
 	return e.s, true
 }
@@ -67,8 +77,9 @@ func (c *tokenCache) generation() uint64 {
 	return c.drops
 }
 
-// put caches s unless a drop happened since gen was taken.
-func (c *tokenCache) put(hash string, s session, gen uint64) {
+// put caches s for token unless a drop happened since gen was taken. s
+// must not be changed afterwards.
+func (c *tokenCache) put(token string, s *session, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.drops != gen {
@@ -80,7 +91,7 @@ func (c *tokenCache) put(hash string, s session, gen uint64) {
 			break
 		}
 	}
-	c.items[hash] = cachedSession{s: s, expires: time.Now().Add(c.ttl)}
+	c.items[token] = cachedSession{s: s, expires: time.Now().Add(c.ttl)}
 }
 
 // dropUser forgets every cached token of user, or one device when deviceID is set.
@@ -107,18 +118,18 @@ func accessToken(r *http.Request) string {
 	return r.URL.Query().Get("access_token")
 }
 
-// authenticate resolves the request's access token.
+// authenticate resolves the request's access token. The session returned
+// may be shared with the token's other requests: callers must not change it.
 func (a *API) authenticate(r *http.Request) (*session, error) {
 	token := accessToken(r)
 	if token == "" {
 		return nil, apierr.MissingToken("Missing access token")
 	}
-	h := hashToken(token)
-	if s, ok := a.tokens.get(h); ok {
-		return &s, nil
+	if s, ok := a.tokens.get(token); ok {
+		return s, nil
 	}
 	gen := a.tokens.generation()
-	d, err := a.store.DeviceByToken(r.Context(), h)
+	d, err := a.store.DeviceByToken(r.Context(), hashToken(token))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, apierr.UnknownToken("Unknown access token")
 	}
@@ -132,10 +143,10 @@ func (a *API) authenticate(r *http.Request) (*session, error) {
 	if u.Deactivated {
 		return nil, apierr.UnknownToken("This account has been deactivated")
 	}
-	s := session{UserID: d.UserID, DeviceID: d.DeviceID, IsAdmin: u.IsAdmin, deviceKey: d.UserID + "|" + d.DeviceID}
-	a.tokens.put(h, s, gen)
+	s := &session{UserID: d.UserID, DeviceID: d.DeviceID, IsAdmin: u.IsAdmin, deviceKey: d.UserID + "|" + d.DeviceID}
+	a.tokens.put(token, s, gen)
 	_ = a.store.TouchDevice(r.Context(), d.UserID, d.DeviceID, time.Now().UnixMilli(), clientIP(r))
-	return &s, nil
+	return s, nil
 }
 
 // mediaAuth lets the media repository authenticate with our tokens.

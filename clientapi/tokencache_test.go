@@ -11,7 +11,7 @@ import (
 // (the parley command) ends cached sessions within the TTL.
 func TestTokenCacheDropRace(t *testing.T) {
 	c := newTokenCache(10)
-	s := session{UserID: "@a:x", DeviceID: "D"}
+	s := &session{UserID: "@a:x", DeviceID: "D"}
 	gen := c.generation()  // the request starts its database lookup...
 	c.dropUser("@a:x", "") // ...an admin deactivates the account...
 	c.put("h", s, gen)     // ...and the lookup's stale answer arrives.

@@ -190,8 +190,32 @@ func (p *Presence) Synced(ctx context.Context, user, device, set string, now tim
 	if set == "" {
 		set = presOnline
 	}
-	st := p.load(ctx, user)
+	// Every woken long-poll passes here: a known user whose sync changes
+	// nothing peers see costs one lock round, not three (load, update,
+	// publish's check).
 	p.mu.Lock()
+	st := p.users[user]
+	if st != nil {
+		st.syncedLocked(device, set, now)
+		quiet := st.pending || (st.stateLocked() == st.pubState && st.statusMsg == st.pubMsg)
+		p.mu.Unlock()
+		if quiet {
+			return
+		}
+	} else {
+		p.mu.Unlock()
+		st = p.load(ctx, user)
+		p.mu.Lock()
+		st.syncedLocked(device, set, now)
+		p.mu.Unlock()
+	}
+	if err := p.publish(ctx, user, st, now); err != nil {
+		p.log.Warn("write presence", "user", user, "err", err)
+	}
+}
+
+// syncedLocked records a sync by device with set_presence set.
+func (st *presenceState) syncedLocked(device, set string, now time.Time) {
 	before := st.derivedLocked()
 	if set == presOffline {
 		delete(st.devices, device)
@@ -203,10 +227,6 @@ func (p *Presence) Synced(ctx context.Context, user, device, set string, now tim
 	}
 	if st.derivedLocked() != before {
 		st.explicit, st.restored = "", time.Time{} // a sync-driven change ends an explicit state
-	}
-	p.mu.Unlock()
-	if err := p.publish(ctx, user, st, now); err != nil {
-		p.log.Warn("write presence", "user", user, "err", err)
 	}
 }
 

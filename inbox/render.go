@@ -22,7 +22,10 @@ type jsonWriter struct{ buf []byte }
 // that path. It is a value, to stay off the heap.
 func (s *Syncer) writer(n int) jsonWriter {
 	if b, ok := s.bodies.Get().(*[]byte); ok {
-		return jsonWriter{buf: (*b)[:0]}
+		buf := (*b)[:0]
+		*b = nil
+		s.holders.Put(b) // for Release: no new *[]byte per response
+		return jsonWriter{buf: buf}
 	}
 	return jsonWriter{buf: make([]byte, 0, n)}
 }
@@ -37,8 +40,12 @@ func (s *Syncer) Release(body []byte) {
 	if cap(body) == 0 || cap(body) > maxRecycledBody {
 		return
 	}
-	body = body[:0]
-	s.bodies.Put(&body)
+	h, ok := s.holders.Get().(*[]byte)
+	if !ok {
+		h = new([]byte)
+	}
+	*h = body[:0]
+	s.bodies.Put(h)
 }
 
 func (w *jsonWriter) raw(s string) *jsonWriter { w.buf = append(w.buf, s...); return w }

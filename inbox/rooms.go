@@ -43,7 +43,7 @@ func (s *Syncer) fillRooms(ctx context.Context, req Request, rooms map[string]*r
 			missing = append(missing, b)
 		}
 	}
-	events, err := s.store.RoomTimelines(ctx, missing, limit+1)
+	events, err := s.readTimelines(ctx, missing, limit+1, gen)
 	if err != nil {
 		return err
 	}

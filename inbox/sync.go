@@ -25,6 +25,7 @@ type Syncer struct {
 	acks toDeviceAcks // devices whose delivered to-device rows await deletion
 
 	bodies  sync.Pool // *[]byte response buffers handed back by Release; safe for concurrent use
+	holders sync.Pool // empty *[]byte for Release to wrap a buffer in, so that it allocates none
 	bundler Bundler   // static after construction; nil for none
 
 	noFilter *Filter // static after construction; the empty filter, parsed, for syncs without one

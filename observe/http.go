@@ -112,8 +112,7 @@ func (h *HTTP) Wrap(next http.Handler) http.Handler {
 		r = r.WithContext(st.ctx)
 		st.isSync = r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/sync") && strings.HasPrefix(r.URL.Path, "/_matrix/client/")
 		if st.isSync {
-			q := r.URL.Query()
-			if ms, err := strconv.ParseInt(q.Get("timeout"), 10, 64); err == nil && ms > 0 && q.Get("since") != "" {
+			if ms, ok, since := longPollParams(r.URL.RawQuery); ok && ms > 0 && since != "" {
 				st.longPoll, st.timeout = true, min(time.Duration(ms)*time.Millisecond, h.cfg.MaxSyncTimeout)
 				h.syncHeld.Inc()
 			}

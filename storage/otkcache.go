@@ -12,7 +12,7 @@ import "sync"
 // records the generation before querying and stores only if no
 // invalidation happened since (gen is bumped by every drop).
 type otkCache struct {
-	mu  sync.Mutex
+	mu  sync.RWMutex            // readers (every woken sync) share it; put and drop write
 	gen uint64                  // guarded by mu
 	m   map[otkKey]otkCountsRow // guarded by mu; nil until first use
 }
@@ -29,8 +29,8 @@ type otkCountsRow struct {
 const maxOTKCacheEntries = 200_000
 
 func (c *otkCache) get(user, device string) (otkCountsRow, uint64, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	r, ok := c.m[otkKey{user, device}]
 	return r, c.gen, ok
 }

@@ -127,6 +127,9 @@ type pollers struct {
 // waits until all of them have sent their first long-poll (or setupCtx
 // ends). deliver may be nil. Stop them with stop.
 func (b *bench) startPollers(ctx, setupCtx context.Context, users []*user, since []string, deliver func(delivery)) (*pollers, error) {
+	if err := b.uploadFilters(setupCtx, users); err != nil {
+		return nil, err
+	}
 	ps := &pollers{}
 	pctx, cancel := context.WithCancel(ctx)
 	ps.cancel = cancel
@@ -141,10 +144,26 @@ func (b *bench) startPollers(ctx, setupCtx context.Context, users []*user, since
 	return ps, nil
 }
 
+// uploadFilters stores the long-poll filter once for each distinct user
+// (uploadFilter), so that every long-poll names it by ID.
+func (b *bench) uploadFilters(ctx context.Context, users []*user) error {
+	var distinct []*user
+	seen := map[*user]bool{}
+	for _, u := range users {
+		if !seen[u] && u.pollFilterID == "" {
+			seen[u] = true
+			distinct = append(distinct, u)
+		}
+	}
+	return b.parallel(ctx, "upload filters", len(distinct), func(ctx context.Context, i int) error {
+		return b.c.uploadFilter(ctx, distinct[i])
+	})
+}
+
 func (ps *pollers) add(ctx context.Context, b *bench, users []*user, since []string, deliver func(delivery)) {
 	for i, u := range users {
 		p := &poller{c: b.c, u: u, since: since[i], timeout: b.opt.PollTimeout, deliver: deliver, errs: b.errs,
-			answers: &ps.answers, started: &ps.started, limited: &ps.limited}
+			answers: &ps.answers, started: &ps.started, limited: &ps.limited, conn: newPollConn(b.opt.Target)}
 		ps.wg.Go(func() { p.run(ctx) })
 	}
 }

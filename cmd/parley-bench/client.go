@@ -30,6 +30,7 @@ type client struct {
 	polls     *http.Client // long-polls: the server holds them for the poll timeout
 
 	pollFilterQuery string // url.QueryEscape(pollFilter); static
+	presenceQuery   string // url.QueryEscape(presence); static
 }
 
 func newClient(base, presence string, conns int, requestTimeout, pollTimeout time.Duration) *client {
@@ -49,6 +50,7 @@ func newClient(base, presence string, conns int, requestTimeout, pollTimeout tim
 		polls:     &http.Client{Transport: tr, Timeout: pollTimeout + 30*time.Second},
 
 		pollFilterQuery: url.QueryEscape(pollFilter),
+		presenceQuery:   url.QueryEscape(presence),
 	}
 }
 
@@ -60,6 +62,9 @@ type user struct {
 	id        string
 	token     string
 	txn       atomic.Uint64 // last transaction ID used on the device
+	// pollFilterID is the escaped ID of u's stored long-poll filter
+	// (uploadFilter), set during setup; "" sends the filter inline.
+	pollFilterID string
 }
 
 // statusError is a non-200 answer.

@@ -44,6 +44,14 @@ type options struct {
 	History int     // initial-sync: messages per room
 	PID     int     // idle: server process whose VmRSS to read; 0 = none
 
+	// ServerPprof is the base URL of the server's net/http/pprof listener
+	// (parley serve --pprof); with ServerProfile set, fanout saves a CPU
+	// profile of the server over exactly its measured window there.
+	ServerPprof, ServerProfile string
+	// CPUProfile is a file for a CPU profile of the tool itself over the
+	// measured window (fanout).
+	CPUProfile string
+
 	// SetPresence is every sync's set_presence. The default, offline, keeps
 	// syncs from changing presence: with online, a user whose presence
 	// changes wakes every long-poll of every room peer, which is real load
@@ -82,6 +90,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Steps, "steps", 0, "idle: RSS samples between C/steps and C (default 4)")
 	fs.IntVar(&o.History, "history", 0, "initial-sync: messages per room (default 100)")
 	fs.IntVar(&o.PID, "pid", 0, "idle: server process ID whose RSS to read from /proc; fanout: whose CPU time per delivery to report")
+	fs.StringVar(&o.ServerPprof, "server-pprof", "", "fanout: base URL of the server's pprof listener (parley serve --pprof), e.g. http://127.0.0.1:6060")
+	fs.StringVar(&o.ServerProfile, "server-profile", "", "fanout: save a CPU profile of the server over the measured window to this file (needs --server-pprof)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "fanout: save a CPU profile of this tool over the measured window to this file")
 	fs.StringVar(&o.SetPresence, "set-presence", "offline", "set_presence of every sync: offline (no presence changes), online (as Element) or unavailable")
 	fs.StringVar(&o.SharedSecret, "shared-secret", "", "register with this secret through /_synapse/admin/v1/register")
 	fs.StringVar(&o.UserPrefix, "user-prefix", "", "localpart prefix of the run's users (default pb + random hex)")
@@ -177,6 +188,12 @@ func (o *options) validate() error {
 	}
 	if o.PID < 0 || (o.PID > 0 && o.Scenario != "idle" && o.Scenario != "fanout") {
 		errs = append(errs, errors.New("--pid is for the idle and fanout scenarios and must be a process ID"))
+	}
+	if (o.ServerPprof == "") != (o.ServerProfile == "") || (o.ServerProfile != "" && o.Scenario != "fanout") {
+		errs = append(errs, errors.New("--server-pprof and --server-profile go together, with the fanout scenario"))
+	}
+	if o.CPUProfile != "" && o.Scenario != "fanout" {
+		errs = append(errs, errors.New("--cpuprofile is for the fanout scenario"))
 	}
 	for _, d := range []struct {
 		name string

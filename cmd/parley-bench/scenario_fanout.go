@@ -49,6 +49,14 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 		}
 	}
 	deliveries0 := tr.deliveries.Load()
+	profiled := func() error { return nil }
+	if o.ServerProfile != "" {
+		profiled = serverProfile(ctx, o.ServerPprof, o.ServerProfile, o.Duration)
+	}
+	stopSelf, err := selfProfile(o.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
 	mctx, end := b.measureWindow(ctx, func() string {
 		return fmt.Sprintf("%d complete, %d deliveries, %d errors", tr.complete.Load(), tr.deliveries.Load(), b.errs.total())
 	})
@@ -79,6 +87,9 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 	<-mctx.Done()
 	end()
 	wg.Wait() // the last messages are let finish, up to --drain
+	if err := stopSelf(); err != nil {
+		b.errs.add(err)
+	}
 	elapsed := time.Since(start)
 	if o.PID > 0 {
 		cpu1, err := readCPU(o.PID)
@@ -95,6 +106,9 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 		}
 	}
 	ps.stop()
+	if err := profiled(); err != nil {
+		b.errs.add(err) // the figures stand without the profile
+	}
 
 	rep.finish(setup, elapsed, b.errs)
 	rep.Counts["acked_sends"] = acked.Load()

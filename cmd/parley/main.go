@@ -45,7 +45,7 @@ func main() {
 }
 
 const usage = `usage:
-  parley serve [--config FILE]                 run the homeserver
+  parley serve [--config FILE] [--pprof ADDR]  run the homeserver
   parley config sample                         print a commented YAML config
   parley user add NAME [--password P] [--admin] [--config FILE]
                                                create an account
@@ -139,6 +139,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "YAML config file (default: built-in defaults)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -149,6 +150,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopPprof, err := startPprof(*pprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
 	srv, err := homeserver.New(ctx, cfg, log)
 	if err != nil {
