@@ -22,8 +22,9 @@ type InboundStore struct{ s *Service }
 func (s *Service) InboundStore() InboundStore { return InboundStore{s: s} }
 
 var (
-	_ inbound.Source    = InboundStore{}
-	_ inbound.Persister = InboundStore{}
+	_ inbound.Source         = InboundStore{}
+	_ inbound.Persister      = InboundStore{}
+	_ inbound.BatchPersister = InboundStore{}
 )
 
 // RoomVersion implements inbound.Source.
@@ -131,6 +132,25 @@ func (a InboundStore) Persist(ctx context.Context, v *inbound.Verdict) (int64, e
 		StateBefore: v.StateBefore, ExtremitiesSeen: v.ExtremitiesSeen})
 	if errors.Is(err, ErrExtremitiesMoved) {
 		return 0, fmt.Errorf("%w: %w", inbound.ErrExtremitiesMoved, err)
+	}
+	return pos, err
+}
+
+// PersistBatch implements inbound.BatchPersister through one writer job
+// (PersistInboundBatch).
+func (a InboundStore) PersistBatch(ctx context.Context, vs []*inbound.Verdict) ([]int64, error) {
+	ins := make([]InboundEvent, len(vs))
+	for i, v := range vs {
+		kind, err := inboundKind(v.Kind)
+		if err != nil {
+			return nil, err
+		}
+		ins[i] = InboundEvent{Raw: v.Raw, Event: v.Event, Kind: kind, Reason: v.Reason,
+			StateBefore: v.StateBefore, ExtremitiesSeen: v.ExtremitiesSeen}
+	}
+	pos, err := a.s.PersistInboundBatch(ctx, ins)
+	if errors.Is(err, ErrExtremitiesMoved) || errors.Is(err, ErrWouldFork) {
+		return pos, fmt.Errorf("%w: %w", inbound.ErrExtremitiesMoved, err)
 	}
 	return pos, err
 }
