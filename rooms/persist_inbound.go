@@ -251,7 +251,7 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 			next[storage.StateTuple(k)] = id
 		}
 	}
-	if err := b.changeCurrentState(ctx, rs, pos, current, next, after); err != nil {
+	if err := b.changeCurrentState(ctx, rs, pos, current, next, after, ev); err != nil {
 		return 0, err
 	}
 	// The notifier routes on the membership the room now holds for the
@@ -335,8 +335,9 @@ func (b *batch) insertInbound(ctx context.Context, rs *roomState, ev *pdu.Event,
 
 // changeCurrentState moves the room's current state from current to next:
 // the rows and their deltas at pos, the cached state, the room's group and
-// the commit notice.
-func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64, current, next storage.StateMap, after groupState) error {
+// the commit notice. known are events the caller holds parsed (the event
+// stored, a join's whole state): only the others are read back and parsed.
+func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64, current, next storage.StateMap, after groupState, known ...*pdu.Event) error {
 	var changes []storage.CurrentChange
 	var added []string
 	for k, id := range next {
@@ -353,9 +354,24 @@ func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64
 	if len(changes) == 0 {
 		return nil
 	}
-	events, err := b.loadEvents(ctx, rs.version, added)
+	byID := make(map[string]*pdu.Event, len(known))
+	for _, ev := range known {
+		byID[ev.ID] = ev
+	}
+	unknown := added[:0:0]
+	for _, id := range added {
+		if byID[id] == nil {
+			unknown = append(unknown, id)
+		}
+	}
+	events, err := b.loadEvents(ctx, rs.version, unknown)
 	if err != nil {
 		return err
+	}
+	for id, ev := range byID {
+		if _, ok := events[id]; !ok {
+			events[id] = ev
+		}
 	}
 	for i := range changes {
 		c := &changes[i]
