@@ -121,6 +121,7 @@ func (h *Handler) runRoom(ctx context.Context, origin string, b *roomBatch) map[
 	}
 	acl, err := h.roomACL(ctx, b.roomID)
 	batch := h.newBatch()
+	batch.prepare(ctx, b.version, b.raws)
 	for _, raw := range b.raws {
 		switch {
 		case err != nil:
@@ -167,6 +168,18 @@ func (h *Handler) newBatch() pduBatch {
 		return pduBatch{h: h, b: bp.NewBatch()}
 	}
 	return pduBatch{h: h}
+}
+
+// prepare parses and verifies raws ahead, on every core, when batching.
+func (p pduBatch) prepare(ctx context.Context, version string, raws []json.RawMessage) {
+	if p.b == nil {
+		return
+	}
+	bs := make([][]byte, len(raws))
+	for i, raw := range raws {
+		bs[i] = raw
+	}
+	p.b.Prepare(ctx, version, bs)
 }
 
 // add takes raw through the pipeline; done gets its verdict or error,

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/pdu"
 )
 
 // BatchPersister is a Persister that can store several verdicts of one room
@@ -46,6 +47,7 @@ type Batch struct {
 	p       *Pipeline // the real pipeline
 	ov      *overlay
 	pending []pendingPDU
+	pre     map[*byte]*prepared // Prepare's work, by the raw PDU's first byte
 }
 
 type pendingPDU struct {
@@ -59,6 +61,40 @@ func (p *Pipeline) NewBatch() *Batch {
 	return &Batch{p: p, ov: newOverlay(p.src)}
 }
 
+// Prepare runs checks 1 and 2 (parsing, hashes, signatures) on raws, the
+// PDUs the caller will Add, for a room of version, spread over the cores:
+// one ed25519 verification per PDU is most of the checks' CPU, and the
+// PDUs of a room are otherwise checked one after another. Add then uses
+// the result for the very slice given here (the same backing array and
+// length); other PDUs are checked as usual. Optional.
+func (b *Batch) Prepare(ctx context.Context, version string, raws [][]byte) {
+	if len(raws) < minParallel {
+		return // not worth it; Add checks them as usual
+	}
+	evs, errs := ParseAll(raws, version)
+	verify := make([]*pdu.Event, 0, len(raws))
+	at := make([]int, 0, len(raws))
+	for i, ev := range evs {
+		if ev != nil && (errs[i] == nil || errors.Is(errs[i], pdu.ErrBadHash)) {
+			verify, at = append(verify, ev), append(at, i)
+		}
+	}
+	verrs := VerifyAll(ctx, b.p.keys, version, verify)
+	if b.pre == nil {
+		b.pre = make(map[*byte]*prepared, len(raws))
+	}
+	for i, raw := range raws {
+		if len(raw) > 0 {
+			b.pre[&raw[0]] = &prepared{n: len(raw), version: version, ev: evs[i], parseErr: errs[i]}
+		}
+	}
+	for j, i := range at {
+		if raw := raws[i]; len(raw) > 0 {
+			b.pre[&raw[0]].verifyErr = verrs[j]
+		}
+	}
+}
+
 // Add checks raw, a PDU of the batch's room, and calls done with the
 // verdict stored, or with Accept's error, exactly once: at once when the
 // PDU is refused or taken through Accept, or later, when its verdict is
@@ -66,7 +102,7 @@ func (p *Pipeline) NewBatch() *Batch {
 // over only once everything before the PDU is stored, so the caller may
 // recover from it (fetch missing events) on the stored room.
 func (b *Batch) Add(ctx context.Context, raw []byte, done func(*Verdict, error)) {
-	op := Pipeline{src: b.ov, keys: b.p.keys}
+	op := Pipeline{src: b.ov, keys: b.p.keys, pre: b.pre}
 	c, err := op.check(ctx, "", raw, false)
 	switch {
 	case errors.Is(err, ErrDropped), errors.Is(err, ErrAlreadyHeld):

@@ -2,15 +2,20 @@ package inbound_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/rooms/inbound/remotetest"
 	"github.com/parley-im/parley/rooms/pdu"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 )
 
 // freshStore is a new store and pipeline holding fx's setup events only.
@@ -184,5 +189,68 @@ func BenchmarkBatch(b *testing.B) {
 			})
 		}
 		batch.Flush(ctx)
+	}
+}
+
+// countingKeys counts key lookups: one per signature checked.
+type countingKeys struct {
+	inbound.Keys
+	n atomic.Int64
+}
+
+func (k *countingKeys) VerifyKey(ctx context.Context, server, keyID string, at int64, version string) (ed25519.PublicKey, error) {
+	k.n.Add(1)
+	return k.Keys.VerifyKey(ctx, server, keyID, at, version)
+}
+
+// TestBatchPrepare: PDUs parsed and verified ahead (Batch.Prepare, on every
+// core) end as they end checked in turn, a forged signature and a PDU that
+// does not parse included, and Add checks no signature again.
+func TestBatchPrepare(t *testing.T) {
+	fx := newFixture(t, "11")
+	f := fx.base
+	var raws [][]byte
+	for i := range 12 {
+		raws = append(raws, f.SendMessage(bob, fmt.Sprint("message ", i)).Raw)
+	}
+	forged := f.BuildMessage(bob, "forged")
+	other := f.BuildMessage(bob, "another")
+	path := "signatures.remote\\.example"
+	bad, err := sjson.SetRawBytes(forged.Raw, path, []byte(gjson.GetBytes(other.Raw, path).Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raws = append(raws, bad, []byte(`{"room_id":"`+fx.room.ID+`","type":"m.room.message"}`))
+	raws = append(raws, f.SendMessage(alice, "last").Raw)
+
+	outcomes := func(prepare bool) ([]string, int64) {
+		st := remotetest.NewStore(fx.room)
+		keys := &countingKeys{Keys: remotetestKeys()}
+		p := inbound.New(st, keys, st)
+		for _, name := range []string{"create", "alice", "pl", "jr", "mod", "bob"} {
+			remotetest.Feed(t, p, inbound.Accepted, fx.ev[name])
+		}
+		b := p.NewBatch()
+		if prepare {
+			b.Prepare(context.Background(), "11", raws)
+		}
+		before := keys.n.Load()
+		got := make([]string, len(raws))
+		for i, raw := range raws {
+			b.Add(context.Background(), raw, func(v *inbound.Verdict, err error) { got[i] = outcome(v, err) })
+		}
+		b.Flush(context.Background())
+		return got, keys.n.Load() - before
+	}
+	want, _ := outcomes(false)
+	got, lookups := outcomes(true)
+	if !slices.Equal(got, want) {
+		t.Errorf("prepared outcomes:\n%q\nwant\n%q", got, want)
+	}
+	if lookups != 0 {
+		t.Errorf("Add looked up %d keys after Prepare, want 0", lookups)
+	}
+	if !strings.Contains(want[12], "signature") || !strings.HasPrefix(want[13], "error") {
+		t.Errorf("forged and broken PDUs gave %q and %q; the fixture is wrong", want[12], want[13])
 	}
 }
