@@ -3,8 +3,8 @@ package homeserver_test
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/parley-im/parley/homeserver/hstest"
