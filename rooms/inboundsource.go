@@ -22,8 +22,9 @@ type InboundStore struct{ s *Service }
 func (s *Service) InboundStore() InboundStore { return InboundStore{s: s} }
 
 var (
-	_ inbound.Source    = InboundStore{}
-	_ inbound.Persister = InboundStore{}
+	_ inbound.Source         = InboundStore{}
+	_ inbound.Persister      = InboundStore{}
+	_ inbound.BatchPersister = InboundStore{}
 )
 
 // RoomVersion implements inbound.Source.
@@ -101,22 +102,19 @@ func (a InboundStore) Current(ctx context.Context, roomID string, keys []authrul
 	for i, x := range xs {
 		ids[i] = x.EventID
 	}
-	want := make(map[authrules.StateKey]bool, len(keys))
-	for _, k := range keys {
-		want[k] = true
+	tuples := make([]storage.StateTuple, len(keys))
+	for i, k := range keys {
+		tuples[i] = storage.StateTuple(k)
 	}
-	// The whole current state is read and filtered: O(state) per checked
-	// event. A keyed read is the next step for very big rooms.
-	events, err := a.s.store.CurrentState(ctx, roomID)
+	// Only the keys asked for: a whole-state read per checked event cost
+	// O(members) in a big room.
+	cur, err := a.s.store.CurrentStateKeys(ctx, roomID, tuples)
 	if err != nil {
 		return nil, nil, err
 	}
-	state := make(inbound.StateMap, len(keys))
-	for _, e := range events {
-		k := authrules.StateKey{Type: e.Type, StateKey: e.StateKeyOr()}
-		if want[k] {
-			state[k] = e.EventID
-		}
+	state := make(inbound.StateMap, len(cur))
+	for k, id := range cur {
+		state[authrules.StateKey(k)] = id
 	}
 	return state, ids, nil
 }
@@ -131,6 +129,25 @@ func (a InboundStore) Persist(ctx context.Context, v *inbound.Verdict) (int64, e
 		StateBefore: v.StateBefore, ExtremitiesSeen: v.ExtremitiesSeen})
 	if errors.Is(err, ErrExtremitiesMoved) {
 		return 0, fmt.Errorf("%w: %w", inbound.ErrExtremitiesMoved, err)
+	}
+	return pos, err
+}
+
+// PersistBatch implements inbound.BatchPersister through one writer job
+// (PersistInboundBatch).
+func (a InboundStore) PersistBatch(ctx context.Context, vs []*inbound.Verdict) ([]int64, error) {
+	ins := make([]InboundEvent, len(vs))
+	for i, v := range vs {
+		kind, err := inboundKind(v.Kind)
+		if err != nil {
+			return nil, err
+		}
+		ins[i] = InboundEvent{Raw: v.Raw, Event: v.Event, Kind: kind, Reason: v.Reason,
+			StateBefore: v.StateBefore, ExtremitiesSeen: v.ExtremitiesSeen}
+	}
+	pos, err := a.s.PersistInboundBatch(ctx, ins)
+	if errors.Is(err, ErrExtremitiesMoved) || errors.Is(err, ErrWouldFork) {
+		return pos, fmt.Errorf("%w: %w", inbound.ErrExtremitiesMoved, err)
 	}
 	return pos, err
 }

@@ -85,13 +85,68 @@ func (s *Service) PersistInbound(ctx context.Context, in InboundEvent) (int64, e
 	var pos int64
 	err := s.submit(ctx, "", func(ctx context.Context, b *batch) error {
 		var err error
-		pos, err = b.persistInbound(ctx, in)
+		pos, err = b.persistInbound(ctx, in, false)
 		return err
 	})
 	return pos, err
 }
 
-func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, error) {
+// ErrWouldFork refuses, in PersistInboundBatch, an accepted event after the
+// first whose state before is not the room's current state: storing it
+// would fork the room, which the checks of the events after it did not
+// foresee.
+var ErrWouldFork = errors.New("the event's state before is not the room's current state")
+
+// PersistInboundBatch stores one room's inbound events in order, in one
+// writer job (one commit), and returns the positions of those it stored: a
+// prefix of ins. It stops at the first event PersistInbound would refuse
+// (ErrExtremitiesMoved), or, after the first, at an accepted event that
+// would fork the room (ErrWouldFork), and returns why; the events from
+// there on are not stored. Another server's transaction carries up to 50
+// events of a room: stored one job each, their commits were most of the
+// time they took to get in.
+func (s *Service) PersistInboundBatch(ctx context.Context, ins []InboundEvent) ([]int64, error) {
+	for i := range ins {
+		in := &ins[i]
+		if in.Event == nil {
+			return nil, fmt.Errorf("%w: no event", ErrInvalid)
+		}
+		if in.Kind < Accepted || in.Kind > Backfilled {
+			return nil, fmt.Errorf("%w: unknown inbound kind %d", ErrInvalid, in.Kind)
+		}
+		if len(in.Raw) == 0 {
+			in.Raw = in.Event.Raw
+		}
+	}
+	var pos []int64
+	var stop error
+	err := s.submitCost(ctx, "", len(ins), func(ctx context.Context, b *batch) error {
+		pos, stop = pos[:0], nil
+		for i, in := range ins {
+			p, err := b.persistInbound(ctx, in, i > 0)
+			if errors.Is(err, ErrExtremitiesMoved) || errors.Is(err, ErrWouldFork) {
+				// Refused before it wrote anything: the events before it
+				// commit.
+				stop = err
+				break
+			}
+			if err != nil {
+				return err // the job fails: none of it is stored
+			}
+			pos = append(pos, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pos, stop
+}
+
+// persistInbound stores in. With strict, an accepted event whose state
+// before differs from the current state is refused with ErrWouldFork
+// before anything is written.
+func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool) (int64, error) {
 	ev := in.Event
 	rs, err := b.room(ctx, ev.RoomID)
 	if err != nil {
@@ -156,6 +211,18 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 	if !sameSet(in.ExtremitiesSeen, rs.extrem) {
 		return 0, ErrExtremitiesMoved
 	}
+	current := make(storage.StateMap, len(rs.state))
+	for k, e := range rs.state {
+		current[storage.StateTuple(k)] = e.ev.ID
+	}
+	before := make(storage.StateMap, len(in.StateBefore))
+	for k, id := range in.StateBefore {
+		before[storage.StateTuple(k)] = id
+	}
+	forks := !maps.Equal(current, before)
+	if strict && forks {
+		return 0, ErrWouldFork
+	}
 	after, err := b.stateAfterInbound(ctx, rs, in, true)
 	if err != nil {
 		return 0, err
@@ -180,16 +247,8 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 	if err := b.advanceExtremitiesTx(ctx, rs, ev); err != nil {
 		return 0, err
 	}
-	current := make(storage.StateMap, len(rs.state))
-	for k, e := range rs.state {
-		current[storage.StateTuple(k)] = e.ev.ID
-	}
-	before := make(storage.StateMap, len(in.StateBefore))
-	for k, id := range in.StateBefore {
-		before[storage.StateTuple(k)] = id
-	}
 	next := after.state
-	if !maps.Equal(current, before) {
+	if forks {
 		// A fork: resolve current state against the state after the event.
 		sets := []stateres.StateMap{toStateres(current), toStateres(after.state)}
 		resolved, err := stateres.Resolve(ctx, rs.version, sets, &txLoader{b: b, version: rs.version})
@@ -201,7 +260,7 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent) (int64, err
 			next[storage.StateTuple(k)] = id
 		}
 	}
-	if err := b.changeCurrentState(ctx, rs, pos, current, next, after); err != nil {
+	if err := b.changeCurrentState(ctx, rs, pos, current, next, after, ev); err != nil {
 		return 0, err
 	}
 	// The notifier routes on the membership the room now holds for the
@@ -294,8 +353,9 @@ func (b *batch) insertInboundRow(ctx context.Context, rs *roomState, ev *pdu.Eve
 
 // changeCurrentState moves the room's current state from current to next:
 // the rows and their deltas at pos, the cached state, the room's group and
-// the commit notice.
-func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64, current, next storage.StateMap, after groupState) error {
+// the commit notice. known are events the caller holds parsed (the event
+// stored, a join's whole state): only the others are read back and parsed.
+func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64, current, next storage.StateMap, after groupState, known ...*pdu.Event) error {
 	var changes []storage.CurrentChange
 	var added []string
 	for k, id := range next {
@@ -312,9 +372,24 @@ func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64
 	if len(changes) == 0 {
 		return nil
 	}
-	events, err := b.loadEvents(ctx, rs.version, added)
+	byID := make(map[string]*pdu.Event, len(known))
+	for _, ev := range known {
+		byID[ev.ID] = ev
+	}
+	unknown := added[:0:0]
+	for _, id := range added {
+		if byID[id] == nil {
+			unknown = append(unknown, id)
+		}
+	}
+	events, err := b.loadEvents(ctx, rs.version, unknown)
 	if err != nil {
 		return err
+	}
+	for id, ev := range byID {
+		if _, ok := events[id]; !ok {
+			events[id] = ev
+		}
 	}
 	for i := range changes {
 		c := &changes[i]

@@ -43,6 +43,9 @@ type Store interface {
 	MemberEvents(ctx context.Context, pairs []storage.RoomUser) ([]storage.Event, error)
 	MemberEventsAt(ctx context.Context, roomID string, userIDs []string, pos int64) ([]storage.Event, error)
 	CurrentState(ctx context.Context, roomID string) ([]storage.Event, error)
+	// CurrentStateKeys is the current state under keys only (the inbound
+	// checks' few auth keys).
+	CurrentStateKeys(ctx context.Context, roomID string, keys []storage.StateTuple) (storage.StateMap, error)
 	StateAt(ctx context.Context, roomID string, pos int64) ([]storage.Event, error)
 
 	// The DAG: events listed or not, extremities and state groups, for the

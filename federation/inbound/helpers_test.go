@@ -140,6 +140,19 @@ func (r *rooms) Persist(ctx context.Context, v *checks.Verdict) (int64, error) {
 	return s.Persist(ctx, v)
 }
 
+// PersistBatch implements checks.BatchPersister: one room's verdicts in
+// one write of its store.
+func (r *rooms) PersistBatch(ctx context.Context, vs []*checks.Verdict) ([]int64, error) {
+	if len(vs) == 0 {
+		return nil, nil
+	}
+	s := r.store(vs[0].Event.RoomID)
+	if s == nil {
+		return nil, fmt.Errorf("%w: %s", checks.ErrUnknownRoom, vs[0].Event.RoomID)
+	}
+	return s.PersistBatch(ctx, vs)
+}
+
 // ServerInRoom implements inbound.RoomServers from the current state.
 func (r *rooms) ServerInRoom(ctx context.Context, roomID, server string) (bool, error) {
 	s := r.store(roomID)
@@ -173,6 +186,16 @@ func (r *rooms) persists() int {
 	n := 0
 	for _, s := range r.all() {
 		n += s.Persists()
+	}
+	return n
+}
+
+// writes counts the writes of every room's store (Persist and
+// PersistBatch calls).
+func (r *rooms) writes() int {
+	n := 0
+	for _, s := range r.all() {
+		n += s.Writes()
 	}
 	return n
 }

@@ -120,6 +120,8 @@ func (h *Handler) runRoom(ctx context.Context, origin string, b *roomBatch) map[
 		return out
 	}
 	acl, err := h.roomACL(ctx, b.roomID)
+	batch := h.newBatch()
+	batch.prepare(ctx, b.version, b.raws)
 	for _, raw := range b.raws {
 		switch {
 		case err != nil:
@@ -131,16 +133,71 @@ func (h *Handler) runRoom(ctx context.Context, origin string, b *roomBatch) map[
 			h.count.pduDenied.Add(1)
 			continue
 		}
-		id, r := h.handlePDU(ctx, origin, b.version, raw)
-		h.count.countPDU(r)
-		if id != "" {
-			out[id] = r
-		}
-		if r.Error == "" && isACLEvent(raw) {
+		batch.add(ctx, raw, func(v *checks.Verdict, err error) {
+			id, r := h.afterAccept(ctx, origin, b.version, raw, v, err)
+			h.count.countPDU(r)
+			if id != "" {
+				out[id] = r
+			}
+		})
+		if isACLEvent(raw) {
+			batch.flush(ctx)
 			acl, err = h.roomACL(ctx, b.roomID) // it may have changed
 		}
 	}
+	batch.flush(ctx)
 	return out
+}
+
+// Batcher is a Pipeline that takes a room's PDUs of a transaction as one
+// batch, storing runs of them in one write (*rooms/inbound.Pipeline is
+// one). The Handler uses it when its Pipeline has it.
+type Batcher interface {
+	NewBatch() *checks.Batch
+}
+
+// pduBatch is one room's PDUs on their way through the pipeline: a
+// checks.Batch, or one Accept each when the Pipeline cannot batch.
+type pduBatch struct {
+	h *Handler
+	b *checks.Batch // nil: one Accept each
+}
+
+func (h *Handler) newBatch() pduBatch {
+	if bp, ok := h.cfg.Pipeline.(Batcher); ok {
+		return pduBatch{h: h, b: bp.NewBatch()}
+	}
+	return pduBatch{h: h}
+}
+
+// prepare parses and verifies raws ahead, on every core, when batching.
+func (p pduBatch) prepare(ctx context.Context, version string, raws []json.RawMessage) {
+	if p.b == nil {
+		return
+	}
+	bs := make([][]byte, len(raws))
+	for i, raw := range raws {
+		bs[i] = raw
+	}
+	p.b.Prepare(ctx, version, bs)
+}
+
+// add takes raw through the pipeline; done gets its verdict or error,
+// now or at a later add or flush.
+func (p pduBatch) add(ctx context.Context, raw []byte, done func(*checks.Verdict, error)) {
+	if p.b != nil {
+		p.b.Add(ctx, raw, done)
+		return
+	}
+	v, _, err := p.h.cfg.Pipeline.Accept(ctx, raw)
+	done(v, err)
+}
+
+// flush stores what waits and hands out the waiting answers.
+func (p pduBatch) flush(ctx context.Context) {
+	if p.b != nil {
+		p.b.Flush(ctx)
+	}
 }
 
 // idOf is raw's event ID, or "" when none can be computed.
@@ -178,11 +235,11 @@ func (h *Handler) roomACL(ctx context.Context, roomID string) (*serveracl.ACL, e
 	return serveracl.Parse(stored[0].Event.Content), nil
 }
 
-// handlePDU takes one PDU through the pipeline and, when the pipeline
-// names missing events, fetches them from origin and tries again. It
-// returns the PDU's ID ("" when none can be computed) and its result.
-func (h *Handler) handlePDU(ctx context.Context, origin, version string, raw []byte) (string, PDUResult) {
-	v, _, err := h.cfg.Pipeline.Accept(ctx, raw)
+// afterAccept turns the pipeline's answer for one PDU into its result:
+// when the pipeline names missing events, it fetches them from origin and
+// tries again. It returns the PDU's ID ("" when none can be computed) and
+// its result.
+func (h *Handler) afterAccept(ctx context.Context, origin, version string, raw []byte, v *checks.Verdict, err error) (string, PDUResult) {
 	if err == nil {
 		return v.Event.ID, resultOf(v, nil)
 	}

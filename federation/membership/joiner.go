@@ -190,40 +190,44 @@ func (j *Joiner) checkAnswer(ctx context.Context, version, roomID string, ours *
 	}
 	all := map[string]*pdu.Event{}
 	var stateIDs []string
-	parse := func(list []federation.PDU, state bool) error {
-		for _, raw := range list {
-			ev, err := pdu.Parse(raw, version)
-			if errors.Is(err, pdu.ErrBadHash) && ev != nil {
-				err = nil // stored as its redacted copy
-			}
-			if err != nil {
-				continue // dropped, as /send drops it
-			}
-			if ev.RoomID != roomID {
-				return fmt.Errorf("event %s is in room %s", ev.ID, ev.RoomID)
-			}
-			if state {
-				if ev.StateKey == nil {
-					return fmt.Errorf("state event %s has no state_key", ev.ID)
-				}
-				stateIDs = append(stateIDs, ev.ID)
-			}
-			if _, ok := all[ev.ID]; !ok {
-				all[ev.ID] = ev
-			}
+	// Parsing and check 2 (one ed25519 verification per event) are most of
+	// a big answer's cost and independent per event: both run on every core
+	// (checks.ParseAll, checks.VerifyAll).
+	raws := make([][]byte, 0, len(resp.State)+len(resp.AuthChain))
+	for _, raw := range resp.State {
+		raws = append(raws, raw)
+	}
+	for _, raw := range resp.AuthChain {
+		raws = append(raws, raw)
+	}
+	parsed, perrs := checks.ParseAll(raws, version)
+	var fresh []*pdu.Event
+	for i, ev := range parsed {
+		err := perrs[i]
+		if errors.Is(err, pdu.ErrBadHash) && ev != nil {
+			err = nil // stored as its redacted copy
 		}
-		return nil
+		if err != nil {
+			continue // dropped, as /send drops it
+		}
+		if ev.RoomID != roomID {
+			return nil, fmt.Errorf("event %s is in room %s", ev.ID, ev.RoomID)
+		}
+		if i < len(resp.State) {
+			if ev.StateKey == nil {
+				return nil, fmt.Errorf("state event %s has no state_key", ev.ID)
+			}
+			stateIDs = append(stateIDs, ev.ID)
+		}
+		if _, ok := all[ev.ID]; !ok {
+			all[ev.ID] = ev
+			fresh = append(fresh, ev)
+		}
 	}
-	if err := parse(resp.State, true); err != nil {
-		return nil, err
-	}
-	if err := parse(resp.AuthChain, false); err != nil {
-		return nil, err
-	}
-	for id, ev := range all {
-		if err := checks.VerifySignatures(ctx, j.cfg.Keys, version, ev); err != nil {
-			j.cfg.Log.Info("remote join: event dropped", "event", id, "err", err)
-			delete(all, id)
+	for i, err := range checks.VerifyAll(ctx, j.cfg.Keys, version, fresh) {
+		if err != nil {
+			j.cfg.Log.Info("remote join: event dropped", "event", fresh[i].ID, "err", err)
+			delete(all, fresh[i].ID)
 		}
 	}
 	var create *pdu.Event

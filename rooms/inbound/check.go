@@ -33,6 +33,19 @@ type Pipeline struct {
 	src     Source
 	keys    Keys
 	persist Persister // nil when the pipeline only checks
+	// pre, set only on a Batch's own copy, holds checks 1 and 2 done
+	// ahead, on every core, for the PDUs of a transaction (Batch.Prepare).
+	pre map[*byte]*prepared
+}
+
+// prepared is one PDU parsed and its signatures verified ahead of its
+// turn, for a room version.
+type prepared struct {
+	n         int // len of the raw PDU, which with its first byte names it
+	version   string
+	ev        *pdu.Event
+	parseErr  error
+	verifyErr error // nil when not verified (the parse failed)
 }
 
 // New returns a Pipeline reading the room through src, verifying
@@ -89,7 +102,13 @@ func (p *Pipeline) check(ctx context.Context, roomID string, raw []byte, outlier
 	}
 
 	// Check 1: format.
-	ev, err := pdu.Parse(raw, version)
+	pre := p.prepared(raw, version)
+	var ev *pdu.Event
+	if pre != nil {
+		ev, err = pre.ev, pre.parseErr
+	} else {
+		ev, err = pdu.Parse(raw, version)
+	}
 	redacted := false
 	switch {
 	case errors.Is(err, pdu.ErrBadHash) && ev != nil:
@@ -107,7 +126,11 @@ func (p *Pipeline) check(ctx context.Context, roomID string, raw []byte, outlier
 	}
 
 	// Check 2: signatures (the content hash was checked by Parse).
-	if err := p.verifySignatures(ctx, version, ev); err != nil {
+	if pre != nil {
+		if pre.verifyErr != nil {
+			return nil, pre.verifyErr
+		}
+	} else if err := p.verifySignatures(ctx, version, ev); err != nil {
 		return nil, err
 	}
 
@@ -199,6 +222,17 @@ func (p *Pipeline) check(ctx context.Context, roomID string, raw []byte, outlier
 		return nil, err
 	}
 	return c, nil
+}
+
+// prepared returns raw's checks 1 and 2 done ahead for version, or nil.
+func (p *Pipeline) prepared(raw []byte, version string) *prepared {
+	if p.pre == nil || len(raw) == 0 {
+		return nil
+	}
+	if pr := p.pre[&raw[0]]; pr != nil && pr.n == len(raw) && pr.version == version {
+		return pr
+	}
+	return nil
 }
 
 // roomOf returns the room raw names: its room_id or, for a room version

@@ -33,13 +33,15 @@ type Store struct {
 	current     stateres.StateMap
 	extremities []string
 	persists    int
+	batches     int
 	pos         int64
 }
 
 var (
-	_ inbound.Source    = (*Store)(nil)
-	_ inbound.Persister = (*Store)(nil)
-	_ inbound.Keys      = Keyring(nil)
+	_ inbound.Source         = (*Store)(nil)
+	_ inbound.Persister      = (*Store)(nil)
+	_ inbound.BatchPersister = (*Store)(nil)
+	_ inbound.Keys           = Keyring(nil)
 )
 
 // NewStore returns an empty store for r's room.
@@ -108,6 +110,37 @@ func (s *Store) Persist(ctx context.Context, v *inbound.Verdict) (int64, error) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.persistLocked(ctx, v, false)
+}
+
+// PersistBatch implements inbound.BatchPersister: one write (it counts in
+// Writes, not in Persists) storing a prefix of vs, refusing as the real
+// writer does (rooms.Service.PersistInboundBatch). BeforePersist runs once,
+// with the first verdict.
+func (s *Store) PersistBatch(ctx context.Context, vs []*inbound.Verdict) ([]int64, error) {
+	s.mu.Lock()
+	s.batches++
+	n := s.persists + s.batches
+	s.mu.Unlock()
+	if s.BeforePersist != nil && len(vs) > 0 {
+		s.BeforePersist(n, vs[0])
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pos []int64
+	for i, v := range vs {
+		p, err := s.persistLocked(ctx, v, i > 0)
+		if err != nil {
+			return pos, err
+		}
+		pos = append(pos, p)
+	}
+	return pos, nil
+}
+
+// persistLocked stores v; with strict, an accepted event whose state
+// before is not the current state is refused (it would fork the room).
+func (s *Store) persistLocked(ctx context.Context, v *inbound.Verdict, strict bool) (int64, error) {
 	ev := v.Event
 	live := v.Kind == inbound.Accepted || v.Kind == inbound.SoftFailed
 	if live && !sameSet(v.ExtremitiesSeen, s.extremities) {
@@ -115,6 +148,9 @@ func (s *Store) Persist(ctx context.Context, v *inbound.Verdict) (int64, error) 
 	}
 	if old, ok := s.kinds[ev.ID]; ok && old != inbound.Outlier {
 		return 0, fmt.Errorf("remotetest: event %s already stored as %s", ev.ID, old)
+	}
+	if strict && v.Kind == inbound.Accepted && !stateEqual(v.StateBefore, s.current) {
+		return 0, fmt.Errorf("remotetest: event %s would fork the room: %w", ev.ID, inbound.ErrExtremitiesMoved)
 	}
 	s.events[ev.ID] = inbound.Stored{Event: ev, Rejected: v.Kind == inbound.Rejected, Outlier: v.Kind == inbound.Outlier}
 	s.kinds[ev.ID] = v.Kind
@@ -181,6 +217,26 @@ func (s *Store) Persists() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.persists
+}
+
+// Writes returns how many writes the store took: Persist and PersistBatch
+// calls.
+func (s *Store) Writes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.persists + s.batches
+}
+
+func stateEqual(a, b stateres.StateMap) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, id := range a {
+		if other, ok := b[k]; !ok || other != id {
+			return false
+		}
+	}
+	return true
 }
 
 // loaderLocked is the stateres.Loader of a Store whose lock is held.
