@@ -105,6 +105,8 @@ type fedDeps struct {
 	media *media.Repo
 	// remote is the client API's joiner; wireFederation sets it.
 	remote *fedMembership
+	// backfill is the client API's backfiller; wireFederation sets it.
+	backfill *fedBackfill
 }
 
 // wireFederation starts the outbound queue and mounts /send on the
@@ -150,6 +152,7 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	fed.Inbound = h
 	s.mountFedReads(fed, d.media) // fedreads.go
 	s.wireMembership(d.remote, q) // fedmembership.go
+	s.wireBackfill(d.backfill)    // fedbackfill.go
 	return nil
 }
 
