@@ -79,7 +79,9 @@ func TestFederationBackfill(t *testing.T) {
 			carol := b.Register(t, "carol")
 			invited := alice.CreateRoom(map[string]any{"preset": "public_chat", "invite": []string{carol.UserID}, "initial_state": []map[string]any{
 				{"type": "m.room.history_visibility", "state_key": "", "content": map[string]any{"history_visibility": "invited"}}}})
-			hstest.Eventually(t, "carol's invite on B", func() bool { return memberOn(carol, invited, carol.UserID) == "invite" || carol.Sync("", 0).Get("rooms.invite").Exists() })
+			hstest.Eventually(t, "carol's invite on B", func() bool {
+				return memberOn(carol, invited, carol.UserID) == "invite" || carol.Sync("", 0).Get("rooms.invite").Exists()
+			})
 			for i := 0; i < 30; i++ {
 				alice.Send(invited, fmt.Sprintf("i-%d", i), fmt.Sprintf("secret-%d", i))
 			}
