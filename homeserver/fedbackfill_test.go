@@ -85,10 +85,15 @@ func TestFederationBackfill(t *testing.T) {
 			for i := 0; i < 30; i++ {
 				alice.Send(invited, fmt.Sprintf("i-%d", i), fmt.Sprintf("secret-%d", i))
 			}
+			unread := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			for i := 0; i < 20; i++ {
+				alice.Send(unread, fmt.Sprintf("u-%d", i), fmt.Sprintf("unread-%d", i))
+			}
 			since := bob.Sync("", 0).Get("next_batch").String()
 			joinVia(t, bob, room, a.FedName)
 			joinVia(t, bob, hidden, a.FedName)
 			joinVia(t, bob, invited, a.FedName)
+			joinVia(t, bob, unread, a.FedName)
 			alice.Send(room, "after", "after the join")
 			hstest.Eventually(t, "A's message after the join on B", func() bool { return hasBody(bob, room, "after the join") })
 
@@ -122,6 +127,14 @@ func TestFederationBackfill(t *testing.T) {
 			if next := sync.Get("next_batch").String(); next != "" {
 				if bodies := hstest.Bodies(bob.Sync(next, 0), room); len(bodies) > 0 {
 					t.Errorf("bob's incremental /sync after paging = %q, want nothing new", bodies)
+				}
+			}
+			// A down: /messages answers with what B holds, not an error.
+			a.Stop()
+			got, _ := pageHistory(t, bob, unread, 10)
+			for _, body := range got {
+				if strings.HasPrefix(body, "unread-") {
+					t.Errorf("bob reads %q with A down, before any backfill", body)
 				}
 			}
 		})

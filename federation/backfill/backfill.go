@@ -180,6 +180,9 @@ func (b *Backfiller) Fill(ctx context.Context, roomID string, page []storage.Eve
 			continue
 		}
 		ch := b.flight.DoChan(key, func() (any, error) {
+			if b.recentlyFailed(key) {
+				return 0, nil // failed in a flight that ended since the check above
+			}
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout*time.Duration(b.cfg.MaxServers))
 			defer cancel()
 			n, err := b.fill(fctx, roomID, gap)
@@ -272,7 +275,7 @@ func (b *Backfiller) servers(ctx context.Context, roomID, gap string) ([]string,
 			members = append(members, id)
 		}
 	}
-	if len(members) <= maxStateMembers {
+	if len(members) > 0 && len(members) <= maxStateMembers {
 		stored, err := b.cfg.Rooms.EventsByID(ctx, members)
 		if err != nil {
 			return nil, err
