@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"context"
+	"time"
 
 	"github.com/parley-im/parley/storage"
 )
@@ -21,3 +22,8 @@ type Backfiller interface {
 // each brings up to 100 events, so a page of the maximum size (1,000)
 // is filled in one request.
 const maxFillsPerPage = 10
+
+// maxFillWait bounds how long one /messages request waits for backfill in
+// all. A fetch still running then goes on and stores its page for the
+// next request; this one answers with what is held.
+const maxFillWait = 15 * time.Second
