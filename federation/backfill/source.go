@@ -35,6 +35,10 @@ type pageSource struct {
 	// given is the state before the event being checked, from the remote;
 	// nil when none was fetched.
 	given checks.StateMap
+	// held caches the store's events (parsed) for the page: the events of
+	// a page cite mostly the same auth events, which would otherwise be
+	// read and parsed again for each.
+	held map[string]checks.Stored
 }
 
 type pageEvent struct {
@@ -44,7 +48,7 @@ type pageEvent struct {
 }
 
 func newPageSource(src checks.Source, r Rooms) *pageSource {
-	return &pageSource{Source: src, rooms: r, upgrade: map[string]bool{}, page: map[string]pageEvent{}}
+	return &pageSource{Source: src, rooms: r, upgrade: map[string]bool{}, page: map[string]pageEvent{}, held: map[string]checks.Stored{}}
 }
 
 // record adds a checked event of the page, so later ones see it.
@@ -64,14 +68,32 @@ func (p *pageSource) record(v *checks.Verdict) {
 
 // Events implements checks.Source.
 func (p *pageSource) Events(ctx context.Context, ids []string) ([]checks.Stored, error) {
-	out, err := p.Source.Events(ctx, ids)
-	if err != nil {
-		return nil, err
+	out := make([]checks.Stored, len(ids))
+	var miss []string
+	for i, id := range ids {
+		if st, ok := p.held[id]; ok {
+			out[i] = st
+		} else if _, ok := p.page[id]; !ok {
+			miss = append(miss, id)
+		}
+	}
+	if len(miss) > 0 {
+		got, err := p.Source.Events(ctx, miss)
+		if err != nil {
+			return nil, err
+		}
+		for i, id := range miss {
+			if i < len(got) && got[i].Event != nil {
+				p.held[id] = got[i]
+			}
+		}
+		for i, id := range ids {
+			if st, ok := p.held[id]; ok {
+				out[i] = st
+			}
+		}
 	}
 	for i, id := range ids {
-		if i >= len(out) {
-			break
-		}
 		if pe, ok := p.page[id]; ok {
 			out[i] = checks.Stored{Event: pe.ev, Rejected: pe.rejected}
 		} else if p.upgrade[id] && out[i].Event != nil {
