@@ -97,6 +97,30 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 	next := fresh - 1
 	now := b.s.cfg.Now().UnixMilli()
 	stored := 0
+	// The state after the last event written, so the next event of the
+	// page (whose prev event it usually is) needs no read of its parent
+	// group. Only one is kept: a room's state can be big.
+	var lastID string
+	var last groupState
+	remember := func(id string, after groupState) { lastID, last = id, after }
+	stateAfter := func(in InboundEvent, withSelf bool) (groupState, error) {
+		if len(in.Event.PrevEvents) == 0 || in.Event.PrevEvents[0] != lastID {
+			return b.stateAfterInbound(ctx, rs, in, withSelf)
+		}
+		parent := last
+		state := make(storage.StateMap, len(in.StateBefore)+1)
+		for k, id := range in.StateBefore {
+			state[storage.StateTuple(k)] = id
+		}
+		if withSelf && in.Event.StateKey != nil {
+			state[storage.StateTuple{Type: in.Event.Type, StateKey: *in.Event.StateKey}] = in.Event.ID
+		}
+		group, hops, err := b.groupFor(ctx, rs.id, state, parent.group, parent.state, parent.hops)
+		if err != nil {
+			return groupState{}, err
+		}
+		return groupState{state: state, group: group, hops: hops}, nil
+	}
 	for _, in := range page {
 		ev := in.Event
 		h, ok := have[ev.ID]
@@ -104,13 +128,14 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 		case ok && h.Kind == "" && in.Kind == Backfilled && h.StateGroup == 0 && h.Pos < 0:
 			// A join's state event, stored as history without its state:
 			// now that the history around it is here, it gets it.
-			after, err := b.stateAfterInbound(ctx, rs, in, true)
+			after, err := stateAfter(in, true)
 			if err != nil {
 				return 0, err
 			}
 			if err := b.tx.SetEventStateGroup(ctx, ev.ID, after.group); err != nil {
 				return 0, dbErr(err)
 			}
+			remember(ev.ID, after)
 			continue
 		case ok && h.Kind != storage.Outlier, ok && in.Kind == Rejected:
 			continue // held already
@@ -120,10 +145,11 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 			}
 		}
 		if in.Kind == Rejected {
-			before, err := b.stateAfterInbound(ctx, rs, InboundEvent{Event: ev, StateBefore: in.StateBefore}, false)
+			before, err := stateAfter(InboundEvent{Event: ev, StateBefore: in.StateBefore}, false)
 			if err != nil {
 				return 0, err
 			}
+			remember(ev.ID, before)
 			if err := b.tx.InsertUnlisted(ctx, storage.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: storage.Rejected, Reason: in.Reason,
 				Depth: ev.Depth, StateGroup: before.group, PrevIDs: ev.PrevEvents, AuthIDs: ev.AuthEvents, PDU: in.Raw, ReceivedTS: now}); err != nil {
 				return 0, dbErr(err)
@@ -131,13 +157,14 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 			stored++
 			continue
 		}
-		after, err := b.stateAfterInbound(ctx, rs, in, true)
+		after, err := stateAfter(in, true)
 		if err != nil {
 			return 0, err
 		}
 		if err := b.insertInbound(ctx, rs, ev, in.Raw, positions[next], after.group); err != nil {
 			return 0, err
 		}
+		remember(ev.ID, after)
 		next--
 		stored++
 	}
