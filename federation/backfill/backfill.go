@@ -56,6 +56,11 @@ const (
 	// maxFetchEach is how many lacking state events are fetched one by one
 	// (/event) before one /state brings them all instead.
 	maxFetchEach = 10
+	// maxStateFetches bounds the state_ids requests one page may make: a
+	// linear history needs one (for its oldest event); a page of many
+	// forks could otherwise cost a round trip per event. Events beyond it
+	// wait for a later fill, which starts from them.
+	maxStateFetches = 5
 	// maxStateMembers bounds the member events read to choose servers;
 	// beyond it the room's current servers are asked.
 	maxStateMembers = 2_000
@@ -337,11 +342,12 @@ func (b *Backfiller) fillFrom(ctx context.Context, srv, version, roomID, gap str
 	})
 	p := checks.New(src, b.cfg.Keys, nil)
 	out := make([]rooms.InboundEvent, 0, len(evs))
+	src.stateFetches = maxStateFetches
 	for _, ev := range evs {
 		v, err := b.check(ctx, p, src, srv, version, ev)
 		if err != nil {
 			if ctx.Err() != nil {
-				return 0, ctx.Err()
+				break // keep what is checked: each event stands on its own
 			}
 			b.cfg.Log.Info("backfill: event not taken", "room", roomID, "from", srv, "event", ev.ID, "err", err)
 			continue
@@ -354,9 +360,15 @@ func (b *Backfiller) fillFrom(ctx context.Context, srv, version, roomID, gap str
 		out = append(out, in)
 	}
 	if len(out) == 0 {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		return 0, fmt.Errorf("none of the %d events passed", len(evs))
 	}
-	return b.cfg.Rooms.PersistBackfill(ctx, roomID, out)
+	// The writer gets its own time: the checks may have used all of ctx's.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
+	defer cancel()
+	return b.cfg.Rooms.PersistBackfill(wctx, roomID, out)
 }
 
 // toCheck keeps the events of evs that this server does not hold, those
@@ -417,8 +429,9 @@ func (b *Backfiller) check(ctx context.Context, p *checks.Pipeline, src *pageSou
 			if err := b.storeOutliers(ctx, ev.RoomID, parseAll(raws, version, ev.RoomID)); err != nil {
 				return nil, err
 			}
-		case len(me.Prev) > 0 && !stateDone:
+		case len(me.Prev) > 0 && !stateDone && src.stateFetches > 0:
 			stateDone = true
+			src.stateFetches--
 			given, err := b.stateBefore(ctx, src, srv, version, ev)
 			if err != nil {
 				return nil, err

@@ -39,6 +39,8 @@ type pageSource struct {
 	// a page cite mostly the same auth events, which would otherwise be
 	// read and parsed again for each.
 	held map[string]checks.Stored
+	// stateFetches is how many more state_ids requests the page may make.
+	stateFetches int
 }
 
 type pageEvent struct {
