@@ -59,11 +59,12 @@ type Template struct {
 }
 
 // MakeMember builds the template of user's membership ("join", "leave" or
-// "knock") in a room this server is in, for user's server to sign. It refuses what
-// the auth rules would refuse against the current state (a banned user, an
-// invite-only room without an invite, a leave of a user not in the room)
-// and, for a restricted room, names the local authoriser as a local join
-// does. It writes nothing. The answer is the room version and the template.
+// "knock") in a room this server is in, for user's server to sign. It
+// refuses what the auth rules would refuse against the current state (a
+// banned user, an invite-only room without an invite, a knock on a room
+// whose rule does not allow it, a leave of a user not in the room) and, for
+// a restricted room, names the local authoriser as a local join does. It
+// writes nothing. The answer is the room version and the template.
 func (s *Service) MakeMember(ctx context.Context, roomID, user, membership string) (string, *Template, error) {
 	if membership != "join" && membership != "leave" && membership != "knock" {
 		return "", nil, fmt.Errorf("%w: membership %q", ErrInvalid, membership)
