@@ -167,7 +167,7 @@ func New(cfg Config) *Backfiller {
 // bounds its own wait; the fetch itself runs to its own timeout, so a
 // client that hangs up does not waste the work for the next one.
 func (b *Backfiller) Fill(ctx context.Context, roomID string, page []storage.Event) bool {
-	if len(page) == 0 {
+	if len(page) == 0 || ctx.Err() != nil {
 		return false
 	}
 	ids := make([]string, len(page))
