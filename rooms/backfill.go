@@ -173,9 +173,10 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 
 // historyOf is the room's history visibility at e. Events with negative
 // positions (history stored before the join, or backfilled later) did not
-// arrive in the order they happened, so among them the visibility changes
-// are ordered by depth, as /messages orders them; live events keep stream
-// order, and no live visibility change applies to them.
+// arrive in the order they happened, so for them the visibility change in
+// force is the last one before them in topological order (depth, then
+// position), as /messages orders them; that also finds one this server
+// held from an earlier stay in the room. Live events keep stream order.
 func (v *Visibility) historyOf(e *storage.Event) string {
 	if e.Pos >= 0 {
 		return v.historyAt(e.Pos)
@@ -184,7 +185,7 @@ func (v *Visibility) historyOf(e *storage.Event) string {
 	var best *storage.Event
 	for i := range v.vis {
 		x := &v.vis[i]
-		if x.Pos >= 0 || cmp.Or(cmp.Compare(x.Depth, e.Depth), cmp.Compare(x.Pos, e.Pos)) > 0 {
+		if cmp.Or(cmp.Compare(x.Depth, e.Depth), cmp.Compare(x.Pos, e.Pos)) > 0 {
 			continue
 		}
 		if best == nil || cmp.Or(cmp.Compare(x.Depth, best.Depth), cmp.Compare(x.Pos, best.Pos)) > 0 {
