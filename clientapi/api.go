@@ -124,6 +124,9 @@ type Deps struct {
 	// Remote joins and leaves rooms through other servers
 	// (remote_membership.go); nil when federation is off.
 	Remote RemoteMembership
+	// Backfill fetches history from before this server joined a room,
+	// for /messages (backfill.go); nil when federation is off.
+	Backfill Backfiller
 	// Metrics is the server's registry, which GET /_parley/admin/v1/metrics
 	// serves; the writer's and desks' collectors are added to it. Nil
 	// means a registry of the API's own.
@@ -177,6 +180,8 @@ type API struct {
 	// remote joins and leaves through other servers; nil without
 	// federation.
 	remote RemoteMembership
+	// backfill fills /messages from other servers; nil without federation.
+	backfill Backfiller
 	// searcher runs /search (search_handlers.go).
 	searcher *search.Service
 	push     *push.Service
@@ -238,6 +243,7 @@ func New(cfg Config, d Deps) *API {
 	a.admin = newAdmin(cfg, d, a.tokens)
 	a.sliding = inbox.NewSliding(d.Syncer)
 	a.metrics = d.Metrics
+	a.backfill = d.Backfill
 	return a
 }
 

@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"context"
 	"errors"
 	"math"
 	"net/http"
@@ -120,10 +121,24 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	var end storage.TopoPoint
 	hasEnd := false
 	more := true // false once a backwards page reaches the room's first event
+	fills := 0
+	fillCtx := r.Context()
+	if backwards && a.backfill != nil {
+		var cancel context.CancelFunc
+		fillCtx, cancel = context.WithTimeout(fillCtx, maxFillWait)
+		defer cancel()
+	}
 	for tries := 0; tries < 5 && len(chunk) < limit; tries++ {
 		page, err := a.store.RoomEventsTopo(r.Context(), q)
 		if err != nil {
 			return err
+		}
+		// History from before this server joined comes from the room's
+		// other servers; once stored, the same page is read again.
+		if backwards && a.backfill != nil && fills < maxFillsPerPage && a.backfill.Fill(fillCtx, roomID, page) {
+			fills++
+			tries--
+			continue
 		}
 		if len(page) == 0 {
 			more = !backwards

@@ -105,6 +105,8 @@ type fedDeps struct {
 	media *media.Repo
 	// remote is the client API's joiner; wireFederation sets it.
 	remote *fedMembership
+	// backfill is the client API's backfiller; wireFederation sets it.
+	backfill *fedBackfill
 	// presence is the tracker remote presence goes into; edus the hooks
 	// that send local presence and device lists out (fededus_wire.go);
 	// bg ends when the server stops.
@@ -157,6 +159,7 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 	fed.Inbound = h
 	s.mountFedReads(fed, d.media) // fedreads.go
 	s.wireMembership(d.remote, q) // fedmembership.go
+	s.wireBackfill(d.backfill)    // fedbackfill.go
 	return nil
 }
 

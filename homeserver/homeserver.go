@@ -225,11 +225,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	commits.add(pushSvc)
 	var remote clientapi.RemoteMembership // stays a nil interface with federation off
+	var fedBF *fedBackfill                // fedbackfill.go; set by wireFederation
+	var backfiller clientapi.Backfiller   // stays a nil interface with federation off
 	if fed != nil {
 		remote = fedRem
+		fedBF = &fedBackfill{}
+		backfiller = fedBF
 	}
 	obs := newObservability(cfg, store, log)
-	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
+	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Backfill: backfiller, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
 		Channels: channels.New(store.Channels(), clientapi.ChannelGraph(rel), cfg.ServerName, channels.Limits{}),
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
@@ -240,7 +244,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Desks: ds, ToDevice: td, Media: repo, Push: pushSvc, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
 	s.Domain = dom
 	s.Wallet, s.Envelopes = wal, envs
-	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, media: repo, remote: fedRem,
+	if err := s.wireFederation(ctx, fedDeps{notifier: n, rooms: rs, toDevice: td, remoteToDevice: fedTD, roomEDUs: fedOut, media: repo, remote: fedRem, backfill: fedBF,
 		presence: pres, edus: edusOut, bg: bgCtx}); err != nil {
 		cancel()
 		pushSvc.Shutdown(ctx)

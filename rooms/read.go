@@ -83,7 +83,7 @@ func (v *Visibility) CanSee(e *storage.Event) bool {
 	if e.Type == "m.room.member" && e.StateKey != nil && *e.StateKey == v.userID {
 		return true // a user always sees their own membership changes
 	}
-	hv := v.historyAt(e.Pos)
+	hv := v.historyOf(e) // backfill.go: by depth for history stored out of order
 	if hv == "world_readable" {
 		return true
 	}

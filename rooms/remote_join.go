@@ -58,17 +58,18 @@ type Template struct {
 	Origin         string          `json:"origin,omitempty"`
 }
 
-// MakeMember builds the template of user's membership ("join" or "leave")
-// in a room this server is in, for user's server to sign. It refuses what
-// the auth rules would refuse against the current state (a banned user, an
-// invite-only room without an invite, a leave of a user not in the room)
-// and, for a restricted room, names the local authoriser as a local join
-// does. It writes nothing. The answer is the room version and the template.
+// MakeMember builds the template of user's membership ("join", "leave" or
+// "knock") in a room this server is in, for user's server to sign. It
+// refuses what the auth rules would refuse against the current state (a
+// banned user, an invite-only room without an invite, a knock on a room
+// whose rule does not allow it, a leave of a user not in the room) and, for
+// a restricted room, names the local authoriser as a local join does. It
+// writes nothing. The answer is the room version and the template.
 func (s *Service) MakeMember(ctx context.Context, roomID, user, membership string) (string, *Template, error) {
-	if membership != "join" && membership != "leave" {
+	if membership != "join" && membership != "leave" && membership != "knock" {
 		return "", nil, fmt.Errorf("%w: membership %q", ErrInvalid, membership)
 	}
-	if membership == "join" {
+	if membership == "join" || membership == "knock" {
 		if err := s.checkNotBlocked(roomID); err != nil {
 			return "", nil, err
 		}
@@ -93,7 +94,7 @@ func (s *Service) MakeMember(ctx context.Context, roomID, user, membership strin
 			if via != "" {
 				content["join_authorised_via_users_server"] = via
 			}
-		} else if cur := rs.membership(user); cur != "join" && cur != "invite" && cur != "knock" {
+		} else if cur := rs.membership(user); membership == "leave" && cur != "join" && cur != "invite" && cur != "knock" {
 			return fmt.Errorf("%w: %s is not in the room", ErrForbidden, user)
 		}
 		p := pdu.Proto{RoomID: rs.id, Sender: user, Type: "m.room.member", StateKey: strPtr(user), Content: mustJSON(content),

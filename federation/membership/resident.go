@@ -71,6 +71,8 @@ func (h *Resident) Mount(r chi.Router) {
 	r.Get("/_matrix/federation/v1/make_leave/{roomId}/{userId}", h.makeLeave)
 	r.Put("/_matrix/federation/v2/send_leave/{roomId}/{eventId}", h.sendLeave)
 	r.Put("/_matrix/federation/v2/invite/{roomId}/{eventId}", h.invite)
+	r.Get("/_matrix/federation/v1/make_knock/{roomId}/{userId}", h.makeKnock)  // knock.go
+	r.Put("/_matrix/federation/v1/send_knock/{roomId}/{eventId}", h.sendKnock) // knock.go
 }
 
 func (h *Resident) origin(w http.ResponseWriter, r *http.Request) (string, bool) {
@@ -127,7 +129,7 @@ func (h *Resident) makeMember(w http.ResponseWriter, r *http.Request, membership
 		return
 	}
 	ctx := r.Context()
-	if membership == "join" {
+	if membership == "join" || membership == "knock" {
 		version, err := h.cfg.Rooms.RoomVersion(ctx, roomID)
 		if err != nil {
 			h.writeErr(w, err)
