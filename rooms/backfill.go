@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 	"slices"
 
 	"github.com/tidwall/gjson"
@@ -78,7 +79,7 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 	if err != nil {
 		return 0, dbErr(err)
 	}
-	have := make(map[string]storage.StoredPDU, len(held))
+	have := make(map[string]dag.StoredPDU, len(held))
 	for _, h := range held {
 		have[h.EventID] = h
 	}
@@ -86,7 +87,7 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 	// event gets the lowest.
 	fresh := 0
 	for _, in := range page {
-		if h, ok := have[in.Event.ID]; in.Kind == Backfilled && (!ok || h.Kind == storage.Outlier) {
+		if h, ok := have[in.Event.ID]; in.Kind == Backfilled && (!ok || h.Kind == dag.Outlier) {
 			fresh++
 		}
 	}
@@ -108,12 +109,12 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 			return b.stateAfterInbound(ctx, rs, in, withSelf)
 		}
 		parent := last
-		state := make(storage.StateMap, len(in.StateBefore)+1)
+		state := make(dag.StateMap, len(in.StateBefore)+1)
 		for k, id := range in.StateBefore {
-			state[storage.StateTuple(k)] = id
+			state[dag.StateTuple(k)] = id
 		}
 		if withSelf && in.Event.StateKey != nil {
-			state[storage.StateTuple{Type: in.Event.Type, StateKey: *in.Event.StateKey}] = in.Event.ID
+			state[dag.StateTuple{Type: in.Event.Type, StateKey: *in.Event.StateKey}] = in.Event.ID
 		}
 		group, hops, err := b.groupFor(ctx, rs.id, state, parent.group, parent.state, parent.hops)
 		if err != nil {
@@ -137,7 +138,7 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 			}
 			remember(ev.ID, after)
 			continue
-		case ok && h.Kind != storage.Outlier, ok && in.Kind == Rejected:
+		case ok && h.Kind != dag.Outlier, ok && in.Kind == Rejected:
 			continue // held already
 		case ok:
 			if err := b.tx.DeleteUnlisted(ctx, ev.ID); err != nil {
@@ -150,7 +151,7 @@ func (b *batch) persistBackfill(ctx context.Context, roomID string, page []Inbou
 				return 0, err
 			}
 			remember(ev.ID, before)
-			if err := b.tx.InsertUnlisted(ctx, storage.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: storage.Rejected, Reason: in.Reason,
+			if err := b.tx.InsertUnlisted(ctx, dag.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: dag.Rejected, Reason: in.Reason,
 				Depth: ev.Depth, StateGroup: before.group, PrevIDs: ev.PrevEvents, AuthIDs: ev.AuthEvents, PDU: in.Raw, ReceivedTS: now}); err != nil {
 				return 0, dbErr(err)
 			}

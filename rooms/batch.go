@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 
 	"github.com/parley-im/parley/rooms/authrules"
 	"github.com/parley-im/parley/rooms/pdu"
@@ -91,7 +92,7 @@ type batch struct {
 	// The rooms whose extremities the batch moved (with their extremities
 	// before; only the keys are read), written once at the end (flushDAG):
 	// one statement per room, not one a send.
-	extrem map[*roomState][]storage.Extremity
+	extrem map[*roomState][]dag.Extremity
 	groups map[*roomState]int64 // rooms whose current group moved, with the group before
 
 	// searchCaughtUp is set when a search pass in the batch indexed every
@@ -190,7 +191,7 @@ func (b *batch) room(ctx context.Context, roomID string) (*roomState, error) {
 type roomState struct {
 	id, version, creator string
 	// extrem are the room's forward extremities, deepest first.
-	extrem []storage.Extremity
+	extrem []dag.Extremity
 	// latest is the room's listed event with the highest position, when
 	// known ("" until the writer appends one); extremLatest is whether the
 	// room's row stores its extremities as "the latest event"

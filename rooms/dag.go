@@ -2,11 +2,11 @@ package rooms
 
 import (
 	"context"
+	"github.com/parley-im/parley/rooms/dag"
 	"slices"
 
 	"github.com/parley-im/parley/rooms/authrules"
 	"github.com/parley-im/parley/rooms/pdu"
-	"github.com/parley-im/parley/storage"
 )
 
 // The room as a DAG, on the writer's side: forward extremities, edges and
@@ -40,7 +40,7 @@ func (rs *roomState) prevEvents() ([]string, int64) {
 // prev_events that were; the store follows at flushDAG.
 func (b *batch) advanceExtremitiesTx(ctx context.Context, rs *roomState, ev *pdu.Event) error {
 	if b.extrem == nil {
-		b.extrem = make(map[*roomState][]storage.Extremity, 1)
+		b.extrem = make(map[*roomState][]dag.Extremity, 1)
 	}
 	if _, ok := b.extrem[rs]; !ok {
 		b.extrem[rs] = rs.extrem
@@ -82,14 +82,14 @@ func (b *batch) flushDAG(ctx context.Context) error {
 // advanceExtremities updates the cached extremities only.
 func (b *batch) advanceExtremities(rs *roomState, ev *pdu.Event) {
 	old := rs.extrem
-	next := make([]storage.Extremity, 0, len(old)+1)
-	next = append(next, storage.Extremity{EventID: ev.ID, Depth: ev.Depth})
+	next := make([]dag.Extremity, 0, len(old)+1)
+	next = append(next, dag.Extremity{EventID: ev.ID, Depth: ev.Depth})
 	for _, x := range old {
 		if !slices.Contains(ev.PrevEvents, x.EventID) {
 			next = append(next, x)
 		}
 	}
-	slices.SortStableFunc(next, func(a, b storage.Extremity) int {
+	slices.SortStableFunc(next, func(a, b dag.Extremity) int {
 		switch {
 		case a.Depth > b.Depth:
 			return -1
@@ -138,21 +138,21 @@ func (b *batch) setGroup(rs *roomState, group int64, hops int) {
 func (b *batch) extendGroup(ctx context.Context, rs *roomState, key *authrules.StateKey, eventID string) (int64, int, error) {
 	id := b.nextGroup()
 	if rs.group == 0 || rs.groupHops+1 >= maxGroupHops || key == nil {
-		snap := make(storage.StateMap, len(rs.state)+1)
+		snap := make(dag.StateMap, len(rs.state)+1)
 		for k, e := range rs.state {
-			snap[storage.StateTuple(k)] = e.ev.ID
+			snap[dag.StateTuple(k)] = e.ev.ID
 		}
 		if key != nil {
-			snap[storage.StateTuple(*key)] = eventID
+			snap[dag.StateTuple(*key)] = eventID
 		}
-		if err := b.tx.InsertStateGroup(ctx, storage.StateGroupRow{ID: id, RoomID: rs.id}, nil, snap); err != nil {
+		if err := b.tx.InsertStateGroup(ctx, dag.StateGroupRow{ID: id, RoomID: rs.id}, nil, snap); err != nil {
 			return 0, 0, dbErr(err)
 		}
 		return id, 0, nil
 	}
-	d := []storage.StateDelta{{Type: key.Type, StateKey: key.StateKey, EventID: eventID}}
+	d := []dag.StateDelta{{Type: key.Type, StateKey: key.StateKey, EventID: eventID}}
 	hops := rs.groupHops + 1
-	if err := b.tx.InsertStateGroup(ctx, storage.StateGroupRow{ID: id, RoomID: rs.id, Parent: rs.group, Hops: hops}, d, nil); err != nil {
+	if err := b.tx.InsertStateGroup(ctx, dag.StateGroupRow{ID: id, RoomID: rs.id, Parent: rs.group, Hops: hops}, d, nil); err != nil {
 		return 0, 0, dbErr(err)
 	}
 	return id, hops, nil
@@ -161,17 +161,17 @@ func (b *batch) extendGroup(ctx context.Context, rs *roomState, key *authrules.S
 // groupFor writes (or reuses) a state group holding state, as a delta on
 // the group parent (whose state is parentState, hops deep) or a snapshot.
 // It returns parent itself when state equals parentState.
-func (b *batch) groupFor(ctx context.Context, roomID string, state storage.StateMap, parent int64, parentState storage.StateMap, parentHops int) (int64, int, error) {
-	var deltas []storage.StateDelta
+func (b *batch) groupFor(ctx context.Context, roomID string, state dag.StateMap, parent int64, parentState dag.StateMap, parentHops int) (int64, int, error) {
+	var deltas []dag.StateDelta
 	if parent != 0 {
 		for k, id := range state {
 			if parentState[k] != id {
-				deltas = append(deltas, storage.StateDelta{Type: k.Type, StateKey: k.StateKey, EventID: id})
+				deltas = append(deltas, dag.StateDelta{Type: k.Type, StateKey: k.StateKey, EventID: id})
 			}
 		}
 		for k := range parentState {
 			if _, ok := state[k]; !ok {
-				deltas = append(deltas, storage.StateDelta{Type: k.Type, StateKey: k.StateKey})
+				deltas = append(deltas, dag.StateDelta{Type: k.Type, StateKey: k.StateKey})
 			}
 		}
 		if len(deltas) == 0 {
@@ -180,12 +180,12 @@ func (b *batch) groupFor(ctx context.Context, roomID string, state storage.State
 	}
 	id := b.nextGroup()
 	if parent == 0 || parentHops+1 >= maxGroupHops || len(deltas) > len(state)/2 {
-		if err := b.tx.InsertStateGroup(ctx, storage.StateGroupRow{ID: id, RoomID: roomID}, nil, state); err != nil {
+		if err := b.tx.InsertStateGroup(ctx, dag.StateGroupRow{ID: id, RoomID: roomID}, nil, state); err != nil {
 			return 0, 0, dbErr(err)
 		}
 		return id, 0, nil
 	}
-	slices.SortFunc(deltas, func(a, b storage.StateDelta) int {
+	slices.SortFunc(deltas, func(a, b dag.StateDelta) int {
 		if a.Type != b.Type {
 			if a.Type < b.Type {
 				return -1
@@ -200,7 +200,7 @@ func (b *batch) groupFor(ctx context.Context, roomID string, state storage.State
 		}
 		return 0
 	})
-	if err := b.tx.InsertStateGroup(ctx, storage.StateGroupRow{ID: id, RoomID: roomID, Parent: parent, Hops: parentHops + 1}, deltas, nil); err != nil {
+	if err := b.tx.InsertStateGroup(ctx, dag.StateGroupRow{ID: id, RoomID: roomID, Parent: parent, Hops: parentHops + 1}, deltas, nil); err != nil {
 		return 0, 0, dbErr(err)
 	}
 	return id, parentHops + 1, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 
 	"github.com/parley-im/parley/rooms/authrules"
 	"github.com/parley-im/parley/rooms/inbound"
@@ -63,7 +64,7 @@ func (a InboundStore) Events(ctx context.Context, ids []string) ([]inbound.Store
 		if err != nil {
 			return nil, fmt.Errorf("parse stored event %s: %w", st.EventID, err)
 		}
-		byID[st.EventID] = inbound.Stored{Event: ev, Rejected: st.Kind == storage.Rejected, Outlier: st.Kind == storage.Outlier}
+		byID[st.EventID] = inbound.Stored{Event: ev, Rejected: st.Kind == dag.Rejected, Outlier: st.Kind == dag.Outlier}
 	}
 	out := make([]inbound.Stored, len(ids))
 	for i, id := range ids {
@@ -102,9 +103,9 @@ func (a InboundStore) Current(ctx context.Context, roomID string, keys []authrul
 	for i, x := range xs {
 		ids[i] = x.EventID
 	}
-	tuples := make([]storage.StateTuple, len(keys))
+	tuples := make([]dag.StateTuple, len(keys))
 	for i, k := range keys {
-		tuples[i] = storage.StateTuple(k)
+		tuples[i] = dag.StateTuple(k)
 	}
 	// Only the keys asked for: a whole-state read per checked event cost
 	// O(members) in a big room.

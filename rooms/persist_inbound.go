@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 	"maps"
 
 	"github.com/parley-im/parley/pushrules"
@@ -158,7 +159,7 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 	}
 	if len(have) > 0 {
 		h := have[0]
-		if h.Kind != storage.Outlier || in.Kind == Outlier || in.Kind == Rejected || in.Kind == SoftFailed {
+		if h.Kind != dag.Outlier || in.Kind == Outlier || in.Kind == Rejected || in.Kind == SoftFailed {
 			return h.Pos, nil // already stored
 		}
 		if err := b.tx.DeleteUnlisted(ctx, ev.ID); err != nil {
@@ -166,8 +167,8 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 		}
 	}
 	now := b.s.cfg.Now().UnixMilli()
-	unlisted := func(kind storage.UnlistedKind, group int64) (int64, error) {
-		if err := b.tx.InsertUnlisted(ctx, storage.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: kind, Reason: in.Reason,
+	unlisted := func(kind dag.UnlistedKind, group int64) (int64, error) {
+		if err := b.tx.InsertUnlisted(ctx, dag.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: kind, Reason: in.Reason,
 			Depth: ev.Depth, StateGroup: group, PrevIDs: ev.PrevEvents, AuthIDs: ev.AuthEvents, PDU: in.Raw, ReceivedTS: now}); err != nil {
 			return 0, dbErr(err)
 		}
@@ -175,26 +176,26 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 	}
 	switch in.Kind {
 	case Outlier:
-		return unlisted(storage.Outlier, 0)
+		return unlisted(dag.Outlier, 0)
 	case Rejected:
 		// A rejected event never takes effect, so the state after it is
 		// the state before it: an event built on it is checked against
 		// that (as Synapse does), instead of waiting for ever for a state
 		// no one can supply.
 		if in.StateBefore == nil {
-			return unlisted(storage.Rejected, 0)
+			return unlisted(dag.Rejected, 0)
 		}
 		before, err := b.stateAfterInbound(ctx, rs, InboundEvent{Event: ev, StateBefore: in.StateBefore}, false)
 		if err != nil {
 			return 0, err
 		}
-		return unlisted(storage.Rejected, before.group)
+		return unlisted(dag.Rejected, before.group)
 	case SoftFailed:
 		after, err := b.stateAfterInbound(ctx, rs, in, true)
 		if err != nil {
 			return 0, err
 		}
-		return unlisted(storage.SoftFailed, after.group)
+		return unlisted(dag.SoftFailed, after.group)
 	case Backfilled:
 		after, err := b.stateAfterInbound(ctx, rs, in, true)
 		if err != nil {
@@ -211,13 +212,13 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 	if !sameSet(in.ExtremitiesSeen, rs.extrem) {
 		return 0, ErrExtremitiesMoved
 	}
-	current := make(storage.StateMap, len(rs.state))
+	current := make(dag.StateMap, len(rs.state))
 	for k, e := range rs.state {
-		current[storage.StateTuple(k)] = e.ev.ID
+		current[dag.StateTuple(k)] = e.ev.ID
 	}
-	before := make(storage.StateMap, len(in.StateBefore))
+	before := make(dag.StateMap, len(in.StateBefore))
 	for k, id := range in.StateBefore {
-		before[storage.StateTuple(k)] = id
+		before[dag.StateTuple(k)] = id
 	}
 	forks := !maps.Equal(current, before)
 	if strict && forks {
@@ -255,9 +256,9 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 		if err != nil {
 			return 0, &txError{err: fmt.Errorf("resolve state of %s: %w", rs.id, err)}
 		}
-		next = make(storage.StateMap, len(resolved))
+		next = make(dag.StateMap, len(resolved))
 		for k, id := range resolved {
-			next[storage.StateTuple(k)] = id
+			next[dag.StateTuple(k)] = id
 		}
 	}
 	if err := b.changeCurrentState(ctx, rs, pos, current, next, after, ev); err != nil {
@@ -279,7 +280,7 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 
 // groupState is a state with the group that holds it.
 type groupState struct {
-	state storage.StateMap
+	state dag.StateMap
 	group int64
 	hops  int
 }
@@ -292,15 +293,15 @@ func (b *batch) stateAfterInbound(ctx context.Context, rs *roomState, in Inbound
 	if in.StateBefore == nil {
 		return groupState{}, fmt.Errorf("%w: the state before %s is needed", ErrInvalid, ev.ID)
 	}
-	state := make(storage.StateMap, len(in.StateBefore)+1)
+	state := make(dag.StateMap, len(in.StateBefore)+1)
 	for k, id := range in.StateBefore {
-		state[storage.StateTuple(k)] = id
+		state[dag.StateTuple(k)] = id
 	}
 	if withSelf && ev.StateKey != nil {
-		state[storage.StateTuple{Type: ev.Type, StateKey: *ev.StateKey}] = ev.ID
+		state[dag.StateTuple{Type: ev.Type, StateKey: *ev.StateKey}] = ev.ID
 	}
 	var parent int64
-	var parentState storage.StateMap
+	var parentState dag.StateMap
 	var parentHops int
 	if len(ev.PrevEvents) > 0 {
 		prevs, err := b.tx.EventsByID(ctx, ev.PrevEvents)
@@ -308,7 +309,7 @@ func (b *batch) stateAfterInbound(ctx context.Context, rs *roomState, in Inbound
 			return groupState{}, dbErr(err)
 		}
 		for _, p := range prevs {
-			if p.StateGroup != 0 && p.Kind != storage.Rejected {
+			if p.StateGroup != 0 && p.Kind != dag.Rejected {
 				parent = p.StateGroup
 				break
 			}
@@ -355,18 +356,18 @@ func (b *batch) insertInboundRow(ctx context.Context, rs *roomState, ev *pdu.Eve
 // the rows and their deltas at pos, the cached state, the room's group and
 // the commit notice. known are events the caller holds parsed (the event
 // stored, a join's whole state): only the others are read back and parsed.
-func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64, current, next storage.StateMap, after groupState, known ...*pdu.Event) error {
-	var changes []storage.CurrentChange
+func (b *batch) changeCurrentState(ctx context.Context, rs *roomState, pos int64, current, next dag.StateMap, after groupState, known ...*pdu.Event) error {
+	var changes []dag.CurrentChange
 	var added []string
 	for k, id := range next {
 		if current[k] != id {
-			changes = append(changes, storage.CurrentChange{Type: k.Type, StateKey: k.StateKey, EventID: id})
+			changes = append(changes, dag.CurrentChange{Type: k.Type, StateKey: k.StateKey, EventID: id})
 			added = append(added, id)
 		}
 	}
 	for k := range current {
 		if _, ok := next[k]; !ok {
-			changes = append(changes, storage.CurrentChange{Type: k.Type, StateKey: k.StateKey})
+			changes = append(changes, dag.CurrentChange{Type: k.Type, StateKey: k.StateKey})
 		}
 	}
 	if len(changes) == 0 {
@@ -440,7 +441,7 @@ func (b *batch) loadEvents(ctx context.Context, version string, ids []string) (m
 		return nil, dbErr(err)
 	}
 	for _, st := range stored {
-		if st.Kind == storage.Rejected {
+		if st.Kind == dag.Rejected {
 			continue
 		}
 		ev, err := pdu.Parse(st.PDU, version)
@@ -474,7 +475,7 @@ func (l *txLoader) Events(ctx context.Context, ids []string) ([]*pdu.Event, erro
 	return out, nil
 }
 
-func toStateres(m storage.StateMap) stateres.StateMap {
+func toStateres(m dag.StateMap) stateres.StateMap {
 	out := make(stateres.StateMap, len(m))
 	for k, id := range m {
 		out[authrules.StateKey(k)] = id
@@ -483,7 +484,7 @@ func toStateres(m storage.StateMap) stateres.StateMap {
 }
 
 // sameSet reports whether ids name exactly the extremities xs.
-func sameSet(ids []string, xs []storage.Extremity) bool {
+func sameSet(ids []string, xs []dag.Extremity) bool {
 	if len(ids) != len(xs) {
 		return false
 	}
@@ -506,7 +507,7 @@ func sameSet(ids []string, xs []storage.Extremity) bool {
 // writer re-checks extremities when it persists.
 
 // Extremities returns the room's forward extremities, deepest first.
-func (s *Service) Extremities(ctx context.Context, roomID string) ([]storage.Extremity, error) {
+func (s *Service) Extremities(ctx context.Context, roomID string) ([]dag.Extremity, error) {
 	return s.store.Extremities(ctx, roomID)
 }
 
@@ -522,7 +523,7 @@ func (s *Service) StateAfterEvent(ctx context.Context, eventID string) (stateres
 	if err != nil {
 		return nil, err
 	}
-	if len(stored) == 0 || stored[0].Kind == storage.Outlier || (stored[0].Kind == storage.Rejected && stored[0].StateGroup == 0) {
+	if len(stored) == 0 || stored[0].Kind == dag.Outlier || (stored[0].Kind == dag.Rejected && stored[0].StateGroup == 0) {
 		return nil, fmt.Errorf("%w: %s", ErrNoState, eventID)
 	}
 	if stored[0].StateGroup == 0 {
@@ -542,7 +543,7 @@ func (s *Service) StateAfterEvent(ctx context.Context, eventID string) (stateres
 
 // EventsByID returns stored events, listed or unlisted, with their kind
 // ("" for accepted and backfilled events); IDs not stored are left out.
-func (s *Service) EventsByID(ctx context.Context, ids []string) ([]storage.StoredPDU, error) {
+func (s *Service) EventsByID(ctx context.Context, ids []string) ([]dag.StoredPDU, error) {
 	return s.store.EventsByID(ctx, ids)
 }
 
@@ -565,7 +566,7 @@ func (l storeLoader) Events(ctx context.Context, ids []string) ([]*pdu.Event, er
 	}
 	m := make(map[string]*pdu.Event, len(stored))
 	for _, st := range stored {
-		if st.Kind == storage.Rejected {
+		if st.Kind == dag.Rejected {
 			continue
 		}
 		ev, err := pdu.Parse(st.PDU, l.version)

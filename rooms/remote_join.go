@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 	"slices"
 	"strings"
 
@@ -203,7 +204,7 @@ func (p behalfPersister) Persist(ctx context.Context, v *inbound.Verdict) (int64
 // themselves unless one is in another's chain), as stored. It reads at
 // most maxChain events, so a hostile or huge room cannot make one request
 // unbounded.
-func (s *Service) AuthChain(ctx context.Context, ids []string) ([]storage.StoredPDU, error) {
+func (s *Service) AuthChain(ctx context.Context, ids []string) ([]dag.StoredPDU, error) {
 	const maxChain = 100_000
 	seen := make(map[string]bool, len(ids))
 	var frontier []string
@@ -219,7 +220,7 @@ func (s *Service) AuthChain(ctx context.Context, ids []string) ([]storage.Stored
 			}
 		}
 	}
-	var out []storage.StoredPDU
+	var out []dag.StoredPDU
 	for len(frontier) > 0 {
 		if len(out) > maxChain {
 			return nil, fmt.Errorf("%w: auth chain over %d events", ErrTooLarge, maxChain)
@@ -358,11 +359,11 @@ func (b *batch) persistJoined(ctx context.Context, rj RemoteJoin, create *pdu.Ev
 	if err != nil {
 		return 0, dbErr(err)
 	}
-	have := make(map[string]storage.StoredPDU, len(held))
+	have := make(map[string]dag.StoredPDU, len(held))
 	for _, h := range held {
 		have[h.EventID] = h
 	}
-	if h, ok := have[rj.Join.ID]; ok && h.Kind != storage.Outlier {
+	if h, ok := have[rj.Join.ID]; ok && h.Kind != dag.Outlier {
 		return h.Pos, nil // stored already (a retried join)
 	}
 	now := b.s.cfg.Now().UnixMilli()
@@ -377,13 +378,13 @@ func (b *batch) persistJoined(ctx context.Context, rj RemoteJoin, create *pdu.Ev
 	}
 	var listed []*pdu.Event
 	for _, ev := range rj.Events {
-		if h, ok := have[ev.ID]; inState[ev.ID] && (!ok || h.Kind == storage.Outlier) {
+		if h, ok := have[ev.ID]; inState[ev.ID] && (!ok || h.Kind == dag.Outlier) {
 			listed = append(listed, ev)
 		}
 	}
 	slices.SortStableFunc(listed, func(x, y *pdu.Event) int { return cmp.Compare(y.Depth, x.Depth) })
 	for _, ev := range listed {
-		if h, ok := have[ev.ID]; ok && h.Kind == storage.Outlier {
+		if h, ok := have[ev.ID]; ok && h.Kind == dag.Outlier {
 			if err := b.tx.DeleteUnlisted(ctx, ev.ID); err != nil {
 				return 0, dbErr(err)
 			}
@@ -391,33 +392,33 @@ func (b *batch) persistJoined(ctx context.Context, rj RemoteJoin, create *pdu.Ev
 		if err := b.insertInbound(ctx, rs, ev, ev.Raw, b.nextBackfillPos(), 0); err != nil {
 			return 0, err
 		}
-		have[ev.ID] = storage.StoredPDU{EventID: ev.ID}
+		have[ev.ID] = dag.StoredPDU{EventID: ev.ID}
 	}
 	for _, ev := range rj.Events {
 		if _, ok := have[ev.ID]; ok {
 			continue
 		}
-		if err := b.tx.InsertUnlisted(ctx, storage.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: storage.Outlier,
+		if err := b.tx.InsertUnlisted(ctx, dag.UnlistedEvent{EventID: ev.ID, RoomID: rs.id, Kind: dag.Outlier,
 			Depth: ev.Depth, PrevIDs: ev.PrevEvents, AuthIDs: ev.AuthEvents, PDU: ev.Raw, ReceivedTS: now}); err != nil {
 			return 0, dbErr(err)
 		}
-		have[ev.ID] = storage.StoredPDU{EventID: ev.ID, Kind: storage.Outlier}
+		have[ev.ID] = dag.StoredPDU{EventID: ev.ID, Kind: dag.Outlier}
 	}
-	if h, ok := have[rj.Join.ID]; ok && h.Kind == storage.Outlier {
+	if h, ok := have[rj.Join.ID]; ok && h.Kind == dag.Outlier {
 		if err := b.tx.DeleteUnlisted(ctx, rj.Join.ID); err != nil {
 			return 0, dbErr(err)
 		}
 	}
-	after := make(storage.StateMap, len(rj.State)+len(rs.state)+1)
+	after := make(dag.StateMap, len(rj.State)+len(rs.state)+1)
 	if rj.Invite {
 		for k, e := range rs.state {
-			after[storage.StateTuple(k)] = e.ev.ID
+			after[dag.StateTuple(k)] = e.ev.ID
 		}
 	}
 	for k, id := range rj.State {
-		after[storage.StateTuple(k)] = id
+		after[dag.StateTuple(k)] = id
 	}
-	after[storage.StateTuple{Type: "m.room.member", StateKey: *rj.Join.StateKey}] = rj.Join.ID
+	after[dag.StateTuple{Type: "m.room.member", StateKey: *rj.Join.StateKey}] = rj.Join.ID
 	group, hops, err := b.groupFor(ctx, rs.id, after, 0, nil, 0)
 	if err != nil {
 		return 0, err
@@ -433,11 +434,11 @@ func (b *batch) persistJoined(ctx context.Context, rj RemoteJoin, create *pdu.Ev
 		return 0, err
 	}
 	old := rs.extrem
-	rs.extrem = []storage.Extremity{{EventID: rj.Join.ID, Depth: rj.Join.Depth}}
+	rs.extrem = []dag.Extremity{{EventID: rj.Join.ID, Depth: rj.Join.Depth}}
 	b.onUndo(func() { rs.extrem = old })
-	current := make(storage.StateMap, len(rs.state))
+	current := make(dag.StateMap, len(rs.state))
 	for k, e := range rs.state {
-		current[storage.StateTuple(k)] = e.ev.ID
+		current[dag.StateTuple(k)] = e.ev.ID
 	}
 	// The events given are parsed already: a 10,000-member room's state
 	// read back and parsed again took a tenth of the join.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -99,14 +100,14 @@ func (s *Service) currentACL(ctx context.Context, roomID string) (*serveracl.ACL
 }
 
 // load returns the room's stored, non-rejected events among ids.
-func (r *serverRead) load(ctx context.Context, ids []string) (map[string]storage.StoredPDU, error) {
+func (r *serverRead) load(ctx context.Context, ids []string) (map[string]dag.StoredPDU, error) {
 	stored, err := r.s.store.EventsByID(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]storage.StoredPDU, len(stored))
+	out := make(map[string]dag.StoredPDU, len(stored))
 	for _, st := range stored {
-		if st.RoomID != r.roomID || st.Kind == storage.Rejected {
+		if st.RoomID != r.roomID || st.Kind == dag.Rejected {
 			continue
 		}
 		out[st.EventID] = st
@@ -118,7 +119,7 @@ func (r *serverRead) load(ctx context.Context, ids []string) (map[string]storage
 // is st, under the history visibility and memberships in the state after
 // it. Events without known state (outliers) are visible only to a server
 // in the room.
-func (r *serverRead) visible(ctx context.Context, st storage.StoredPDU) (bool, error) {
+func (r *serverRead) visible(ctx context.Context, st dag.StoredPDU) (bool, error) {
 	key := st.EventID
 	if st.StateGroup != 0 {
 		key = fmt.Sprintf("g%d", st.StateGroup) // events sharing a state share the answer
@@ -187,7 +188,7 @@ func (r *serverRead) visibleIn(ctx context.Context, state stateres.StateMap) (bo
 
 // serve returns st as the server gets it: whole when visible, redacted
 // when the server is in the room but may not see it; ok false otherwise.
-func (r *serverRead) serve(ctx context.Context, st storage.StoredPDU) (ServerPDU, bool, error) {
+func (r *serverRead) serve(ctx context.Context, st dag.StoredPDU) (ServerPDU, bool, error) {
 	vis, err := r.visible(ctx, st)
 	if err != nil {
 		return ServerPDU{}, false, err
@@ -226,7 +227,7 @@ func (s *Service) ServerEvent(ctx context.Context, server, eventID string) (Serv
 	if err != nil {
 		return ServerPDU{}, err
 	}
-	if len(stored) == 0 || stored[0].Kind == storage.Rejected {
+	if len(stored) == 0 || stored[0].Kind == dag.Rejected {
 		return ServerPDU{}, fmt.Errorf("%w: event %s", ErrNotFound, eventID)
 	}
 	r, err := s.openServerRead(ctx, server, stored[0].RoomID)
@@ -245,24 +246,24 @@ func (s *Service) ServerEvent(ctx context.Context, server, eventID string) (Serv
 
 // eventForServer loads eventID of roomID and checks that server may read
 // the room's state there: in the room now, or able to see the event.
-func (r *serverRead) eventForServer(ctx context.Context, eventID string) (storage.StoredPDU, error) {
+func (r *serverRead) eventForServer(ctx context.Context, eventID string) (dag.StoredPDU, error) {
 	got, err := r.load(ctx, []string{eventID})
 	if err != nil {
-		return storage.StoredPDU{}, err
+		return dag.StoredPDU{}, err
 	}
 	st, ok := got[eventID]
 	if !ok {
-		return storage.StoredPDU{}, fmt.Errorf("%w: event %s in room %s", ErrNotFound, eventID, r.roomID)
+		return dag.StoredPDU{}, fmt.Errorf("%w: event %s in room %s", ErrNotFound, eventID, r.roomID)
 	}
 	if r.inRoom {
 		return st, nil
 	}
 	vis, err := r.visible(ctx, st)
 	if err != nil {
-		return storage.StoredPDU{}, err
+		return dag.StoredPDU{}, err
 	}
 	if !vis {
-		return storage.StoredPDU{}, fmt.Errorf("%w: server %s is not in room %s", ErrForbidden, r.server, r.roomID)
+		return dag.StoredPDU{}, fmt.Errorf("%w: server %s is not in room %s", ErrForbidden, r.server, r.roomID)
 	}
 	return st, nil
 }
@@ -307,7 +308,7 @@ func (s *Service) ServerStateIDs(ctx context.Context, server, roomID, eventID st
 
 // stateBefore is the state before an event: the resolution of the states
 // after its prev events (one prev: that state as it is).
-func (s *Service) stateBefore(ctx context.Context, version string, st storage.StoredPDU) (stateres.StateMap, error) {
+func (s *Service) stateBefore(ctx context.Context, version string, st dag.StoredPDU) (stateres.StateMap, error) {
 	var prevs []string
 	for _, p := range gjson.GetBytes(st.PDU, "prev_events").Array() {
 		prevs = append(prevs, p.String())
@@ -510,7 +511,7 @@ func (r *serverRead) walkBack(ctx context.Context, start []string, stop map[stri
 		return nil, err
 	}
 	for q.Len() > 0 && len(out) < limit {
-		st := heap.Pop(q).(storage.StoredPDU)
+		st := heap.Pop(q).(dag.StoredPDU)
 		p, ok, err := r.serve(ctx, st)
 		if err != nil {
 			return nil, err
@@ -531,7 +532,7 @@ func (r *serverRead) walkBack(ctx context.Context, start []string, stop map[stri
 
 // depthHeap orders events deepest first (ties by event ID, so answers are
 // stable).
-type depthHeap []storage.StoredPDU
+type depthHeap []dag.StoredPDU
 
 func (h depthHeap) Len() int { return len(h) }
 func (h depthHeap) Less(i, j int) bool {
@@ -541,7 +542,7 @@ func (h depthHeap) Less(i, j int) bool {
 	return h[i].EventID > h[j].EventID
 }
 func (h depthHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *depthHeap) Push(x any)   { *h = append(*h, x.(storage.StoredPDU)) }
+func (h *depthHeap) Push(x any)   { *h = append(*h, x.(dag.StoredPDU)) }
 func (h *depthHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]

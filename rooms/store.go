@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"github.com/parley-im/parley/rooms/dag"
 
 	"github.com/parley-im/parley/storage"
 )
@@ -45,15 +46,15 @@ type Store interface {
 	CurrentState(ctx context.Context, roomID string) ([]storage.Event, error)
 	// CurrentStateKeys is the current state under keys only (the inbound
 	// checks' few auth keys).
-	CurrentStateKeys(ctx context.Context, roomID string, keys []storage.StateTuple) (storage.StateMap, error)
+	CurrentStateKeys(ctx context.Context, roomID string, keys []dag.StateTuple) (dag.StateMap, error)
 	StateAt(ctx context.Context, roomID string, pos int64) ([]storage.Event, error)
 
 	// The DAG: events listed or not, extremities and state groups, for the
 	// inbound pipeline's Source (inboundsource.go, persist_inbound.go).
-	EventsByID(ctx context.Context, ids []string) ([]storage.StoredPDU, error)
-	Extremities(ctx context.Context, roomID string) ([]storage.Extremity, error)
-	StateGroupState(ctx context.Context, group int64) (storage.StateMap, int, error)
-	StateMapAtPos(ctx context.Context, roomID string, pos int64) (storage.StateMap, error)
+	EventsByID(ctx context.Context, ids []string) ([]dag.StoredPDU, error)
+	Extremities(ctx context.Context, roomID string) ([]dag.Extremity, error)
+	StateGroupState(ctx context.Context, group int64) (dag.StateMap, int, error)
+	StateMapAtPos(ctx context.Context, roomID string, pos int64) (dag.StateMap, error)
 
 	// Federation: who is in a room, for joins through another server
 	// (remote_join.go) and other servers' reads (serverread.go).

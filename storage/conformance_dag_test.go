@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"github.com/parley-im/parley/rooms/dag"
 	"maps"
 	"math"
 	"slices"
@@ -36,13 +37,13 @@ func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 		if err := tx.InsertEvent(ctx, &b, []byte(`{}`)); err != nil {
 			return err
 		}
-		return tx.SetExtremities(ctx, "!r:x", []storage.Extremity{{EventID: "$b", Depth: 2}})
+		return tx.SetExtremities(ctx, "!r:x", []dag.Extremity{{EventID: "$b", Depth: 2}})
 	})
 	prev, auth, err := s.Edges(ctx, "$b")
 	if err != nil || !slices.Equal(prev, []string{"$a"}) || !slices.Equal(auth, []string{"$a", "$c"}) {
 		t.Errorf("Edges($b) = %v %v %v, want [$a] [$a $c]", prev, auth, err)
 	}
-	want := func(what string, w ...storage.Extremity) {
+	want := func(what string, w ...dag.Extremity) {
 		t.Helper()
 		got, err := s.Extremities(ctx, "!r:x")
 		if err != nil || !slices.Equal(got, w) {
@@ -52,28 +53,28 @@ func confEdgesExtremities(t *testing.T, ctx context.Context, s *storage.Store) {
 	if _, _, err := s.Edges(ctx, "$missing"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Edges(missing) = %v, want ErrNotFound", err)
 	}
-	want("after a chain", storage.Extremity{EventID: "$b", Depth: 2})
+	want("after a chain", dag.Extremity{EventID: "$b", Depth: 2})
 	// A fork, given shallowest first: read back deepest first.
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		return tx.SetExtremities(ctx, "!r:x", []storage.Extremity{{EventID: "$f", Depth: 2}, {EventID: "$g", Depth: 3}})
+		return tx.SetExtremities(ctx, "!r:x", []dag.Extremity{{EventID: "$f", Depth: 2}, {EventID: "$g", Depth: 3}})
 	})
-	want("after a fork", storage.Extremity{EventID: "$g", Depth: 3}, storage.Extremity{EventID: "$f", Depth: 2})
+	want("after a fork", dag.Extremity{EventID: "$g", Depth: 3}, dag.Extremity{EventID: "$f", Depth: 2})
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		return tx.SetExtremities(ctx, "!r:x", []storage.Extremity{{EventID: "$m", Depth: 4}})
+		return tx.SetExtremities(ctx, "!r:x", []dag.Extremity{{EventID: "$m", Depth: 4}})
 	})
-	want("after the merge", storage.Extremity{EventID: "$m", Depth: 4})
+	want("after the merge", dag.Extremity{EventID: "$m", Depth: 4})
 	// "The latest event": whichever listed event has the highest position,
 	// read back with its depth, with no row rewrite per message.
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
 		return tx.SetExtremitiesLatest(ctx, "!r:x")
 	})
-	want("stored as the latest event", storage.Extremity{EventID: "$b", Depth: 2})
+	want("stored as the latest event", dag.Extremity{EventID: "$b", Depth: 2})
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
 		n := storage.Event{Pos: 7, EventID: "$n", RoomID: "!r:x", Type: "m.room.message", Sender: "@a:x", Depth: 3, Client: []byte(`{}`),
 			PrevIDs: []string{"$b"}, AuthIDs: []string{"$c"}}
 		return tx.InsertEvent(ctx, &n, []byte(`{}`))
 	})
-	want("a newer event under the latest-event form", storage.Extremity{EventID: "$n", Depth: 3})
+	want("a newer event under the latest-event form", dag.Extremity{EventID: "$n", Depth: 3})
 	if got, err := s.Extremities(ctx, "!other:x"); err != nil || len(got) != 0 {
 		t.Errorf("Extremities(unknown room) = %v %v, want none", got, err)
 	}
@@ -103,15 +104,15 @@ func confStateGroupForks(t *testing.T, ctx context.Context, s *storage.Store) {
 	topicX := build(here, "@a:x", "m.room.topic", "", `{"topic":"x"}`, 3, join.ID)
 	joinY := build(there, "@b:y", "m.room.member", "@b:y", `{"membership":"join"}`, 3, join.ID)
 	nameY := build(there, "@b:y", "m.room.name", "", `{"name":"y"}`, 4, joinY.ID)
-	st := func(kv ...string) storage.StateMap {
-		m := storage.StateMap{}
+	st := func(kv ...string) dag.StateMap {
+		m := dag.StateMap{}
 		for i := 0; i < len(kv); i += 3 {
-			m[storage.StateTuple{Type: kv[i], StateKey: kv[i+1]}] = kv[i+2]
+			m[dag.StateTuple{Type: kv[i], StateKey: kv[i+1]}] = kv[i+2]
 		}
 		return m
 	}
 	base := st("m.room.create", "", create.ID, "m.room.member", "@a:x", join.ID)
-	groups := map[int64]storage.StateMap{
+	groups := map[int64]dag.StateMap{
 		1: base,
 		2: st("m.room.create", "", create.ID, "m.room.member", "@a:x", join.ID, "m.room.topic", "", topicX.ID),
 		3: st("m.room.create", "", create.ID, "m.room.member", "@a:x", join.ID, "m.room.member", "@b:y", joinY.ID),
@@ -123,14 +124,14 @@ func confStateGroupForks(t *testing.T, ctx context.Context, s *storage.Store) {
 			return err
 		}
 		rows := []struct {
-			g      storage.StateGroupRow
-			deltas []storage.StateDelta
+			g      dag.StateGroupRow
+			deltas []dag.StateDelta
 		}{
-			{storage.StateGroupRow{ID: 1, RoomID: "!r:x"}, nil},
-			{storage.StateGroupRow{ID: 2, RoomID: "!r:x", Parent: 1, Hops: 1}, []storage.StateDelta{{"m.room.topic", "", topicX.ID}}},
-			{storage.StateGroupRow{ID: 3, RoomID: "!r:x", Parent: 1, Hops: 1}, []storage.StateDelta{{"m.room.member", "@b:y", joinY.ID}}},
-			{storage.StateGroupRow{ID: 4, RoomID: "!r:x", Parent: 3, Hops: 2}, []storage.StateDelta{{"m.room.name", "", nameY.ID}}},
-			{storage.StateGroupRow{ID: 5, RoomID: "!r:x", Parent: 4, Hops: 3}, []storage.StateDelta{{"m.room.name", "", ""}, {"m.room.member", "@b:y", ""}}},
+			{dag.StateGroupRow{ID: 1, RoomID: "!r:x"}, nil},
+			{dag.StateGroupRow{ID: 2, RoomID: "!r:x", Parent: 1, Hops: 1}, []dag.StateDelta{{Type: "m.room.topic", StateKey: "", EventID: topicX.ID}}},
+			{dag.StateGroupRow{ID: 3, RoomID: "!r:x", Parent: 1, Hops: 1}, []dag.StateDelta{{Type: "m.room.member", StateKey: "@b:y", EventID: joinY.ID}}},
+			{dag.StateGroupRow{ID: 4, RoomID: "!r:x", Parent: 3, Hops: 2}, []dag.StateDelta{{Type: "m.room.name", StateKey: "", EventID: nameY.ID}}},
+			{dag.StateGroupRow{ID: 5, RoomID: "!r:x", Parent: 4, Hops: 3}, []dag.StateDelta{{Type: "m.room.name", StateKey: "", EventID: ""}, {Type: "m.room.member", StateKey: "@b:y", EventID: ""}}},
 		}
 		for _, r := range rows {
 			if err := tx.InsertStateGroup(ctx, r.g, r.deltas, base); err != nil {
@@ -195,7 +196,7 @@ func confCurrentStateDeltas(t *testing.T, ctx context.Context, s *storage.Store)
 	// Resolution at position 11 brings back the older topic $e9 and drops
 	// @l:x's membership.
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		return tx.ApplyCurrentState(ctx, "!a:x", 11, []storage.CurrentChange{
+		return tx.ApplyCurrentState(ctx, "!a:x", 11, []dag.CurrentChange{
 			{Type: "m.room.topic", EventID: "$e9", Sender: "@v:x"},
 			{Type: "m.room.member", StateKey: "@l:x"},
 		})
@@ -219,8 +220,8 @@ func confCurrentStateDeltas(t *testing.T, ctx context.Context, s *storage.Store)
 func confUnlisted(t *testing.T, ctx context.Context, s *storage.Store) {
 	seedRooms(t, s)
 	commitTx(t, s, func(ctx context.Context, tx *storage.WriteTx) error {
-		for _, k := range []storage.UnlistedKind{storage.Outlier, storage.Rejected, storage.SoftFailed} {
-			if err := tx.InsertUnlisted(ctx, storage.UnlistedEvent{EventID: "$" + string(k), RoomID: "!a:x", Kind: k, Reason: "why",
+		for _, k := range []dag.UnlistedKind{dag.Outlier, dag.Rejected, dag.SoftFailed} {
+			if err := tx.InsertUnlisted(ctx, dag.UnlistedEvent{EventID: "$" + string(k), RoomID: "!a:x", Kind: k, Reason: "why",
 				Depth: 7, PrevIDs: []string{"$e8"}, AuthIDs: []string{"$e1"}, PDU: []byte(`{}`), ReceivedTS: 1}); err != nil {
 				return err
 			}
@@ -231,11 +232,11 @@ func confUnlisted(t *testing.T, ctx context.Context, s *storage.Store) {
 	if err != nil || len(stored) != 4 {
 		t.Fatalf("EventsByID = %v %v, want 4", stored, err)
 	}
-	kinds := map[string]storage.UnlistedKind{}
+	kinds := map[string]dag.UnlistedKind{}
 	for _, e := range stored {
 		kinds[e.EventID] = e.Kind
 	}
-	if want := map[string]storage.UnlistedKind{"$outlier": storage.Outlier, "$rejected": storage.Rejected, "$soft_failed": storage.SoftFailed, "$e1": ""}; !maps.Equal(kinds, want) {
+	if want := map[string]dag.UnlistedKind{"$outlier": dag.Outlier, "$rejected": dag.Rejected, "$soft_failed": dag.SoftFailed, "$e1": ""}; !maps.Equal(kinds, want) {
 		t.Errorf("kinds = %v, want %v", kinds, want)
 	}
 	unlisted := func(evs []storage.Event) bool {

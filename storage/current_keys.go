@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 	"strings"
 )
 
@@ -14,8 +15,8 @@ const maxCurrentKeys = 50
 // keys (keys it does not hold are absent). It reads only those rows: the
 // inbound checks ask for an event's few auth keys, and reading the whole
 // state for them cost O(members) per event in a big room.
-func (s *Store) CurrentStateKeys(ctx context.Context, roomID string, keys []StateTuple) (StateMap, error) {
-	out := make(StateMap, len(keys))
+func (s *Store) CurrentStateKeys(ctx context.Context, roomID string, keys []dag.StateTuple) (dag.StateMap, error) {
+	out := make(dag.StateMap, len(keys))
 	for len(keys) > 0 {
 		part := keys[:min(len(keys), maxCurrentKeys)]
 		keys = keys[len(part):]
@@ -36,7 +37,7 @@ func (s *Store) CurrentStateKeys(ctx context.Context, roomID string, keys []Stat
 			return nil, fmt.Errorf("current state keys of %s: %w", roomID, err)
 		}
 		for rows.Next() {
-			var k StateTuple
+			var k dag.StateTuple
 			var id string
 			if err := rows.Scan(&k.Type, &k.StateKey, &id); err != nil {
 				rows.Close()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 	"math"
 	"sort"
 	"strconv"
@@ -18,71 +19,8 @@ import (
 // decides what is accepted, what the state is, and assigns every position
 // and group ID.
 
-// StateTuple names one piece of room state.
-type StateTuple struct{ Type, StateKey string }
-
-// StateMap is a room state: the event ID holding each piece of state.
-type StateMap map[StateTuple]string
-
-// Extremity is a forward extremity of a room.
-type Extremity struct {
-	EventID string
-	Depth   int64
-}
-
-// UnlistedKind says why a stored event is kept out of every client read.
-type UnlistedKind string
-
-const (
-	// Outlier: an event known without its place in the DAG (auth events
-	// and state fetched from another server). No position, no state.
-	Outlier UnlistedKind = "outlier"
-	// Rejected: failed the auth checks; kept with its reason so it is not
-	// fetched and checked again, never used for state.
-	Rejected UnlistedKind = "rejected"
-	// SoftFailed: passed auth against its own DAG but not against current
-	// state. Its state group is kept (later events may build on it), but it
-	// is neither shown nor an extremity.
-	SoftFailed UnlistedKind = "soft_failed"
-)
-
-// UnlistedEvent is a stored event users never see.
-type UnlistedEvent struct {
-	EventID    string
-	RoomID     string
-	Kind       UnlistedKind
-	Reason     string
-	Depth      int64
-	StateGroup int64 // 0: none (outliers, rejected events)
-	PrevIDs    []string
-	AuthIDs    []string
-	PDU        []byte
-	ReceivedTS int64
-}
-
-// StateDelta is one changed piece of state; EventID "" removes it.
-type StateDelta struct {
-	Type, StateKey, EventID string
-}
-
-// StateGroupRow is a state group's row. Parent 0 makes it a full snapshot.
-type StateGroupRow struct {
-	ID     int64
-	RoomID string
-	Parent int64
-	Hops   int
-}
-
-// CurrentChange is one change to a room's current state. EventID ""
-// removes the key. Membership and Sender are those of the new event when it
-// is an m.room.member event.
-type CurrentChange struct {
-	Type, StateKey, EventID string
-	Membership, Sender      string
-}
-
 // SetExtremities records a room's forward extremities (deepest first).
-func (w *WriteTx) SetExtremities(ctx context.Context, roomID string, xs []Extremity) error {
+func (w *WriteTx) SetExtremities(ctx context.Context, roomID string, xs []dag.Extremity) error {
 	var b strings.Builder
 	for i, x := range xs {
 		if i > 0 {
@@ -114,14 +52,14 @@ func (w *WriteTx) SetExtremitiesLatest(ctx context.Context, roomID string) error
 }
 
 // Extremities returns a room's forward extremities, deepest first.
-func (s *Store) Extremities(ctx context.Context, roomID string) ([]Extremity, error) {
+func (s *Store) Extremities(ctx context.Context, roomID string) ([]dag.Extremity, error) {
 	xs, _, err := s.extremities(ctx, roomID)
 	return xs, err
 }
 
 // extremities returns a room's forward extremities, and whether they are
 // stored as extremitiesLatest.
-func (s *Store) extremities(ctx context.Context, roomID string) ([]Extremity, bool, error) {
+func (s *Store) extremities(ctx context.Context, roomID string) ([]dag.Extremity, bool, error) {
 	var enc string
 	err := s.read.QueryRowContext(ctx, `SELECT extremities FROM rooms WHERE room_id = $1`, roomID).Scan(&enc)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -134,7 +72,7 @@ func (s *Store) extremities(ctx context.Context, roomID string) ([]Extremity, bo
 		xs, err := parseExtremities(enc)
 		return xs, false, err
 	}
-	var x Extremity
+	var x dag.Extremity
 	err = s.read.QueryRowContext(ctx, `SELECT event_id, depth FROM events WHERE room_id = $1 ORDER BY pos DESC LIMIT 1`, roomID).Scan(&x.EventID, &x.Depth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, true, nil
@@ -142,21 +80,21 @@ func (s *Store) extremities(ctx context.Context, roomID string) ([]Extremity, bo
 	if err != nil {
 		return nil, false, fmt.Errorf("latest event of %s: %w", roomID, err)
 	}
-	return []Extremity{x}, true, nil
+	return []dag.Extremity{x}, true, nil
 }
 
-func parseExtremities(enc string) ([]Extremity, error) {
+func parseExtremities(enc string) ([]dag.Extremity, error) {
 	f := strings.Fields(enc)
 	if len(f)%2 != 0 {
 		return nil, fmt.Errorf("extremities %q: odd field count", enc)
 	}
-	out := make([]Extremity, 0, len(f)/2)
+	out := make([]dag.Extremity, 0, len(f)/2)
 	for i := 0; i < len(f); i += 2 {
 		d, err := strconv.ParseInt(f[i], 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("extremities %q: %w", enc, err)
 		}
-		out = append(out, Extremity{EventID: f[i+1], Depth: d})
+		out = append(out, dag.Extremity{EventID: f[i+1], Depth: d})
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].Depth > out[b].Depth })
 	return out, nil
@@ -164,7 +102,7 @@ func parseExtremities(enc string) ([]Extremity, error) {
 
 // InsertStateGroup writes a state group: a delta on g.Parent (deltas), or,
 // when g.Parent is 0, a full snapshot (snapshot), as one row.
-func (w *WriteTx) InsertStateGroup(ctx context.Context, g StateGroupRow, deltas []StateDelta, snapshot StateMap) error {
+func (w *WriteTx) InsertStateGroup(ctx context.Context, g dag.StateGroupRow, deltas []dag.StateDelta, snapshot dag.StateMap) error {
 	snap := ""
 	if g.Parent == 0 {
 		snap = encodeSnapshot(snapshot)
@@ -196,7 +134,7 @@ func (w *WriteTx) InsertStateGroup(ctx context.Context, g StateGroupRow, deltas 
 
 // encodeSnapshot renders a state as {type: {state_key: event_id}}: each type
 // is written once, which is most of the saving interning would give.
-func encodeSnapshot(m StateMap) string {
+func encodeSnapshot(m dag.StateMap) string {
 	byType := make(map[string]map[string]string)
 	for k, id := range m {
 		if id == "" {
@@ -225,7 +163,7 @@ func (w *WriteTx) SetRoomStateGroup(ctx context.Context, roomID string, group in
 // memberships) and records each change at pos in current_state_deltas.
 // InsertEvent does this itself for an event that extends current state;
 // this is for changes state resolution makes.
-func (w *WriteTx) ApplyCurrentState(ctx context.Context, roomID string, pos int64, changes []CurrentChange) error {
+func (w *WriteTx) ApplyCurrentState(ctx context.Context, roomID string, pos int64, changes []dag.CurrentChange) error {
 	w.wrote(pos)
 	for _, c := range changes {
 		if c.EventID == "" {
@@ -267,7 +205,7 @@ func upsertCurrent(ctx context.Context, q queryer, roomID, typ, stateKey, eventI
 }
 
 // InsertUnlisted stores an event users never see.
-func (w *WriteTx) InsertUnlisted(ctx context.Context, u UnlistedEvent) error {
+func (w *WriteTx) InsertUnlisted(ctx context.Context, u dag.UnlistedEvent) error {
 	_, err := w.tx.ExecContext(ctx, `INSERT INTO unlisted_events (event_id, room_id, kind, reason, depth, state_group, pdu, received_ts, prev_ids, auth_ids)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
 		u.EventID, u.RoomID, string(u.Kind), u.Reason, u.Depth, u.StateGroup, string(u.PDU), u.ReceivedTS,
@@ -301,13 +239,13 @@ func (s *Store) MinPosition(ctx context.Context) (int64, error) {
 }
 
 // StateGroupState loads the state a group holds, and its hops.
-func (s *Store) StateGroupState(ctx context.Context, group int64) (StateMap, int, error) {
+func (s *Store) StateGroupState(ctx context.Context, group int64) (dag.StateMap, int, error) {
 	return stateGroupState(ctx, s.read, group)
 }
 
 // StateGroupState loads a group's state inside the batch (it may have been
 // written by the batch).
-func (w *WriteTx) StateGroupState(ctx context.Context, group int64) (StateMap, int, error) {
+func (w *WriteTx) StateGroupState(ctx context.Context, group int64) (dag.StateMap, int, error) {
 	return stateGroupState(ctx, w.tx, group)
 }
 
@@ -317,7 +255,7 @@ const chainCTE = `WITH RECURSIVE chain(group_id, parent, hops, n) AS (
 		SELECT g.group_id, g.parent, g.hops, c.n + 1 FROM state_groups g JOIN chain c ON g.group_id = c.parent WHERE c.parent <> 0
 	) `
 
-func stateGroupState(ctx context.Context, q queryer, group int64) (StateMap, int, error) {
+func stateGroupState(ctx context.Context, q queryer, group int64) (dag.StateMap, int, error) {
 	if group == 0 {
 		return nil, 0, fmt.Errorf("state group 0: %w", ErrNotFound)
 	}
@@ -336,10 +274,10 @@ func stateGroupState(ctx context.Context, q queryer, group int64) (StateMap, int
 	if err := json.Unmarshal([]byte(snap), &byType); err != nil {
 		return nil, 0, fmt.Errorf("state group %d snapshot: %w", group, err)
 	}
-	m := make(StateMap, 64)
+	m := make(dag.StateMap, 64)
 	for t, keys := range byType {
 		for k, id := range keys {
-			m[StateTuple{t, k}] = id
+			m[dag.StateTuple{Type: t, StateKey: k}] = id
 		}
 	}
 	rows, err := q.QueryContext(ctx, chainCTE+`SELECT d.type, d.state_key, d.event_id FROM chain c
@@ -349,47 +287,35 @@ func stateGroupState(ctx context.Context, q queryer, group int64) (StateMap, int
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var d StateDelta
+		var d dag.StateDelta
 		if err := rows.Scan(&d.Type, &d.StateKey, &d.EventID); err != nil {
 			return nil, 0, fmt.Errorf("state group %d deltas: %w", group, err)
 		}
 		if d.EventID == "" {
-			delete(m, StateTuple{d.Type, d.StateKey})
+			delete(m, dag.StateTuple{Type: d.Type, StateKey: d.StateKey})
 		} else {
-			m[StateTuple{d.Type, d.StateKey}] = d.EventID
+			m[dag.StateTuple{Type: d.Type, StateKey: d.StateKey}] = d.EventID
 		}
 	}
 	return m, hops, rows.Err()
 }
 
-// StoredPDU is an event as the DAG knows it, listed or not.
-type StoredPDU struct {
-	EventID    string
-	RoomID     string
-	Kind       UnlistedKind // "" for an accepted (listed) event
-	Reason     string
-	Pos        int64 // 0 for unlisted events
-	Depth      int64
-	StateGroup int64
-	PDU        []byte
-}
-
 // EventsByID returns the events with the given IDs, listed or unlisted,
 // in no particular order; IDs not stored are left out.
-func (s *Store) EventsByID(ctx context.Context, ids []string) ([]StoredPDU, error) {
+func (s *Store) EventsByID(ctx context.Context, ids []string) ([]dag.StoredPDU, error) {
 	return eventsByID(ctx, s.read, ids)
 }
 
 // EventsByID reads events inside the batch.
-func (w *WriteTx) EventsByID(ctx context.Context, ids []string) ([]StoredPDU, error) {
+func (w *WriteTx) EventsByID(ctx context.Context, ids []string) ([]dag.StoredPDU, error) {
 	return eventsByID(ctx, w.tx, ids)
 }
 
 // idChunk bounds the parameters of one IN list (both engines cap them).
 const idChunk = 500
 
-func eventsByID(ctx context.Context, q queryer, ids []string) ([]StoredPDU, error) {
-	var out []StoredPDU
+func eventsByID(ctx context.Context, q queryer, ids []string) ([]dag.StoredPDU, error) {
+	var out []dag.StoredPDU
 	for len(ids) > 0 {
 		n := min(len(ids), idChunk)
 		args := make([]any, n)
@@ -404,13 +330,13 @@ func eventsByID(ctx context.Context, q queryer, ids []string) ([]StoredPDU, erro
 			return nil, fmt.Errorf("events by id: %w", err)
 		}
 		for rows.Next() {
-			var e StoredPDU
+			var e dag.StoredPDU
 			var kind, pdu string
 			if err := rows.Scan(&e.EventID, &e.RoomID, &kind, &e.Reason, &e.Pos, &e.Depth, &e.StateGroup, &pdu); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("events by id: %w", err)
 			}
-			e.Kind, e.PDU = UnlistedKind(kind), []byte(pdu)
+			e.Kind, e.PDU = dag.UnlistedKind(kind), []byte(pdu)
 			out = append(out, e)
 		}
 		err = rows.Err()
@@ -425,7 +351,7 @@ func eventsByID(ctx context.Context, q queryer, ids []string) ([]StoredPDU, erro
 // StateEventsOf returns the client form of the events of a state, oldest
 // (by position) first. Events not in the room's timeline table (outliers
 // a state may point at) are left out: clients never see those.
-func (s *Store) StateEventsOf(ctx context.Context, m StateMap) ([]Event, error) {
+func (s *Store) StateEventsOf(ctx context.Context, m dag.StateMap) ([]Event, error) {
 	ids := make([]string, 0, len(m))
 	for _, id := range m {
 		ids = append(ids, id)
@@ -516,7 +442,7 @@ func (s *Store) MemberEventsAt(ctx context.Context, roomID string, userIDs []str
 	}
 	ids := make([]string, 0, len(userIDs))
 	for _, u := range userIDs {
-		if id := m[StateTuple{"m.room.member", u}]; id != "" {
+		if id := m[dag.StateTuple{Type: "m.room.member", StateKey: u}]; id != "" {
 			ids = append(ids, id)
 		}
 	}
@@ -627,14 +553,14 @@ func (s *Store) StateStorage(ctx context.Context) (groups, deltas, snapshotBytes
 
 // StateMapAtPos is the state after position pos of a room's history written
 // before state groups (linear, so positions order it).
-func (s *Store) StateMapAtPos(ctx context.Context, roomID string, pos int64) (StateMap, error) {
+func (s *Store) StateMapAtPos(ctx context.Context, roomID string, pos int64) (dag.StateMap, error) {
 	evs, err := s.stateAtPos(ctx, roomID, pos)
 	if err != nil {
 		return nil, err
 	}
-	m := make(StateMap, len(evs))
+	m := make(dag.StateMap, len(evs))
 	for _, e := range evs {
-		m[StateTuple{e.Type, e.StateKeyOr()}] = e.EventID
+		m[dag.StateTuple{Type: e.Type, StateKey: e.StateKeyOr()}] = e.EventID
 	}
 	return m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 )
 
 // Event is a stored room event with the columns readers need. PDU is only
@@ -146,7 +147,7 @@ func collectStrings(rows *sql.Rows) ([]string, error) {
 // RoomHead is what the writer needs to extend a room's log.
 type RoomHead struct {
 	Room
-	Extremities []Extremity // deepest first
+	Extremities []dag.Extremity // deepest first
 	// ExtremitiesLatest: the row stores them as "the room's latest event"
 	// (SetExtremitiesLatest).
 	ExtremitiesLatest bool

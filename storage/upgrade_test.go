@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"github.com/parley-im/parley/rooms/dag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,7 +77,7 @@ func TestUpgradeToDAG(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if got, err := s.Extremities(ctx, "!old:x"); err != nil || !slices.Equal(got, []storage.Extremity{{EventID: evs[3].ID, Depth: 4}}) {
+			if got, err := s.Extremities(ctx, "!old:x"); err != nil || !slices.Equal(got, []dag.Extremity{{EventID: evs[3].ID, Depth: 4}}) {
 				t.Errorf("Extremities = %v %v, want the latest event", got, err)
 			}
 			p, a, err := s.Edges(ctx, evs[2].ID)

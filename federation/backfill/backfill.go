@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 	"log/slog"
 	"slices"
 	"strings"
@@ -87,7 +88,7 @@ type Fetcher interface {
 type Rooms interface {
 	PersistBackfill(ctx context.Context, roomID string, evs []rooms.InboundEvent) (int, error)
 	StateAfterEvent(ctx context.Context, eventID string) (stateres.StateMap, error)
-	EventsByID(ctx context.Context, ids []string) ([]storage.StoredPDU, error)
+	EventsByID(ctx context.Context, ids []string) ([]dag.StoredPDU, error)
 }
 
 // Store is what backfill reads directly (*storage.Store).
@@ -386,7 +387,7 @@ func (b *Backfiller) toCheck(ctx context.Context, src *pageSource, evs []*pdu.Ev
 	skip := make(map[string]bool, len(stored))
 	for _, st := range stored {
 		switch {
-		case st.Kind == storage.Outlier:
+		case st.Kind == dag.Outlier:
 		case st.Kind == "" && st.StateGroup == 0 && st.Pos < 0:
 			src.upgrade[st.EventID] = true
 		default:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 	"log/slog"
 	"sync"
 	"testing"
@@ -121,15 +122,15 @@ func (r *recordingRooms) StateAfterEvent(context.Context, string) (stateres.Stat
 	return nil, rooms.ErrNoState
 }
 
-func (r *recordingRooms) EventsByID(_ context.Context, ids []string) ([]storage.StoredPDU, error) {
-	var out []storage.StoredPDU
+func (r *recordingRooms) EventsByID(_ context.Context, ids []string) ([]dag.StoredPDU, error) {
+	var out []dag.StoredPDU
 	for _, id := range ids {
 		switch r.store.Kind(id) {
 		case 0:
 		case checks.Outlier:
-			out = append(out, storage.StoredPDU{EventID: id, Kind: storage.Outlier})
+			out = append(out, dag.StoredPDU{EventID: id, Kind: dag.Outlier})
 		default:
-			out = append(out, storage.StoredPDU{EventID: id, Pos: 1, StateGroup: 1})
+			out = append(out, dag.StoredPDU{EventID: id, Pos: 1, StateGroup: 1})
 		}
 	}
 	return out, nil
@@ -137,7 +138,9 @@ func (r *recordingRooms) EventsByID(_ context.Context, ids []string) ([]storage.
 
 type oneServerStore struct{}
 
-func (oneServerStore) BackwardGaps(_ context.Context, ids []string) ([]string, error) { return ids[:1], nil }
+func (oneServerStore) BackwardGaps(_ context.Context, ids []string) ([]string, error) {
+	return ids[:1], nil
+}
 func (oneServerStore) RoomMemberships(context.Context, string) ([]storage.Membership, error) {
 	return []storage.Membership{{UserID: "@alice:remote.example", Membership: "join"}}, nil
 }

@@ -2,12 +2,12 @@ package backfill
 
 import (
 	"context"
+	"github.com/parley-im/parley/rooms/dag"
 	"maps"
 
 	"github.com/parley-im/parley/rooms/authrules"
 	checks "github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/rooms/pdu"
-	"github.com/parley-im/parley/storage"
 )
 
 // pageSource is the room as the inbound checks see it while one backfill
@@ -124,7 +124,7 @@ func (p *pageSource) StatesAfter(ctx context.Context, ids []string) ([]checks.St
 		known := make(map[string]bool, len(stored))
 		for _, st := range stored {
 			// A join's state event has a row but no state of its own.
-			if !(st.Kind == "" && st.StateGroup == 0 && st.Pos < 0) && st.Kind != storage.Outlier {
+			if !(st.Kind == "" && st.StateGroup == 0 && st.Pos < 0) && st.Kind != dag.Outlier {
 				known[st.EventID] = true
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-im/parley/rooms/dag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -28,7 +29,6 @@ import (
 	"github.com/parley-im/parley/rooms/authrules"
 	checks "github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/rooms/pdu"
-	"github.com/parley-im/parley/storage"
 )
 
 // maxBody bounds a send_join, send_leave or invite body: one PDU (64 KiB)
@@ -329,7 +329,7 @@ func (h *Resident) joinAnswer(ctx context.Context, join *pdu.Event, before check
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[string]storage.StoredPDU, len(stored))
+	byID := make(map[string]dag.StoredPDU, len(stored))
 	for _, st := range stored {
 		byID[st.EventID] = st
 	}
@@ -363,7 +363,7 @@ func (h *Resident) joinAnswer(ctx context.Context, join *pdu.Event, before check
 		return nil, err
 	}
 	for _, st := range chain {
-		if st.Kind == storage.Rejected {
+		if st.Kind == dag.Rejected {
 			continue
 		}
 		resp.AuthChain = append(resp.AuthChain, st.PDU)
