@@ -52,6 +52,9 @@ type Post struct {
 	TS        int64    `json:"origin_server_ts"`
 	EditedTS  int64    `json:"edited_ts,omitempty"`
 	Retracted bool     `json:"retracted,omitempty"`
+	// StreamPos is the channel-stream position of the post's latest change
+	// (post, edit or retraction); /sync uses it, clients do not.
+	StreamPos int64 `json:"-"`
 }
 
 // Followed is a followed channel with the follower's unread count.
@@ -120,6 +123,36 @@ type Service struct {
 	now    func() time.Time
 	// wake, when set, is told of every post change so long-polls can wake.
 	wake func(channelID string)
+	// stream, when set, orders post changes for /sync (SetStream); static
+	// after setup.
+	stream Stream
+}
+
+// Stream gives each post change a position on the channel stream and
+// publishes it once written (inbox.ChannelFeed implements it). Write runs
+// f with the next position; on success the position becomes visible to
+// syncs and the channel's waiting followers wake. Follows tells it that
+// user's set of followed channels changed.
+type Stream interface {
+	Write(ctx context.Context, channelID string, f func(pos int64) error) error
+	Follows(user string)
+}
+
+// SetStream sets the channel stream; call before serving.
+func (s *Service) SetStream(st Stream) { s.stream = st }
+
+// write runs f under the stream (position 0 without one).
+func (s *Service) write(ctx context.Context, channelID string, f func(pos int64) error) error {
+	if s.stream == nil {
+		return f(0)
+	}
+	return s.stream.Write(ctx, channelID, f)
+}
+
+func (s *Service) followsChanged(user string) {
+	if s.stream != nil {
+		s.stream.Follows(user)
+	}
 }
 
 // New builds a Service for server (the local server name).
@@ -337,8 +370,13 @@ func (s *Service) Post(ctx context.Context, user, id string, ct Content) (Post, 
 	if _, err := s.mayPost(ctx, user, id); err != nil {
 		return Post{}, err
 	}
-	p, err := s.store.AddPost(ctx, Post{ChannelID: id, PostID: newID("$", ""), Author: user,
-		Text: ct.Text, Images: ct.Images, Links: ct.Links, TS: s.now().UnixMilli()})
+	var p Post
+	err := s.write(ctx, id, func(pos int64) error {
+		var err error
+		p, err = s.store.AddPost(ctx, Post{ChannelID: id, PostID: newID("$", ""), Author: user,
+			Text: ct.Text, Images: ct.Images, Links: ct.Links, TS: s.now().UnixMilli(), StreamPos: pos})
+		return err
+	})
 	if err != nil {
 		return Post{}, err
 	}
@@ -376,7 +414,7 @@ func (s *Service) Edit(ctx context.Context, user, id, postID string, ct Content)
 		return Post{}, err
 	}
 	p.Text, p.Images, p.Links, p.EditedTS = ct.Text, ct.Images, ct.Links, s.now().UnixMilli()
-	if err := s.store.UpdatePost(ctx, p); err != nil {
+	if err := s.write(ctx, id, func(pos int64) error { p.StreamPos = pos; return s.store.UpdatePost(ctx, p) }); err != nil {
 		return Post{}, err
 	}
 	s.woke(id)
@@ -391,7 +429,7 @@ func (s *Service) Retract(ctx context.Context, user, id, postID string) error {
 		return err
 	}
 	p.Text, p.Images, p.Links, p.Retracted, p.EditedTS = "", nil, nil, true, s.now().UnixMilli()
-	if err := s.store.UpdatePost(ctx, p); err != nil {
+	if err := s.write(ctx, id, func(pos int64) error { p.StreamPos = pos; return s.store.UpdatePost(ctx, p) }); err != nil {
 		return err
 	}
 	s.woke(id)
@@ -439,6 +477,7 @@ func (s *Service) Follow(ctx context.Context, user, id string) error {
 	if _, err := s.graph.Follow(ctx, user, Node(id)); err != nil {
 		return err
 	}
+	defer s.followsChanged(user)
 	return s.store.SetRead(ctx, user, id, c.Seq)
 }
 
@@ -450,6 +489,7 @@ func (s *Service) Unfollow(ctx context.Context, user, id string) error {
 	if _, err := s.graph.Unfollow(ctx, user, Node(id)); err != nil {
 		return err
 	}
+	defer s.followsChanged(user)
 	return s.store.DropRead(ctx, user, id)
 }
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/accounts/password"
-	"github.com/parley-im/parley/channels"
 	"github.com/parley-im/parley/clientapi"
 	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/connlimit"
@@ -160,8 +159,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	pres := inbox.NewPresence(store, rs, presContacts, log, idle)
 	rels := relations.New(store, rs) // relations, threads and bundles: /relations, /threads, reads and sync
+	chanSvc, chanFeed, err := newChannels(ctx, cfg, store, rel, n) // channels.go
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Contacts: presContacts, Logger: log,
-		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels})
+		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels, Channels: chanFeed})
 
 	ds, err := desks.New(ctx, desks.Config{ServerName: cfg.ServerName, Store: store, Rooms: rs, Presence: pres, Logger: log})
 	if err != nil {
@@ -223,7 +227,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	obs := newObservability(cfg, store, log)
 	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
-		Channels: channels.New(store.Channels(), clientapi.ChannelGraph(rel), cfg.ServerName, channels.Limits{}),
+		Channels: chanSvc,
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
 		Relations: rels, Metrics: obs.reg, PushRules: rules, Push: pushSvc, Wallet: wal, Envelopes: envs})
 

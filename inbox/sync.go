@@ -28,6 +28,8 @@ type Syncer struct {
 	bundler Bundler   // static after construction; nil for none
 
 	noFilter *Filter // static after construction; the empty filter, parsed, for syncs without one
+
+	channels *ChannelFeed // static after construction; nil without channels (channels.go)
 }
 
 // SyncerConfig wires a Syncer.
@@ -43,6 +45,8 @@ type SyncerConfig struct {
 	DefaultTimelineLimit int
 	// Bundler adds relation bundles to timelines (bundle.go); nil adds none.
 	Bundler Bundler
+	// Channels adds the io.parley.channels section (channels.go); nil for none.
+	Channels *ChannelFeed
 }
 
 // NewSyncer builds a Syncer.
@@ -54,7 +58,7 @@ func NewSyncer(cfg SyncerConfig) *Syncer {
 		cfg.Logger = slog.Default()
 	}
 	s := &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
-		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler}
+		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler, channels: cfg.Channels}
 	s.noFilter, _ = ParseFilter([]byte("{}")) // cannot fail
 	return s
 }
@@ -100,7 +104,7 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 				return nil, ctx.Err()
 			}
 			if !s.n.HasNews(req.UserID, *req.Since) {
-				return s.emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice}), nil
+				return s.emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice, Chan: req.Since.Chan}), nil
 			}
 		}
 		body, next, empty, err := s.build(ctx, req)
@@ -332,10 +336,15 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 	if err := s.bundle(ctx, req, rooms, initial); err != nil { // bundle.go
 		return nil, Token{}, false, err
 	}
+	chans, chanUpto, err := s.channelSection(ctx, req.UserID, initial, since.Chan) // channels.go
+	if err != nil {
+		return nil, Token{}, false, err
+	}
+	next.Chan = chanUpto
 	empty := len(rooms) == 0 && len(globalData) == 0 && len(presence) == 0 && len(toDevice) == 0 &&
-		len(changed) == 0 && len(notices) == 0
+		len(changed) == 0 && len(notices) == 0 && chans == nil
 	return s.render(ctx, req, next, rooms, userStreams{globalData: globalData, presence: presence, toDevice: toDevice,
-		changed: changed, otk: otk, fallback: fallback, notices: notices}), next, empty, nil
+		changed: changed, otk: otk, fallback: fallback, notices: notices, channels: chans}), next, empty, nil
 }
 
 const toDeviceBatch = 100
@@ -383,6 +392,7 @@ type userStreams struct {
 	otk        map[string]int
 	fallback   []string
 	notices    []storage.UserNotice
+	channels   []byte // io.parley.channels, JSON; nil for none
 }
 
 func keys(m map[string]int64) []string {

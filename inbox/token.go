@@ -15,6 +15,9 @@ type Token struct {
 	// stopped short of Pos because the device had more queued than one
 	// response carries. Zero means "as far as Pos".
 	ToDevice int64
+	// Chan is the channel stream's position (inbox/channels.go), written
+	// after a dot when non-zero.
+	Chan int64
 }
 
 func (t Token) String() string { return string(t.appendTo(make([]byte, 0, 24))) }
@@ -25,6 +28,9 @@ func (t Token) appendTo(dst []byte) []byte {
 	dst = strconv.AppendInt(append(dst, '_'), t.Typing, 10)
 	if t.ToDevice > 0 && t.ToDevice < t.Pos {
 		dst = strconv.AppendInt(append(dst, '_'), t.ToDevice, 10)
+	}
+	if t.Chan > 0 {
+		dst = strconv.AppendInt(append(dst, '.'), t.Chan, 10)
 	}
 	return dst
 }
@@ -43,8 +49,15 @@ func ParseToken(s string) (Token, error) {
 	if len(s) < 2 || (s[0] != 's' && s[0] != 't') {
 		return Token{}, fmt.Errorf("bad token %q", s)
 	}
-	body := s[1:]
+	body, chanPart, hasChan := strings.Cut(s[1:], ".")
 	var t Token
+	if hasChan {
+		c, err := strconv.ParseInt(chanPart, 10, 64)
+		if err != nil || c < 0 {
+			return Token{}, fmt.Errorf("bad token %q", s)
+		}
+		t.Chan = c
+	}
 	posPart, typingPart, hasTyping := strings.Cut(body, "_")
 	p, err := strconv.ParseInt(posPart, 10, 64)
 	if err != nil || p < 0 {

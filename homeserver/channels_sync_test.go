@@ -1,0 +1,152 @@
+package homeserver_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/parley-im/parley/config"
+	"github.com/parley-im/parley/homeserver/hstest"
+	"github.com/tidwall/gjson"
+)
+
+// chanSec is a sync's io.parley.channels section.
+func chanSec(s gjson.Result) gjson.Result { return s.Get(`io\.parley\.channels`) }
+
+// TestChannelSyncSection: a follower's devices get, per followed channel
+// with news, the unread count and newest post, and the posts changed since
+// their token (an edit and a retraction included); a sync with no channel
+// news carries no section; a non-follower never gets one; the section
+// survives a restart; an unfollow ends it.
+func TestChannelSyncSection(t *testing.T) {
+	for _, st := range hstest.GraphStores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			o := hstest.Options{Store: st, DataDir: t.TempDir()}
+			srv := hstest.Start(t, o)
+			name := srv.Cfg.ServerName
+			o.Mutate = func(c *config.Config) { c.ServerName = name }
+			owner := srv.Register(t, "owner")
+			fan := srv.Register(t, "fan")
+			fan2 := srv.Login(t, "fan")
+			other := srv.Register(t, "other")
+
+			id := owner.MustDo("POST", chans, map[string]any{"name": "News"}).Get("channel_id").String()
+			base := chans + "/" + hstest.Esc(id)
+			owner.MustDo("POST", base+"/posts", map[string]any{"text": "before"})
+			fan.MustDo("POST", base+"/follow", map[string]any{})
+
+			s0 := fan.Sync("", 0)
+			if got := chanSec(s0).Get("channels.0.channel.channel_id").String(); got != id {
+				t.Fatalf("initial sync channel = %q, want %q (%s)", got, id, chanSec(s0).Raw)
+			}
+			if got := chanSec(s0).Get("channels.0.unread_count").Int(); got != 0 {
+				t.Errorf("initial unread = %d, want 0", got)
+			}
+			s0b := fan2.Sync("", 0)
+			o0 := other.Sync("", 0)
+			if chanSec(o0).Exists() {
+				t.Errorf("non-follower's initial sync has a channel section: %s", chanSec(o0).Raw)
+			}
+
+			p1 := owner.MustDo("POST", base+"/posts", map[string]any{"text": "one"}).Get("post_id").String()
+			for _, d := range []struct {
+				c     *hstest.Client
+				since string
+			}{{fan, s0.Get("next_batch").String()}, {fan2, s0b.Get("next_batch").String()}} {
+				s := d.c.Sync(d.since, 0)
+				sec := chanSec(s)
+				if got := sec.Get("channels.0.unread_count").Int(); got != 1 {
+					t.Errorf("unread after a post = %d, want 1 (%s)", got, sec.Raw)
+				}
+				if got := sec.Get("channels.0.newest_post.text").String(); got != "one" {
+					t.Errorf("newest = %q, want one", got)
+				}
+				if got := sec.Get("posts.#.text").String(); got != `["one"]` {
+					t.Errorf("changed posts = %s, want [one]", got)
+				}
+			}
+			if s := other.Sync(o0.Get("next_batch").String(), 0); chanSec(s).Exists() {
+				t.Errorf("non-follower got channel news: %s", chanSec(s).Raw)
+			}
+
+			s1 := fan.Sync(s0.Get("next_batch").String(), 0)
+			s2 := fan.Sync(s1.Get("next_batch").String(), 0)
+			if chanSec(s2).Exists() {
+				t.Errorf("sync with no channel news has a section: %s", chanSec(s2).Raw)
+			}
+
+			owner.MustDo("PUT", base+"/posts/"+hstest.Esc(p1), map[string]any{"text": "one!"})
+			s3 := fan.Sync(s2.Get("next_batch").String(), 0)
+			if got := chanSec(s3).Get("posts.#.text").String(); got != `["one!"]` {
+				t.Errorf("edit in sync = %s, want [one!] (%s)", got, chanSec(s3).Raw)
+			}
+			owner.MustDo("DELETE", base+"/posts/"+hstest.Esc(p1), nil)
+			s4 := fan.Sync(s3.Get("next_batch").String(), 0)
+			if got := chanSec(s4).Get("posts.0.post_id").String(); got != p1 || !chanSec(s4).Get("posts.0.retracted").Bool() {
+				t.Errorf("retraction in sync = %s, want %s retracted", chanSec(s4).Raw, p1)
+			}
+
+			// Restart: a token from before it still works.
+			tok := s4.Get("next_batch").String()
+			srv.Stop()
+			srv = hstest.Start(t, o)
+			owner, fan = srv.Login(t, "owner"), srv.Login(t, "fan")
+			if s := fan.Sync(tok, 0); chanSec(s).Exists() {
+				t.Errorf("sync after restart with no news has a section: %s", chanSec(s).Raw)
+			}
+			owner.MustDo("POST", base+"/posts", map[string]any{"text": "two"})
+			s5 := fan.Sync(tok, 0)
+			if got := chanSec(s5).Get("posts.#.text").String(); got != `["two"]` {
+				t.Errorf("post after restart = %s, want [two]", chanSec(s5).Raw)
+			}
+
+			fan.MustDo("POST", base+"/unfollow", map[string]any{})
+			s6 := fan.Sync(s5.Get("next_batch").String(), 0)
+			owner.MustDo("POST", base+"/posts", map[string]any{"text": "three"})
+			if s := fan.Sync(s6.Get("next_batch").String(), 0); chanSec(s).Exists() {
+				t.Errorf("sync after unfollow has a section: %s", chanSec(s).Raw)
+			}
+		})
+	}
+}
+
+// TestChannelPostWakesFollowers: a follower's long-poll returns with the
+// post once it lands; a non-follower's long-poll is not woken by it.
+func TestChannelPostWakesFollowers(t *testing.T) {
+	for _, st := range hstest.GraphStores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			owner := srv.Register(t, "owner")
+			fan := srv.Register(t, "fan")
+			other := srv.Register(t, "other")
+			id := owner.MustDo("POST", chans, map[string]any{"name": "News"}).Get("channel_id").String()
+			base := chans + "/" + hstest.Esc(id)
+			fan.MustDo("POST", base+"/follow", map[string]any{})
+			fs := fan.Sync("", 0).Get("next_batch").String()
+			os := other.Sync("", 0).Get("next_batch").String()
+
+			fanDone := make(chan gjson.Result, 1)
+			otherDone := make(chan gjson.Result, 1)
+			go func() { fanDone <- fan.Sync(fs, 30_000) }()
+			go func() { otherDone <- other.Sync(os, 3_000) }()
+			// The post may land before the long-polls wait; either way the
+			// follower's answer carries it.
+			owner.MustDo("POST", base+"/posts", map[string]any{"text": "hi"})
+			start := time.Now()
+			s := <-fanDone
+			if got := chanSec(s).Get("posts.#.text").String(); got != `["hi"]` {
+				t.Errorf("woken follower's sync = %s, want [hi]", chanSec(s).Raw)
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("follower woke after %v", d)
+			}
+			select {
+			case s := <-otherDone:
+				t.Errorf("non-follower's long-poll returned at once: %s", s.Raw)
+			default:
+			}
+			if s := <-otherDone; chanSec(s).Exists() {
+				t.Errorf("non-follower's long-poll carries channel news: %s", chanSec(s).Raw)
+			}
+		})
+	}
+}
