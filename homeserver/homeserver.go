@@ -46,6 +46,7 @@ type Server struct {
 	Key      *pdu.SigningKey
 	Rooms    *rooms.Service
 	Notifier *inbox.Notifier
+	Channels *inbox.ChannelFeed // the channel stream (channels.go)
 	Hasher   *password.Hasher
 	Desks    *desks.Service
 	Graph    graph.Store
@@ -232,7 +233,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Relations: rels, Metrics: obs.reg, PushRules: rules, Push: pushSvc, Wallet: wal, Envelopes: envs})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
+	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Channels: chanFeed, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, Media: repo, Push: pushSvc, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
 	s.Domain = dom
 	s.Wallet, s.Envelopes = wal, envs

@@ -97,6 +97,14 @@ func (f *ChannelFeed) Write(ctx context.Context, channelID string, write func(po
 	return nil
 }
 
+// Waiting reports how many users are long-polling on channelID's news: a
+// test hook, and a gauge for operators.
+func (f *ChannelFeed) Waiting(channelID string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.waiters[channelID])
+}
+
 // Follows implements channels.Stream: user's cached follow set is dropped.
 func (f *ChannelFeed) Follows(user string) {
 	f.mu.Lock()
