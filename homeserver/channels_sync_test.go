@@ -151,3 +151,28 @@ func TestChannelPostWakesFollowers(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowingListsNoChannels: a user's following list shows the users
+// they follow, not the channels (which are followed through the graph as
+// nodes too), with full pages when channels sit between users.
+func TestFollowingListsNoChannels(t *testing.T) {
+	for _, st := range hstest.GraphStores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st})
+			owner := srv.Register(t, "owner")
+			fan := srv.Register(t, "fan")
+			star := srv.Register(t, "star")
+			for i := 0; i < 3; i++ {
+				id := owner.MustDo("POST", chans, map[string]any{"name": "N"}).Get("channel_id").String()
+				fan.MustDo("POST", chans+"/"+hstest.Esc(id)+"/follow", map[string]any{})
+			}
+			fan.MustDo("PUT", rel+"/follows/"+hstest.Esc(star.UserID), map[string]any{})
+			for _, limit := range []string{"", "?limit=1"} {
+				res := fan.MustDo("GET", rel+"/users/"+hstest.Esc(fan.UserID)+"/following"+limit, nil)
+				if got := res.Get("chunk.#.user_id").String(); got != `["`+star.UserID+`"]` {
+					t.Errorf("following%s = %s, want [%s]", limit, res.Raw, star.UserID)
+				}
+			}
+		})
+	}
+}
