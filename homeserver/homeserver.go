@@ -160,7 +160,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	pres := inbox.NewPresence(store, rs, presContacts, log, idle)
 	rels := relations.New(store, rs) // relations, threads and bundles: /relations, /threads, reads and sync
-	chanSvc, chanFeed, err := newChannels(ctx, cfg, store, rel, n) // channels.go
+	chanSvc, chanFeed, err := newChannels(ctx, cfg, store, rel, n)
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -16,6 +16,11 @@ func TestParseToken(t *testing.T) {
 		{"s-1_0", Token{}, false},
 		{"s10_x", Token{}, false},
 		{"s99999999999999999999_0", Token{}, false},
+		{"s10_3.5", Token{Pos: 10, Typing: 3, Chan: 5}, true},
+		{"s10_3_7.5", Token{Pos: 10, Typing: 3, ToDevice: 7, Chan: 5}, true},
+		{"s10_3.", Token{}, false},
+		{"s10_3.-1", Token{}, false},
+		{"s10_3.x", Token{}, false},
 	}
 	for _, c := range cases {
 		got, err := ParseToken(c.in)
@@ -31,7 +36,7 @@ func TestParseToken(t *testing.T) {
 }
 
 func FuzzParseToken(f *testing.F) {
-	for _, s := range []string{"s1_0", "s10_3_7", "t5", "", "s_", "s1__"} {
+	for _, s := range []string{"s1_0", "s10_3_7", "t5", "", "s_", "s1__", "s1_0.3", "s1_0_0.0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -39,10 +44,10 @@ func FuzzParseToken(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if tok.Pos < 0 || tok.Typing < 0 || tok.ToDevice < 0 {
+		if tok.Pos < 0 || tok.Typing < 0 || tok.ToDevice < 0 || tok.Chan < 0 {
 			t.Fatalf("ParseToken(%q) = %+v: negative field", s, tok)
 		}
-		if again, err := ParseToken(tok.String()); err != nil || again.Pos != tok.Pos || again.Typing != tok.Typing {
+		if again, err := ParseToken(tok.String()); err != nil || again.Pos != tok.Pos || again.Typing != tok.Typing || again.Chan != tok.Chan {
 			t.Fatalf("round trip %q -> %q -> %+v %v", s, tok.String(), again, err)
 		}
 	})
