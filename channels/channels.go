@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -96,6 +97,62 @@ type Limits struct {
 	MaxImages    int // default 9
 	MaxLinks     int // default 10
 	MaxEditors   int // default 50
+	// PostsPerMinute caps posts to one channel (edits and retractions do
+	// not count); default 60. Beyond it Post answers a *LimitError.
+	PostsPerMinute int
+}
+
+// ErrRateLimited: too many posts; nothing changed. Errors carrying it are
+// *LimitError, which says when to retry.
+var ErrRateLimited = errors.New("channels: rate limited")
+
+// LimitError is a refusal for rate; RetryAfter is when one more is allowed.
+type LimitError struct{ RetryAfter time.Duration }
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("channels: rate limited, retry after %v", e.RetryAfter)
+}
+
+// Unwrap makes errors.Is(err, ErrRateLimited) hold.
+func (e *LimitError) Unwrap() error { return ErrRateLimited }
+
+// bucket is a token bucket of one channel's posts.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// limiter counts posts per channel in token buckets; memory is one bucket
+// per channel that posted, dropped once full again (sweep on take).
+type limiter struct {
+	mu      sync.Mutex
+	perMin  float64
+	buckets map[string]*bucket // guarded by mu
+}
+
+// take spends one token of key's bucket, or says how long until one refills.
+func (l *limiter) take(key string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buckets) > 10_000 { // drop buckets that have refilled
+		for k, b := range l.buckets {
+			if b.tokens+now.Sub(b.at).Minutes()*l.perMin >= l.perMin {
+				delete(l.buckets, k)
+			}
+		}
+	}
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{tokens: l.perMin, at: now}
+		l.buckets[key] = b
+	}
+	b.tokens = min(l.perMin, b.tokens+now.Sub(b.at).Minutes()*l.perMin)
+	b.at = now
+	if b.tokens < 1 {
+		return time.Duration((1 - b.tokens) / l.perMin * float64(time.Minute)), false
+	}
+	b.tokens--
+	return 0, true
 }
 
 func (l Limits) withDefaults() Limits {
@@ -111,6 +168,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxEditors <= 0 {
 		l.MaxEditors = 50
 	}
+	if l.PostsPerMinute <= 0 {
+		l.PostsPerMinute = 60
+	}
 	return l
 }
 
@@ -123,6 +183,7 @@ type Service struct {
 	now    func() time.Time
 	// wake, when set, is told of every post change so long-polls can wake.
 	wake func(channelID string)
+	posts *limiter // posts per minute per channel
 	// stream, when set, orders post changes for /sync (SetStream); static
 	// after setup.
 	stream Stream
@@ -157,7 +218,9 @@ func (s *Service) followsChanged(user string) {
 
 // New builds a Service for server (the local server name).
 func New(store Store, g Graph, server string, l Limits) *Service {
-	return &Service{store: store, graph: g, limits: l.withDefaults(), server: server, now: time.Now}
+	l = l.withDefaults()
+	return &Service{store: store, graph: g, limits: l, server: server, now: time.Now,
+		posts: &limiter{perMin: float64(l.PostsPerMinute), buckets: map[string]*bucket{}}}
 }
 
 // OnPost sets the function told of each post, edit or retraction.
@@ -369,6 +432,9 @@ func (s *Service) Post(ctx context.Context, user, id string, ct Content) (Post, 
 	}
 	if _, err := s.mayPost(ctx, user, id); err != nil {
 		return Post{}, err
+	}
+	if wait, ok := s.posts.take(id, s.now()); !ok {
+		return Post{}, &LimitError{RetryAfter: wait}
 	}
 	var p Post
 	err := s.write(ctx, id, func(pos int64) error {

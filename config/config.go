@@ -63,6 +63,8 @@ type Config struct {
 	Push Push `yaml:"push"`
 	// Envelopes configures the wallet and red envelopes (envelopes.go).
 	Envelopes Envelopes `yaml:"envelopes"`
+	// Channels bounds broadcast channel posts (channels.go).
+	Channels Channels `yaml:"channels"`
 }
 
 // HTTP bounds what one client connection may hold.

@@ -18,7 +18,8 @@ func newChannels(ctx context.Context, cfg config.Config, store *storage.Store, r
 	if err != nil {
 		return nil, nil, err
 	}
-	svc := channels.New(store.Channels(), clientapi.ChannelGraph(rel), cfg.ServerName, channels.Limits{})
+	svc := channels.New(store.Channels(), clientapi.ChannelGraph(rel), cfg.ServerName, channels.Limits{
+		MaxPostBytes: cfg.Channels.MaxPostBytes, PostsPerMinute: cfg.Channels.PostsPerMinute})
 	svc.SetStream(feed)
 	return svc, feed, nil
 }
