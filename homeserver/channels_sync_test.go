@@ -176,3 +176,52 @@ func TestFollowingListsNoChannels(t *testing.T) {
 		})
 	}
 }
+
+// TestChannelSyncQueriesFlat: a follower's incremental sync with news in
+// one channel makes as many queries with 1 followed channel as with many
+// (the issue's 1 vs 500; 20 here to stay fast, the cost does not depend
+// on the count), and a sync with no channel news makes no channel query.
+func TestChannelSyncQueriesFlat(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			count := func(n int) (withNews, without int64) {
+				fresh := st // a fresh database per count
+				for _, f := range hstest.Stores(t) {
+					if f.Name == st.Name {
+						fresh = f
+					}
+				}
+				srv := hstest.Start(t, hstest.Options{Store: fresh})
+				owner := srv.Register(t, "owner")
+				fan := srv.Register(t, "fan")
+				var last string
+				for i := 0; i < n; i++ {
+					last = owner.MustDo("POST", chans, map[string]any{"name": "N"}).Get("channel_id").String()
+					fan.MustDo("POST", chans+"/"+hstest.Esc(last)+"/follow", map[string]any{})
+				}
+				since := fan.Sync("", 0).Get("next_batch").String()
+				owner.MustDo("POST", chans+"/"+hstest.Esc(last)+"/posts", map[string]any{"text": "warm"})
+				since = fan.Sync(since, 0).Get("next_batch").String() // loads the follow cache
+				owner.MustDo("POST", chans+"/"+hstest.Esc(last)+"/posts", map[string]any{"text": "hi"})
+				q0 := srv.Srv.Store.Queries()
+				s := fan.Sync(since, 0)
+				withNews = srv.Srv.Store.Queries() - q0
+				if got := chanSec(s).Get("posts.#.text").String(); got != `["hi"]` {
+					t.Errorf("n=%d: posts = %s, want [hi]", n, chanSec(s).Raw)
+				}
+				q0 = srv.Srv.Store.Queries()
+				fan.Sync(s.Get("next_batch").String(), 0)
+				without = srv.Srv.Store.Queries() - q0
+				return withNews, without
+			}
+			w1, o1 := count(1)
+			wn, on := count(20)
+			if w1 != wn || o1 != on {
+				t.Errorf("queries with news / without: 1 channel %d/%d, 20 channels %d/%d; want equal", w1, o1, wn, on)
+			}
+			if w1-o1 != 2 {
+				t.Errorf("channel queries with news = %d, want 2", w1-o1)
+			}
+		})
+	}
+}
