@@ -182,7 +182,7 @@ type Service struct {
 	server string
 	now    func() time.Time
 	// wake, when set, is told of every post change so long-polls can wake.
-	wake func(channelID string)
+	wake  func(channelID string)
 	posts *limiter // posts per minute per channel
 	// stream, when set, orders post changes for /sync (SetStream); static
 	// after setup.
