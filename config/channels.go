@@ -13,3 +13,12 @@ type Channels struct {
 	// cannot flood every follower's devices.
 	PostsPerMinute int `yaml:"posts_per_minute"`
 }
+
+func (c *Channels) fillDefaults() {
+	if c.MaxPostBytes <= 0 {
+		c.MaxPostBytes = 16384
+	}
+	if c.PostsPerMinute <= 0 {
+		c.PostsPerMinute = 60
+	}
+}

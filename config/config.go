@@ -391,6 +391,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.ToDevice.MaxMessagesPerRequest, 1000)
 	setDefault(&c.ToDevice.RetentionHours, 168)
 	c.Envelopes.fillDefaults() // envelopes.go
+	c.Channels.fillDefaults()  // channels.go
 	setDefault(&c.Sync.MaxTimeoutMs, 60000)
 	setDefault(&c.Sync.DefaultTimelineLimit, 10)
 	setDefault(&c.Sync.FullSync.PerSecond, 0.2)

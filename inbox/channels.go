@@ -145,8 +145,8 @@ func (f *ChannelFeed) hasNews(user string, since int64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	ids, err := f.followed(ctx, user)
 	cancel()
-	if err != nil {
-		return false // the sync goes on without channel news
+	if err != nil || len(ids) == 0 {
+		return false // no channels, or the sync goes on without channel news
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
