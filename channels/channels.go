@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -52,6 +53,9 @@ type Post struct {
 	TS        int64    `json:"origin_server_ts"`
 	EditedTS  int64    `json:"edited_ts,omitempty"`
 	Retracted bool     `json:"retracted,omitempty"`
+	// StreamPos is the channel-stream position of the post's latest change
+	// (post, edit or retraction); /sync uses it, clients do not.
+	StreamPos int64 `json:"-"`
 }
 
 // Followed is a followed channel with the follower's unread count.
@@ -93,6 +97,62 @@ type Limits struct {
 	MaxImages    int // default 9
 	MaxLinks     int // default 10
 	MaxEditors   int // default 50
+	// PostsPerMinute caps posts to one channel (edits and retractions do
+	// not count); default 60. Beyond it Post answers a *LimitError.
+	PostsPerMinute int
+}
+
+// ErrRateLimited: too many posts; nothing changed. Errors carrying it are
+// *LimitError, which says when to retry.
+var ErrRateLimited = errors.New("channels: rate limited")
+
+// LimitError is a refusal for rate; RetryAfter is when one more is allowed.
+type LimitError struct{ RetryAfter time.Duration }
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("channels: rate limited, retry after %v", e.RetryAfter)
+}
+
+// Unwrap makes errors.Is(err, ErrRateLimited) hold.
+func (e *LimitError) Unwrap() error { return ErrRateLimited }
+
+// bucket is a token bucket of one channel's posts.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// limiter counts posts per channel in token buckets; memory is one bucket
+// per channel that posted, dropped once full again (sweep on take).
+type limiter struct {
+	mu      sync.Mutex
+	perMin  float64
+	buckets map[string]*bucket // guarded by mu
+}
+
+// take spends one token of key's bucket, or says how long until one refills.
+func (l *limiter) take(key string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buckets) > 10_000 { // drop buckets that have refilled
+		for k, b := range l.buckets {
+			if b.tokens+now.Sub(b.at).Minutes()*l.perMin >= l.perMin {
+				delete(l.buckets, k)
+			}
+		}
+	}
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{tokens: l.perMin, at: now}
+		l.buckets[key] = b
+	}
+	b.tokens = min(l.perMin, b.tokens+now.Sub(b.at).Minutes()*l.perMin)
+	b.at = now
+	if b.tokens < 1 {
+		return time.Duration((1 - b.tokens) / l.perMin * float64(time.Minute)), false
+	}
+	b.tokens--
+	return 0, true
 }
 
 func (l Limits) withDefaults() Limits {
@@ -108,6 +168,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxEditors <= 0 {
 		l.MaxEditors = 50
 	}
+	if l.PostsPerMinute <= 0 {
+		l.PostsPerMinute = 60
+	}
 	return l
 }
 
@@ -119,12 +182,45 @@ type Service struct {
 	server string
 	now    func() time.Time
 	// wake, when set, is told of every post change so long-polls can wake.
-	wake func(channelID string)
+	wake  func(channelID string)
+	posts *limiter // posts per minute per channel
+	// stream, when set, orders post changes for /sync (SetStream); static
+	// after setup.
+	stream Stream
+}
+
+// Stream gives each post change a position on the channel stream and
+// publishes it once written (inbox.ChannelFeed implements it). Write runs
+// f with the next position; on success the position becomes visible to
+// syncs and the channel's waiting followers wake. Follows tells it that
+// user's set of followed channels changed.
+type Stream interface {
+	Write(ctx context.Context, channelID string, f func(pos int64) error) error
+	Follows(user string)
+}
+
+// SetStream sets the channel stream; call before serving.
+func (s *Service) SetStream(st Stream) { s.stream = st }
+
+// write runs f under the stream (position 0 without one).
+func (s *Service) write(ctx context.Context, channelID string, f func(pos int64) error) error {
+	if s.stream == nil {
+		return f(0)
+	}
+	return s.stream.Write(ctx, channelID, f)
+}
+
+func (s *Service) followsChanged(user string) {
+	if s.stream != nil {
+		s.stream.Follows(user)
+	}
 }
 
 // New builds a Service for server (the local server name).
 func New(store Store, g Graph, server string, l Limits) *Service {
-	return &Service{store: store, graph: g, limits: l.withDefaults(), server: server, now: time.Now}
+	l = l.withDefaults()
+	return &Service{store: store, graph: g, limits: l, server: server, now: time.Now,
+		posts: &limiter{perMin: float64(l.PostsPerMinute), buckets: map[string]*bucket{}}}
 }
 
 // OnPost sets the function told of each post, edit or retraction.
@@ -337,8 +433,16 @@ func (s *Service) Post(ctx context.Context, user, id string, ct Content) (Post, 
 	if _, err := s.mayPost(ctx, user, id); err != nil {
 		return Post{}, err
 	}
-	p, err := s.store.AddPost(ctx, Post{ChannelID: id, PostID: newID("$", ""), Author: user,
-		Text: ct.Text, Images: ct.Images, Links: ct.Links, TS: s.now().UnixMilli()})
+	if wait, ok := s.posts.take(id, s.now()); !ok {
+		return Post{}, &LimitError{RetryAfter: wait}
+	}
+	var p Post
+	err := s.write(ctx, id, func(pos int64) error {
+		var err error
+		p, err = s.store.AddPost(ctx, Post{ChannelID: id, PostID: newID("$", ""), Author: user,
+			Text: ct.Text, Images: ct.Images, Links: ct.Links, TS: s.now().UnixMilli(), StreamPos: pos})
+		return err
+	})
 	if err != nil {
 		return Post{}, err
 	}
@@ -376,7 +480,7 @@ func (s *Service) Edit(ctx context.Context, user, id, postID string, ct Content)
 		return Post{}, err
 	}
 	p.Text, p.Images, p.Links, p.EditedTS = ct.Text, ct.Images, ct.Links, s.now().UnixMilli()
-	if err := s.store.UpdatePost(ctx, p); err != nil {
+	if err := s.write(ctx, id, func(pos int64) error { p.StreamPos = pos; return s.store.UpdatePost(ctx, p) }); err != nil {
 		return Post{}, err
 	}
 	s.woke(id)
@@ -391,7 +495,7 @@ func (s *Service) Retract(ctx context.Context, user, id, postID string) error {
 		return err
 	}
 	p.Text, p.Images, p.Links, p.Retracted, p.EditedTS = "", nil, nil, true, s.now().UnixMilli()
-	if err := s.store.UpdatePost(ctx, p); err != nil {
+	if err := s.write(ctx, id, func(pos int64) error { p.StreamPos = pos; return s.store.UpdatePost(ctx, p) }); err != nil {
 		return err
 	}
 	s.woke(id)
@@ -439,6 +543,7 @@ func (s *Service) Follow(ctx context.Context, user, id string) error {
 	if _, err := s.graph.Follow(ctx, user, Node(id)); err != nil {
 		return err
 	}
+	defer s.followsChanged(user)
 	return s.store.SetRead(ctx, user, id, c.Seq)
 }
 
@@ -450,6 +555,7 @@ func (s *Service) Unfollow(ctx context.Context, user, id string) error {
 	if _, err := s.graph.Unfollow(ctx, user, Node(id)); err != nil {
 		return err
 	}
+	defer s.followsChanged(user)
 	return s.store.DropRead(ctx, user, id)
 }
 

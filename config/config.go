@@ -63,6 +63,8 @@ type Config struct {
 	Push Push `yaml:"push"`
 	// Envelopes configures the wallet and red envelopes (envelopes.go).
 	Envelopes Envelopes `yaml:"envelopes"`
+	// Channels bounds broadcast channel posts (channels.go).
+	Channels Channels `yaml:"channels"`
 }
 
 // HTTP bounds what one client connection may hold.
@@ -389,6 +391,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.ToDevice.MaxMessagesPerRequest, 1000)
 	setDefault(&c.ToDevice.RetentionHours, 168)
 	c.Envelopes.fillDefaults() // envelopes.go
+	c.Channels.fillDefaults()  // channels.go
 	setDefault(&c.Sync.MaxTimeoutMs, 60000)
 	setDefault(&c.Sync.DefaultTimelineLimit, 10)
 	setDefault(&c.Sync.FullSync.PerSecond, 0.2)

@@ -281,5 +281,12 @@ envelopes:
   expiry_seconds: 86400
   # How often the sweeper looks for expired envelopes.
   sweep_interval_ms: 60000
+
+# Broadcast channels (docs/channels.md).
+channels:
+  # Largest post: text, image URIs and links together.
+  max_post_bytes: 16384
+  # New posts one channel may take a minute; more get 429.
+  posts_per_minute: 60
 `
 }

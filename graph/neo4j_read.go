@@ -19,7 +19,8 @@ func (s *Neo4jStore) Followers(ctx context.Context, userID string, p Page) ([]st
 }
 
 func (s *Neo4jStore) Following(ctx context.Context, userID string, p Page) ([]string, string, error) {
-	return s.users(ctx, p, `MATCH (:User {id: $user})-[:FOLLOWS]->(o:User)`, map[string]any{"user": userID})
+	// Channels are followed as nodes too (~local:server); they are not users.
+	return s.usersWhere(ctx, p, `MATCH (:User {id: $user})-[:FOLLOWS]->(o:User)`, ` AND NOT o.id STARTS WITH '~'`, map[string]any{"user": userID})
 }
 
 func (s *Neo4jStore) Blocked(ctx context.Context, userID string, p Page) ([]string, string, error) {
@@ -36,6 +37,11 @@ func (s *Neo4jStore) MutualFriends(ctx context.Context, a, b string, p Page) ([]
 
 // users pages the IDs of the nodes match binds to o.
 func (s *Neo4jStore) users(ctx context.Context, p Page, match string, params map[string]any) ([]string, string, error) {
+	return s.usersWhere(ctx, p, match, "", params)
+}
+
+// usersWhere is users with a further condition on o.
+func (s *Neo4jStore) usersWhere(ctx context.Context, p Page, match, where string, params map[string]any) ([]string, string, error) {
 	after, err := afterUser(p)
 	if err != nil {
 		return nil, "", err
@@ -44,7 +50,7 @@ func (s *Neo4jStore) users(ctx context.Context, p Page, match string, params map
 	params["after"], params["limit"] = after, int64(limit+1)
 	var ids []string
 	err = s.read(ctx, func(ctx context.Context, tx neo4j.ManagedTransaction) error {
-		recs, err := collect(ctx, tx, match+` WHERE o.id > $after RETURN o.id AS id ORDER BY id LIMIT $limit`, params)
+		recs, err := collect(ctx, tx, match+` WHERE o.id > $after`+where+` RETURN o.id AS id ORDER BY id LIMIT $limit`, params)
 		if err != nil {
 			return err
 		}

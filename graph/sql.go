@@ -59,7 +59,7 @@ func (s *SQLStore) Followers(ctx context.Context, userID string, p Page) ([]stri
 }
 
 func (s *SQLStore) Following(ctx context.Context, userID string, p Page) ([]string, string, error) {
-	return s.users(ctx, p, func(after string, n int) ([]string, error) { return s.db.GraphFollowing(ctx, userID, after, n) })
+	return s.users(ctx, p, withoutChannels(func(after string, n int) ([]string, error) { return s.db.GraphFollowing(ctx, userID, after, n) }))
 }
 
 func (s *SQLStore) Blocked(ctx context.Context, userID string, p Page) ([]string, string, error) {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/parley-im/parley/accounts/password"
-	"github.com/parley-im/parley/channels"
 	"github.com/parley-im/parley/clientapi"
 	"github.com/parley-im/parley/config"
 	"github.com/parley-im/parley/connlimit"
@@ -47,6 +46,7 @@ type Server struct {
 	Key      *pdu.SigningKey
 	Rooms    *rooms.Service
 	Notifier *inbox.Notifier
+	Channels *inbox.ChannelFeed // the channel stream (channels.go)
 	Hasher   *password.Hasher
 	Desks    *desks.Service
 	Graph    graph.Store
@@ -168,8 +168,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
+	chanSvc, chanFeed, err := newChannels(ctx, cfg, store, rel, n)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Contacts: presContacts, Logger: log,
-		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels, Epoch: epoch})
+		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels, Epoch: epoch, Channels: chanFeed})
 
 	ds, err := desks.New(ctx, desks.Config{ServerName: cfg.ServerName, Store: store, Rooms: rs, Presence: pres, Logger: log})
 	if err != nil {
@@ -235,12 +240,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	obs := newObservability(cfg, store, log)
 	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Backfill: backfiller, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
-		Channels: channels.New(store.Channels(), clientapi.ChannelGraph(rel), cfg.ServerName, channels.Limits{}),
+		Channels: chanSvc,
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
 		Relations: rels, Metrics: obs.reg, PushRules: rules, Push: pushSvc, Wallet: wal, Envelopes: envs})
 
 	bgCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Hasher: hasher, Graph: rel,
+	s := &Server{Fed: fed, cfg: cfg, log: log, Store: store, Key: key, Rooms: rs, Notifier: n, Channels: chanFeed, Hasher: hasher, Graph: rel,
 		Desks: ds, ToDevice: td, Media: repo, Push: pushSvc, handler: withWellKnownServer(api.Handler(), cfg.Federation.WellKnownServer), obs: obs, commits: commits, cancel: cancel}
 	s.Domain = dom
 	s.Wallet, s.Envelopes = wal, envs

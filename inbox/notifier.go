@@ -32,6 +32,9 @@ type Notifier struct {
 	typingPos atomic.Int64
 	// typingHook is OnTyping's function; nil when none.
 	typingHook atomic.Pointer[func(room, user string, typing bool)]
+	// channelNews is the channel feed's HasNews hook (channels.go); nil when
+	// channels are off. Called without mu held.
+	channelNews atomic.Pointer[func(user string, since int64) bool]
 
 	mu          sync.RWMutex // guards the routing tables below; taken before any shard lock
 	roomMembers map[string]map[string]struct{}
@@ -317,8 +320,12 @@ func (n *Notifier) HasNews(user string, since Token) bool {
 		return true // older than the tables, or to-device messages still queued
 	}
 	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.userPos[user] > since.Pos || n.userTyping[user] > since.Typing
+	news := n.userPos[user] > since.Pos || n.userTyping[user] > since.Typing
+	n.mu.RUnlock()
+	if h := n.channelNews.Load(); !news && h != nil {
+		return (*h)(user, since.Chan)
+	}
+	return news
 }
 
 // Wait blocks until user has news after since, ctx ends, or the returned

@@ -196,7 +196,12 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 		}
 		w.raw(`{"type":`).str(n.Type).raw(`,"content":`).raw(n.Content).raw(`,"origin_server_ts":`).int(n.TS).raw("}")
 	}
-	w.raw("]}}")
+	w.raw("]}")
+	if us.channels != nil {
+		w.raw(`,"io.parley.channels":`)
+		w.buf = append(w.buf, us.channels...)
+	}
+	w.raw("}")
 	return w.bytes()
 }
 

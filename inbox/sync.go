@@ -30,7 +30,8 @@ type Syncer struct {
 
 	noFilter *Filter // static after construction; the empty filter, parsed, for syncs without one
 
-	epoch string // static after construction; see SyncerConfig.Epoch
+	epoch    string       // static after construction; see SyncerConfig.Epoch
+	channels *ChannelFeed // static after construction; nil without channels (channels.go)
 }
 
 // SyncerConfig wires a Syncer.
@@ -49,6 +50,8 @@ type SyncerConfig struct {
 	// Epoch is the store's epoch (storage.Store.Epoch), stamped on every
 	// next_batch; "" stamps none and takes every token as current.
 	Epoch string
+	// Channels adds the io.parley.channels section (channels.go); nil for none.
+	Channels *ChannelFeed
 }
 
 // NewSyncer builds a Syncer.
@@ -60,7 +63,7 @@ func NewSyncer(cfg SyncerConfig) *Syncer {
 		cfg.Logger = slog.Default()
 	}
 	s := &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
-		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler, epoch: cfg.Epoch}
+		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler, epoch: cfg.Epoch, channels: cfg.Channels}
 	s.noFilter, _ = ParseFilter([]byte("{}")) // cannot fail
 	return s
 }
@@ -109,7 +112,7 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 				return nil, ctx.Err()
 			}
 			if !s.n.HasNews(req.UserID, *req.Since) {
-				return s.emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice}), nil
+				return s.emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice, Chan: req.Since.Chan}), nil
 			}
 		}
 		body, next, empty, err := s.build(ctx, req)
@@ -357,10 +360,15 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 	if err := s.bundle(ctx, req, rooms, initial); err != nil { // bundle.go
 		return nil, Token{}, false, err
 	}
+	chans, chanUpto, err := s.channelSection(ctx, req.UserID, initial, since.Chan) // channels.go
+	if err != nil {
+		return nil, Token{}, false, err
+	}
+	next.Chan = chanUpto
 	empty := len(rooms) == 0 && len(globalData) == 0 && len(presence) == 0 && len(toDevice) == 0 &&
-		len(changed) == 0 && len(notices) == 0 && len(left) == 0
+		len(changed) == 0 && len(notices) == 0 && len(left) == 0 && chans == nil
 	return s.render(ctx, req, next, rooms, userStreams{globalData: globalData, presence: presence, toDevice: toDevice,
-		changed: changed, left: left, otk: otk, fallback: fallback, notices: notices}), next, empty, nil
+		changed: changed, left: left, otk: otk, fallback: fallback, notices: notices, channels: chans}), next, empty, nil
 }
 
 const toDeviceBatch = 100
@@ -409,6 +417,7 @@ type userStreams struct {
 	otk        map[string]int
 	fallback   []string
 	notices    []storage.UserNotice
+	channels   []byte // io.parley.channels, JSON; nil for none
 }
 
 func keys(m map[string]int64) []string {

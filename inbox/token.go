@@ -8,7 +8,8 @@ import (
 
 // Token is a sync position: the stream position all persisted streams share,
 // and the typing serial (typing is never persisted). Written "s<pos>_<typing>",
-// then "~<epoch>" when the syncer stamps its store's epoch.
+// then ".<channel position>" when non-zero, then "~<epoch>" when the syncer
+// stamps its store's epoch.
 type Token struct {
 	Pos    int64
 	Typing int64
@@ -16,6 +17,9 @@ type Token struct {
 	// stopped short of Pos because the device had more queued than one
 	// response carries. Zero means "as far as Pos".
 	ToDevice int64
+	// Chan is the channel stream's position (inbox/channels.go), written
+	// after a dot when non-zero.
+	Chan int64
 	// Epoch is the store epoch the token was issued in (storage.Store.Epoch;
 	// restoring a backup renews it): a position from another epoch means
 	// nothing in this one. Empty for tokens written before epochs, which
@@ -34,6 +38,9 @@ func (t Token) appendTo(dst []byte) []byte {
 	dst = strconv.AppendInt(append(dst, '_'), t.Typing, 10)
 	if t.ToDevice > 0 && t.ToDevice < t.Pos {
 		dst = strconv.AppendInt(append(dst, '_'), t.ToDevice, 10)
+	}
+	if t.Chan > 0 {
+		dst = strconv.AppendInt(append(dst, '.'), t.Chan, 10)
 	}
 	if t.Epoch != "" {
 		dst = append(append(dst, '~'), t.Epoch...)
@@ -55,13 +62,21 @@ func ParseToken(s string) (Token, error) {
 	if len(s) < 2 || (s[0] != 's' && s[0] != 't') {
 		return Token{}, fmt.Errorf("bad token %q", s)
 	}
-	body := s[1:]
+	rest := s[1:]
 	var t Token
-	if b, epoch, ok := strings.Cut(body, "~"); ok {
+	if b, epoch, ok := strings.Cut(rest, "~"); ok {
 		if !validEpoch(epoch) {
 			return Token{}, fmt.Errorf("bad token %q", s)
 		}
-		body, t.Epoch = b, epoch
+		rest, t.Epoch = b, epoch
+	}
+	body, chanPart, hasChan := strings.Cut(rest, ".")
+	if hasChan {
+		c, err := strconv.ParseInt(chanPart, 10, 64)
+		if err != nil || c < 0 {
+			return Token{}, fmt.Errorf("bad token %q", s)
+		}
+		t.Chan = c
 	}
 	posPart, typingPart, hasTyping := strings.Cut(body, "_")
 	p, err := strconv.ParseInt(posPart, 10, 64)

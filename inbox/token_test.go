@@ -25,6 +25,12 @@ func TestParseToken(t *testing.T) {
 		{"s10_3~a-b", Token{}, false},
 		{"s10_3~ab~cd", Token{}, false},
 		{"s10_3~" + strings.Repeat("a", 33), Token{}, false},
+		{"s10_3.5", Token{Pos: 10, Typing: 3, Chan: 5}, true},
+		{"s10_3_7.5", Token{Pos: 10, Typing: 3, ToDevice: 7, Chan: 5}, true},
+		{"s10_3.", Token{}, false},
+		{"s10_3.-1", Token{}, false},
+		{"s10_3.x", Token{}, false},
+		{"s10_3.5~ab", Token{Pos: 10, Typing: 3, Chan: 5, Epoch: "ab"}, true},
 	}
 	for _, c := range cases {
 		got, err := ParseToken(c.in)
@@ -40,7 +46,7 @@ func TestParseToken(t *testing.T) {
 }
 
 func FuzzParseToken(f *testing.F) {
-	for _, s := range []string{"s1_0", "s10_3_7", "t5", "", "s_", "s1__", "s1_0~ab12", "s1_0_1~"} {
+	for _, s := range []string{"s1_0", "s10_3_7", "t5", "", "s_", "s1__", "s1_0~ab12", "s1_0_1~", "s1_0.3", "s1_0_0.0", "s1_0.3~ab12"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -48,10 +54,10 @@ func FuzzParseToken(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if tok.Pos < 0 || tok.Typing < 0 || tok.ToDevice < 0 {
+		if tok.Pos < 0 || tok.Typing < 0 || tok.ToDevice < 0 || tok.Chan < 0 {
 			t.Fatalf("ParseToken(%q) = %+v: negative field", s, tok)
 		}
-		if again, err := ParseToken(tok.String()); err != nil || again.Pos != tok.Pos || again.Typing != tok.Typing || again.Epoch != tok.Epoch {
+		if again, err := ParseToken(tok.String()); err != nil || again.Pos != tok.Pos || again.Typing != tok.Typing || again.Epoch != tok.Epoch || again.Chan != tok.Chan {
 			t.Fatalf("round trip %q -> %q -> %+v %v", s, tok.String(), again, err)
 		}
 	})

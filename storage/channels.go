@@ -99,15 +99,15 @@ type postContent struct {
 func (c *ChannelStore) AddPost(ctx context.Context, p channels.Post) (channels.Post, error) {
 	body, _ := json.Marshal(postContent{p.Text, p.Images, p.Links})
 	err := c.s.inTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE channels SET seq = seq + 1 WHERE channel_id = $1 RETURNING seq`, p.ChannelID).Scan(&p.Seq)
+		err := tx.QueryRowContext(ctx, `UPDATE channels SET seq = seq + 1, news_pos = $2 WHERE channel_id = $1 RETURNING seq`, p.ChannelID, p.StreamPos).Scan(&p.Seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return channels.ErrNotFound
 		}
 		if err != nil {
 			return fmt.Errorf("post to %s: %w", p.ChannelID, err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO channel_posts (channel_id, seq, post_id, author, content, ts) VALUES ($1, $2, $3, $4, $5, $6)`,
-			p.ChannelID, p.Seq, p.PostID, p.Author, string(body), p.TS)
+		_, err = tx.ExecContext(ctx, `INSERT INTO channel_posts (channel_id, seq, post_id, author, content, ts, stream_pos) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			p.ChannelID, p.Seq, p.PostID, p.Author, string(body), p.TS, p.StreamPos)
 		if err != nil {
 			return fmt.Errorf("post to %s: %w", p.ChannelID, err)
 		}
@@ -152,12 +152,17 @@ func (c *ChannelStore) UpdatePost(ctx context.Context, p channels.Post) error {
 	if p.Retracted {
 		retracted = 1
 	}
-	_, err := c.s.write.ExecContext(ctx, `UPDATE channel_posts SET content = $3, edited_ts = $4, retracted = $5 WHERE channel_id = $1 AND post_id = $2`,
-		p.ChannelID, p.PostID, string(body), p.EditedTS, retracted)
-	if err != nil {
-		return fmt.Errorf("update post %s: %w", p.PostID, err)
-	}
-	return nil
+	return c.s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE channel_posts SET content = $3, edited_ts = $4, retracted = $5, stream_pos = $6 WHERE channel_id = $1 AND post_id = $2`,
+			p.ChannelID, p.PostID, string(body), p.EditedTS, retracted, p.StreamPos)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, `UPDATE channels SET news_pos = $2 WHERE channel_id = $1 AND news_pos < $2`, p.ChannelID, p.StreamPos)
+		}
+		if err != nil {
+			return fmt.Errorf("update post %s: %w", p.PostID, err)
+		}
+		return nil
+	})
 }
 
 // Posts lists posts below the cursor, newest first, on the primary key.
@@ -204,11 +209,16 @@ func (c *ChannelStore) DropRead(ctx context.Context, userID, channelID string) e
 // Followed lists userID's channels with unread counts and each channel's
 // newest post: one query, whatever the number of posts.
 func (c *ChannelStore) Followed(ctx context.Context, userID string) ([]channels.Followed, error) {
+	return c.followed(ctx, userID, "", nil)
+}
+
+// followed is Followed with an extra condition on r.channel_id (args from $2).
+func (c *ChannelStore) followed(ctx context.Context, userID, where string, args []any) ([]channels.Followed, error) {
 	rows, err := c.s.read.QueryContext(ctx, `SELECT c.channel_id, c.owner, c.name, c.avatar_url, c.description, c.editors, c.created_ts, c.seq, r.read_seq,
 			p.channel_id, p.seq, p.post_id, p.author, p.content, p.ts, p.edited_ts, p.retracted
 		FROM channel_reads r JOIN channels c ON c.channel_id = r.channel_id
 		LEFT JOIN channel_posts p ON p.channel_id = c.channel_id AND p.seq = c.seq
-		WHERE r.user_id = $1 ORDER BY c.channel_id`, userID)
+		WHERE r.user_id = $1`+where+` ORDER BY c.channel_id`, append([]any{userID}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("followed channels of %s: %w", userID, err)
 	}

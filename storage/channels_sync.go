@@ -1,0 +1,96 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/parley-im/parley/channels"
+)
+
+// Reads behind the io.parley.channels section of /sync (inbox/channels.go).
+
+// ChannelNewsPositions returns each channel's newest change on the channel
+// stream, read once at start so that syncs find news in memory.
+func (c *ChannelStore) ChannelNewsPositions(ctx context.Context) (map[string]int64, error) {
+	rows, err := c.s.read.QueryContext(ctx, `SELECT channel_id, news_pos FROM channels WHERE news_pos > 0`)
+	if err != nil {
+		return nil, fmt.Errorf("channel news positions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var pos int64
+		if err := rows.Scan(&id, &pos); err != nil {
+			return nil, fmt.Errorf("channel news positions: %w", err)
+		}
+		out[id] = pos
+	}
+	return out, rows.Err()
+}
+
+// FollowedChannelIDs lists the channels userID follows (one indexed read of
+// their own channel_reads rows).
+func (c *ChannelStore) FollowedChannelIDs(ctx context.Context, userID string) ([]string, error) {
+	rows, err := c.s.read.QueryContext(ctx, `SELECT channel_id FROM channel_reads WHERE user_id = $1`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("followed channel IDs of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("followed channel IDs of %s: %w", userID, err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// ChannelNews returns, for the channels ids that userID follows, the
+// unread count and newest post, and the posts changed on the channel stream
+// in (since, upto], oldest change first, at most limit: two queries,
+// whatever the number of channels, followers or posts.
+func (c *ChannelStore) ChannelNews(ctx context.Context, userID string, ids []string, since, upto int64, limit int) ([]channels.Followed, []channels.Post, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	in, args := inList(ids, 2)
+	fs, err := c.followed(ctx, userID, ` AND r.channel_id IN (`+in+`)`, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	in, args = inList(ids, 4)
+	rows, err := c.s.read.QueryContext(ctx, `SELECT `+postCols+` FROM channel_posts WHERE stream_pos > $1 AND stream_pos <= $2
+		AND channel_id IN (`+in+`) ORDER BY stream_pos LIMIT $3`, append([]any{since, upto, limit}, args...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("channel news of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var posts []channels.Post
+	for rows.Next() {
+		var p channels.Post
+		if err := scanPost(rows, &p); err != nil {
+			return nil, nil, fmt.Errorf("channel news of %s: %w", userID, err)
+		}
+		posts = append(posts, p)
+	}
+	return fs, posts, rows.Err()
+}
+
+// inList makes "$first, $first+1, ..." for ids.
+func inList(ids []string, first int) (string, []any) {
+	var b strings.Builder
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$" + strconv.Itoa(first+i))
+		args[i] = id
+	}
+	return b.String(), args
+}
