@@ -92,8 +92,12 @@ type Service struct {
 	stats writerStats
 
 	// searchBehind is set by the writer after a commit while the search
-	// index has a backlog; searches read it (searchindex.go).
+	// index has a backlog; searchDone is how far the index reaches and
+	// committed the last position committed, both published by the writer
+	// after each commit. Searches read them (searchindex.go).
 	searchBehind atomic.Bool
+	searchDone   atomic.Int64
+	committed    atomic.Int64
 
 	// Owned by the writer goroutine.
 	pos         int64 // the last stream position assigned
@@ -170,6 +174,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		searchPos:   searchPos,
 		cache:       newRoomCache(cfg.CacheBytes),
 	}
+	s.searchDone.Store(searchPos)
+	s.committed.Store(pos)
 	if searchPos < pos {
 		s.searchBacklog = 1 // unknown how many: one pass finds out
 		s.searchBehind.Store(true)
