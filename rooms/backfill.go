@@ -4,11 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"slices"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/storage"
 )
 

@@ -2,10 +2,10 @@ package rooms
 
 import (
 	"context"
-	"github.com/parley-im/parley/rooms/dag"
 	"slices"
 
 	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/rooms/pdu"
 )
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 
 	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"

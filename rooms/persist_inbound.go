@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"maps"
 
 	"github.com/parley-im/parley/pushrules"
 	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/rooms/stateres"
 	"github.com/parley-im/parley/storage"

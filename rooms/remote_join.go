@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"slices"
 	"strings"
 
 	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"

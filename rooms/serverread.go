@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/parley-im/parley/federation/serveracl"
 	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/rooms/stateres"
 	"github.com/parley-im/parley/storage"

@@ -2,8 +2,8 @@ package rooms
 
 import (
 	"context"
-	"github.com/parley-im/parley/rooms/dag"
 
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/storage"
 )
 

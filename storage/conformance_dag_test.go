@@ -5,12 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
-	"github.com/parley-im/parley/rooms/dag"
 	"maps"
 	"math"
 	"slices"
 	"testing"
 
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 )

@@ -3,8 +3,9 @@ package storage
 import (
 	"context"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"strings"
+
+	"github.com/parley-im/parley/rooms/dag"
 )
 
 // maxCurrentKeys bounds the keys of one CurrentStateKeys query; the auth

@@ -3,10 +3,10 @@ package storage_test
 import (
 	"context"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"maps"
 	"testing"
 
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/storage"
 )
 

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/parley-im/parley/rooms/dag"
 )
 
 // The room as a DAG: edges, forward extremities, events users never see,

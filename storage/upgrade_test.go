@@ -2,13 +2,13 @@ package storage_test
 
 import (
 	"context"
-	"github.com/parley-im/parley/rooms/dag"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/parley-im/parley/homeserver/hstest"
+	"github.com/parley-im/parley/rooms/dag"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 )

@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"log/slog"
 	"slices"
 	"strings"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/dag"
 	checks "github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/rooms/stateres"

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"log/slog"
 	"sync"
 	"testing"
 
 	"github.com/parley-im/parley/rooms"
+	"github.com/parley-im/parley/rooms/dag"
 	checks "github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/rooms/inbound/remotetest"
 	"github.com/parley-im/parley/rooms/pdu"

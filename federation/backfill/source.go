@@ -2,10 +2,10 @@ package backfill
 
 import (
 	"context"
-	"github.com/parley-im/parley/rooms/dag"
 	"maps"
 
 	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/dag"
 	checks "github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/rooms/pdu"
 )

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-im/parley/rooms/dag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"github.com/parley-im/parley/federation/serveracl"
 	"github.com/parley-im/parley/rooms"
 	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/dag"
 	checks "github.com/parley-im/parley/rooms/inbound"
 	"github.com/parley-im/parley/rooms/pdu"
 )
