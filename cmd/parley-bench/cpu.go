@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -36,11 +37,17 @@ func parseStatCPU(stat string) (time.Duration, error) {
 	if len(f) < 13 {
 		return 0, fmt.Errorf("stat line with %d fields after the name, want at least 13", len(f))
 	}
+	// The sum, in nanoseconds, must fit a time.Duration: a count past that
+	// is no process's CPU time, and would wrap to a negative one.
+	const maxTicks = math.MaxInt64 / int64(time.Second)
 	var ticks int64
 	for _, s := range f[11:13] {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
 			return 0, fmt.Errorf("stat CPU field %q: not a tick count", s)
+		}
+		if n > maxTicks-ticks {
+			return 0, fmt.Errorf("stat CPU field %q: too large a tick count", s)
 		}
 		ticks += n
 	}
