@@ -330,7 +330,7 @@ func (b *Backfiller) fillFrom(ctx context.Context, srv, version, roomID, gap str
 	if err != nil {
 		return 0, fmt.Errorf("backfill: %w", err)
 	}
-	evs := parseAll(raws[:min(len(raws), b.cfg.Limit)], version, roomID)
+	evs := checks.ParseRoomEvents(raws[:min(len(raws), b.cfg.Limit)], version, roomID)
 	src := newPageSource(b.cfg.Source, b.cfg.Rooms)
 	if evs, err = b.toCheck(ctx, src, evs); err != nil {
 		return 0, err
@@ -427,7 +427,7 @@ func (b *Backfiller) check(ctx context.Context, p *checks.Pipeline, src *pageSou
 			if len(raws) > maxStateEvents {
 				return nil, fmt.Errorf("event_auth of %s: %d events, over the limit of %d", ev.ID, len(raws), maxStateEvents)
 			}
-			if err := b.storeOutliers(ctx, ev.RoomID, parseAll(raws, version, ev.RoomID)); err != nil {
+			if err := b.storeOutliers(ctx, ev.RoomID, checks.ParseRoomEvents(raws, version, ev.RoomID)); err != nil {
 				return nil, err
 			}
 		case len(me.Prev) > 0 && !stateDone && src.stateFetches > 0:
@@ -480,7 +480,7 @@ func (b *Backfiller) stateBefore(ctx context.Context, src *pageSource, srv, vers
 		if len(st)+len(ac) > maxStateEvents {
 			return nil, fmt.Errorf("state at %s: %d events, over the limit of %d", ev.ID, len(st)+len(ac), maxStateEvents)
 		}
-		fetched = parseAll(append(st, ac...), version, ev.RoomID)
+		fetched = checks.ParseRoomEvents(append(st, ac...), version, ev.RoomID)
 	} else {
 		for _, id := range lacking {
 			raw, err := b.cfg.Fetcher.Event(ctx, srv, id)
@@ -534,7 +534,7 @@ func (b *Backfiller) storeOutliers(ctx context.Context, roomID string, evs []*pd
 			lacking = append(lacking, e)
 		}
 	}
-	for _, e := range authOrder(lacking) {
+	for _, e := range checks.AuthOrder(lacking) {
 		if _, _, err := b.cfg.Outliers.AcceptOutlier(ctx, roomID, e.Raw); err != nil && !errors.Is(err, checks.ErrAlreadyHeld) {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -543,52 +543,4 @@ func (b *Backfiller) storeOutliers(ctx context.Context, roomID string, evs []*pd
 		}
 	}
 	return nil
-}
-
-// parseAll parses raws for version, keeping the events of roomID, each
-// once. An event whose content hash fails comes back redacted, as the
-// checks take it.
-func parseAll(raws []json.RawMessage, version, roomID string) []*pdu.Event {
-	out := make([]*pdu.Event, 0, len(raws))
-	seen := make(map[string]bool, len(raws))
-	for _, raw := range raws {
-		e, _ := pdu.Parse(raw, version)
-		if e == nil || e.RoomID != roomID || seen[e.ID] {
-			continue
-		}
-		seen[e.ID] = true
-		out = append(out, e)
-	}
-	return out
-}
-
-// authOrder sorts evs so that each comes after those of its auth events
-// that are among evs (a cycle, which only a forged chain has, is broken by
-// depth order).
-func authOrder(evs []*pdu.Event) []*pdu.Event {
-	slices.SortStableFunc(evs, func(a, b *pdu.Event) int { return cmp.Compare(a.Depth, b.Depth) })
-	byID := make(map[string]*pdu.Event, len(evs))
-	for _, e := range evs {
-		byID[e.ID] = e
-	}
-	out := make([]*pdu.Event, 0, len(evs))
-	state := make(map[string]int8, len(evs)) // 1 visiting, 2 done
-	var visit func(e *pdu.Event)
-	visit = func(e *pdu.Event) {
-		if state[e.ID] != 0 {
-			return
-		}
-		state[e.ID] = 1
-		for _, a := range e.AuthEvents {
-			if dep := byID[a]; dep != nil {
-				visit(dep)
-			}
-		}
-		state[e.ID] = 2
-		out = append(out, e)
-	}
-	for _, e := range evs {
-		visit(e)
-	}
-	return out
 }

@@ -3,7 +3,6 @@ package inbound
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -84,7 +83,7 @@ func (h *Handler) fetchAuthChain(ctx context.Context, origin, version string, ev
 	if len(raws) > maxAuthChain {
 		return fmt.Errorf("event_auth %s: %d events, over the limit of %d", ev.ID, len(raws), maxAuthChain)
 	}
-	evs := parseAll(raws, version, ev.RoomID)
+	evs := checks.ParseRoomEvents(raws, version, ev.RoomID)
 	return h.storeOutliers(ctx, ev.RoomID, evs)
 }
 
@@ -96,7 +95,7 @@ func (h *Handler) storeOutliers(ctx context.Context, roomID string, evs []*pdu.E
 	if err != nil {
 		return err
 	}
-	for _, e := range authOrder(evs) {
+	for _, e := range checks.AuthOrder(evs) {
 		if _, _, err := h.cfg.Pipeline.AcceptOutlier(ctx, roomID, e.Raw); err != nil && !errors.Is(err, checks.ErrAlreadyHeld) {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -120,7 +119,7 @@ func (h *Handler) fetchMissing(ctx context.Context, origin, version string, ev *
 	if err != nil {
 		return err
 	}
-	evs := parseAll(raws[:min(len(raws), h.lim.MissingEvents)], version, ev.RoomID)
+	evs := checks.ParseRoomEvents(raws[:min(len(raws), h.lim.MissingEvents)], version, ev.RoomID)
 	evs, err = h.notHeld(ctx, evs, true)
 	if err != nil {
 		return err
@@ -242,7 +241,7 @@ func (h *Handler) fetchState(ctx context.Context, origin, version string, ev *pd
 		want[id] = true
 	}
 	var out []*pdu.Event
-	for _, e := range parseAll(append(state, authChain...), version, ev.RoomID) {
+	for _, e := range checks.ParseRoomEvents(append(state, authChain...), version, ev.RoomID) {
 		if want[e.ID] {
 			out = append(out, e)
 		}
@@ -272,52 +271,4 @@ func (h *Handler) notHeld(ctx context.Context, evs []*pdu.Event, outliersToo boo
 		}
 	}
 	return out, nil
-}
-
-// parseAll parses raws for version, keeping the events of roomID, each
-// once. An event whose content hash fails comes back redacted, as the
-// pipeline would take it.
-func parseAll(raws []json.RawMessage, version, roomID string) []*pdu.Event {
-	out := make([]*pdu.Event, 0, len(raws))
-	seen := make(map[string]bool, len(raws))
-	for _, raw := range raws {
-		e, _ := pdu.Parse(raw, version)
-		if e == nil || e.RoomID != roomID || seen[e.ID] {
-			continue
-		}
-		seen[e.ID] = true
-		out = append(out, e)
-	}
-	return out
-}
-
-// authOrder sorts evs so that each comes after those of its auth events
-// that are among evs (an auth chain is a DAG; a cycle, which only a
-// forged chain has, is broken by depth order).
-func authOrder(evs []*pdu.Event) []*pdu.Event {
-	slices.SortStableFunc(evs, func(a, b *pdu.Event) int { return cmp.Compare(a.Depth, b.Depth) })
-	byID := make(map[string]*pdu.Event, len(evs))
-	for _, e := range evs {
-		byID[e.ID] = e
-	}
-	out := make([]*pdu.Event, 0, len(evs))
-	state := make(map[string]int8, len(evs)) // 1 visiting, 2 done
-	var visit func(e *pdu.Event)
-	visit = func(e *pdu.Event) {
-		if state[e.ID] != 0 {
-			return
-		}
-		state[e.ID] = 1
-		for _, a := range e.AuthEvents {
-			if dep := byID[a]; dep != nil {
-				visit(dep)
-			}
-		}
-		state[e.ID] = 2
-		out = append(out, e)
-	}
-	for _, e := range evs {
-		visit(e)
-	}
-	return out
 }
