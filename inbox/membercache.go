@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strconv"
 	"sync"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/parley-im/parley/storage"
 )
@@ -18,12 +21,18 @@ import (
 // commits there. A read that raced with such a commit may have seen the
 // new event before the notifier heard of it, so reads note the room's
 // generation first and store only if it did not move.
+//
+// Misses of the same events at the same generation share one read
+// (flight): a new sender in a 10,000-member room wakes every member at
+// once, and each of them used to miss the sender's event together and send
+// the same query.
 type memberCache struct {
-	mu    sync.Mutex
-	seq   uint64                    // guarded by mu; source of generations
-	epoch uint64                    // guarded by mu; bumped when rooms is emptied, which loses generations
-	rooms map[string]*cachedMembers // guarded by mu
-	held  int                       // guarded by mu; events held in all rooms
+	mu     sync.Mutex
+	seq    uint64                    // guarded by mu; source of generations
+	epoch  uint64                    // guarded by mu; bumped when rooms is emptied, which loses generations
+	rooms  map[string]*cachedMembers // guarded by mu
+	held   int                       // guarded by mu; events held in all rooms
+	flight singleflight.Group        // one store read per (pairs, generations) at a time
 }
 
 type cachedMembers struct {
@@ -83,7 +92,7 @@ func (s *Syncer) memberEvents(ctx context.Context, pairs []storage.RoomUser) ([]
 		sortByPos(out)
 		return out, nil
 	}
-	read, err := s.store.MemberEvents(ctx, missing)
+	read, err := c.read(ctx, s.store, missing, gens, epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +133,28 @@ func (s *Syncer) memberEvents(ctx context.Context, pairs []storage.RoomUser) ([]
 	out = append(out, read...)
 	sortByPos(out)
 	return out, nil
+}
+
+// read is store.MemberEvents(missing) shared with every other sync that
+// misses the same pairs at the same generations: its key holds them, so a
+// sync that began after a member change never takes the answer of a read
+// that began before it. The events are shared and read-only.
+func (c *memberCache) read(ctx context.Context, store SyncStore, missing []storage.RoomUser, gens map[string]uint64, epoch uint64) ([]storage.Event, error) {
+	key := strconv.AppendUint(make([]byte, 0, 64*len(missing)), epoch, 10)
+	for _, p := range missing {
+		key = append(append(key, '|'), p.RoomID...)
+		key = strconv.AppendUint(append(key, '|'), gens[p.RoomID], 10)
+		key = append(append(key, '|'), p.UserID...)
+	}
+	// The read is shared: one member's hang-up must not fail the others.
+	rctx := context.WithoutCancel(ctx)
+	v, err, _ := c.flight.Do(string(key), func() (any, error) {
+		return store.MemberEvents(rctx, missing)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]storage.Event), nil
 }
 
 func sortByPos(evs []storage.Event) {

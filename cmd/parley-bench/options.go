@@ -61,6 +61,7 @@ type options struct {
 	SharedSecret     string // register through /_synapse/admin/v1/register instead of open registration
 	UserPrefix       string // prefix of every localpart; random per run so reruns do not collide
 	SetupConcurrency int    // requests in flight during setup
+	Warmup           int    // fanout: messages sent and fully delivered before the window opens
 }
 
 // localpartPrefix is what a prefix may hold so that prefix-role123 stays a
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.SharedSecret, "shared-secret", "", "register with this secret through /_synapse/admin/v1/register")
 	fs.StringVar(&o.UserPrefix, "user-prefix", "", "localpart prefix of the run's users (default pb + random hex)")
 	fs.IntVar(&o.SetupConcurrency, "setup-concurrency", 32, "requests in flight during setup")
+	fs.IntVar(&o.Warmup, "warmup", 1, "fanout: messages sent, and awaited by every member, before the measured window")
 
 	// The scenario may come first (pb send --rooms 4) or after the flags.
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -205,6 +207,9 @@ func (o *options) validate() error {
 	}
 	if o.Drain < 0 {
 		errs = append(errs, errors.New("--drain must not be negative"))
+	}
+	if o.Warmup < 0 {
+		errs = append(errs, errors.New("--warmup must not be negative"))
 	}
 	if !slices.Contains([]string{"offline", "online", "unavailable"}, o.SetPresence) {
 		errs = append(errs, fmt.Errorf("--set-presence %q: want offline, online or unavailable", o.SetPresence))

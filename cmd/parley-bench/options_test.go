@@ -50,6 +50,7 @@ func TestParseFlags(t *testing.T) {
 		{"zero duration", []string{"send", "--duration", "0s"}, nil, "--duration"},
 		{"negative rate", []string{"latency", "--rate", "-1"}, nil, "--rate"},
 		{"negative senders", []string{"send", "--senders", "-2"}, nil, "--senders"},
+		{"negative warmup", []string{"fanout", "--warmup", "-1"}, nil, "--warmup"},
 		{"pid outside idle", []string{"send", "--pid", "1"}, nil, "--pid"},
 		{"more users than polls", []string{"idle", "--conns", "10", "--users", "20"}, nil, "--users"},
 		{"unknown flag", []string{"send", "--nope"}, nil, "flag provided but not defined"},
