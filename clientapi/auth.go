@@ -145,9 +145,19 @@ func (a *API) authenticate(r *http.Request) (*session, error) {
 	}
 	s := &session{UserID: d.UserID, DeviceID: d.DeviceID, IsAdmin: u.IsAdmin, deviceKey: d.UserID + "|" + d.DeviceID}
 	a.tokens.put(token, s, gen)
-	_ = a.store.TouchDevice(r.Context(), d.UserID, d.DeviceID, time.Now().UnixMilli(), clientIP(r))
+	now, ip := time.Now().UnixMilli(), clientIP(r)
+	if now-d.LastSeenTS >= lastSeenGranularity.Milliseconds() || d.LastSeenIP != ip {
+		_ = a.store.TouchDevice(r.Context(), d.UserID, d.DeviceID, now, ip)
+	}
 	return s, nil
 }
+
+// lastSeenGranularity is how stale a device's last_seen_ts may be. A
+// cached token is looked up again every tokenCacheTTL; writing last_seen
+// on each of those lookups was a write per active device per minute (in a
+// 10,000-member room, 10,000 writes a minute on the request path). A new
+// address is always written.
+const lastSeenGranularity = 5 * time.Minute
 
 // mediaAuth lets the media repository authenticate with our tokens.
 func (a *API) mediaAuth(r *http.Request) (string, error) {
