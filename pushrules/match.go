@@ -1,0 +1,213 @@
+package pushrules
+
+// The parsers of rule conditions: dotted property paths (with escaped
+// dots), glob patterns and member-count comparisons, each turned once,
+// when a user's ruleset is compiled, into something cheap to apply per
+// event.
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+// splitKey splits a condition's key at the dots that are not escaped: a
+// backslash before a dot or a backslash makes it literal (content.m\.relates_to
+// is the property "m.relates_to" of content); any other backslash is kept
+// as it is, as the spec says.
+func splitKey(key string) []string {
+	var parts []string
+	var cur strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c == '\\' && i+1 < len(key) && (key[i+1] == '.' || key[i+1] == '\\'):
+			i++
+			cur.WriteByte(key[i])
+		case c == '.':
+			parts = append(parts, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return append(parts, cur.String())
+}
+
+// path is a condition's key compiled for gjson: each part escaped, so that
+// no part is read as a gjson wildcard, modifier or query.
+type path struct {
+	parts []string // gjson-escaped
+}
+
+func compilePath(key string) path {
+	parts := splitKey(key)
+	for i := range parts {
+		parts[i] = gjson.Escape(parts[i])
+	}
+	return path{parts: parts}
+}
+
+// get returns the property at p of the event, walking one part at a time
+// (gjson joins escaped parts correctly, but a walk needs no joined string
+// per event).
+func (p path) get(ev gjson.Result) gjson.Result {
+	r := ev
+	for _, part := range p.parts {
+		if !r.IsObject() {
+			return gjson.Result{}
+		}
+		r = r.Get(part)
+		if !r.Exists() {
+			return r
+		}
+	}
+	return r
+}
+
+// glob is an event_match pattern: * matches any run of characters, ? one
+// character, and the match ignores case. Against content.body it matches
+// any word-bounded part of the value (as Synapse does); elsewhere the whole
+// value.
+type glob struct {
+	literal string         // the pattern, when it has no wildcard
+	re      *regexp.Regexp // else; nil with literal "" and !anything: never matches
+	words   bool           // match a word-bounded part, not the whole value
+	any     bool           // "*" against the whole value: matches every string
+}
+
+// compileGlob compiles pattern; words asks for word-bounded matching.
+func compileGlob(pattern string, words bool) *glob {
+	g := &glob{words: words}
+	if !strings.ContainsAny(pattern, "*?") {
+		g.literal = pattern
+		return g
+	}
+	if !words && strings.Trim(pattern, "*") == "" {
+		g.any = true
+		return g
+	}
+	var b strings.Builder
+	b.WriteString("(?is)")
+	if words {
+		b.WriteString(`(?:^|[^\p{L}\p{N}_])(?:`)
+	} else {
+		b.WriteString("^(?:")
+	}
+	last := 0
+	for i := 0; i < len(pattern); i++ {
+		switch pattern[i] {
+		case '*', '?':
+			b.WriteString(regexp.QuoteMeta(pattern[last:i]))
+			if pattern[i] == '*' {
+				b.WriteString(".*?")
+			} else {
+				b.WriteString(".")
+			}
+			last = i + 1
+		}
+	}
+	b.WriteString(regexp.QuoteMeta(pattern[last:]))
+	if words {
+		b.WriteString(`)(?:[^\p{L}\p{N}_]|$)`)
+	} else {
+		b.WriteString(")$")
+	}
+	re, err := regexp.Compile(b.String())
+	if err == nil { // always, as the parts are quoted; a failure never matches
+		g.re = re
+	}
+	return g
+}
+
+func (g *glob) match(s string) bool {
+	switch {
+	case g.any:
+		return true
+	case g.re != nil:
+		return g.re.MatchString(s)
+	case g.literal == "":
+		return false
+	case g.words:
+		return containsWord(s, g.literal)
+	}
+	return strings.EqualFold(s, g.literal)
+}
+
+// isWordRune reports whether r is part of a word (letter, digit or _).
+func isWordRune(r rune) bool {
+	return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)
+}
+
+// containsWord reports whether s holds w, ignoring case, with neither a
+// word character right before nor right after it. It allocates nothing.
+func containsWord(s, w string) bool {
+	if w == "" {
+		return false
+	}
+	for i := 0; i+len(w) <= len(s); i++ {
+		if !utf8.RuneStart(s[i]) {
+			continue
+		}
+		if i > 0 {
+			if r, _ := utf8.DecodeLastRuneInString(s[:i]); isWordRune(r) {
+				continue
+			}
+		}
+		if !strings.EqualFold(s[i:i+len(w)], w) {
+			continue
+		}
+		if end := i + len(w); end < len(s) {
+			if r, _ := utf8.DecodeRuneInString(s[end:]); isWordRune(r) {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// countTest is a room_member_count condition: an operator and a number.
+type countTest struct {
+	op string // "==", "<", ">", "<=", ">="
+	n  int
+}
+
+// parseCount parses "is": a decimal integer optionally prefixed by ==, <,
+// >, <= or >=. ok is false for anything else (the condition then never
+// matches).
+func parseCount(is string) (countTest, bool) {
+	op := "=="
+	for _, p := range []string{"==", "<=", ">=", "<", ">"} {
+		if strings.HasPrefix(is, p) {
+			op, is = p, is[len(p):]
+			break
+		}
+	}
+	if is == "" || len(is) > 9 || strings.Trim(is, "0123456789") != "" {
+		return countTest{}, false
+	}
+	n, err := strconv.Atoi(is)
+	if err != nil {
+		return countTest{}, false
+	}
+	return countTest{op: op, n: n}, true
+}
+
+func (c countTest) match(members int) bool {
+	switch c.op {
+	case "<":
+		return members < c.n
+	case ">":
+		return members > c.n
+	case "<=":
+		return members <= c.n
+	case ">=":
+		return members >= c.n
+	}
+	return members == c.n
+}
