@@ -47,6 +47,33 @@ type Event struct {
 	DisplayName string
 	// Power answers sender_notification_permission; nil never matches.
 	Power Permission
+
+	// props caches the properties looked up so far (by key), so that the
+	// many members evaluating one event, and the rules of one member that
+	// read the same key, walk the JSON once per key. Written by Eval: an
+	// Event is for one goroutine at a time. A fresh Event starts empty.
+	props  [16]prop
+	nprops int
+}
+
+type prop struct {
+	key string
+	val gjson.Result
+}
+
+// get returns the property at p, from the cache if it was looked up.
+func (ev *Event) get(p *path) gjson.Result {
+	for i := 0; i < ev.nprops; i++ {
+		if ev.props[i].key == p.key {
+			return ev.props[i].val
+		}
+	}
+	v := p.get(ev.JSON)
+	if ev.nprops < len(ev.props) {
+		ev.props[ev.nprops] = prop{key: p.key, val: v}
+		ev.nprops++
+	}
+	return v
 }
 
 // Evaluator is a user's ruleset compiled for evaluation. Immutable:
@@ -253,6 +280,11 @@ func boolJSON(b bool) string {
 	return "false"
 }
 
+var (
+	bodyPath     = compilePath("content.body")
+	mentionsPath = compilePath(`content.m\.mentions`)
+)
+
 // noMatch is what an event that no rule matches gets: nothing.
 var noMatch = Actions{Tweaks: json.RawMessage("{}")}
 
@@ -267,7 +299,7 @@ func (e *Evaluator) Eval(ev *Event) Actions {
 		if r.legacy {
 			if mentions < 0 {
 				mentions = 0
-				if ev.JSON.Get(`content.m\.mentions`).Exists() {
+				if ev.get(&mentionsPath).Exists() {
 					mentions = 1
 				}
 			}
@@ -294,15 +326,15 @@ func matchAll(conds []condition, ev *Event) bool {
 func (c *condition) match(ev *Event) bool {
 	switch c.kind {
 	case condMatch:
-		v := c.path.get(ev.JSON)
+		v := ev.get(&c.path)
 		return v.Type == gjson.String && c.glob.match(v.Str)
 	case condEquals:
-		v := c.path.get(ev.JSON)
+		v := ev.get(&c.path)
 		return v.Type == gjson.String && v.Str == c.str
 	case condIs:
-		return sameValue(c.path.get(ev.JSON), c.value)
+		return sameValue(ev.get(&c.path), c.value)
 	case condContains:
-		v := c.path.get(ev.JSON)
+		v := ev.get(&c.path)
 		if !v.IsArray() {
 			return false
 		}
@@ -313,7 +345,7 @@ func (c *condition) match(ev *Event) bool {
 		})
 		return found
 	case condDisplayName:
-		body := ev.JSON.Get("content.body")
+		body := ev.get(&bodyPath)
 		return ev.DisplayName != "" && body.Type == gjson.String && containsWord(body.Str, ev.DisplayName)
 	case condMemberCount:
 		return c.count.match(ev.MemberCount)

@@ -41,6 +41,7 @@ func splitKey(key string) []string {
 // path is a condition's key compiled for gjson: each part escaped, so that
 // no part is read as a gjson wildcard, modifier or query.
 type path struct {
+	key   string   // as written in the rule: the per-event cache's key
 	parts []string // gjson-escaped
 }
 
@@ -49,7 +50,7 @@ func compilePath(key string) path {
 	for i := range parts {
 		parts[i] = gjson.Escape(parts[i])
 	}
-	return path{parts: parts}
+	return path{key: key, parts: parts}
 }
 
 // get returns the property at p of the event, walking one part at a time
@@ -75,6 +76,7 @@ func (p path) get(ev gjson.Result) gjson.Result {
 // value.
 type glob struct {
 	literal string         // the pattern, when it has no wildcard
+	need    string         // with wildcards: the longest literal run, which any match holds
 	re      *regexp.Regexp // else; nil with literal "" and !anything: never matches
 	words   bool           // match a word-bounded part, not the whole value
 	any     bool           // "*" against the whole value: matches every string
@@ -90,6 +92,11 @@ func compileGlob(pattern string, words bool) *glob {
 	if !words && strings.Trim(pattern, "*") == "" {
 		g.any = true
 		return g
+	}
+	for _, run := range strings.FieldsFunc(pattern, func(r rune) bool { return r == '*' || r == '?' }) {
+		if len(run) > len(g.need) {
+			g.need = run
+		}
 	}
 	var b strings.Builder
 	b.WriteString("(?is)")
@@ -129,7 +136,9 @@ func (g *glob) match(s string) bool {
 	case g.any:
 		return true
 	case g.re != nil:
-		return g.re.MatchString(s)
+		// A cheap test first: most values do not hold the literal part,
+		// and the regular expression is the slow part of a ruleset.
+		return (g.need == "" || indexFold(s, g.need, 0) >= 0) && g.re.MatchString(s)
 	case g.literal == "":
 		return false
 	case g.words:
@@ -143,23 +152,45 @@ func isWordRune(r rune) bool {
 	return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)
 }
 
+// indexFold returns the first index at or after from where s holds sub,
+// ignoring case (for case pairs of the same length in UTF-8), or -1. It
+// allocates nothing.
+func indexFold(s, sub string, from int) int {
+	if sub == "" {
+		return from
+	}
+	first := sub[0]
+	ascii := first < utf8.RuneSelf
+	lower, upper := first|0x20, first&^0x20
+	if !('a' <= lower && lower <= 'z') {
+		lower, upper = first, first
+	}
+	for i := from; i+len(sub) <= len(s); i++ {
+		c := s[i]
+		if ascii && c != lower && c != upper && c < utf8.RuneSelf {
+			continue // the first byte cannot start a case variant of sub
+		}
+		if !utf8.RuneStart(c) {
+			continue
+		}
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
 // containsWord reports whether s holds w, ignoring case, with neither a
 // word character right before nor right after it. It allocates nothing.
 func containsWord(s, w string) bool {
 	if w == "" {
 		return false
 	}
-	for i := 0; i+len(w) <= len(s); i++ {
-		if !utf8.RuneStart(s[i]) {
-			continue
-		}
+	for i := indexFold(s, w, 0); i >= 0; i = indexFold(s, w, i+1) {
 		if i > 0 {
 			if r, _ := utf8.DecodeLastRuneInString(s[:i]); isWordRune(r) {
 				continue
 			}
-		}
-		if !strings.EqualFold(s[i:i+len(w)], w) {
-			continue
 		}
 		if end := i + len(w); end < len(s) {
 			if r, _ := utf8.DecodeRuneInString(s[end:]); isWordRune(r) {
