@@ -201,15 +201,15 @@ func TestEvalOrder(t *testing.T) {
 
 func TestSplitKey(t *testing.T) {
 	for key, want := range map[string]string{
-		"type":                          "type",
-		"content.body":                  "content|body",
+		"type":                           "type",
+		"content.body":                   "content|body",
 		`content.m\.relates_to.rel_type`: "content|m.relates_to|rel_type",
-		`a\\.b`:                         `a\|b`,
-		`a\\\.b`:                        `a\.b`,
-		`a\b`:                           `a\b`,
-		`a.`:                            "a|",
-		`trailing\`:                     `trailing\`,
-		"":                              "",
+		`a\\.b`:                          `a\|b`,
+		`a\\\.b`:                         `a\.b`,
+		`a\b`:                            `a\b`,
+		`a.`:                             "a|",
+		`trailing\`:                      `trailing\`,
+		"":                               "",
 	} {
 		if got := strings.Join(splitKey(key), "|"); got != want {
 			t.Errorf("splitKey(%q) = %q, want %q", key, got, want)
