@@ -356,3 +356,5 @@ func BenchmarkEvalMessage(b *testing.B) {
 		})
 	}
 }
+
+func gjsonParse(s string) gjson.Result { return gjson.Parse(s) }
