@@ -38,36 +38,60 @@ func splitKey(key string) []string {
 	return append(parts, cur.String())
 }
 
-// path is a condition's key compiled for gjson: each part escaped, so that
-// no part is read as a gjson wildcard, modifier or query.
+// path is a condition's key, split into its parts.
 type path struct {
-	key   string   // as written in the rule: the per-event cache's key
-	parts []string // gjson-escaped
+	key   string     // as written in the rule: the per-event cache's key
+	parts []pathPart //
+}
+
+type pathPart struct {
+	name string // the property's name, unescaped
+	// plain: name has no character gjson reads specially, so it is its
+	// own gjson path. Others are found by a walk over the object's keys:
+	// gjson unescapes an escaped path with an allocation per lookup.
+	plain bool
 }
 
 func compilePath(key string) path {
-	parts := splitKey(key)
-	for i := range parts {
-		parts[i] = gjson.Escape(parts[i])
+	names := splitKey(key)
+	parts := make([]pathPart, len(names))
+	for i, n := range names {
+		parts[i] = pathPart{name: n, plain: n != "" && gjson.Escape(n) == n}
 	}
 	return path{key: key, parts: parts}
 }
 
-// get returns the property at p of the event, walking one part at a time
-// (gjson joins escaped parts correctly, but a walk needs no joined string
-// per event).
+// get returns the property at p of the event, walking one part at a time.
 func (p path) get(ev gjson.Result) gjson.Result {
 	r := ev
 	for _, part := range p.parts {
 		if !r.IsObject() {
 			return gjson.Result{}
 		}
-		r = r.Get(part)
+		if part.plain {
+			r = r.Get(part.name)
+		} else {
+			r = member(r, part.name)
+		}
 		if !r.Exists() {
 			return r
 		}
 	}
 	return r
+}
+
+// member returns the member name of the object obj (the first, if the
+// name repeats), comparing names exactly.
+func member(obj gjson.Result, name string) gjson.Result {
+	var out gjson.Result
+	obj.ForEach(func(k, v gjson.Result) bool {
+		if k.Str == name {
+			out = v
+			return false
+		}
+		return true
+	})
+	return out
 }
 
 // glob is an event_match pattern: * matches any run of characters, ? one

@@ -308,7 +308,7 @@ func (s *Store) PushRoomMembers(ctx context.Context, roomIDs []string) (map[stri
 	}
 	in := placeholders(1, len(roomIDs))
 	rows, err := s.read.QueryContext(ctx, `SELECT m.room_id, m.user_id, m.pos, e.client FROM memberships m
-		JOIN events e ON e.event_id = m.event_id
+		LEFT JOIN events e ON e.event_id = m.event_id
 		WHERE m.room_id IN (`+in+`) AND m.membership = 'join'
 		AND EXISTS (SELECT 1 FROM pushers p WHERE p.user_id = m.user_id AND p.kind = 'http')`, args...)
 	if err != nil {
