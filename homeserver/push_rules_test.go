@@ -12,7 +12,7 @@ import (
 // ruleset: a keyword (content rule), a silenced sender, a room set to
 // notify with a sound, an override on a custom event type, a default rule
 // disabled (after the ruleset was already compiled and cached), the display
-// name, and a room of two; each pushed notification carries the matching
+// name, a room of two and an invite; each pushed notification carries the matching
 // rule's tweaks and the prio they imply.
 func TestPushFollowsUserRules(t *testing.T) {
 	for _, st := range hstest.Stores(t) {
@@ -60,6 +60,17 @@ func TestPushFollowsUserRules(t *testing.T) {
 			bob.MustDo("PUT", rules+"underride/.m.rule.message/enabled", map[string]any{"enabled": false})
 			push(alice, room, "after the rule went off", "", "", "")
 			push(alice, room, "cake again", "content cake", "high", `{"highlight":true}`)
+			// An invite reaches the invitee, who is not joined, through
+			// .m.rule.invite_for_me; nobody in the new room has a pusher.
+			fresh := alice.CreateRoom(map[string]any{"preset": "private_chat"})
+			alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(fresh)+"/invite", map[string]any{"user_id": bob.UserID})
+			invite := ""
+			for _, ev := range alice.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(fresh)+"/state", nil).Array() {
+				if ev.Get("type").String() == "m.room.member" && ev.Get("state_key").String() == bob.UserID {
+					invite = ev.Get("event_id").String()
+				}
+			}
+			wants = append(wants, want{invite, ".m.rule.invite_for_me", "high", `{"sound":"default"}`})
 
 			notes := gw.waitNotes(t, len(wants))
 			var got, wanted []string

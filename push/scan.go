@@ -131,10 +131,20 @@ func (s *Service) build(ctx context.Context, evs []storage.PushEvent) ([]storage
 		ev := &evs[i]
 		pe := pushrules.Event{JSON: gjson.ParseBytes(ev.Client), MemberCount: counts[ev.RoomID], Power: power}
 		power.roomID, power.sender = ev.RoomID, ev.Sender
-		for _, m := range members[ev.RoomID] {
+		targets := members[ev.RoomID]
+		if ev.Invitee != "" && ev.Invitee != ev.Sender {
+			// The invitee is not joined, yet .m.rule.invite_for_me is
+			// theirs to match; the room's members come after.
+			targets = append([]storage.PushMember{{UserID: ev.Invitee}}, targets...)
+		}
+		for ti, m := range targets {
 			// Joined after the event (or by it): it is history to them.
+			// (An invitee, first when there is one, has no join.)
 			if m.UserID == ev.Sender || m.JoinPos >= ev.Pos {
 				continue
+			}
+			if ti > 0 && m.UserID == ev.Invitee {
+				continue // evaluated once, as the invitee
 			}
 			v, err := s.view(ctx, users, m.UserID)
 			if err != nil {

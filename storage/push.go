@@ -257,17 +257,24 @@ type PushEvent struct {
 	Type    string
 	Sender  string
 	Client  []byte // the client-format event the rules match against
+	// Invitee is the invited user of an m.room.member invite ("" for
+	// other events): they are not joined, yet their rules see it.
+	Invitee string
 }
 
 // PushEventsAfter returns the events in (after, upto] of rooms where a
-// joined member has an http pusher, oldest first, at most limit. Every
+// joined member has an http pusher, and the invites of users with one,
+// oldest first, at most limit. Every
 // event is returned, not only those the default rules notify: a user's
 // own rules (a keyword, an override on any property) may notify of any.
 func (s *Store) PushEventsAfter(ctx context.Context, after, upto int64, limit int) ([]PushEvent, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT e.pos, e.event_id, e.room_id, e.type, e.sender, e.client
-		FROM events e WHERE e.pos > $1 AND e.pos <= $2 AND EXISTS
+	rows, err := s.read.QueryContext(ctx, `SELECT e.pos, e.event_id, e.room_id, e.type, e.sender, e.client,
+			CASE WHEN e.type = 'm.room.member' AND e.membership = 'invite' THEN e.state_key ELSE '' END
+		FROM events e WHERE e.pos > $1 AND e.pos <= $2 AND (EXISTS
 			(SELECT 1 FROM memberships m JOIN pushers p ON p.user_id = m.user_id AND p.kind = 'http'
 			 WHERE m.room_id = e.room_id AND m.membership = 'join')
+			OR (e.type = 'm.room.member' AND e.membership = 'invite' AND EXISTS
+			(SELECT 1 FROM pushers p WHERE p.user_id = e.state_key AND p.kind = 'http')))
 		ORDER BY e.pos LIMIT $3`, after, upto, limit)
 	if err != nil {
 		return nil, fmt.Errorf("push events after %d: %w", after, err)
@@ -276,9 +283,11 @@ func (s *Store) PushEventsAfter(ctx context.Context, after, upto int64, limit in
 	var out []PushEvent
 	for rows.Next() {
 		var e PushEvent
-		if err := rows.Scan(&e.Pos, &e.EventID, &e.RoomID, &e.Type, &e.Sender, &e.Client); err != nil {
+		var invitee sql.NullString
+		if err := rows.Scan(&e.Pos, &e.EventID, &e.RoomID, &e.Type, &e.Sender, &e.Client, &invitee); err != nil {
 			return nil, fmt.Errorf("push events after %d: %w", after, err)
 		}
+		e.Invitee = invitee.String
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
