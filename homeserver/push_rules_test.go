@@ -12,7 +12,8 @@ import (
 // ruleset: a keyword (content rule), a silenced sender, a room set to
 // notify with a sound, an override on a custom event type, a default rule
 // disabled (after the ruleset was already compiled and cached), the display
-// name, a room of two and an invite; each pushed notification carries the matching
+// name, an @room with and without the power to make one, a room of two and
+// an invite; each pushed notification carries the matching
 // rule's tweaks and the prio they imply.
 func TestPushFollowsUserRules(t *testing.T) {
 	for _, st := range hstest.Stores(t) {
@@ -57,6 +58,14 @@ func TestPushFollowsUserRules(t *testing.T) {
 			push(alice, dm, "just us", ".m.rule.room_one_to_one", "high", `{"sound":"default"}`)
 			push(alice, group, "in the group", "room rule", "high", `{"sound":"bell"}`)
 			push(carol, group, "carol in the group", "room rule before sender rule", "high", `{"sound":"bell"}`)
+			// @room: the creator's power reaches notifications.room (50),
+			// carol's (0) does not, so her @room falls through to her
+			// sender rule.
+			atRoom := func(c *hstest.Client, txn string) string {
+				return sendBody(c, room, txn, map[string]any{"msgtype": "m.text", "body": "everyone!", "m.mentions": map[string]any{"room": true}})
+			}
+			wants = append(wants, want{atRoom(alice, "r1"), ".m.rule.is_room_mention", "high", `{"highlight":true}`})
+			atRoom(carol, "r2")
 			bob.MustDo("PUT", rules+"underride/.m.rule.message/enabled", map[string]any{"enabled": false})
 			push(alice, room, "after the rule went off", "", "", "")
 			push(alice, room, "cake again", "content cake", "high", `{"highlight":true}`)
