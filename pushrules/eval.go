@@ -83,7 +83,6 @@ type Evaluator struct {
 }
 
 type compiled struct {
-	id      string
 	legacy  bool // a legacy mention rule: skipped when content has m.mentions
 	conds   []condition
 	actions Actions
@@ -128,7 +127,7 @@ func Compile(rs Ruleset) *Evaluator {
 		if !r.Enabled {
 			return
 		}
-		e.rules = append(e.rules, compiled{id: r.RuleID, legacy: r.Default && legacyMentionRules[r.RuleID],
+		e.rules = append(e.rules, compiled{legacy: r.Default && legacyMentionRules[r.RuleID],
 			conds: conds, actions: compileActions(r.RuleID, r.Actions)})
 	}
 	for i := range rs.Override {
