@@ -3,8 +3,15 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/parley-im/parley/pushrules"
+	"github.com/parley-im/parley/rooms/authrules"
+	"github.com/parley-im/parley/rooms/dag"
+	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 )
 
@@ -68,7 +75,7 @@ func (s *Service) scan(ctx context.Context, persisted *int64) error {
 			s.scanned.Store(upto) // nothing to read for: persisted on the tick
 			continue
 		}
-		evs, mentions, err := s.store.PushEventsAfter(ctx, from, upto, scanPage)
+		evs, err := s.store.PushEventsAfter(ctx, from, upto, scanPage)
 		if err != nil {
 			return err
 		}
@@ -76,7 +83,7 @@ func (s *Service) scan(ctx context.Context, persisted *int64) error {
 		if len(evs) == scanPage {
 			end = evs[len(evs)-1].Pos
 		}
-		items, err := s.build(ctx, evs, mentions)
+		items, err := s.build(ctx, evs)
 		if err != nil {
 			return err
 		}
@@ -92,16 +99,16 @@ func (s *Service) scan(ctx context.Context, persisted *int64) error {
 
 // userView is what the scanner knows of one user during one page.
 type userView struct {
-	muted   map[string]bool
-	master  bool    // the master rule is on: nothing notifies
-	pushers []int64 // http pushers
-	rooms   []string
-	unread  int64 // the badge at the last event queued for them
-	counted bool  // unread was read from the store this page
+	rules   *pushrules.Evaluator // their whole ruleset, compiled (cached by pushrules)
+	pushers []int64              // http pushers
+	rooms   []string             // joined rooms not muted, for the badge
+	unread  int64                // the badge at the last event queued for them
+	counted bool                 // unread was read from the store this page
 }
 
-// build turns a page of events into queue rows.
-func (s *Service) build(ctx context.Context, evs []storage.PushEvent, mentions map[int64][]string) ([]storage.PushItem, error) {
+// build turns a page of events into queue rows: each event is evaluated
+// against the whole push ruleset of each member with an http pusher.
+func (s *Service) build(ctx context.Context, evs []storage.PushEvent) ([]storage.PushItem, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
@@ -118,29 +125,40 @@ func (s *Service) build(ctx context.Context, evs []storage.PushEvent, mentions m
 		return nil, err
 	}
 	users := map[string]*userView{}
+	power := &eventPower{s: s, ctx: ctx, levels: map[string]*authrules.PowerLevels{}}
 	var items []storage.PushItem
 	for i := range evs {
 		ev := &evs[i]
-		for _, m := range members[ev.RoomID] {
+		pe := pushrules.Event{JSON: gjson.ParseBytes(ev.Client), MemberCount: counts[ev.RoomID], Power: power}
+		power.roomID, power.sender = ev.RoomID, ev.Sender
+		targets := members[ev.RoomID]
+		if ev.Invitee != "" && ev.Invitee != ev.Sender {
+			// The invitee is not joined, yet .m.rule.invite_for_me is
+			// theirs to match; the room's members come after.
+			targets = append([]storage.PushMember{{UserID: ev.Invitee}}, targets...)
+		}
+		for ti, m := range targets {
 			// Joined after the event (or by it): it is history to them.
+			// (An invitee, first when there is one, has no join.)
 			if m.UserID == ev.Sender || m.JoinPos >= ev.Pos {
 				continue
 			}
-			mentioned := false
-			for _, u := range mentions[ev.Pos] {
-				if u == m.UserID {
-					mentioned = true
-					break
-				}
-			}
-			if !ev.Notify && !ev.RoomMention && !mentioned {
-				continue
+			if ti > 0 && m.UserID == ev.Invitee {
+				continue // evaluated once, as the invitee
 			}
 			v, err := s.view(ctx, users, m.UserID)
 			if err != nil {
 				return nil, err
 			}
-			if v.master || v.muted[ev.RoomID] || len(v.pushers) == 0 {
+			if len(v.pushers) == 0 {
+				continue
+			}
+			pe.DisplayName = m.DisplayName
+			act := v.rules.Eval(&pe)
+			if power.err != nil {
+				return nil, power.err
+			}
+			if !act.Notify {
 				continue
 			}
 			if !v.counted {
@@ -153,15 +171,17 @@ func (s *Service) build(ctx context.Context, evs []storage.PushEvent, mentions m
 					v.unread += u.Notifications
 				}
 			} else {
-				v.unread++ // the same rule as UnreadCounts: this event notifies them
+				v.unread++ // this event notifies them
 			}
-			tw := tweaksFor(ev.Type, ev.RoomMention, mentioned, counts[ev.RoomID])
-			high := tw.Highlight || tw.Sound != "" || ev.Type == "m.room.encrypted"
-			twJSON, _ := json.Marshal(tw) // plain struct: cannot fail
+			// The push gateway spec leaves prio to the server; as Synapse
+			// does, what sounds or highlights (and encrypted events, whose
+			// rules the client may evaluate differently) goes high.
+			high := act.Highlight || act.Sound != "" || ev.Type == "m.room.encrypted"
+			tweaks := string(act.Tweaks)
 			for _, pid := range v.pushers {
 				s.seq++
 				items = append(items, storage.PushItem{PusherID: pid, Seq: s.seq, EventID: ev.EventID, RoomID: ev.RoomID,
-					Pos: ev.Pos, High: high, Tweaks: string(twJSON), Unread: v.unread})
+					Pos: ev.Pos, High: high, Tweaks: tweaks, Unread: v.unread})
 			}
 		}
 	}
@@ -174,18 +194,18 @@ func (s *Service) view(ctx context.Context, users map[string]*userView, userID s
 		return v, nil
 	}
 	v := &userView{}
-	muted, _, err := s.cfg.Rules.ForSync(ctx, userID, false)
-	if err != nil {
-		return nil, err
-	}
-	v.muted = muted
-	if r, err := s.cfg.Rules.Rule(ctx, userID, "override", ".m.rule.master"); err == nil {
-		v.master = r.Enabled
-	}
+	var err error
 	if v.pushers, err = s.store.HTTPPusherIDs(ctx, userID); err != nil {
 		return nil, err
 	}
 	if len(v.pushers) > 0 {
+		if v.rules, err = s.cfg.Rules.Evaluator(ctx, userID); err != nil {
+			return nil, err
+		}
+		muted, _, err := s.cfg.Rules.ForSync(ctx, userID, false)
+		if err != nil {
+			return nil, err
+		}
 		ms, err := s.store.UserMemberships(ctx, userID, "join")
 		if err != nil {
 			return nil, err
@@ -200,29 +220,77 @@ func (s *Service) view(ctx context.Context, users map[string]*userView, userID s
 	return v, nil
 }
 
-// tweaks are the set_tweak actions of the server-default rule that
-// matched, as the gateway receives them in devices[].tweaks.
-type tweaks struct {
-	Sound     string `json:"sound,omitempty"`
-	Highlight bool   `json:"highlight,omitempty"`
+// eventPower answers sender_notification_permission for the event being
+// evaluated (roomID, sender), loading a room's power levels on first use
+// in a page: only an event that tries an @room mention asks. It reads the
+// room's current power levels, not those at the event: the scan runs
+// moments after the commit, and a change in between is rare. Owned by the
+// scanner goroutine.
+type eventPower struct {
+	s              *Service
+	ctx            context.Context
+	levels         map[string]*authrules.PowerLevels // per room, this page
+	roomID, sender string
+	err            error // a failed load: the page is retried
 }
 
-// tweaksFor follows the spec's default rules (v1.12): a mention of the
-// user sounds and highlights (.m.rule.is_user_mention), an @room or a
-// tombstone highlights, a call invite rings, and a message in a room of
-// two sounds (.m.rule.room_one_to_one, .m.rule.encrypted_room_one_to_one).
-func tweaksFor(typ string, roomMention, userMention bool, members int) tweaks {
-	switch {
-	case userMention:
-		return tweaks{Sound: "default", Highlight: true}
-	case roomMention:
-		return tweaks{Highlight: true}
-	case typ == "m.call.invite":
-		return tweaks{Sound: "ring"}
-	case members == 2 && (typ == "m.room.message" || typ == "m.room.encrypted"):
-		return tweaks{Sound: "default"}
+func (p *eventPower) SenderMayNotify(key string) bool {
+	if key != "room" { // the only key the spec defines
+		return false
 	}
-	return tweaks{}
+	pl := p.levels[p.roomID]
+	if pl == nil {
+		got, err := p.s.powerLevels(p.ctx, p.roomID)
+		if err != nil {
+			p.err = err
+			return false
+		}
+		pl = &got
+		p.levels[p.roomID] = pl
+	}
+	return pl.UserLevel(p.sender) >= pl.Notifications.Room
+}
+
+// powerLevels reads a room's current power model.
+func (s *Service) powerLevels(ctx context.Context, roomID string) (authrules.PowerLevels, error) {
+	room, err := s.store.GetRoom(ctx, roomID)
+	if err != nil {
+		return authrules.PowerLevels{}, fmt.Errorf("power levels of %s: %w", roomID, err)
+	}
+	ids, err := s.store.CurrentStateKeys(ctx, roomID, []dag.StateTuple{{Type: "m.room.create"}, {Type: "m.room.power_levels"}})
+	if err != nil {
+		return authrules.PowerLevels{}, err
+	}
+	load := func(typ string) (*pdu.Event, error) {
+		id, ok := ids[dag.StateTuple{Type: typ}]
+		if !ok {
+			return nil, nil
+		}
+		e, err := s.store.GetEvent(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("power levels of %s: %w", roomID, err)
+		}
+		return &pdu.Event{Sender: e.Sender, Type: e.Type, StateKey: e.StateKey,
+			Content: json.RawMessage(gjson.GetBytes(e.Client, "content").Raw)}, nil
+	}
+	create, err := load("m.room.create")
+	if err != nil {
+		return authrules.PowerLevels{}, err
+	}
+	if create == nil {
+		return authrules.DefaultPowerLevels(room.Creator), nil
+	}
+	plEvent, err := load("m.room.power_levels")
+	if err != nil {
+		return authrules.PowerLevels{}, err
+	}
+	pl, err := authrules.RoomPowerLevels(room.Version, create, plEvent)
+	if err != nil {
+		// Unreadable power levels: only those with default power are
+		// known; nobody may notify the room.
+		return authrules.PowerLevels{Notifications: struct{ Room int64 }{Room: 1 << 62}}, nil
+	}
+	return pl, nil
 }
 
 // enqueue stores a page's rows with the new scan position, trimming

@@ -19,10 +19,10 @@ import (
 
 // Rules is what the scanner needs of a user's push rules;
 // *pushrules.Service implements it (with a cache, so most calls make no
-// query).
+// query, and the compiled ruleset is kept until the user edits a rule).
 type Rules interface {
 	ForSync(ctx context.Context, userID string, initial bool) (map[string]bool, json.RawMessage, error)
-	Rule(ctx context.Context, userID, kind, ruleID string) (pushrules.Rule, error)
+	Evaluator(ctx context.Context, userID string) (*pushrules.Evaluator, error)
 }
 
 // Config holds what the service needs. Zero values mean the defaults named.

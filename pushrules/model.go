@@ -16,20 +16,18 @@ import (
 // the merged ruleset so clients can show and edit notification settings.
 //
 // The rules are modelled with plain structs rather than mautrix's pushrules
-// types: Parley never evaluates a user's conditions, so it keeps them (and
-// actions) as the raw JSON the client sent, which round-trips exactly;
-// mautrix's types drop falsy condition values (omitempty on "value"),
-// reorder room and sender rules (they are kept in a map), and accept
-// malformed actions silently.
+// types: conditions and actions are kept as the raw JSON the client sent,
+// which round-trips exactly; mautrix's types drop falsy condition values
+// (omitempty on "value"), reorder room and sender rules (they are kept in a
+// map), and accept malformed actions silently.
 //
-// The only evaluation is Classify: the server-default rules, applied once
+// Two evaluations use them. Classify applies the server-default rules once
 // per event at write time, so unread counts need no per-member rows; a
-// user's own rules then act only as muted rooms. mautrix-go v0.32.0's
-// pushrules package builds without the jsonv2 experiment and can evaluate a
-// full ruleset per event and member (PushRuleset.GetActions), but that needs
-// room state and a display name per member, which the write-time class
-// avoids. It is the candidate for a push gateway, which would need full
-// evaluation; until then it is not used.
+// user's own rules then act on counts only as muted rooms. Compile and
+// Evaluator.Eval (eval.go) apply a user's whole ruleset, for push delivery,
+// after the commit (package push's scanner), with the compiled ruleset
+// cached with the user's rules; see eval.go for why not mautrix's
+// evaluator.
 
 // Rule is one rule as it goes on the wire (PushRule in the spec).
 type Rule struct {

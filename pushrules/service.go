@@ -58,11 +58,16 @@ type Service struct {
 }
 
 // entry is one user's cached document, with what sync needs derived once.
-// Immutable once built: readers share it without copying.
+// Immutable once built (but for eval, set once under evalOnce): readers
+// share it without copying. An edit replaces the entry, so the compiled
+// ruleset goes with the document it was compiled from.
 type entry struct {
 	userID string
 	doc    *document
 	muted  map[string]bool
+
+	evalOnce sync.Once
+	eval     *Evaluator // the merged ruleset compiled, on first use (push)
 }
 
 // New builds a service. cacheUsers bounds the cache; zero means
@@ -168,6 +173,19 @@ func (s *Service) Rule(ctx context.Context, userID, kind, ruleID string) (Rule, 
 		return Rule{}, err
 	}
 	return *r, nil
+}
+
+// Evaluator returns the user's whole ruleset compiled for evaluation,
+// cached with their rules: a push scan of a busy room compiles each
+// member's rules once, and an edit (which replaces the entry) is seen by
+// the next call. With a warm cache it makes no query.
+func (s *Service) Evaluator(ctx context.Context, userID string) (*Evaluator, error) {
+	e, err := s.load(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	e.evalOnce.Do(func() { e.eval = Compile(merge(userID, e.doc)) })
+	return e.eval, nil
 }
 
 // ForSync returns the rooms the user mutes and, for an initial sync, the

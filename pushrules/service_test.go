@@ -326,3 +326,34 @@ func BenchmarkPushRulesLoad(b *testing.B) {
 		}
 	})
 }
+
+// TestEvaluatorCachedAndInvalidated: the compiled ruleset is built once
+// and kept (no read, the same evaluator) until an edit, which the next
+// call sees.
+func TestEvaluatorCachedAndInvalidated(t *testing.T) {
+	ctx := context.Background()
+	st := newFakeStore()
+	s := New(st, nil, nil, 0)
+	const bob = "@bob:example.org"
+	msg := func() *Event {
+		return &Event{JSON: gjsonParse(`{"type":"m.room.message","sender":"@a:example.org","room_id":"!r:example.org","content":{"body":"hi"}}`), MemberCount: 3}
+	}
+	e1, err := s.Evaluator(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, _ := s.Evaluator(ctx, bob)
+	if e1 != e2 || st.reads() != 1 {
+		t.Errorf("second Evaluator: same = %v, reads = %d; want the cached one, 1 read", e1 == e2, st.reads())
+	}
+	if a := e1.Eval(msg()); a.RuleID != ".m.rule.message" || !a.Notify {
+		t.Errorf("before the edit: %+v, want .m.rule.message notifying", a)
+	}
+	if err := s.SetEnabled(ctx, bob, "underride", ".m.rule.message", false); err != nil {
+		t.Fatal(err)
+	}
+	e3, _ := s.Evaluator(ctx, bob)
+	if a := e3.Eval(msg()); e3 == e1 || a.Notify {
+		t.Errorf("after disabling .m.rule.message: new = %v, %+v; want a new evaluator that does not notify", e3 != e1, a)
+	}
+}

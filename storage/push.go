@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/tidwall/gjson"
 )
 
 // Pushers and the push queue (tables from schema 034). Storage keeps rows
@@ -246,67 +248,59 @@ func (s *Store) CountPushers(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// PushEvent is an event that may notify someone, as the push scanner reads it.
+// PushEvent is an event in a room where someone has an http pusher, as
+// the push scanner reads it to evaluate each member's push rules.
 type PushEvent struct {
-	Pos         int64
-	EventID     string
-	RoomID      string
-	Type        string
-	Sender      string
-	Notify      bool
-	RoomMention bool
+	Pos     int64
+	EventID string
+	RoomID  string
+	Type    string
+	Sender  string
+	Client  []byte // the client-format event the rules match against
+	// Invitee is the invited user of an m.room.member invite ("" for
+	// other events): they are not joined, yet their rules see it.
+	Invitee string
 }
 
-// PushEventsAfter returns the events in (after, upto] that notify under the
-// default rules, are @room mentions, or mention a user who has an http
-// pusher, oldest first, at most limit. mentions maps each returned
-// position to the users with http pushers it mentions.
-func (s *Store) PushEventsAfter(ctx context.Context, after, upto int64, limit int) ([]PushEvent, map[int64][]string, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT e.pos, e.event_id, e.room_id, e.type, e.sender, e.notify, e.room_mention
-		FROM events e WHERE e.pos > $1 AND e.pos <= $2 AND (e.notify = 1 OR e.room_mention = 1 OR EXISTS
-			(SELECT 1 FROM event_mentions m JOIN pushers p ON p.user_id = m.user_id AND p.kind = 'http' WHERE m.pos = e.pos))
+// PushEventsAfter returns the events in (after, upto] of rooms where a
+// joined member has an http pusher, and the invites of users with one,
+// oldest first, at most limit. Every
+// event is returned, not only those the default rules notify: a user's
+// own rules (a keyword, an override on any property) may notify of any.
+func (s *Store) PushEventsAfter(ctx context.Context, after, upto int64, limit int) ([]PushEvent, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT e.pos, e.event_id, e.room_id, e.type, e.sender, e.client,
+			CASE WHEN e.type = 'm.room.member' AND e.membership = 'invite' THEN e.state_key ELSE '' END
+		FROM events e WHERE e.pos > $1 AND e.pos <= $2 AND (EXISTS
+			(SELECT 1 FROM memberships m JOIN pushers p ON p.user_id = m.user_id AND p.kind = 'http'
+			 WHERE m.room_id = e.room_id AND m.membership = 'join')
+			OR (e.type = 'm.room.member' AND e.membership = 'invite' AND EXISTS
+			(SELECT 1 FROM pushers p WHERE p.user_id = e.state_key AND p.kind = 'http')))
 		ORDER BY e.pos LIMIT $3`, after, upto, limit)
 	if err != nil {
-		return nil, nil, fmt.Errorf("push events after %d: %w", after, err)
+		return nil, fmt.Errorf("push events after %d: %w", after, err)
 	}
+	defer rows.Close()
 	var out []PushEvent
 	for rows.Next() {
 		var e PushEvent
-		var notify, mention int
-		if err := rows.Scan(&e.Pos, &e.EventID, &e.RoomID, &e.Type, &e.Sender, &notify, &mention); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("push events after %d: %w", after, err)
+		var invitee sql.NullString
+		if err := rows.Scan(&e.Pos, &e.EventID, &e.RoomID, &e.Type, &e.Sender, &e.Client, &invitee); err != nil {
+			return nil, fmt.Errorf("push events after %d: %w", after, err)
 		}
-		e.Notify, e.RoomMention = notify == 1, mention == 1
+		e.Invitee = invitee.String
 		out = append(out, e)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(out) == 0 {
-		return out, nil, err
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("push events after %d: %w", after, err)
 	}
-	end := out[len(out)-1].Pos
-	mrows, err := s.read.QueryContext(ctx, `SELECT DISTINCT m.pos, m.user_id FROM event_mentions m JOIN pushers p ON p.user_id = m.user_id AND p.kind = 'http'
-		WHERE m.pos > $1 AND m.pos <= $2`, after, end)
-	if err != nil {
-		return nil, nil, fmt.Errorf("push mentions after %d: %w", after, err)
-	}
-	defer mrows.Close()
-	mentions := map[int64][]string{}
-	for mrows.Next() {
-		var pos int64
-		var user string
-		if err := mrows.Scan(&pos, &user); err != nil {
-			return nil, nil, err
-		}
-		mentions[pos] = append(mentions[pos], user)
-	}
-	return out, mentions, mrows.Err()
+	return out, nil
 }
 
 // PushMember is a joined member with an http pusher.
 type PushMember struct {
-	UserID  string
-	JoinPos int64 // the position of their membership event
+	UserID      string
+	JoinPos     int64  // the position of their membership event
+	DisplayName string // from their membership event ("" if none)
 }
 
 // PushRoomMembers returns, per room, the joined members who have an http
@@ -322,7 +316,8 @@ func (s *Store) PushRoomMembers(ctx context.Context, roomIDs []string) (map[stri
 		args[i] = r
 	}
 	in := placeholders(1, len(roomIDs))
-	rows, err := s.read.QueryContext(ctx, `SELECT m.room_id, m.user_id, m.pos FROM memberships m
+	rows, err := s.read.QueryContext(ctx, `SELECT m.room_id, m.user_id, m.pos, e.client FROM memberships m
+		LEFT JOIN events e ON e.event_id = m.event_id
 		WHERE m.room_id IN (`+in+`) AND m.membership = 'join'
 		AND EXISTS (SELECT 1 FROM pushers p WHERE p.user_id = m.user_id AND p.kind = 'http')`, args...)
 	if err != nil {
@@ -331,10 +326,12 @@ func (s *Store) PushRoomMembers(ctx context.Context, roomIDs []string) (map[stri
 	for rows.Next() {
 		var room string
 		var m PushMember
-		if err := rows.Scan(&room, &m.UserID, &m.JoinPos); err != nil {
+		var client []byte
+		if err := rows.Scan(&room, &m.UserID, &m.JoinPos, &client); err != nil {
 			rows.Close()
 			return nil, nil, err
 		}
+		m.DisplayName = gjson.GetBytes(client, "content.displayname").Str
 		members[room] = append(members[room], m)
 	}
 	rows.Close()
