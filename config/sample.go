@@ -288,5 +288,15 @@ channels:
   max_post_bytes: 16384
   # New posts one channel may take a minute; more get 429.
   posts_per_minute: 60
+
+# Moments (docs/moments.md).
+moments:
+  # read: a feed merges friends' posts at read time; write: a post also
+  # writes a feed-inbox row per friend.
+  fanout: read
+  # Friends read for one feed or post.
+  max_friends: 5000
+  # Largest post: text and image URIs together.
+  max_post_bytes: 16384
 `
 }
