@@ -33,83 +33,85 @@ func postMoment(c *hstest.Client, body map[string]any) string {
 // paging, a user's album, and deleting a post.
 func TestMomentsVisibility(t *testing.T) {
 	for _, st := range hstest.GraphStores(t) {
-		t.Run(st.Name, func(t *testing.T) {
-			srv := hstest.Start(t, hstest.Options{Store: st})
-			a := srv.Register(t, "alice")
-			b := srv.Register(t, "bob")
-			c := srv.Register(t, "carol")
-			d := srv.Register(t, "dave")
-			e := srv.Register(t, "eve") // nobody's friend
-			for _, f := range []*hstest.Client{b, c, d} {
-				befriend(t, a, f)
-			}
-			all := postMoment(a, map[string]any{"text": "all", "images": []string{"mxc://x/1", "mxc://x/2"}})
-			only := postMoment(a, map[string]any{"text": "only", "visibility": "only", "users": []string{b.UserID}})
-			postMoment(a, map[string]any{"text": "except", "visibility": "except", "users": []string{c.UserID}})
+		for _, fanout := range []string{"read", "write"} {
+			t.Run(st.Name+"/"+fanout, func(t *testing.T) {
+				srv := hstest.Start(t, hstest.Options{Store: st.Fresh(t), Mutate: func(c *config.Config) { c.Moments.Fanout = fanout }})
+				a := srv.Register(t, "alice")
+				b := srv.Register(t, "bob")
+				c := srv.Register(t, "carol")
+				d := srv.Register(t, "dave")
+				e := srv.Register(t, "eve") // nobody's friend
+				for _, f := range []*hstest.Client{b, c, d} {
+					befriend(t, a, f)
+				}
+				all := postMoment(a, map[string]any{"text": "all", "images": []string{"mxc://x/1", "mxc://x/2"}})
+				only := postMoment(a, map[string]any{"text": "only", "visibility": "only", "users": []string{b.UserID}})
+				postMoment(a, map[string]any{"text": "except", "visibility": "except", "users": []string{c.UserID}})
 
-			cases := []struct {
-				who  *hstest.Client
-				want string
-			}{
-				{a, `["except","only","all"]`},
-				{b, `["except","only","all"]`},
-				{c, `["all"]`},
-				{d, `["except","all"]`},
-				{e, `[]`},
-			}
-			for _, tc := range cases {
-				if got := feedTexts(tc.who); got != tc.want {
-					t.Errorf("%s's feed = %s, want %s", tc.who.UserID, got, tc.want)
+				cases := []struct {
+					who  *hstest.Client
+					want string
+				}{
+					{a, `["except","only","all"]`},
+					{b, `["except","only","all"]`},
+					{c, `["all"]`},
+					{d, `["except","all"]`},
+					{e, `[]`},
 				}
-			}
-			// Only the author sees the lists.
-			if got := a.MustDo("GET", moms+"/"+hstest.Esc(only), nil).Get("users").String(); got != `["`+b.UserID+`"]` {
-				t.Errorf("author's view of users = %s", got)
-			}
-			if got := b.MustDo("GET", moms+"/"+hstest.Esc(only), nil); got.Get("users").Exists() || got.Get("text").String() != "only" {
-				t.Errorf("bob's view of the only post = %s, want it without users", got.Raw)
-			}
-			for _, who := range []*hstest.Client{c, e} {
-				if code, _ := who.Do("GET", moms+"/"+hstest.Esc(only), nil); code != 404 {
-					t.Errorf("%s GET only-post = %d, want 404", who.UserID, code)
+				for _, tc := range cases {
+					if got := feedTexts(tc.who); got != tc.want {
+						t.Errorf("%s's feed = %s, want %s", tc.who.UserID, got, tc.want)
+					}
 				}
-			}
-			if got := d.MustDo("GET", moms+"/users/"+hstest.Esc(a.UserID), nil).Get("chunk.#.text").String(); got != `["except","all"]` {
-				t.Errorf("dave's view of alice's album = %s", got)
-			}
-			if got := e.MustDo("GET", moms+"/users/"+hstest.Esc(a.UserID), nil).Get("chunk.#").Int(); got != 0 {
-				t.Errorf("eve's view of alice's album has %d posts, want 0", got)
-			}
-			if got := d.MustDo("GET", moms, nil).Get("chunk.1.images.#").Int(); got != 2 {
-				t.Errorf("images of the all post = %d, want 2", got)
-			}
+				// Only the author sees the lists.
+				if got := a.MustDo("GET", moms+"/"+hstest.Esc(only), nil).Get("users").String(); got != `["`+b.UserID+`"]` {
+					t.Errorf("author's view of users = %s", got)
+				}
+				if got := b.MustDo("GET", moms+"/"+hstest.Esc(only), nil); got.Get("users").Exists() || got.Get("text").String() != "only" {
+					t.Errorf("bob's view of the only post = %s, want it without users", got.Raw)
+				}
+				for _, who := range []*hstest.Client{c, e} {
+					if code, _ := who.Do("GET", moms+"/"+hstest.Esc(only), nil); code != 404 {
+						t.Errorf("%s GET only-post = %d, want 404", who.UserID, code)
+					}
+				}
+				if got := d.MustDo("GET", moms+"/users/"+hstest.Esc(a.UserID), nil).Get("chunk.#.text").String(); got != `["except","all"]` {
+					t.Errorf("dave's view of alice's album = %s", got)
+				}
+				if got := e.MustDo("GET", moms+"/users/"+hstest.Esc(a.UserID), nil).Get("chunk.#").Int(); got != 0 {
+					t.Errorf("eve's view of alice's album has %d posts, want 0", got)
+				}
+				if got := d.MustDo("GET", moms, nil).Get("chunk.1.images.#").Int(); got != 2 {
+					t.Errorf("images of the all post = %d, want 2", got)
+				}
 
-			// Paging with a cursor.
-			p1 := b.MustDo("GET", moms+"?limit=2", nil)
-			next := p1.Get("next_batch").String()
-			if p1.Get("chunk.#.text").String() != `["except","only"]` || next == "" {
-				t.Fatalf("page 1 = %s", p1.Raw)
-			}
-			p2 := b.MustDo("GET", moms+"?limit=2&from="+next, nil)
-			if p2.Get("chunk.#.text").String() != `["all"]` || p2.Get("next_batch").Exists() {
-				t.Errorf("page 2 = %s, want [all] and no next_batch", p2.Raw)
-			}
+				// Paging with a cursor.
+				p1 := b.MustDo("GET", moms+"?limit=2", nil)
+				next := p1.Get("next_batch").String()
+				if p1.Get("chunk.#.text").String() != `["except","only"]` || next == "" {
+					t.Fatalf("page 1 = %s", p1.Raw)
+				}
+				p2 := b.MustDo("GET", moms+"?limit=2&from="+next, nil)
+				if p2.Get("chunk.#.text").String() != `["all"]` || p2.Get("next_batch").Exists() {
+					t.Errorf("page 2 = %s, want [all] and no next_batch", p2.Raw)
+				}
 
-			// Deleting a post removes it everywhere.
-			b.MustDo("POST", moms+"/"+hstest.Esc(all)+"/comments", map[string]any{"text": "nice"})
-			a.MustDo("DELETE", moms+"/"+hstest.Esc(all), nil)
-			for _, who := range []*hstest.Client{a, b, c, d} {
-				if got := feedTexts(who); strings.Contains(got, `"all"`) {
-					t.Errorf("%s's feed after delete = %s", who.UserID, got)
+				// Deleting a post removes it everywhere.
+				b.MustDo("POST", moms+"/"+hstest.Esc(all)+"/comments", map[string]any{"text": "nice"})
+				a.MustDo("DELETE", moms+"/"+hstest.Esc(all), nil)
+				for _, who := range []*hstest.Client{a, b, c, d} {
+					if got := feedTexts(who); strings.Contains(got, `"all"`) {
+						t.Errorf("%s's feed after delete = %s", who.UserID, got)
+					}
+					if code, _ := who.Do("GET", moms+"/"+hstest.Esc(all), nil); code != 404 {
+						t.Errorf("%s GET deleted post = %d, want 404", who.UserID, code)
+					}
 				}
-				if code, _ := who.Do("GET", moms+"/"+hstest.Esc(all), nil); code != 404 {
-					t.Errorf("%s GET deleted post = %d, want 404", who.UserID, code)
+				if got := a.MustDo("GET", moms+"/notifications", nil).Get("chunk.#").Int(); got != 0 {
+					t.Errorf("notifications about a deleted post = %d, want 0", got)
 				}
-			}
-			if got := a.MustDo("GET", moms+"/notifications", nil).Get("chunk.#").Int(); got != 0 {
-				t.Errorf("notifications about a deleted post = %d, want 0", got)
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -185,56 +187,58 @@ func TestMomentsCommentTriangle(t *testing.T) {
 // the other's posts, past ones too, at once; befriending again shows them.
 func TestMomentsUnfriendAndBlock(t *testing.T) {
 	for _, st := range hstest.GraphStores(t) {
-		t.Run(st.Name, func(t *testing.T) {
-			srv := hstest.Start(t, hstest.Options{Store: st})
-			a := srv.Register(t, "alice")
-			b := srv.Register(t, "bob")
-			befriend(t, a, b)
-			pa := postMoment(a, map[string]any{"text": "a1"})
-			postMoment(b, map[string]any{"text": "b1"})
-			both := `["b1","a1"]`
-			for _, who := range []*hstest.Client{a, b} {
-				if got := feedTexts(who); got != both {
-					t.Fatalf("%s's feed = %s, want %s", who.UserID, got, both)
-				}
-			}
-			hidden := func(step string) {
-				t.Helper()
-				if got := feedTexts(a); got != `["a1"]` {
-					t.Errorf("%s: alice's feed = %s, want [a1]", step, got)
-				}
-				if got := feedTexts(b); got != `["b1"]` {
-					t.Errorf("%s: bob's feed = %s, want [b1]", step, got)
-				}
-				if code, _ := b.Do("GET", moms+"/"+hstest.Esc(pa), nil); code != 404 {
-					t.Errorf("%s: bob GET alice's post = %d, want 404", step, code)
-				}
-				if code, _ := b.Do("POST", moms+"/"+hstest.Esc(pa)+"/comments", map[string]any{"text": "x"}); code != 404 {
-					t.Errorf("%s: bob comments on alice's post = %d, want 404", step, code)
-				}
-			}
-			steps := []struct {
-				name       string
-				cut, renew func()
-			}{
-				{"alice unfriends bob", func() { a.MustDo("DELETE", rel+"/friends/"+hstest.Esc(b.UserID), nil) }, func() { befriend(t, a, b) }},
-				{"bob unfriends alice", func() { b.MustDo("DELETE", rel+"/friends/"+hstest.Esc(a.UserID), nil) }, func() { befriend(t, b, a) }},
-				{"alice blocks bob", func() { a.MustDo("PUT", rel+"/blocks/"+hstest.Esc(b.UserID), map[string]any{}) },
-					func() { a.MustDo("DELETE", rel+"/blocks/"+hstest.Esc(b.UserID), nil); befriend(t, a, b) }},
-				{"bob blocks alice", func() { b.MustDo("PUT", rel+"/blocks/"+hstest.Esc(a.UserID), map[string]any{}) },
-					func() { b.MustDo("DELETE", rel+"/blocks/"+hstest.Esc(a.UserID), nil); befriend(t, a, b) }},
-			}
-			for _, s := range steps {
-				s.cut()
-				hidden(s.name)
-				s.renew()
+		for _, fanout := range []string{"read", "write"} {
+			t.Run(st.Name+"/"+fanout, func(t *testing.T) {
+				srv := hstest.Start(t, hstest.Options{Store: st.Fresh(t), Mutate: func(c *config.Config) { c.Moments.Fanout = fanout }})
+				a := srv.Register(t, "alice")
+				b := srv.Register(t, "bob")
+				befriend(t, a, b)
+				pa := postMoment(a, map[string]any{"text": "a1"})
+				postMoment(b, map[string]any{"text": "b1"})
+				both := `["b1","a1"]`
 				for _, who := range []*hstest.Client{a, b} {
 					if got := feedTexts(who); got != both {
-						t.Errorf("after %s and back: %s's feed = %s, want %s", s.name, who.UserID, got, both)
+						t.Fatalf("%s's feed = %s, want %s", who.UserID, got, both)
 					}
 				}
-			}
-		})
+				hidden := func(step string) {
+					t.Helper()
+					if got := feedTexts(a); got != `["a1"]` {
+						t.Errorf("%s: alice's feed = %s, want [a1]", step, got)
+					}
+					if got := feedTexts(b); got != `["b1"]` {
+						t.Errorf("%s: bob's feed = %s, want [b1]", step, got)
+					}
+					if code, _ := b.Do("GET", moms+"/"+hstest.Esc(pa), nil); code != 404 {
+						t.Errorf("%s: bob GET alice's post = %d, want 404", step, code)
+					}
+					if code, _ := b.Do("POST", moms+"/"+hstest.Esc(pa)+"/comments", map[string]any{"text": "x"}); code != 404 {
+						t.Errorf("%s: bob comments on alice's post = %d, want 404", step, code)
+					}
+				}
+				steps := []struct {
+					name       string
+					cut, renew func()
+				}{
+					{"alice unfriends bob", func() { a.MustDo("DELETE", rel+"/friends/"+hstest.Esc(b.UserID), nil) }, func() { befriend(t, a, b) }},
+					{"bob unfriends alice", func() { b.MustDo("DELETE", rel+"/friends/"+hstest.Esc(a.UserID), nil) }, func() { befriend(t, b, a) }},
+					{"alice blocks bob", func() { a.MustDo("PUT", rel+"/blocks/"+hstest.Esc(b.UserID), map[string]any{}) },
+						func() { a.MustDo("DELETE", rel+"/blocks/"+hstest.Esc(b.UserID), nil); befriend(t, a, b) }},
+					{"bob blocks alice", func() { b.MustDo("PUT", rel+"/blocks/"+hstest.Esc(a.UserID), map[string]any{}) },
+						func() { b.MustDo("DELETE", rel+"/blocks/"+hstest.Esc(a.UserID), nil); befriend(t, a, b) }},
+				}
+				for _, s := range steps {
+					s.cut()
+					hidden(s.name)
+					s.renew()
+					for _, who := range []*hstest.Client{a, b} {
+						if got := feedTexts(who); got != both {
+							t.Errorf("after %s and back: %s's feed = %s, want %s", s.name, who.UserID, got, both)
+						}
+					}
+				}
+			})
+		}
 	}
 }
 

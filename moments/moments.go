@@ -558,8 +558,15 @@ func (s *Service) Feed(ctx context.Context, viewer string, before int64, limit i
 		return Page{}, err
 	}
 	if before == 0 && len(pg.Posts) > 0 {
-		if err := s.markRead(ctx, viewer, pg.Posts[0].Seq, 0); err != nil {
+		// Opening the feed again with nothing new writes nothing.
+		feed, _, err := s.store.Reads(ctx, viewer)
+		if err != nil {
 			return Page{}, err
+		}
+		if pg.Posts[0].Seq > feed {
+			if err := s.markRead(ctx, viewer, pg.Posts[0].Seq, 0); err != nil {
+				return Page{}, err
+			}
 		}
 	}
 	return pg, nil

@@ -425,3 +425,21 @@ func (m *MomentStore) NewestSeq(ctx context.Context) (int64, error) {
 	}
 	return seq, nil
 }
+
+// Size is the bytes the moments tables take with their indexes (PostgreSQL)
+// or the whole database file (SQLite: pages × page size). Benchmarks use it
+// for the storage a post costs.
+func (m *MomentStore) Size(ctx context.Context) (int64, error) {
+	var n int64
+	var err error
+	if m.s.postgres {
+		err = m.s.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+			WHERE c.relkind = 'r' AND c.relname LIKE 'moments%'`).Scan(&n)
+	} else {
+		err = m.s.read.QueryRowContext(ctx, `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("moments size: %w", err)
+	}
+	return n, nil
+}
