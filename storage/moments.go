@@ -176,13 +176,24 @@ func (m *MomentStore) PostsBy(ctx context.Context, authors []string, after, befo
 	if before <= 0 {
 		before = noUpper
 	}
-	args := make([]any, 0, len(authors)+3)
-	args = append(args, after, before, limit)
-	for _, a := range authors {
-		args = append(args, a)
+	in, list := m.authorsIn(4, authors)
+	// The inner query reads only the (author, seq) index: the rows of the
+	// page are fetched once it is chosen.
+	return m.queryMoments(ctx, "moments by authors", `SELECT `+momentCols+` FROM moments_posts WHERE seq IN (
+		SELECT seq FROM moments_posts WHERE seq > $1 AND seq < $2 AND author `+in+` ORDER BY seq DESC LIMIT $3)
+		ORDER BY seq DESC`, after, before, limit, list)
+}
+
+// authorsIn is an IN condition over up to thousands of user IDs as one
+// parameter $n: a text array on PostgreSQL, a JSON array on SQLite. A
+// parameter per ID cost SQLite 370 ms for 5,000 friends (it looks each
+// named parameter up by name), against a few ms for one JSON array.
+func (m *MomentStore) authorsIn(n int, ids []string) (string, any) {
+	if m.s.postgres {
+		return fmt.Sprintf("= ANY($%d::text[])", n), ids
 	}
-	return m.queryMoments(ctx, "moments by authors", `SELECT `+momentCols+` FROM moments_posts
-		WHERE seq > $1 AND seq < $2 AND author IN (`+placeholders(4, len(authors))+`) ORDER BY seq DESC LIMIT $3`, args...)
+	b, _ := json.Marshal(ids) // strings only: cannot fail
+	return fmt.Sprintf("IN (SELECT value FROM json_each($%d))", n), string(b)
 }
 
 // InboxPosts lists the posts in user's feed inbox (write fan-out).
