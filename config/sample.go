@@ -291,9 +291,11 @@ channels:
 
 # Moments (docs/moments.md).
 moments:
-  # read: a feed merges friends' posts at read time; write: a post also
-  # writes a feed-inbox row per friend.
-  fanout: read
+  # hybrid: a post of an author with at most push_max_friends friends is
+  # written to each friend's feed inbox, a bigger author's is read at read
+  # time; read: always at read time; write: always to inboxes.
+  fanout: hybrid
+  push_max_friends: 1000
   # Friends read for one feed or post.
   max_friends: 5000
   # Largest post: text and image URIs together.

@@ -17,7 +17,8 @@ func newMoments(cfg config.Config, store *storage.Store, rel graph.Store, n *inb
 		return nil, nil
 	}
 	svc := moments.New(store.Moments(), clientapi.MomentsGraph(rel), moments.Config{
-		MaxPostBytes: cfg.Moments.MaxPostBytes, MaxFriends: cfg.Moments.MaxFriends, Fanout: cfg.Moments.Fanout})
+		MaxPostBytes: cfg.Moments.MaxPostBytes, MaxFriends: cfg.Moments.MaxFriends, Fanout: cfg.Moments.Fanout,
+		PushMaxFriends: cfg.Moments.PushMaxFriends})
 	feed := inbox.NewMomentsFeed(n)
 	feed.SetCounts(svc)
 	svc.SetNews(feed)

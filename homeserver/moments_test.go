@@ -33,9 +33,13 @@ func postMoment(c *hstest.Client, body map[string]any) string {
 // paging, a user's album, and deleting a post.
 func TestMomentsVisibility(t *testing.T) {
 	for _, st := range hstest.GraphStores(t) {
-		for _, fanout := range []string{"read", "write"} {
+		for _, fanout := range []string{"read", "write", "hybrid"} {
 			t.Run(st.Name+"/"+fanout, func(t *testing.T) {
-				srv := hstest.Start(t, hstest.Options{Store: st.Fresh(t), Mutate: func(c *config.Config) { c.Moments.Fanout = fanout }})
+				srv := hstest.Start(t, hstest.Options{Store: st.Fresh(t), Mutate: func(c *config.Config) {
+					// The hybrid pushes the posts of users with one friend
+					// and pulls the others', so a feed merges both.
+					c.Moments.Fanout, c.Moments.PushMaxFriends = fanout, 1
+				}})
 				a := srv.Register(t, "alice")
 				b := srv.Register(t, "bob")
 				c := srv.Register(t, "carol")
@@ -187,9 +191,13 @@ func TestMomentsCommentTriangle(t *testing.T) {
 // the other's posts, past ones too, at once; befriending again shows them.
 func TestMomentsUnfriendAndBlock(t *testing.T) {
 	for _, st := range hstest.GraphStores(t) {
-		for _, fanout := range []string{"read", "write"} {
+		for _, fanout := range []string{"read", "write", "hybrid"} {
 			t.Run(st.Name+"/"+fanout, func(t *testing.T) {
-				srv := hstest.Start(t, hstest.Options{Store: st.Fresh(t), Mutate: func(c *config.Config) { c.Moments.Fanout = fanout }})
+				srv := hstest.Start(t, hstest.Options{Store: st.Fresh(t), Mutate: func(c *config.Config) {
+					// The hybrid pushes the posts of users with one friend
+					// and pulls the others', so a feed merges both.
+					c.Moments.Fanout, c.Moments.PushMaxFriends = fanout, 1
+				}})
 				a := srv.Register(t, "alice")
 				b := srv.Register(t, "bob")
 				befriend(t, a, b)

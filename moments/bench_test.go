@@ -78,7 +78,7 @@ func BenchmarkMomentsFanout(b *testing.B) {
 	ctx := context.Background()
 	for _, engine := range []string{"sqlite", "postgres"} {
 		for _, n := range benchFriendCounts(b) {
-			for _, mode := range []string{moments.FanoutRead, moments.FanoutWrite} {
+			for _, mode := range []string{moments.FanoutRead, moments.FanoutWrite, moments.FanoutHybrid} {
 				b.Run(fmt.Sprintf("%s/friends=%d/%s", engine, n, mode), func(b *testing.B) {
 					s := benchStore(b, engine)
 					g := starGraph{hub: "@hub:b"}
@@ -120,7 +120,7 @@ func BenchmarkMomentsFanout(b *testing.B) {
 							b.Fatal(err)
 						}
 						rows := 1.0
-						if mode == moments.FanoutWrite {
+						if mode == moments.FanoutWrite || (mode == moments.FanoutHybrid && n <= 1000) {
 							rows += float64(n + 1)
 						}
 						b.ReportMetric(rows, "rows/post")

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -62,6 +63,9 @@ type Post struct {
 	Visibility Visibility `json:"visibility"`
 	Users      []string   `json:"users,omitempty"`
 	TS         int64      `json:"origin_server_ts"`
+	// Pushed: the post has feed-inbox rows (write fan-out); readers do
+	// not pull it from its author's timeline.
+	Pushed bool `json:"-"`
 	// Likes and Comments are filled for a viewer by the Service, already
 	// filtered by WeChat's rule.
 	Likes    []Like    `json:"likes"`
@@ -119,8 +123,10 @@ type Store interface {
 	// notifications.
 	DeletePost(ctx context.Context, postID string) error
 	// PostsBy lists posts of authors with after < Seq < before, newest
-	// first (before 0: from the newest).
-	PostsBy(ctx context.Context, authors []string, after, before int64, limit int) ([]Post, error)
+	// first (before 0: from the newest); pulledOnly leaves out pushed posts.
+	PostsBy(ctx context.Context, authors []string, after, before int64, limit int, pulledOnly bool) ([]Post, error)
+	// PullAuthors lists the authors of posts that were not pushed.
+	PullAuthors(ctx context.Context) ([]string, error)
 	// InboxPosts lists the posts in user's feed inbox (write fan-out) with
 	// after < Seq < before, newest first.
 	InboxPosts(ctx context.Context, user string, after, before int64, limit int) ([]Post, error)
@@ -165,6 +171,10 @@ type News interface {
 const (
 	FanoutRead  = "read"
 	FanoutWrite = "write"
+	// FanoutHybrid pushes the posts of authors with at most PushMaxFriends
+	// friends into feed inboxes and leaves bigger authors' posts to be
+	// pulled at read time; a feed merges the two.
+	FanoutHybrid = "hybrid"
 )
 
 // Config sets limits; zero values take the defaults.
@@ -175,8 +185,11 @@ type Config struct {
 	// MaxFriends caps the friends read for one feed or one post; default
 	// 5000 (WeChat's cap on a friend list).
 	MaxFriends int
-	// Fanout is FanoutRead (default) or FanoutWrite.
+	// Fanout is FanoutHybrid (default), FanoutRead or FanoutWrite.
 	Fanout string
+	// PushMaxFriends is the most friends an author may have for the
+	// hybrid to push their post; default 1000.
+	PushMaxFriends int
 }
 
 func (c Config) withDefaults() Config {
@@ -193,7 +206,10 @@ func (c Config) withDefaults() Config {
 		c.MaxFriends = 5000
 	}
 	if c.Fanout == "" {
-		c.Fanout = FanoutRead
+		c.Fanout = FanoutHybrid
+	}
+	if c.PushMaxFriends <= 0 {
+		c.PushMaxFriends = 1000
 	}
 	return c
 }
@@ -205,6 +221,9 @@ type Service struct {
 	cfg   Config
 	now   func() time.Time
 	news  News // static after SetNews; nil for none
+
+	mu      sync.Mutex          // guards pullers
+	pullers map[string]struct{} // hybrid: authors with pulled posts; nil until loaded
 }
 
 // New builds a Service.
@@ -359,11 +378,21 @@ func (s *Service) Post(ctx context.Context, author string, d Draft) (Post, error
 		}
 	}
 	var inbox []string
-	if s.cfg.Fanout == FanoutWrite {
+	push := s.cfg.Fanout == FanoutWrite || (s.cfg.Fanout == FanoutHybrid && len(ids) <= s.cfg.PushMaxFriends)
+	if push {
 		inbox = append(audience, author)
+	} else if s.cfg.Fanout == FanoutHybrid {
+		if err := s.loadPullers(ctx); err != nil {
+			return Post{}, err
+		}
 	}
 	if p, err = s.store.AddPost(ctx, p, inbox); err != nil {
 		return Post{}, err
+	}
+	if !push && s.cfg.Fanout == FanoutHybrid {
+		s.mu.Lock()
+		s.pullers[author] = struct{}{}
+		s.mu.Unlock()
 	}
 	s.changed(audience...)
 	p.Likes, p.Comments = []Like{}, []Comment{}
@@ -543,12 +572,9 @@ func (s *Service) Feed(ctx context.Context, viewer string, before int64, limit i
 	if err != nil {
 		return Page{}, err
 	}
-	var fetch func(before int64, n int) ([]Post, error)
-	if s.cfg.Fanout == FanoutWrite {
-		fetch = func(before int64, n int) ([]Post, error) { return s.store.InboxPosts(ctx, viewer, 0, before, n) }
-	} else {
-		authors := append(ids, viewer)
-		fetch = func(before int64, n int) ([]Post, error) { return s.store.PostsBy(ctx, authors, 0, before, n) }
+	fetch, err := s.timeline(ctx, viewer, ids, 0)
+	if err != nil {
+		return Page{}, err
 	}
 	pg, err := pageOf(viewer, set, before, limit, fetch)
 	if err != nil {
@@ -593,7 +619,7 @@ func (s *Service) UserPosts(ctx context.Context, viewer, user string, before int
 	}
 	authors := []string{user}
 	pg, err := pageOf(viewer, set, before, limit, func(before int64, n int) ([]Post, error) {
-		return s.store.PostsBy(ctx, authors, 0, before, n)
+		return s.store.PostsBy(ctx, authors, 0, before, n, false)
 	})
 	if err != nil {
 		return Page{}, err
@@ -784,12 +810,11 @@ func (s *Service) Counts(ctx context.Context, user string) (Counts, error) {
 	}
 	var c Counts
 	if len(ids) > 0 {
-		var ps []Post
-		if s.cfg.Fanout == FanoutWrite {
-			ps, err = s.store.InboxPosts(ctx, user, feed, 0, MaxUnread)
-		} else {
-			ps, err = s.store.PostsBy(ctx, ids, feed, 0, MaxUnread)
+		fetch, err := s.timeline(ctx, user, ids, feed)
+		if err != nil {
+			return Counts{}, err
 		}
+		ps, err := fetch(0, MaxUnread)
 		if err != nil {
 			return Counts{}, err
 		}
@@ -803,4 +828,94 @@ func (s *Service) Counts(ctx context.Context, user string) (Counts, error) {
 		return Counts{}, err
 	}
 	return c, nil
+}
+
+// loadPullers reads the hybrid's pulled authors once.
+func (s *Service) loadPullers(ctx context.Context) error {
+	s.mu.Lock()
+	loaded := s.pullers != nil
+	s.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	ids, err := s.store.PullAuthors(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pullers == nil {
+		s.pullers = make(map[string]struct{}, len(ids))
+		for _, id := range ids {
+			s.pullers[id] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// timeline returns how to read viewer's candidate posts with Seq > after,
+// below a cursor, newest first (visibility is checked by the caller):
+// viewer's feed inbox (write fan-out), the timelines of viewer and the
+// friends ids (read fan-out), or for the hybrid the inbox merged with the
+// pulled posts of the friends who have any.
+func (s *Service) timeline(ctx context.Context, viewer string, ids []string, after int64) (func(before int64, n int) ([]Post, error), error) {
+	switch s.cfg.Fanout {
+	case FanoutWrite:
+		return func(before int64, n int) ([]Post, error) { return s.store.InboxPosts(ctx, viewer, after, before, n) }, nil
+	case FanoutRead:
+		authors := append(ids[:len(ids):len(ids)], viewer)
+		return func(before int64, n int) ([]Post, error) {
+			return s.store.PostsBy(ctx, authors, after, before, n, false)
+		}, nil
+	}
+	if err := s.loadPullers(ctx); err != nil {
+		return nil, err
+	}
+	var pulls []string
+	s.mu.Lock()
+	if _, ok := s.pullers[viewer]; ok {
+		pulls = append(pulls, viewer)
+	}
+	if len(s.pullers) < len(ids) {
+		set := make(map[string]struct{}, len(ids))
+		for _, id := range ids {
+			set[id] = struct{}{}
+		}
+		for p := range s.pullers {
+			if _, ok := set[p]; ok && p != viewer {
+				pulls = append(pulls, p)
+			}
+		}
+	} else {
+		for _, id := range ids {
+			if _, ok := s.pullers[id]; ok {
+				pulls = append(pulls, id)
+			}
+		}
+	}
+	s.mu.Unlock()
+	return func(before int64, n int) ([]Post, error) {
+		pushed, err := s.store.InboxPosts(ctx, viewer, after, before, n)
+		if err != nil || len(pulls) == 0 {
+			return pushed, err
+		}
+		pulled, err := s.store.PostsBy(ctx, pulls, after, before, n, true)
+		if err != nil {
+			return nil, err
+		}
+		return mergeNewest(pushed, pulled, n), nil
+	}, nil
+}
+
+// mergeNewest merges two newest-first lists into the n newest.
+func mergeNewest(a, b []Post, n int) []Post {
+	out := make([]Post, 0, min(n, len(a)+len(b)))
+	for len(out) < n && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || (len(a) > 0 && a[0].Seq > b[0].Seq) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
 }

@@ -44,14 +44,18 @@ const inboxBatch = 500
 func (m *MomentStore) AddPost(ctx context.Context, p moments.Post, inbox []string) (moments.Post, error) {
 	body, _ := json.Marshal(momentContent{p.Text, p.Images}) // strings only: cannot fail
 	users, _ := json.Marshal(orEmpty(p.Users))
+	pushed := 0
+	if inbox != nil {
+		pushed, p.Pushed = 1, true
+	}
 	err := m.s.inTx(ctx, func(tx *sql.Tx) error {
 		seq, err := nextSeq(ctx, tx)
 		if err != nil {
 			return err
 		}
 		p.Seq = seq
-		if _, err := tx.ExecContext(ctx, `INSERT INTO moments_posts (seq, post_id, author, content, visibility, users, ts) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			p.Seq, p.PostID, p.Author, string(body), string(p.Visibility), string(users), p.TS); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO moments_posts (seq, post_id, author, content, visibility, users, ts, pushed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			p.Seq, p.PostID, p.Author, string(body), string(p.Visibility), string(users), p.TS, pushed); err != nil {
 			return fmt.Errorf("add moment: %w", err)
 		}
 		for len(inbox) > 0 {
@@ -84,11 +88,12 @@ func orEmpty(s []string) []string {
 	return s
 }
 
-const momentCols = `seq, post_id, author, content, visibility, users, ts`
+const momentCols = `seq, post_id, author, content, visibility, users, ts, pushed`
 
 func scanMoment(sc interface{ Scan(...any) error }, p *moments.Post) error {
 	var body, vis, users string
-	if err := sc.Scan(&p.Seq, &p.PostID, &p.Author, &body, &vis, &users, &p.TS); err != nil {
+	var pushed int
+	if err := sc.Scan(&p.Seq, &p.PostID, &p.Author, &body, &vis, &users, &p.TS, &pushed); err != nil {
 		return err
 	}
 	var c momentContent
@@ -101,7 +106,7 @@ func scanMoment(sc interface{ Scan(...any) error }, p *moments.Post) error {
 	if len(p.Users) == 0 {
 		p.Users = nil
 	}
-	p.Text, p.Images, p.Visibility = c.Text, c.Images, moments.Visibility(vis)
+	p.Text, p.Images, p.Visibility, p.Pushed = c.Text, c.Images, moments.Visibility(vis), pushed != 0
 	return nil
 }
 
@@ -169,7 +174,7 @@ func (m *MomentStore) queryMoments(ctx context.Context, what, q string, args ...
 
 // PostsBy lists authors' posts in (after, before), newest first: one
 // query on the posts' primary key, filtered by author (read fan-out).
-func (m *MomentStore) PostsBy(ctx context.Context, authors []string, after, before int64, limit int) ([]moments.Post, error) {
+func (m *MomentStore) PostsBy(ctx context.Context, authors []string, after, before int64, limit int, pulledOnly bool) ([]moments.Post, error) {
 	if len(authors) == 0 {
 		return nil, nil
 	}
@@ -177,10 +182,14 @@ func (m *MomentStore) PostsBy(ctx context.Context, authors []string, after, befo
 		before = noUpper
 	}
 	in, list := m.authorsIn(4, authors)
+	pulled := ""
+	if pulledOnly {
+		pulled = " AND pushed = 0"
+	}
 	// The inner query reads only the (author, seq) index: the rows of the
 	// page are fetched once it is chosen.
 	return m.queryMoments(ctx, "moments by authors", `SELECT `+momentCols+` FROM moments_posts WHERE seq IN (
-		SELECT seq FROM moments_posts WHERE seq > $1 AND seq < $2 AND author `+in+` ORDER BY seq DESC LIMIT $3)
+		SELECT seq FROM moments_posts WHERE seq > $1 AND seq < $2 AND author `+in+pulled+` ORDER BY seq DESC LIMIT $3)
 		ORDER BY seq DESC`, after, before, limit, list)
 }
 
@@ -201,7 +210,7 @@ func (m *MomentStore) InboxPosts(ctx context.Context, user string, after, before
 	if before <= 0 {
 		before = noUpper
 	}
-	return m.queryMoments(ctx, "moments inbox", `SELECT p.seq, p.post_id, p.author, p.content, p.visibility, p.users, p.ts
+	return m.queryMoments(ctx, "moments inbox", `SELECT p.seq, p.post_id, p.author, p.content, p.visibility, p.users, p.ts, p.pushed
 		FROM moments_inbox i JOIN moments_posts p ON p.seq = i.seq
 		WHERE i.user_id = $1 AND i.seq > $2 AND i.seq < $3 ORDER BY i.seq DESC LIMIT $4`, user, after, before, limit)
 }
@@ -453,4 +462,23 @@ func (m *MomentStore) Size(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("moments size: %w", err)
 	}
 	return n, nil
+}
+
+// PullAuthors lists the authors of posts without inbox rows (the hybrid
+// fan-out's big authors), read once at start.
+func (m *MomentStore) PullAuthors(ctx context.Context) ([]string, error) {
+	rows, err := m.s.read.QueryContext(ctx, `SELECT DISTINCT author FROM moments_posts WHERE pushed = 0`)
+	if err != nil {
+		return nil, fmt.Errorf("moments pull authors: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("moments pull authors: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }

@@ -2,7 +2,9 @@
 -- Moments (朋友圈, moments/, issue 12). One counter orders posts, comments
 -- and notifications. A post is one row (read fan-out: a feed merges the
 -- friends' posts at read time on moments_posts_author); with write fan-out
--- each post also gets a moments_inbox row per friend who may see it.
+-- each post also gets a moments_inbox row per friend who may see it
+-- (pushed = 1); the hybrid pushes posts of users with few friends and
+-- leaves the others to be pulled.
 -- Friendship is not stored here: it is checked against the graph at read
 -- time, so unfriending hides past posts too.
 CREATE TABLE moments_counter (
@@ -17,10 +19,12 @@ CREATE TABLE moments_posts (
     content TEXT NOT NULL,
     visibility TEXT NOT NULL,
     users TEXT NOT NULL DEFAULT '[]',
-    ts BIGINT NOT NULL
+    ts BIGINT NOT NULL,
+    pushed INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX moments_posts_id ON moments_posts (post_id);
 CREATE INDEX moments_posts_author ON moments_posts (author, seq);
+CREATE INDEX moments_posts_pulled ON moments_posts (author) WHERE pushed = 0;
 CREATE TABLE moments_likes (
     post_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
