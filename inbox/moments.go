@@ -77,9 +77,15 @@ func (f *MomentsFeed) Pos() int64 {
 }
 
 // hasNews is the notifier's hook: whether user's counts changed after
-// since. A position outside this run (an earlier run's, or none) counts
-// as news, so the device gets the counts once.
+// since. A position outside this run (an earlier run's) counts as news, so
+// the device gets the counts once. No position (0) is never news: sliding
+// sync's tokens carry none, and taking 0 as news would make its long-polls
+// spin; a /sync token from before moments gets the position in its next
+// response and the counts with the next change.
 func (f *MomentsFeed) hasNews(user string, since int64) bool {
+	if since == 0 {
+		return false
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return since < f.base || since > f.pos || f.news[user] > since
