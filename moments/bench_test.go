@@ -51,11 +51,11 @@ func benchStore(b *testing.B, engine string) *storage.Store {
 }
 
 // benchFriendCounts reads PARLEY_BENCH_MOMENTS_FRIENDS ("200,5000"); the
-// default, 200, keeps CI's 100 iterations quick.
+// default, 50, keeps CI's 100 iterations quick.
 func benchFriendCounts(b *testing.B) []int {
 	v := os.Getenv("PARLEY_BENCH_MOMENTS_FRIENDS")
 	if v == "" {
-		return []int{200}
+		return []int{50}
 	}
 	var out []int
 	for _, f := range strings.Split(v, ",") {
@@ -118,9 +118,9 @@ func BenchmarkMomentsFanout(b *testing.B) {
 						}
 						// Storage: the growth over enough posts that page
 						// granularity does not matter, untimed.
-						k := 200
-						if rows > 1000 {
-							k = 20
+						k := max(10, min(200, int(20000/rows)))
+						if os.Getenv("PARLEY_BENCH_MOMENTS_FRIENDS") == "" {
+							k = 10 // CI: quick, the figure is rough
 						}
 						before, err := s.Moments().Size(ctx)
 						if err != nil {
