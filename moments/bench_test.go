@@ -112,10 +112,17 @@ func BenchmarkMomentsFanout(b *testing.B) {
 							post(i)
 						}
 						b.StopTimer()
-						rows := 1.0
-						if mode == moments.FanoutWrite || (mode == moments.FanoutHybrid && n <= 1000) {
-							rows += float64(n + 1)
+						// Rows written per post, counted over one more post.
+						r0, err := s.Moments().Rows(ctx)
+						if err != nil {
+							b.Fatal(err)
 						}
+						post(-1)
+						r1, err := s.Moments().Rows(ctx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						rows := float64(r1 - r0)
 						// Storage: the growth over enough posts that page
 						// granularity does not matter, untimed.
 						k := max(10, min(200, int(20000/rows)))

@@ -482,3 +482,14 @@ func (m *MomentStore) PullAuthors(ctx context.Context) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// Rows counts the rows of posts and feed inboxes; benchmarks use it for the
+// rows a post writes.
+func (m *MomentStore) Rows(ctx context.Context) (int64, error) {
+	var n int64
+	err := m.s.read.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM moments_posts) + (SELECT COUNT(*) FROM moments_inbox)`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("moments rows: %w", err)
+	}
+	return n, nil
+}
