@@ -35,7 +35,7 @@ type MomentsFeed struct {
 	counts MomentsCounts // static after SetCounts
 	n      *Notifier     // static
 
-	mu   sync.Mutex       // guards the fields below; never held while calling the notifier
+	mu   sync.RWMutex     // guards the fields below (read-locked by every sync's check); never held while calling the notifier
 	base int64            // first position of this run
 	pos  int64            // newest position
 	news map[string]int64 // user -> position of the newest change concerning them
@@ -71,8 +71,8 @@ func (f *MomentsFeed) Changed(users []string) {
 
 // Pos is the moments feed's newest position.
 func (f *MomentsFeed) Pos() int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	return f.pos
 }
 
@@ -86,8 +86,8 @@ func (f *MomentsFeed) hasNews(user string, since int64) bool {
 	if since == 0 {
 		return false
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	return since < f.base || since > f.pos || f.news[user] > since
 }
 
