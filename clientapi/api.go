@@ -35,6 +35,7 @@ import (
 	"github.com/parley-im/parley/inbox"
 	"github.com/parley-im/parley/keybackup"
 	"github.com/parley-im/parley/media"
+	"github.com/parley-im/parley/moments"
 	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/push"
 	"github.com/parley-im/parley/pushrules"
@@ -104,6 +105,9 @@ type Deps struct {
 	// Channels runs broadcast channels (channels_handlers.go); nil
 	// leaves their routes unmounted.
 	Channels *channels.Service
+	// Moments runs moments (moments_handlers.go); nil leaves their routes
+	// unmounted.
+	Moments *moments.Service
 	// ToDevice checks and queues to-device messages (sendToDevice).
 	ToDevice *todevice.Service
 	// PushRules owns users' push rules; nil builds one on Store and Rooms
@@ -158,6 +162,7 @@ type API struct {
 	contacts *graph.Contacts
 	desks    *desks.Service
 	channels *channels.Service // nil: channel routes unmounted
+	moments  *moments.Service  // nil: moments routes unmounted
 	todev    *todevice.Service
 	// pushRules serves and edits push rules (pushrules_handlers.go) and
 	// gives sync the muted rooms.
@@ -237,7 +242,7 @@ func New(cfg Config, d Deps) *API {
 		exempt[u] = true
 	}
 	a := &API{cfg: cfg, store: d.Store, rooms: d.Rooms, n: d.Notifier, syncer: d.Syncer, pres: d.Presence,
-		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, wallet: d.Wallet, envelopes: d.Envelopes, channels: d.Channels, todev: d.ToDevice, pushRules: d.PushRules,
+		media: d.Media, hasher: d.Hasher, log: d.Logger, exempt: exempt, graph: d.Graph, contacts: d.Contacts, desks: d.Desks, wallet: d.Wallet, envelopes: d.Envelopes, channels: d.Channels, moments: d.Moments, todev: d.ToDevice, pushRules: d.PushRules,
 		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote, searcher: d.Search, push: d.Push,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)

@@ -39,6 +39,7 @@ func (a *API) Handler() http.Handler {
 		a.mountDesks(r)
 		a.mountEnvelopes(r) // envelopes_handlers.go
 		a.mountChannels(r)  // channels_handlers.go
+		a.mountMoments(r)   // moments_handlers.go
 	})
 	r.Route("/_parley/admin/v1", func(r chi.Router) {
 		a.mountDeskAdmin(r)

@@ -65,6 +65,8 @@ type Config struct {
 	Envelopes Envelopes `yaml:"envelopes"`
 	// Channels bounds broadcast channel posts (channels.go).
 	Channels Channels `yaml:"channels"`
+	// Moments configures moments (moments.go).
+	Moments Moments `yaml:"moments"`
 }
 
 // HTTP bounds what one client connection may hold.
@@ -392,6 +394,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.ToDevice.RetentionHours, 168)
 	c.Envelopes.fillDefaults() // envelopes.go
 	c.Channels.fillDefaults()  // channels.go
+	c.Moments.fillDefaults()   // moments.go
 	setDefault(&c.Sync.MaxTimeoutMs, 60000)
 	setDefault(&c.Sync.DefaultTimelineLimit, 10)
 	setDefault(&c.Sync.FullSync.PerSecond, 0.2)

@@ -288,5 +288,17 @@ channels:
   max_post_bytes: 16384
   # New posts one channel may take a minute; more get 429.
   posts_per_minute: 60
+
+# Moments (docs/moments.md).
+moments:
+  # hybrid: a post of an author with at most push_max_friends friends is
+  # written to each friend's feed inbox, a bigger author's is read at read
+  # time; read: always at read time; write: always to inboxes.
+  fanout: hybrid
+  push_max_friends: 1000
+  # Friends read for one feed or post.
+  max_friends: 5000
+  # Largest post: text and image URIs together.
+  max_post_bytes: 16384
 `
 }

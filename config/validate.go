@@ -107,6 +107,7 @@ func (c *Config) Validate() error {
 	check("federation_inbound", c.FederationInbound.validate())
 	errs = append(errs, c.Federation.validate())
 	check("push", c.Push.validate())
+	check("moments.fanout", checkFanout(c.Moments.Fanout)) // moments.go
 	return errors.Join(errs...)
 }
 

@@ -173,8 +173,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		store.Close()
 		return nil, err
 	}
+	momSvc, momFeed := newMoments(cfg, store, rel, n) // moments.go
 	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Contacts: presContacts, Logger: log,
-		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels, Epoch: epoch, Channels: chanFeed})
+		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels, Epoch: epoch, Channels: chanFeed, Moments: momFeed})
 
 	ds, err := desks.New(ctx, desks.Config{ServerName: cfg.ServerName, Store: store, Rooms: rs, Presence: pres, Logger: log})
 	if err != nil {
@@ -240,7 +241,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	obs := newObservability(cfg, store, log)
 	api := clientapi.New(apiCfg, clientapi.Deps{Remote: remote, Backfill: backfiller, Store: store, Rooms: rs, Notifier: n, Syncer: syncer,
 		Presence: pres, Media: repo, Hasher: hasher, Logger: log, Graph: rel, Contacts: contacts, Desks: ds,
-		Channels: chanSvc,
+		Channels: chanSvc, Moments: momSvc,
 		ToDevice: td, Profiles: dom.Profiles, Devices: dom.Devices, Keys: dom.Keys, Directory: dom.Directory,
 		Relations: rels, Metrics: obs.reg, PushRules: rules, Push: pushSvc, Wallet: wal, Envelopes: envs})
 

@@ -35,6 +35,9 @@ type Notifier struct {
 	// channelNews is the channel feed's HasNews hook (channels.go); nil when
 	// channels are off. Called without mu held.
 	channelNews atomic.Pointer[func(user string, since int64) bool]
+	// momentsNews is the moments feed's HasNews hook (moments.go); nil when
+	// moments are off. Called without mu held.
+	momentsNews atomic.Pointer[func(user string, since int64) bool]
 
 	mu          sync.RWMutex // guards the routing tables below; taken before any shard lock
 	roomMembers map[string]map[string]struct{}
@@ -322,6 +325,9 @@ func (n *Notifier) HasNews(user string, since Token) bool {
 	n.mu.RLock()
 	news := n.userPos[user] > since.Pos || n.userTyping[user] > since.Typing
 	n.mu.RUnlock()
+	if h := n.momentsNews.Load(); !news && h != nil && (*h)(user, since.Moments) {
+		return true
+	}
 	if h := n.channelNews.Load(); !news && h != nil {
 		return (*h)(user, since.Chan)
 	}

@@ -201,6 +201,10 @@ func (s *Syncer) render(ctx context.Context, req Request, next Token, rms map[st
 		w.raw(`,"io.parley.channels":`)
 		w.buf = append(w.buf, us.channels...)
 	}
+	if us.moments != nil {
+		w.raw(`,"io.parley.moments":`)
+		w.buf = append(w.buf, us.moments...)
+	}
 	w.raw("}")
 	return w.bytes()
 }

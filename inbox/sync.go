@@ -32,6 +32,7 @@ type Syncer struct {
 
 	epoch    string       // static after construction; see SyncerConfig.Epoch
 	channels *ChannelFeed // static after construction; nil without channels (channels.go)
+	moments  *MomentsFeed // static after construction; nil without moments (moments.go)
 }
 
 // SyncerConfig wires a Syncer.
@@ -52,6 +53,8 @@ type SyncerConfig struct {
 	Epoch string
 	// Channels adds the io.parley.channels section (channels.go); nil for none.
 	Channels *ChannelFeed
+	// Moments adds the io.parley.moments section (moments.go); nil for none.
+	Moments *MomentsFeed
 }
 
 // NewSyncer builds a Syncer.
@@ -63,7 +66,7 @@ func NewSyncer(cfg SyncerConfig) *Syncer {
 		cfg.Logger = slog.Default()
 	}
 	s := &Syncer{store: cfg.Store, n: cfg.Notifier, presence: cfg.Presence, contacts: cfg.Contacts, log: cfg.Logger,
-		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler, epoch: cfg.Epoch, channels: cfg.Channels}
+		defaultLimit: cfg.DefaultTimelineLimit, now: time.Now, bundler: cfg.Bundler, epoch: cfg.Epoch, channels: cfg.Channels, moments: cfg.Moments}
 	s.noFilter, _ = ParseFilter([]byte("{}")) // cannot fail
 	return s
 }
@@ -112,7 +115,7 @@ func (s *Syncer) Sync(ctx context.Context, req Request) ([]byte, error) {
 				return nil, ctx.Err()
 			}
 			if !s.n.HasNews(req.UserID, *req.Since) {
-				return s.emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice, Chan: req.Since.Chan}), nil
+				return s.emptyResponse(Token{Pos: req.Since.Pos, Typing: req.Since.Typing, ToDevice: req.Since.ToDevice, Chan: req.Since.Chan, Moments: req.Since.Moments}), nil
 			}
 		}
 		body, next, empty, err := s.build(ctx, req)
@@ -365,10 +368,15 @@ func (s *Syncer) build(ctx context.Context, req Request) ([]byte, Token, bool, e
 		return nil, Token{}, false, err
 	}
 	next.Chan = chanUpto
+	moms, momUpto, err := s.momentsSection(ctx, req.UserID, initial, since.Moments) // moments.go
+	if err != nil {
+		return nil, Token{}, false, err
+	}
+	next.Moments = momUpto
 	empty := len(rooms) == 0 && len(globalData) == 0 && len(presence) == 0 && len(toDevice) == 0 &&
-		len(changed) == 0 && len(notices) == 0 && len(left) == 0 && chans == nil
+		len(changed) == 0 && len(notices) == 0 && len(left) == 0 && chans == nil && moms == nil
 	return s.render(ctx, req, next, rooms, userStreams{globalData: globalData, presence: presence, toDevice: toDevice,
-		changed: changed, left: left, otk: otk, fallback: fallback, notices: notices, channels: chans}), next, empty, nil
+		changed: changed, left: left, otk: otk, fallback: fallback, notices: notices, channels: chans, moments: moms}), next, empty, nil
 }
 
 const toDeviceBatch = 100
@@ -418,6 +426,7 @@ type userStreams struct {
 	fallback   []string
 	notices    []storage.UserNotice
 	channels   []byte // io.parley.channels, JSON; nil for none
+	moments    []byte // io.parley.moments, JSON; nil for none
 }
 
 func keys(m map[string]int64) []string {

@@ -8,7 +8,8 @@ import (
 
 // Token is a sync position: the stream position all persisted streams share,
 // and the typing serial (typing is never persisted). Written "s<pos>_<typing>",
-// then ".<channel position>" when non-zero, then "~<epoch>" when the syncer
+// then ".<channel position>" when non-zero, then "m<moments position>" when
+// non-zero, then "~<epoch>" when the syncer
 // stamps its store's epoch.
 type Token struct {
 	Pos    int64
@@ -20,6 +21,9 @@ type Token struct {
 	// Chan is the channel stream's position (inbox/channels.go), written
 	// after a dot when non-zero.
 	Chan int64
+	// Moments is the moments feed's position (inbox/moments.go), written
+	// after an "m" when non-zero.
+	Moments int64
 	// Epoch is the store epoch the token was issued in (storage.Store.Epoch;
 	// restoring a backup renews it): a position from another epoch means
 	// nothing in this one. Empty for tokens written before epochs, which
@@ -41,6 +45,9 @@ func (t Token) appendTo(dst []byte) []byte {
 	}
 	if t.Chan > 0 {
 		dst = strconv.AppendInt(append(dst, '.'), t.Chan, 10)
+	}
+	if t.Moments > 0 {
+		dst = strconv.AppendInt(append(dst, 'm'), t.Moments, 10)
 	}
 	if t.Epoch != "" {
 		dst = append(append(dst, '~'), t.Epoch...)
@@ -69,6 +76,13 @@ func ParseToken(s string) (Token, error) {
 			return Token{}, fmt.Errorf("bad token %q", s)
 		}
 		rest, t.Epoch = b, epoch
+	}
+	if b, m, ok := strings.Cut(rest, "m"); ok {
+		v, err := strconv.ParseInt(m, 10, 64)
+		if err != nil || v < 0 {
+			return Token{}, fmt.Errorf("bad token %q", s)
+		}
+		rest, t.Moments = b, v
 	}
 	body, chanPart, hasChan := strings.Cut(rest, ".")
 	if hasChan {
