@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 )
@@ -139,10 +140,11 @@ func (s *Service) updateDesk(ctx context.Context, d *desk, p DeskParams) (DeskVi
 	touched := d.takeDirty()
 	d.mu.Unlock()
 	if renamed {
-		if u, err := s.store.GetUser(ctx, cfg.ServiceUser); err == nil {
-			if err := s.store.SetProfile(ctx, cfg.ServiceUser, cfg.Name, u.AvatarURL); err != nil {
-				s.log.Warn("rename desk service user", "desk", d.id, "err", err)
-			}
+		// As every profile change goes: the profile's rules, then the
+		// service user's member event in each room it is in, which is
+		// where customers read the desk's name.
+		if err := s.profiles.SetField(ctx, cfg.ServiceUser, cfg.ServiceUser, profiles.FieldDisplayName, cfg.Name); err != nil {
+			s.log.Warn("rename desk service user", "desk", d.id, "err", err)
 		}
 	}
 	s.reconcileAll(ctx, touched)
