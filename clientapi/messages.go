@@ -51,9 +51,11 @@ func parseLimit(r *http.Request, def, max int) (int, error) {
 	return n, nil
 }
 
-func parseRoomToken(s string) (int64, error) {
-	t, err := parsePageToken(s)
-	if err != nil {
+// roomTokenParam reads an optional token as a stream position; 0 (no
+// bound) when s is empty or a token of another store epoch (pageParam).
+func (a *API) roomTokenParam(s string) (int64, error) {
+	t, ok, err := a.pageParam(s)
+	if err != nil || !ok {
 		return 0, err
 	}
 	return t.streamPos(), nil

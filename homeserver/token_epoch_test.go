@@ -11,11 +11,12 @@ import (
 )
 
 // TestStaleEpochTokens: a token from another store epoch (one a client kept
-// from before a restore) means nothing in this one. /keys/changes and
-// /messages treat it as /sync does, as absent: /keys/changes then reports
-// every change, /messages pages from the room's end (or start). Before,
-// they read its stale position: a client whose token was ahead of the
-// restored store missed every device change and every message.
+// from before a restore) means nothing in this one. /keys/changes,
+// /messages and /relations treat it as /sync does, as absent:
+// /keys/changes then reports every change, /messages and /relations page
+// from the end (or start). Before, they read its stale position: a client
+// whose token was ahead of the restored store missed every device change
+// and every message.
 func TestStaleEpochTokens(t *testing.T) {
 	for _, store := range hstest.Stores(t) {
 		t.Run(store.Name, func(t *testing.T) {
@@ -24,9 +25,15 @@ func TestStaleEpochTokens(t *testing.T) {
 			bob := srv.Register(t, "bob")
 			room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
 			bob.Join(room)
+			var first string
 			for i := range 3 {
-				alice.Send(room, "m"+strconv.Itoa(i), "message "+strconv.Itoa(i))
+				id := alice.Send(room, "m"+strconv.Itoa(i), "message "+strconv.Itoa(i))
+				if i == 0 {
+					first = id
+				}
 			}
+			alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/send/m.reaction/r0", map[string]any{
+				"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": first, "key": "+1"}})
 			next := alice.Sync("", 0).Get("next_batch").String()
 			body, epoch, ok := strings.Cut(next, "~")
 			if !ok {
@@ -75,6 +82,11 @@ func TestStaleEpochTokens(t *testing.T) {
 				if got := page(tc.q); !slices.Equal(got, tc.want) {
 					t.Errorf("/messages?%s = %q, want %q", tc.q, got, tc.want)
 				}
+			}
+
+			rel := alice.MustDo("GET", "/_matrix/client/v1/rooms/"+hstest.Esc(room)+"/relations/"+hstest.Esc(first)+"?dir=f&from="+url.QueryEscape(stale), nil)
+			if got := len(rel.Get("chunk").Array()); got != 1 {
+				t.Errorf("/relations?dir=f from a stale token = %d events, want the 1 reaction", got)
 			}
 		})
 	}
