@@ -31,11 +31,11 @@ type Config struct {
 	Store      Store
 	Rooms      *rooms.Service
 	Presence   *inbox.Presence
+	Logger     *slog.Logger
 	// Profiles renames a desk's service user when the desk is renamed
 	// (profiles.Service). Required: a rename must take the same path as
 	// any profile change, so that the member events follow.
 	Profiles Profiles
-	Logger   *slog.Logger
 	// Now returns the current time. Zero value means time.Now.
 	Now func() time.Time
 	// SweepEvery is how often Run re-checks presence, reply timeouts and the
@@ -52,9 +52,9 @@ type Service struct {
 	store Store
 	rooms *rooms.Service
 	pres  *inbox.Presence
+	log   *slog.Logger
 	// profiles is Config.Profiles.
 	profiles Profiles
-	log      *slog.Logger
 
 	adminMu sync.Mutex // serialises creating and deleting desks
 
