@@ -153,7 +153,9 @@ func (s *Service) updateDesk(ctx context.Context, d *desk, p DeskParams) (DeskVi
 
 // ensureServiceUser creates the desk's service account, without a password
 // so nobody can log in as it. An existing account with a password is a
-// person who registered the name first: the desk may not take it over.
+// person who registered the name first: the desk may not take it over. An
+// existing service account (a desk made again on an old ID) takes the
+// desk's name through the profiles service, as a rename does.
 func (s *Service) ensureServiceUser(ctx context.Context, userID, name string) error {
 	err := s.store.CreateUser(ctx, storage.User{UserID: userID, DisplayName: name, CreatedTS: ms(s.cfg.Now())})
 	if !errors.Is(err, storage.ErrConflict) {
@@ -165,6 +167,11 @@ func (s *Service) ensureServiceUser(ctx context.Context, userID, name string) er
 	}
 	if u.PasswordHash != "" || u.Deactivated {
 		return fmt.Errorf("%w: the desk's service user %s is already a person's account; choose another desk ID", ErrInvalid, userID)
+	}
+	if u.DisplayName != name {
+		if err := s.profiles.SetField(ctx, userID, userID, profiles.FieldDisplayName, name); err != nil {
+			s.log.Warn("rename desk service user", "user", userID, "err", err)
+		}
 	}
 	return nil
 }

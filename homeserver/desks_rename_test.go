@@ -11,7 +11,7 @@ import (
 // profile reads the new name, and so does the service user's member event
 // in every open consultation's room, which is where customers see it.
 // Before, the rename wrote the profile row alone, and rooms kept the old
-// name.
+// name; and a desk made again on an old ID kept the old name.
 func TestDeskRenameUpdatesMemberEvents(t *testing.T) {
 	for _, store := range hstest.Stores(t) {
 		t.Run(store.Name, func(t *testing.T) {
@@ -34,6 +34,14 @@ func TestDeskRenameUpdatesMemberEvents(t *testing.T) {
 			}
 			if got := member(); got != "Acme Support" {
 				t.Errorf("service user's member displayname after the rename = %q, want Acme Support", got)
+			}
+
+			// A desk made again on the same ID, under another name, renames
+			// the service user it takes back.
+			w.boss.MustDo("DELETE", w.deskPath(), nil)
+			w.boss.MustDo("PUT", w.deskPath(), map[string]any{"name": "Acme Again"})
+			if got := cust.MustDo("GET", "/_matrix/client/v3/profile/"+hstest.Esc(svc)+"/displayname", nil).Get("displayname").String(); got != "Acme Again" {
+				t.Errorf("service user's profile displayname after the desk was made again = %q, want Acme Again", got)
 			}
 		})
 	}
