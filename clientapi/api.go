@@ -176,9 +176,14 @@ type API struct {
 	keyBackup *keybackup.Service
 	// admin runs operator actions and their audit (admin_ops.go).
 	admin *admin.Service
-	// misc holds the services of clientmisc.go, built on first use.
+	// misc holds the services of clientmisc.go.
 	misc clientMisc
 	rel  *relations.Service
+	// receipts and tsEvents are the store reads of room initialSync and
+	// timestamp_to_event (initialsync.go, timestamp.go), which Store does
+	// not list: Deps.Store, or nil without one.
+	receipts receiptReader
+	tsEvents tsEventReader
 	// metrics is Deps.Metrics (admin_handlers.go).
 	metrics *prometheus.Registry
 
@@ -246,6 +251,10 @@ func New(cfg Config, d Deps) *API {
 		profiles: d.Profiles, devices: d.Devices, keys: d.Keys, directory: d.Directory, keyBackup: d.KeyBackup, rel: d.Relations, remote: d.Remote, searcher: d.Search, push: d.Push,
 		tokens: newTokenCache(100_000), uia: newUIASessions(), fullSyncs: make(chan struct{}, cfg.MaxConcurrentFullSyncs)}
 	a.admin = newAdmin(cfg, d, a.tokens)
+	a.misc = newClientMisc(d)
+	if d.Store != nil { // not a typed nil in the interfaces
+		a.receipts, a.tsEvents = d.Store, d.Store
+	}
 	a.sliding = inbox.NewSliding(d.Syncer)
 	a.metrics = d.Metrics
 	a.backfill = d.Backfill

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sync"
 
 	"github.com/parley-im/parley/accounts"
 	"github.com/parley-im/parley/apierr"
@@ -12,30 +11,35 @@ import (
 )
 
 // clientMisc holds the domain services of the rest a client calls (issue
-// 14). They keep no state of their own beyond the store, so they are built
-// on first use from the API's store and rooms rather than through Deps.
+// 14). They keep no state of their own beyond the store, so New builds
+// them on Deps' store, rooms and devices, each given only the interface
+// it needs (reports.Store, accounts.Store, accounts.AccountStore).
+// Static after New.
 type clientMisc struct {
-	once     sync.Once
-	reports  *reports.Service  // nil if the store cannot keep reports
-	accounts *accounts.Service // nil if the store cannot keep OpenID tokens
-	// deactivator is nil if the store cannot deactivate accounts.
+	reports  *reports.Service  // nil without a store and rooms
+	accounts *accounts.Service // nil without a store
+	// deactivator is nil without a store, rooms and devices.
 	deactivator *accounts.Deactivator
 }
 
-func (a *API) miscServices() *clientMisc {
-	a.misc.once.Do(func() {
-		if st, ok := a.store.(reports.Store); ok && a.rooms != nil {
-			a.misc.reports = reports.New(st, a.rooms)
+// newClientMisc builds the services of clientMisc; d's domain services are
+// already filled in (withDomainServices).
+func newClientMisc(d Deps) clientMisc {
+	var m clientMisc
+	if d.Store == nil {
+		return m
+	}
+	m.accounts = accounts.New(d.Store)
+	if d.Rooms != nil {
+		m.reports = reports.New(d.Store, d.Rooms)
+		if d.Devices != nil {
+			m.deactivator = accounts.NewDeactivator(d.Store, d.Devices, d.Rooms)
 		}
-		if st, ok := a.store.(accounts.Store); ok {
-			a.misc.accounts = accounts.New(st)
-		}
-		if st, ok := a.store.(accounts.AccountStore); ok && a.rooms != nil && a.devices != nil {
-			a.misc.deactivator = accounts.NewDeactivator(st, a.devices, a.rooms)
-		}
-	})
-	return &a.misc
+	}
+	return m
 }
+
+func (a *API) miscServices() *clientMisc { return &a.misc }
 
 // reportBody is the body of both report endpoints. Score is a pointer so
 // that an absent score is told from 0; raw JSON so that a score of the

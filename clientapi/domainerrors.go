@@ -14,6 +14,7 @@ import (
 	"github.com/parley-im/parley/devices"
 	"github.com/parley-im/parley/directory"
 	"github.com/parley-im/parley/e2ekeys"
+	"github.com/parley-im/parley/federation/outbound"
 	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/push"
 	"github.com/parley-im/parley/pushrules"
@@ -61,6 +62,24 @@ var domainErrors = []struct {
 	{push.ErrMissingParam, apierr.MissingParam},
 	{push.ErrBadJSON, apierr.BadJSON},
 	{push.ErrTooMany, func(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_LIMIT_EXCEEDED", msg) }},
+
+	// A destination server with the most durable EDUs waiting (a
+	// sendToDevice to its users while it is down): nothing was queued,
+	// and the queue drains once it answers again. 429 with
+	// retry_after_ms is what matrix-nio and matrix-js-sdk retry on; a 500
+	// would be dropped as a server fault.
+	{outbound.ErrQueueFull, queueFull},
+}
+
+// queueFullRetryMs is the delay a client is told to wait when a
+// destination's queue is full: long enough not to hammer a server that is
+// down, short enough that a message waits little once it is back.
+const queueFullRetryMs = 10_000
+
+func queueFull(msg string) *apierr.Error {
+	e := apierr.LimitExceeded(queueFullRetryMs)
+	e.Message = "Too many messages are waiting for the recipients' server; retry later (" + msg + ")"
+	return e
 }
 
 func unknown400(msg string) *apierr.Error { return apierr.New(http.StatusBadRequest, "M_UNKNOWN", msg) }

@@ -175,7 +175,9 @@ func (a *API) putPresence(w http.ResponseWriter, r *http.Request, s *session) er
 // sendToDevice hands the request to package todevice, which drops what may
 // not or cannot be delivered. The answer is 200 {} whatever was dropped, as
 // the spec asks; only a request over the size cap (413 M_TOO_LARGE: split
-// it, a retry as is would fail again) or a malformed one is refused.
+// it, a retry as is would fail again) or a malformed one is refused, and one
+// for a server whose outbound queue is full gets 429 M_LIMIT_EXCEEDED
+// (domainerrors.go), which clients retry.
 func (a *API) sendToDevice(w http.ResponseWriter, r *http.Request, s *session) error {
 	var req struct {
 		Messages map[string]map[string]json.RawMessage `json:"messages"`

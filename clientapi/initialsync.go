@@ -14,7 +14,7 @@ import (
 )
 
 // receiptReader is the store read initialSync needs beyond Store;
-// *storage.Store implements it. Kept here, where it is used, so the shared
+// *storage.Store implements it; New passes Deps.Store. Kept here, where it is used, so the shared
 // Store interface does not grow for one deprecated endpoint.
 type receiptReader interface {
 	ReceiptsSinceOwnIn(ctx context.Context, viewer string, roomIDs []string, since, upto int64, ownOnly []string) ([]storage.Receipt, error)
@@ -96,7 +96,7 @@ func (a *API) roomInitialSync(w http.ResponseWriter, r *http.Request, s *session
 		return err
 	}
 	var receipts []storage.Receipt
-	if rr, ok := a.store.(receiptReader); ok && v.Joined() {
+	if rr := a.receipts; rr != nil && v.Joined() {
 		// A big room shows only one's own receipts, as sync does for
 		// rooms above the small tier: every member's would be a row each.
 		var ownOnly []string

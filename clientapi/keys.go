@@ -104,14 +104,19 @@ func (a *API) keysChanges(w http.ResponseWriter, r *http.Request, s *session) er
 	if q.Get("from") == "" {
 		return apierr.MissingParam("from is required")
 	}
-	from, err := inbox.ParseToken(q.Get("from"))
+	// A from token of another epoch reads from the start: every change.
+	from, _, err := a.syncToken(q.Get("from"))
 	if err != nil {
-		return apierr.InvalidParam("Invalid from token")
+		return errBadToken("from")
 	}
 	to := inbox.Token{Pos: a.n.Pos()}
 	if v := q.Get("to"); v != "" {
-		if to, err = inbox.ParseToken(v); err != nil {
-			return apierr.InvalidParam("Invalid to token")
+		t, current, err := a.syncToken(v)
+		if err != nil {
+			return errBadToken("to")
+		}
+		if current {
+			to = t
 		}
 	}
 	changed, err := a.keys.Changes(r.Context(), s.UserID, from.Pos, to.Pos)

@@ -51,9 +51,11 @@ func parseLimit(r *http.Request, def, max int) (int, error) {
 	return n, nil
 }
 
-func parseRoomToken(s string) (int64, error) {
-	t, err := parsePageToken(s)
-	if err != nil {
+// roomTokenParam reads an optional token as a stream position; 0 (no
+// bound) when s is empty or a token of another store epoch (pageParam).
+func (a *API) roomTokenParam(s string) (int64, error) {
+	t, ok, err := a.pageParam(s)
+	if err != nil || !ok {
 		return 0, err
 	}
 	return t.streamPos(), nil
@@ -91,13 +93,13 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	// Pages follow the room's topological order, (depth, stream position).
 	q := newTopoQuery(roomID, backwards, limit)
 	start := ""
-	if f := q0(r, "from"); f != "" {
-		tok, err := parsePageToken(f)
-		if err != nil {
-			return err
-		}
-		tok.applyFrom(&q)
-		start = f
+	from, hasFrom, err := a.pageParam(q0(r, "from"))
+	if err != nil {
+		return err
+	}
+	if hasFrom {
+		from.applyFrom(&q)
+		start = q0(r, "from")
 	} else if backwards {
 		pos := a.n.Pos()
 		q.MaxPos = pos
@@ -106,12 +108,10 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 		// The room's beginning; depths start at 1, so depth 0 is before all.
 		start = topoToken(storage.TopoPoint{Depth: 0, Pos: math.MinInt64})
 	}
-	if t := q0(r, "to"); t != "" {
-		tok, err := parsePageToken(t)
-		if err != nil {
-			return err
-		}
-		tok.applyTo(&q)
+	if to, hasTo, err := a.pageParam(q0(r, "to")); err != nil {
+		return err
+	} else if hasTo {
+		to.applyTo(&q)
 	}
 	// A user who left reads only up to their leave.
 	if curPos, gone := v.Departed(); gone {
@@ -299,10 +299,10 @@ func (a *API) members(w http.ResponseWriter, r *http.Request, s *session) error 
 		return err
 	}
 	var pos int64 = rooms.StateCurrent // the latest state the caller may read
-	if at := r.URL.Query().Get("at"); at != "" {
-		if pos, err = parseRoomToken(at); err != nil {
-			return err
-		}
+	if at, ok, err := a.pageParam(r.URL.Query().Get("at")); err != nil {
+		return err
+	} else if ok {
+		pos = at.streamPos()
 	}
 	state, err := v.StateAt(r.Context(), pos)
 	if err != nil {

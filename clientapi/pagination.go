@@ -19,6 +19,9 @@ type pageToken struct {
 	topo  bool
 	point storage.TopoPoint // when topo
 	pos   int64             // when not topo
+	// epoch is a sync token's store epoch ("~<epoch>"), empty for other
+	// tokens; pageParam (tokenepoch.go) treats a stale one as no token.
+	epoch string
 }
 
 func parsePageToken(s string) (pageToken, error) {
@@ -35,7 +38,7 @@ func parsePageToken(s string) (pageToken, error) {
 	if err != nil {
 		return pageToken{}, apierr.InvalidParam("Invalid pagination token")
 	}
-	return pageToken{pos: t.Pos}, nil
+	return pageToken{pos: t.Pos, epoch: t.Epoch}, nil
 }
 
 // streamPos is the stream position a token stands for, for reads that go by

@@ -15,8 +15,9 @@ func TestParsePageToken(t *testing.T) {
 		{"d5_12", pageToken{topo: true, point: storage.TopoPoint{Depth: 5, Pos: 12}}, false},
 		{"d1_-3", pageToken{topo: true, point: storage.TopoPoint{Depth: 1, Pos: -3}}, false},                                     // backfilled history
 		{"d0_-9223372036854775808", pageToken{topo: true, point: storage.TopoPoint{Depth: 0, Pos: -9223372036854775808}}, false}, // dir=f's start
-		{"t42", pageToken{pos: 42}, false},   // a sync's prev_batch
-		{"s42_3", pageToken{pos: 42}, false}, // a whole sync token
+		{"t42", pageToken{pos: 42}, false},                   // a sync's prev_batch
+		{"s42_3", pageToken{pos: 42}, false},                 // a whole sync token
+		{"s42_3~e0", pageToken{pos: 42, epoch: "e0"}, false}, // with its store epoch
 		{"d5", pageToken{}, true},
 		{"d-1_2", pageToken{}, true},
 		{"dx_2", pageToken{}, true},

@@ -55,15 +55,11 @@ func (a *API) relations(w http.ResponseWriter, r *http.Request, s *session) erro
 	if q.Limit, err = parseLimit(r, relations.DefaultLimit, relations.MaxLimit); err != nil {
 		return err
 	}
-	if f := qs.Get("from"); f != "" {
-		if q.From, err = parseRoomToken(f); err != nil {
-			return err
-		}
+	if q.From, err = a.roomTokenParam(qs.Get("from")); err != nil {
+		return err
 	}
-	if t := qs.Get("to"); t != "" {
-		if q.To, err = parseRoomToken(t); err != nil {
-			return err
-		}
+	if q.To, err = a.roomTokenParam(qs.Get("to")); err != nil {
+		return err
 	}
 	switch qs.Get("recurse") {
 	case "", "false":
@@ -110,11 +106,9 @@ func (a *API) threads(w http.ResponseWriter, r *http.Request, s *session) error 
 	if err != nil {
 		return err
 	}
-	var from int64
-	if f := qs.Get("from"); f != "" {
-		if from, err = parseRoomToken(f); err != nil {
-			return err
-		}
+	from, err := a.roomTokenParam(qs.Get("from"))
+	if err != nil {
+		return err
 	}
 	page, err := a.rel.Threads(r.Context(), a.viewer(s), param(r, "roomId"), inc, from, limit)
 	if err != nil {

@@ -19,11 +19,11 @@ func (a *API) sync(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := parseSyncQuery(r.URL.RawQuery)
 	req := inbox.Request{UserID: s.UserID, DeviceID: s.DeviceID, FullState: q.fullState == "true"}
 	if since := q.since; since != "" {
-		t, err := inbox.ParseToken(since)
+		t, current, err := a.syncToken(since)
 		if err != nil {
-			return apierr.InvalidParam("Invalid since token")
+			return errBadToken("since")
 		}
-		if !a.syncer.StaleToken(t) { // a stale one (before a restore) syncs afresh, admitted below as initial
+		if current { // a stale one (before a restore) syncs afresh, admitted below as initial
 			req.Since = &t
 		}
 	}

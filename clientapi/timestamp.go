@@ -10,7 +10,7 @@ import (
 )
 
 // tsEventReader is the store read timestamp_to_event needs;
-// *storage.Store implements it.
+// *storage.Store implements it; New passes Deps.Store.
 type tsEventReader interface {
 	EventsByTS(ctx context.Context, roomID string, ts, afterPos int64, forwards bool, limit int) ([]storage.Event, error)
 }
@@ -44,8 +44,8 @@ func (a *API) timestampToEvent(w http.ResponseWriter, r *http.Request, s *sessio
 	if err != nil {
 		return err
 	}
-	st, ok := a.store.(tsEventReader)
-	if !ok {
+	st := a.tsEvents
+	if st == nil {
 		return apierr.Unrecognized("Not supported by this server's store")
 	}
 	forwards := dir == "f"

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/parley-im/parley/profiles"
 	"github.com/parley-im/parley/rooms/pdu"
 	"github.com/parley-im/parley/storage"
 )
@@ -139,10 +140,11 @@ func (s *Service) updateDesk(ctx context.Context, d *desk, p DeskParams) (DeskVi
 	touched := d.takeDirty()
 	d.mu.Unlock()
 	if renamed {
-		if u, err := s.store.GetUser(ctx, cfg.ServiceUser); err == nil {
-			if err := s.store.SetProfile(ctx, cfg.ServiceUser, cfg.Name, u.AvatarURL); err != nil {
-				s.log.Warn("rename desk service user", "desk", d.id, "err", err)
-			}
+		// As every profile change goes: the profile's rules, then the
+		// service user's member event in each room it is in, which is
+		// where customers read the desk's name.
+		if err := s.profiles.SetField(ctx, cfg.ServiceUser, cfg.ServiceUser, profiles.FieldDisplayName, cfg.Name); err != nil {
+			s.log.Warn("rename desk service user", "desk", d.id, "err", err)
 		}
 	}
 	s.reconcileAll(ctx, touched)
@@ -151,7 +153,9 @@ func (s *Service) updateDesk(ctx context.Context, d *desk, p DeskParams) (DeskVi
 
 // ensureServiceUser creates the desk's service account, without a password
 // so nobody can log in as it. An existing account with a password is a
-// person who registered the name first: the desk may not take it over.
+// person who registered the name first: the desk may not take it over. An
+// existing service account (a desk made again on an old ID) takes the
+// desk's name through the profiles service, as a rename does.
 func (s *Service) ensureServiceUser(ctx context.Context, userID, name string) error {
 	err := s.store.CreateUser(ctx, storage.User{UserID: userID, DisplayName: name, CreatedTS: ms(s.cfg.Now())})
 	if !errors.Is(err, storage.ErrConflict) {
@@ -163,6 +167,11 @@ func (s *Service) ensureServiceUser(ctx context.Context, userID, name string) er
 	}
 	if u.PasswordHash != "" || u.Deactivated {
 		return fmt.Errorf("%w: the desk's service user %s is already a person's account; choose another desk ID", ErrInvalid, userID)
+	}
+	if u.DisplayName != name {
+		if err := s.profiles.SetField(ctx, userID, userID, profiles.FieldDisplayName, name); err != nil {
+			s.log.Warn("rename desk service user", "user", userID, "err", err)
+		}
 	}
 	return nil
 }

@@ -32,6 +32,10 @@ type Config struct {
 	Rooms      *rooms.Service
 	Presence   *inbox.Presence
 	Logger     *slog.Logger
+	// Profiles renames a desk's service user when the desk is renamed
+	// (profiles.Service). Required: a rename must take the same path as
+	// any profile change, so that the member events follow.
+	Profiles Profiles
 	// Now returns the current time. Zero value means time.Now.
 	Now func() time.Time
 	// SweepEvery is how often Run re-checks presence, reply timeouts and the
@@ -49,6 +53,8 @@ type Service struct {
 	rooms *rooms.Service
 	pres  *inbox.Presence
 	log   *slog.Logger
+	// profiles is Config.Profiles.
+	profiles Profiles
 
 	adminMu sync.Mutex // serialises creating and deleting desks
 
@@ -69,7 +75,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 2 * time.Second
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, rooms: cfg.Rooms, pres: cfg.Presence, log: cfg.Logger, desks: map[string]*desk{}}
+	if cfg.Profiles == nil {
+		return nil, errors.New("desks: Config.Profiles is required")
+	}
+	s := &Service{cfg: cfg, store: cfg.Store, rooms: cfg.Rooms, pres: cfg.Presence, profiles: cfg.Profiles, log: cfg.Logger, desks: map[string]*desk{}}
 	if err := s.load(ctx); err != nil {
 		return nil, fmt.Errorf("load desks: %w", err)
 	}

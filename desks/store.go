@@ -6,6 +6,13 @@ import (
 	"github.com/parley-im/parley/storage"
 )
 
+// Profiles changes users' profiles with their rules, and copies a change
+// into the user's member event in every room it is joined to.
+// *profiles.Service implements it.
+type Profiles interface {
+	SetField(ctx context.Context, caller, target, field, value string) error
+}
+
 // Store is what the desks service needs of the database: desks, agents and
 // consultations, and the few account and room reads routing makes.
 // *storage.Store implements it.
@@ -35,7 +42,6 @@ type Store interface {
 
 	CreateUser(ctx context.Context, u storage.User) error
 	GetUser(ctx context.Context, userID string) (storage.User, error)
-	SetProfile(ctx context.Context, userID, displayName, avatarURL string) error
 	GetRoom(ctx context.Context, roomID string) (storage.Room, error)
 	RoomMemberships(ctx context.Context, roomID string) ([]storage.Membership, error)
 }

@@ -177,7 +177,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	syncer := inbox.NewSyncer(inbox.SyncerConfig{Store: store, Notifier: n, Presence: pres, Contacts: presContacts, Logger: log,
 		DefaultTimelineLimit: cfg.Sync.DefaultTimelineLimit, Bundler: rels, Epoch: epoch, Channels: chanFeed, Moments: momFeed})
 
-	ds, err := desks.New(ctx, desks.Config{ServerName: cfg.ServerName, Store: store, Rooms: rs, Presence: pres, Logger: log})
+	dom := newDomain(cfg.ServerName, store, rs, deviceListHook{rs, edusOut}, log) // before desks: a desk rename is a profile change
+	ds, err := desks.New(ctx, desks.Config{ServerName: cfg.ServerName, Store: store, Rooms: rs, Presence: pres, Profiles: dom.Profiles, Logger: log})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -219,7 +220,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		apiCfg.RegisterLimiter = ratelimit.New(cfg.RateLimit.Register.PerSecond, cfg.RateLimit.Register.Burst)
 		limiters = append(limiters, apiCfg.FailedLoginLimiter, apiCfg.RegisterLimiter)
 	}
-	dom := newDomain(cfg.ServerName, store, rs, deviceListHook{rs, edusOut}, log)
 	// One push-rule service for the client API and push delivery, so
 	// both see an edit at once.
 	rules := pushrules.New(store, rs, log, 0)

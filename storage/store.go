@@ -354,7 +354,26 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
+	if err := s.commitFaulted(tx); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// commitFaulted runs the SetCommitFault hook, if any, before tx commits.
+// When it fails, tx is rolled back and the error returned, as a failed
+// commit would. Every write transaction's commit calls it (inTx and
+// WriteTx.Commit), so a fault drill reaches every write.
+func (s *Store) commitFaulted(tx *sql.Tx) error {
+	f := s.commitFault.Load()
+	if f == nil {
+		return nil
+	}
+	if err := (*f)(); err != nil {
+		_ = tx.Rollback()
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil

@@ -43,11 +43,8 @@ func (s *Store) BeginWrite(ctx context.Context) (*WriteTx, error) {
 // (delivered to-device messages are): positions live on in clients' sync
 // tokens and must never be handed out twice.
 func (w *WriteTx) Commit() error {
-	if f := w.store.commitFault.Load(); f != nil {
-		if err := (*f)(); err != nil {
-			_ = w.tx.Rollback()
-			return fmt.Errorf("commit: %w", err)
-		}
+	if err := w.store.commitFaulted(w.tx); err != nil {
+		return err
 	}
 	if w.maxPos > 0 {
 		if _, err := w.tx.Exec(`INSERT INTO stream_watermark (id, pos) VALUES (1, $1)

@@ -1,13 +1,18 @@
-# Sourced by scripts/synapse-stop.sh and scripts/dendrite-stop.sh: stop a
-# throwaway peer homeserver started by its start script, and delete its
-# files unless --keep. The caller sets, before calling stop_service:
-#   name      what to call it in messages (Synapse, Dendrite)
+# Sourced by scripts/synapse-stop.sh, scripts/dendrite-stop.sh and
+# scripts/neo4j-stop.sh: stop a throwaway service started by its start
+# script, and delete its files unless --keep. The caller sets, before
+# calling stop_service:
+#   name      what to call it in messages (Synapse, Dendrite, Neo4j)
 #   state     its directory (holds the marker .parley-<tag>)
-#   tag       the marker's suffix and the log prefix (synapse, dendrite)
+#   tag       the marker's suffix and the log prefix (synapse, dendrite, neo4j)
 #   pidfile   its pid file, relative to $state
 #   config    its config file, relative to $state: the pid counts only if
 #             that process still runs with it (pids get reused)
+#   match     optional, instead of config: the text the process's command
+#             line (arguments joined by spaces) must contain
 #   timeout   seconds between SIGTERM and SIGKILL
+#   lock_wait optional: seconds to wait for a start script still holding
+#             $state/.lock (default 150)
 # and passes the script's arguments.
 
 log() { printf '%s-stop: %s\n' "$tag" "$*" >&2; }
@@ -38,13 +43,13 @@ stop_service() {
 	# Wait for a start script that is still starting it.
 	if command -v flock >/dev/null; then
 		exec 9>"$state/.lock"
-		flock -w 150 9 || log "warning: timed out waiting for the lock on $state; stopping anyway"
+		flock -w "${lock_wait:-150}" 9 || log "warning: timed out waiting for the lock on $state; stopping anyway"
 	fi
 
 	local pid
 	pid=$(cat "$state/$pidfile" 2>/dev/null || true)
 	if [[ $pid =~ ^[0-9]+$ ]] &&
-		tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$state/$config"; then
+		tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "${match:-$state/$config}"; then
 		log "stopping $name (pid $pid)"
 		kill -TERM "$pid" 2>/dev/null || true
 		local gone=false
@@ -63,6 +68,8 @@ stop_service() {
 				sleep 0.1
 			done
 		fi
+	else
+		log "$name in $state is not running"
 	fi
 	rm -f "$state/$pidfile"
 
