@@ -321,6 +321,10 @@ func (s *Service) PersistJoined(ctx context.Context, rj RemoteJoin) (int64, erro
 	if create == nil && !rj.Invite {
 		return 0, fmt.Errorf("%w: create event %s not given", ErrInvalid, createID)
 	}
+	// A big answer's events go in ahead, in chunks (remote_join_chunks.go).
+	if err := s.prestoreJoined(ctx, rj); err != nil {
+		return 0, err
+	}
 	var pos int64
 	err := s.submitCost(ctx, "", len(rj.Events)/64+1, func(ctx context.Context, b *batch) error {
 		var err error
