@@ -25,10 +25,11 @@ const joinChunk = 1000
 // forward extremity move only in the join's job (persistJoined), which
 // finds these events held and skips them. If the join fails after some
 // chunks, what they stored are checked events of the room, which a retry
-// reuses. Small answers are stored in the join's job alone.
-func (s *Service) prestoreJoined(ctx context.Context, rj RemoteJoin) error {
+// reuses. Small answers are stored in the join's job alone; done says
+// whether the events were stored here.
+func (s *Service) prestoreJoined(ctx context.Context, rj RemoteJoin) (done bool, err error) {
 	if len(rj.Events) <= joinChunk {
-		return nil
+		return false, nil
 	}
 	inState := make(map[string]bool, len(rj.State))
 	for _, id := range rj.State {
@@ -44,10 +45,10 @@ func (s *Service) prestoreJoined(ctx context.Context, rj RemoteJoin) error {
 			return b.prestoreChunk(ctx, rj.RoomID, chunk, inState)
 		})
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 func (b *batch) prestoreChunk(ctx context.Context, roomID string, chunk []*pdu.Event, inState map[string]bool) error {
