@@ -4,7 +4,7 @@ benchmarks measure Parley-to-Parley (homeserver/fedthree_bench_test.go and
 homeserver/fedjoin_bench_test.go), so docs/benchmarks.md can put them side
 by side. Run it through bench/synapse-fed.sh, which starts the two Synapses.
 
-    synapse-fed.py A_URL A_SECRET B_URL B_SECRET [pdus N] [join M ...]
+    synapse-fed.py A_URL A_SECRET B_URL B_SECRET [pdus N] [join M] [catchup N ...]
 
 Scenarios (run in the order given):
   pdus N   alice on A and bob on B share a public room made on A. N messages
@@ -16,6 +16,21 @@ Scenarios (run in the order given):
            Prints the time /join takes, and the time until B reports all
            M+1 members joined (Synapse joins with partial state, MSC3706,
            so /join can return before B holds the whole member list).
+  catchup N alice on A and bob on B share a public room made on A. B's
+           Synapse is stopped (synapse-stop.sh --keep), N messages are sent
+           on A by 8 concurrent senders (not timed), B is started again on
+           the same data. The clock runs from B answering /health (its
+           start-up is not counted) until B serves the last message, then
+           until bob holds all N, paging /messages back on B where B has
+           not got them yet (Synapse catches a destination up with the
+           room's latest event only; B fetches at most 10 missing events
+           before it, and backfills the rest when a client pages back).
+           A's retry wait is included, as in BenchmarkFederationCatchUp: A
+           retries a destination that was down when it next sends to it,
+           when the destination contacts A, or on its once-a-minute wake-up
+           of destinations needing catch-up, so this can take up to a
+           minute before anything moves. Needs SYN_ROOT, SYN_B_DIR and
+           SYN_B_HOST (set by synapse-fed.sh) to stop and start B.
 
 Standard library only; talks to the client API over plain HTTP.
 """
@@ -23,6 +38,8 @@ Standard library only; talks to the client API over plain HTTP.
 import hashlib
 import hmac
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -164,6 +181,82 @@ def scenario_join(a, b, admin_a, members, tag):
                       "full_state_s": round(full_s, 2), "fill_s": round(fill_s, 1)}), flush=True)
 
 
+def restart_b(stop):
+    """Stops (stop=True, data kept) or starts Synapse B through the
+    scripts synapse-fed.sh used to start it."""
+    env = dict(os.environ, PARLEY_SYNAPSE_DIR=os.environ["SYN_B_DIR"],
+               PARLEY_SYNAPSE_HOST=os.environ["SYN_B_HOST"])
+    root = os.environ["SYN_ROOT"]
+    cmd = [f"{root}/scripts/synapse-stop.sh", "--keep"] if stop else [f"{root}/scripts/synapse-start.sh"]
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def scenario_catchup(a, b, admin_a, n, tag):
+    alice = a.register(f"calice{tag}")
+    bob = b.register(f"cbob{tag}")
+    room = a.must("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, alice[1])["room_id"]
+    join_remote(b, bob[1], room, a.name)
+    wait_for("bob's join on A", lambda: a.call(
+        "GET", f"/_matrix/client/v3/rooms/{esc(room)}/state/m.room.member/{esc(bob[0])}", token=alice[1])[0] == 200)
+
+    restart_b(stop=True)
+    ids = [None] * n
+    errors = []
+
+    def sender(s):
+        for i in range(s, n, SENDERS):
+            code, res = a.call("PUT", f"/_matrix/client/v3/rooms/{esc(room)}/send/m.room.message/{tag}-{i}",
+                               {"msgtype": "m.text", "body": f"{tag} {i}"}, alice[1])
+            if code != 200:
+                errors.append((code, res))
+                return
+            ids[i] = res["event_id"]
+
+    threads = [threading.Thread(target=sender, args=(s,)) for s in range(SENDERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"send failed: {errors[0]}")
+    # The newest event on A: the one B is sent when A catches it up.
+    newest = a.must("GET", f"/_matrix/client/v3/rooms/{esc(room)}/messages?dir=b&limit=1",
+                    token=alice[1])["chunk"][0]["event_id"]
+
+    restart_b(stop=False)
+    start = time.monotonic()
+    wait_for(f"the newest event {newest} on B", lambda: b.call(
+        "GET", f"/_matrix/client/v3/rooms/{esc(room)}/event/{esc(newest)}", token=bob[1])[0] == 200, poll=0.02)
+    last_s = time.monotonic() - start
+    counting = time.monotonic()  # the count below is left out of the clock
+    pushed = sum(1 for eid in ids if b.call(
+        "GET", f"/_matrix/client/v3/rooms/{esc(room)}/event/{esc(eid)}", token=bob[1])[0] == 200)
+
+    start += time.monotonic() - counting
+    # Page back on B (which backfills from A) until bob has seen all N.
+    want = set(ids)
+    seen = set()
+    frm = None
+    pages = 0
+    deadline = time.monotonic() + TIMEOUT
+    while want - seen:
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out paging back on B")
+        q = "dir=b&limit=100" + (f"&from={esc(frm)}" if frm else "")
+        res = b.must("GET", f"/_matrix/client/v3/rooms/{esc(room)}/messages?{q}", token=bob[1])
+        pages += 1
+        seen.update(ev["event_id"] for ev in res.get("chunk", []))
+        if not res.get("end") or not res.get("chunk"):
+            if want - seen:  # history ended short; start again from the top
+                frm = None
+                continue
+        frm = res.get("end")
+    all_s = time.monotonic() - start
+    print(json.dumps({"scenario": "catchup", "events": n, "newest_on_b_s": round(last_s, 2),
+                      "held_before_paging": pushed, "all_on_b_s": round(all_s, 2),
+                      "pages": pages}), flush=True)
+
+
 def main(argv):
     if len(argv) < 5:
         raise SystemExit(__doc__)
@@ -176,6 +269,8 @@ def main(argv):
         kind, size = rest[i], int(rest[i + 1])
         if kind == "pdus":
             scenario_pdus(a, b, admin_a, size, f"{tag}p{i}")
+        elif kind == "catchup":
+            scenario_catchup(a, b, admin_a, size, f"{tag}c{i}")
         elif kind == "join":
             scenario_join(a, b, admin_a, size, f"{tag}j{i}")
         else:

@@ -4,6 +4,7 @@
 #
 #   bench/synapse-fed.sh                       # pdus 1000, join 1000, join 10000
 #   bench/synapse-fed.sh pdus 1000 join 1000   # chosen scenarios
+#   bench/synapse-fed.sh catchup 1000 pdus 1000 # B stopped, A sends, B restarted
 #
 # Starts (or reuses) two Synapses with scripts/synapse-start.sh, on
 # $SYN_A_HOST (default 127.0.0.40) and $SYN_B_HOST (default 127.0.0.41),
@@ -30,5 +31,7 @@ start() { # host dir -> "url secret"
 }
 a=$(start "$a_host" "$dir/a")
 b=$(start "$b_host" "$dir/b")
+# catchup stops and restarts B through the same scripts.
+export SYN_ROOT=$root SYN_B_DIR=$dir/b SYN_B_HOST=$b_host
 # shellcheck disable=SC2086 # two words each: URL and secret
 exec python3 "$root/bench/synapse-fed.py" $a $b "$@"

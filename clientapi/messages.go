@@ -1,7 +1,6 @@
 package clientapi
 
 import (
-	"context"
 	"errors"
 	"math"
 	"net/http"
@@ -121,24 +120,15 @@ func (a *API) messages(w http.ResponseWriter, r *http.Request, s *session) error
 	var end storage.TopoPoint
 	hasEnd := false
 	more := true // false once a backwards page reaches the room's first event
-	fills := 0
-	fillCtx := r.Context()
-	if backwards && a.backfill != nil {
-		var cancel context.CancelFunc
-		fillCtx, cancel = context.WithTimeout(fillCtx, maxFillWait)
-		defer cancel()
-	}
+	fill := a.newFiller(r.Context())
+	defer fill.done()
 	for tries := 0; tries < 5 && len(chunk) < limit; tries++ {
-		page, err := a.store.RoomEventsTopo(r.Context(), q)
+		// History from before this server joined comes from the room's
+		// other servers, in either direction: paging forwards from the
+		// beginning crosses the same gaps.
+		page, err := fill.read(r.Context(), roomID, q, nil)
 		if err != nil {
 			return err
-		}
-		// History from before this server joined comes from the room's
-		// other servers; once stored, the same page is read again.
-		if backwards && a.backfill != nil && fills < maxFillsPerPage && a.backfill.Fill(fillCtx, roomID, page) {
-			fills++
-			tries--
-			continue
 		}
 		if len(page) == 0 {
 			more = !backwards
@@ -241,13 +231,17 @@ func (a *API) eventContext(w http.ResponseWriter, r *http.Request, s *session) e
 	at := storage.TopoPoint{Depth: ev.Depth, Pos: ev.Pos}
 	bq := newTopoQuery(roomID, true, limit/2+limit%2)
 	bq.From = storage.TopoPoint{Depth: ev.Depth, Pos: ev.Pos - 1}
-	before, err := a.store.RoomEventsTopo(r.Context(), bq)
+	// The neighbours may sit in a gap of history this server lacks (the
+	// event is the oldest held): they are fetched as /messages does.
+	fill := a.newFiller(r.Context())
+	defer fill.done()
+	before, err := fill.read(r.Context(), roomID, bq, &ev)
 	if err != nil {
 		return err
 	}
 	aq := newTopoQuery(roomID, false, limit/2)
 	aq.From = at
-	after, err := a.store.RoomEventsTopo(r.Context(), aq)
+	after, err := fill.read(r.Context(), roomID, aq, nil)
 	if err != nil {
 		return err
 	}

@@ -154,3 +154,86 @@ func last(s []string) string {
 	}
 	return s[len(s)-1]
 }
+
+// TestFederationBackfillContextAndForward: history B lacks is fetched
+// from A (federation backfill, as backwards /messages does) also by
+// /context around the oldest event B holds (its neighbours sit in the gap
+// before it) and by /messages paging forwards from the room's beginning
+// across that gap: every message once, in order.
+func TestFederationBackfillContextAndForward(t *testing.T) {
+	const n = 300
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice := a.Register(t, "alice")
+			bob := b.Register(t, "bob")
+			room := alice.CreateRoom(map[string]any{"preset": "public_chat"})
+			want := make([]string, n)
+			ids := make([]string, n)
+			for i := range want {
+				want[i] = fmt.Sprintf("m-%04d", i)
+				ids[i] = alice.Send(room, want[i], want[i])
+			}
+			joinVia(t, bob, room, a.FedName)
+			// One backwards page: B fills one /backfill's worth, and the
+			// gap before it stays.
+			bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/messages?dir=b&limit=10", nil)
+			held := func(i int) bool {
+				code, _ := bob.Do("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/event/"+hstest.Esc(ids[i]), nil)
+				return code == 200
+			}
+			// The oldest message held: what B holds is a suffix of them.
+			lo, hi := 0, n-1
+			for lo < hi {
+				mid := (lo + hi) / 2
+				if held(mid) {
+					hi = mid
+				} else {
+					lo = mid + 1
+				}
+			}
+			k := lo
+			if k < 10 || !held(k) {
+				t.Fatalf("the oldest message B holds after one page is m-%04d (held: %v), want one well after m-0010", k, held(k))
+			}
+
+			ctx := bob.MustDo("GET", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/context/"+hstest.Esc(ids[k])+"?limit=10", nil)
+			var before []string
+			for _, ev := range ctx.Get("events_before").Array() {
+				before = append(before, ev.Get("content.body").String())
+			}
+			if wantBefore := []string{want[k-1], want[k-2], want[k-3], want[k-4], want[k-5]}; !slices.Equal(before, wantBefore) {
+				t.Errorf("/context of m-%04d: events_before = %q, want %q", k, before, wantBefore)
+			}
+
+			var got []string
+			var seen []string
+			from := ""
+			for page := 0; page < 100; page++ {
+				q := "/_matrix/client/v3/rooms/" + hstest.Esc(room) + "/messages?dir=f&limit=50"
+				if from != "" {
+					q += "&from=" + url.QueryEscape(from)
+				}
+				res := bob.MustDo("GET", q, nil)
+				chunk := res.Get("chunk").Array()
+				for _, ev := range chunk {
+					seen = append(seen, ev.Get("event_id").String())
+					if ev.Get("type").String() == "m.room.message" {
+						got = append(got, ev.Get("content.body").String())
+					}
+				}
+				if len(chunk) == 0 || !res.Get("end").Exists() {
+					break
+				}
+				from = res.Get("end").String()
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("paging forwards bob reads %d messages (first %q, last %q), want %d from m-0000 to m-%04d in order",
+					len(got), first(got), last(got), n, n-1)
+			}
+			if d := duplicates(seen); len(d) > 0 {
+				t.Errorf("paging forwards: events served twice: %q", d)
+			}
+		})
+	}
+}

@@ -80,3 +80,45 @@ func TestFederationKnock(t *testing.T) {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// TestFederationKnockDeniedByKick: the resident server's kick of a
+// remote user's knock goes to the knocker's server, though that server
+// has nobody in the room (the room's servers miss it), and the knocker's
+// sync then shows the room under "leave", not "knock". An invite
+// rescinded the same way reaches the invitee's server too.
+func TestFederationKnockDeniedByKick(t *testing.T) {
+	for _, st := range hstest.Stores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			a, b := startPair(t, st)
+			alice := a.Register(t, "alice")
+			bob := b.Register(t, "bob")
+			for _, tc := range []struct {
+				name   string
+				before string // bob's membership the kick ends
+			}{{"knock denied", "knock"}, {"invite rescinded", "invite"}} {
+				room := alice.CreateRoom(knockRoom("11", "knock"))
+				if tc.before == "knock" {
+					bob.MustDo("POST", "/_matrix/client/v3/knock/"+hstest.Esc(room)+"?server_name="+url.QueryEscape(a.FedName), map[string]any{})
+				} else {
+					alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/invite", map[string]any{"user_id": bob.UserID})
+				}
+				var since string
+				hstest.Eventually(t, tc.name+": bob's "+tc.before+" on his own server", func() bool {
+					s := bob.Sync("", 0)
+					since = s.Get("next_batch").String()
+					return hstest.Room(s, tc.before, room).Exists()
+				})
+				if got := memberOn(alice, room, bob.UserID); got != tc.before {
+					t.Fatalf("%s: bob's membership on A = %q, want %s", tc.name, got, tc.before)
+				}
+				alice.MustDo("POST", "/_matrix/client/v3/rooms/"+hstest.Esc(room)+"/kick", map[string]any{"user_id": bob.UserID, "reason": "no"})
+				hstest.Eventually(t, tc.name+": the room under leave in bob's sync", func() bool {
+					if !hstest.Room(bob.Sync(since, 0), "leave", room).Exists() {
+						return false
+					}
+					return !hstest.Room(bob.Sync("", 0), tc.before, room).Exists()
+				})
+			}
+		})
+	}
+}

@@ -151,6 +151,8 @@ func (s *Server) wireFederation(ctx context.Context, d fedDeps) error {
 		Fetcher:     inbound.ClientFetcher{Client: fed.Client.Client},
 		RoomServers: s.Store,
 		TxnLog:      s.Store,
+		OutOfBand:   s.Rooms, // a kick ending a knock or invite here (issue 11)
+		Keys:        fed.Keys,
 		EDUs:        eduSinks(s.cfg.ServerName, d, s.log),
 		Limit:       inboundLimits(s.cfg.FederationInbound),
 		Log:         s.log,

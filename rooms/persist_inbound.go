@@ -212,21 +212,31 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 	if !sameSet(in.ExtremitiesSeen, rs.extrem) {
 		return 0, ErrExtremitiesMoved
 	}
-	current := make(dag.StateMap, len(rs.state))
-	for k, e := range rs.state {
-		current[dag.StateTuple(k)] = e.ev.ID
-	}
-	before := make(dag.StateMap, len(in.StateBefore))
-	for k, id := range in.StateBefore {
-		before[dag.StateTuple(k)] = id
-	}
-	forks := !maps.Equal(current, before)
-	if strict && forks {
-		return 0, ErrWouldFork
-	}
-	after, err := b.stateAfterInbound(ctx, rs, in, true)
+	linear, err := b.linearAfter(ctx, rs, in)
 	if err != nil {
 		return 0, err
+	}
+	var current dag.StateMap
+	var after groupState
+	forks := false
+	if !linear.ok {
+		current = make(dag.StateMap, len(rs.state))
+		for k, e := range rs.state {
+			current[dag.StateTuple(k)] = e.ev.ID
+		}
+		before := make(dag.StateMap, len(in.StateBefore))
+		for k, id := range in.StateBefore {
+			before[dag.StateTuple(k)] = id
+		}
+		forks = !maps.Equal(current, before)
+		if strict && forks {
+			return 0, ErrWouldFork
+		}
+		if after, err = b.stateAfterInbound(ctx, rs, in, true); err != nil {
+			return 0, err
+		}
+	} else {
+		after = groupState{group: linear.group, hops: linear.hops}
 	}
 	pos := b.nextPos()
 	// A federated event counts in unread badges and pushes as a local one
@@ -248,20 +258,13 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 	if err := b.advanceExtremitiesTx(ctx, rs, ev); err != nil {
 		return 0, err
 	}
-	next := after.state
-	if forks {
-		// A fork: resolve current state against the state after the event.
-		sets := []stateres.StateMap{toStateres(current), toStateres(after.state)}
-		resolved, err := stateres.Resolve(ctx, rs.version, sets, &txLoader{b: b, version: rs.version})
-		if err != nil {
-			return 0, &txError{err: fmt.Errorf("resolve state of %s: %w", rs.id, err)}
+	if linear.ok {
+		if ev.StateKey != nil {
+			if err := b.applyOwnState(ctx, rs, pos, ev, linear.group, linear.hops); err != nil {
+				return 0, err
+			}
 		}
-		next = make(dag.StateMap, len(resolved))
-		for k, id := range resolved {
-			next[dag.StateTuple(k)] = id
-		}
-	}
-	if err := b.changeCurrentState(ctx, rs, pos, current, next, after, ev); err != nil {
+	} else if err := b.changeCurrentStateResolved(ctx, rs, pos, ev, current, after, forks); err != nil {
 		return 0, err
 	}
 	// The notifier routes on the membership the room now holds for the
@@ -276,6 +279,87 @@ func (b *batch) persistInbound(ctx context.Context, in InboundEvent, strict bool
 		Notify: cls.Notify, RoomMention: cls.RoomMention, Mentions: cls.Mentions, Thread: thread,
 	})
 	return pos, nil
+}
+
+// changeCurrentStateResolved moves the current state after an accepted
+// event by the full path: to the state after it, or on a fork to the
+// resolution of that and the current state.
+func (b *batch) changeCurrentStateResolved(ctx context.Context, rs *roomState, pos int64, ev *pdu.Event, current dag.StateMap, after groupState, forks bool) error {
+	next := after.state
+	if forks {
+		// A fork: resolve current state against the state after the event.
+		sets := []stateres.StateMap{toStateres(current), toStateres(after.state)}
+		resolved, err := stateres.Resolve(ctx, rs.version, sets, &txLoader{b: b, version: rs.version})
+		if err != nil {
+			return &txError{err: fmt.Errorf("resolve state of %s: %w", rs.id, err)}
+		}
+		next = make(dag.StateMap, len(resolved))
+		for k, id := range resolved {
+			next[dag.StateTuple(k)] = id
+		}
+	}
+	return b.changeCurrentState(ctx, rs, pos, current, next, after, ev)
+}
+
+// linearState is linearAfter's answer: when ok, the event extends the
+// room's current state, and group (hops deltas above a snapshot) holds
+// the state after it.
+type linearState struct {
+	ok    bool
+	group int64
+	hops  int
+}
+
+// linearAfter handles the common case of an accepted event in O(1) rather
+// than O(state): its one prev event holds the room's current state group,
+// so the state before it is the current state (the checks resolved it
+// over that one prev event) and nothing forks. The state after it is then
+// the room's group with the event's own key changed: one delta row on the
+// room's group, and no whole-state map built, read or compared. ok is
+// false otherwise (several prev events, a prev event elsewhere in the DAG,
+// a room without state groups, a snapshot due): the full path resolves.
+func (b *batch) linearAfter(ctx context.Context, rs *roomState, in InboundEvent) (linearState, error) {
+	ev := in.Event
+	if rs.group == 0 || len(ev.PrevEvents) != 1 || len(in.StateBefore) != len(rs.state) {
+		return linearState{}, nil
+	}
+	prevs, err := b.tx.EventsByID(ctx, ev.PrevEvents)
+	if err != nil {
+		return linearState{}, dbErr(err)
+	}
+	if len(prevs) != 1 || prevs[0].Kind != "" || prevs[0].StateGroup != rs.group {
+		return linearState{}, nil
+	}
+	if ev.StateKey == nil {
+		return linearState{ok: true, group: rs.group, hops: rs.groupHops}, nil
+	}
+	if rs.groupHops+1 >= maxGroupHops {
+		return linearState{}, nil // a snapshot is due: groupFor writes it from the whole state
+	}
+	id := b.nextGroup()
+	delta := []dag.StateDelta{{Type: ev.Type, StateKey: *ev.StateKey, EventID: ev.ID}}
+	if err := b.tx.InsertStateGroup(ctx, dag.StateGroupRow{ID: id, RoomID: rs.id, Parent: rs.group, Hops: rs.groupHops + 1}, delta, nil); err != nil {
+		return linearState{}, dbErr(err)
+	}
+	return linearState{ok: true, group: id, hops: rs.groupHops + 1}, nil
+}
+
+// applyOwnState makes ev, a state event that extends the current state
+// (linearAfter), current: its one row, the room's group, the cache and
+// the commit notice, as changeCurrentState does for a whole state.
+func (b *batch) applyOwnState(ctx context.Context, rs *roomState, pos int64, ev *pdu.Event, group int64, hops int) error {
+	key := authrules.StateKey{Type: ev.Type, StateKey: *ev.StateKey}
+	c := dag.CurrentChange{Type: key.Type, StateKey: key.StateKey, EventID: ev.ID, Sender: ev.Sender}
+	if key.Type == "m.room.member" {
+		c.Membership = membershipOf(ev.Content)
+	}
+	if err := b.tx.ApplyCurrentState(ctx, rs.id, pos, []dag.CurrentChange{c}); err != nil {
+		return dbErr(err)
+	}
+	b.setGroup(rs, group, hops)
+	b.setState(rs, key, &stateEntry{ev: ev, pos: pos})
+	b.commit.State = append(b.commit.State, StateChange{RoomID: rs.id, Pos: pos, Type: c.Type, StateKey: c.StateKey, EventID: c.EventID, Membership: c.Membership})
+	return nil
 }
 
 // groupState is a state with the group that holds it.

@@ -27,11 +27,14 @@ type FedEventMeta struct {
 }
 
 // FedSpanChange opens (a server gains its first joined user in a room) or
-// closes (it loses its last) a server's span in a room at Pos.
+// closes (it loses its last) a server's span in a room at Pos. Point
+// records a span of the one event at Pos, for a server with no joined
+// user that must still get it (the kick that denies its user's knock).
 type FedSpanChange struct {
 	Server, RoomID string
 	Pos            int64
 	Open           bool
+	Point          bool
 }
 
 // FedSpan is a server's presence in a room: from JoinedPos to LeftPos
@@ -148,10 +151,14 @@ func (s *Store) FedApplyScan(ctx context.Context, changes []FedSpanChange, scanP
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, c := range changes {
 			var err error
-			if c.Open {
+			switch {
+			case c.Point:
+				_, err = tx.ExecContext(ctx, `INSERT INTO fed_room_servers (server_name, room_id, joined_pos, left_pos)
+					VALUES ($1, $2, $3, $3) ON CONFLICT (server_name, room_id, joined_pos) DO NOTHING`, c.Server, c.RoomID, c.Pos)
+			case c.Open:
 				_, err = tx.ExecContext(ctx, `INSERT INTO fed_room_servers (server_name, room_id, joined_pos, left_pos)
 					VALUES ($1, $2, $3, 0) ON CONFLICT (server_name, room_id, joined_pos) DO NOTHING`, c.Server, c.RoomID, c.Pos)
-			} else {
+			default:
 				_, err = tx.ExecContext(ctx, `UPDATE fed_room_servers SET left_pos = $3
 					WHERE server_name = $1 AND room_id = $2 AND left_pos = 0 AND joined_pos < $3`, c.Server, c.RoomID, c.Pos)
 			}

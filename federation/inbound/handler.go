@@ -145,6 +145,13 @@ type Config struct {
 	EDUs  EDUSinks
 	Limit Limits
 	Log   *slog.Logger
+
+	// OutOfBand, with Keys to verify, takes the kick or ban ending a local
+	// user's knock or invite in a room this server is not in (outofband.go);
+	// nil leaves such an event to the pipeline, which cannot place it.
+	OutOfBand OutOfBand
+	Keys      checks.Keys
+
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -48,6 +48,12 @@ func (h *Handler) handlePDUs(ctx context.Context, origin string, raws []json.Raw
 		if version == "" {
 			continue // a room this server is not in: ignored, as Synapse does
 		}
+		if id, r, ok := h.outOfBand(ctx, origin, version, raw); ok {
+			if id != "" {
+				results[id] = r
+			}
+			continue
+		}
 		b := byRoom[roomID]
 		if b == nil {
 			b = &roomBatch{roomID: roomID, version: version}

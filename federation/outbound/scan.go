@@ -147,18 +147,23 @@ func (q *Queue) memberChange(ctx context.Context, e *storage.FedEventMeta, srv s
 	key := roomServer{e.RoomID, srv}
 	before, ok := q.joinCounts[key]
 	wasJoined := false
+	prevMembership := "" // read only where a point span may need it
 	if !ok {
 		users, err := q.store.FedServerJoinedAt(ctx, e.RoomID, srv, e.Pos-1)
 		if err != nil {
 			return nil, err
 		}
 		before, wasJoined = len(users), slices.Contains(users, *e.StateKey)
-	} else {
+	}
+	if ok || (before == 0 && deniesOutsider(e, q.cfg.ServerName)) {
 		prev, err := q.store.MemberEventsAt(ctx, e.RoomID, []string{*e.StateKey}, e.Pos-1)
 		if err != nil {
 			return nil, err
 		}
-		wasJoined = len(prev) == 1 && prev[0].Membership == "join"
+		if len(prev) == 1 {
+			prevMembership = prev[0].Membership
+		}
+		wasJoined = prevMembership == "join"
 	}
 	after := before
 	if wasJoined {
@@ -178,8 +183,21 @@ func (q *Queue) memberChange(ctx context.Context, e *storage.FedEventMeta, srv s
 	case before > 0 && after == 0:
 		q.roomDel(e.RoomID, srv)
 		return &storage.FedSpanChange{Server: srv, RoomID: e.RoomID, Pos: e.Pos}, nil
+	case before == 0 && after == 0 && (prevMembership == "knock" || prevMembership == "invite") && deniesOutsider(e, q.cfg.ServerName):
+		// A kick or ban that denies a knock, or rescinds an invite, of a
+		// user whose server has nobody in the room: the room's servers
+		// miss that server, so it gets this one event (as Synapse sends a
+		// rescinded invite to the invitee's server), and its user's sync
+		// shows the room as left.
+		return &storage.FedSpanChange{Server: srv, RoomID: e.RoomID, Pos: e.Pos, Point: true}, nil
 	}
 	return nil, nil
+}
+
+// deniesOutsider reports whether e is one of our users' leave or ban of
+// another user: the only member event a server outside the room is sent.
+func deniesOutsider(e *storage.FedEventMeta, us string) bool {
+	return (e.Membership == "leave" || e.Membership == "ban") && e.Sender != *e.StateKey && serverOf(e.Sender) == us
 }
 
 func (q *Queue) roomAdd(room, srv string) {
