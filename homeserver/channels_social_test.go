@@ -139,8 +139,9 @@ func TestChannelLikesAndComments(t *testing.T) {
 }
 
 // TestChannelSocialBlocks: a block either way between a user and the owner
-// refuses that user's likes, comments and comment listing, and ends the
-// user's follow of the owner's channels (graph edge and "my channels").
+// refuses that user's likes, comments and comment listing (not taking back
+// a like), and ends the user's follow of the owner's channels (graph edge
+// and "my channels").
 func TestChannelSocialBlocks(t *testing.T) {
 	for _, st := range hstest.GraphStores(t) {
 		t.Run(st.Name, func(t *testing.T) {
@@ -154,6 +155,7 @@ func TestChannelSocialBlocks(t *testing.T) {
 			for _, c := range []*hstest.Client{blocked, blocker} {
 				c.MustDo("POST", base+"/follow", map[string]any{})
 			}
+			blocked.MustDo("PUT", pbase+"/likes", map[string]any{})
 			owner.MustDo("PUT", rel+"/blocks/"+hstest.Esc(blocked.UserID), map[string]any{})
 			blocker.MustDo("PUT", rel+"/blocks/"+hstest.Esc(owner.UserID), map[string]any{})
 
@@ -173,6 +175,10 @@ func TestChannelSocialBlocks(t *testing.T) {
 				if err != nil || r.Following {
 					t.Errorf("%s: graph follow edge after the block: following=%v err=%v", c.UserID, r.Following, err)
 				}
+			}
+			// Taking back one's own like is allowed across a block.
+			if got := blocked.MustDo("DELETE", pbase+"/likes", nil).Get("like_count").Int(); got != 0 {
+				t.Errorf("like_count after the blocked user's unlike = %d, want 0", got)
 			}
 			if got := owner.MustDo("GET", base+"/posts", nil).Get("chunk.0.comment_count").Int(); got != 0 {
 				t.Errorf("comment_count after refusals = %d, want 0", got)
