@@ -37,7 +37,10 @@ type Channel struct {
 	Description string   `json:"description,omitempty"`
 	Editors     []string `json:"editors"`
 	CreatedTS   int64    `json:"created_ts"`
-	Seq         int64    `json:"-"`
+	// CommentsOff is the owner's switch: when set, new comments are refused
+	// (existing ones stay listed, and may still be deleted).
+	CommentsOff bool  `json:"comments_off"`
+	Seq         int64 `json:"-"`
 }
 
 // Post is one channel post. A retracted post keeps its row (so devices
@@ -53,6 +56,10 @@ type Post struct {
 	TS        int64    `json:"origin_server_ts"`
 	EditedTS  int64    `json:"edited_ts,omitempty"`
 	Retracted bool     `json:"retracted,omitempty"`
+	// Likes and Comments count the post's likes and comments; they are kept
+	// on the post's row, so a page of posts carries them for free.
+	Likes    int64 `json:"like_count"`
+	Comments int64 `json:"comment_count"`
 	// StreamPos is the channel-stream position of the post's latest change
 	// (post, edit or retraction); /sync uses it, clients do not.
 	StreamPos int64 `json:"-"`
@@ -81,6 +88,7 @@ type Store interface {
 	SetRead(ctx context.Context, userID, channelID string, seq int64) error
 	DropRead(ctx context.Context, userID, channelID string) error
 	Followed(ctx context.Context, userID string) ([]Followed, error)
+	SocialStore
 }
 
 // Graph is the part of the relationship graph channels use: the follow
@@ -100,9 +108,14 @@ type Limits struct {
 	// PostsPerMinute caps posts to one channel (edits and retractions do
 	// not count); default 60. Beyond it Post answers a *LimitError.
 	PostsPerMinute int
+	// CommentsPerMinute caps one user's comments, over all channels;
+	// default 20. Beyond it Comment answers a *LimitError.
+	CommentsPerMinute int
+	// MaxCommentBytes caps a comment's text; default 2048.
+	MaxCommentBytes int
 }
 
-// ErrRateLimited: too many posts; nothing changed. Errors carrying it are
+// ErrRateLimited: too many posts or comments; nothing changed. Errors carrying it are
 // *LimitError, which says when to retry.
 var ErrRateLimited = errors.New("channels: rate limited")
 
@@ -171,6 +184,12 @@ func (l Limits) withDefaults() Limits {
 	if l.PostsPerMinute <= 0 {
 		l.PostsPerMinute = 60
 	}
+	if l.CommentsPerMinute <= 0 {
+		l.CommentsPerMinute = 20
+	}
+	if l.MaxCommentBytes <= 0 {
+		l.MaxCommentBytes = 2048
+	}
 	return l
 }
 
@@ -182,8 +201,9 @@ type Service struct {
 	server string
 	now    func() time.Time
 	// wake, when set, is told of every post change so long-polls can wake.
-	wake  func(channelID string)
-	posts *limiter // posts per minute per channel
+	wake     func(channelID string)
+	posts    *limiter // posts per minute per channel
+	comments *limiter // comments per minute per user
 	// stream, when set, orders post changes for /sync (SetStream); static
 	// after setup.
 	stream Stream
@@ -220,7 +240,8 @@ func (s *Service) followsChanged(user string) {
 func New(store Store, g Graph, server string, l Limits) *Service {
 	l = l.withDefaults()
 	return &Service{store: store, graph: g, limits: l, server: server, now: time.Now,
-		posts: &limiter{perMin: float64(l.PostsPerMinute), buckets: map[string]*bucket{}}}
+		posts:    &limiter{perMin: float64(l.PostsPerMinute), buckets: map[string]*bucket{}},
+		comments: &limiter{perMin: float64(l.CommentsPerMinute), buckets: map[string]*bucket{}}}
 }
 
 // OnPost sets the function told of each post, edit or retraction.
@@ -253,6 +274,7 @@ type Meta struct {
 	AvatarURL   *string
 	Description *string
 	Editors     *[]string
+	CommentsOff *bool
 }
 
 func (s *Service) checkMeta(m Meta, owner string) error {
@@ -321,6 +343,9 @@ func apply(c *Channel, m Meta) {
 	if m.Editors != nil {
 		c.Editors = append([]string{}, *m.Editors...)
 	}
+	if m.CommentsOff != nil {
+		c.CommentsOff = *m.CommentsOff
+	}
 }
 
 // Get returns a channel.
@@ -358,9 +383,13 @@ func (s *Service) Update(ctx context.Context, user, id string, m Meta) (Channel,
 	return c, nil
 }
 
-// Delete removes a channel, its posts and read markers; only its owner may.
+// Delete removes a channel, its posts, likes, comments, read markers and
+// its followers' follow edges in the graph; only its owner may.
 func (s *Service) Delete(ctx context.Context, user, id string) error {
 	if _, err := s.owned(ctx, user, id); err != nil {
+		return err
+	}
+	if err := s.unfollowAll(ctx, id); err != nil {
 		return err
 	}
 	return s.store.DeleteChannel(ctx, id)

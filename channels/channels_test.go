@@ -3,6 +3,7 @@ package channels
 import (
 	"errors"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzValidID: the ID parser never panics and accepts only "~local:server".
@@ -27,6 +28,24 @@ func FuzzContent(f *testing.F) {
 		err := s.checkContent(Content{Text: text, Images: []string{img}, Links: []string{link}})
 		if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrTooLarge) {
 			t.Errorf("checkContent: %v", err)
+		}
+	})
+}
+
+// FuzzComment: the comment check never panics, refuses with ErrInvalid or
+// ErrTooLarge only, and accepts only valid UTF-8 within the size limit.
+func FuzzComment(f *testing.F) {
+	f.Add("hi")
+	f.Add(" ")
+	f.Add("\xff")
+	s := &Service{limits: Limits{}.withDefaults()}
+	f.Fuzz(func(t *testing.T, text string) {
+		err := s.checkComment(text)
+		if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrTooLarge) {
+			t.Errorf("checkComment: %v", err)
+		}
+		if err == nil && (len(text) > s.limits.MaxCommentBytes || !utf8.ValidString(text)) {
+			t.Errorf("checkComment(%q) accepted", text)
 		}
 	})
 }

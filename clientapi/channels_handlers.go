@@ -30,6 +30,7 @@ func (a *API) mountChannels(r chi.Router) {
 	r.Post("/channels/{channelId}/follow", a.authed(a.followChannel))
 	r.Post("/channels/{channelId}/unfollow", a.authed(a.unfollowChannel))
 	r.Post("/channels/{channelId}/read", a.authed(a.markChannelRead))
+	a.mountChannelSocial(r)
 }
 
 // channelErr maps the channels package's errors to Matrix errors.
@@ -53,7 +54,7 @@ func channelErr(err error) error {
 	case errors.Is(err, channels.ErrForbidden):
 		return apierr.Forbidden(msg())
 	case errors.Is(err, channels.ErrBlocked):
-		return apierr.Forbidden("You cannot follow or read this channel")
+		return apierr.Forbidden("You cannot follow, read or react to this channel")
 	case errors.Is(err, channels.ErrRateLimited):
 		var le *channels.LimitError
 		ms := int64(1000)
@@ -72,10 +73,11 @@ type channelMetaReq struct {
 	AvatarURL   *string   `json:"avatar_url"`
 	Description *string   `json:"description"`
 	Editors     *[]string `json:"editors"`
+	CommentsOff *bool     `json:"comments_off"`
 }
 
 func (m channelMetaReq) meta() channels.Meta {
-	return channels.Meta{Name: m.Name, AvatarURL: m.AvatarURL, Description: m.Description, Editors: m.Editors}
+	return channels.Meta{Name: m.Name, AvatarURL: m.AvatarURL, Description: m.Description, Editors: m.Editors, CommentsOff: m.CommentsOff}
 }
 
 func (a *API) createChannel(w http.ResponseWriter, r *http.Request, s *session) error {

@@ -366,6 +366,11 @@ func (a *API) block(w http.ResponseWriter, r *http.Request, s *session) error {
 	if err != nil {
 		return graphErr(err, "")
 	}
+	if a.channels != nil { // a block ends follows of each other's channels
+		if err := a.channels.Blocked(r.Context(), s.UserID, other); err != nil {
+			return channelErr(err)
+		}
+	}
 	if err := a.noticeBlock(r.Context(), s.UserID, other, true, eff); err != nil {
 		return err
 	}

@@ -12,6 +12,11 @@ type Channels struct {
 	// Zero value means 60: a busy newsroom's pace, while a runaway script
 	// cannot flood every follower's devices.
 	PostsPerMinute int `yaml:"posts_per_minute"`
+	// CommentsPerMinute caps one user's new comments, over all channels;
+	// beyond it 429 M_LIMIT_EXCEEDED with retry_after_ms. Zero value means
+	// 20: faster than a person types, while one account cannot flood a
+	// popular post's comments.
+	CommentsPerMinute int `yaml:"comments_per_minute"`
 }
 
 func (c *Channels) fillDefaults() {
@@ -20,5 +25,8 @@ func (c *Channels) fillDefaults() {
 	}
 	if c.PostsPerMinute <= 0 {
 		c.PostsPerMinute = 60
+	}
+	if c.CommentsPerMinute <= 0 {
+		c.CommentsPerMinute = 20
 	}
 }

@@ -288,6 +288,8 @@ channels:
   max_post_bytes: 16384
   # New posts one channel may take a minute; more get 429.
   posts_per_minute: 60
+  # New comments one user may write a minute; more get 429.
+  comments_per_minute: 20
 
 # Moments (docs/moments.md).
 moments:

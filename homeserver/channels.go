@@ -19,7 +19,8 @@ func newChannels(ctx context.Context, cfg config.Config, store *storage.Store, r
 		return nil, nil, err
 	}
 	svc := channels.New(store.Channels(), clientapi.ChannelGraph(rel), cfg.ServerName, channels.Limits{
-		MaxPostBytes: cfg.Channels.MaxPostBytes, PostsPerMinute: cfg.Channels.PostsPerMinute})
+		MaxPostBytes: cfg.Channels.MaxPostBytes, PostsPerMinute: cfg.Channels.PostsPerMinute,
+		CommentsPerMinute: cfg.Channels.CommentsPerMinute})
 	svc.SetStream(feed)
 	return svc, feed, nil
 }

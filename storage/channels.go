@@ -21,21 +21,23 @@ var _ channels.Store = (*ChannelStore)(nil)
 // CreateChannel stores a new channel.
 func (c *ChannelStore) CreateChannel(ctx context.Context, ch channels.Channel) error {
 	ed, _ := json.Marshal(ch.Editors) // []string: cannot fail
-	_, err := c.s.write.ExecContext(ctx, `INSERT INTO channels (channel_id, owner, name, avatar_url, description, editors, created_ts, seq)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, 0)`, ch.ID, ch.Owner, ch.Name, ch.AvatarURL, ch.Description, string(ed), ch.CreatedTS)
+	_, err := c.s.write.ExecContext(ctx, `INSERT INTO channels (channel_id, owner, name, avatar_url, description, editors, created_ts, seq, comments_off)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)`, ch.ID, ch.Owner, ch.Name, ch.AvatarURL, ch.Description, string(ed), ch.CreatedTS, boolInt(ch.CommentsOff))
 	if err != nil {
 		return fmt.Errorf("create channel %s: %w", ch.ID, err)
 	}
 	return nil
 }
 
-const channelCols = `channel_id, owner, name, avatar_url, description, editors, created_ts, seq`
+const channelCols = `channel_id, owner, name, avatar_url, description, editors, created_ts, seq, comments_off`
 
 func scanChannel(sc interface{ Scan(...any) error }, ch *channels.Channel) error {
 	var ed string
-	if err := sc.Scan(&ch.ID, &ch.Owner, &ch.Name, &ch.AvatarURL, &ch.Description, &ed, &ch.CreatedTS, &ch.Seq); err != nil {
+	var off int
+	if err := sc.Scan(&ch.ID, &ch.Owner, &ch.Name, &ch.AvatarURL, &ch.Description, &ed, &ch.CreatedTS, &ch.Seq, &off); err != nil {
 		return err
 	}
+	ch.CommentsOff = off != 0
 	if err := json.Unmarshal([]byte(ed), &ch.Editors); err != nil {
 		return fmt.Errorf("channel %s editors: %w", ch.ID, err)
 	}
@@ -61,8 +63,8 @@ func (c *ChannelStore) GetChannel(ctx context.Context, id string) (channels.Chan
 // UpdateChannel writes a channel's metadata.
 func (c *ChannelStore) UpdateChannel(ctx context.Context, ch channels.Channel) error {
 	ed, _ := json.Marshal(ch.Editors)
-	res, err := c.s.write.ExecContext(ctx, `UPDATE channels SET name = $2, avatar_url = $3, description = $4, editors = $5 WHERE channel_id = $1`,
-		ch.ID, ch.Name, ch.AvatarURL, ch.Description, string(ed))
+	res, err := c.s.write.ExecContext(ctx, `UPDATE channels SET name = $2, avatar_url = $3, description = $4, editors = $5, comments_off = $6 WHERE channel_id = $1`,
+		ch.ID, ch.Name, ch.AvatarURL, ch.Description, string(ed), boolInt(ch.CommentsOff))
 	if err != nil {
 		return fmt.Errorf("update channel %s: %w", ch.ID, err)
 	}
@@ -72,10 +74,13 @@ func (c *ChannelStore) UpdateChannel(ctx context.Context, ch channels.Channel) e
 	return nil
 }
 
-// DeleteChannel removes a channel with its posts and read markers, at once.
+// DeleteChannel removes a channel with its posts, likes, comments and read
+// markers, at once.
 func (c *ChannelStore) DeleteChannel(ctx context.Context, id string) error {
 	return c.s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{
+			`DELETE FROM channel_likes WHERE channel_id = $1`,
+			`DELETE FROM channel_comments WHERE channel_id = $1`,
 			`DELETE FROM channel_posts WHERE channel_id = $1`,
 			`DELETE FROM channel_reads WHERE channel_id = $1`,
 			`DELETE FROM channels WHERE channel_id = $1`,
@@ -116,12 +121,12 @@ func (c *ChannelStore) AddPost(ctx context.Context, p channels.Post) (channels.P
 	return p, err
 }
 
-const postCols = `channel_id, seq, post_id, author, content, ts, edited_ts, retracted`
+const postCols = `channel_id, seq, post_id, author, content, ts, edited_ts, retracted, like_count, comment_count`
 
 func scanPost(sc interface{ Scan(...any) error }, p *channels.Post) error {
 	var body string
 	var retracted int
-	if err := sc.Scan(&p.ChannelID, &p.Seq, &p.PostID, &p.Author, &body, &p.TS, &p.EditedTS, &retracted); err != nil {
+	if err := sc.Scan(&p.ChannelID, &p.Seq, &p.PostID, &p.Author, &body, &p.TS, &p.EditedTS, &retracted, &p.Likes, &p.Comments); err != nil {
 		return err
 	}
 	var pc postContent
@@ -214,8 +219,8 @@ func (c *ChannelStore) Followed(ctx context.Context, userID string) ([]channels.
 
 // followed is Followed with an extra condition on r.channel_id (args from $2).
 func (c *ChannelStore) followed(ctx context.Context, userID, where string, args []any) ([]channels.Followed, error) {
-	rows, err := c.s.read.QueryContext(ctx, `SELECT c.channel_id, c.owner, c.name, c.avatar_url, c.description, c.editors, c.created_ts, c.seq, r.read_seq,
-			p.channel_id, p.seq, p.post_id, p.author, p.content, p.ts, p.edited_ts, p.retracted
+	rows, err := c.s.read.QueryContext(ctx, `SELECT c.channel_id, c.owner, c.name, c.avatar_url, c.description, c.editors, c.created_ts, c.seq, c.comments_off, r.read_seq,
+			p.channel_id, p.seq, p.post_id, p.author, p.content, p.ts, p.edited_ts, p.retracted, p.like_count, p.comment_count
 		FROM channel_reads r JOIN channels c ON c.channel_id = r.channel_id
 		LEFT JOIN channel_posts p ON p.channel_id = c.channel_id AND p.seq = c.seq
 		WHERE r.user_id = $1`+where+` ORDER BY c.channel_id`, append([]any{userID}, args...)...)
@@ -229,12 +234,14 @@ func (c *ChannelStore) followed(ctx context.Context, userID, where string, args 
 		var ed string
 		var read int64
 		var pch, pid, pauthor, pbody sql.NullString
-		var pseq, pts, pedit, pret sql.NullInt64
+		var pseq, pts, pedit, pret, plikes, pcomments sql.NullInt64
+		var off int
 		ch := &f.Channel
-		if err := rows.Scan(&ch.ID, &ch.Owner, &ch.Name, &ch.AvatarURL, &ch.Description, &ed, &ch.CreatedTS, &ch.Seq, &read,
-			&pch, &pseq, &pid, &pauthor, &pbody, &pts, &pedit, &pret); err != nil {
+		if err := rows.Scan(&ch.ID, &ch.Owner, &ch.Name, &ch.AvatarURL, &ch.Description, &ed, &ch.CreatedTS, &ch.Seq, &off, &read,
+			&pch, &pseq, &pid, &pauthor, &pbody, &pts, &pedit, &pret, &plikes, &pcomments); err != nil {
 			return nil, fmt.Errorf("followed channels of %s: %w", userID, err)
 		}
+		ch.CommentsOff = off != 0
 		if err := json.Unmarshal([]byte(ed), &ch.Editors); err != nil || ch.Editors == nil {
 			ch.Editors = []string{}
 		}
@@ -242,7 +249,8 @@ func (c *ChannelStore) followed(ctx context.Context, userID, where string, args 
 			f.Unread = 0
 		}
 		if pid.Valid {
-			p := &channels.Post{ChannelID: pch.String, Seq: pseq.Int64, PostID: pid.String, Author: pauthor.String, TS: pts.Int64, EditedTS: pedit.Int64, Retracted: pret.Int64 != 0}
+			p := &channels.Post{ChannelID: pch.String, Seq: pseq.Int64, PostID: pid.String, Author: pauthor.String, TS: pts.Int64, EditedTS: pedit.Int64, Retracted: pret.Int64 != 0,
+				Likes: plikes.Int64, Comments: pcomments.Int64}
 			var pc postContent
 			if json.Unmarshal([]byte(pbody.String), &pc) == nil {
 				p.Text, p.Images, p.Links = pc.Text, pc.Images, pc.Links
