@@ -99,6 +99,8 @@ type slidingBuild struct {
 
 	listNames []string
 	lists     map[string][]string // list -> the rooms its filters match, in order
+	windows   map[string][]string // list -> the rooms in its ranges
+	subs      []string            // the subscribed rooms the user may see
 	counts    map[string]int
 
 	rms      map[string]*roomResp // rooms sent in this response
@@ -175,7 +177,7 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	// Account data: the m.direct rooms for is_dm, and the extension.
 	next.direct = nil
 	if prev != nil {
-		next.direct = prev.direct
+		next.direct, next.tags = prev.direct, prev.tags
 	}
 	var accountData []storage.AccountData
 	if ownNews {
@@ -189,6 +191,7 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 			next.direct = directRooms(a.Content)
 		}
 	}
+	updateTags(next, accountData)
 
 	// The user's list: joined and invited rooms, most recent first.
 	all := make([]slidingRoom, 0, len(joined)+len(next.invites))
@@ -208,18 +211,22 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	for _, r := range all {
 		bumps[r.id] = r
 	}
+	if err := sl.filterState(ctx, b, all, joined); err != nil {
+		return nil, err
+	}
 
 	// Windows and subscriptions pick the rooms; their configs combine.
 	b.bumps = bumps
 	b.listNames = slices.Sorted(maps.Keys(req.Lists))
-	b.lists, b.counts = map[string][]string{}, map[string]int{}
+	b.lists, b.windows, b.counts = map[string][]string{}, map[string][]string{}, map[string]int{}
 	var listsKey strings.Builder
 	for _, name := range b.listNames {
 		l := req.Lists[name]
+		lf := newListFilter(l, next, joined)
 		n := 0
 		var matched, ids []string
 		for _, r := range all {
-			if !l.matches(r, next.direct) {
+			if !lf.matches(r) {
 				continue
 			}
 			matched = append(matched, r.id)
@@ -229,13 +236,14 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 			}
 			n++
 		}
-		b.lists[name], b.counts[name] = matched, n
+		b.lists[name], b.windows[name], b.counts[name] = matched, ids, n
 		listsKey.WriteString(name + "\x00" + strconv.Itoa(n) + "\x00" + strings.Join(ids, ",") + "\x00")
 	}
 	next.lists = listsKey.String()
 	for id, c := range req.RoomSubscriptions {
 		if _, ok := bumps[id]; ok {
 			b.merge(id, c)
+			b.subs = append(b.subs, id)
 		}
 	}
 	b.relevant = slices.Sorted(maps.Keys(b.cfgs))
@@ -321,17 +329,6 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	b.empty = len(b.rms) == 0 && len(b.toDevice) == 0 && len(b.changed) == 0 && len(b.global) == 0 &&
 		len(b.roomData) == 0 && len(b.receipts) == 0 && len(b.typing) == 0 && (prev == nil || prev.lists == next.lists)
 	return b, nil
-}
-
-// matches reports whether r passes l's filters.
-func (l SlidingList) matches(r slidingRoom, direct map[string]bool) bool {
-	if l.Invited != nil && *l.Invited != r.invite {
-		return false
-	}
-	if l.IsDM != nil && *l.IsDM != direct[r.id] {
-		return false
-	}
-	return true
 }
 
 // inRanges reports whether index i is in view; a list without ranges
