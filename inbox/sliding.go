@@ -393,9 +393,16 @@ func (c SlidingRoomConfig) allMembers() bool {
 // directRooms reads the room IDs of an m.direct content.
 func directRooms(content string) map[string]bool {
 	out := map[string]bool{}
+	// Account data is the client's: anything but a list of strings is
+	// ignored, as Synapse ignores it.
 	gjson.Parse(content).ForEach(func(_, v gjson.Result) bool {
+		if !v.IsArray() {
+			return true
+		}
 		for _, id := range v.Array() {
-			out[id.String()] = true
+			if id.Type == gjson.String {
+				out[id.String()] = true
+			}
 		}
 		return true
 	})
@@ -534,15 +541,21 @@ func roomName(r *roomResp) string {
 	return name
 }
 
-// required picks the state required_state asks for. lazy are the members
+// required picks the state required_state asks for. ["*", key] is every
+// type's key (Synapse sends all state for it). lazy are the members
 // sent before on this connection (nil: none known).
 //
 // For a room sent before (since > 0) only what changed after since counts,
 // and $LAZY members the connection already has are left out.
 func required(c SlidingRoomConfig, user string, r *roomResp, st []storage.Event, since int64, lazy map[string]bool) []storage.Event {
+	// $LAZY: the timeline's senders, and the targets of its member events
+	// (an invite, a kick), as Synapse sends them.
 	senders := map[string]bool{}
 	for _, e := range r.timeline {
 		senders[e.Sender] = true
+		if e.Type == "m.room.member" && e.StateKey != nil {
+			senders[*e.StateKey] = true
+		}
 	}
 	var out []storage.Event
 	for _, e := range st {

@@ -232,7 +232,9 @@ func (b *slidingBuild) render(pos string) []byte {
 
 	// Lists: the count, and the window's rooms as Synapse sends them
 	// (one SYNC op per range) for clients that still read ops.
-	w.raw(`,"lists":{`)
+	if len(b.listNames) > 0 { // no lists, no key, as Synapse answers
+		w.raw(`,"lists":{`)
+	}
 	for i, name := range b.listNames {
 		if i > 0 {
 			w.raw(",")
@@ -254,7 +256,9 @@ func (b *slidingBuild) render(pos string) []byte {
 		}
 		w.raw("]}")
 	}
-	w.raw("}")
+	if len(b.listNames) > 0 {
+		w.raw("}")
+	}
 
 	w.raw(`,"rooms":{`)
 	for i, id := range slices.Sorted(maps.Keys(b.rms)) {
@@ -385,7 +389,26 @@ func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 	if initial {
 		w.raw(`,"initial":true`)
 	}
+	if b.next.direct[id] {
+		w.raw(`,"is_dm":true`) // absent on other rooms, as Synapse sends it
+	}
 	if r.section == "invite" {
+		// The name and avatar of the stripped state, as Synapse sends them.
+		for _, e := range r.state {
+			if e.StateKeyOr() != "" {
+				continue
+			}
+			switch e.Type {
+			case "m.room.name":
+				if n := gjson.GetBytes(e.Client, "content.name").String(); n != "" {
+					w.raw(`,"name":`).str(n)
+				}
+			case "m.room.avatar":
+				if a := gjson.GetBytes(e.Client, "content.url").String(); a != "" {
+					w.raw(`,"avatar":`).str(a)
+				}
+			}
+		}
 		w.raw(`,"invite_state":[`)
 		for i, e := range r.state {
 			if i > 0 {
