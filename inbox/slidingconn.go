@@ -161,7 +161,7 @@ type slidingSnap struct {
 	// attrsPos (slidingfilter.go); nil until a filter needs it.
 	attrs    map[string]*slidingAttrs
 	attrsPos int64
-	lists   string              // the lists' counts and windows, to tell a change
+	lists    string // the lists' counts and windows, to tell a change
 
 	toDeviceNext int64 // the to_device next_batch given out
 	toDeviceOwed bool  // that response delivered messages, which the next since deletes
