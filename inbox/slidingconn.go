@@ -159,9 +159,10 @@ type slidingSnap struct {
 	tags    map[string][]string // rooms' m.tag names (slidingfilter.go)
 	// attrs is what list filters read of each room's state, read as of
 	// attrsPos (slidingfilter.go); nil until a filter needs it.
-	attrs    map[string]*slidingAttrs
-	attrsPos int64
-	lists    string // the lists' counts and windows, to tell a change
+	attrs     map[string]*slidingAttrs
+	attrsPos  int64
+	attrsMask uint8  // the state types attrs were read with (attrCreate...)
+	lists     string // the lists' counts and windows, to tell a change
 
 	toDeviceNext int64 // the to_device next_batch given out
 	toDeviceOwed bool  // that response delivered messages, which the next since deletes

@@ -18,8 +18,34 @@ import (
 // user in one query the first time a list asks for them and then only for
 // rooms with news. No filter queries per room.
 
-// slidingStateTypes are the state events the filters read.
-var slidingStateTypes = []string{"m.room.create", "m.room.encryption", "m.room.name", "m.space.child"}
+// The state the filters read, by type: a bit set of what a request needs
+// and a snapshot's attrs hold.
+const (
+	attrCreate     uint8 = 1 << iota // m.room.create: room_types, not_room_types, is_encrypted (known)
+	attrEncryption                   // m.room.encryption: is_encrypted
+	attrName                         // m.room.name: room_name_like
+	attrChildren                     // m.space.child: spaces
+)
+
+var attrTypes = [...]string{"m.room.create", "m.room.encryption", "m.room.name", "m.space.child"}
+
+// stateNeeds returns the state f reads.
+func (f SlidingFilters) stateNeeds() uint8 {
+	var m uint8
+	if f.IsEncrypted != nil {
+		m |= attrCreate | attrEncryption
+	}
+	if f.RoomTypes != nil || f.NotRoomTypes != nil {
+		m |= attrCreate
+	}
+	if f.RoomNameLike != nil {
+		m |= attrName
+	}
+	if f.Spaces != nil {
+		m |= attrChildren
+	}
+	return m
+}
 
 // slidingAttrs is what the filters know of a room's state. Immutable once
 // stored on a snapshot.
@@ -39,19 +65,24 @@ type slidingAttrs struct {
 func (sl *Sliding) filterState(ctx context.Context, b *slidingBuild, all []slidingRoom, joined map[string]int64) error {
 	next := b.next
 	if b.prev != nil {
-		next.attrs, next.attrsPos = b.prev.attrs, b.prev.attrsPos
+		next.attrs, next.attrsPos, next.attrsMask = b.prev.attrs, b.prev.attrsPos, b.prev.attrsMask
 	}
-	need := false
+	var need uint8
 	for _, l := range b.req.Lists {
-		need = need || l.needsState()
+		need |= l.stateNeeds()
 	}
-	if !need {
+	if need == 0 {
 		return nil
+	}
+	mask := next.attrsMask
+	all0 := need&^mask != 0 // a type not read before: read every room again, for all types
+	if all0 {
+		mask |= need
 	}
 	var stale []string
 	for _, r := range all {
 		_, ok := next.attrs[r.id]
-		if !ok || (!r.invite && joined[r.id] > next.attrsPos) || (r.invite && r.bump > next.attrsPos) {
+		if all0 || !ok || (!r.invite && joined[r.id] > next.attrsPos) || (r.invite && r.bump > next.attrsPos) {
 			stale = append(stale, r.id)
 		}
 	}
@@ -60,14 +91,22 @@ func (sl *Sliding) filterState(ctx context.Context, b *slidingBuild, all []slidi
 		next.attrsPos = upto
 		return nil
 	}
-	evs, err := sl.s.store.StateOfTypes(ctx, stale, slidingStateTypes)
+	var types []string
+	for i, t := range attrTypes {
+		if mask&(1<<i) != 0 {
+			types = append(types, t)
+		}
+	}
+	evs, err := sl.s.store.StateOfTypes(ctx, stale, types)
 	if err != nil {
 		return err
 	}
 	attrs := make(map[string]*slidingAttrs, len(all))
-	for _, r := range all {
-		if a, ok := next.attrs[r.id]; ok {
-			attrs[r.id] = a
+	if !all0 {
+		for _, r := range all {
+			if a, ok := next.attrs[r.id]; ok {
+				attrs[r.id] = a
+			}
 		}
 	}
 	fresh := make(map[string]*slidingAttrs, len(stale))
@@ -100,7 +139,7 @@ func (sl *Sliding) filterState(ctx context.Context, b *slidingBuild, all []slidi
 		}
 	}
 	maps.Copy(attrs, fresh)
-	next.attrs, next.attrsPos = attrs, upto
+	next.attrs, next.attrsPos, next.attrsMask = attrs, upto, mask
 	return nil
 }
 
