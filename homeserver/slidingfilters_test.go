@@ -142,8 +142,12 @@ func TestSlidingSyncListFilters(t *testing.T) {
 			plainOnly := map[string]any{"conn_id": "late", "lists": map[string]any{"all": f(nil)}}
 			pos := sliding(t, alice, "", 0, plainOnly).Get("pos").String()
 			putState(alice, dm, "m.room.encryption", "", map[string]any{"algorithm": "m.megolm.v1.aes-sha2"})
-			res = sliding(t, alice, pos, 0, map[string]any{"conn_id": "late", "lists": map[string]any{"enc": f(map[string]any{"is_encrypted": yes})}})
-			check("late filter", res, map[string][]string{"enc": {plain, secret, dm}})
+			res = sliding(t, alice, pos, 0, map[string]any{"conn_id": "late", "lists": map[string]any{"rooms": f(map[string]any{"not_room_types": []string{"m.space"}})}})
+			check("late filter", res, map[string][]string{"rooms": {plain, secret, dm, inv}})
+			// A filter reading a state type the connection has not read yet
+			// (encryption, after create only) reads it for every room.
+			res = sliding(t, alice, res.Get("pos").String(), 0, map[string]any{"conn_id": "late", "lists": map[string]any{"enc": f(map[string]any{"is_encrypted": yes})}})
+			check("new state type", res, map[string][]string{"enc": {plain, secret, dm}})
 		})
 	}
 }
