@@ -261,3 +261,35 @@ func TestSlidingSyncRequestForm(t *testing.T) {
 		})
 	}
 }
+
+// TestSlidingSyncTimelineLimitZero: timeline_limit 0 sends no timeline,
+// limited or num_live, as Synapse answers; the state still follows the
+// room's newest events.
+func TestSlidingSyncTimelineLimitZero(t *testing.T) {
+	for _, store := range hstest.Stores(t) {
+		t.Run(store.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: store})
+			alice := srv.Register(t, "alice")
+			room := alice.CreateRoom(map[string]any{"name": "Zero"})
+			alice.Send(room, "t1", "hello")
+			body := map[string]any{"conn_id": "zero", "room_subscriptions": map[string]any{room: map[string]any{
+				"timeline_limit": 0, "required_state": [][]string{{"m.room.name", ""}}}}}
+			res := sliding(t, alice, "", 0, body)
+			r := res.Get("rooms." + gkey(room))
+			for _, k := range []string{"timeline", "limited", "num_live"} {
+				if r.Get(k).Exists() {
+					t.Errorf("first response has %s: %s", k, r.Raw)
+				}
+			}
+			if r.Get("name").String() != "Zero" || !stateKeys(r)["m.room.name|"] {
+				t.Errorf("first response = %s, want the name and its state", r.Raw)
+			}
+			alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+url.PathEscape(room)+"/state/m.room.name/", map[string]any{"name": "Renamed"})
+			res = sliding(t, alice, res.Get("pos").String(), 0, body)
+			r = res.Get("rooms." + gkey(room))
+			if r.Get("timeline").Exists() || r.Get("name").String() != "Renamed" || r.Get("required_state.0.content.name").String() != "Renamed" {
+				t.Errorf("after a rename = %s, want the new name and state, no timeline", r.Raw)
+			}
+		})
+	}
+}

@@ -41,7 +41,8 @@ func NewSliding(s *Syncer) *Sliding {
 func (sl *Sliding) Connections() int { return sl.conns.count() }
 
 // defaultSlidingTimeline is the timeline limit of a room config that sets
-// none.
+// none (Synapse refuses such a config; Parley is lenient). An explicit 0
+// sends no timeline, as Synapse does.
 const defaultSlidingTimeline = 1
 
 // Sync answers one request: at once for a new connection or a zero
@@ -373,12 +374,7 @@ func (c SlidingRoomConfig) key() string {
 	return strconv.Itoa(c.TimelineLimit) + "\x01" + strings.Join(pairs, "\x01")
 }
 
-func (c SlidingRoomConfig) limit() int {
-	if c.TimelineLimit <= 0 {
-		return defaultSlidingTimeline
-	}
-	return c.TimelineLimit
-}
+func (c SlidingRoomConfig) limit() int { return max(c.TimelineLimit, 0) }
 
 // allMembers reports whether c asks for every member event.
 func (c SlidingRoomConfig) allMembers() bool {
@@ -439,7 +435,9 @@ func (sl *Sliding) fill(ctx context.Context, b *slidingBuild, muted map[string]b
 		if g.all {
 			req.Filter = sl.full
 		}
-		if err := sl.s.fillRooms(ctx, req, rms, g.limit, muted); err != nil {
+		// A limit of 0 still reads the newest event: the state the
+		// response knows is the state after it (prepare then drops it).
+		if err := sl.s.fillRooms(ctx, req, rms, max(g.limit, 1), muted); err != nil {
 			return err
 		}
 		if err := sl.s.bundle(ctx, req, rms, false); err != nil {
@@ -614,6 +612,7 @@ type slidingOut struct {
 	state        []storage.Event // the state known to this response (roomState)
 	required     []storage.Event
 	name, avatar *string // set when sent: changed, or the room is initial
+	noTimeline   bool    // timeline_limit 0: the timeline fields are left out
 }
 
 // prepare works out each joined room's required state, name and avatar,
@@ -641,6 +640,11 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 			r.summary = nil // read for the whole timeline; unchanged for the client
 		}
 		o := &slidingOut{state: roomState(r)}
+		if r.section == "join" && b.cfgs[id].limit() == 0 {
+			// timeline_limit 0: no timeline, no limited, no num_live, and
+			// no $LAZY members (there are no senders), as Synapse answers.
+			r.timeline, r.limited, o.noTimeline = nil, false, true
+		}
 		o.required = required(b.cfgs[id], b.req.UserID, r, o.state, since, lazy)
 		for _, e := range o.state {
 			if e.StateKeyOr() != "" || (!initial && e.Pos <= since) {

@@ -454,6 +454,13 @@ func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 	if len(req) > 0 {
 		w.raw(`,"required_state":`).events(req, b.now, v)
 	}
+	if o.noTimeline {
+		if r.unread != nil {
+			w.raw(`,"notification_count":`).int(r.unread.Notifications).raw(`,"highlight_count":`).int(r.unread.Highlights)
+		}
+		w.raw("}")
+		return
+	}
 	if len(r.timeline) > 0 || initial {
 		w.raw(`,"timeline":`).events(r.timeline, b.now, v)
 		prev := r.since

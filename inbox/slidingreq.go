@@ -314,7 +314,7 @@ func scopeHas(names []string, name string) bool {
 }
 
 func (c wireRoomConfig) parse() (SlidingRoomConfig, error) {
-	var out SlidingRoomConfig
+	out := SlidingRoomConfig{TimelineLimit: defaultSlidingTimeline}
 	if c.TimelineLimit != nil {
 		if *c.TimelineLimit < 0 {
 			return out, errors.New("timeline_limit is negative")

@@ -144,6 +144,10 @@ func runFilters(t *testing.T, srv server) (session, map[string]any) {
 	// must_await_full_state.)
 	ss("", sub([]string{"*", "$ME"}))
 
+	// 6: a timeline_limit of 0.
+	ss("", map[string]any{"conn_id": "zero", "room_subscriptions": map[string]any{plain: map[string]any{
+		"timeline_limit": 0, "required_state": [][]string{}}}})
+
 	spaces := post("", map[string]any{"conn_id": "spaces", "lists": map[string]any{"in-space": list(map[string]any{"spaces": []string{space}})}})
 	return s, spaces
 }
