@@ -706,7 +706,7 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 			continue
 		}
 		sent.notif, sent.highlight = notif, highlight
-		if old, ok := b.prev.roomsOf(id); ok && !initial && !r.limited && old.cfg.limit() > sent.cfg.limit() {
+		if old, ok := b.prev.roomsOf(id); ok && !initial && !r.limited && !o.noTimeline && old.cfg.limit() > sent.cfg.limit() {
 			// Every event since the room was last sent came: the client
 			// still holds the latest old.limit() events, which a grown
 			// timeline_limit then does not ask for again.
