@@ -290,6 +290,29 @@ func TestSlidingSyncTimelineLimitZero(t *testing.T) {
 			if r.Get("timeline").Exists() || r.Get("name").String() != "Renamed" || r.Get("required_state.0.content.name").String() != "Renamed" {
 				t.Errorf("after a rename = %s, want the new name and state, no timeline", r.Raw)
 			}
+			// A message skipped under timeline_limit 0 comes once the limit
+			// grows again.
+			one := map[string]any{"conn_id": "zero", "room_subscriptions": map[string]any{room: map[string]any{
+				"timeline_limit": 1, "required_state": [][]string{{"m.room.name", ""}}}}}
+			pos := sliding(t, alice, res.Get("pos").String(), 0, one).Get("pos").String()
+			alice.Send(room, "t2", "skipped")
+			pos = sliding(t, alice, pos, 0, body).Get("pos").String()
+			r = sliding(t, alice, pos, 0, one).Get("rooms." + gkey(room))
+			if got := r.Get("timeline.0.content.body").String(); got != "skipped" {
+				t.Errorf("after the limit grows = %s, want the skipped message", r.Raw)
+			}
+			// The same when the room is sent under the 0 for a state change.
+			pos = sliding(t, alice, pos, 0, one).Get("pos").String()
+			alice.MustDo("PUT", "/_matrix/client/v3/rooms/"+url.PathEscape(room)+"/state/m.room.name/", map[string]any{"name": "Again"})
+			alice.Send(room, "t3", "skipped too")
+			res = sliding(t, alice, pos, 0, body)
+			if n := res.Get("rooms." + gkey(room) + ".name").String(); n != "Again" {
+				t.Errorf("under timeline_limit 0, a rename = %s, want the room with its new name", res.Get("rooms").Raw)
+			}
+			r = sliding(t, alice, res.Get("pos").String(), 0, one).Get("rooms." + gkey(room))
+			if got := r.Get("timeline.0.content.body").String(); got != "skipped too" {
+				t.Errorf("after the limit grows again = %s, want the skipped message", r.Raw)
+			}
 		})
 	}
 }

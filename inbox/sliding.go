@@ -699,9 +699,11 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 			notif == sent.notif && highlight == sent.highlight {
 			delete(b.rms, id)
 			delete(b.out, id)
-			if old, ok := b.prev.rooms[id]; ok && b.expanded[id].RequiredState == nil {
+			if old, ok := b.prev.rooms[id]; ok && b.expanded[id].RequiredState == nil && !o.noTimeline {
 				sent.cfg, sent.cfgKey = old.cfg, old.cfgKey // not sent with the new config
 			}
+			// With timeline_limit 0 the client skipped the room's new events:
+			// it keeps the 0, so a larger limit later sends the latest again.
 			b.next.rooms[id] = sent
 			continue
 		}
