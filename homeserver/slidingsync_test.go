@@ -206,7 +206,10 @@ func TestSlidingSyncUnknownPos(t *testing.T) {
 	second := sliding(t, alice, first, 0, body).Get("pos").String()
 	third := sliding(t, alice, second, 0, body).Get("pos").String()
 	sliding(t, alice, third, 0, body)
-	for _, pos := range []string{"bogus", "0_1", first, lost, "x" + third} {
+	if st, res := alice.Do("POST", slidingPath+"?pos=bogus", body); st != 400 || res.Get("errcode").String() != "M_UNKNOWN" {
+		t.Errorf("pos bogus: %d %s, want 400 M_UNKNOWN (Synapse's Invalid stream token)", st, res.Raw)
+	}
+	for _, pos := range []string{"0_1", first, lost, "x" + third} {
 		st, res := alice.Do("POST", slidingPath+"?pos="+url.QueryEscape(pos), body)
 		if st != 400 || res.Get("errcode").String() != "M_UNKNOWN_POS" {
 			t.Errorf("pos %q: %d %s, want 400 M_UNKNOWN_POS", pos, st, res.Raw)

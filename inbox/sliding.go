@@ -41,7 +41,8 @@ func NewSliding(s *Syncer) *Sliding {
 func (sl *Sliding) Connections() int { return sl.conns.count() }
 
 // defaultSlidingTimeline is the timeline limit of a room config that sets
-// none.
+// none (Synapse refuses such a config; Parley is lenient). An explicit 0
+// sends no timeline, as Synapse does.
 const defaultSlidingTimeline = 1
 
 // Sync answers one request: at once for a new connection or a zero
@@ -99,6 +100,8 @@ type slidingBuild struct {
 
 	listNames []string
 	lists     map[string][]string // list -> the rooms its filters match, in order
+	windows   map[string][]string // list -> the rooms in its ranges
+	subs      []string            // the subscribed rooms the user may see
 	counts    map[string]int
 
 	rms      map[string]*roomResp // rooms sent in this response
@@ -175,7 +178,7 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	// Account data: the m.direct rooms for is_dm, and the extension.
 	next.direct = nil
 	if prev != nil {
-		next.direct = prev.direct
+		next.direct, next.tags = prev.direct, prev.tags
 	}
 	var accountData []storage.AccountData
 	if ownNews {
@@ -189,6 +192,7 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 			next.direct = directRooms(a.Content)
 		}
 	}
+	updateTags(next, accountData)
 
 	// The user's list: joined and invited rooms, most recent first.
 	all := make([]slidingRoom, 0, len(joined)+len(next.invites))
@@ -208,18 +212,22 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	for _, r := range all {
 		bumps[r.id] = r
 	}
+	if err := sl.filterState(ctx, b, all, joined); err != nil {
+		return nil, err
+	}
 
 	// Windows and subscriptions pick the rooms; their configs combine.
 	b.bumps = bumps
 	b.listNames = slices.Sorted(maps.Keys(req.Lists))
-	b.lists, b.counts = map[string][]string{}, map[string]int{}
+	b.lists, b.windows, b.counts = map[string][]string{}, map[string][]string{}, map[string]int{}
 	var listsKey strings.Builder
 	for _, name := range b.listNames {
 		l := req.Lists[name]
+		lf := newListFilter(l, next, joined)
 		n := 0
 		var matched, ids []string
 		for _, r := range all {
-			if !l.matches(r, next.direct) {
+			if !lf.matches(r) {
 				continue
 			}
 			matched = append(matched, r.id)
@@ -229,13 +237,14 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 			}
 			n++
 		}
-		b.lists[name], b.counts[name] = matched, n
+		b.lists[name], b.windows[name], b.counts[name] = matched, ids, n
 		listsKey.WriteString(name + "\x00" + strconv.Itoa(n) + "\x00" + strings.Join(ids, ",") + "\x00")
 	}
 	next.lists = listsKey.String()
 	for id, c := range req.RoomSubscriptions {
 		if _, ok := bumps[id]; ok {
 			b.merge(id, c)
+			b.subs = append(b.subs, id)
 		}
 	}
 	b.relevant = slices.Sorted(maps.Keys(b.cfgs))
@@ -323,17 +332,6 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	return b, nil
 }
 
-// matches reports whether r passes l's filters.
-func (l SlidingList) matches(r slidingRoom, direct map[string]bool) bool {
-	if l.Invited != nil && *l.Invited != r.invite {
-		return false
-	}
-	if l.IsDM != nil && *l.IsDM != direct[r.id] {
-		return false
-	}
-	return true
-}
-
 // inRanges reports whether index i is in view; a list without ranges
 // shows every room it matches (MSC4186).
 func inRanges(i int, ranges [][2]int) bool {
@@ -376,12 +374,7 @@ func (c SlidingRoomConfig) key() string {
 	return strconv.Itoa(c.TimelineLimit) + "\x01" + strings.Join(pairs, "\x01")
 }
 
-func (c SlidingRoomConfig) limit() int {
-	if c.TimelineLimit <= 0 {
-		return defaultSlidingTimeline
-	}
-	return c.TimelineLimit
-}
+func (c SlidingRoomConfig) limit() int { return max(c.TimelineLimit, 0) }
 
 // allMembers reports whether c asks for every member event.
 func (c SlidingRoomConfig) allMembers() bool {
@@ -396,9 +389,16 @@ func (c SlidingRoomConfig) allMembers() bool {
 // directRooms reads the room IDs of an m.direct content.
 func directRooms(content string) map[string]bool {
 	out := map[string]bool{}
+	// Account data is the client's: anything but a list of strings is
+	// ignored, as Synapse ignores it.
 	gjson.Parse(content).ForEach(func(_, v gjson.Result) bool {
+		if !v.IsArray() {
+			return true
+		}
 		for _, id := range v.Array() {
-			out[id.String()] = true
+			if id.Type == gjson.String {
+				out[id.String()] = true
+			}
 		}
 		return true
 	})
@@ -435,7 +435,9 @@ func (sl *Sliding) fill(ctx context.Context, b *slidingBuild, muted map[string]b
 		if g.all {
 			req.Filter = sl.full
 		}
-		if err := sl.s.fillRooms(ctx, req, rms, g.limit, muted); err != nil {
+		// A limit of 0 still reads the newest event: the state the
+		// response knows is the state after it (prepare then drops it).
+		if err := sl.s.fillRooms(ctx, req, rms, max(g.limit, 1), muted); err != nil {
 			return err
 		}
 		if err := sl.s.bundle(ctx, req, rms, false); err != nil {
@@ -537,15 +539,21 @@ func roomName(r *roomResp) string {
 	return name
 }
 
-// required picks the state required_state asks for. lazy are the members
+// required picks the state required_state asks for. ["*", key] is every
+// type's key (Synapse sends all state for it). lazy are the members
 // sent before on this connection (nil: none known).
 //
 // For a room sent before (since > 0) only what changed after since counts,
 // and $LAZY members the connection already has are left out.
 func required(c SlidingRoomConfig, user string, r *roomResp, st []storage.Event, since int64, lazy map[string]bool) []storage.Event {
+	// $LAZY: the timeline's senders, and the targets of its member events
+	// (an invite, a kick), as Synapse sends them.
 	senders := map[string]bool{}
 	for _, e := range r.timeline {
 		senders[e.Sender] = true
+		if e.Type == "m.room.member" && e.StateKey != nil {
+			senders[*e.StateKey] = true
+		}
 	}
 	var out []storage.Event
 	for _, e := range st {
@@ -604,6 +612,7 @@ type slidingOut struct {
 	state        []storage.Event // the state known to this response (roomState)
 	required     []storage.Event
 	name, avatar *string // set when sent: changed, or the room is initial
+	noTimeline   bool    // timeline_limit 0: the timeline fields are left out
 }
 
 // prepare works out each joined room's required state, name and avatar,
@@ -631,6 +640,11 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 			r.summary = nil // read for the whole timeline; unchanged for the client
 		}
 		o := &slidingOut{state: roomState(r)}
+		if r.section == "join" && b.cfgs[id].limit() == 0 {
+			// timeline_limit 0: no timeline, no limited, no num_live, and
+			// no $LAZY members (there are no senders), as Synapse answers.
+			r.timeline, r.limited, o.noTimeline = nil, false, true
+		}
 		o.required = required(b.cfgs[id], b.req.UserID, r, o.state, since, lazy)
 		for _, e := range o.state {
 			if e.StateKeyOr() != "" || (!initial && e.Pos <= since) {
@@ -685,14 +699,16 @@ func (sl *Sliding) prepare(ctx context.Context, b *slidingBuild) error {
 			notif == sent.notif && highlight == sent.highlight {
 			delete(b.rms, id)
 			delete(b.out, id)
-			if old, ok := b.prev.rooms[id]; ok && b.expanded[id].RequiredState == nil {
+			if old, ok := b.prev.rooms[id]; ok && b.expanded[id].RequiredState == nil && !o.noTimeline {
 				sent.cfg, sent.cfgKey = old.cfg, old.cfgKey // not sent with the new config
 			}
+			// With timeline_limit 0 the client skipped the room's new events:
+			// it keeps the 0, so a larger limit later sends the latest again.
 			b.next.rooms[id] = sent
 			continue
 		}
 		sent.notif, sent.highlight = notif, highlight
-		if old, ok := b.prev.roomsOf(id); ok && !initial && !r.limited && old.cfg.limit() > sent.cfg.limit() {
+		if old, ok := b.prev.roomsOf(id); ok && !initial && !r.limited && !o.noTimeline && old.cfg.limit() > sent.cfg.limit() {
 			// Every event since the room was last sent came: the client
 			// still holds the latest old.limit() events, which a grown
 			// timeline_limit then does not ask for again.

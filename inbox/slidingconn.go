@@ -15,6 +15,10 @@ import (
 // The client starts the connection again (400 M_UNKNOWN_POS).
 var ErrUnknownPos = errors.New("unknown sliding sync position")
 
+// ErrMalformedPos is a pos that is not of the form this server gives out
+// (Synapse's "Invalid stream token").
+var ErrMalformedPos = errors.New("malformed sliding sync position")
+
 // Sliding sync connections are kept in memory, bounded: a client that
 // comes back after its connection was dropped gets M_UNKNOWN_POS and starts
 // afresh, which costs it one first response. See docs/reliability.md.
@@ -59,11 +63,11 @@ func (c *slidingConns) lookup(k slidingKey, pos string, now time.Time) (*sliding
 		return nil, nil
 	}
 	epoch, num, ok := strings.Cut(pos, "_")
-	if !ok || epoch != c.epoch {
-		return nil, ErrUnknownPos
-	}
 	id, err := strconv.ParseUint(num, 10, 64)
-	if err != nil {
+	if !ok || err != nil || epoch == "" {
+		return nil, ErrMalformedPos
+	}
+	if epoch != c.epoch {
 		return nil, ErrUnknownPos
 	}
 	c.mu.Lock()
@@ -152,7 +156,13 @@ type slidingSnap struct {
 	rooms   map[string]sentRoom // rooms sent, with what
 	invites map[string]int64    // rooms the user is invited to, with the invite's position
 	direct  map[string]bool     // rooms named in m.direct account data
-	lists   string              // the lists' counts and windows, to tell a change
+	tags    map[string][]string // rooms' m.tag names (slidingfilter.go)
+	// attrs is what list filters read of each room's state, read as of
+	// attrsPos (slidingfilter.go); nil until a filter needs it.
+	attrs     map[string]*slidingAttrs
+	attrsPos  int64
+	attrsMask uint8  // the state types attrs were read with (attrCreate...)
+	lists     string // the lists' counts and windows, to tell a change
 
 	toDeviceNext int64 // the to_device next_batch given out
 	toDeviceOwed bool  // that response delivered messages, which the next since deletes

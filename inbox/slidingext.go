@@ -59,11 +59,8 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 		}
 	}
 
-	relevant := map[string]bool{}
-	for _, id := range b.relevant {
-		relevant[id] = true
-	}
 	if ext.AccountData {
+		relevant := b.scope(ext.AccountDataScope)
 		hasRules := false
 		b.roomData = map[string][]storage.AccountData{}
 		for _, a := range accountData {
@@ -86,7 +83,7 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 				return err
 			}
 			for _, a := range all {
-				if a.RoomID != "" && b.initial[a.RoomID] && a.Pos <= prev.token.Pos {
+				if a.RoomID != "" && b.initial[a.RoomID] && relevant[a.RoomID] && a.Pos <= prev.token.Pos {
 					b.roomData[a.RoomID] = append(b.roomData[a.RoomID], a)
 				}
 			}
@@ -94,7 +91,7 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 		if prev == nil {
 			// A new connection lists every room in view, as Synapse does.
 			for _, id := range b.relevant {
-				if b.roomData[id] == nil {
+				if b.roomData[id] == nil && relevant[id] {
 					b.roomData[id] = []storage.AccountData{}
 				}
 			}
@@ -106,7 +103,11 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 
 	if ext.Receipts {
 		b.receipts = map[string][]storage.Receipt{}
+		inScope := b.scopeFilter(ext.ReceiptsScope)
 		for id, r := range b.rms {
+			if !inScope(id) {
+				continue
+			}
 			for _, rc := range r.receipts {
 				// A room sent afresh carries the receipts on its timeline's
 				// events and the user's own, not the room's whole history.
@@ -119,7 +120,7 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 		if prev != nil {
 			var ids []string
 			for _, id := range s.n.receiptNewsIn(b.relevant, prev.token.Pos) {
-				if b.rms[id] == nil && !next.invitedTo(id) {
+				if b.rms[id] == nil && !next.invitedTo(id) && inScope(id) {
 					ids = append(ids, id)
 				}
 			}
@@ -140,8 +141,9 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 
 	if ext.Typing {
 		var joinedIDs, fresh []string
+		inScope := b.scopeFilter(ext.TypingScope)
 		for _, id := range b.relevant {
-			if next.invitedTo(id) {
+			if next.invitedTo(id) || !inScope(id) {
 				continue
 			}
 			joinedIDs = append(joinedIDs, id)
@@ -168,6 +170,36 @@ func (sl *Sliding) extensions(ctx context.Context, b *slidingBuild, accountData 
 		}
 	}
 	return nil
+}
+
+// scope returns the rooms an extension reports on: those in the windows
+// of the lists it names and the subscriptions it names (Synapse's
+// find_relevant_room_ids_for_extension).
+func (b *slidingBuild) scope(sc SlidingScope) map[string]bool {
+	out := map[string]bool{}
+	for _, name := range b.listNames {
+		if scopeHas(sc.Lists, name) {
+			for _, id := range b.windows[name] {
+				out[id] = true
+			}
+		}
+	}
+	for _, id := range b.subs {
+		if scopeHas(sc.Rooms, id) {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// scopeFilter is scope as a test; the default scope (every list and
+// subscription) admits every room without building the set.
+func (b *slidingBuild) scopeFilter(sc SlidingScope) func(string) bool {
+	if slices.Equal(sc.Lists, allScope) && slices.Equal(sc.Rooms, allScope) {
+		return func(string) bool { return true }
+	}
+	set := b.scope(sc)
+	return func(id string) bool { return set[id] }
 }
 
 func (n *slidingSnap) invitedTo(id string) bool {
@@ -200,7 +232,9 @@ func (b *slidingBuild) render(pos string) []byte {
 
 	// Lists: the count, and the window's rooms as Synapse sends them
 	// (one SYNC op per range) for clients that still read ops.
-	w.raw(`,"lists":{`)
+	if len(b.listNames) > 0 { // no lists, no key, as Synapse answers
+		w.raw(`,"lists":{`)
+	}
 	for i, name := range b.listNames {
 		if i > 0 {
 			w.raw(",")
@@ -222,7 +256,9 @@ func (b *slidingBuild) render(pos string) []byte {
 		}
 		w.raw("]}")
 	}
-	w.raw("}")
+	if len(b.listNames) > 0 {
+		w.raw("}")
+	}
 
 	w.raw(`,"rooms":{`)
 	for i, id := range slices.Sorted(maps.Keys(b.rms)) {
@@ -353,7 +389,26 @@ func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 	if initial {
 		w.raw(`,"initial":true`)
 	}
+	if b.next.direct[id] {
+		w.raw(`,"is_dm":true`) // absent on other rooms, as Synapse sends it
+	}
 	if r.section == "invite" {
+		// The name and avatar of the stripped state, as Synapse sends them.
+		for _, e := range r.state {
+			if e.StateKeyOr() != "" {
+				continue
+			}
+			switch e.Type {
+			case "m.room.name":
+				if n := gjson.GetBytes(e.Client, "content.name").String(); n != "" {
+					w.raw(`,"name":`).str(n)
+				}
+			case "m.room.avatar":
+				if a := gjson.GetBytes(e.Client, "content.url").String(); a != "" {
+					w.raw(`,"avatar":`).str(a)
+				}
+			}
+		}
 		w.raw(`,"invite_state":[`)
 		for i, e := range r.state {
 			if i > 0 {
@@ -398,6 +453,13 @@ func (b *slidingBuild) renderRoom(w *jsonWriter, r *roomResp, v rooms.Viewer) {
 	}
 	if len(req) > 0 {
 		w.raw(`,"required_state":`).events(req, b.now, v)
+	}
+	if o.noTimeline {
+		if r.unread != nil {
+			w.raw(`,"notification_count":`).int(r.unread.Notifications).raw(`,"highlight_count":`).int(r.unread.Highlights)
+		}
+		w.raw("}")
+		return
 	}
 	if len(r.timeline) > 0 || initial {
 		w.raw(`,"timeline":`).events(r.timeline, b.now, v)

@@ -44,9 +44,38 @@ type SlidingRoomConfig struct {
 // recent first, after its filters.
 type SlidingList struct {
 	SlidingRoomConfig
-	Ranges  [][2]int
-	IsDM    *bool // filters.is_dm: rooms named (or not) in m.direct
-	Invited *bool // filters.is_invite: rooms the user is invited to (or not)
+	Ranges [][2]int
+	SlidingFilters
+}
+
+// SlidingFilters are a list's filters (MSC4186), as Synapse 1.163 reads
+// them. Every filter set must match (AND); an unset one matches every
+// room. A nil slice is an unset filter; an empty one is set and matches
+// nothing (tags, room_types, spaces) or everything (not_tags,
+// not_room_types), as in Synapse.
+type SlidingFilters struct {
+	IsDM        *bool // rooms named (or not) in m.direct
+	Invited     *bool // is_invite: rooms the user is invited to (or not)
+	IsEncrypted *bool // rooms with (or without) m.room.encryption
+	// Spaces: rooms named by an m.space.child event of one of these
+	// spaces, among those the user has joined (others are ignored).
+	Spaces []string
+	// RoomTypes and NotRoomTypes: the create event's content.type; a nil
+	// entry (JSON null) is a room without a type. NotRoomTypes wins.
+	RoomTypes, NotRoomTypes []*string
+	// RoomNameLike: a case-insensitive substring of the room's
+	// m.room.name. Nil is unset.
+	RoomNameLike *string
+	// Tags and NotTags: the room's m.tag account data names one of them.
+	// NotTags wins.
+	Tags, NotTags []string
+}
+
+// needsState reports whether the filters read room state (create,
+// encryption, name, space children), which build then loads once for all
+// the user's rooms.
+func (f SlidingFilters) needsState() bool {
+	return f.IsEncrypted != nil || f.Spaces != nil || f.RoomTypes != nil || f.NotRoomTypes != nil || f.RoomNameLike != nil
 }
 
 // SlidingExtensions says which extensions the request enables.
@@ -58,12 +87,28 @@ type SlidingExtensions struct {
 	AccountData   bool
 	Receipts      bool
 	Typing        bool
+
+	// The rooms account_data, receipts and typing report on: those in the
+	// windows of the named lists and the named subscriptions.
+	AccountDataScope, ReceiptsScope, TypingScope SlidingScope
 }
+
+// SlidingScope is an extension's lists and rooms (MSC3959-3961): the list
+// names and subscribed room IDs whose rooms it reports on. "*" names them
+// all; both default to ["*"], and an explicit null or [] names none.
+type SlidingScope struct {
+	Lists, Rooms []string
+}
+
+var allScope = []string{"*"}
 
 // Bounds on one request, so a body cannot make the server do unbounded
 // work: the MSC's 100 lists, and as many subscriptions, ranges per list and
 // required_state pairs per config.
 const (
+	maxSlidingListName  = 64  // bytes, as Synapse refuses longer list names
+	maxSlidingFilterLen = 100 // entries of spaces, tags, room_types and their negations
+	maxSlidingScopeLen  = 200 // entries of an extension's lists and rooms
 	maxSlidingLists     = 100
 	maxSlidingSubs      = 100
 	maxSlidingRanges    = 100
@@ -79,35 +124,49 @@ type wireRoomConfig struct {
 	RequiredState []json.RawMessage `json:"required_state"`
 }
 
+// wireFilters are the list filters Synapse 1.163 reads; other keys are
+// ignored, as Synapse ignores them.
+type wireFilters struct {
+	IsDM         *bool     `json:"is_dm"`
+	IsInvite     *bool     `json:"is_invite"`
+	IsEncrypted  *bool     `json:"is_encrypted"`
+	Spaces       []string  `json:"spaces"`
+	RoomTypes    []*string `json:"room_types"`
+	NotRoomTypes []*string `json:"not_room_types"`
+	RoomNameLike *string   `json:"room_name_like"`
+	Tags         []string  `json:"tags"`
+	NotTags      []string  `json:"not_tags"`
+}
+
 type wireList struct {
 	wireRoomConfig
-	Ranges  [][]int `json:"ranges"`
-	Filters *struct {
-		IsDM     *bool `json:"is_dm"`
-		IsInvite *bool `json:"is_invite"`
-	} `json:"filters"`
+	Ranges  [][]int      `json:"ranges"`
+	Filters *wireFilters `json:"filters"`
 }
 
 type wireExt struct {
-	Enabled *bool  `json:"enabled"`
-	Since   string `json:"since"`
-	Limit   int    `json:"limit"`
+	Enabled *bool   `json:"enabled"`
+	Since   *string `json:"since"`
+	Limit   *int    `json:"limit"`
+	// Lists and Rooms stay raw: absent means ["*"], null means none.
+	Lists json.RawMessage `json:"lists"`
+	Rooms json.RawMessage `json:"rooms"`
 }
 
+// wireSliding is the body. pos and timeout are not read from it: Synapse
+// takes them from the query string only, and so does Parley.
 type wireSliding struct {
-	ConnID            string                    `json:"conn_id"`
-	Pos               string                    `json:"pos"`
-	Timeout           *int64                    `json:"timeout"`
-	SetPresence       string                    `json:"set_presence"`
-	Lists             map[string]wireList       `json:"lists"`
-	RoomSubscriptions map[string]wireRoomConfig `json:"room_subscriptions"`
-	Extensions        map[string]wireExt        `json:"extensions"`
+	ConnID            *string                    `json:"conn_id"`
+	SetPresence       string                     `json:"set_presence"`
+	Lists             map[string]wireList        `json:"lists"`
+	RoomSubscriptions map[string]wireRoomConfig  `json:"room_subscriptions"`
+	Extensions        map[string]json.RawMessage `json:"extensions"` // unknown ones are ignored, whatever their shape
 }
 
-// ParseSlidingBody reads a request body. Pos, timeout and set_presence may
-// come in the body too; the query string (clientapi) wins over them.
-// Every refusal wraps ErrSlidingRequest and says what is wrong.
-func ParseSlidingBody(body []byte) (SlidingRequest, *int64, error) {
+// ParseSlidingBody reads a request body. set_presence may come in the
+// body; the query string (clientapi) wins over it. Every refusal wraps
+// ErrSlidingRequest and says what is wrong.
+func ParseSlidingBody(body []byte) (SlidingRequest, error) {
 	var req SlidingRequest
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -115,10 +174,10 @@ func ParseSlidingBody(body []byte) (SlidingRequest, *int64, error) {
 	}
 	var w wireSliding
 	if err := json.Unmarshal(body, &w); err != nil {
-		return req, nil, fmt.Errorf("%w: %v", ErrSlidingRequest, err)
+		return req, fmt.Errorf("%w: %v", ErrSlidingRequest, err)
 	}
-	bad := func(format string, args ...any) (SlidingRequest, *int64, error) {
-		return SlidingRequest{}, nil, fmt.Errorf("%w: "+format, append([]any{ErrSlidingRequest}, args...)...)
+	bad := func(format string, args ...any) (SlidingRequest, error) {
+		return SlidingRequest{}, fmt.Errorf("%w: "+format, append([]any{ErrSlidingRequest}, args...)...)
 	}
 	if len(w.Lists) > maxSlidingLists {
 		return bad("more than %d lists", maxSlidingLists)
@@ -126,14 +185,20 @@ func ParseSlidingBody(body []byte) (SlidingRequest, *int64, error) {
 	if len(w.RoomSubscriptions) > maxSlidingSubs {
 		return bad("more than %d room subscriptions", maxSlidingSubs)
 	}
-	if len(w.ConnID) > 255 {
+	if w.ConnID != nil {
+		req.ConnID = *w.ConnID
+	}
+	if len(req.ConnID) > 255 {
 		return bad("conn_id longer than 255 bytes")
 	}
-	req.ConnID, req.Pos, req.SetPresence = w.ConnID, w.Pos, w.SetPresence
+	req.SetPresence = w.SetPresence
 	if len(w.Lists) > 0 {
 		req.Lists = make(map[string]SlidingList, len(w.Lists))
 	}
 	for name, l := range w.Lists {
+		if len(name) > maxSlidingListName {
+			return bad("list name longer than %d bytes", maxSlidingListName)
+		}
 		cfg, err := l.wireRoomConfig.parse()
 		if err != nil {
 			return bad("list %q: %v", name, err)
@@ -148,8 +213,15 @@ func ParseSlidingBody(body []byte) (SlidingRequest, *int64, error) {
 			}
 			out.Ranges = append(out.Ranges, [2]int{min(rg[0], maxSlidingRangeEnd), min(rg[1], maxSlidingRangeEnd)})
 		}
-		if l.Filters != nil {
-			out.IsDM, out.Invited = l.Filters.IsDM, l.Filters.IsInvite
+		if f := l.Filters; f != nil {
+			for _, n := range []int{len(f.Spaces), len(f.RoomTypes), len(f.NotRoomTypes), len(f.Tags), len(f.NotTags)} {
+				if n > maxSlidingFilterLen {
+					return bad("list %q: a filter lists more than %d entries", name, maxSlidingFilterLen)
+				}
+			}
+			out.SlidingFilters = SlidingFilters{IsDM: f.IsDM, Invited: f.IsInvite, IsEncrypted: f.IsEncrypted,
+				Spaces: f.Spaces, RoomTypes: f.RoomTypes, NotRoomTypes: f.NotRoomTypes, RoomNameLike: f.RoomNameLike,
+				Tags: f.Tags, NotTags: f.NotTags}
 		}
 		req.Lists[name] = out
 	}
@@ -166,31 +238,83 @@ func ParseSlidingBody(body []byte) (SlidingRequest, *int64, error) {
 		}
 		req.RoomSubscriptions[id] = cfg
 	}
+	exts := map[string]wireExt{}
+	for _, name := range []string{"to_device", "e2ee", "account_data", "receipts", "typing"} {
+		raw, ok := w.Extensions[name]
+		if !ok {
+			continue
+		}
+		var e wireExt
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return bad("extensions.%s: %v", name, err)
+		}
+		exts[name] = e
+	}
 	on := func(name string) (wireExt, bool) {
-		e, ok := w.Extensions[name]
+		e, ok := exts[name]
 		return e, ok && e.Enabled != nil && *e.Enabled
 	}
 	if e, ok := on("to_device"); ok {
-		req.Extensions.ToDevice, req.Extensions.ToDeviceSince = true, e.Since
-		req.Extensions.ToDeviceLimit = e.Limit
-		if e.Limit <= 0 || e.Limit > toDeviceBatch {
-			req.Extensions.ToDeviceLimit = toDeviceBatch
+		req.Extensions.ToDevice, req.Extensions.ToDeviceLimit = true, toDeviceBatch
+		if e.Limit != nil && *e.Limit > 0 && *e.Limit < toDeviceBatch {
+			req.Extensions.ToDeviceLimit = *e.Limit
 		}
-		if e.Since != "" {
-			if _, err := parseToDeviceSince(e.Since); err != nil {
+		if e.Since != nil {
+			if _, err := parseToDeviceSince(*e.Since); err != nil {
 				return bad("to_device.since: %v", err)
 			}
+			req.Extensions.ToDeviceSince = *e.Since
 		}
 	}
 	_, req.Extensions.E2EE = on("e2ee")
-	_, req.Extensions.AccountData = on("account_data")
-	_, req.Extensions.Receipts = on("receipts")
-	_, req.Extensions.Typing = on("typing")
-	return req, w.Timeout, nil
+	var err error
+	scopes := []struct {
+		name  string
+		on    *bool
+		scope *SlidingScope
+	}{
+		{"account_data", &req.Extensions.AccountData, &req.Extensions.AccountDataScope},
+		{"receipts", &req.Extensions.Receipts, &req.Extensions.ReceiptsScope},
+		{"typing", &req.Extensions.Typing, &req.Extensions.TypingScope},
+	}
+	for _, sc := range scopes {
+		var e wireExt
+		if e, *sc.on = on(sc.name); !*sc.on {
+			continue
+		}
+		if sc.scope.Lists, err = parseScope(e.Lists); err != nil {
+			return bad("%s.lists: %v", sc.name, err)
+		}
+		if sc.scope.Rooms, err = parseScope(e.Rooms); err != nil {
+			return bad("%s.rooms: %v", sc.name, err)
+		}
+	}
+	return req, nil
+}
+
+// parseScope reads an extension's lists or rooms: absent is ["*"], null
+// is none.
+func parseScope(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 {
+		return allScope, nil
+	}
+	var out []string
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, errors.New("not a list of strings")
+	}
+	if len(out) > maxSlidingScopeLen {
+		return nil, fmt.Errorf("more than %d entries", maxSlidingScopeLen)
+	}
+	return out, nil
+}
+
+// has reports whether the scope names the list or subscription name.
+func scopeHas(names []string, name string) bool {
+	return slices.Contains(names, "*") || slices.Contains(names, name)
 }
 
 func (c wireRoomConfig) parse() (SlidingRoomConfig, error) {
-	var out SlidingRoomConfig
+	out := SlidingRoomConfig{TimelineLimit: defaultSlidingTimeline}
 	if c.TimelineLimit != nil {
 		if *c.TimelineLimit < 0 {
 			return out, errors.New("timeline_limit is negative")

@@ -30,6 +30,7 @@ type SyncStore interface {
 	StateEventsIn(ctx context.Context, bounds []storage.RoomBound) ([]storage.Event, error)
 	CurrentStateOf(ctx context.Context, roomIDs []string) ([]storage.Event, error)
 	CurrentStateWithoutMembers(ctx context.Context, roomIDs []string, member string) ([]storage.Event, error)
+	StateOfTypes(ctx context.Context, roomIDs, types []string) ([]storage.Event, error) // sliding sync's list filters
 	EventPositions(ctx context.Context, eventIDs []string) (map[string]storage.Event, error)
 	RoomSummaries(ctx context.Context, viewer string, roomIDs []string) (map[string]*storage.Summary, error)
 	UnreadCountsByThread(ctx context.Context, userID string, roomIDs []string, upto int64) (map[string]storage.RoomUnread, error)
