@@ -78,10 +78,10 @@ func (f *MomentsFeed) Pos() int64 {
 
 // hasNews is the notifier's hook: whether user's counts changed after
 // since. A position outside this run (an earlier run's) counts as news, so
-// the device gets the counts once. No position (0) is never news: sliding
-// sync's tokens carry none, and taking 0 as news would make its long-polls
-// spin; a /sync token from before moments gets the position in its next
-// response and the counts with the next change.
+// the device gets the counts once. No position (0) is never news: a /sync
+// token from before moments gets the position in its next response and the
+// counts with the next change. (Sliding sync's tokens never reach this
+// hook: they carry notCarried.)
 func (f *MomentsFeed) hasNews(user string, since int64) bool {
 	if since == 0 {
 		return false

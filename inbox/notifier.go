@@ -325,10 +325,10 @@ func (n *Notifier) HasNews(user string, since Token) bool {
 	n.mu.RLock()
 	news := n.userPos[user] > since.Pos || n.userTyping[user] > since.Typing
 	n.mu.RUnlock()
-	if h := n.momentsNews.Load(); !news && h != nil && (*h)(user, since.Moments) {
+	if h := n.momentsNews.Load(); !news && h != nil && since.Moments != notCarried && (*h)(user, since.Moments) {
 		return true
 	}
-	if h := n.channelNews.Load(); !news && h != nil {
+	if h := n.channelNews.Load(); !news && h != nil && since.Chan != notCarried {
 		return (*h)(user, since.Chan)
 	}
 	return news

@@ -133,7 +133,9 @@ func (sl *Sliding) build(ctx context.Context, req SlidingRequest, prev *slidingS
 	b := &slidingBuild{sl: sl, req: req, prev: prev, now: s.now().UnixMilli(), rms: map[string]*roomResp{},
 		cfgs: map[string]SlidingRoomConfig{}, initial: map[string]bool{}}
 	joined, events, upto := s.n.slidingRooms(req.UserID)
-	next := &slidingSnap{token: Token{Pos: upto, Typing: s.n.TypingPos()}}
+	// Sliding sync shows no channels or moments: its token carries neither
+	// stream, so their news never wakes or ends its long-polls.
+	next := &slidingSnap{token: Token{Pos: upto, Typing: s.n.TypingPos(), Chan: notCarried, Moments: notCarried}}
 	b.next = next
 	var since int64
 	ownNews, peerNews := true, true

@@ -80,16 +80,16 @@ func (c *ChannelStore) AddComment(ctx context.Context, cm channels.Comment) (cha
 	return cm, err
 }
 
-const commentCols = `channel_id, post_id, seq, comment_id, author, body, ts`
+const channelCommentCols = `channel_id, post_id, seq, comment_id, author, body, ts`
 
-func scanComment(sc interface{ Scan(...any) error }, cm *channels.Comment) error {
+func scanChannelComment(sc interface{ Scan(...any) error }, cm *channels.Comment) error {
 	return sc.Scan(&cm.ChannelID, &cm.PostID, &cm.Seq, &cm.CommentID, &cm.Author, &cm.Text, &cm.TS)
 }
 
 // GetComment reads one comment, or channels.ErrNotFound.
 func (c *ChannelStore) GetComment(ctx context.Context, channelID, commentID string) (channels.Comment, error) {
 	var cm channels.Comment
-	err := scanComment(c.s.read.QueryRowContext(ctx, `SELECT `+commentCols+` FROM channel_comments WHERE channel_id = $1 AND comment_id = $2`, channelID, commentID), &cm)
+	err := scanChannelComment(c.s.read.QueryRowContext(ctx, `SELECT `+channelCommentCols+` FROM channel_comments WHERE channel_id = $1 AND comment_id = $2`, channelID, commentID), &cm)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cm, channels.ErrNotFound
 	}
@@ -120,7 +120,7 @@ func (c *ChannelStore) DeleteComment(ctx context.Context, channelID, commentID s
 // Comments lists a post's comments after the cursor, oldest first, on the
 // primary key.
 func (c *ChannelStore) Comments(ctx context.Context, channelID, postID string, after int64, limit int) ([]channels.Comment, error) {
-	rows, err := c.s.read.QueryContext(ctx, `SELECT `+commentCols+` FROM channel_comments WHERE channel_id = $1 AND post_id = $2 AND seq > $3
+	rows, err := c.s.read.QueryContext(ctx, `SELECT `+channelCommentCols+` FROM channel_comments WHERE channel_id = $1 AND post_id = $2 AND seq > $3
 		ORDER BY seq LIMIT $4`, channelID, postID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("comments of %s: %w", postID, err)
@@ -129,7 +129,7 @@ func (c *ChannelStore) Comments(ctx context.Context, channelID, postID string, a
 	out := []channels.Comment{}
 	for rows.Next() {
 		var cm channels.Comment
-		if err := scanComment(rows, &cm); err != nil {
+		if err := scanChannelComment(rows, &cm); err != nil {
 			return nil, fmt.Errorf("comments of %s: %w", postID, err)
 		}
 		out = append(out, cm)

@@ -242,7 +242,7 @@ func (m *MomentStore) Reactions(ctx context.Context, postIDs []string) ([]moment
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("moment likes: %w", err)
 	}
-	rows, err = m.s.read.QueryContext(ctx, `SELECT `+commentCols+` FROM moments_comments WHERE post_id IN (`+in+`) ORDER BY seq`, args...)
+	rows, err = m.s.read.QueryContext(ctx, `SELECT `+momentCommentCols+` FROM moments_comments WHERE post_id IN (`+in+`) ORDER BY seq`, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("moment comments: %w", err)
 	}
@@ -250,7 +250,7 @@ func (m *MomentStore) Reactions(ctx context.Context, postIDs []string) ([]moment
 	var comments []moments.Comment
 	for rows.Next() {
 		var c moments.Comment
-		if err := scanComment(rows, &c); err != nil {
+		if err := scanMomentComment(rows, &c); err != nil {
 			return nil, nil, fmt.Errorf("moment comments: %w", err)
 		}
 		comments = append(comments, c)
@@ -258,9 +258,9 @@ func (m *MomentStore) Reactions(ctx context.Context, postIDs []string) ([]moment
 	return likes, comments, rows.Err()
 }
 
-const commentCols = `seq, comment_id, post_id, author, body, reply_to, reply_to_user, ts`
+const momentCommentCols = `seq, comment_id, post_id, author, body, reply_to, reply_to_user, ts`
 
-func scanComment(sc interface{ Scan(...any) error }, c *moments.Comment) error {
+func scanMomentComment(sc interface{ Scan(...any) error }, c *moments.Comment) error {
 	return sc.Scan(&c.Seq, &c.CommentID, &c.PostID, &c.Author, &c.Text, &c.ReplyTo, &c.ReplyToUser, &c.TS)
 }
 
@@ -354,7 +354,7 @@ func (m *MomentStore) AddComment(ctx context.Context, c moments.Comment, ns []mo
 // GetComment reads a comment, or moments.ErrNotFound.
 func (m *MomentStore) GetComment(ctx context.Context, commentID string) (moments.Comment, error) {
 	var c moments.Comment
-	err := scanComment(m.s.read.QueryRowContext(ctx, `SELECT `+commentCols+` FROM moments_comments WHERE comment_id = $1`, commentID), &c)
+	err := scanMomentComment(m.s.read.QueryRowContext(ctx, `SELECT `+momentCommentCols+` FROM moments_comments WHERE comment_id = $1`, commentID), &c)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, moments.ErrNotFound
 	}
