@@ -141,15 +141,27 @@ func (f *ChannelFeed) followed(ctx context.Context, user string) ([]string, erro
 // hasNews is the notifier's hook: whether a followed channel changed after
 // since; if none did, user joins the waiter sets of the followed channels,
 // so the next post wakes them.
+//
+// Every woken long-poll of every member runs it, so the common case (the
+// follow set cached) takes the lock once and makes no context or timer.
 func (f *ChannelFeed) hasNews(user string, since int64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	ids, err := f.followed(ctx, user)
-	cancel()
-	if err != nil || len(ids) == 0 {
-		return false // no channels, or the sync goes on without channel news
-	}
 	f.mu.Lock()
+	ids, cached := f.follows[user]
+	if !cached {
+		f.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var err error
+		ids, err = f.followed(ctx, user)
+		cancel()
+		if err != nil || len(ids) == 0 {
+			return false // no channels, or the sync goes on without channel news
+		}
+		f.mu.Lock()
+	}
 	defer f.mu.Unlock()
+	if len(ids) == 0 {
+		return false
+	}
 	for _, id := range ids {
 		if f.news[id] > since {
 			return true
