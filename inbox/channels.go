@@ -3,8 +3,12 @@ package inbox
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/parley-im/parley/channels"
 )
@@ -25,7 +29,8 @@ import (
 type ChannelStore interface {
 	ChannelNewsPositions(ctx context.Context) (map[string]int64, error)
 	FollowedChannelIDs(ctx context.Context, userID string) ([]string, error)
-	ChannelNews(ctx context.Context, userID string, ids []string, since, upto int64, limit int) ([]channels.Followed, []channels.Post, error)
+	ChannelNews(ctx context.Context, ids []string, since, upto int64, limit int) ([]channels.Followed, []channels.Post, error)
+	ReadSeqs(ctx context.Context, userID string, ids []string) (map[string]int64, error)
 	Followed(ctx context.Context, userID string) ([]channels.Followed, error)
 }
 
@@ -40,6 +45,10 @@ type ChannelFeed struct {
 	n     *Notifier    // static
 
 	writeMu sync.Mutex // serialises stream writes, so positions publish in order
+
+	// flight shares one ChannelNews read among the followers one post wakes
+	// together: they ask for the same channels over the same range.
+	flight singleflight.Group
 
 	mu      sync.Mutex                     // guards the fields below; never held while calling the notifier
 	pos     int64                          // published watermark of the channel stream
@@ -220,7 +229,7 @@ func (s *Syncer) channelSection(ctx context.Context, user string, initial bool, 
 		if len(news) == 0 {
 			return nil, upto, nil
 		}
-		if sec.Channels, sec.Posts, err = f.store.ChannelNews(ctx, user, news, since, upto, channelPostBatch); err != nil {
+		if sec.Channels, sec.Posts, err = f.channelNews(ctx, user, news, since, upto); err != nil {
 			return nil, 0, err
 		}
 		if len(sec.Posts) == channelPostBatch {
@@ -235,4 +244,60 @@ func (s *Syncer) channelSection(ctx context.Context, user string, initial bool, 
 	}
 	b, err := json.Marshal(sec)
 	return b, upto, err
+}
+
+// sharedNews is one ChannelNews answer, read once for every caller of the
+// same key; callers must not modify it.
+type sharedNews struct {
+	chans []channels.Followed
+	posts []channels.Post
+}
+
+// channelNews is the incremental section's read: the channels ids with
+// their newest posts and the posts changed in (since, upto], shared among
+// concurrent callers asking the same (a post wakes every follower at once,
+// each with the same token), then user's own read markers, which give the
+// unread counts and drop a channel unfollowed since the follow set was
+// cached.
+func (f *ChannelFeed) channelNews(ctx context.Context, user string, ids []string, since, upto int64) ([]channels.Followed, []channels.Post, error) {
+	var key strings.Builder
+	key.WriteString(strconv.FormatInt(since, 10))
+	key.WriteByte(' ')
+	key.WriteString(strconv.FormatInt(upto, 10))
+	for _, id := range ids {
+		key.WriteByte(' ')
+		key.WriteString(id)
+	}
+	v, err, _ := f.flight.Do(key.String(), func() (any, error) {
+		// Not the first caller's context: its end must not fail the others.
+		chans, posts, err := f.store.ChannelNews(context.WithoutCancel(ctx), ids, since, upto, channelPostBatch)
+		return sharedNews{chans, posts}, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	shared := v.(sharedNews)
+	reads, err := f.store.ReadSeqs(ctx, user, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	chans := make([]channels.Followed, 0, len(shared.chans))
+	for _, c := range shared.chans {
+		read, ok := reads[c.Channel.ID]
+		if !ok {
+			continue
+		}
+		c.Unread = max(c.Channel.Seq-read, 0)
+		chans = append(chans, c)
+	}
+	posts := shared.posts
+	if len(chans) < len(shared.chans) { // some channel was unfollowed: none of its posts
+		posts = nil
+		for _, p := range shared.posts {
+			if _, ok := reads[p.ChannelID]; ok {
+				posts = append(posts, p)
+			}
+		}
+	}
+	return chans, posts, nil
 }

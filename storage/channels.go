@@ -214,19 +214,29 @@ func (c *ChannelStore) DropRead(ctx context.Context, userID, channelID string) e
 // Followed lists userID's channels with unread counts and each channel's
 // newest post: one query, whatever the number of posts.
 func (c *ChannelStore) Followed(ctx context.Context, userID string) ([]channels.Followed, error) {
-	return c.followed(ctx, userID, "", nil)
-}
-
-// followed is Followed with an extra condition on r.channel_id (args from $2).
-func (c *ChannelStore) followed(ctx context.Context, userID, where string, args []any) ([]channels.Followed, error) {
-	rows, err := c.s.read.QueryContext(ctx, `SELECT c.channel_id, c.owner, c.name, c.avatar_url, c.description, c.editors, c.created_ts, c.seq, c.comments_off, r.read_seq,
-			p.channel_id, p.seq, p.post_id, p.author, p.content, p.ts, p.edited_ts, p.retracted, p.like_count, p.comment_count
+	rows, err := c.s.read.QueryContext(ctx, `SELECT `+channelNewestCols+`, r.read_seq
 		FROM channel_reads r JOIN channels c ON c.channel_id = r.channel_id
 		LEFT JOIN channel_posts p ON p.channel_id = c.channel_id AND p.seq = c.seq
-		WHERE r.user_id = $1`+where+` ORDER BY c.channel_id`, append([]any{userID}, args...)...)
+		WHERE r.user_id = $1 ORDER BY c.channel_id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("followed channels of %s: %w", userID, err)
 	}
+	out, err := scanChannelsNewest(rows, true)
+	if err != nil {
+		return nil, fmt.Errorf("followed channels of %s: %w", userID, err)
+	}
+	return out, nil
+}
+
+// channelNewestCols are a channel's columns (c) and its newest post's (p,
+// NULL when it has none), as scanChannelsNewest reads them.
+const channelNewestCols = `c.channel_id, c.owner, c.name, c.avatar_url, c.description, c.editors, c.created_ts, c.seq, c.comments_off,
+			p.channel_id, p.seq, p.post_id, p.author, p.content, p.ts, p.edited_ts, p.retracted, p.like_count, p.comment_count`
+
+// scanChannelsNewest reads rows of channelNewestCols, followed by the
+// reader's read_seq when withRead (the unread count is then the channel's
+// seq past it; without it Unread stays 0), and closes rows.
+func scanChannelsNewest(rows *sql.Rows, withRead bool) ([]channels.Followed, error) {
 	defer rows.Close()
 	out := []channels.Followed{}
 	for rows.Next() {
@@ -237,16 +247,20 @@ func (c *ChannelStore) followed(ctx context.Context, userID, where string, args 
 		var pseq, pts, pedit, pret, plikes, pcomments sql.NullInt64
 		var off int
 		ch := &f.Channel
-		if err := rows.Scan(&ch.ID, &ch.Owner, &ch.Name, &ch.AvatarURL, &ch.Description, &ed, &ch.CreatedTS, &ch.Seq, &off, &read,
-			&pch, &pseq, &pid, &pauthor, &pbody, &pts, &pedit, &pret, &plikes, &pcomments); err != nil {
-			return nil, fmt.Errorf("followed channels of %s: %w", userID, err)
+		dest := []any{&ch.ID, &ch.Owner, &ch.Name, &ch.AvatarURL, &ch.Description, &ed, &ch.CreatedTS, &ch.Seq, &off,
+			&pch, &pseq, &pid, &pauthor, &pbody, &pts, &pedit, &pret, &plikes, &pcomments}
+		if withRead {
+			dest = append(dest, &read)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
 		}
 		ch.CommentsOff = off != 0
 		if err := json.Unmarshal([]byte(ed), &ch.Editors); err != nil || ch.Editors == nil {
 			ch.Editors = []string{}
 		}
-		if f.Unread = ch.Seq - read; f.Unread < 0 {
-			f.Unread = 0
+		if withRead {
+			f.Unread = max(ch.Seq-read, 0)
 		}
 		if pid.Valid {
 			p := &channels.Post{ChannelID: pch.String, Seq: pseq.Int64, PostID: pid.String, Author: pauthor.String, TS: pts.Int64, EditedTS: pedit.Int64, Retracted: pret.Int64 != 0,

@@ -50,35 +50,69 @@ func (c *ChannelStore) FollowedChannelIDs(ctx context.Context, userID string) ([
 	return out, rows.Err()
 }
 
-// ChannelNews returns, for the channels ids that userID follows, the
-// unread count and newest post, and the posts changed on the channel stream
-// in (since, upto], oldest change first, at most limit: two queries,
-// whatever the number of channels, followers or posts.
-func (c *ChannelStore) ChannelNews(ctx context.Context, userID string, ids []string, since, upto int64, limit int) ([]channels.Followed, []channels.Post, error) {
+// ChannelNews returns, for the channels ids, each channel with its newest
+// post, and the posts changed on the channel stream in (since, upto],
+// oldest change first, at most limit: two queries, whatever the number of
+// channels, followers or posts. Nothing in it depends on who asks, so every
+// follower woken by one post can share one read (inbox/channels.go); the
+// reader's own part is ReadSeqs.
+func (c *ChannelStore) ChannelNews(ctx context.Context, ids []string, since, upto int64, limit int) ([]channels.Followed, []channels.Post, error) {
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
-	in, args := inList(ids, 2)
-	fs, err := c.followed(ctx, userID, ` AND r.channel_id IN (`+in+`)`, args)
+	in, args := inList(ids, 1)
+	rows, err := c.s.read.QueryContext(ctx, `SELECT `+channelNewestCols+`
+		FROM channels c LEFT JOIN channel_posts p ON p.channel_id = c.channel_id AND p.seq = c.seq
+		WHERE c.channel_id IN (`+in+`) ORDER BY c.channel_id`, args...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("channel news: %w", err)
+	}
+	fs, err := scanChannelsNewest(rows, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("channel news: %w", err)
 	}
 	in, args = inList(ids, 4)
-	rows, err := c.s.read.QueryContext(ctx, `SELECT `+postCols+` FROM channel_posts WHERE stream_pos > $1 AND stream_pos <= $2
+	rows, err = c.s.read.QueryContext(ctx, `SELECT `+postCols+` FROM channel_posts WHERE stream_pos > $1 AND stream_pos <= $2
 		AND channel_id IN (`+in+`) ORDER BY stream_pos LIMIT $3`, append([]any{since, upto, limit}, args...)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("channel news of %s: %w", userID, err)
+		return nil, nil, fmt.Errorf("channel news: %w", err)
 	}
 	defer rows.Close()
 	var posts []channels.Post
 	for rows.Next() {
 		var p channels.Post
 		if err := scanPost(rows, &p); err != nil {
-			return nil, nil, fmt.Errorf("channel news of %s: %w", userID, err)
+			return nil, nil, fmt.Errorf("channel news: %w", err)
 		}
 		posts = append(posts, p)
 	}
 	return fs, posts, rows.Err()
+}
+
+// ReadSeqs returns userID's read markers on the channels ids it follows
+// (one indexed read of their own channel_reads rows); a channel missing
+// from the map is not followed.
+func (c *ChannelStore) ReadSeqs(ctx context.Context, userID string, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	in, args := inList(ids, 2)
+	rows, err := c.s.read.QueryContext(ctx, `SELECT channel_id, read_seq FROM channel_reads WHERE user_id = $1 AND channel_id IN (`+in+`)`,
+		append([]any{userID}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("read markers of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			return nil, fmt.Errorf("read markers of %s: %w", userID, err)
+		}
+		out[id] = seq
+	}
+	return out, rows.Err()
 }
 
 // inList makes "$first, $first+1, ..." for ids.
