@@ -37,13 +37,19 @@ func benchEnv(name string, def int) int {
 // CJK character, a Latin word. The defaults are small, for CI's
 // -benchtime=100x; the full size is MSGS=1000000 ROOMS=1000
 // JOINED=100. p50_ms and p99_ms are the latency percentiles of the run.
-// PARLEY_BENCH_SEARCH_PG=1 runs on PostgreSQL (PARLEY_TEST_DATABASE_URL).
+// PARLEY_BENCH_SEARCH_PG=1 runs on PostgreSQL (PARLEY_TEST_DATABASE_URL);
+// PARLEY_BENCH_SEARCH_PG_KEEP=<database URL> on a PostgreSQL database that
+// is kept, as PARLEY_BENCH_SEARCH_DATADIR keeps a SQLite one (set both).
 func BenchmarkSearch(b *testing.B) {
 	msgs := benchEnv("PARLEY_BENCH_SEARCH_MSGS", 5000)
 	nRooms := benchEnv("PARLEY_BENCH_SEARCH_ROOMS", 100)
 	joined := min(benchEnv("PARLEY_BENCH_SEARCH_JOINED", 10), nRooms)
 	st := hstest.Store{Name: "sqlite"}
-	if os.Getenv("PARLEY_BENCH_SEARCH_PG") != "" {
+	if url := os.Getenv("PARLEY_BENCH_SEARCH_PG_KEEP"); url != "" {
+		// A PostgreSQL database that is kept, with PARLEY_BENCH_SEARCH_DATADIR
+		// for the server's keys: filled when empty, measured when filled.
+		st = hstest.Store{Name: "postgres", URL: url}
+	} else if os.Getenv("PARLEY_BENCH_SEARCH_PG") != "" {
 		st = hstest.Stores(b)[len(hstest.Stores(b))-1]
 		if st.Name != "postgres" {
 			b.Skip("PARLEY_BENCH_SEARCH_PG set but no PostgreSQL")
