@@ -31,13 +31,13 @@ type Token struct {
 	Epoch string
 }
 
-// maxEpochLen bounds the epoch part of a token; stores write 12 hex digits.
 // notCarried as a token's Chan or Moments says the sync that holds the token
 // does not show that stream (sliding sync), so the stream's news is none of
 // its business. It is never written: String writes only positive parts, and
 // ParseToken refuses negative ones.
 const notCarried = -1
 
+// maxEpochLen bounds the epoch part of a token; stores write 12 hex digits.
 const maxEpochLen = 32
 
 func (t Token) String() string { return string(t.appendTo(make([]byte, 0, 24))) }
