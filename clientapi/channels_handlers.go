@@ -163,21 +163,9 @@ func (a *API) retractChannelPost(w http.ResponseWriter, r *http.Request, s *sess
 // channelPosts pages posts newest first; "from" is the next_batch of the
 // previous page (the sequence below which to continue).
 func (a *API) channelPosts(w http.ResponseWriter, r *http.Request, s *session) error {
-	var before int64
-	if f := r.URL.Query().Get("from"); f != "" {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || n <= 0 {
-			return apierr.InvalidParam("Invalid from token")
-		}
-		before = n
-	}
-	limit := 20
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n <= 0 {
-			return apierr.InvalidParam("Invalid limit")
-		}
-		limit = min(n, 100)
+	before, limit, err := pageParams(r)
+	if err != nil {
+		return err
 	}
 	ps, err := a.channels.Posts(r.Context(), s.UserID, param(r, "channelId"), before, limit)
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
-
-	"github.com/parley-im/parley/apierr"
 )
 
 // Channel likes and comments (package channels owns the rules: blocks,
@@ -52,21 +50,9 @@ func (a *API) commentChannelPost(w http.ResponseWriter, r *http.Request, s *sess
 // channelComments pages a post's comments oldest first; "from" is the
 // next_batch of the previous page (the sequence after which to continue).
 func (a *API) channelComments(w http.ResponseWriter, r *http.Request, s *session) error {
-	var after int64
-	if f := r.URL.Query().Get("from"); f != "" {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || n <= 0 {
-			return apierr.InvalidParam("Invalid from token")
-		}
-		after = n
-	}
-	limit := 20
-	if l := r.URL.Query().Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n <= 0 {
-			return apierr.InvalidParam("Invalid limit")
-		}
-		limit = min(n, 100)
+	after, limit, err := pageParams(r)
+	if err != nil {
+		return err
 	}
 	cs, err := a.channels.Comments(r.Context(), s.UserID, param(r, "channelId"), param(r, "postId"), after, limit)
 	if err != nil {

@@ -81,7 +81,9 @@ func (a *API) postMoment(w http.ResponseWriter, r *http.Request, s *session) err
 	return writeJSON(w, p)
 }
 
-// pageParams reads "from" (the next_batch of the previous page) and "limit".
+// pageParams reads a Parley list's paging: "from" (the next_batch of the
+// previous page, a positive sequence) and "limit" (20 by default, at most
+// 100). Moments and channels (posts and comments) page the same way.
 func pageParams(r *http.Request) (before int64, limit int, err error) {
 	if f := r.URL.Query().Get("from"); f != "" {
 		n, err := strconv.ParseInt(f, 10, 64)
