@@ -124,6 +124,8 @@ func TestChannelLikesAndComments(t *testing.T) {
 				{"huge comment", "POST", p2base + "/comments", map[string]any{"text": strings.Repeat("x", 2049)}, 413, "M_TOO_LARGE"},
 				{"bad json", "POST", p2base + "/comments", "{", 400, "M_BAD_JSON"},
 				{"bad cursor", "GET", p2base + "/comments?from=x", nil, 400, "M_INVALID_PARAM"},
+				{"zero limit", "GET", p2base + "/comments?limit=0", nil, 400, "M_INVALID_PARAM"},
+				{"negative cursor", "GET", p2base + "/comments?from=-1", nil, 400, "M_INVALID_PARAM"},
 				{"comment of another post", "DELETE", p2base + "/comments/" + hstest.Esc(cids[3]), nil, 404, "M_NOT_FOUND"},
 			} {
 				code, res := fan.Do(c.method, c.path, c.body)

@@ -142,6 +142,7 @@ func TestChannelRefusals(t *testing.T) {
 				{"link not http", owner, "POST", base + "/posts", map[string]any{"links": []string{"javascript:x"}}, 400, "M_INVALID_PARAM"},
 				{"edit unknown post", owner, "PUT", base + "/posts/" + hstest.Esc("$nope"), map[string]any{"text": "x"}, 404, "M_NOT_FOUND"},
 				{"bad cursor", owner, "GET", base + "/posts?from=x", nil, 400, "M_INVALID_PARAM"},
+				{"bad limit", owner, "GET", base + "/posts?limit=x", nil, 400, "M_INVALID_PARAM"},
 				{"blocked follow", mallory, "POST", base + "/follow", map[string]any{}, 403, "M_FORBIDDEN"},
 				{"blocked read", mallory, "GET", base + "/posts", nil, 403, "M_FORBIDDEN"},
 				{"read unfollowed", other, "POST", base + "/read", map[string]any{}, 404, "M_NOT_FOUND"},
