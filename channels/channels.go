@@ -72,6 +72,13 @@ type Followed struct {
 	Newest  *Post   `json:"newest_post,omitempty"`
 }
 
+// ReadMarker is a follower's read marker on one followed channel: the
+// sequence of the newest post they have read.
+type ReadMarker struct {
+	ChannelID string
+	ReadSeq   int64
+}
+
 // Store keeps channels, posts and read markers. Every write is atomic.
 type Store interface {
 	CreateChannel(ctx context.Context, c Channel) error
@@ -213,7 +220,7 @@ type Service struct {
 // publishes it once written (inbox.ChannelFeed implements it). Write runs
 // f with the next position; on success the position becomes visible to
 // syncs and the channel's waiting followers wake. Follows tells it that
-// user's set of followed channels changed.
+// user's followed channels or read markers on them changed.
 type Stream interface {
 	Write(ctx context.Context, channelID string, f func(pos int64) error) error
 	Follows(user string)
@@ -605,6 +612,7 @@ func (s *Service) MarkRead(ctx context.Context, user, id string) error {
 	}
 	for _, f := range fs {
 		if f.Channel.ID == id {
+			defer s.followsChanged(user) // the feed caches read markers
 			return s.store.SetRead(ctx, user, id, c.Seq)
 		}
 	}

@@ -18,19 +18,20 @@ import (
 // A post is written once (read fan-out). Every post, edit and retraction
 // takes a position on the channel stream, a counter of its own carried in
 // the sync token after a dot ("s12_3.7"); the feed keeps each channel's
-// newest position in memory and each user's followed channels in a cache
-// dropped on follow and unfollow. A sync compares the two in memory and
-// queries only the channels with news: O(channels with news), never
-// O(posts) or O(followers). A long-poll registers its user in the waiter
+// newest position in memory and each user's followed channels, with their
+// read markers, in a cache dropped on follow, unfollow and mark-read. A
+// sync compares the two in memory and queries only the channels with news,
+// in one read shared by every follower the post woke: O(channels with
+// news), never O(posts) or O(followers), and no query of the follower's
+// own. A long-poll registers its user in the waiter
 // set of each followed channel; a post wakes that set and clears it, so a
 // post costs no row and no work per offline follower.
 
 // ChannelStore is what the feed reads (storage.ChannelStore).
 type ChannelStore interface {
 	ChannelNewsPositions(ctx context.Context) (map[string]int64, error)
-	FollowedChannelIDs(ctx context.Context, userID string) ([]string, error)
+	FollowedReads(ctx context.Context, userID string) ([]channels.ReadMarker, error)
 	ChannelNews(ctx context.Context, ids []string, since, upto int64, limit int) ([]channels.Followed, []channels.Post, error)
-	ReadSeqs(ctx context.Context, userID string, ids []string) (map[string]int64, error)
 	Followed(ctx context.Context, userID string) ([]channels.Followed, error)
 }
 
@@ -50,12 +51,12 @@ type ChannelFeed struct {
 	// together: they ask for the same channels over the same range.
 	flight singleflight.Group
 
-	mu      sync.Mutex                     // guards the fields below; never held while calling the notifier
-	pos     int64                          // published watermark of the channel stream
-	news    map[string]int64               // channel -> its newest change
-	follows map[string][]string            // user -> followed channels, cached; absent: not loaded
-	gen     uint64                         // bumped by Follows, so a load racing a follow is not cached
-	waiters map[string]map[string]struct{} // channel -> users long-polling now
+	mu      sync.Mutex                       // guards the fields below; never held while calling the notifier
+	pos     int64                            // published watermark of the channel stream
+	news    map[string]int64                 // channel -> its newest change
+	follows map[string][]channels.ReadMarker // user -> followed channels with read markers, cached; absent: not loaded
+	gen     uint64                           // bumped by Follows, so a load racing a follow or a read is not cached
+	waiters map[string]map[string]struct{}   // channel -> users long-polling now
 }
 
 var _ channels.Stream = (*ChannelFeed)(nil)
@@ -67,7 +68,7 @@ func NewChannelFeed(ctx context.Context, store ChannelStore, n *Notifier) (*Chan
 	if err != nil {
 		return nil, err
 	}
-	f := &ChannelFeed{store: store, n: n, news: news, follows: map[string][]string{}, waiters: map[string]map[string]struct{}{}}
+	f := &ChannelFeed{store: store, n: n, news: news, follows: map[string][]channels.ReadMarker{}, waiters: map[string]map[string]struct{}{}}
 	for _, p := range news {
 		f.pos = max(f.pos, p)
 	}
@@ -114,7 +115,8 @@ func (f *ChannelFeed) Waiting(channelID string) int {
 	return len(f.waiters[channelID])
 }
 
-// Follows implements channels.Stream: user's cached follow set is dropped.
+// Follows implements channels.Stream: user's cached follow set and read
+// markers are dropped.
 func (f *ChannelFeed) Follows(user string) {
 	f.mu.Lock()
 	delete(f.follows, user)
@@ -123,8 +125,9 @@ func (f *ChannelFeed) Follows(user string) {
 	f.n.wake(user) // a new follow shows in the user's next sync
 }
 
-// followed returns user's followed channels, from the cache or the store.
-func (f *ChannelFeed) followed(ctx context.Context, user string) ([]string, error) {
+// followed returns user's followed channels with their read markers, from
+// the cache or the store; callers must not modify the slice.
+func (f *ChannelFeed) followed(ctx context.Context, user string) ([]channels.ReadMarker, error) {
 	f.mu.Lock()
 	ids, ok := f.follows[user]
 	gen := f.gen
@@ -132,12 +135,12 @@ func (f *ChannelFeed) followed(ctx context.Context, user string) ([]string, erro
 	if ok {
 		return ids, nil
 	}
-	ids, err := f.store.FollowedChannelIDs(ctx, user)
+	ids, err := f.store.FollowedReads(ctx, user)
 	if err != nil {
 		return nil, err
 	}
 	if ids == nil {
-		ids = []string{}
+		ids = []channels.ReadMarker{}
 	}
 	f.mu.Lock()
 	if f.gen == gen {
@@ -171,30 +174,30 @@ func (f *ChannelFeed) hasNews(user string, since int64) bool {
 	if len(ids) == 0 {
 		return false
 	}
-	for _, id := range ids {
-		if f.news[id] > since {
+	for _, r := range ids {
+		if f.news[r.ChannelID] > since {
 			return true
 		}
 	}
-	for _, id := range ids {
-		w := f.waiters[id]
+	for _, r := range ids {
+		w := f.waiters[r.ChannelID]
 		if w == nil {
 			w = map[string]struct{}{}
-			f.waiters[id] = w
+			f.waiters[r.ChannelID] = w
 		}
 		w[user] = struct{}{}
 	}
 	return false
 }
 
-// withNews returns user's followed channels changed after since.
-func (f *ChannelFeed) withNews(ids []string, since int64) []string {
-	var out []string
+// withNews returns the followed channels of reads changed after since.
+func (f *ChannelFeed) withNews(reads []channels.ReadMarker, since int64) []channels.ReadMarker {
+	var out []channels.ReadMarker
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, id := range ids {
-		if f.news[id] > since {
-			out = append(out, id)
+	for _, r := range reads {
+		if f.news[r.ChannelID] > since {
+			out = append(out, r)
 		}
 	}
 	return out
@@ -211,93 +214,103 @@ func (s *Syncer) channelSection(ctx context.Context, user string, initial bool, 
 		return nil, since, nil
 	}
 	upto := f.Pos()
-	ids, err := f.followed(ctx, user)
-	if err != nil || len(ids) == 0 {
+	reads, err := f.followed(ctx, user)
+	if err != nil || len(reads) == 0 {
 		return nil, upto, err
 	}
-	type section struct {
-		Channels []channels.Followed `json:"channels"`
-		Posts    []channels.Post     `json:"posts"`
-	}
-	var sec section
 	if initial {
-		if sec.Channels, err = f.store.Followed(ctx, user); err != nil {
-			return nil, 0, err
+		fs, err := f.store.Followed(ctx, user)
+		if err != nil || len(fs) == 0 {
+			return nil, upto, err
 		}
-	} else {
-		news := f.withNews(ids, since)
-		if len(news) == 0 {
-			return nil, upto, nil
-		}
-		if sec.Channels, sec.Posts, err = f.channelNews(ctx, user, news, since, upto); err != nil {
-			return nil, 0, err
-		}
-		if len(sec.Posts) == channelPostBatch {
-			upto = sec.Posts[len(sec.Posts)-1].StreamPos
-		}
+		b, err := json.Marshal(struct {
+			Channels []channels.Followed `json:"channels"`
+			Posts    []channels.Post     `json:"posts"`
+		}{fs, []channels.Post{}})
+		return b, upto, err
 	}
-	if len(sec.Channels) == 0 && len(sec.Posts) == 0 {
+	news := f.withNews(reads, since)
+	if len(news) == 0 {
 		return nil, upto, nil
 	}
-	if sec.Posts == nil {
-		sec.Posts = []channels.Post{}
+	shared, err := f.channelNews(ctx, news, since, upto)
+	if err != nil {
+		return nil, 0, err
 	}
-	b, err := json.Marshal(sec)
+	if len(shared.posts) == channelPostBatch {
+		upto = shared.posts[len(shared.posts)-1].StreamPos
+	}
+	if len(shared.chans) == 0 && len(shared.posts) == 0 {
+		return nil, upto, nil
+	}
+	b, err := shared.section(news)
 	return b, upto, err
 }
 
-// sharedNews is one ChannelNews answer, read once for every caller of the
-// same key; callers must not modify it.
+// sharedNews is one ChannelNews answer, read and rendered once for every
+// caller of the same key; callers must not modify it.
 type sharedNews struct {
-	chans []channels.Followed
-	posts []channels.Post
+	chans     []channels.Followed
+	posts     []channels.Post
+	postsJSON []byte // posts, rendered
 }
 
-// channelNews is the incremental section's read: the channels ids with
-// their newest posts and the posts changed in (since, upto], shared among
-// concurrent callers asking the same (a post wakes every follower at once,
-// each with the same token), then user's own read markers, which give the
-// unread counts and drop a channel unfollowed since the follow set was
-// cached.
-func (f *ChannelFeed) channelNews(ctx context.Context, user string, ids []string, since, upto int64) ([]channels.Followed, []channels.Post, error) {
+// section renders the io.parley.channels section for a follower with the
+// read markers reads: the channels with the follower's own unread counts,
+// then the shared posts as rendered once.
+func (n *sharedNews) section(reads []channels.ReadMarker) ([]byte, error) {
+	chans := make([]channels.Followed, len(n.chans))
+	for i, c := range n.chans {
+		for _, r := range reads {
+			if r.ChannelID == c.Channel.ID {
+				c.Unread = max(c.Channel.Seq-r.ReadSeq, 0)
+				break
+			}
+		}
+		chans[i] = c
+	}
+	cb, err := json.Marshal(chans)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(cb)+len(n.postsJSON)+24)
+	b = append(b, `{"channels":`...)
+	b = append(b, cb...)
+	b = append(b, `,"posts":`...)
+	b = append(b, n.postsJSON...)
+	return append(b, '}'), nil
+}
+
+// channelNews is the incremental section's read: the followed channels of
+// reads with their newest posts and the posts changed in (since, upto],
+// shared among concurrent callers asking the same (a post wakes every
+// follower at once, each with the same token). The callers' own parts, the
+// read markers that give their unread counts, are in memory.
+func (f *ChannelFeed) channelNews(ctx context.Context, reads []channels.ReadMarker, since, upto int64) (*sharedNews, error) {
 	var key strings.Builder
 	key.WriteString(strconv.FormatInt(since, 10))
 	key.WriteByte(' ')
 	key.WriteString(strconv.FormatInt(upto, 10))
-	for _, id := range ids {
+	ids := make([]string, len(reads))
+	for i, r := range reads {
+		ids[i] = r.ChannelID
 		key.WriteByte(' ')
-		key.WriteString(id)
+		key.WriteString(r.ChannelID)
 	}
 	v, err, _ := f.flight.Do(key.String(), func() (any, error) {
 		// Not the first caller's context: its end must not fail the others.
 		chans, posts, err := f.store.ChannelNews(context.WithoutCancel(ctx), ids, since, upto, channelPostBatch)
-		return sharedNews{chans, posts}, err
+		if err != nil {
+			return nil, err
+		}
+		if posts == nil {
+			posts = []channels.Post{}
+		}
+		pj, err := json.Marshal(posts)
+		return &sharedNews{chans, posts, pj}, err
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	shared := v.(sharedNews)
-	reads, err := f.store.ReadSeqs(ctx, user, ids)
-	if err != nil {
-		return nil, nil, err
-	}
-	chans := make([]channels.Followed, 0, len(shared.chans))
-	for _, c := range shared.chans {
-		read, ok := reads[c.Channel.ID]
-		if !ok {
-			continue
-		}
-		c.Unread = max(c.Channel.Seq-read, 0)
-		chans = append(chans, c)
-	}
-	posts := shared.posts
-	if len(chans) < len(shared.chans) { // some channel was unfollowed: none of its posts
-		posts = nil
-		for _, p := range shared.posts {
-			if _, ok := reads[p.ChannelID]; ok {
-				posts = append(posts, p)
-			}
-		}
-	}
-	return chans, posts, nil
+	return v.(*sharedNews), nil
 }

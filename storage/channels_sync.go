@@ -3,8 +3,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/parley-im/parley/channels"
 )
@@ -31,21 +29,21 @@ func (c *ChannelStore) ChannelNewsPositions(ctx context.Context) (map[string]int
 	return out, rows.Err()
 }
 
-// FollowedChannelIDs lists the channels userID follows (one indexed read of
-// their own channel_reads rows).
-func (c *ChannelStore) FollowedChannelIDs(ctx context.Context, userID string) ([]string, error) {
-	rows, err := c.s.read.QueryContext(ctx, `SELECT channel_id FROM channel_reads WHERE user_id = $1`, userID)
+// FollowedReads lists the channels userID follows with their read markers
+// (one indexed read of their own channel_reads rows).
+func (c *ChannelStore) FollowedReads(ctx context.Context, userID string) ([]channels.ReadMarker, error) {
+	rows, err := c.s.read.QueryContext(ctx, `SELECT channel_id, read_seq FROM channel_reads WHERE user_id = $1`, userID)
 	if err != nil {
-		return nil, fmt.Errorf("followed channel IDs of %s: %w", userID, err)
+		return nil, fmt.Errorf("read markers of %s: %w", userID, err)
 	}
 	defer rows.Close()
-	var out []string
+	var out []channels.ReadMarker
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("followed channel IDs of %s: %w", userID, err)
+		var r channels.ReadMarker
+		if err := rows.Scan(&r.ChannelID, &r.ReadSeq); err != nil {
+			return nil, fmt.Errorf("read markers of %s: %w", userID, err)
 		}
-		out = append(out, id)
+		out = append(out, r)
 	}
 	return out, rows.Err()
 }
@@ -55,7 +53,7 @@ func (c *ChannelStore) FollowedChannelIDs(ctx context.Context, userID string) ([
 // oldest change first, at most limit: two queries, whatever the number of
 // channels, followers or posts. Nothing in it depends on who asks, so every
 // follower woken by one post can share one read (inbox/channels.go); the
-// reader's own part is ReadSeqs.
+// reader's own part, the read markers, the feed keeps in memory.
 func (c *ChannelStore) ChannelNews(ctx context.Context, ids []string, since, upto int64, limit int) ([]channels.Followed, []channels.Post, error) {
 	if len(ids) == 0 {
 		return nil, nil, nil
@@ -89,42 +87,12 @@ func (c *ChannelStore) ChannelNews(ctx context.Context, ids []string, since, upt
 	return fs, posts, rows.Err()
 }
 
-// ReadSeqs returns userID's read markers on the channels ids it follows
-// (one indexed read of their own channel_reads rows); a channel missing
-// from the map is not followed.
-func (c *ChannelStore) ReadSeqs(ctx context.Context, userID string, ids []string) (map[string]int64, error) {
-	out := make(map[string]int64, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	in, args := inList(ids, 2)
-	rows, err := c.s.read.QueryContext(ctx, `SELECT channel_id, read_seq FROM channel_reads WHERE user_id = $1 AND channel_id IN (`+in+`)`,
-		append([]any{userID}, args...)...)
-	if err != nil {
-		return nil, fmt.Errorf("read markers of %s: %w", userID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var seq int64
-		if err := rows.Scan(&id, &seq); err != nil {
-			return nil, fmt.Errorf("read markers of %s: %w", userID, err)
-		}
-		out[id] = seq
-	}
-	return out, rows.Err()
-}
-
-// inList makes "$first, $first+1, ..." for ids.
+// inList makes the placeholders "$first,$first+1,..." for ids, with ids
+// as arguments.
 func inList(ids []string, first int) (string, []any) {
-	var b strings.Builder
 	args := make([]any, len(ids))
 	for i, id := range ids {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("$" + strconv.Itoa(first+i))
 		args[i] = id
 	}
-	return b.String(), args
+	return placeholders(first, len(ids)), args
 }
