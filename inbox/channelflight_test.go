@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"encoding/json"
 	"runtime"
 	"strconv"
 	"sync"
@@ -57,11 +58,7 @@ func TestWokenFollowersShareOneChannelRead(t *testing.T) {
 				t.Errorf("channelNews: %v", err)
 				return
 			}
-			b, err := shared.section(reads)
-			if err != nil {
-				t.Errorf("section: %v", err)
-			}
-			got[i] = gjson.ParseBytes(b)
+			got[i] = gjson.ParseBytes(shared.section(reads))
 		})
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -83,5 +80,64 @@ func TestWokenFollowersShareOneChannelRead(t *testing.T) {
 		if unread != want || g.Get("posts.#").Int() != 2 || g.Get("channels.0.channel.channel_id").String() != "~a" {
 			t.Errorf("follower %d got %s, want ~a with unread %d, ~b with 0, two posts", i, g.Raw, 10-i)
 		}
+	}
+}
+
+// TestSharedSectionRendersAsJSON: the section rendered once and patched
+// with each follower's unread count is what encoding/json makes of it.
+func TestSharedSectionRendersAsJSON(t *testing.T) {
+	newest := &channels.Post{ChannelID: "~a", PostID: "$p", Seq: 7, Author: "@o:hs", Text: "hi \"there\" <b>", Images: []string{"mxc://hs/i"}, TS: 5, Likes: 2}
+	chans := []channels.Followed{
+		{Channel: channels.Channel{ID: "~a", Owner: "@o:hs", Name: "A", Editors: []string{"@e:hs"}, CreatedTS: 1, Seq: 7}, Newest: newest},
+		{Channel: channels.Channel{ID: "~b", Owner: "@o:hs", Name: "B", Editors: []string{}, CommentsOff: true, Seq: 0}},
+	}
+	posts := []channels.Post{*newest, {ChannelID: "~a", PostID: "$q", Seq: 6, Retracted: true}}
+	n, err := renderNews(chans, posts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := []channels.ReadMarker{{ChannelID: "~b", ReadSeq: 0}, {ChannelID: "~a", ReadSeq: 3}}
+	want := append([]channels.Followed{}, chans...)
+	want[0].Unread = 4
+	wantJSON, err := json.Marshal(struct {
+		Channels []channels.Followed `json:"channels"`
+		Posts    []channels.Post     `json:"posts"`
+	}{want, posts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.section(reads); string(got) != string(wantJSON) {
+		t.Errorf("section\n got %s\nwant %s", got, wantJSON)
+	}
+}
+
+// TestLateFollowersReadKeptNews: followers woken by one post reach the feed
+// over tens of milliseconds, after the shared read has ended; they read the
+// answer kept in memory until the stream moves on.
+func TestLateFollowersReadKeptNews(t *testing.T) {
+	st := &blockingChannelStore{release: make(chan struct{})}
+	close(st.release)
+	f := &ChannelFeed{store: st, news: map[string]int64{}}
+	ctx := context.Background()
+	reads := []channels.ReadMarker{{ChannelID: "~a"}}
+	if err := f.Write(ctx, "~a", func(int64) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := f.channelNews(ctx, reads, 0, f.Pos()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.calls.Load(); n != 1 {
+		t.Errorf("store reads for three followers one after another = %d, want 1", n)
+	}
+	if err := f.Write(ctx, "~a", func(int64) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.channelNews(ctx, reads, 0, f.Pos()); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.calls.Load(); n != 2 {
+		t.Errorf("store reads after the stream moved on = %d, want 2", n)
 	}
 }

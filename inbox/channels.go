@@ -48,7 +48,10 @@ type ChannelFeed struct {
 	writeMu sync.Mutex // serialises stream writes, so positions publish in order
 
 	// flight shares one ChannelNews read among the followers one post wakes
-	// together: they ask for the same channels over the same range.
+	// together: they ask for the same channels over the same range. The
+	// wake-ups of 2,000 followers spread over tens of milliseconds, longer
+	// than a read, so the answers are also kept (recent) until the stream
+	// moves on: a later follower with the same question reads memory.
 	flight singleflight.Group
 
 	mu      sync.Mutex                       // guards the fields below; never held while calling the notifier
@@ -57,6 +60,7 @@ type ChannelFeed struct {
 	follows map[string][]channels.ReadMarker // user -> followed channels with read markers, cached; absent: not loaded
 	gen     uint64                           // bumped by Follows, so a load racing a follow or a read is not cached
 	waiters map[string]map[string]struct{}   // channel -> users long-polling now
+	recent  map[string]*sharedNews           // ChannelNews answers up to pos, by flight key
 }
 
 var _ channels.Stream = (*ChannelFeed)(nil)
@@ -97,6 +101,7 @@ func (f *ChannelFeed) Write(ctx context.Context, channelID string, write func(po
 	}
 	f.mu.Lock()
 	f.pos = next
+	clear(f.recent) // every later sync asks up to next: none of these keys again
 	f.news[channelID] = next
 	ws := f.waiters[channelID]
 	delete(f.waiters, channelID)
@@ -243,42 +248,89 @@ func (s *Syncer) channelSection(ctx context.Context, user string, initial bool, 
 	if len(shared.chans) == 0 && len(shared.posts) == 0 {
 		return nil, upto, nil
 	}
-	b, err := shared.section(news)
-	return b, upto, err
+	return shared.section(news), upto, nil
 }
 
 // sharedNews is one ChannelNews answer, read and rendered once for every
 // caller of the same key; callers must not modify it.
 type sharedNews struct {
-	chans     []channels.Followed
+	chans     []renderedChannel
 	posts     []channels.Post
 	postsJSON []byte // posts, rendered
 }
 
+// renderedChannel is one channels.Followed rendered but for its unread
+// count, which is each follower's own: head ends before the count's value,
+// tail follows it.
+type renderedChannel struct {
+	id         string
+	seq        int64
+	head, tail []byte
+}
+
+func renderChannel(c channels.Followed) (renderedChannel, error) {
+	ch, err := json.Marshal(c.Channel)
+	if err != nil {
+		return renderedChannel{}, err
+	}
+	r := renderedChannel{id: c.Channel.ID, seq: c.Channel.Seq, tail: []byte("}")}
+	r.head = append(append([]byte(`{"channel":`), ch...), `,"unread_count":`...)
+	if c.Newest != nil {
+		p, err := json.Marshal(c.Newest)
+		if err != nil {
+			return renderedChannel{}, err
+		}
+		r.tail = append(append([]byte(`,"newest_post":`), p...), '}')
+	}
+	return r, nil
+}
+
 // section renders the io.parley.channels section for a follower with the
-// read markers reads: the channels with the follower's own unread counts,
-// then the shared posts as rendered once.
-func (n *sharedNews) section(reads []channels.ReadMarker) ([]byte, error) {
-	chans := make([]channels.Followed, len(n.chans))
+// read markers reads: the shared rendering with the follower's own unread
+// counts put in, so a woken follower costs one buffer.
+func (n *sharedNews) section(reads []channels.ReadMarker) []byte {
+	size := len(n.postsJSON) + 32
+	for _, c := range n.chans {
+		size += len(c.head) + len(c.tail) + 21
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"channels":[`...)
 	for i, c := range n.chans {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var unread int64
 		for _, r := range reads {
-			if r.ChannelID == c.Channel.ID {
-				c.Unread = max(c.Channel.Seq-r.ReadSeq, 0)
+			if r.ChannelID == c.id {
+				unread = max(c.seq-r.ReadSeq, 0)
 				break
 			}
 		}
-		chans[i] = c
+		b = append(b, c.head...)
+		b = strconv.AppendInt(b, unread, 10)
+		b = append(b, c.tail...)
 	}
-	cb, err := json.Marshal(chans)
+	b = append(b, `],"posts":`...)
+	b = append(b, n.postsJSON...)
+	return append(b, '}')
+}
+
+// renderNews renders a ChannelNews answer for sharing.
+func renderNews(chans []channels.Followed, posts []channels.Post) (*sharedNews, error) {
+	if posts == nil {
+		posts = []channels.Post{}
+	}
+	pj, err := json.Marshal(posts)
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, len(cb)+len(n.postsJSON)+24)
-	b = append(b, `{"channels":`...)
-	b = append(b, cb...)
-	b = append(b, `,"posts":`...)
-	b = append(b, n.postsJSON...)
-	return append(b, '}'), nil
+	n := &sharedNews{chans: make([]renderedChannel, len(chans)), posts: posts, postsJSON: pj}
+	for i, c := range chans {
+		if n.chans[i], err = renderChannel(c); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
 }
 
 // channelNews is the incremental section's read: the followed channels of
@@ -297,20 +349,40 @@ func (f *ChannelFeed) channelNews(ctx context.Context, reads []channels.ReadMark
 		key.WriteByte(' ')
 		key.WriteString(r.ChannelID)
 	}
-	v, err, _ := f.flight.Do(key.String(), func() (any, error) {
+	k := key.String()
+	f.mu.Lock()
+	n, ok := f.recent[k]
+	f.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	v, err, _ := f.flight.Do(k, func() (any, error) {
 		// Not the first caller's context: its end must not fail the others.
 		chans, posts, err := f.store.ChannelNews(context.WithoutCancel(ctx), ids, since, upto, channelPostBatch)
 		if err != nil {
 			return nil, err
 		}
-		if posts == nil {
-			posts = []channels.Post{}
+		n, err := renderNews(chans, posts)
+		if err != nil {
+			return nil, err
 		}
-		pj, err := json.Marshal(posts)
-		return &sharedNews{chans, posts, pj}, err
+		f.mu.Lock()
+		if f.pos == upto && len(f.recent) < maxRecentNews {
+			if f.recent == nil {
+				f.recent = map[string]*sharedNews{}
+			}
+			f.recent[k] = n
+		}
+		f.mu.Unlock()
+		return n, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*sharedNews), nil
 }
+
+// maxRecentNews bounds the answers kept between two stream writes: one per
+// distinct (token, followed channels with news), and one post's wake-ups
+// ask few distinct questions.
+const maxRecentNews = 256
