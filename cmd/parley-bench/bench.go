@@ -31,11 +31,12 @@ func run(ctx context.Context, opt options, prog *progress) (*report, error) {
 	b := &bench{opt: opt, c: newClient(opt.Target, opt.SetPresence, conns, opt.RequestTimeout, opt.PollTimeout), prog: prog, errs: newErrorLog()}
 	defer b.c.close()
 	scenarios := map[string]func(context.Context, *bench) (*report, error){
-		"send":         runSend,
-		"latency":      runLatency,
-		"fanout":       runFanout,
-		"idle":         runIdle,
-		"initial-sync": runInitialSync,
+		"send":           runSend,
+		"latency":        runLatency,
+		"fanout":         runFanout,
+		"channel-fanout": runChannelFanout,
+		"idle":           runIdle,
+		"initial-sync":   runInitialSync,
 	}
 	scenario, ok := scenarios[opt.Scenario]
 	if !ok {

@@ -20,7 +20,9 @@ import (
 // sizes against a real Parley started in this process, through the same
 // cli entry point as the binary, and checks that the JSON report is sane.
 func TestScenariosAgainstParley(t *testing.T) {
-	srv := hstest.Start(t, hstest.Options{}) // open registration, no rate limits
+	// Open registration, no rate limits; channel-fanout posts many times
+	// a minute to one channel.
+	srv := hstest.Start(t, hstest.Options{Mutate: func(c *config.Config) { c.Channels.PostsPerMinute = 1 << 30 }})
 	base := []string{"--target", srv.URL, "--json", "--duration", "1s", "--drain", "5s"}
 	tests := []struct {
 		args  []string
@@ -49,6 +51,15 @@ func TestScenariosAgainstParley(t *testing.T) {
 			positive(t, r, "complete_messages")
 			if r.Counts["deliveries"] < 4*r.Counts["complete_messages"] || r.Counts["incomplete_messages"] != 0 || r.Counts["limited_timelines"] != 0 {
 				t.Errorf("counts = %v, want 4 deliveries per complete message and none incomplete", r.Counts)
+			}
+			if s := r.Latency["time_to_last_delivery"]; s.Count != r.Counts["complete_messages"] || s.P50 <= 0 {
+				t.Errorf("time_to_last_delivery = %+v, want %d samples", s, r.Counts["complete_messages"])
+			}
+		}},
+		{[]string{"channel-fanout", "--members", "4", "--senders", "2"}, func(t *testing.T, r *report) {
+			positive(t, r, "complete_messages")
+			if r.Counts["deliveries"] < 4*r.Counts["complete_messages"] || r.Counts["incomplete_messages"] != 0 {
+				t.Errorf("counts = %v, want 4 deliveries per complete post and none incomplete", r.Counts)
 			}
 			if s := r.Latency["time_to_last_delivery"]; s.Count != r.Counts["complete_messages"] || s.P50 <= 0 {
 				t.Errorf("time_to_last_delivery = %+v, want %d samples", s, r.Counts["complete_messages"])

@@ -230,3 +230,54 @@ func (c *client) send(ctx context.Context, u *user, roomID string, id uint64, se
 	_, err := c.do(ctx, c.requests, "PUT", roomPath(roomID)+"/send/m.room.message/"+txn, u.token, messageBody(id, sent))
 	return err
 }
+
+// channelPath is a channel's path in Parley's channels API.
+func channelPath(channelID string) string {
+	return "/_parley/client/v1/channels/" + url.PathEscape(channelID)
+}
+
+// createChannel has owner create a broadcast channel with editors, who may
+// post too, and returns its ID.
+func (c *client) createChannel(ctx context.Context, owner *user, name string, editors []string) (string, error) {
+	if editors == nil {
+		editors = []string{}
+	}
+	res, err := c.setupCall(ctx, "POST", "/_parley/client/v1/channels", owner.token, map[string]any{"name": name, "editors": editors})
+	if err != nil {
+		return "", fmt.Errorf("create channel: %w", err)
+	}
+	id := res.Get("channel_id").String()
+	if id == "" {
+		return "", fmt.Errorf("create channel: no channel_id in %.200s", res.Raw)
+	}
+	return id, nil
+}
+
+// follow has u follow the channel.
+func (c *client) follow(ctx context.Context, u *user, channelID string) error {
+	if _, err := c.setupCall(ctx, "POST", channelPath(channelID)+"/follow", u.token, map[string]any{}); err != nil {
+		return fmt.Errorf("%s follows %s: %w", u.id, channelID, err)
+	}
+	return nil
+}
+
+// postBody is a channel post carrying a bench message's ID and send time
+// in its text, which is all a post has to carry them: "parley-bench ID US".
+func postBody(id uint64, sent time.Time) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"text":"`+benchPostPrefix...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, sent.UnixMicro(), 10)
+	return append(b, `"}`...)
+}
+
+// benchPostPrefix starts the text of every bench post.
+const benchPostPrefix = "parley-bench "
+
+// post posts one bench message to the channel and returns once the server
+// acknowledges it.
+func (c *client) post(ctx context.Context, u *user, channelID string, id uint64, sent time.Time) error {
+	_, err := c.do(ctx, c.requests, "POST", channelPath(channelID)+"/posts", u.token, postBody(id, sent))
+	return err
+}

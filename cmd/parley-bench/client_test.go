@@ -137,3 +137,18 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("progressLine with no total = %q, want 0%%", got)
 	}
 }
+
+// TestBenchPostRoundTrip: a channel post's text carries the bench message
+// ID and send time back, and other texts are not bench posts.
+func TestBenchPostRoundTrip(t *testing.T) {
+	sent := time.UnixMicro(1_796_000_000_123_456)
+	text := gjson.GetBytes(postBody(42, sent), "text").String()
+	if id, us, ok := parseBenchPost(text); !ok || id != 42 || us != sent.UnixMicro() {
+		t.Errorf("parseBenchPost(%q) = %d, %d, %v; want 42, %d, true", text, id, us, ok, sent.UnixMicro())
+	}
+	for _, bad := range []string{"", "hello", "parley-bench", "parley-bench 42", "parley-bench x 1", "parley-bench 1 y", "parley-bench -1 5"} {
+		if _, _, ok := parseBenchPost(bad); ok {
+			t.Errorf("parseBenchPost(%q) ok, want not a bench post", bad)
+		}
+	}
+}

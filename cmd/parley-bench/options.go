@@ -15,7 +15,7 @@ import (
 
 // scenarioNames lists the scenarios in the order the usage text gives them.
 func scenarioNames() []string {
-	return []string{"send", "latency", "fanout", "idle", "initial-sync"}
+	return []string{"send", "latency", "fanout", "channel-fanout", "idle", "initial-sync"}
 }
 
 // options is one run's parameters. run reads nothing else, so a test can
@@ -36,9 +36,9 @@ type options struct {
 
 	Users   int     // latency: long-polling users; idle: distinct users behind the polls
 	Rooms   int     // send, latency: rooms; initial-sync: rooms the reader is in
-	Senders int     // send, latency, fanout: sending users
+	Senders int     // send, latency, fanout, channel-fanout: sending users
 	Rate    float64 // latency: offered messages per second, all senders together
-	Members int     // fanout: long-polling members of the one room
+	Members int     // fanout: long-polling members of the one room; channel-fanout: followers of the one channel
 	Conns   int     // idle: concurrent long-polls to hold
 	Steps   int     // idle: RSS samples at Conns*1/Steps ... Conns
 	History int     // initial-sync: messages per room
@@ -62,6 +62,11 @@ type options struct {
 	UserPrefix       string // prefix of every localpart; random per run so reruns do not collide
 	SetupConcurrency int    // requests in flight during setup
 	Warmup           int    // fanout: messages sent and fully delivered before the window opens
+	// Pause is how long each fan-out sender waits after a message reached
+	// every member before it sends the next. With a pause long enough for
+	// every member's next long-poll to arrive, each message wakes parked
+	// polls only; with none, messages follow back to back.
+	Pause time.Duration
 }
 
 // localpartPrefix is what a prefix may hold so that prefix-role123 stays a
@@ -79,26 +84,27 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Progress, "progress", false, "show the progress bar even when stderr is not a terminal")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long the scenario runs (setup not included)")
 	fs.DurationVar(&o.SetupTimeout, "setup-timeout", 10*time.Minute, "bound on registration, rooms, joins and initial syncs")
-	fs.DurationVar(&o.Drain, "drain", 3*time.Second, "latency, fanout: after sending stops, how long to wait for deliveries still under way")
+	fs.DurationVar(&o.Drain, "drain", 3*time.Second, "latency, fanout, channel-fanout: after sending stops, how long to wait for deliveries still under way")
 	fs.DurationVar(&o.PollTimeout, "poll-timeout", 30*time.Second, "timeout each long-poll /sync asks for")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", time.Minute, "bound on every request except long-polls")
 	fs.IntVar(&o.Users, "users", 0, "latency: long-polling users (default 50); idle: users behind the polls (default --conns)")
 	fs.IntVar(&o.Rooms, "rooms", 0, "send: rooms (default 8); latency: rooms (default 10); initial-sync: rooms the user is in (default 20)")
-	fs.IntVar(&o.Senders, "senders", 0, "send (default 16), latency (default 4), fanout (default 1): sending users")
+	fs.IntVar(&o.Senders, "senders", 0, "send (default 16), latency (default 4), fanout and channel-fanout (default 1): sending users")
 	fs.Float64Var(&o.Rate, "rate", 0, "latency: offered messages per second, open loop (default 100)")
-	fs.IntVar(&o.Members, "members", 0, "fanout: long-polling members of the room (default 100)")
+	fs.IntVar(&o.Members, "members", 0, "fanout: long-polling members of the room; channel-fanout: long-polling followers of the channel (default 100)")
 	fs.IntVar(&o.Conns, "conns", 0, "idle: concurrent long-polls to hold (default 1000)")
 	fs.IntVar(&o.Steps, "steps", 0, "idle: RSS samples between C/steps and C (default 4)")
 	fs.IntVar(&o.History, "history", 0, "initial-sync: messages per room (default 100)")
-	fs.IntVar(&o.PID, "pid", 0, "idle: server process ID whose RSS to read from /proc; fanout: whose CPU time per delivery to report")
-	fs.StringVar(&o.ServerPprof, "server-pprof", "", "fanout: base URL of the server's pprof listener (parley serve --pprof), e.g. http://127.0.0.1:6060")
-	fs.StringVar(&o.ServerProfile, "server-profile", "", "fanout: save a CPU profile of the server over the measured window to this file (needs --server-pprof)")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "fanout: save a CPU profile of this tool over the measured window to this file")
+	fs.IntVar(&o.PID, "pid", 0, "idle: server process ID whose RSS to read from /proc; fanout, channel-fanout: whose CPU time per delivery to report")
+	fs.StringVar(&o.ServerPprof, "server-pprof", "", "fanout, channel-fanout: base URL of the server's pprof listener (parley serve --pprof), e.g. http://127.0.0.1:6060")
+	fs.StringVar(&o.ServerProfile, "server-profile", "", "fanout, channel-fanout: save a CPU profile of the server over the measured window to this file (needs --server-pprof)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "fanout, channel-fanout: save a CPU profile of this tool over the measured window to this file")
 	fs.StringVar(&o.SetPresence, "set-presence", "offline", "set_presence of every sync: offline (no presence changes), online (as Element) or unavailable")
 	fs.StringVar(&o.SharedSecret, "shared-secret", "", "register with this secret through /_synapse/admin/v1/register")
 	fs.StringVar(&o.UserPrefix, "user-prefix", "", "localpart prefix of the run's users (default pb + random hex)")
 	fs.IntVar(&o.SetupConcurrency, "setup-concurrency", 32, "requests in flight during setup")
-	fs.IntVar(&o.Warmup, "warmup", 1, "fanout: messages sent, and awaited by every member, before the measured window")
+	fs.IntVar(&o.Warmup, "warmup", 1, "fanout, channel-fanout: messages sent, and awaited by every member, before the measured window")
+	fs.DurationVar(&o.Pause, "pause", 0, "fanout, channel-fanout: after a message reached every member, wait this long before the next (0: back to back)")
 
 	// The scenario may come first (pb send --rooms 4) or after the flags.
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -148,7 +154,7 @@ func (o *options) applyDefaults() {
 		if o.Rate == 0 {
 			o.Rate = 100
 		}
-	case "fanout":
+	case "fanout", "channel-fanout":
 		orDefault(&o.Members, 100)
 		orDefault(&o.Senders, 1)
 	case "idle":
@@ -188,14 +194,15 @@ func (o *options) validate() error {
 	if o.Scenario == "idle" && o.Steps > o.Conns {
 		errs = append(errs, fmt.Errorf("--steps %d is more than --conns %d", o.Steps, o.Conns))
 	}
-	if o.PID < 0 || (o.PID > 0 && o.Scenario != "idle" && o.Scenario != "fanout") {
-		errs = append(errs, errors.New("--pid is for the idle and fanout scenarios and must be a process ID"))
+	fanout := o.Scenario == "fanout" || o.Scenario == "channel-fanout"
+	if o.PID < 0 || (o.PID > 0 && o.Scenario != "idle" && !fanout) {
+		errs = append(errs, errors.New("--pid is for the idle and fan-out scenarios and must be a process ID"))
 	}
-	if (o.ServerPprof == "") != (o.ServerProfile == "") || (o.ServerProfile != "" && o.Scenario != "fanout") {
-		errs = append(errs, errors.New("--server-pprof and --server-profile go together, with the fanout scenario"))
+	if (o.ServerPprof == "") != (o.ServerProfile == "") || (o.ServerProfile != "" && !fanout) {
+		errs = append(errs, errors.New("--server-pprof and --server-profile go together, with a fan-out scenario"))
 	}
-	if o.CPUProfile != "" && o.Scenario != "fanout" {
-		errs = append(errs, errors.New("--cpuprofile is for the fanout scenario"))
+	if o.CPUProfile != "" && !fanout {
+		errs = append(errs, errors.New("--cpuprofile is for the fan-out scenarios"))
 	}
 	for _, d := range []struct {
 		name string
@@ -207,6 +214,9 @@ func (o *options) validate() error {
 	}
 	if o.Drain < 0 {
 		errs = append(errs, errors.New("--drain must not be negative"))
+	}
+	if o.Pause < 0 {
+		errs = append(errs, errors.New("--pause must not be negative"))
 	}
 	if o.Warmup < 0 {
 		errs = append(errs, errors.New("--warmup must not be negative"))

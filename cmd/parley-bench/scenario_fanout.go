@@ -10,17 +10,38 @@ import (
 	"time"
 )
 
+// sendFunc sends bench message id from s to where a fan-out scenario's
+// members listen, and returns once the server acknowledges it.
+type sendFunc func(ctx context.Context, s *user, id uint64, sent time.Time) error
+
+// fanoutSetup makes a fan-out scenario's senders and members and says how
+// a message reaches the members.
+type fanoutSetup func(ctx context.Context) (senders, members []*user, send sendFunc, err error)
+
 // runFanout measures delivery to a big room: K members hold long-polls in
 // one room and each sender sends, waits until the last member's sync has the
 // message, and sends the next. The time to the last delivery is what the
 // slowest member of a big group waits.
 func runFanout(ctx context.Context, b *bench) (*report, error) {
+	return runFanoutTo(ctx, b, b.setupFanout)
+}
+
+// runChannelFanout is runFanout for a broadcast channel: the K members
+// follow one channel and its owner posts (issue 12's 2,000 long-polling
+// followers woken by one post). Each post is read once and reaches the
+// followers through the io.parley.channels section of their syncs.
+func runChannelFanout(ctx context.Context, b *bench) (*report, error) {
+	return runFanoutTo(ctx, b, b.setupChannelFanout)
+}
+
+// runFanoutTo runs a fan-out scenario on what prepare makes.
+func runFanoutTo(ctx context.Context, b *bench, prepare fanoutSetup) (*report, error) {
 	o := b.opt
 	rep := newReport(o, map[string]any{"members": o.Members, "senders": o.Senders, "duration": o.Duration.String()})
 	setupStart := time.Now()
 	sctx, cancelSetup := b.setupContext(ctx)
 	defer cancelSetup()
-	senders, members, room, err := b.setupFanout(sctx)
+	senders, members, send, err := prepare(sctx)
 	var since []string
 	if err == nil {
 		since, err = b.initialSyncs(sctx, members)
@@ -35,7 +56,7 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 		return nil, setupError(err)
 	}
 	defer ps.stop()
-	if err := b.warmFanout(sctx, senders[0], room, tr); err != nil {
+	if err := b.warmFanout(sctx, senders[0], send, tr); err != nil {
 		return nil, setupError(err)
 	}
 	setup = time.Since(setupStart)
@@ -73,7 +94,7 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 			for mctx.Err() == nil {
 				id, t0 := b.ids.Add(1), time.Now()
 				done := tr.expect(id, t0) // before the send: a delivery may beat the acknowledgement
-				if err := b.c.send(sendCtx, s, room, id, t0); err != nil {
+				if err := send(sendCtx, s, id, t0); err != nil {
 					tr.forget(id)
 					if ctx.Err() == nil {
 						b.errs.add(err)
@@ -85,6 +106,9 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 				if !b.awaitAll(ctx, mctx, done) {
 					tr.forget(id)
 					incomplete.Add(1)
+				}
+				if o.Pause > 0 {
+					sleepCtx(mctx, o.Pause)
 				}
 			}
 		})
@@ -134,11 +158,11 @@ func runFanout(ctx context.Context, b *bench) (*report, error) {
 // server while the first message is under way, so without it that message
 // measured the server's start-up (every member's first token, filter and
 // member-event reads at once) instead of a fan-out.
-func (b *bench) warmFanout(ctx context.Context, s *user, room string, tr *fanoutTracker) error {
+func (b *bench) warmFanout(ctx context.Context, s *user, send sendFunc, tr *fanoutTracker) error {
 	for range b.opt.Warmup {
 		id, t0 := b.ids.Add(1), time.Now()
 		done := tr.expect(id, t0)
-		if err := b.c.send(ctx, s, room, id, t0); err != nil {
+		if err := send(ctx, s, id, t0); err != nil {
 			return fmt.Errorf("warm-up message: %w", err)
 		}
 		select {
@@ -171,23 +195,53 @@ func (b *bench) awaitAll(ctx, window context.Context, done <-chan struct{}) bool
 
 // setupFanout registers the senders and members; the first sender creates
 // the room and everyone else joins it.
-func (b *bench) setupFanout(ctx context.Context) (senders, members []*user, room string, err error) {
+func (b *bench) setupFanout(ctx context.Context) (senders, members []*user, send sendFunc, err error) {
 	if senders, err = b.registerUsers(ctx, "s", b.opt.Senders); err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, err
 	}
 	if members, err = b.registerUsers(ctx, "m", b.opt.Members); err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, err
 	}
 	rooms, err := b.createRooms(ctx, senders[0], 1)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, err
 	}
-	room = rooms[0]
+	room := rooms[0]
 	var joins []membership
 	for _, u := range slices.Concat(senders[1:], members) {
 		joins = append(joins, membership{u, room})
 	}
-	return senders, members, room, b.joinAll(ctx, joins)
+	send = func(ctx context.Context, s *user, id uint64, sent time.Time) error {
+		return b.c.send(ctx, s, room, id, sent)
+	}
+	return senders, members, send, b.joinAll(ctx, joins)
+}
+
+// setupChannelFanout registers the senders and members; the first sender
+// creates a channel with the others as its editors, and every member
+// follows it.
+func (b *bench) setupChannelFanout(ctx context.Context) (senders, members []*user, send sendFunc, err error) {
+	if senders, err = b.registerUsers(ctx, "s", b.opt.Senders); err != nil {
+		return nil, nil, nil, err
+	}
+	if members, err = b.registerUsers(ctx, "m", b.opt.Members); err != nil {
+		return nil, nil, nil, err
+	}
+	var editors []string
+	for _, s := range senders[1:] {
+		editors = append(editors, s.id)
+	}
+	channel, err := b.c.createChannel(ctx, senders[0], b.opt.UserPrefix+" channel", editors)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	err = b.parallel(ctx, "follow the channel", len(members), func(ctx context.Context, i int) error {
+		return b.c.follow(ctx, members[i], channel)
+	})
+	send = func(ctx context.Context, s *user, id uint64, sent time.Time) error {
+		return b.c.post(ctx, s, channel, id, sent)
+	}
+	return senders, members, send, err
 }
 
 // fanoutTracker counts, per message in flight, the members still waiting

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -187,10 +188,17 @@ func (p *poller) run(ctx context.Context) {
 }
 
 // eachBenchMessage calls fn for every bench message in the joined rooms'
-// timelines of a sync answer and returns its next_batch and how many of the
-// timelines were limited (cut short, so some messages were not delivered).
+// timelines of a sync answer, and every bench post in its channel section,
+// and returns its next_batch and how many of the timelines were limited
+// (cut short, so some messages were not delivered).
 func eachBenchMessage(body []byte, fn func(id uint64, sentUS int64)) (next string, limited int) {
 	res := gjson.ParseBytes(body)
+	res.Get(`io\.parley\.channels.posts`).ForEach(func(_, p gjson.Result) bool {
+		if id, sent, ok := parseBenchPost(p.Get("text").String()); ok {
+			fn(id, sent)
+		}
+		return true
+	})
 	res.Get("rooms.join").ForEach(func(_, room gjson.Result) bool {
 		if room.Get("timeline.limited").Bool() {
 			limited++
@@ -206,6 +214,21 @@ func eachBenchMessage(body []byte, fn func(id uint64, sentUS int64)) (next strin
 		return true
 	})
 	return res.Get("next_batch").String(), limited
+}
+
+// parseBenchPost reads postBody's text back.
+func parseBenchPost(text string) (id uint64, sentUS int64, ok bool) {
+	rest, ok := strings.CutPrefix(text, benchPostPrefix)
+	if !ok {
+		return 0, 0, false
+	}
+	idText, sentText, ok := strings.Cut(rest, " ")
+	if !ok {
+		return 0, 0, false
+	}
+	id, err1 := strconv.ParseUint(idText, 10, 64)
+	sentUS, err2 := strconv.ParseInt(sentText, 10, 64)
+	return id, sentUS, err1 == nil && err2 == nil
 }
 
 // sleepCtx waits d or until ctx ends, whichever is first.
