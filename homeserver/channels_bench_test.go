@@ -269,6 +269,7 @@ func longPollWake(b *testing.B, srv *hstest.Server, owner *hstest.Client, id, ba
 	}
 	all := make([]time.Duration, 0, b.N*waiters)
 	var last []time.Duration
+	var queries int64 // store queries from each post until its last delivery
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -286,6 +287,7 @@ func longPollWake(b *testing.B, srv *hstest.Server, owner *hstest.Client, id, ba
 		ackNanos.Store(0)
 		current.Store(int64(i))
 		b.StartTimer()
+		q0 := srv.Srv.Store.Queries()
 		owner.MustDo("POST", base+"/posts", map[string]any{"text": "p" + strconv.Itoa(i)})
 		ackNanos.Store(time.Now().UnixNano())
 		select {
@@ -293,6 +295,7 @@ func longPollWake(b *testing.B, srv *hstest.Server, owner *hstest.Client, id, ba
 		case <-time.After(time.Minute):
 			b.Fatalf("post %d reached %d of %d followers in a minute", i, len(got), waiters)
 		}
+		queries += srv.Srv.Store.Queries() - q0
 		mu.Lock()
 		all = append(all, got...)
 		last = append(last, got[len(got)-1])
@@ -303,4 +306,5 @@ func longPollWake(b *testing.B, srv *hstest.Server, owner *hstest.Client, id, ba
 	b.ReportMetric(s.p50, "p50-ms")
 	b.ReportMetric(s.p99, "p99-ms")
 	b.ReportMetric(summarize(last).p99, "last-p99-ms")
+	b.ReportMetric(float64(queries)/float64(b.N), "queries/post")
 }

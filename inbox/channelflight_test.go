@@ -141,3 +141,36 @@ func TestLateFollowersReadKeptNews(t *testing.T) {
 		t.Errorf("store reads after the stream moved on = %d, want 2", n)
 	}
 }
+
+// TestWithNewsAsksOneQuestion: followers woken by one post hold tokens at
+// different positions (other channels' posts move the one stream along);
+// whoever has seen the channel's change before the post asks from that
+// change, so they share one read. A follower further behind asks from its
+// own token, and so does everyone after a restart, when the change before
+// is not known.
+func TestWithNewsAsksOneQuestion(t *testing.T) {
+	f := &ChannelFeed{news: map[string]int64{"~a": 10, "~b": 4}, prev: map[string]int64{"~a": 6}}
+	a := []channels.ReadMarker{{ChannelID: "~a"}}
+	ab := []channels.ReadMarker{{ChannelID: "~a"}, {ChannelID: "~b"}}
+	tests := []struct {
+		name        string
+		reads       []channels.ReadMarker
+		since, upto int64
+		want        int // channels with news
+		from        int64
+	}{
+		{"token at the change before", a, 6, 12, 1, 6},
+		{"token past it", a, 9, 12, 1, 6},
+		{"token before it", a, 5, 12, 1, 5},
+		{"no news", a, 10, 12, 0, 10},
+		{"newest change past upto", a, 7, 9, 1, 7},
+		{"change before unknown", ab, 3, 12, 2, 3},
+		{"only the known channel has news", ab, 7, 12, 1, 6},
+	}
+	for _, tt := range tests {
+		news, from := f.withNews(tt.reads, tt.since, tt.upto)
+		if len(news) != tt.want || from != tt.from {
+			t.Errorf("%s: %d channels from %d, want %d from %d", tt.name, len(news), from, tt.want, tt.from)
+		}
+	}
+}

@@ -57,6 +57,7 @@ type ChannelFeed struct {
 	mu      sync.Mutex                       // guards the fields below; never held while calling the notifier
 	pos     int64                            // published watermark of the channel stream
 	news    map[string]int64                 // channel -> its newest change
+	prev    map[string]int64                 // channel -> the change before its newest, for channels written since start
 	follows map[string][]channels.ReadMarker // user -> followed channels with read markers, cached; absent: not loaded
 	gen     uint64                           // bumped by Follows, so a load racing a follow or a read is not cached
 	waiters map[string]map[string]struct{}   // channel -> users long-polling now
@@ -72,7 +73,7 @@ func NewChannelFeed(ctx context.Context, store ChannelStore, n *Notifier) (*Chan
 	if err != nil {
 		return nil, err
 	}
-	f := &ChannelFeed{store: store, n: n, news: news, follows: map[string][]channels.ReadMarker{}, waiters: map[string]map[string]struct{}{}}
+	f := &ChannelFeed{store: store, n: n, news: news, prev: map[string]int64{}, follows: map[string][]channels.ReadMarker{}, waiters: map[string]map[string]struct{}{}}
 	for _, p := range news {
 		f.pos = max(f.pos, p)
 	}
@@ -89,7 +90,8 @@ func (f *ChannelFeed) Pos() int64 {
 }
 
 // Write implements channels.Stream: f runs with the next position; once it
-// succeeds the position is published and the channel's waiters wake.
+// succeeds the position is published and the channel's waiters wake, after
+// the news they will ask for has been read (wakeAfterRead).
 func (f *ChannelFeed) Write(ctx context.Context, channelID string, write func(pos int64) error) error {
 	f.writeMu.Lock()
 	defer f.writeMu.Unlock()
@@ -102,14 +104,34 @@ func (f *ChannelFeed) Write(ctx context.Context, channelID string, write func(po
 	f.mu.Lock()
 	f.pos = next
 	clear(f.recent) // every later sync asks up to next: none of these keys again
-	f.news[channelID] = next
+	prev := f.news[channelID]
+	if f.prev == nil {
+		f.prev = map[string]int64{}
+	}
+	f.prev[channelID], f.news[channelID] = prev, next
 	ws := f.waiters[channelID]
 	delete(f.waiters, channelID)
 	f.mu.Unlock()
+	if len(ws) > 0 {
+		go f.wakeAfterRead(channelID, prev, next, ws)
+	}
+	return nil
+}
+
+// wakeAfterRead reads the news that the followers in ws, long-polling on
+// channelID, will ask for (withNews makes their questions one), then wakes
+// them. Woken first, 2,000 followers' goroutines would all be scheduled
+// before the one reading for them ran again: 10 to 20 ms on PostgreSQL,
+// whose reads wait on the network, before anyone was answered. The post's
+// acknowledgement does not wait for it.
+func (f *ChannelFeed) wakeAfterRead(channelID string, prev, pos int64, ws map[string]struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A failed read is the followers' to retry: they are woken regardless.
+	_, _ = f.channelNews(ctx, []channels.ReadMarker{{ChannelID: channelID}}, prev, pos)
+	cancel()
 	for u := range ws {
 		f.n.wake(u)
 	}
-	return nil
 }
 
 // Waiting reports how many users are long-polling on channelID's news: a
@@ -195,17 +217,31 @@ func (f *ChannelFeed) hasNews(user string, since int64) bool {
 	return false
 }
 
-// withNews returns the followed channels of reads changed after since.
-func (f *ChannelFeed) withNews(reads []channels.ReadMarker, since int64) []channels.ReadMarker {
+// withNews returns the followed channels of reads changed after since, and
+// the position to read their changes from. That is since, or, when each of
+// those channels changed once in (since, upto] and the change before is
+// known, the latest of those earlier changes: the same changes, and one
+// question for every follower a post wakes, whatever their tokens (other
+// channels' posts move everyone's token along the one stream).
+func (f *ChannelFeed) withNews(reads []channels.ReadMarker, since, upto int64) ([]channels.ReadMarker, int64) {
 	var out []channels.ReadMarker
+	from, once := int64(0), true
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range reads {
-		if f.news[r.ChannelID] > since {
-			out = append(out, r)
+		n := f.news[r.ChannelID]
+		if n <= since {
+			continue
 		}
+		out = append(out, r)
+		p, ok := f.prev[r.ChannelID]
+		once = once && ok && p <= since && n <= upto
+		from = max(from, p)
 	}
-	return out
+	if !once || len(out) == 0 {
+		from = since
+	}
+	return out, from
 }
 
 // channelSection is the sync's io.parley.channels section (nil when there is
@@ -234,11 +270,11 @@ func (s *Syncer) channelSection(ctx context.Context, user string, initial bool, 
 		}{fs, []channels.Post{}})
 		return b, upto, err
 	}
-	news := f.withNews(reads, since)
+	news, from := f.withNews(reads, since, upto)
 	if len(news) == 0 {
 		return nil, upto, nil
 	}
-	shared, err := f.channelNews(ctx, news, since, upto)
+	shared, err := f.channelNews(ctx, news, from, upto)
 	if err != nil {
 		return nil, 0, err
 	}
