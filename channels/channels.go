@@ -60,6 +60,10 @@ type Post struct {
 	// on the post's row, so a page of posts carries them for free.
 	Likes    int64 `json:"like_count"`
 	Comments int64 `json:"comment_count"`
+	// LikedByMe says whether the reader likes the post: set in a reader's
+	// list of posts, absent in /sync, where one rendering serves every
+	// follower.
+	LikedByMe *bool `json:"liked_by_me,omitempty"`
 	// StreamPos is the channel-stream position of the post's latest change
 	// (post, edit or retraction); /sync uses it, clients do not.
 	StreamPos int64 `json:"-"`
@@ -539,7 +543,8 @@ func (s *Service) Retract(ctx context.Context, user, id, postID string) error {
 }
 
 // Posts lists a channel's posts newest first; before is a cursor (0 for the
-// newest page). Anyone not blocked by the owner may read a channel.
+// newest page), each with whether user likes it. Anyone not blocked by the
+// owner may read a channel.
 func (s *Service) Posts(ctx context.Context, user, id string, before int64, limit int) ([]Post, error) {
 	c, err := s.Get(ctx, id)
 	if err != nil {
@@ -558,7 +563,23 @@ func (s *Service) Posts(ctx context.Context, user, id string, before int64, limi
 			return nil, fmt.Errorf("%w: blocked", ErrBlocked)
 		}
 	}
-	return s.store.Posts(ctx, id, before, limit)
+	ps, err := s.store.Posts(ctx, id, before, limit)
+	if err != nil || len(ps) == 0 {
+		return ps, err
+	}
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.PostID
+	}
+	liked, err := s.store.LikedAmong(ctx, id, user, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ps {
+		l := liked[ps[i].PostID]
+		ps[i].LikedByMe = &l
+	}
+	return ps, nil
 }
 
 // Follow makes user follow the channel: a graph edge to the channel's node,

@@ -39,6 +39,8 @@ type SocialStore interface {
 	Like(ctx context.Context, channelID, postID, userID string, ts int64) (int64, error)
 	// Unlike drops userID's like; it returns the post's like count.
 	Unlike(ctx context.Context, channelID, postID, userID string) (int64, error)
+	// LikedAmong says which of postIDs userID likes.
+	LikedAmong(ctx context.Context, channelID, userID string, postIDs []string) (map[string]bool, error)
 	// AddComment gives c the post's next comment sequence and stores it.
 	AddComment(ctx context.Context, c Comment) (Comment, error)
 	GetComment(ctx context.Context, channelID, commentID string) (Comment, error) // ErrNotFound

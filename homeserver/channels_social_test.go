@@ -26,7 +26,8 @@ func TestChannelLikesAndComments(t *testing.T) {
 			post := owner.MustDo("POST", base+"/posts", map[string]any{"text": "hi"}).Get("post_id").String()
 			pbase := base + "/posts/" + hstest.Esc(post)
 
-			// Likes: twice is once; the list carries the count.
+			// Likes: twice is once; the list carries the count and whether
+			// I like the post.
 			for i, want := range []int64{1, 1} {
 				if got := fan.MustDo("PUT", pbase+"/likes", map[string]any{}).Get("like_count").Int(); got != want {
 					t.Errorf("like %d: like_count = %d, want %d", i, got, want)
@@ -39,6 +40,16 @@ func TestChannelLikesAndComments(t *testing.T) {
 			for i, want := range []int64{1, 1} {
 				if got := fan2.MustDo("DELETE", pbase+"/likes", nil).Get("like_count").Int(); got != want {
 					t.Errorf("unlike %d: like_count = %d, want %d", i, got, want)
+				}
+			}
+			// Each reader's list says whether they like each post; /sync's
+			// shared rendering does not.
+			for _, c := range []struct {
+				who  *hstest.Client
+				want string
+			}{{fan, "[true]"}, {fan2, "[false]"}, {owner, "[false]"}} {
+				if got := c.who.MustDo("GET", base+"/posts", nil).Get("chunk.#.liked_by_me").Raw; got != c.want {
+					t.Errorf("%s: liked_by_me = %s, want %s", c.who.UserID, got, c.want)
 				}
 			}
 

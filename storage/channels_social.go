@@ -48,6 +48,30 @@ func (c *ChannelStore) Unlike(ctx context.Context, channelID, postID, userID str
 	return n, err
 }
 
+// LikedAmong says which of postIDs userID likes: one read of the likes'
+// primary key, whatever the page size.
+func (c *ChannelStore) LikedAmong(ctx context.Context, channelID, userID string, postIDs []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(postIDs))
+	if len(postIDs) == 0 {
+		return out, nil
+	}
+	in, args := inList(postIDs, 3)
+	rows, err := c.s.read.QueryContext(ctx, `SELECT post_id FROM channel_likes WHERE channel_id = $1 AND user_id = $2 AND post_id IN (`+in+`)`,
+		append([]any{channelID, userID}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("likes of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("likes of %s: %w", userID, err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
 // postCount scans a count off a post's row; no row is channels.ErrNotFound.
 func postCount(row *sql.Row, n *int64, postID string) error {
 	err := row.Scan(n)
