@@ -88,7 +88,14 @@ type Store interface {
 	CreateChannel(ctx context.Context, c Channel) error
 	GetChannel(ctx context.Context, id string) (Channel, error) // ErrNotFound
 	UpdateChannel(ctx context.Context, c Channel) error
+	// DeleteChannel drops a channel's rows: posts, likes, comments, read
+	// markers and the channel.
 	DeleteChannel(ctx context.Context, id string) error
+	// MarkDeleting hides a channel from every read (GetChannel answers
+	// ErrNotFound) until DeleteChannel; ErrNotFound if absent or going.
+	MarkDeleting(ctx context.Context, id string) error
+	// Deleting lists channels marked deleting and not yet dropped.
+	Deleting(ctx context.Context) ([]string, error)
 	// AddPost gives p the channel's next sequence and stores it.
 	AddPost(ctx context.Context, p Post) (Post, error)
 	GetPost(ctx context.Context, channelID, postID string) (Post, error)
@@ -218,6 +225,8 @@ type Service struct {
 	// stream, when set, orders post changes for /sync (SetStream); static
 	// after setup.
 	stream Stream
+	// deletions signals RunDeletions that a channel was marked deleting.
+	deletions chan struct{}
 }
 
 // Stream gives each post change a position on the channel stream and
@@ -250,7 +259,7 @@ func (s *Service) followsChanged(user string) {
 // New builds a Service for server (the local server name).
 func New(store Store, g Graph, server string, l Limits) *Service {
 	l = l.withDefaults()
-	return &Service{store: store, graph: g, limits: l, server: server, now: time.Now,
+	return &Service{store: store, graph: g, limits: l, server: server, now: time.Now, deletions: make(chan struct{}, 1),
 		posts:    &limiter{perMin: float64(l.PostsPerMinute), buckets: map[string]*bucket{}},
 		comments: &limiter{perMin: float64(l.CommentsPerMinute), buckets: map[string]*bucket{}}}
 }
@@ -392,18 +401,6 @@ func (s *Service) Update(ctx context.Context, user, id string, m Meta) (Channel,
 		return Channel{}, err
 	}
 	return c, nil
-}
-
-// Delete removes a channel, its posts, likes, comments, read markers and
-// its followers' follow edges in the graph; only its owner may.
-func (s *Service) Delete(ctx context.Context, user, id string) error {
-	if _, err := s.owned(ctx, user, id); err != nil {
-		return err
-	}
-	if err := s.unfollowAll(ctx, id); err != nil {
-		return err
-	}
-	return s.store.DeleteChannel(ctx, id)
 }
 
 // Content is a post's content.

@@ -216,9 +216,9 @@ func (s *Service) Blocked(ctx context.Context, a, b string) error {
 }
 
 // unfollowAll removes every follower's graph edge and read marker, a page
-// at a time, before a channel is deleted: one graph write per follower.
-// Each page's read markers go after its edges, so a retried delete goes on
-// where a failed one stopped.
+// at a time, before a deleted channel's rows go (RunDeletions): one graph
+// write per follower. Each page's read markers go after its edges, so a
+// retry goes on where a failed run stopped.
 func (s *Service) unfollowAll(ctx context.Context, id string) error {
 	for {
 		users, err := s.store.FollowerPage(ctx, id, 500)

@@ -267,6 +267,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.goBackground(func() { ds.Run(bgCtx) })
 	s.goBackground(func() { td.Run(bgCtx) })
 	s.goBackground(func() { envs.Run(bgCtx) })
+	s.goBackground(func() { chanSvc.RunDeletions(bgCtx, log) })
 	return s, nil
 }
 

@@ -50,7 +50,7 @@ func scanChannel(sc interface{ Scan(...any) error }, ch *channels.Channel) error
 // GetChannel reads a channel, or channels.ErrNotFound.
 func (c *ChannelStore) GetChannel(ctx context.Context, id string) (channels.Channel, error) {
 	var ch channels.Channel
-	err := scanChannel(c.s.read.QueryRowContext(ctx, `SELECT `+channelCols+` FROM channels WHERE channel_id = $1`, id), &ch)
+	err := scanChannel(c.s.read.QueryRowContext(ctx, `SELECT `+channelCols+` FROM channels WHERE channel_id = $1 AND deleting = 0`, id), &ch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ch, channels.ErrNotFound
 	}
@@ -91,6 +91,25 @@ func (c *ChannelStore) DeleteChannel(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+}
+
+// MarkDeleting hides a channel from every reader until DeleteChannel drops
+// it (channels.Service.Delete); ErrNotFound when it is not there or already
+// going.
+func (c *ChannelStore) MarkDeleting(ctx context.Context, id string) error {
+	res, err := c.s.write.ExecContext(ctx, `UPDATE channels SET deleting = 1 WHERE channel_id = $1 AND deleting = 0`, id)
+	if err != nil {
+		return fmt.Errorf("mark channel %s deleting: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return channels.ErrNotFound
+	}
+	return nil
+}
+
+// Deleting lists the channels marked deleting and not yet dropped.
+func (c *ChannelStore) Deleting(ctx context.Context) ([]string, error) {
+	return c.strings(ctx, `SELECT channel_id FROM channels WHERE deleting = 1 ORDER BY channel_id LIMIT $1`, 1000)
 }
 
 type postContent struct {
@@ -217,7 +236,7 @@ func (c *ChannelStore) Followed(ctx context.Context, userID string) ([]channels.
 	rows, err := c.s.read.QueryContext(ctx, `SELECT `+channelNewestCols+`, r.read_seq
 		FROM channel_reads r JOIN channels c ON c.channel_id = r.channel_id
 		LEFT JOIN channel_posts p ON p.channel_id = c.channel_id AND p.seq = c.seq
-		WHERE r.user_id = $1 ORDER BY c.channel_id`, userID)
+		WHERE r.user_id = $1 AND c.deleting = 0 ORDER BY c.channel_id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("followed channels of %s: %w", userID, err)
 	}
