@@ -15,9 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/parley-im/parley/ratelimit"
 )
 
 // Errors the API maps to Matrix errors. Each leaves everything unchanged.
@@ -124,66 +125,13 @@ type Limits struct {
 	MaxLinks     int // default 10
 	MaxEditors   int // default 50
 	// PostsPerMinute caps posts to one channel (edits and retractions do
-	// not count); default 60. Beyond it Post answers a *LimitError.
+	// not count); default 60. Beyond it Post answers a *ratelimit.Error.
 	PostsPerMinute int
 	// CommentsPerMinute caps one user's comments, over all channels;
-	// default 20. Beyond it Comment answers a *LimitError.
+	// default 20. Beyond it Comment answers a *ratelimit.Error.
 	CommentsPerMinute int
 	// MaxCommentBytes caps a comment's text; default 2048.
 	MaxCommentBytes int
-}
-
-// ErrRateLimited: too many posts or comments; nothing changed. Errors carrying it are
-// *LimitError, which says when to retry.
-var ErrRateLimited = errors.New("channels: rate limited")
-
-// LimitError is a refusal for rate; RetryAfter is when one more is allowed.
-type LimitError struct{ RetryAfter time.Duration }
-
-func (e *LimitError) Error() string {
-	return fmt.Sprintf("channels: rate limited, retry after %v", e.RetryAfter)
-}
-
-// Unwrap makes errors.Is(err, ErrRateLimited) hold.
-func (e *LimitError) Unwrap() error { return ErrRateLimited }
-
-// bucket is a token bucket of one channel's posts.
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-// limiter counts posts per channel in token buckets; memory is one bucket
-// per channel that posted, dropped once full again (sweep on take).
-type limiter struct {
-	mu      sync.Mutex
-	perMin  float64
-	buckets map[string]*bucket // guarded by mu
-}
-
-// take spends one token of key's bucket, or says how long until one refills.
-func (l *limiter) take(key string, now time.Time) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.buckets) > 10_000 { // drop buckets that have refilled
-		for k, b := range l.buckets {
-			if b.tokens+now.Sub(b.at).Minutes()*l.perMin >= l.perMin {
-				delete(l.buckets, k)
-			}
-		}
-	}
-	b := l.buckets[key]
-	if b == nil {
-		b = &bucket{tokens: l.perMin, at: now}
-		l.buckets[key] = b
-	}
-	b.tokens = min(l.perMin, b.tokens+now.Sub(b.at).Minutes()*l.perMin)
-	b.at = now
-	if b.tokens < 1 {
-		return time.Duration((1 - b.tokens) / l.perMin * float64(time.Minute)), false
-	}
-	b.tokens--
-	return 0, true
 }
 
 func (l Limits) withDefaults() Limits {
@@ -220,8 +168,8 @@ type Service struct {
 	now    func() time.Time
 	// wake, when set, is told of every post change so long-polls can wake.
 	wake     func(channelID string)
-	posts    *limiter // posts per minute per channel
-	comments *limiter // comments per minute per user
+	posts    *ratelimit.Limiter // posts per minute per channel
+	comments *ratelimit.Limiter // comments per minute per user
 	// stream, when set, orders post changes for /sync (SetStream); static
 	// after setup.
 	stream Stream
@@ -256,12 +204,19 @@ func (s *Service) followsChanged(user string) {
 	}
 }
 
+// perMinute is a limiter of n a minute, n at once.
+func perMinute(n int) *ratelimit.Limiter { return ratelimit.New(float64(n)/60, n) }
+
+// Limiters are the service's rate limiters, for the owner of the server's
+// schedule to sweep (ratelimit.Limiter.Sweep).
+func (s *Service) Limiters() []*ratelimit.Limiter { return []*ratelimit.Limiter{s.posts, s.comments} }
+
 // New builds a Service for server (the local server name).
 func New(store Store, g Graph, server string, l Limits) *Service {
 	l = l.withDefaults()
 	return &Service{store: store, graph: g, limits: l, server: server, now: time.Now, deletions: make(chan struct{}, 1),
-		posts:    &limiter{perMin: float64(l.PostsPerMinute), buckets: map[string]*bucket{}},
-		comments: &limiter{perMin: float64(l.CommentsPerMinute), buckets: map[string]*bucket{}}}
+		posts:    perMinute(l.PostsPerMinute),
+		comments: perMinute(l.CommentsPerMinute)}
 }
 
 // OnPost sets the function told of each post, edit or retraction.
@@ -470,8 +425,8 @@ func (s *Service) Post(ctx context.Context, user, id string, ct Content) (Post, 
 	if _, err := s.mayPost(ctx, user, id); err != nil {
 		return Post{}, err
 	}
-	if wait, ok := s.posts.take(id, s.now()); !ok {
-		return Post{}, &LimitError{RetryAfter: wait}
+	if err := s.posts.Take("posts to this channel", id, s.now()); err != nil {
+		return Post{}, err
 	}
 	var p Post
 	err := s.write(ctx, id, func(pos int64) error {

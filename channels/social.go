@@ -122,7 +122,7 @@ func (s *Service) checkComment(text string) error {
 // Comment adds user's comment to a post. Refused when the owner turned
 // comments off (ErrForbidden), on a missing or retracted post
 // (ErrNotFound), across a block with the owner (ErrBlocked), and beyond the
-// user's comments per minute (*LimitError); a refusal changes nothing.
+// user's comments per minute (*ratelimit.Error); a refusal changes nothing.
 func (s *Service) Comment(ctx context.Context, user, id, postID, text string) (Comment, error) {
 	if err := s.checkComment(text); err != nil {
 		return Comment{}, err
@@ -137,8 +137,8 @@ func (s *Service) Comment(ctx context.Context, user, id, postID, text string) (C
 	if _, err := s.livePost(ctx, id, postID); err != nil {
 		return Comment{}, err
 	}
-	if wait, ok := s.comments.take(user, s.now()); !ok {
-		return Comment{}, &LimitError{RetryAfter: wait}
+	if err := s.comments.Take("comments", user, s.now()); err != nil {
+		return Comment{}, err
 	}
 	return s.store.AddComment(ctx, Comment{ChannelID: id, PostID: postID, CommentID: newID("!", ""),
 		Author: user, Text: text, TS: s.now().UnixMilli()})

@@ -339,6 +339,7 @@ func (a *API) limitDevice(s *session) error {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apierr.Error
 	var limited *rooms.RateLimitError
+	var refused *ratelimit.Error
 	if de := domainError(err); de != nil {
 		ae = de
 	}
@@ -361,6 +362,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = apierr.New(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", reason(err))
 	case errors.As(err, &limited):
 		ae = apierr.LimitExceeded(limited.RetryAfter.Milliseconds() + 1)
+	case errors.As(err, &refused):
+		ae = apierr.LimitExceeded(refused.RetryAfter.Milliseconds() + 1)
 	case errors.Is(err, rooms.ErrBusy):
 		ae = apierr.LimitExceeded(rooms.RetryAfter)
 	case errors.Is(err, rooms.ErrOverloaded):

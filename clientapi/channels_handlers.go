@@ -55,13 +55,6 @@ func channelErr(err error) error {
 		return apierr.Forbidden(msg())
 	case errors.Is(err, channels.ErrBlocked):
 		return apierr.Forbidden("You cannot follow, read or react to this channel")
-	case errors.Is(err, channels.ErrRateLimited):
-		var le *channels.LimitError
-		ms := int64(1000)
-		if errors.As(err, &le) {
-			ms = max(1, le.RetryAfter.Milliseconds())
-		}
-		return apierr.LimitExceeded(ms)
 	case errors.Is(err, channels.ErrUnavailable):
 		return apierr.New(http.StatusServiceUnavailable, "M_UNKNOWN", "The relationship store is unavailable; nothing was changed, try again later")
 	}

@@ -24,6 +24,12 @@ type Moments struct {
 	// post gets 413 M_TOO_LARGE. Zero value means 16384 (16 KiB): a long
 	// note, while a post stays one small row every friend's feed reads.
 	MaxPostBytes int `yaml:"max_post_bytes"`
+	// PostsPerMinute caps one author's new posts; more get 429
+	// M_LIMIT_EXCEEDED. Zero value means 10.
+	PostsPerMinute int `yaml:"posts_per_minute"`
+	// CommentsPerMinute caps one user's comments and replies, over all
+	// posts; more get 429. Zero value means 30.
+	CommentsPerMinute int `yaml:"comments_per_minute"`
 }
 
 func (m *Moments) fillDefaults() {
@@ -38,6 +44,12 @@ func (m *Moments) fillDefaults() {
 	}
 	if m.MaxPostBytes <= 0 {
 		m.MaxPostBytes = 16384
+	}
+	if m.PostsPerMinute <= 0 {
+		m.PostsPerMinute = 10
+	}
+	if m.CommentsPerMinute <= 0 {
+		m.CommentsPerMinute = 30
 	}
 }
 

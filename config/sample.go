@@ -302,5 +302,9 @@ moments:
   max_friends: 5000
   # Largest post: text and image URIs together.
   max_post_bytes: 16384
+  # New posts one author may make a minute; more get 429.
+  posts_per_minute: 10
+  # Comments and replies one user may write a minute; more get 429.
+  comments_per_minute: 30
 `
 }

@@ -209,7 +209,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		RateExempt:     cfg.RateLimit.Exempt,
 	}
 	apiCfg.MaxConcurrentFullSyncs = cfg.Sync.MaxConcurrentFullSyncs
-	limiters := actionLimiters
+	limiters := append(actionLimiters, chanSvc.Limiters()...)
+	if momSvc != nil {
+		limiters = append(limiters, momSvc.Limiters()...)
+	}
 	if cfg.RateLimit.Enabled {
 		apiCfg.DeviceLimiter = ratelimit.New(cfg.RateLimit.PerDevice.PerSecond, cfg.RateLimit.PerDevice.Burst)
 		apiCfg.IPLimiter = ratelimit.New(cfg.RateLimit.PerIP.PerSecond, cfg.RateLimit.PerIP.Burst)

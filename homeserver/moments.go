@@ -18,7 +18,8 @@ func newMoments(cfg config.Config, store *storage.Store, rel graph.Store, n *inb
 	}
 	svc := moments.New(store.Moments(), clientapi.MomentsGraph(rel), moments.Config{
 		MaxPostBytes: cfg.Moments.MaxPostBytes, MaxFriends: cfg.Moments.MaxFriends, Fanout: cfg.Moments.Fanout,
-		PushMaxFriends: cfg.Moments.PushMaxFriends})
+		PushMaxFriends: cfg.Moments.PushMaxFriends, PostsPerMinute: cfg.Moments.PostsPerMinute,
+		CommentsPerMinute: cfg.Moments.CommentsPerMinute})
 	feed := inbox.NewMomentsFeed(n)
 	feed.SetCounts(svc)
 	svc.SetNews(feed)

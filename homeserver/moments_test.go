@@ -417,3 +417,45 @@ func TestMomentsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestMomentsRateLimits: posts per minute per author and comments per
+// minute per user; a refusal is 429 with retry_after_ms and stores
+// nothing, and other users are not limited by it.
+func TestMomentsRateLimits(t *testing.T) {
+	for _, st := range hstest.GraphStores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			srv := hstest.Start(t, hstest.Options{Store: st, Mutate: func(c *config.Config) {
+				c.Moments.PostsPerMinute, c.Moments.CommentsPerMinute = 2, 2
+			}})
+			a := srv.Register(t, "alice")
+			b := srv.Register(t, "bob")
+			c := srv.Register(t, "carol")
+			befriend(t, a, b)
+			befriend(t, a, c)
+			limited := func(who *hstest.Client, path string, body map[string]any) {
+				t.Helper()
+				code, res := who.Do("POST", path, body)
+				if code != 429 || res.Get("errcode").String() != "M_LIMIT_EXCEEDED" || res.Get("retry_after_ms").Int() <= 0 {
+					t.Errorf("POST %s over the limit = %d %s, want 429 M_LIMIT_EXCEEDED with retry_after_ms", path, code, res.Raw)
+				}
+			}
+
+			p := moms + "/" + hstest.Esc(postMoment(a, map[string]any{"text": "one"}))
+			postMoment(a, map[string]any{"text": "two"})
+			limited(a, moms, map[string]any{"text": "three"})
+			if got := feedTexts(b); got != `["two","one"]` {
+				t.Errorf("bob's feed after alice's refused post = %s, want [two one]", got)
+			}
+			postMoment(b, map[string]any{"text": "bob's"}) // another author
+
+			b.MustDo("POST", p+"/comments", map[string]any{"text": "c1"})
+			b.MustDo("POST", p+"/comments", map[string]any{"text": "c2"})
+			limited(b, p+"/comments", map[string]any{"text": "c3"})
+			c.MustDo("POST", p+"/comments", map[string]any{"text": "carol's"}) // another user
+			got := a.MustDo("GET", moms+"?limit=100", nil).Get(`chunk.#(text=="one").comments.#.text`).String()
+			if got != `["c1","c2","carol's"]` {
+				t.Errorf("comments after bob's refused one = %s, want [c1 c2 carol's]", got)
+			}
+		})
+	}
+}

@@ -84,7 +84,7 @@ func BenchmarkMomentsFanout(b *testing.B) {
 					for i := range n {
 						g.friends = append(g.friends, fmt.Sprintf("@f%05d:b", i))
 					}
-					svc := moments.New(s.Moments(), g, moments.Config{Fanout: mode})
+					svc := moments.New(s.Moments(), g, moments.Config{Fanout: mode, PostsPerMinute: 1 << 30, CommentsPerMinute: 1 << 30})
 					for round := range 2 {
 						for _, f := range g.friends {
 							if _, err := svc.Post(ctx, f, moments.Draft{Text: fmt.Sprintf("post %d of %s", round, f)}); err != nil {

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/parley-im/parley/ratelimit"
 )
 
 // Errors the API maps to Matrix errors. Each leaves everything unchanged.
@@ -190,6 +192,12 @@ type Config struct {
 	// PushMaxFriends is the most friends an author may have for the
 	// hybrid to push their post; default 1000.
 	PushMaxFriends int
+	// PostsPerMinute caps one author's new posts; default 10. Beyond it
+	// Post answers a *ratelimit.Error and stores nothing.
+	PostsPerMinute int
+	// CommentsPerMinute caps one user's comments and replies, over all
+	// posts; default 30. Beyond it Comment answers a *ratelimit.Error.
+	CommentsPerMinute int
 }
 
 func (c Config) withDefaults() Config {
@@ -211,6 +219,12 @@ func (c Config) withDefaults() Config {
 	if c.PushMaxFriends <= 0 {
 		c.PushMaxFriends = 1000
 	}
+	if c.PostsPerMinute <= 0 {
+		c.PostsPerMinute = 10
+	}
+	if c.CommentsPerMinute <= 0 {
+		c.CommentsPerMinute = 30
+	}
 	return c
 }
 
@@ -222,14 +236,24 @@ type Service struct {
 	now   func() time.Time
 	news  News // static after SetNews; nil for none
 
+	posts    *ratelimit.Limiter // new posts per author
+	comments *ratelimit.Limiter // comments and replies per user
+
 	mu      sync.Mutex          // guards pullers
 	pullers map[string]struct{} // hybrid: authors with pulled posts; nil until loaded
 }
 
 // New builds a Service.
 func New(store Store, g Graph, cfg Config) *Service {
-	return &Service{store: store, graph: g, cfg: cfg.withDefaults(), now: time.Now}
+	cfg = cfg.withDefaults()
+	perMinute := func(n int) *ratelimit.Limiter { return ratelimit.New(float64(n)/60, n) }
+	return &Service{store: store, graph: g, cfg: cfg, now: time.Now,
+		posts: perMinute(cfg.PostsPerMinute), comments: perMinute(cfg.CommentsPerMinute)}
 }
+
+// Limiters are the service's rate limiters, for the owner of the server's
+// schedule to sweep (ratelimit.Limiter.Sweep).
+func (s *Service) Limiters() []*ratelimit.Limiter { return []*ratelimit.Limiter{s.posts, s.comments} }
 
 // SetNews sets the red-dot hook; call before serving.
 func (s *Service) SetNews(n News) { s.news = n }
@@ -376,6 +400,9 @@ func (s *Service) Post(ctx context.Context, author string, d Draft) (Post, error
 		if listAdmits(p, f) {
 			audience = append(audience, f)
 		}
+	}
+	if err := s.posts.Take("moments posts", author, s.now()); err != nil {
+		return Post{}, err
 	}
 	var inbox []string
 	push := s.cfg.Fanout == FanoutWrite || (s.cfg.Fanout == FanoutHybrid && len(ids) <= s.cfg.PushMaxFriends)
@@ -694,6 +721,9 @@ func (s *Service) Comment(ctx context.Context, user, postID, text, replyTo strin
 			return Comment{}, fmt.Errorf("%w: no such comment on this post", ErrNotFound)
 		}
 		c.ReplyTo, c.ReplyToUser = parent.CommentID, parent.Author
+	}
+	if err := s.comments.Take("moments comments", user, s.now()); err != nil {
+		return Comment{}, err
 	}
 	var ns []Notification
 	var told []string
