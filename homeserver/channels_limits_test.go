@@ -8,6 +8,16 @@ import (
 	"github.com/parley-im/parley/homeserver/hstest"
 )
 
+// wantLimited POSTs body to path as c and wants a rate-limit refusal: 429
+// M_LIMIT_EXCEEDED with retry_after_ms.
+func wantLimited(t *testing.T, c *hstest.Client, path string, body map[string]any) {
+	t.Helper()
+	code, res := c.Do("POST", path, body)
+	if code != 429 || res.Get("errcode").String() != "M_LIMIT_EXCEEDED" || res.Get("retry_after_ms").Int() <= 0 {
+		t.Errorf("POST %s over the limit = %d %s, want 429 M_LIMIT_EXCEEDED with retry_after_ms", path, code, res.Raw)
+	}
+}
+
 // TestChannelPostLimits: the configured post size and posts per minute per
 // channel; a refusal changes nothing, and the limit is the channel's, not
 // the poster's.
@@ -27,10 +37,7 @@ func TestChannelPostLimits(t *testing.T) {
 			}
 			owner.MustDo("POST", base(a)+"/posts", map[string]any{"text": "1"})
 			owner.MustDo("POST", base(a)+"/posts", map[string]any{"text": "2"})
-			code, res := owner.Do("POST", base(a)+"/posts", map[string]any{"text": "3"})
-			if code != 429 || res.Get("errcode").String() != "M_LIMIT_EXCEEDED" || res.Get("retry_after_ms").Int() <= 0 {
-				t.Errorf("third post in a minute = %d %s, want 429 M_LIMIT_EXCEEDED with retry_after_ms", code, res.Raw)
-			}
+			wantLimited(t, owner, base(a)+"/posts", map[string]any{"text": "3"})
 			if got := owner.MustDo("GET", base(a)+"/posts", nil).Get("chunk.#").Int(); got != 2 {
 				t.Errorf("posts after refusals = %d, want 2", got)
 			}
