@@ -161,13 +161,11 @@ func (l Limits) withDefaults() Limits {
 
 // Service applies the channel rules.
 type Service struct {
-	store  Store
-	graph  Graph
-	limits Limits
-	server string
-	now    func() time.Time
-	// wake, when set, is told of every post change so long-polls can wake.
-	wake     func(channelID string)
+	store    Store
+	graph    Graph
+	limits   Limits
+	server   string
+	now      func() time.Time
 	posts    *ratelimit.Limiter // posts per minute per channel
 	comments *ratelimit.Limiter // comments per minute per user
 	// stream, when set, orders post changes for /sync (SetStream); static
@@ -204,9 +202,6 @@ func (s *Service) followsChanged(user string) {
 	}
 }
 
-// perMinute is a limiter of n a minute, n at once.
-func perMinute(n int) *ratelimit.Limiter { return ratelimit.New(float64(n)/60, n) }
-
 // Limiters are the service's rate limiters, for the owner of the server's
 // schedule to sweep (ratelimit.Limiter.Sweep).
 func (s *Service) Limiters() []*ratelimit.Limiter { return []*ratelimit.Limiter{s.posts, s.comments} }
@@ -215,12 +210,9 @@ func (s *Service) Limiters() []*ratelimit.Limiter { return []*ratelimit.Limiter{
 func New(store Store, g Graph, server string, l Limits) *Service {
 	l = l.withDefaults()
 	return &Service{store: store, graph: g, limits: l, server: server, now: time.Now, deletions: make(chan struct{}, 1),
-		posts:    perMinute(l.PostsPerMinute),
-		comments: perMinute(l.CommentsPerMinute)}
+		posts:    ratelimit.PerMinute(l.PostsPerMinute),
+		comments: ratelimit.PerMinute(l.CommentsPerMinute)}
 }
-
-// OnPost sets the function told of each post, edit or retraction.
-func (s *Service) OnPost(f func(channelID string)) { s.wake = f }
 
 // Node is the graph node of a channel: followers follow it.
 func Node(channelID string) string { return channelID }
@@ -438,14 +430,7 @@ func (s *Service) Post(ctx context.Context, user, id string, ct Content) (Post, 
 	if err != nil {
 		return Post{}, err
 	}
-	s.woke(id)
 	return p, nil
-}
-
-func (s *Service) woke(id string) {
-	if s.wake != nil {
-		s.wake(id)
-	}
 }
 
 func (s *Service) editable(ctx context.Context, user, id, postID string) (Post, error) {
@@ -475,7 +460,6 @@ func (s *Service) Edit(ctx context.Context, user, id, postID string, ct Content)
 	if err := s.write(ctx, id, func(pos int64) error { p.StreamPos = pos; return s.store.UpdatePost(ctx, p) }); err != nil {
 		return Post{}, err
 	}
-	s.woke(id)
 	return p, nil
 }
 
@@ -490,7 +474,6 @@ func (s *Service) Retract(ctx context.Context, user, id, postID string) error {
 	if err := s.write(ctx, id, func(pos int64) error { p.StreamPos = pos; return s.store.UpdatePost(ctx, p) }); err != nil {
 		return err
 	}
-	s.woke(id)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -209,7 +210,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		RateExempt:     cfg.RateLimit.Exempt,
 	}
 	apiCfg.MaxConcurrentFullSyncs = cfg.Sync.MaxConcurrentFullSyncs
-	limiters := append(actionLimiters, chanSvc.Limiters()...)
+	limiters := slices.Concat(actionLimiters, chanSvc.Limiters())
 	if momSvc != nil {
 		limiters = append(limiters, momSvc.Limiters()...)
 	}

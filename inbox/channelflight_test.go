@@ -117,7 +117,7 @@ func TestSharedSectionRendersAsJSON(t *testing.T) {
 func TestLateFollowersReadKeptNews(t *testing.T) {
 	st := &blockingChannelStore{release: make(chan struct{})}
 	close(st.release)
-	f := &ChannelFeed{store: st, news: map[string]int64{}}
+	f := &ChannelFeed{store: st, news: map[string]int64{}, prev: map[string]int64{}}
 	ctx := context.Background()
 	reads := []channels.ReadMarker{{ChannelID: "~a"}}
 	if err := f.Write(ctx, "~a", func(int64) error { return nil }); err != nil {

@@ -105,9 +105,6 @@ func (f *ChannelFeed) Write(ctx context.Context, channelID string, write func(po
 	f.pos = next
 	clear(f.recent) // every later sync asks up to next: none of these keys again
 	prev := f.news[channelID]
-	if f.prev == nil {
-		f.prev = map[string]int64{}
-	}
 	f.prev[channelID], f.news[channelID] = prev, next
 	ws := f.waiters[channelID]
 	delete(f.waiters, channelID)
@@ -379,9 +376,7 @@ func (f *ChannelFeed) channelNews(ctx context.Context, reads []channels.ReadMark
 	key.WriteString(strconv.FormatInt(since, 10))
 	key.WriteByte(' ')
 	key.WriteString(strconv.FormatInt(upto, 10))
-	ids := make([]string, len(reads))
-	for i, r := range reads {
-		ids[i] = r.ChannelID
+	for _, r := range reads {
 		key.WriteByte(' ')
 		key.WriteString(r.ChannelID)
 	}
@@ -393,6 +388,10 @@ func (f *ChannelFeed) channelNews(ctx context.Context, reads []channels.ReadMark
 		return n, nil
 	}
 	v, err, _ := f.flight.Do(k, func() (any, error) {
+		ids := make([]string, len(reads))
+		for i, r := range reads {
+			ids[i] = r.ChannelID
+		}
 		// Not the first caller's context: its end must not fail the others.
 		chans, posts, err := f.store.ChannelNews(context.WithoutCancel(ctx), ids, since, upto, channelPostBatch)
 		if err != nil {

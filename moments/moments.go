@@ -246,9 +246,8 @@ type Service struct {
 // New builds a Service.
 func New(store Store, g Graph, cfg Config) *Service {
 	cfg = cfg.withDefaults()
-	perMinute := func(n int) *ratelimit.Limiter { return ratelimit.New(float64(n)/60, n) }
 	return &Service{store: store, graph: g, cfg: cfg, now: time.Now,
-		posts: perMinute(cfg.PostsPerMinute), comments: perMinute(cfg.CommentsPerMinute)}
+		posts: ratelimit.PerMinute(cfg.PostsPerMinute), comments: ratelimit.PerMinute(cfg.CommentsPerMinute)}
 }
 
 // Limiters are the service's rate limiters, for the owner of the server's

@@ -25,6 +25,10 @@ func (e *Error) Error() string {
 // Unwrap makes errors.Is(err, ErrLimited) hold.
 func (e *Error) Unwrap() error { return ErrLimited }
 
+// PerMinute is a limiter of n actions a minute per key, n of them at once:
+// the form the per-feature limits in configuration take.
+func PerMinute(n int) *Limiter { return New(float64(n)/60, n) }
+
 // Take is Allow for an action: nil, or the *Error refusing it.
 func (l *Limiter) Take(what, key string, now time.Time) error {
 	if ok, wait := l.Allow(key, now); !ok {

@@ -26,3 +26,18 @@ func TestTakeRefusesWithError(t *testing.T) {
 		t.Errorf("nil limiter's Take = %v, want nil", err)
 	}
 }
+
+// TestPerMinute: n a minute means n at once, then one every 60/n seconds.
+func TestPerMinute(t *testing.T) {
+	l := PerMinute(2)
+	now := time.Unix(1000, 0)
+	for i := range 2 {
+		if err := l.Take("posts", "k", now); err != nil {
+			t.Fatalf("take %d = %v, want nil", i, err)
+		}
+	}
+	var e *Error
+	if err := l.Take("posts", "k", now); !errors.As(err, &e) || e.RetryAfter != 30*time.Second {
+		t.Fatalf("third take = %v, want a refusal with 30s to wait", err)
+	}
+}
